@@ -1,0 +1,220 @@
+// Package capapi is a client for the provider's SMS-over-IP capability check:
+//
+//	POST {base}/v1/{sid}/messages/soip/capability-check
+//
+// A call never returns a Go error: every outcome, including network failures,
+// is a [Result] whose [Class] tells the caller what to do next (record the
+// numbers, bisect the batch, stop the job, pause the fleet or retry).
+package capapi
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Defaults of [Config].
+const (
+	// TimeoutDefault is the default per-request timeout.
+	TimeoutDefault = 10 * time.Second
+	// MaxConnsDefault is the default connection pool size per host.
+	MaxConnsDefault = 16
+)
+
+// maxBodyBytes caps how much of a response body is read: the provider's
+// answers are a few hundred bytes, anything larger is not one of them.
+const maxBodyBytes = 1 << 20
+
+// apiPath is appended to the base URL, with the SID in place of %s.
+const apiPath = "/v1/%s/messages/soip/capability-check"
+
+// Config configures a [Client]. The zero values of optional fields are
+// replaced by their defaults in [Config.WithDefaults].
+type Config struct {
+	// BaseURL is the provider's regional base URL, e.g.
+	// "https://api.kaleyra.io"; a trailing slash is tolerated. It must not
+	// carry credentials, a query or a fragment. Required; no default.
+	BaseURL string
+
+	// SID is the account's SID, the path segment after /v1/. Required; no
+	// default.
+	SID string
+
+	// APIKey is sent in the api-key header. It never appears in an error,
+	// a log line or a String() of this package. Required; no default.
+	APIKey string
+
+	// CallbackProfileID is sent as callback_profile_id; the field is omitted
+	// when empty, and the account's default profile applies. Defaults to "".
+	CallbackProfileID string
+
+	// Timeout bounds one request, from sending to the end of reading the
+	// answer. Defaults to TimeoutDefault (10s).
+	Timeout time.Duration
+
+	// MaxConns is the connection pool size per host (idle and total); size it
+	// for the number of concurrent callers. Ignored when HTTPClient is set.
+	// Defaults to MaxConnsDefault (16).
+	MaxConns int
+
+	// WireE164 sends numbers in E.164 with a leading '+' ("+9198...") instead
+	// of the provider's documented digits-only form ("9198..."). Defaults to
+	// false.
+	WireE164 bool
+
+	// HTTPClient replaces the client built from MaxConns, e.g. in tests. Its
+	// redirect policy is kept; a redirect answer is reported as Fatal. Defaults
+	// to nil (a client of this package's own, which never follows redirects).
+	HTTPClient *http.Client
+}
+
+// WithDefaults returns a copy of c with zero optional fields set to their
+// defaults.
+func (c Config) WithDefaults() Config {
+	c.Timeout = cmp.Or(c.Timeout, TimeoutDefault)
+	c.MaxConns = cmp.Or(c.MaxConns, MaxConnsDefault)
+	return c
+}
+
+// Validate reports the first problem with c, in words that say what to fix.
+// It expects defaults to be filled in already.
+func (c Config) Validate() error {
+	if c.BaseURL == "" {
+		return errors.New("capapi: API base URL is empty: set it, e.g. https://api.kaleyra.io")
+	}
+	u, err := url.Parse(c.BaseURL)
+	if err != nil {
+		// url.Parse's error repeats the input; the input may hold a secret.
+		return errors.New("capapi: API base URL cannot be parsed: use the form https://host[/prefix]")
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("capapi: API base URL must start with http:// or https://, got scheme %q", u.Scheme)
+	case u.Host == "":
+		return errors.New("capapi: API base URL has no host: use the form https://host[/prefix]")
+	case u.User != nil:
+		return errors.New("capapi: API base URL must not contain credentials: pass the API key on its own")
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return errors.New("capapi: API base URL must not contain a query or fragment: use the form https://host[/prefix]")
+	}
+	if strings.TrimSpace(c.SID) == "" {
+		return errors.New("capapi: SID is empty: set the account SID")
+	}
+	if c.APIKey == "" {
+		return errors.New("capapi: API key is empty: set the API key (or a file holding it)")
+	}
+	if hasControl(c.APIKey) {
+		return errors.New("capapi: API key contains whitespace or control characters (a trailing newline from a file?): remove them")
+	}
+	if c.Timeout < 0 {
+		return fmt.Errorf("capapi: timeout must be positive, got %s", c.Timeout)
+	}
+	if c.MaxConns < 0 {
+		return fmt.Errorf("capapi: max connections must be positive, got %d", c.MaxConns)
+	}
+	return nil
+}
+
+// String describes c with the API key redacted.
+func (c Config) String() string {
+	return fmt.Sprintf("capapi.Config{BaseURL:%q SID:%q APIKey:%s CallbackProfileID:%q Timeout:%s MaxConns:%d WireE164:%t}",
+		c.BaseURL, c.SID, redactedMark(c.APIKey), c.CallbackProfileID, c.Timeout, c.MaxConns, c.WireE164)
+}
+
+// GoString is String, so that %#v does not print the API key either.
+func (c Config) GoString() string { return c.String() }
+
+// LogValue keeps the API key out of structured logs.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("base_url", c.BaseURL),
+		slog.String("sid", c.SID),
+		slog.String("api_key", redactedMark(c.APIKey)),
+		slog.String("callback_profile_id", c.CallbackProfileID),
+		slog.Duration("timeout", c.Timeout),
+		slog.Int("max_conns", c.MaxConns),
+		slog.Bool("wire_e164", c.WireE164),
+	)
+}
+
+func redactedMark(key string) string {
+	if key == "" {
+		return `""`
+	}
+	return "[REDACTED]"
+}
+
+// hasControl reports whether s holds a space or a control character, which
+// cannot be part of a key and would make net/http refuse the header.
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// Client calls the capability-check API. It is safe for concurrent use.
+type Client struct {
+	cfg      Config
+	endpoint string // full URL of the API path
+	where    string // endpoint as shown in errors: scheme, host and path only
+	hc       *http.Client
+	own      bool // hc was built here, so CloseIdleConnections may touch it
+}
+
+// New returns a client for cfg, with defaults filled in. It returns an error
+// that says what to fix when cfg is not usable.
+func New(cfg Config) (*Client, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	u, _ := url.Parse(cfg.BaseURL) // checked by Validate
+	u.Path = strings.TrimRight(u.Path, "/") + fmt.Sprintf(apiPath, url.PathEscape(cfg.SID))
+	u.RawPath = ""
+	c := &Client{cfg: cfg, endpoint: u.String(), where: u.String(), hc: cfg.HTTPClient}
+	if c.hc == nil {
+		c.hc = newHTTPClient(cfg.MaxConns)
+		c.own = true
+	}
+	return c, nil
+}
+
+// newHTTPClient builds a client whose pool holds maxConns connections per
+// host, so that concurrent workers reuse connections instead of opening new
+// ones for each call.
+func newHTTPClient(maxConns int) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = max(tr.MaxIdleConns, maxConns)
+	tr.MaxIdleConnsPerHost = maxConns
+	tr.MaxConnsPerHost = maxConns
+	return &http.Client{
+		Transport: tr,
+		// A POST that gets redirected becomes a GET; the redirect is shown to
+		// the operator as a configuration error instead.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// CloseIdleConnections closes the idle connections of the client's own pool.
+// It does nothing when Config.HTTPClient was given.
+func (c *Client) CloseIdleConnections() {
+	if c != nil && c.own {
+		c.hc.CloseIdleConnections()
+	}
+}
+
+// String describes the client without its API key.
+func (c *Client) String() string {
+	if c == nil {
+		return "capapi.Client(nil)"
+	}
+	return "capapi.Client(" + c.where + ")"
+}

@@ -1,0 +1,385 @@
+package capapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// request is the JSON body sent to the API. Numbers always go as an array:
+// the comma-separated string form would break on a stray comma.
+type request struct {
+	Number            []string `json:"number"`
+	CallbackProfileID string   `json:"callback_profile_id,omitempty"`
+}
+
+// drainLimit bounds how much of an unread body is discarded to keep the
+// connection reusable; beyond it closing is cheaper than reading.
+const drainLimit = 64 << 10
+
+var errBodyTooLarge = fmt.Errorf("response body larger than %d bytes", maxBodyBytes)
+
+// Check asks the API to check numbers, given in E.164 with a leading '+'.
+// They are sent in one request, converted to the wire form chosen by
+// Config.WireE164. Check never panics and never returns a Go error: every
+// outcome is a Result. When ctx is canceled, the Result is Transient with an
+// Err that wraps ctx.Err().
+func (c *Client) Check(ctx context.Context, numbers []string) Result {
+	start := time.Now()
+	r := c.check(ctx, numbers)
+	r.Latency = time.Since(start)
+	if c != nil {
+		r = c.redact(r)
+	}
+	return r
+}
+
+func (c *Client) check(ctx context.Context, numbers []string) Result {
+	if c == nil || c.hc == nil {
+		return Result{Class: Fatal, Err: errors.New("capapi: client not created with capapi.New")}
+	}
+	if len(numbers) == 0 {
+		// A caller bug, not a provider answer: sending it would earn a 400
+		// that reads like invalid input and lead to a pointless bisection.
+		return Result{Class: Fatal, Err: errors.New("capapi: Check called with no numbers")}
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	body, err := json.Marshal(request{Number: c.wire(numbers), CallbackProfileID: c.cfg.CallbackProfileID})
+	if err != nil {
+		return Result{Class: Fatal, Err: fmt.Errorf("capapi: encoding request: %w", err)}
+	}
+
+	// The timeout covers reading the body too, hence a context rather than
+	// http.Client.Timeout (which a caller-supplied HTTPClient may not set).
+	rctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return Result{Class: Fatal, Err: fmt.Errorf("capapi: building request for %s: %w", c.where, unwrapURLError(err))}
+	}
+	req.Header.Set("api-key", c.cfg.APIKey)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "capcheck")
+
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return c.failure(ctx, rctx, err)
+	}
+	data, err := readBody(resp.Body)
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		return Result{Class: Transient, StatusCode: resp.StatusCode, Message: http.StatusText(resp.StatusCode),
+			Err: fmt.Errorf("HTTP %d from POST %s: %w", resp.StatusCode, c.where, err)}
+	case err != nil:
+		return c.failure(ctx, rctx, err)
+	}
+	return c.classify(resp, data, time.Now())
+}
+
+// wire converts E.164 numbers to the form sent to the API.
+func (c *Client) wire(numbers []string) []string {
+	out := make([]string, len(numbers))
+	for i, n := range numbers {
+		n = strings.TrimPrefix(n, "+")
+		if c.cfg.WireE164 {
+			n = "+" + n
+		}
+		out[i] = n
+	}
+	return out
+}
+
+// readBody reads at most maxBodyBytes and always closes the body, draining a
+// bounded rest so the connection goes back to the pool.
+func readBody(body io.ReadCloser) ([]byte, error) {
+	defer body.Close()
+	data, err := io.ReadAll(io.LimitReader(body, maxBodyBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxBodyBytes {
+		return nil, errBodyTooLarge
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, drainLimit))
+	return data, nil
+}
+
+// failure turns an error from sending or reading into a Transient result.
+func (c *Client) failure(ctx, rctx context.Context, err error) Result {
+	switch {
+	case ctx.Err() != nil:
+		return Result{Class: Transient, Err: fmt.Errorf("capability check canceled: %w", ctx.Err())}
+	case errors.Is(rctx.Err(), context.DeadlineExceeded):
+		return Result{Class: Transient, Err: fmt.Errorf("POST %s: timed out after %s: %w", c.where, c.cfg.Timeout, context.DeadlineExceeded)}
+	default:
+		return Result{Class: Transient, Err: fmt.Errorf("POST %s: %w", c.where, unwrapURLError(err))}
+	}
+}
+
+// unwrapURLError drops *url.Error's copy of the URL, which is replaced by
+// c.where in messages; the cause keeps its identity for errors.Is/As.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Err != nil {
+		return ue.Err
+	}
+	return err
+}
+
+// classify maps an HTTP answer to a Result. now is used for a Retry-After
+// given as an HTTP date.
+func (c *Client) classify(resp *http.Response, data []byte, now time.Time) Result {
+	status := resp.StatusCode
+	r := Result{StatusCode: status}
+	pb, perr := parseBody(data)
+	if perr == nil {
+		r.Code, r.Message = pb.code, pb.message()
+	}
+	statusText := fmt.Sprintf("HTTP %d %s", status, http.StatusText(status))
+	switch {
+	case status == http.StatusAccepted:
+		if perr != nil {
+			r.Class = Transient
+			r.Err = fmt.Errorf("%s with a malformed body: %w", statusText, perr)
+			break
+		}
+		r.Class = Accepted
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		r.Class = Unauthorized
+	case status == http.StatusTooManyRequests:
+		r.Class = RateLimited
+		r.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
+	case status == http.StatusRequestTimeout || status >= 500:
+		r.Class = Transient
+		r.Err = errors.New(statusText + suffix(r.Message))
+	case status == http.StatusNotFound || status == http.StatusMethodNotAllowed:
+		r.Class = Fatal
+		r.Err = fmt.Errorf("%s from POST %s: check the API base URL and SID", statusText, c.where)
+	case status >= 400 && status < 500:
+		switch {
+		case perr == nil && pb.isProviderError():
+			r.Class = Invalid
+		case status == http.StatusBadRequest || status == http.StatusUnprocessableEntity:
+			// The provider always answers these with its JSON body; without
+			// one, something on the way garbled the answer.
+			r.Class = Transient
+			r.Err = fmt.Errorf("%s with a malformed body: %w", statusText, cmpErr(perr, errors.New("no code or message")))
+		default:
+			r.Class = Fatal
+			r.Err = fmt.Errorf("unexpected %s from POST %s: check the API base URL", statusText, c.where)
+		}
+	case status >= 300 && status < 400:
+		r.Class = Fatal
+		r.Err = fmt.Errorf("%s from POST %s redirects to %s: set the API base URL to the final address",
+			statusText, c.where, stripQuery(resp.Header.Get("Location")))
+	default: // 1xx, 2xx other than 202
+		r.Class = Fatal
+		r.Err = fmt.Errorf("unexpected %s from POST %s (the API answers 202): check the API base URL", statusText, c.where)
+	}
+	if r.Message == "" {
+		r.Message = http.StatusText(status)
+	}
+	return r
+}
+
+func suffix(msg string) string {
+	if msg == "" {
+		return ""
+	}
+	return ": " + msg
+}
+
+func cmpErr(err, alt error) error {
+	if err != nil {
+		return err
+	}
+	return alt
+}
+
+// stripQuery keeps a Location header's scheme, host and path.
+func stripQuery(loc string) string {
+	u, err := url.Parse(loc)
+	if err != nil || loc == "" {
+		return "an unreadable location"
+	}
+	u.User, u.RawQuery, u.ForceQuery, u.Fragment = nil, "", false, ""
+	return u.String()
+}
+
+// providerBody is the provider's answer:
+// {"code":"RBC529","message":"...","data":[],"error":{"error":"..."}}.
+type providerBody struct {
+	code, msg, detail string
+}
+
+func (p providerBody) isProviderError() bool { return p.code != "" || p.msg != "" || p.detail != "" }
+
+// message joins the message and the error detail.
+func (p providerBody) message() string {
+	switch {
+	case p.detail == "":
+		return p.msg
+	case p.msg == "":
+		return p.detail
+	default:
+		return p.msg + ": " + p.detail
+	}
+}
+
+// maxDetail bounds the text taken from a body, so one odd answer cannot
+// bloat every result line written for its numbers.
+const maxDetail = 512
+
+// parseBody reads a provider body. It fails unless data is a JSON object.
+func parseBody(data []byte) (providerBody, error) {
+	var raw struct {
+		Code    json.RawMessage `json:"code"`
+		Message json.RawMessage `json:"message"`
+		Error   json.RawMessage `json:"error"`
+	}
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
+		return providerBody{}, errors.New("empty body")
+	}
+	if trimmed[0] != '{' {
+		return providerBody{}, fmt.Errorf("not a JSON object: %s", snippet(trimmed))
+	}
+	if err := json.Unmarshal(trimmed, &raw); err != nil {
+		return providerBody{}, fmt.Errorf("invalid JSON (%v): %s", err, snippet(trimmed))
+	}
+	return providerBody{
+		code:   clip(text(raw.Code)),
+		msg:    clip(text(raw.Message)),
+		detail: clip(text(raw.Error)),
+	}, nil
+}
+
+// text renders a JSON value as plain text: a string as itself, an object
+// as its "error" string or as "key: value" pairs, an array as its elements.
+func text(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return strings.TrimSpace(s)
+		}
+	case '{':
+		var m map[string]json.RawMessage
+		if json.Unmarshal(raw, &m) != nil {
+			break
+		}
+		if e := text(m["error"]); e != "" {
+			return e
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		var parts []string
+		for _, k := range keys {
+			if v := text(m[k]); v != "" {
+				parts = append(parts, k+": "+v)
+			}
+		}
+		return strings.Join(parts, "; ")
+	case '[':
+		var a []json.RawMessage
+		if json.Unmarshal(raw, &a) != nil {
+			break
+		}
+		var parts []string
+		for _, v := range a {
+			if s := text(v); s != "" {
+				parts = append(parts, s)
+			}
+		}
+		return strings.Join(parts, "; ")
+	}
+	return string(raw) // a number or boolean, as written
+}
+
+func clip(s string) string {
+	if len(s) <= maxDetail {
+		return s
+	}
+	return strings.ToValidUTF8(s[:maxDetail], "") + "..."
+}
+
+// snippet quotes the start of a body for an error message.
+func snippet(b []byte) string {
+	const n = 80
+	if len(b) > n {
+		return strconv.Quote(strings.ToValidUTF8(string(b[:n]), "")) + "..."
+	}
+	return strconv.Quote(string(b))
+}
+
+// parseRetryAfter reads a Retry-After value: delta seconds or an HTTP date.
+// It returns 0 when v is absent, unreadable or in the past.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	// Fractions are not in RFC 9110 but cost nothing to honour.
+	if f, err := strconv.ParseFloat(v, 64); err == nil {
+		if math.IsNaN(f) || f <= 0 {
+			return 0
+		}
+		if f >= math.MaxInt64/float64(time.Second) {
+			return time.Duration(math.MaxInt64)
+		}
+		return time.Duration(f * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0)
+	}
+	return 0
+}
+
+// minRedactLen: shorter keys would match ordinary words in messages, and
+// real keys are long random strings.
+const minRedactLen = 6
+
+// redact removes the API key from every text of r, in case an answer (or a
+// proxy's error page) echoes it: Results end up in logs and output files.
+func (c *Client) redact(r Result) Result {
+	key := c.cfg.APIKey
+	if len(key) < minRedactLen {
+		return r
+	}
+	const mark = "[REDACTED]"
+	r.Code = strings.ReplaceAll(r.Code, key, mark)
+	r.Message = strings.ReplaceAll(r.Message, key, mark)
+	if r.Err != nil && strings.Contains(r.Err.Error(), key) {
+		r.Err = &redactedError{msg: strings.ReplaceAll(r.Err.Error(), key, mark), err: r.Err}
+	}
+	return r
+}
+
+// redactedError shows a cleaned message and keeps the cause for errors.Is.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }

@@ -1,0 +1,84 @@
+package capapi
+
+import (
+	"math"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseRetryAfter(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Duration
+	}{
+		{"", 0},
+		{"0", 0},
+		{"3", 3 * time.Second},
+		{" 7 ", 7 * time.Second},
+		{"1.5", 1500 * time.Millisecond},
+		{"-2", 0},
+		{"NaN", 0},
+		{"soon", 0},
+		{"99999999999999999999", time.Duration(math.MaxInt64)},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
+		{"Sat, 01 Mar 2025 12:00:05 GMT", 5 * time.Second},
+	}
+	for _, tt := range tests {
+		if got := parseRetryAfter(tt.in, now); got != tt.want {
+			t.Errorf("parseRetryAfter(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestParseBody(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in      string
+		want    providerBody
+		wantErr bool
+	}{
+		{`{"code":"MSG402","message":"Request Successfully Processed","data":[],"error":{}}`,
+			providerBody{code: "MSG402", msg: "Request Successfully Processed"}, false},
+		{`{"code":"RBC529","message":"Invalid input or validation error!","error":{"error":"bad"}}`,
+			providerBody{code: "RBC529", msg: "Invalid input or validation error!", detail: "bad"}, false},
+		{`{"code":529,"message":"m","error":{"number":"too long","to":["x","y"]}}`,
+			providerBody{code: "529", msg: "m", detail: "number: too long; to: x; y"}, false},
+		{`{"error":"plain"}`, providerBody{detail: "plain"}, false},
+		{`{"error":null,"code":null}`, providerBody{}, false},
+		{` {} `, providerBody{}, false},
+		{``, providerBody{}, true},
+		{`[]`, providerBody{}, true},
+		{`null`, providerBody{}, true},
+		{`{"code":`, providerBody{}, true},
+		{`{"code":{}}`, providerBody{}, false},
+	}
+	for _, tt := range tests {
+		got, err := parseBody([]byte(tt.in))
+		if (err != nil) != tt.wantErr {
+			t.Errorf("parseBody(%q) error = %v, want error %t", tt.in, err, tt.wantErr)
+		}
+		if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(providerBody{})); diff != "" {
+			t.Errorf("parseBody(%q) (-want +got):\n%s", tt.in, diff)
+		}
+	}
+}
+
+// FuzzParseBody checks that no answer body can make the parser panic.
+func FuzzParseBody(f *testing.F) {
+	for _, s := range []string{`{"code":"X","message":"m","error":{"error":"e"}}`, `{"error":[1,{"a":null}]}`, `[`, `{"a":"\ud800"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := parseBody(b)
+		if err == nil {
+			_ = p.message()
+		}
+		_ = parseRetryAfter(string(b), time.Now())
+	})
+}
