@@ -1,0 +1,143 @@
+package jobstore
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+)
+
+// State is where a job is in its life.
+type State string
+
+// Job states, in the order a job goes through them.
+const (
+	Enqueuing  State = "enqueuing"  // chunks are being stored and enqueued
+	Enqueued   State = "enqueued"   // every chunk is enqueued; workers are on it
+	Finalizing State = "finalizing" // every chunk is settled; output files are being written
+	Done       State = "done"       // output files written
+	FailedJob  State = "failed"     // output files written, but the job was stopped (see Job.Abort)
+)
+
+// Finished reports whether s is a final state.
+func (s State) Finished() bool { return s == Done || s == FailedJob }
+
+var jobIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+
+// ValidateJobID says what is wrong with a job ID, if anything. IDs become part
+// of Redis keys, task IDs and directory names, hence the narrow alphabet.
+func ValidateJobID(id string) error {
+	if !jobIDPattern.MatchString(id) {
+		return fmt.Errorf("job ID %q: use 1 to 128 characters of A-Z a-z 0-9 . _ -", id)
+	}
+	if id == "." || id == ".." {
+		return fmt.Errorf("job ID %q is not a usable directory name", id)
+	}
+	return nil
+}
+
+// Spec is what identifies a job's work: re-running enqueue with another Spec
+// under the same ID is refused rather than mixing two inputs.
+type Spec struct {
+	ID          string
+	Input       string // input name as given (path, or "-" for stdin)
+	Fingerprint string // identifies the input content and the options that shape chunks
+	ChunkSize   int
+}
+
+// Counts are the per-record counts of the enqueue.
+type Counts struct {
+	Rows       int64 // data records read
+	Valid      int64 // valid, first-seen numbers (sent to the API)
+	Invalid    int64
+	Missing    int64
+	Malformed  int64
+	Duplicates int64
+}
+
+// Counters are the running counts the workers add to.
+type Counters struct {
+	Accepted    int64 // numbers
+	Rejected    int64 // numbers
+	Failed      int64 // numbers
+	Requests    int64 // API calls sent (429s included)
+	RateLimited int64 // 429 answers
+	Retries     int64 // calls repeated after a transient error
+}
+
+// Job is a job's record.
+type Job struct {
+	Spec
+	State State
+	// Abort is why the job was stopped (e.g. the API refused the key); empty
+	// while it runs normally.
+	Abort string
+	// Gen counts re-drives: 0 for the first run.
+	Gen int
+
+	Counts
+	Counters
+	RejectBlobs    int // stored blobs of rejects
+	Chunks         int // total; known once State is past Enqueuing
+	ChunksEnqueued int // chunks [0, ChunksEnqueued) are stored and enqueued
+	ChunksDone     int
+
+	CreatedAt  time.Time
+	EnqueuedAt time.Time
+	StartedAt  time.Time // first API call
+	FinishedAt time.Time
+}
+
+// Hash field names of the job record.
+const (
+	fID, fInput, fFingerprint, fChunkSize = "id", "input", "fingerprint", "chunk_size"
+	fState, fAbort, fGen                  = "state", "abort", "gen"
+	fRows, fValid, fInvalid, fMissing     = "rows", "valid", "invalid", "missing"
+	fMalformed, fDuplicates               = "malformed", "duplicates"
+	fAccepted, fRejected, fFailed         = "accepted", "rejected", "failed"
+	fRequests, fRateLimited, fRetries     = "requests", "rate_limited", "retries"
+	fRejectBlobs, fChunks, fChunksEnq     = "reject_blobs", "chunks", "chunks_enqueued"
+	fCreated, fEnqueued, fStarted         = "created_at", "enqueued_at", "started_at"
+	fFinished                             = "finished_at"
+)
+
+func (c Counters) fields() []struct {
+	name string
+	v    int64
+} {
+	return []struct {
+		name string
+		v    int64
+	}{
+		{fAccepted, c.Accepted}, {fRejected, c.Rejected}, {fFailed, c.Failed},
+		{fRequests, c.Requests}, {fRateLimited, c.RateLimited}, {fRetries, c.Retries},
+	}
+}
+
+func parseJob(h map[string]string) *Job {
+	i64 := func(k string) int64 { v, _ := strconv.ParseInt(h[k], 10, 64); return v }
+	ms := func(k string) time.Time {
+		v := i64(k)
+		if v == 0 {
+			return time.Time{}
+		}
+		return time.UnixMilli(v).UTC()
+	}
+	return &Job{
+		Spec:  Spec{ID: h[fID], Input: h[fInput], Fingerprint: h[fFingerprint], ChunkSize: int(i64(fChunkSize))},
+		State: State(h[fState]), Abort: h[fAbort], Gen: int(i64(fGen)),
+		Counts: Counts{
+			Rows: i64(fRows), Valid: i64(fValid), Invalid: i64(fInvalid),
+			Missing: i64(fMissing), Malformed: i64(fMalformed), Duplicates: i64(fDuplicates),
+		},
+		Counters: Counters{
+			Accepted: i64(fAccepted), Rejected: i64(fRejected), Failed: i64(fFailed),
+			Requests: i64(fRequests), RateLimited: i64(fRateLimited), Retries: i64(fRetries),
+		},
+		RejectBlobs: int(i64(fRejectBlobs)), Chunks: int(i64(fChunks)), ChunksEnqueued: int(i64(fChunksEnq)),
+		CreatedAt: ms(fCreated), EnqueuedAt: ms(fEnqueued), StartedAt: ms(fStarted), FinishedAt: ms(fFinished),
+	}
+}
+
+// Settled is the number of valid numbers with a final status so far.
+func (j *Job) Settled() int64 { return j.Accepted + j.Rejected + j.Failed }

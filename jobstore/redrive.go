@@ -1,0 +1,121 @@
+package jobstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrNothingToRedrive is returned by Redrive for a job with no failed numbers.
+var ErrNothingToRedrive = errors.New("no failed numbers to retry")
+
+var beginRedriveScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if st == 'done' or st == 'failed' then
+  local gen = redis.call('HINCRBY', KEYS[1], 'gen', 1)
+  redis.call('HSET', KEYS[1], 'state', 'enqueuing', 'redrive', '1')
+  redis.call('HDEL', KEYS[1], 'abort', 'finished_at')
+  return gen
+end
+if st == 'enqueuing' and redis.call('HGET', KEYS[1], 'redrive') == '1' then
+  return tonumber(redis.call('HGET', KEYS[1], 'gen'))
+end
+return -1`)
+
+// Redrive prepares a finished job to send its failed numbers again: it drops
+// their failed outcomes (and the bisection markers, whose attempts no longer
+// count), bumps the generation and returns it with the chunks to enqueue again
+// as tasks of that generation. Numbers accepted or rejected are kept. An
+// interrupted Redrive can be called again. The job is left Enqueuing: the
+// caller enqueues the chunks, then calls FinishRedrive.
+func (s *Store) Redrive(ctx context.Context, id string) (gen int, chunks []int, err error) {
+	j, err := s.Job(ctx, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	if j.State.Finished() && j.Failed == 0 {
+		return 0, nil, fmt.Errorf("job %s: %w", id, ErrNothingToRedrive)
+	}
+	g, err := beginRedriveScript.Run(ctx, s.rdb, []string{jobKey(id)}).Int()
+	if err != nil {
+		return 0, nil, wrap("re-driving", id, err)
+	}
+	if g < 0 {
+		return 0, nil, fmt.Errorf("job %s is %s: only a finished job can be retried", id, j.State)
+	}
+	for i := range j.Chunks {
+		n, err := s.redriveChunk(ctx, id, i)
+		if err != nil {
+			return 0, nil, err
+		}
+		if n > 0 {
+			chunks = append(chunks, i)
+		}
+	}
+	return g, chunks, nil
+}
+
+// redriveChunk drops chunk i's failed outcomes and reports how many numbers
+// they settled; a chunk with none stays done.
+func (s *Store) redriveChunk(ctx context.Context, id string, i int) (int, error) {
+	var dropped int
+	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		raw, err := tx.LRange(ctx, outKey(id, i), 0, -1).Result()
+		if err != nil {
+			return err
+		}
+		var keep []any
+		dropped = 0
+		for _, r := range raw {
+			o, err := decodeOutcome(r)
+			if err != nil {
+				return err
+			}
+			switch {
+			case o.Split:
+			case o.Status == Failed:
+				dropped += o.Hi - o.Lo
+			default:
+				keep = append(keep, r)
+			}
+		}
+		if dropped == 0 {
+			// Splits alone are harmless; keep the list as it is.
+			return nil
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Del(ctx, outKey(id, i))
+			if len(keep) > 0 {
+				p.RPush(ctx, outKey(id, i), keep...)
+			}
+			p.SRem(ctx, doneKey(id), i)
+			p.HIncrBy(ctx, jobKey(id), fFailed, int64(-dropped))
+			return nil
+		})
+		return err
+	}, outKey(id, i))
+	if err != nil {
+		return 0, fmt.Errorf("re-driving job %s chunk %d: %w", id, i, err)
+	}
+	return dropped, nil
+}
+
+var finishRedriveScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'state') == 'enqueuing' and redis.call('HGET', KEYS[1], 'redrive') == '1' then
+  redis.call('HSET', KEYS[1], 'state', 'enqueued')
+  redis.call('HDEL', KEYS[1], 'redrive')
+end
+if redis.call('SCARD', KEYS[2]) >= tonumber(redis.call('HGET', KEYS[1], 'chunks')) then return 1 end
+return 0`)
+
+// FinishRedrive moves a re-driven job back to Enqueued once its chunk tasks are
+// enqueued. Like FinishEnqueue it reports whether every chunk is settled.
+func (s *Store) FinishRedrive(ctx context.Context, id string) (bool, error) {
+	r, err := finishRedriveScript.Run(ctx, s.rdb, []string{jobKey(id), doneKey(id)}).Int()
+	if err != nil {
+		return false, wrap("re-driving", id, err)
+	}
+	return r == 1, nil
+}

@@ -1,0 +1,356 @@
+package jobstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrNotFound is returned for a job ID that has no record.
+var ErrNotFound = errors.New("no such job")
+
+// ErrSpecMismatch is returned by CreateJob when the ID is taken by a job of
+// another input or other options.
+var ErrSpecMismatch = errors.New("job exists with another input or options")
+
+// Store reads and writes jobs in Redis. It is safe for concurrent use.
+type Store struct {
+	rdb redis.UniversalClient
+	now func() time.Time
+}
+
+// New returns a Store on rdb.
+func New(rdb redis.UniversalClient) *Store {
+	return &Store{rdb: rdb, now: time.Now}
+}
+
+// Redis returns the client the store uses.
+func (s *Store) Redis() redis.UniversalClient { return s.rdb }
+
+// Keys. The job ID is a hash tag so all of a job's keys share a Cluster slot
+// and its scripts may touch several of them.
+const jobsKey = "capcheck:jobs"
+
+func jobKey(id string) string             { return "capcheck:job:{" + id + "}" }
+func chunkKey(id string, i int) string    { return jobKey(id) + ":chunk:" + strconv.Itoa(i) }
+func outKey(id string, i int) string      { return jobKey(id) + ":out:" + strconv.Itoa(i) }
+func doneKey(id string) string            { return jobKey(id) + ":done" }
+func rejectsKey(id string) string         { return jobKey(id) + ":rejects" }
+func rpsKey(id string) string             { return jobKey(id) + ":rps" }
+func lockKey(id string) string            { return jobKey(id) + ":lock" }
+func msOf(t time.Time) string             { return strconv.FormatInt(t.UnixMilli(), 10) }
+func wrap(op, id string, err error) error { return fmt.Errorf("%s job %s: %w", op, id, err) }
+
+var createScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'fingerprint') ~= ARGV[3] or redis.call('HGET', KEYS[1], 'chunk_size') ~= ARGV[4] then
+    return -1
+  end
+  return 0
+end
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'input', ARGV[2], 'fingerprint', ARGV[3], 'chunk_size', ARGV[4],
+  'state', 'enqueuing', 'gen', '0', 'created_at', ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+return 1`)
+
+// CreateJob creates the record of spec.ID in state Enqueuing, or returns the
+// existing one (created false) when it has the same fingerprint and chunk size.
+func (s *Store) CreateJob(ctx context.Context, spec Spec) (*Job, bool, error) {
+	if err := ValidateJobID(spec.ID); err != nil {
+		return nil, false, err
+	}
+	r, err := createScript.Run(ctx, s.rdb, []string{jobKey(spec.ID), jobsKey},
+		spec.ID, spec.Input, spec.Fingerprint, spec.ChunkSize, msOf(s.now())).Int()
+	if err != nil {
+		return nil, false, wrap("creating", spec.ID, err)
+	}
+	if r < 0 {
+		return nil, false, fmt.Errorf("job %s: %w; pass another --job", spec.ID, ErrSpecMismatch)
+	}
+	j, err := s.Job(ctx, spec.ID)
+	return j, r == 1, err
+}
+
+// Job returns the record of job id, or ErrNotFound.
+func (s *Store) Job(ctx context.Context, id string) (*Job, error) {
+	pipe := s.rdb.Pipeline()
+	h := pipe.HGetAll(ctx, jobKey(id))
+	n := pipe.SCard(ctx, doneKey(id))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, wrap("reading", id, err)
+	}
+	if len(h.Val()) == 0 {
+		return nil, fmt.Errorf("job %s: %w", id, ErrNotFound)
+	}
+	j := parseJob(h.Val())
+	j.ChunksDone = int(n.Val())
+	return j, nil
+}
+
+// ListJobs returns up to n jobs, newest first.
+func (s *Store) ListJobs(ctx context.Context, n int) ([]*Job, error) {
+	ids, err := s.rdb.ZRevRange(ctx, jobsKey, 0, int64(n-1)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("listing jobs: %w", err)
+	}
+	jobs := make([]*Job, 0, len(ids))
+	for _, id := range ids {
+		j, err := s.Job(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, nil
+}
+
+// PutChunk stores the entries of chunk i. Storing the same chunk again is harmless.
+func (s *Store) PutChunk(ctx context.Context, job string, i int, entries []Entry) error {
+	b, err := EncodeChunk(entries)
+	if err != nil {
+		return fmt.Errorf("job %s chunk %d: %w", job, i, err)
+	}
+	if err := s.rdb.Set(ctx, chunkKey(job, i), b, 0).Err(); err != nil {
+		return fmt.Errorf("storing job %s chunk %d: %w", job, i, err)
+	}
+	return nil
+}
+
+// Chunk returns the entries of chunk i.
+func (s *Store) Chunk(ctx context.Context, job string, i int) ([]Entry, error) {
+	b, err := s.rdb.Get(ctx, chunkKey(job, i)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("job %s chunk %d: %w", job, i, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading job %s chunk %d: %w", job, i, err)
+	}
+	e, err := DecodeChunk(b)
+	if err != nil {
+		return nil, fmt.Errorf("job %s chunk %d: %w", job, i, err)
+	}
+	return e, nil
+}
+
+// SetChunksEnqueued records that chunks [0, n) are stored and enqueued.
+func (s *Store) SetChunksEnqueued(ctx context.Context, job string, n int) error {
+	return s.rdb.HSet(ctx, jobKey(job), fChunksEnq, n).Err()
+}
+
+// ChunkDone reports whether chunk i is settled.
+func (s *Store) ChunkDone(ctx context.Context, job string, i int) (bool, error) {
+	return s.rdb.SIsMember(ctx, doneKey(job), i).Result()
+}
+
+// PutRejects stores blob k of the job's rejects: CSV lines "row,input,reason"
+// without header. Blobs are numbered from 0 in row order.
+func (s *Store) PutRejects(ctx context.Context, job string, k int, blob []byte) error {
+	return s.rdb.HSet(ctx, rejectsKey(job), strconv.Itoa(k), blob).Err()
+}
+
+// Rejects calls fn with each stored blob of rejects, in row order.
+func (s *Store) Rejects(ctx context.Context, job string, blobs int, fn func([]byte) error) error {
+	for k := range blobs {
+		b, err := s.rdb.HGet(ctx, rejectsKey(job), strconv.Itoa(k)).Bytes()
+		if err != nil {
+			return fmt.Errorf("reading job %s rejects %d: %w", job, k, err)
+		}
+		if err := fn(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var finishEnqueueScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if st == 'enqueuing' then
+  redis.call('HSET', KEYS[1], unpack(ARGV))
+  st = 'enqueued'
+end
+if st == 'enqueued' or st == 'finalizing' then
+  if redis.call('SCARD', KEYS[2]) >= tonumber(redis.call('HGET', KEYS[1], 'chunks')) then return 1 end
+end
+return 0`)
+
+// FinishEnqueue moves the job from Enqueuing to Enqueued with its counts. It
+// reports whether every chunk is already settled, in which case the caller
+// enqueues the finalize task (the workers never saw a last chunk to do it).
+func (s *Store) FinishEnqueue(ctx context.Context, job string, c Counts, chunks, rejectBlobs int) (bool, error) {
+	args := []any{
+		fState, string(Enqueued), fEnqueued, msOf(s.now()),
+		fRows, c.Rows, fValid, c.Valid, fInvalid, c.Invalid, fMissing, c.Missing,
+		fMalformed, c.Malformed, fDuplicates, c.Duplicates,
+		fChunks, chunks, fChunksEnq, chunks, fRejectBlobs, rejectBlobs,
+	}
+	r, err := finishEnqueueScript.Run(ctx, s.rdb, []string{jobKey(job), doneKey(job)}, args...).Int()
+	if err != nil {
+		return false, wrap("finishing enqueue of", job, err)
+	}
+	return r == 1, nil
+}
+
+// Outcomes returns what has been recorded for chunk i, in order.
+func (s *Store) Outcomes(ctx context.Context, job string, i int) ([]Outcome, error) {
+	raw, err := s.rdb.LRange(ctx, outKey(job, i), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("reading job %s chunk %d outcomes: %w", job, i, err)
+	}
+	out := make([]Outcome, 0, len(raw))
+	for _, r := range raw {
+		o, err := decodeOutcome(r)
+		if err != nil {
+			return nil, fmt.Errorf("job %s chunk %d: %w", job, i, err)
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// Record appends o to chunk i's outcomes and adds c to the job's counters in
+// one transaction, so a counted outcome is never lost nor counted twice.
+func (s *Store) Record(ctx context.Context, job string, i int, o Outcome, c Counters) error {
+	v, err := encodeOutcome(o)
+	if err != nil {
+		return err
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.RPush(ctx, outKey(job, i), v)
+		s.addCounters(ctx, p, job, c)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recording job %s chunk %d: %w", job, i, err)
+	}
+	return nil
+}
+
+// Add adds c to the job's counters.
+func (s *Store) Add(ctx context.Context, job string, c Counters) error {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		s.addCounters(ctx, p, job, c)
+		return nil
+	})
+	if err != nil {
+		return wrap("counting for", job, err)
+	}
+	return nil
+}
+
+func (s *Store) addCounters(ctx context.Context, p redis.Pipeliner, job string, c Counters) {
+	for _, f := range c.fields() {
+		if f.v != 0 {
+			p.HIncrBy(ctx, jobKey(job), f.name, f.v)
+		}
+	}
+	if c.Requests != 0 {
+		now := s.now()
+		p.HSetNX(ctx, jobKey(job), fStarted, msOf(now))
+		p.HIncrBy(ctx, rpsKey(job), strconv.FormatInt(now.Unix(), 10), c.Requests)
+	}
+}
+
+// RequestsPerSecond returns the job's API request rate over the last minute.
+func (s *Store) RequestsPerSecond(ctx context.Context, job string) (float64, error) {
+	now := s.now().Unix()
+	fields := make([]string, 60)
+	for i := range fields {
+		fields[i] = strconv.FormatInt(now-int64(i)-1, 10) // whole seconds only
+	}
+	vals, err := s.rdb.HMGet(ctx, rpsKey(job), fields...).Result()
+	if err != nil {
+		return 0, wrap("reading rate of", job, err)
+	}
+	var sum int64
+	for _, v := range vals {
+		if str, ok := v.(string); ok {
+			n, _ := strconv.ParseInt(str, 10, 64)
+			sum += n
+		}
+	}
+	return float64(sum) / 60, nil
+}
+
+var finishChunkScript = redis.NewScript(`
+redis.call('SADD', KEYS[2], ARGV[1])
+local st = redis.call('HGET', KEYS[1], 'state')
+local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0')
+if st == 'enqueued' or st == 'finalizing' then
+  if redis.call('SCARD', KEYS[2]) >= tonumber(redis.call('HGET', KEYS[1], 'chunks')) then return {1, gen} end
+end
+return {0, gen}`)
+
+// FinishChunk marks chunk i settled. It reports whether every chunk of the job
+// is now settled and the job's generation: the caller then enqueues the
+// finalize task of that generation (its ID makes a second one a no-op).
+func (s *Store) FinishChunk(ctx context.Context, job string, i int) (allDone bool, gen int, err error) {
+	r, err := finishChunkScript.Run(ctx, s.rdb, []string{jobKey(job), doneKey(job)}, i).Int64Slice()
+	if err != nil {
+		return false, 0, fmt.Errorf("finishing job %s chunk %d: %w", job, i, err)
+	}
+	return r[0] == 1, int(r[1]), nil
+}
+
+// Abort stops the job for reason: workers send no more calls for it and
+// record its remaining numbers failed. The first reason wins.
+func (s *Store) Abort(ctx context.Context, job, reason string) error {
+	return s.rdb.HSetNX(ctx, jobKey(job), fAbort, reason).Err()
+}
+
+// Aborted returns the job's abort reason, empty when it runs normally.
+func (s *Store) Aborted(ctx context.Context, job string) (string, error) {
+	r, err := s.rdb.HGet(ctx, jobKey(job), fAbort).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return r, err
+}
+
+var beginFinalizeScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if (redis.call('HGET', KEYS[1], 'gen') or '0') ~= ARGV[1] then return 0 end
+if st == 'finalizing' then return 1 end
+if st ~= 'enqueued' then return 0 end
+if redis.call('SCARD', KEYS[2]) < tonumber(redis.call('HGET', KEYS[1], 'chunks')) then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'finalizing')
+return 1`)
+
+// BeginFinalize moves generation gen of the job to Finalizing. It reports
+// false when there is nothing to finalize (another generation, already done,
+// or not every chunk settled), which makes the finalize task idempotent.
+func (s *Store) BeginFinalize(ctx context.Context, job string, gen int) (bool, error) {
+	r, err := beginFinalizeScript.Run(ctx, s.rdb, []string{jobKey(job), doneKey(job)}, gen).Int()
+	if err != nil {
+		return false, wrap("finalizing", job, err)
+	}
+	return r == 1, nil
+}
+
+var endFinalizeScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'state') ~= 'finalizing' or (redis.call('HGET', KEYS[1], 'gen') or '0') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'finished_at', ARGV[3])
+return 1`)
+
+// EndFinalize moves the job from Finalizing to its final state: FailedJob
+// when it was aborted, else Done.
+func (s *Store) EndFinalize(ctx context.Context, job string, gen int) (State, error) {
+	abort, err := s.Aborted(ctx, job)
+	if err != nil {
+		return "", wrap("finalizing", job, err)
+	}
+	st := Done
+	if abort != "" {
+		st = FailedJob
+	}
+	if err := endFinalizeScript.Run(ctx, s.rdb, []string{jobKey(job)}, gen, string(st), msOf(s.now())).Err(); err != nil {
+		return "", wrap("finalizing", job, err)
+	}
+	return st, nil
+}

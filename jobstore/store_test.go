@@ -1,0 +1,255 @@
+package jobstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/capcheck/capcheck/internal/redistest"
+	"github.com/capcheck/capcheck/jobstore"
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestMain(m *testing.M) { redistest.Main(m) }
+
+type bundle struct {
+	ctx   context.Context
+	store *jobstore.Store
+	id    string
+}
+
+func setup(t *testing.T) bundle {
+	t.Helper()
+	t.Parallel()
+	s := jobstore.New(redistest.Shared(t).Client(t))
+	return bundle{ctx: context.Background(), store: s, id: redistest.NewPrefix(t)}
+}
+
+// enqueued creates a job with the given chunks, each of n entries, enqueued.
+func (b bundle) enqueued(t *testing.T, chunks, n int) {
+	t.Helper()
+	if _, _, err := b.store.CreateJob(b.ctx, jobstore.Spec{ID: b.id, Input: "in.csv", Fingerprint: "fp", ChunkSize: n}); err != nil {
+		t.Fatal(err)
+	}
+	row := int64(0)
+	for i := range chunks {
+		entries := make([]jobstore.Entry, n)
+		for k := range entries {
+			row++
+			entries[k] = jobstore.Entry{Row: row, Number: "+1415555" + padded(row), Input: "x"}
+		}
+		if err := b.store.PutChunk(b.ctx, b.id, i, entries); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.store.FinishEnqueue(b.ctx, b.id, jobstore.Counts{Rows: row, Valid: row}, chunks, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func padded(n int64) string { return fmt.Sprintf("%04d", n) }
+
+func TestCreateJob(t *testing.T) {
+	b := setup(t)
+	spec := jobstore.Spec{ID: b.id, Input: "in.csv", Fingerprint: "fp1", ChunkSize: 1000}
+	j, created, err := b.store.CreateJob(b.ctx, spec)
+	if err != nil || !created || j.State != jobstore.Enqueuing || j.Input != "in.csv" {
+		t.Fatalf("CreateJob = %+v, %v, %v", j, created, err)
+	}
+	if _, created, err := b.store.CreateJob(b.ctx, spec); err != nil || created {
+		t.Fatalf("second CreateJob: created=%v err=%v, want existing job", created, err)
+	}
+	spec.Fingerprint = "fp2"
+	if _, _, err := b.store.CreateJob(b.ctx, spec); !errors.Is(err, jobstore.ErrSpecMismatch) {
+		t.Fatalf("CreateJob with other input: err = %v, want ErrSpecMismatch", err)
+	}
+	if _, _, err := b.store.CreateJob(b.ctx, jobstore.Spec{ID: "a{b}"}); err == nil {
+		t.Fatal("CreateJob accepted an ID with braces")
+	}
+	if _, err := b.store.Job(b.ctx, b.id+"-nope"); !errors.Is(err, jobstore.ErrNotFound) {
+		t.Fatalf("Job(unknown) err = %v, want ErrNotFound", err)
+	}
+}
+
+func TestRecordAndFinish(t *testing.T) {
+	b := setup(t)
+	b.enqueued(t, 2, 4)
+	got, err := b.store.Chunk(b.ctx, b.id, 1)
+	if err != nil || len(got) != 4 || got[0].Row != 5 {
+		t.Fatalf("Chunk(1) = %+v, %v", got, err)
+	}
+	rec := func(i int, o jobstore.Outcome, c jobstore.Counters) {
+		t.Helper()
+		if err := b.store.Record(b.ctx, b.id, i, o, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec(0, jobstore.Outcome{Lo: 0, Hi: 4, Split: true, Attempts: 1}, jobstore.Counters{Requests: 1})
+	rec(0, jobstore.Outcome{Lo: 0, Hi: 2, Status: jobstore.Accepted, Attempts: 2}, jobstore.Counters{Requests: 1, Accepted: 2})
+	rec(0, jobstore.Outcome{Lo: 2, Hi: 4, Status: jobstore.Rejected, Code: "RBC529", Attempts: 2}, jobstore.Counters{Requests: 1, Rejected: 2})
+	outs, err := b.store.Outcomes(b.ctx, b.id, 0)
+	if err != nil || len(outs) != 3 || outs[2].Code != "RBC529" {
+		t.Fatalf("Outcomes = %+v, %v", outs, err)
+	}
+	if all, _, err := b.store.FinishChunk(b.ctx, b.id, 0); err != nil || all {
+		t.Fatalf("FinishChunk(0) = %v, %v; want not all done", all, err)
+	}
+	if ok, _ := b.store.BeginFinalize(b.ctx, b.id, 0); ok {
+		t.Fatal("BeginFinalize succeeded with a chunk pending")
+	}
+	rec(1, jobstore.Outcome{Lo: 0, Hi: 4, Status: jobstore.Failed, Message: "503"}, jobstore.Counters{Requests: 5, Retries: 4, Failed: 4})
+	all, gen, err := b.store.FinishChunk(b.ctx, b.id, 1)
+	if err != nil || !all || gen != 0 {
+		t.Fatalf("FinishChunk(1) = %v, %d, %v; want all done in gen 0", all, gen, err)
+	}
+	// A re-delivered chunk task finishing again still reports all done, so a
+	// crash before the finalize task was enqueued is recovered.
+	if all, _, _ := b.store.FinishChunk(b.ctx, b.id, 1); !all {
+		t.Fatal("second FinishChunk(1) says not all done")
+	}
+	for range 2 { // a re-delivered finalize task begins again
+		if ok, err := b.store.BeginFinalize(b.ctx, b.id, 0); err != nil || !ok {
+			t.Fatalf("BeginFinalize = %v, %v", ok, err)
+		}
+	}
+	if st, err := b.store.EndFinalize(b.ctx, b.id, 0); err != nil || st != jobstore.Done {
+		t.Fatalf("EndFinalize = %v, %v", st, err)
+	}
+	if ok, _ := b.store.BeginFinalize(b.ctx, b.id, 0); ok {
+		t.Fatal("BeginFinalize succeeded on a done job")
+	}
+	j, err := b.store.Job(b.ctx, b.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := jobstore.Counters{Accepted: 2, Rejected: 2, Failed: 4, Requests: 8, Retries: 4}
+	if diff := cmp.Diff(want, j.Counters); diff != "" {
+		t.Errorf("counters (-want +got):\n%s", diff)
+	}
+	if j.State != jobstore.Done || j.ChunksDone != 2 || j.FinishedAt.IsZero() || j.StartedAt.IsZero() {
+		t.Errorf("job = %+v", j)
+	}
+	if rps, err := b.store.RequestsPerSecond(b.ctx, b.id); err != nil || rps < 0 {
+		t.Errorf("RequestsPerSecond = %v, %v", rps, err)
+	}
+
+	// Re-drive: the failed chunk comes back, the accepted/rejected one does not.
+	gen, chunks, err := b.store.Redrive(b.ctx, b.id)
+	if err != nil || gen != 1 || !cmp.Equal(chunks, []int{1}) {
+		t.Fatalf("Redrive = %d, %v, %v; want gen 1, chunks [1]", gen, chunks, err)
+	}
+	outs, _ = b.store.Outcomes(b.ctx, b.id, 1)
+	if len(jobstore.Pending(4, 100, outs)) != 1 {
+		t.Errorf("after Redrive chunk 1 pending = %v, want the whole chunk", jobstore.Pending(4, 100, outs))
+	}
+	if all, err := b.store.FinishRedrive(b.ctx, b.id); err != nil || all {
+		t.Fatalf("FinishRedrive = %v, %v", all, err)
+	}
+	j, _ = b.store.Job(b.ctx, b.id)
+	if j.State != jobstore.Enqueued || j.Failed != 0 || j.Gen != 1 || j.ChunksDone != 1 {
+		t.Errorf("after re-drive job = %+v", j)
+	}
+	if ok, _ := b.store.BeginFinalize(b.ctx, b.id, 0); ok {
+		t.Error("finalize of the old generation began after a re-drive")
+	}
+}
+
+func TestAbortEndsFailed(t *testing.T) {
+	b := setup(t)
+	b.enqueued(t, 1, 1)
+	if err := b.store.Abort(b.ctx, b.id, "API refused the key (401)"); err != nil {
+		t.Fatal(err)
+	}
+	_ = b.store.Abort(b.ctx, b.id, "second reason")
+	if r, _ := b.store.Aborted(b.ctx, b.id); r != "API refused the key (401)" {
+		t.Errorf("Aborted = %q, want the first reason", r)
+	}
+	_ = b.store.Record(b.ctx, b.id, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Failed}, jobstore.Counters{Failed: 1})
+	if all, _, _ := b.store.FinishChunk(b.ctx, b.id, 0); !all {
+		t.Fatal("not all done")
+	}
+	_, _ = b.store.BeginFinalize(b.ctx, b.id, 0)
+	if st, _ := b.store.EndFinalize(b.ctx, b.id, 0); st != jobstore.FailedJob {
+		t.Errorf("EndFinalize = %v, want failed", st)
+	}
+	// Retrying an aborted job clears the abort.
+	if _, _, err := b.store.Redrive(b.ctx, b.id); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := b.store.Aborted(b.ctx, b.id); r != "" {
+		t.Errorf("after Redrive Aborted = %q", r)
+	}
+}
+
+func TestRedriveNothing(t *testing.T) {
+	b := setup(t)
+	b.enqueued(t, 1, 1)
+	if _, _, err := b.store.Redrive(b.ctx, b.id); err == nil {
+		t.Fatal("Redrive of a running job succeeded")
+	}
+	_ = b.store.Record(b.ctx, b.id, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Accepted}, jobstore.Counters{Accepted: 1})
+	_, _, _ = b.store.FinishChunk(b.ctx, b.id, 0)
+	_, _ = b.store.BeginFinalize(b.ctx, b.id, 0)
+	_, _ = b.store.EndFinalize(b.ctx, b.id, 0)
+	if _, _, err := b.store.Redrive(b.ctx, b.id); !errors.Is(err, jobstore.ErrNothingToRedrive) {
+		t.Fatalf("Redrive with nothing failed: err = %v", err)
+	}
+}
+
+func TestFinishEnqueueWithNoChunks(t *testing.T) {
+	b := setup(t)
+	_, _, _ = b.store.CreateJob(b.ctx, jobstore.Spec{ID: b.id, Fingerprint: "fp", ChunkSize: 10})
+	all, err := b.store.FinishEnqueue(b.ctx, b.id, jobstore.Counts{Rows: 3, Invalid: 3}, 0, 1)
+	if err != nil || !all {
+		t.Fatalf("FinishEnqueue with 0 chunks = %v, %v; want all done", all, err)
+	}
+}
+
+func TestRejects(t *testing.T) {
+	b := setup(t)
+	_ = b.store.PutRejects(b.ctx, b.id, 1, []byte("3,x,invalid\n"))
+	_ = b.store.PutRejects(b.ctx, b.id, 0, []byte("1,y,missing\n"))
+	var got string
+	err := b.store.Rejects(b.ctx, b.id, 2, func(p []byte) error { got += string(p); return nil })
+	if err != nil || got != "1,y,missing\n3,x,invalid\n" {
+		t.Fatalf("Rejects = %q, %v", got, err)
+	}
+}
+
+func TestLock(t *testing.T) {
+	b := setup(t)
+	l, err := b.store.Lock(b.ctx, b.id, "host:1", 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // longer than the TTL: the refresh keeps it
+	if _, err := b.store.Lock(b.ctx, b.id, "host:2", time.Second); !errors.Is(err, jobstore.ErrLocked) {
+		t.Fatalf("second Lock: err = %v, want ErrLocked", err)
+	}
+	if err := l.Release(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = l.Release(b.ctx)
+	l2, err := b.store.Lock(b.ctx, b.id, "host:2", time.Second)
+	if err != nil {
+		t.Fatalf("Lock after Release: %v", err)
+	}
+	_ = l2.Release(b.ctx)
+}
+
+func TestListJobs(t *testing.T) {
+	b := setup(t)
+	_, _, _ = b.store.CreateJob(b.ctx, jobstore.Spec{ID: b.id, Fingerprint: "fp", ChunkSize: 10})
+	jobs, err := b.store.ListJobs(b.ctx, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range jobs {
+		if j.ID == b.id {
+			return
+		}
+	}
+	t.Errorf("ListJobs does not list %s", b.id)
+}
