@@ -1,0 +1,203 @@
+// Package outfiles writes a job's output files — results.csv, rejects.csv and
+// summary.json — from what the job store recorded. It streams chunk by chunk,
+// so a job of tens of millions of numbers is never held in memory, and each
+// file appears complete or not at all (written to a temporary name, then
+// renamed).
+package outfiles
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/capcheck/capcheck/jobstore"
+)
+
+// File names in {out}/{job}/.
+const (
+	ResultsCSV   = "results.csv"
+	ResultsJSONL = "results.jsonl"
+	RejectsCSV   = "rejects.csv"
+	SummaryJSON  = "summary.json"
+)
+
+// Format is the format of the results file.
+type Format string
+
+// Formats of the results file.
+const (
+	CSV   Format = "csv"   // results.csv, as SPEC says
+	JSONL Format = "jsonl" // results.jsonl: one JSON object per line, same fields
+)
+
+// ResultsHeader is the header of results.csv.
+var ResultsHeader = []string{"row", "input", "number", "status", "code", "message", "attempts", "checked_at"}
+
+// RejectsHeader is the header of rejects.csv.
+var RejectsHeader = []string{"row", "input", "reason"}
+
+// Dir returns the output folder of a job.
+func Dir(outDir, jobID string) string { return filepath.Join(outDir, jobID) }
+
+// Write writes results.csv, rejects.csv and summary.json of a job whose
+// chunks are all settled, and returns the summary.
+func Write(ctx context.Context, s *jobstore.Store, jobID, outDir string) (*Summary, error) {
+	return Export(ctx, s, jobID, outDir, CSV)
+}
+
+// Export is Write with a choice of results format.
+func Export(ctx context.Context, s *jobstore.Store, jobID, outDir string, format Format) (*Summary, error) {
+	j, err := s.Job(ctx, jobID)
+	if err != nil {
+		return nil, err
+	}
+	dir := Dir(outDir, jobID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating output folder: %w", err)
+	}
+	sum := newSummary(j)
+	name := ResultsCSV
+	if format == JSONL {
+		name = ResultsJSONL
+	}
+	err = WriteAtomic(filepath.Join(dir, name), func(w io.Writer) error {
+		return writeResults(ctx, s, j, w, format, sum)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := WriteAtomic(filepath.Join(dir, RejectsCSV), func(w io.Writer) error {
+		return writeRejects(ctx, s, j, w)
+	}); err != nil {
+		return nil, err
+	}
+	sum.finish(j)
+	if err := WriteAtomic(filepath.Join(dir, SummaryJSON), func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(sum)
+	}); err != nil {
+		return nil, err
+	}
+	return sum, nil
+}
+
+// ErrUnsettled is returned when a job still has numbers without a final status.
+var ErrUnsettled = errors.New("job has numbers without a final status")
+
+// resultJSON is one line of results.jsonl.
+type resultJSON struct {
+	Row       int64  `json:"row"`
+	Input     string `json:"input"`
+	Number    string `json:"number"`
+	Status    string `json:"status"`
+	Code      string `json:"code,omitempty"`
+	Message   string `json:"message,omitempty"`
+	Attempts  int    `json:"attempts"`
+	CheckedAt string `json:"checked_at,omitempty"`
+}
+
+func writeResults(ctx context.Context, s *jobstore.Store, j *jobstore.Job, w io.Writer, format Format, sum *Summary) error {
+	cw := csv.NewWriter(w)
+	enc := json.NewEncoder(w)
+	if format == CSV {
+		if err := cw.Write(ResultsHeader); err != nil {
+			return err
+		}
+	}
+	for i := range j.Chunks {
+		entries, err := s.Chunk(ctx, j.ID, i)
+		if err != nil {
+			return err
+		}
+		outs, err := s.Outcomes(ctx, j.ID, i)
+		if err != nil {
+			return err
+		}
+		per, all := jobstore.Settle(len(entries), outs)
+		if !all {
+			return fmt.Errorf("job %s chunk %d: %w", j.ID, i, ErrUnsettled)
+		}
+		for k, e := range entries {
+			o := per[k]
+			sum.add(o)
+			checked := ""
+			if t := o.Time(); !t.IsZero() {
+				checked = t.Format(time.RFC3339Nano)
+			}
+			if format == JSONL {
+				err = enc.Encode(resultJSON{e.Row, e.Input, e.Number, string(o.Status), o.Code, o.Message, o.Attempts, checked})
+			} else {
+				err = cw.Write([]string{strconv.FormatInt(e.Row, 10), e.Input, e.Number, string(o.Status), o.Code, o.Message, strconv.Itoa(o.Attempts), checked})
+			}
+			if err != nil {
+				return err
+			}
+		}
+		cw.Flush()
+		if err := cw.Error(); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func writeRejects(ctx context.Context, s *jobstore.Store, j *jobstore.Job, w io.Writer) error {
+	if _, err := io.WriteString(w, "row,input,reason\n"); err != nil {
+		return err
+	}
+	return s.Rejects(ctx, j.ID, j.RejectBlobs, func(b []byte) error {
+		_, err := w.Write(b)
+		return err
+	})
+}
+
+// WriteAtomic writes path through fill: to a temporary file in the same
+// folder, synced, then renamed over path, so readers see the old file or the
+// complete new one and never a part.
+func WriteAtomic(path string, fill func(io.Writer) error) (err error) {
+	dir, base := filepath.Split(path)
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 256<<10)
+	if err := fill(bw); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil { // make the rename durable
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}

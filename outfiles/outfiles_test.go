@@ -1,0 +1,97 @@
+package outfiles_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/capcheck/capcheck/internal/redistest"
+	"github.com/capcheck/capcheck/jobstore"
+	"github.com/capcheck/capcheck/outfiles"
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestMain(m *testing.M) { redistest.Main(m) }
+
+func TestWrite(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := jobstore.New(redistest.Shared(t).Client(t))
+	id := redistest.NewPrefix(t)
+	out := t.TempDir()
+	if _, _, err := s.CreateJob(ctx, jobstore.Spec{ID: id, Input: "in.csv", Fingerprint: "fp", ChunkSize: 2}); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.PutChunk(ctx, id, 0, []jobstore.Entry{
+		{Row: 1, Number: "+919876543210", Input: "9876543210"},
+		{Row: 3, Number: "+14155550123", Input: `"(415) 555-0123", home`},
+	})
+	_ = s.PutChunk(ctx, id, 1, []jobstore.Entry{{Row: 4, Number: "+442071838750", Input: "+442071838750"}})
+	_ = s.PutRejects(ctx, id, 0, []byte("2,abc,invalid\n5,9876543210,duplicate of row 1\n"))
+	if _, err := s.FinishEnqueue(ctx, id, jobstore.Counts{Rows: 5, Valid: 3, Invalid: 1, Duplicates: 1}, 2, 1); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Record(ctx, id, 0, jobstore.Outcome{Lo: 0, Hi: 2, Split: true, Attempts: 1}, jobstore.Counters{Requests: 1})
+	_ = s.Record(ctx, id, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Accepted, Code: "MSG402", Message: "Request Successfully Processed", Attempts: 2, CheckedAt: 1795855256000}, jobstore.Counters{Requests: 1, Accepted: 1})
+
+	if _, err := outfiles.Write(ctx, s, id, out); !errors.Is(err, outfiles.ErrUnsettled) {
+		t.Fatalf("Write with an unsettled number: err = %v, want ErrUnsettled", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, id, outfiles.ResultsCSV)); !os.IsNotExist(err) {
+		t.Fatalf("a failed Write left results.csv behind (stat err %v)", err)
+	}
+
+	_ = s.Record(ctx, id, 0, jobstore.Outcome{Lo: 1, Hi: 2, Status: jobstore.Rejected, Code: "RBC529", Message: "Invalid input or validation error!", Attempts: 2, CheckedAt: 1795855256100}, jobstore.Counters{Requests: 1, Rejected: 1})
+	_ = s.Record(ctx, id, 1, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Failed, Message: "503 Service Unavailable", Attempts: 5, CheckedAt: 1795855257000}, jobstore.Counters{Requests: 5, Retries: 4, Failed: 1})
+
+	sum, err := outfiles.Write(ctx, s, id, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(out, id, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	wantResults := `row,input,number,status,code,message,attempts,checked_at
+1,9876543210,+919876543210,accepted,MSG402,Request Successfully Processed,2,2026-11-28T08:40:56Z
+3,"""(415) 555-0123"", home",+14155550123,rejected,RBC529,Invalid input or validation error!,2,2026-11-28T08:40:56.1Z
+4,+442071838750,+442071838750,failed,,503 Service Unavailable,5,2026-11-28T08:40:57Z
+`
+	if diff := cmp.Diff(wantResults, read(outfiles.ResultsCSV)); diff != "" {
+		t.Errorf("results.csv (-want +got):\n%s", diff)
+	}
+	wantRejects := "row,input,reason\n2,abc,invalid\n5,9876543210,duplicate of row 1\n"
+	if diff := cmp.Diff(wantRejects, read(outfiles.RejectsCSV)); diff != "" {
+		t.Errorf("rejects.csv (-want +got):\n%s", diff)
+	}
+	var got outfiles.Summary
+	if err := json.Unmarshal([]byte(read(outfiles.SummaryJSON)), &got); err != nil {
+		t.Fatal(err)
+	}
+	wantCounts := map[string]int64{"accepted": 1, "rejected": 1, "failed": 1}
+	if diff := cmp.Diff(wantCounts, got.Results); diff != "" {
+		t.Errorf("summary results (-want +got):\n%s", diff)
+	}
+	if got.Attempts != 9 || got.Requests != 8 || got.Rejects["duplicate"] != 1 || got.State != "done" || sum.Rows != 5 {
+		t.Errorf("summary = %+v", got)
+	}
+
+	if _, err := outfiles.Export(ctx, s, id, out, outfiles.JSONL); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(read(outfiles.ResultsJSONL)), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[2], `"status":"failed"`) {
+		t.Errorf("results.jsonl = %q", lines)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(out, id, ".*tmp*"))
+	if len(leftovers) > 0 {
+		t.Errorf("temporary files left: %v", leftovers)
+	}
+}

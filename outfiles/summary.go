@@ -1,0 +1,79 @@
+package outfiles
+
+import (
+	"time"
+
+	"github.com/capcheck/capcheck/jobstore"
+)
+
+// Summary is summary.json: what a job did, in numbers.
+type Summary struct {
+	Job    string `json:"job"`
+	Input  string `json:"input"`
+	State  string `json:"state"`
+	Gen    int    `json:"generation"`
+	Reason string `json:"stopped_because,omitempty"`
+
+	Rows int64 `json:"rows"`
+	// Results counts results.csv lines by status.
+	Results map[string]int64 `json:"results"`
+	// Rejects counts rejects.csv lines by reason ("duplicate" for every "duplicate of row N").
+	Rejects map[string]int64 `json:"rejects"`
+
+	// Attempts is the number of API calls the numbers of results.csv were part
+	// of, added up over the numbers (429s excluded).
+	Attempts    int64 `json:"attempts"`
+	Requests    int64 `json:"requests"`
+	RateLimited int64 `json:"rate_limited_429s"`
+	Retries     int64 `json:"retries"`
+
+	CreatedAt  time.Time `json:"created_at"`
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	FinishedAt time.Time `json:"finished_at"`
+	// EnqueueSeconds is from job creation to every chunk enqueued.
+	EnqueueSeconds float64 `json:"enqueue_seconds"`
+	// CheckSeconds is from the first API call to the last recorded outcome.
+	CheckSeconds float64 `json:"check_seconds"`
+	// TotalSeconds is from job creation to the files being written.
+	TotalSeconds float64 `json:"total_seconds"`
+	// RequestsPerSecond is Requests over CheckSeconds: the rate achieved.
+	RequestsPerSecond float64 `json:"requests_per_second"`
+
+	lastChecked int64
+}
+
+func newSummary(j *jobstore.Job) *Summary {
+	return &Summary{
+		Job: j.ID, Input: j.Input, Gen: j.Gen, Reason: j.Abort, Rows: j.Rows,
+		Results: map[string]int64{string(jobstore.Accepted): 0, string(jobstore.Rejected): 0, string(jobstore.Failed): 0},
+		Rejects: map[string]int64{
+			"invalid": j.Invalid, "missing": j.Missing, "malformed": j.Malformed, "duplicate": j.Duplicates,
+		},
+		Requests: j.Requests, RateLimited: j.RateLimited, Retries: j.Retries,
+		CreatedAt: j.CreatedAt, StartedAt: j.StartedAt,
+	}
+}
+
+func (s *Summary) add(o jobstore.Outcome) {
+	s.Results[string(o.Status)]++
+	s.Attempts += int64(o.Attempts)
+	s.lastChecked = max(s.lastChecked, o.CheckedAt)
+}
+
+func (s *Summary) finish(j *jobstore.Job) {
+	s.State = string(jobstore.Done)
+	if j.Abort != "" {
+		s.State = string(jobstore.FailedJob)
+	}
+	s.FinishedAt = time.Now().UTC()
+	if !j.EnqueuedAt.IsZero() {
+		s.EnqueueSeconds = j.EnqueuedAt.Sub(j.CreatedAt).Seconds()
+	}
+	if !j.StartedAt.IsZero() && s.lastChecked > 0 {
+		s.CheckSeconds = max(time.UnixMilli(s.lastChecked).Sub(j.StartedAt).Seconds(), 0)
+		if s.CheckSeconds > 0 {
+			s.RequestsPerSecond = float64(s.Requests) / s.CheckSeconds
+		}
+	}
+	s.TotalSeconds = s.FinishedAt.Sub(j.CreatedAt).Seconds()
+}
