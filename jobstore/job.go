@@ -57,12 +57,12 @@ type Counts struct {
 
 // Counters are the running counts the workers add to.
 type Counters struct {
-	Accepted    int64 // numbers
-	Rejected    int64 // numbers
-	Failed      int64 // numbers
-	Requests    int64 // API calls sent (429s included)
-	RateLimited int64 // 429 answers
-	Retries     int64 // calls repeated after a transient error
+	Accepted    int64 `json:"accepted,omitempty"`     // numbers
+	Rejected    int64 `json:"rejected,omitempty"`     // numbers
+	Failed      int64 `json:"failed,omitempty"`       // numbers
+	Requests    int64 `json:"requests,omitempty"`     // API calls sent (429s included)
+	RateLimited int64 `json:"rate_limited,omitempty"` // 429 answers
+	Retries     int64 `json:"retries,omitempty"`      // calls repeated after a transient error
 }
 
 // Job is a job's record.

@@ -19,8 +19,9 @@ var ErrSpecMismatch = errors.New("job exists with another input or options")
 
 // Store reads and writes jobs in Redis. It is safe for concurrent use.
 type Store struct {
-	rdb redis.UniversalClient
-	now func() time.Time
+	rdb     redis.UniversalClient
+	now     func() time.Time
+	journal Journal
 }
 
 // New returns a Store on rdb.
@@ -217,6 +218,13 @@ func (s *Store) Outcomes(ctx context.Context, job string, i int) ([]Outcome, err
 // Record appends o to chunk i's outcomes and adds c to the job's counters in
 // one transaction, so a counted outcome is never lost nor counted twice.
 func (s *Store) Record(ctx context.Context, job string, i int, o Outcome, c Counters) error {
+	if err := s.record(ctx, job, i, o, c); err != nil {
+		return err
+	}
+	return s.journalAppend(job, JournalEntry{Chunk: i, Outcome: &o, Counters: c})
+}
+
+func (s *Store) record(ctx context.Context, job string, i int, o Outcome, c Counters) error {
 	v, err := encodeOutcome(o)
 	if err != nil {
 		return err
@@ -234,6 +242,13 @@ func (s *Store) Record(ctx context.Context, job string, i int, o Outcome, c Coun
 
 // Add adds c to the job's counters.
 func (s *Store) Add(ctx context.Context, job string, c Counters) error {
+	if err := s.add(ctx, job, c); err != nil {
+		return err
+	}
+	return s.journalAppend(job, JournalEntry{Chunk: -1, Counters: c})
+}
+
+func (s *Store) add(ctx context.Context, job string, c Counters) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		s.addCounters(ctx, p, job, c)
 		return nil
