@@ -1,0 +1,118 @@
+// Package mockapi is a strict local simulator of the provider's SMS-over-IP
+// capability-check API, for demos (capcheck mock-api), end-to-end tests and
+// benchmarks. It checks what the provider checks (path, SID, api-key,
+// Content-Type, body shape, batch size, number form), enforces a strict
+// sliding-window rate limit, injects latency, 5xx answers and dropped
+// connections, and counts what it saw (see [Stats]).
+package mockapi
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strings"
+	"time"
+)
+
+// Defaults of [Config].
+const (
+	// MaxBatchDefault is the default largest number of numbers per request.
+	MaxBatchDefault = 100
+)
+
+// Config configures a [Server].
+type Config struct {
+	// SID is the account SID expected in the path
+	// /v1/{SID}/messages/soip/capability-check. Required; no default.
+	SID string
+
+	// APIKey is the value the api-key header must have. It is never logged.
+	// Required; no default.
+	APIKey string
+
+	// MaxBatch is the largest number of numbers one request may carry; more
+	// are refused with 400 RBC529. Defaults to MaxBatchDefault (100).
+	MaxBatch int
+
+	// Rate is how many requests the "provider" allows in any sliding
+	// 1-second window; a request beyond it gets 429 with a Retry-After. A
+	// fractional rate allows its integer part per window. Defaults to 0
+	// (unlimited).
+	Rate float64
+
+	// Latency is added to every answer on the API path. Defaults to 0.
+	Latency time.Duration
+
+	// Jitter adds a uniform random delay in [0, Jitter] on top of Latency.
+	// Defaults to 0.
+	Jitter time.Duration
+
+	// FailRate is the fraction (0..1) of requests, among those past the rate
+	// limit, answered 503 with a JSON body. Defaults to 0.
+	FailRate float64
+
+	// ResetRate is the fraction (0..1) of requests, among those past the rate
+	// limit, whose connection is dropped without an answer. FailRate plus
+	// ResetRate must not exceed 1. Defaults to 0.
+	ResetRate float64
+
+	// RejectSuffix makes a number whose digits end with it invalid: the whole
+	// request is refused 400 RBC529, as the real provider refuses a batch
+	// with any invalid number in it. Digits only. Defaults to "" (none).
+	RejectSuffix string
+
+	// Seed seeds the random source of faults and jitter, for reproducible
+	// runs. Defaults to 0 (a random seed).
+	Seed int64
+
+	// TrackNumbers keeps Stats.Numbers, the acceptance count of every
+	// number; copying it is costly with millions of numbers. Defaults to
+	// false.
+	TrackNumbers bool
+
+	// Logger gets one debug line per request and the listen address at
+	// info level. Defaults to nil (no logging).
+	Logger *slog.Logger
+}
+
+// WithDefaults returns a copy of c with zero optional fields set to their
+// defaults.
+func (c Config) WithDefaults() Config {
+	c.MaxBatch = cmp.Or(c.MaxBatch, MaxBatchDefault)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports the first problem with c, in words that say what to fix.
+// It expects defaults to be filled in already.
+func (c Config) Validate() error {
+	switch {
+	case strings.TrimSpace(c.SID) == "":
+		return errors.New("mockapi: SID is empty: set the SID clients will put in the path")
+	case strings.Contains(c.SID, "/"):
+		return fmt.Errorf("mockapi: SID %q contains '/': use a single path segment", c.SID)
+	case c.APIKey == "":
+		return errors.New("mockapi: API key is empty: set the key clients must send")
+	case c.MaxBatch < 1:
+		return fmt.Errorf("mockapi: max batch must be at least 1, got %d", c.MaxBatch)
+	case math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) || c.Rate < 0 || (c.Rate > 0 && c.Rate < 1):
+		return fmt.Errorf("mockapi: rate must be 0 (unlimited) or at least 1 request per second, got %v", c.Rate)
+	case c.Latency < 0 || c.Jitter < 0:
+		return fmt.Errorf("mockapi: latency and jitter must not be negative, got %s and %s", c.Latency, c.Jitter)
+	case !isFraction(c.FailRate):
+		return fmt.Errorf("mockapi: fail rate must be between 0 and 1, got %v", c.FailRate)
+	case !isFraction(c.ResetRate):
+		return fmt.Errorf("mockapi: reset rate must be between 0 and 1, got %v", c.ResetRate)
+	case c.FailRate+c.ResetRate > 1:
+		return fmt.Errorf("mockapi: fail rate plus reset rate must not exceed 1, got %v", c.FailRate+c.ResetRate)
+	case strings.Trim(c.RejectSuffix, "0123456789") != "":
+		return fmt.Errorf("mockapi: reject suffix must be digits only, got %q", c.RejectSuffix)
+	}
+	return nil
+}
+
+func isFraction(f float64) bool { return f >= 0 && f <= 1 } // false for NaN
