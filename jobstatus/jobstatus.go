@@ -1,0 +1,173 @@
+// Package jobstatus is what capcheck status and wait show of a job: a stable
+// JSON document (see docs/status-json.md), its text rendering, and the wait
+// loop that blocks until a job is finished.
+package jobstatus
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/capcheck/capcheck/jobstore"
+)
+
+// Status is one job's progress. Its JSON form is a documented interface:
+// fields are only ever added.
+type Status struct {
+	Job            string    `json:"job"`
+	State          string    `json:"state"`
+	StoppedBecause string    `json:"stopped_because,omitempty"`
+	Input          string    `json:"input"`
+	Generation     int       `json:"generation"`
+	Rows           int64     `json:"rows"`
+	Valid          int64     `json:"valid"`
+	Rejects        Rejects   `json:"rejects"`
+	Chunks         Chunks    `json:"chunks"`
+	Numbers        Numbers   `json:"numbers"`
+	Requests       int64     `json:"requests"`
+	RateLimited    int64     `json:"rate_limited_429s"`
+	Retries        int64     `json:"retries"`
+	RateLastMinute float64   `json:"requests_per_second_last_minute"`
+	CreatedAt      time.Time `json:"created_at"`
+	StartedAt      time.Time `json:"started_at,omitzero"`
+	FinishedAt     time.Time `json:"finished_at,omitzero"`
+	ElapsedSeconds float64   `json:"elapsed_seconds"`
+	// ETASeconds estimates the time left from the pace so far; absent while
+	// there is no pace to go by, or once finished.
+	ETASeconds *float64 `json:"eta_seconds,omitempty"`
+	// Progress is the share of valid numbers with a final status, 0 to 1.
+	Progress float64 `json:"progress"`
+}
+
+// Rejects counts input records that never reach the API, by reason.
+type Rejects struct {
+	Invalid    int64 `json:"invalid"`
+	Missing    int64 `json:"missing"`
+	Malformed  int64 `json:"malformed"`
+	Duplicates int64 `json:"duplicates"`
+}
+
+// Chunks counts the job's chunk tasks.
+type Chunks struct {
+	Total    int `json:"total"`
+	Enqueued int `json:"enqueued"`
+	Done     int `json:"done"`
+}
+
+// Numbers counts valid numbers by final status so far.
+type Numbers struct {
+	Accepted int64 `json:"accepted"`
+	Rejected int64 `json:"rejected"`
+	Failed   int64 `json:"failed"`
+	Pending  int64 `json:"pending"`
+}
+
+// Finished reports whether the job reached a final state.
+func (s *Status) Finished() bool { return jobstore.State(s.State).Finished() }
+
+// Get reads the status of job id.
+func Get(ctx context.Context, store *jobstore.Store, id string) (*Status, error) {
+	j, err := store.Job(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	rate, err := store.RequestsPerSecond(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return fromJob(j, rate, time.Now()), nil
+}
+
+func fromJob(j *jobstore.Job, rate float64, now time.Time) *Status {
+	s := &Status{
+		Job: j.ID, State: string(j.State), StoppedBecause: j.Abort, Input: j.Input, Generation: j.Gen,
+		Rows: j.Rows, Valid: j.Valid,
+		Rejects:  Rejects{Invalid: j.Invalid, Missing: j.Missing, Malformed: j.Malformed, Duplicates: j.Duplicates},
+		Chunks:   Chunks{Total: j.Chunks, Enqueued: j.ChunksEnqueued, Done: j.ChunksDone},
+		Numbers:  Numbers{Accepted: j.Accepted, Rejected: j.Rejected, Failed: j.Failed},
+		Requests: j.Requests, RateLimited: j.RateLimited, Retries: j.Retries, RateLastMinute: rate,
+		CreatedAt: j.CreatedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt,
+	}
+	s.Numbers.Pending = max(j.Valid-j.Settled(), 0)
+	end := now
+	if !j.FinishedAt.IsZero() {
+		end = j.FinishedAt
+	}
+	s.ElapsedSeconds = end.Sub(j.CreatedAt).Seconds()
+	switch {
+	case j.State.Finished():
+		s.Progress = 1
+	case j.Valid > 0:
+		s.Progress = float64(j.Settled()) / float64(j.Valid)
+	}
+	if !j.State.Finished() && !j.StartedAt.IsZero() && j.Settled() > 0 && j.State != jobstore.Enqueuing {
+		pace := float64(j.Settled()) / now.Sub(j.StartedAt).Seconds()
+		eta := float64(s.Numbers.Pending) / pace
+		s.ETASeconds = &eta
+	}
+	return s
+}
+
+// Render writes s for a person, one field a line.
+func Render(w io.Writer, s *Status) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	p := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, a...)...) }
+	p("job", "%s", s.Job)
+	state := s.State
+	if s.StoppedBecause != "" {
+		state += " — " + s.StoppedBecause
+	}
+	p("state", "%s", state)
+	p("input", "%s", s.Input)
+	p("rows", "%d (valid %d, invalid %d, missing %d, malformed %d, duplicates %d)",
+		s.Rows, s.Valid, s.Rejects.Invalid, s.Rejects.Missing, s.Rejects.Malformed, s.Rejects.Duplicates)
+	p("chunks", "%d/%d done", s.Chunks.Done, s.Chunks.Total)
+	p("numbers", "%d accepted, %d rejected, %d failed, %d pending (%.1f%%)",
+		s.Numbers.Accepted, s.Numbers.Rejected, s.Numbers.Failed, s.Numbers.Pending, 100*s.Progress)
+	p("requests", "%d (429s %d, retries %d), %.1f/s over the last minute", s.Requests, s.RateLimited, s.Retries, s.RateLastMinute)
+	elapsed := (time.Duration(s.ElapsedSeconds) * time.Second).String()
+	if s.ETASeconds != nil {
+		elapsed += ", about " + (time.Duration(*s.ETASeconds) * time.Second).String() + " left"
+	}
+	p("elapsed", "%s", elapsed)
+	return tw.Flush()
+}
+
+// RenderList writes one line per job, newest first.
+func RenderList(w io.Writer, list []*Status) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "JOB\tSTATE\tCREATED\tROWS\tACCEPTED\tREJECTED\tFAILED\tPROGRESS")
+	for _, s := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%.0f%%\n", s.Job, s.State, s.CreatedAt.Local().Format("2006-01-02 15:04"),
+			s.Rows, s.Numbers.Accepted, s.Numbers.Rejected, s.Numbers.Failed, 100*s.Progress)
+	}
+	return tw.Flush()
+}
+
+// List returns the status of up to n recent jobs, newest first.
+func List(ctx context.Context, store *jobstore.Store, n int) ([]*Status, error) {
+	jobs, err := store.ListJobs(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Status, len(jobs))
+	now := time.Now()
+	for i, j := range jobs {
+		out[i] = fromJob(j, 0, now)
+	}
+	return out, nil
+}
+
+// Line is a one-line summary for logs and progress bars.
+func (s *Status) Line() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d/%d numbers (%d accepted, %d rejected, %d failed), chunks %d/%d",
+		s.State, s.Valid-s.Numbers.Pending, s.Valid, s.Numbers.Accepted, s.Numbers.Rejected, s.Numbers.Failed, s.Chunks.Done, s.Chunks.Total)
+	if s.ETASeconds != nil {
+		fmt.Fprintf(&b, ", ETA %s", time.Duration(*s.ETASeconds)*time.Second)
+	}
+	return b.String()
+}

@@ -1,0 +1,87 @@
+package jobstatus_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/capcheck/capcheck/internal/redistest"
+	"github.com/capcheck/capcheck/jobstatus"
+	"github.com/capcheck/capcheck/jobstore"
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestMain(m *testing.M) { redistest.Main(m) }
+
+func setup(t *testing.T) (context.Context, *jobstore.Store, string) {
+	t.Helper()
+	t.Parallel()
+	ctx := context.Background()
+	s := jobstore.New(redistest.Shared(t).Client(t))
+	id := redistest.NewPrefix(t)
+	if _, _, err := s.CreateJob(ctx, jobstore.Spec{ID: id, Input: "in.csv", Fingerprint: "fp", ChunkSize: 2}); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.PutChunk(ctx, id, 0, []jobstore.Entry{{Row: 1, Number: "+14155550123", Input: "x"}, {Row: 2, Number: "+14155550124", Input: "y"}})
+	if _, err := s.FinishEnqueue(ctx, id, jobstore.Counts{Rows: 3, Valid: 2, Invalid: 1}, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, s, id
+}
+
+func TestStatusJSONFields(t *testing.T) {
+	ctx, s, id := setup(t)
+	_ = s.Record(ctx, id, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Accepted}, jobstore.Counters{Requests: 1, Accepted: 1})
+	st, err := jobstatus.Get(ctx, s, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(st)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	// The documented fields of status --json (docs/status-json.md); eta_seconds
+	// and finished_at appear when known.
+	want := []string{"chunks", "created_at", "elapsed_seconds", "eta_seconds", "generation", "input", "job", "numbers",
+		"progress", "rate_limited_429s", "rejects", "requests", "requests_per_second_last_minute", "retries", "rows",
+		"started_at", "state", "valid"}
+	if diff := cmp.Diff(want, keys); diff != "" {
+		t.Errorf("status JSON keys (-want +got):\n%s", diff)
+	}
+	if st.Numbers != (jobstatus.Numbers{Accepted: 1, Pending: 1}) || st.Progress != 0.5 || st.Chunks.Total != 1 {
+		t.Errorf("status = %+v", st)
+	}
+	var buf bytes.Buffer
+	if err := jobstatus.Render(&buf, st); err != nil || !strings.Contains(buf.String(), "1 accepted, 0 rejected, 0 failed, 1 pending") {
+		t.Errorf("Render = %q, %v", buf.String(), err)
+	}
+}
+
+func TestWait(t *testing.T) {
+	ctx, s, id := setup(t)
+	_, err := jobstatus.Wait(ctx, s, id, jobstatus.WaitOptions{Poll: 10 * time.Millisecond, Timeout: 100 * time.Millisecond})
+	if !errors.Is(err, jobstatus.ErrTimeout) {
+		t.Fatalf("Wait on a running job: err = %v, want ErrTimeout", err)
+	}
+	go func() {
+		_ = s.Record(ctx, id, 0, jobstore.Outcome{Lo: 0, Hi: 2, Status: jobstore.Failed}, jobstore.Counters{Failed: 2})
+		_, _, _ = s.FinishChunk(ctx, id, 0)
+		_, _ = s.BeginFinalize(ctx, id, 0)
+		_, _ = s.EndFinalize(ctx, id, 0)
+	}()
+	var seen int
+	st, err := jobstatus.Wait(ctx, s, id, jobstatus.WaitOptions{Poll: 10 * time.Millisecond, Timeout: 10 * time.Second,
+		Progress: func(*jobstatus.Status) { seen++ }})
+	if err != nil || st.State != "done" || st.Numbers.Failed != 2 || seen == 0 {
+		t.Fatalf("Wait = %+v, %v (progress calls %d)", st, err, seen)
+	}
+}

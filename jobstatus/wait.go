@@ -1,0 +1,59 @@
+package jobstatus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/capcheck/capcheck/jobstore"
+)
+
+// ErrTimeout is returned by Wait when its timeout passes first.
+var ErrTimeout = errors.New("timed out waiting for the job")
+
+// WaitOptions tune Wait.
+type WaitOptions struct {
+	// Poll is how often the job is read. Defaults to 500ms.
+	Poll time.Duration
+	// Timeout bounds the wait; 0 waits for ever. Defaults to 0.
+	Timeout time.Duration
+	// Progress, when set, is called with each status read.
+	Progress func(*Status)
+}
+
+// Wait blocks until job id is finished and returns its final status. A job
+// not yet created is waited for too (an enqueue may be about to start).
+func Wait(ctx context.Context, store *jobstore.Store, id string, o WaitOptions) (*Status, error) {
+	poll := o.Poll
+	if poll <= 0 {
+		poll = 500 * time.Millisecond
+	}
+	if o.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, o.Timeout, fmt.Errorf("job %s: %w after %s", id, ErrTimeout, o.Timeout))
+		defer cancel()
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		s, err := Get(ctx, store, id)
+		switch {
+		case err == nil:
+			if o.Progress != nil {
+				o.Progress(s)
+			}
+			if s.Finished() {
+				return s, nil
+			}
+		case errors.Is(err, jobstore.ErrNotFound):
+		case ctx.Err() == nil:
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return s, context.Cause(ctx)
+		case <-t.C:
+		}
+	}
+}
