@@ -121,9 +121,12 @@ type reply struct {
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) (status, numbers int) {
 	rep := s.decide(r)
 	s.sleep(r.Context())
+	// Counted before answering, so a client that has its answer sees it in
+	// the Stats.
 	if rep.drop {
-		if dropConnection(w) {
+		if conn := takeConnection(w); conn != nil {
 			s.count(0)
+			_ = conn.Close()
 			return 0, rep.numbers
 		}
 		// Only possible if the connection cannot be taken over (HTTP/2);
@@ -221,19 +224,18 @@ func (s *Server) sleep(ctx context.Context) {
 	}
 }
 
-// dropConnection closes the client's connection with a TCP reset, the way
-// a crashed proxy does. It reports false when the connection cannot be
-// taken over.
-func dropConnection(w http.ResponseWriter) bool {
+// takeConnection takes the client's connection over, set so that closing
+// it sends a TCP reset, the way a crashed proxy drops it. It returns nil
+// when the connection cannot be taken over.
+func takeConnection(w http.ResponseWriter) net.Conn {
 	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		return false
+		return nil
 	}
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}
-	_ = conn.Close()
-	return true
+	return conn
 }
 
 // readNumbers reads and validates the request body. On error it also
