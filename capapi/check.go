@@ -164,7 +164,9 @@ func (c *Client) classify(resp *http.Response, data []byte, now time.Time) Resul
 		r.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
 	case status == http.StatusRequestTimeout || status >= 500:
 		r.Class = Transient
-		r.Err = errors.New(statusText + suffix(r.Message))
+		// The provider's message often repeats the status text.
+		detail := strings.TrimPrefix(strings.TrimPrefix(r.Message, http.StatusText(status)), ": ")
+		r.Err = errors.New(statusText + suffix(detail))
 	case status == http.StatusNotFound || status == http.StatusMethodNotAllowed:
 		r.Class = Fatal
 		r.Err = fmt.Errorf("%s from POST %s: check the API base URL and SID", statusText, c.where)
