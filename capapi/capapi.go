@@ -162,9 +162,10 @@ func hasControl(s string) bool {
 
 // Client calls the capability-check API. It is safe for concurrent use.
 type Client struct {
-	cfg      Config
-	endpoint string // full URL of the API path
-	where    string // endpoint as shown in errors: scheme, host and path only
+	cfg Config
+	// endpoint is the full URL of the API path. Validate keeps credentials
+	// and queries out of the base URL, so errors may show it.
+	endpoint string
 	hc       *http.Client
 	own      bool // hc was built here, so CloseIdleConnections may touch it
 }
@@ -179,7 +180,7 @@ func New(cfg Config) (*Client, error) {
 	u, _ := url.Parse(cfg.BaseURL) // checked by Validate
 	u.Path = strings.TrimRight(u.Path, "/") + fmt.Sprintf(apiPath, url.PathEscape(cfg.SID))
 	u.RawPath = ""
-	c := &Client{cfg: cfg, endpoint: u.String(), where: u.String(), hc: cfg.HTTPClient}
+	c := &Client{cfg: cfg, endpoint: u.String(), hc: cfg.HTTPClient}
 	if c.hc == nil {
 		c.hc = newHTTPClient(cfg.MaxConns)
 		c.own = true
@@ -216,5 +217,5 @@ func (c *Client) String() string {
 	if c == nil {
 		return "capapi.Client(nil)"
 	}
-	return "capapi.Client(" + c.where + ")"
+	return "capapi.Client(" + c.endpoint + ")"
 }

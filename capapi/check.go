@@ -67,7 +67,7 @@ func (c *Client) check(ctx context.Context, numbers []string) Result {
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
 	if err != nil {
-		return Result{Class: Fatal, Err: fmt.Errorf("capapi: building request for %s: %w", c.where, unwrapURLError(err))}
+		return Result{Class: Fatal, Err: fmt.Errorf("capapi: building request for %s: %w", c.endpoint, unwrapURLError(err))}
 	}
 	req.Header.Set("api-key", c.cfg.APIKey)
 	req.Header.Set("Content-Type", "application/json")
@@ -82,7 +82,7 @@ func (c *Client) check(ctx context.Context, numbers []string) Result {
 	switch {
 	case errors.Is(err, errBodyTooLarge):
 		return Result{Class: Transient, StatusCode: resp.StatusCode, Message: http.StatusText(resp.StatusCode),
-			Err: fmt.Errorf("HTTP %d from POST %s: %w", resp.StatusCode, c.where, err)}
+			Err: fmt.Errorf("HTTP %d from POST %s: %w", resp.StatusCode, c.endpoint, err)}
 	case err != nil:
 		return c.failure(ctx, rctx, err)
 	}
@@ -123,14 +123,14 @@ func (c *Client) failure(ctx, rctx context.Context, err error) Result {
 	case ctx.Err() != nil:
 		return Result{Class: Transient, Err: fmt.Errorf("capability check canceled: %w", ctx.Err())}
 	case errors.Is(rctx.Err(), context.DeadlineExceeded):
-		return Result{Class: Transient, Err: fmt.Errorf("POST %s: timed out after %s: %w", c.where, c.cfg.Timeout, context.DeadlineExceeded)}
+		return Result{Class: Transient, Err: fmt.Errorf("POST %s: timed out after %s: %w", c.endpoint, c.cfg.Timeout, context.DeadlineExceeded)}
 	default:
-		return Result{Class: Transient, Err: fmt.Errorf("POST %s: %w", c.where, unwrapURLError(err))}
+		return Result{Class: Transient, Err: fmt.Errorf("POST %s: %w", c.endpoint, unwrapURLError(err))}
 	}
 }
 
 // unwrapURLError drops *url.Error's copy of the URL, which is replaced by
-// c.where in messages; the cause keeps its identity for errors.Is/As.
+// c.endpoint in messages; the cause keeps its identity for errors.Is/As.
 func unwrapURLError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) && ue.Err != nil {
@@ -169,7 +169,7 @@ func (c *Client) classify(resp *http.Response, data []byte, now time.Time) Resul
 		r.Err = errors.New(statusText + suffix(detail))
 	case status == http.StatusNotFound || status == http.StatusMethodNotAllowed:
 		r.Class = Fatal
-		r.Err = fmt.Errorf("%s from POST %s: check the API base URL and SID", statusText, c.where)
+		r.Err = fmt.Errorf("%s from POST %s: check the API base URL and SID", statusText, c.endpoint)
 	case status >= 400 && status < 500:
 		switch {
 		case perr == nil && pb.isProviderError():
@@ -181,15 +181,15 @@ func (c *Client) classify(resp *http.Response, data []byte, now time.Time) Resul
 			r.Err = fmt.Errorf("%s with a malformed body: %w", statusText, cmpErr(perr, errors.New("no code or message")))
 		default:
 			r.Class = Fatal
-			r.Err = fmt.Errorf("unexpected %s from POST %s: check the API base URL", statusText, c.where)
+			r.Err = fmt.Errorf("unexpected %s from POST %s: check the API base URL", statusText, c.endpoint)
 		}
 	case status >= 300 && status < 400:
 		r.Class = Fatal
 		r.Err = fmt.Errorf("%s from POST %s redirects to %s: set the API base URL to the final address",
-			statusText, c.where, stripQuery(resp.Header.Get("Location")))
+			statusText, c.endpoint, stripQuery(resp.Header.Get("Location")))
 	default: // 1xx, 2xx other than 202
 		r.Class = Fatal
-		r.Err = fmt.Errorf("unexpected %s from POST %s (the API answers 202): check the API base URL", statusText, c.where)
+		r.Err = fmt.Errorf("unexpected %s from POST %s (the API answers 202): check the API base URL", statusText, c.endpoint)
 	}
 	if r.Message == "" {
 		r.Message = http.StatusText(status)
