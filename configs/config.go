@@ -1,0 +1,237 @@
+// Package configs is the one typed configuration of capcheck.
+//
+// Every option has a flag (--api-url), an environment variable (CAPCHECK_ +
+// the flag's name upper-cased with - as _: CAPCHECK_API_URL) and a key in the
+// YAML file named by --config (api_url). The mock-api options are the one
+// exception: their variables start with CAPCHECK_MOCK_API_ and their keys sit
+// in a mock_api: section, because mock-api's --rate means something else than
+// the API client's --rate.
+//
+// A command lists the flag groups it accepts ([SharedFlags], [APIFlags], ...),
+// calls [Load] in its action and then [Config.Validate] with the [Needs] of
+// the command. Load resolves each option the command accepts with the
+// precedence flag > environment > file > default.
+package configs
+
+import (
+	"cmp"
+	"log/slog"
+	"time"
+)
+
+// LogFormat is the format of log lines on standard error.
+type LogFormat string
+
+// Log formats.
+const (
+	LogFormatText LogFormat = "text"
+	LogFormatJSON LogFormat = "json"
+)
+
+// WireFormat is how numbers are written in API requests.
+type WireFormat string
+
+// Wire formats.
+const (
+	// WireFormatDigits sends country code and digits, no '+' (9198XXXXXXXX),
+	// as in the provider's examples.
+	WireFormatDigits WireFormat = "digits"
+	// WireFormatE164 sends E.164 with a leading '+' (+9198XXXXXXXX).
+	WireFormatE164 WireFormat = "e164"
+)
+
+// Defaults. Options not listed default to their zero value.
+const (
+	RedisDefault           = "redis://127.0.0.1:6379/0"
+	OutDefault             = "./out"
+	LogFormatDefault       = LogFormatText
+	LogLevelDefault        = slog.LevelInfo
+	APIURLDefault          = "https://api.kaleyra.io"
+	WireFormatDefault      = WireFormatDigits
+	BatchSizeDefault       = 100
+	RateDefault            = 10.0
+	TimeoutDefault         = 10 * time.Second
+	MaxAttemptsDefault     = 5
+	DefaultRegionDefault   = "IN"
+	ChunkSizeDefault       = 1000
+	ConcurrencyDefault     = 16
+	ShutdownTimeoutDefault = 30 * time.Second
+	MockListenDefault      = "127.0.0.1:8080"
+	MockMaxBatchDefault    = 100
+)
+
+// Config is the configuration of every capcheck command. A command fills
+// only the groups whose flags it accepts; the others keep their defaults.
+type Config struct {
+	// ConfigFile is the YAML file the configuration was read from, "" when
+	// none. Set by --config or CAPCHECK_CONFIG (not by the file itself).
+	ConfigFile string
+
+	// Redis is the Redis URL, in a form asynq.ParseRedisURI accepts:
+	// redis://, rediss://, redis-socket:// or redis-sentinel://. It may hold
+	// a password: print it with [RedactURL]. Defaults to RedisDefault.
+	Redis string
+
+	// RedisExplicit reports whether Redis was set by a flag, the environment
+	// or the config file. capcheck run uses an embedded Redis when it is
+	// false. Defaults to false.
+	RedisExplicit bool
+
+	// Out is the directory under which each job's output files are written
+	// ({Out}/{job}/). Defaults to OutDefault.
+	Out string
+
+	// LogFormat is the format of log lines on standard error. Defaults to
+	// LogFormatDefault.
+	LogFormat LogFormat
+
+	// LogLevel is the lowest level logged. Defaults to LogLevelDefault.
+	LogLevel slog.Level
+
+	API     API
+	Enqueue Enqueue
+	Worker  Worker
+	MockAPI MockAPI
+
+	// origins records where Load found each option it set, for messages.
+	origins map[*option]origin
+}
+
+// API configures the capability-check API client.
+type API struct {
+	// URL is the provider's regional base URL, without a trailing slash.
+	// Defaults to APIURLDefault.
+	URL string
+
+	// SID is the account SID. Required by the commands that call the API.
+	SID string
+
+	// Key is the API key, from --api-key or the content of KeyFile.
+	// Required by the commands that call the API.
+	Key Secret
+
+	// KeyFile is the file the key was read from (content trimmed), "" when
+	// the key came from --api-key.
+	KeyFile string
+
+	// CallbackProfileID is sent with every request; the provider delivers
+	// per-number results to that profile's URL. Defaults to "" (not sent).
+	CallbackProfileID string
+
+	// WireFormat is how numbers are written in requests. Defaults to
+	// WireFormatDefault.
+	WireFormat WireFormat
+
+	// BatchSize is the number of numbers per API request. Defaults to
+	// BatchSizeDefault.
+	BatchSize int
+
+	// Rate is the API requests per second for the whole fleet of workers.
+	// Defaults to RateDefault.
+	Rate float64
+
+	// Timeout bounds one API request. Defaults to TimeoutDefault.
+	Timeout time.Duration
+
+	// MaxAttempts is how many times a request is tried on transient errors
+	// before its numbers end failed (429s do not count). Defaults to
+	// MaxAttemptsDefault.
+	MaxAttempts int
+}
+
+// Enqueue configures reading a list and enqueuing it.
+type Enqueue struct {
+	// Input is the list to read: a path ("-" is standard input; ".gz" is
+	// read decompressed). Required by enqueue and run.
+	Input string
+
+	// Column selects the CSV column holding numbers: a header name or a
+	// 1-based index. Defaults to "" (the enqueue package picks).
+	Column string
+
+	// DefaultRegion is the region (ISO 3166 alpha-2, upper case) for numbers
+	// without a country code. Defaults to DefaultRegionDefault.
+	DefaultRegion string
+
+	// Job is the job ID: 1..128 of [A-Za-z0-9._-]. Defaults to "" (one is
+	// generated).
+	Job string
+
+	// ChunkSize is the number of numbers per task. Defaults to
+	// ChunkSizeDefault.
+	ChunkSize int
+}
+
+// Worker configures a worker process.
+type Worker struct {
+	// Concurrency is the number of chunks one worker processes at once.
+	// Defaults to ConcurrencyDefault.
+	Concurrency int
+
+	// MetricsAddr is the address of the Prometheus /metrics listener, e.g.
+	// ":9090". Defaults to "" (off).
+	MetricsAddr string
+
+	// ShutdownTimeout bounds the drain of in-flight work on SIGTERM.
+	// Defaults to ShutdownTimeoutDefault.
+	ShutdownTimeout time.Duration
+}
+
+// MockAPI configures the simulator behind capcheck mock-api. Its expected
+// credentials are API.SID and API.Key.
+type MockAPI struct {
+	// Listen is the address to listen on. Defaults to MockListenDefault.
+	Listen string
+
+	// Rate is the simulator's own limit of requests per sliding second,
+	// answered 429 beyond it; 0 means none. Defaults to 0.
+	Rate float64
+
+	// Latency is added to every answer. Defaults to 0.
+	Latency time.Duration
+
+	// Jitter adds a random delay in [0, Jitter]. Defaults to 0.
+	Jitter time.Duration
+
+	// FailRate is the fraction (0..1) of requests answered 503. Defaults to 0.
+	FailRate float64
+
+	// ResetRate is the fraction (0..1) of requests whose connection is
+	// dropped. Defaults to 0.
+	ResetRate float64
+
+	// RejectSuffix makes numbers whose digits end with it invalid (the
+	// request is refused 400). Defaults to "" (none).
+	RejectSuffix string
+
+	// MaxBatch is the most numbers one request may carry. Defaults to
+	// MockMaxBatchDefault.
+	MaxBatch int
+
+	// Seed seeds the faults and jitter, for reproducible runs. Defaults to 0
+	// (a random seed).
+	Seed int64
+}
+
+// WithDefaults returns a copy of c whose zero fields are set to their
+// defaults. Fields whose zero value is meaningful (MockAPI.Rate, ...) keep it.
+func (c *Config) WithDefaults() *Config {
+	d := *c
+	d.Redis = cmp.Or(d.Redis, RedisDefault)
+	d.Out = cmp.Or(d.Out, OutDefault)
+	d.LogFormat = cmp.Or(d.LogFormat, LogFormatDefault)
+	d.LogLevel = cmp.Or(d.LogLevel, LogLevelDefault)
+	d.API.URL = cmp.Or(d.API.URL, APIURLDefault)
+	d.API.WireFormat = cmp.Or(d.API.WireFormat, WireFormatDefault)
+	d.API.BatchSize = cmp.Or(d.API.BatchSize, BatchSizeDefault)
+	d.API.Rate = cmp.Or(d.API.Rate, RateDefault)
+	d.API.Timeout = cmp.Or(d.API.Timeout, TimeoutDefault)
+	d.API.MaxAttempts = cmp.Or(d.API.MaxAttempts, MaxAttemptsDefault)
+	d.Enqueue.DefaultRegion = cmp.Or(d.Enqueue.DefaultRegion, DefaultRegionDefault)
+	d.Enqueue.ChunkSize = cmp.Or(d.Enqueue.ChunkSize, ChunkSizeDefault)
+	d.Worker.Concurrency = cmp.Or(d.Worker.Concurrency, ConcurrencyDefault)
+	d.Worker.ShutdownTimeout = cmp.Or(d.Worker.ShutdownTimeout, ShutdownTimeoutDefault)
+	d.MockAPI.Listen = cmp.Or(d.MockAPI.Listen, MockListenDefault)
+	d.MockAPI.MaxBatch = cmp.Or(d.MockAPI.MaxBatch, MockMaxBatchDefault)
+	return &d
+}

@@ -1,0 +1,403 @@
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Flag names. The mock-api options reuse "rate" with their own meaning (see
+// the package doc); every other name is unique.
+const (
+	FlagConfig    = "config"
+	FlagRedis     = "redis"
+	FlagOut       = "out"
+	FlagLogFormat = "log-format"
+	FlagLogLevel  = "log-level"
+
+	FlagAPIURL            = "api-url"
+	FlagSID               = "sid"
+	FlagAPIKey            = "api-key"
+	FlagAPIKeyFile        = "api-key-file"
+	FlagCallbackProfileID = "callback-profile-id"
+	FlagWireFormat        = "wire-format"
+	FlagBatchSize         = "batch-size"
+	FlagRate              = "rate"
+	FlagTimeout           = "timeout"
+	FlagMaxAttempts       = "max-attempts"
+
+	FlagInput         = "input"
+	FlagColumn        = "column"
+	FlagDefaultRegion = "default-region"
+	FlagJob           = "job"
+	FlagChunkSize     = "chunk-size"
+
+	FlagConcurrency     = "concurrency"
+	FlagMetricsAddr     = "metrics-addr"
+	FlagShutdownTimeout = "shutdown-timeout"
+
+	FlagListen       = "listen"
+	FlagMockRate     = "rate" // mock-api's own --rate: CAPCHECK_MOCK_API_RATE, mock_api: rate:
+	FlagLatency      = "latency"
+	FlagJitter       = "jitter"
+	FlagFailRate     = "fail-rate"
+	FlagResetRate    = "reset-rate"
+	FlagRejectSuffix = "reject-suffix"
+	FlagMaxBatch     = "max-batch"
+	FlagSeed         = "seed"
+)
+
+// envPrefix starts every environment variable.
+const envPrefix = "CAPCHECK_"
+
+// mockSection is the YAML section (and, upper-cased, the environment infix)
+// of the mock-api options.
+const mockSection = "mock_api"
+
+// Help categories.
+const (
+	categoryShared  = "Shared"
+	categoryAPI     = "API"
+	categoryEnqueue = "Enqueue"
+	categoryWorker  = "Worker"
+	categoryMockAPI = "Mock API"
+)
+
+// option is one configuration option: its flag, variable, file key, help,
+// default and parser. The table below is the single source of the flags,
+// the loader, the validation hints, the README table and the example file
+// test.
+type option struct {
+	name     string // flag name
+	section  string // YAML section, "" for top level; also the env infix
+	category string
+	usage    string // help; a `word` in backquotes is the value's placeholder
+	def      string // default as shown in help and docs, "" for none
+	noFile   bool   // not a key of the config file (--config itself)
+	secret   bool   // the value is never echoed
+	set      func(c *Config, v string) error
+}
+
+// env is the option's environment variable.
+func (o *option) env() string {
+	s := o.name
+	if o.section != "" {
+		s = o.section + "_" + s
+	}
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(s, "-", "_"))
+}
+
+// key is the option's key in the config file, within its section.
+func (o *option) key() string { return strings.ReplaceAll(o.name, "-", "_") }
+
+// fileKey names the key in the file for people: "rate:" or "rate: under mock_api:".
+func (o *option) fileKey() string {
+	if o.section != "" {
+		return o.key() + ": under " + o.section + ":"
+	}
+	return o.key() + ":"
+}
+
+// path is the option's dotted key path, "rate" or "mock_api.rate".
+func (o *option) path() string {
+	if o.section != "" {
+		return o.section + "." + o.key()
+	}
+	return o.key()
+}
+
+// hint says every way to set the option.
+func (o *option) hint() string {
+	if o.noFile {
+		return fmt.Sprintf("set --%s or %s", o.name, o.env())
+	}
+	return fmt.Sprintf("set --%s, %s or %s in the config file", o.name, o.env(), o.fileKey())
+}
+
+// optionFlag is the command-line flag of an option. Values are taken as
+// strings and parsed by Load, so that a flag, a variable and a file key go
+// through one parser and fail with one message. The variable is named in the
+// usage text but not in EnvVars: Load reads the environment itself, so that
+// it can tell a flag from a variable.
+type optionFlag struct {
+	*cli.StringFlag
+	opt *option
+}
+
+func (o *option) flag() cli.Flag {
+	usage := o.usage
+	if o.def != "" {
+		usage += " (default: " + o.def + ")"
+	}
+	usage += " [$" + o.env() + "]"
+	return &optionFlag{
+		StringFlag: &cli.StringFlag{Name: o.name, Usage: usage, Category: o.category},
+		opt:        o,
+	}
+}
+
+func flags(opts ...*option) []cli.Flag {
+	fs := make([]cli.Flag, len(opts))
+	for i, o := range opts {
+		fs[i] = o.flag()
+	}
+	return fs
+}
+
+// Flag groups. Each call returns new flags (urfave/cli keeps state in them),
+// so build a command's list with slices.Concat of the groups it accepts.
+
+// CommonFlags are the options of every command: --config, --log-format,
+// --log-level.
+func CommonFlags() []cli.Flag { return flags(optConfig, optLogFormat, optLogLevel) }
+
+// SharedFlags are the options of the commands that use Redis: CommonFlags
+// plus --redis and --out.
+func SharedFlags() []cli.Flag {
+	return flags(optConfig, optRedis, optOut, optLogFormat, optLogLevel)
+}
+
+// CredentialFlags are --sid, --api-key and --api-key-file.
+func CredentialFlags() []cli.Flag { return flags(optSID, optAPIKey, optAPIKeyFile) }
+
+// APIFlags are the options of the API client, credentials included.
+func APIFlags() []cli.Flag {
+	return flags(optAPIURL, optSID, optAPIKey, optAPIKeyFile, optCallbackProfileID,
+		optWireFormat, optBatchSize, optRate, optTimeout, optMaxAttempts)
+}
+
+// EnqueueFlags are the options of reading and enqueuing a list.
+func EnqueueFlags() []cli.Flag {
+	return flags(optInput, optColumn, optDefaultRegion, optJob, optChunkSize)
+}
+
+// WorkerFlags are the options of a worker process.
+func WorkerFlags() []cli.Flag {
+	return flags(optConcurrency, optMetricsAddr, optShutdownTimeout)
+}
+
+// MockAPIFlags are the simulator's own options; mock-api also takes
+// CommonFlags and CredentialFlags.
+func MockAPIFlags() []cli.Flag {
+	return flags(optListen, optMockRate, optLatency, optJitter, optFailRate,
+		optResetRate, optRejectSuffix, optMaxBatch, optSeed)
+}
+
+var (
+	optConfig = &option{name: FlagConfig, category: categoryShared, noFile: true,
+		usage: "read options from this YAML `FILE` (flags and variables take precedence)",
+		set:   setString(func(c *Config) *string { return &c.ConfigFile })}
+	optRedis = &option{name: FlagRedis, category: categoryShared, def: RedisDefault,
+		usage: "Redis `URL`: redis://, rediss://, redis-socket:// or redis-sentinel://",
+		set:   setString(func(c *Config) *string { return &c.Redis })}
+	optOut = &option{name: FlagOut, category: categoryShared, def: OutDefault,
+		usage: "`DIR` for output files ({out}/{job}/)",
+		set:   setString(func(c *Config) *string { return &c.Out })}
+	optLogFormat = &option{name: FlagLogFormat, category: categoryShared, def: string(LogFormatDefault),
+		usage: "log line `FORMAT` on stderr: text or json",
+		set:   setLogFormat}
+	optLogLevel = &option{name: FlagLogLevel, category: categoryShared, def: "info",
+		usage: "lowest `LEVEL` logged: debug, info, warn or error",
+		set:   setLogLevel}
+
+	optAPIURL = &option{name: FlagAPIURL, category: categoryAPI, def: APIURLDefault,
+		usage: "base `URL` of the provider's region (e.g. https://api.in.kaleyra.io)",
+		set: func(c *Config, v string) error {
+			c.API.URL = strings.TrimRight(v, "/")
+			return nil
+		}}
+	optSID = &option{name: FlagSID, category: categoryAPI,
+		usage: "account `SID`",
+		set:   setString(func(c *Config) *string { return &c.API.SID })}
+	optAPIKey = &option{name: FlagAPIKey, category: categoryAPI, secret: true,
+		usage: "API `KEY` (prefer --api-key-file or the variable: command lines are visible to other users)",
+		set: func(c *Config, v string) error {
+			c.API.Key = NewSecret(v)
+			return nil
+		}}
+	optAPIKeyFile = &option{name: FlagAPIKeyFile, category: categoryAPI,
+		usage: "read the API key from `FILE` (content trimmed)",
+		set:   setString(func(c *Config) *string { return &c.API.KeyFile })}
+	optCallbackProfileID = &option{name: FlagCallbackProfileID, category: categoryAPI,
+		usage: "callback profile `ID` sent with each request",
+		set:   setString(func(c *Config) *string { return &c.API.CallbackProfileID })}
+	optWireFormat = &option{name: FlagWireFormat, category: categoryAPI, def: string(WireFormatDefault),
+		usage: "how numbers are sent: `digits` (9198XXXXXXXX) or e164 (+9198XXXXXXXX)",
+		set:   setWireFormat}
+	optBatchSize = &option{name: FlagBatchSize, category: categoryAPI, def: strconv.Itoa(BatchSizeDefault),
+		usage: "`N` numbers per API request",
+		set:   setInt(func(c *Config) *int { return &c.API.BatchSize })}
+	optRate = &option{name: FlagRate, category: categoryAPI, def: formatFloat(RateDefault),
+		usage: "`N` API requests per second for the whole fleet of workers (> 0)",
+		set:   setFloat(func(c *Config) *float64 { return &c.API.Rate })}
+	optTimeout = &option{name: FlagTimeout, category: categoryAPI, def: TimeoutDefault.String(),
+		usage: "`DURATION` bound of one API request",
+		set:   setDuration(func(c *Config) *time.Duration { return &c.API.Timeout })}
+	optMaxAttempts = &option{name: FlagMaxAttempts, category: categoryAPI, def: strconv.Itoa(MaxAttemptsDefault),
+		usage: "give up after `N` tries of a request on transient errors (its numbers end failed)",
+		set:   setInt(func(c *Config) *int { return &c.API.MaxAttempts })}
+
+	optInput = &option{name: FlagInput, category: categoryEnqueue,
+		usage: "the list to read: a `PATH` (.gz is decompressed) or - for stdin",
+		set:   setString(func(c *Config) *string { return &c.Enqueue.Input })}
+	optColumn = &option{name: FlagColumn, category: categoryEnqueue,
+		usage: "CSV column holding the numbers: header `NAME` or 1-based number",
+		set:   setString(func(c *Config) *string { return &c.Enqueue.Column })}
+	optDefaultRegion = &option{name: FlagDefaultRegion, category: categoryEnqueue, def: DefaultRegionDefault,
+		usage: "region (`CC`, ISO 3166 alpha-2) for numbers without country code",
+		set: func(c *Config, v string) error {
+			c.Enqueue.DefaultRegion = strings.ToUpper(v)
+			return nil
+		}}
+	optJob = &option{name: FlagJob, category: categoryEnqueue,
+		usage: "job `ID` (1-128 of A-Z a-z 0-9 . _ -; generated when empty)",
+		set:   setString(func(c *Config) *string { return &c.Enqueue.Job })}
+	optChunkSize = &option{name: FlagChunkSize, category: categoryEnqueue, def: strconv.Itoa(ChunkSizeDefault),
+		usage: "`N` numbers per task (chunk)",
+		set:   setInt(func(c *Config) *int { return &c.Enqueue.ChunkSize })}
+
+	optConcurrency = &option{name: FlagConcurrency, category: categoryWorker, def: strconv.Itoa(ConcurrencyDefault),
+		usage: "process `N` chunks at once in one worker",
+		set:   setInt(func(c *Config) *int { return &c.Worker.Concurrency })}
+	optMetricsAddr = &option{name: FlagMetricsAddr, category: categoryWorker,
+		usage: "serve Prometheus /metrics on `ADDR` (e.g. :9090; off when empty)",
+		set:   setString(func(c *Config) *string { return &c.Worker.MetricsAddr })}
+	optShutdownTimeout = &option{name: FlagShutdownTimeout, category: categoryWorker, def: ShutdownTimeoutDefault.String(),
+		usage: "on SIGTERM, drain in-flight work for at most this `DURATION`",
+		set:   setDuration(func(c *Config) *time.Duration { return &c.Worker.ShutdownTimeout })}
+
+	optListen = &option{name: FlagListen, section: mockSection, category: categoryMockAPI, def: MockListenDefault,
+		usage: "`ADDR` to listen on",
+		set:   setString(func(c *Config) *string { return &c.MockAPI.Listen })}
+	optMockRate = &option{name: FlagMockRate, section: mockSection, category: categoryMockAPI, def: "0",
+		usage: "the simulator's own limit: answer 429 beyond `N` requests per sliding second (0 = none)",
+		set:   setFloat(func(c *Config) *float64 { return &c.MockAPI.Rate })}
+	optLatency = &option{name: FlagLatency, section: mockSection, category: categoryMockAPI, def: "0s",
+		usage: "`DURATION` added to every answer",
+		set:   setDuration(func(c *Config) *time.Duration { return &c.MockAPI.Latency })}
+	optJitter = &option{name: FlagJitter, section: mockSection, category: categoryMockAPI, def: "0s",
+		usage: "random extra delay up to this `DURATION`",
+		set:   setDuration(func(c *Config) *time.Duration { return &c.MockAPI.Jitter })}
+	optFailRate = &option{name: FlagFailRate, section: mockSection, category: categoryMockAPI, def: "0",
+		usage: "`FRACTION` (0..1) of requests answered 503",
+		set:   setFloat(func(c *Config) *float64 { return &c.MockAPI.FailRate })}
+	optResetRate = &option{name: FlagResetRate, section: mockSection, category: categoryMockAPI, def: "0",
+		usage: "`FRACTION` (0..1) of requests whose connection is dropped",
+		set:   setFloat(func(c *Config) *float64 { return &c.MockAPI.ResetRate })}
+	optRejectSuffix = &option{name: FlagRejectSuffix, section: mockSection, category: categoryMockAPI,
+		usage: "numbers whose digits end with these `DIGITS` are invalid (the request gets 400)",
+		set:   setString(func(c *Config) *string { return &c.MockAPI.RejectSuffix })}
+	optMaxBatch = &option{name: FlagMaxBatch, section: mockSection, category: categoryMockAPI, def: strconv.Itoa(MockMaxBatchDefault),
+		usage: "refuse (400) requests with more than `N` numbers",
+		set:   setInt(func(c *Config) *int { return &c.MockAPI.MaxBatch })}
+	optSeed = &option{name: FlagSeed, section: mockSection, category: categoryMockAPI, def: "0",
+		usage: "`SEED` of faults and jitter, for reproducible runs (0 = random)",
+		set:   setInt64(func(c *Config) *int64 { return &c.MockAPI.Seed })}
+)
+
+// options lists every option, in the order of help, docs and messages.
+var options = []*option{
+	optConfig, optRedis, optOut, optLogFormat, optLogLevel,
+	optAPIURL, optSID, optAPIKey, optAPIKeyFile, optCallbackProfileID,
+	optWireFormat, optBatchSize, optRate, optTimeout, optMaxAttempts,
+	optInput, optColumn, optDefaultRegion, optJob, optChunkSize,
+	optConcurrency, optMetricsAddr, optShutdownTimeout,
+	optListen, optMockRate, optLatency, optJitter, optFailRate,
+	optResetRate, optRejectSuffix, optMaxBatch, optSeed,
+}
+
+// Parsers. Their errors say what the value must be; Load adds the option,
+// the value and the hint.
+
+func setString(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		*field(c) = v
+		return nil
+	}
+}
+
+func setInt(field func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return errors.New("must be a whole number")
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+func setInt64(field func(*Config) *int64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return errors.New("must be a whole number")
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+func setFloat(field func(*Config) *float64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return errors.New("must be a number")
+		}
+		*field(c) = f
+		return nil
+	}
+}
+
+func setDuration(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return errors.New("must be a duration such as 500ms, 10s or 1m30s")
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+func setLogFormat(c *Config, v string) error {
+	switch f := LogFormat(strings.ToLower(v)); f {
+	case LogFormatText, LogFormatJSON:
+		c.LogFormat = f
+		return nil
+	}
+	return errors.New("must be text or json")
+}
+
+func setLogLevel(c *Config, v string) error {
+	switch strings.ToLower(v) {
+	case "debug":
+		c.LogLevel = slog.LevelDebug
+	case "info":
+		c.LogLevel = slog.LevelInfo
+	case "warn", "warning":
+		c.LogLevel = slog.LevelWarn
+	case "error":
+		c.LogLevel = slog.LevelError
+	default:
+		return errors.New("must be debug, info, warn or error")
+	}
+	return nil
+}
+
+func setWireFormat(c *Config, v string) error {
+	switch f := WireFormat(strings.ToLower(v)); f {
+	case WireFormatDigits, WireFormatE164:
+		c.API.WireFormat = f
+		return nil
+	}
+	return errors.New("must be digits or e164")
+}
+
+func formatFloat(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }

@@ -1,0 +1,214 @@
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/hibiken/asynq"
+	"github.com/nyaruka/phonenumbers"
+)
+
+// Needs says which options a command requires. Values are checked whether
+// required or not; Needs only adds "is required" checks.
+type Needs struct {
+	// Credentials requires --sid and an API key (--api-key or
+	// --api-key-file): the commands that call the API or simulate it.
+	Credentials bool
+	// Input requires --input: enqueue and run.
+	Input bool
+}
+
+// Validate checks every value and the options n requires. It reports all
+// problems at once (errors.Join of [*Error]s, each matching ErrUsage), each
+// naming the option, the bad value and every way to set it. It expects the
+// defaults to be filled in (Load and WithDefaults do that).
+func (c *Config) Validate(n Needs) error {
+	v := &validator{c: c}
+
+	if p := redisProblem(c.Redis); p != "" {
+		v.bad(optRedis, c.Redis, p)
+	}
+	if c.Out == "" {
+		v.bad(optOut, c.Out, "must not be empty")
+	}
+	if c.LogFormat != LogFormatText && c.LogFormat != LogFormatJSON {
+		v.bad(optLogFormat, string(c.LogFormat), "must be text or json")
+	}
+
+	if p := apiURLProblem(c.API.URL); p != "" {
+		v.bad(optAPIURL, c.API.URL, p)
+	}
+	switch {
+	case c.API.SID == "" && n.Credentials:
+		v.missing(optSID, "is required (the account SID)")
+	case strings.ContainsAny(c.API.SID, "/?#%") || strings.ContainsFunc(c.API.SID, unicode.IsSpace):
+		v.bad(optSID, c.API.SID, "must be one URL path segment: no /, ?, #, % or spaces")
+	}
+	switch {
+	case c.API.Key.IsZero() && n.Credentials:
+		v.errs = append(v.errs, &Error{Option: FlagAPIKey, Msg: "an API key is required; set --api-key-file, " +
+			optAPIKeyFile.env() + " or api_key_file: in the config file to a file holding it (or --api-key, " +
+			optAPIKey.env() + " or api_key:)"})
+	case strings.ContainsFunc(c.API.Key.Reveal(), func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+		v.bad(optAPIKey, "", "must not contain spaces or control characters (value not shown)")
+	}
+	if c.API.WireFormat != WireFormatDigits && c.API.WireFormat != WireFormatE164 {
+		v.bad(optWireFormat, string(c.API.WireFormat), "must be digits or e164")
+	}
+	v.atLeast(optBatchSize, c.API.BatchSize, 1)
+	if !(c.API.Rate > 0) || math.IsInf(c.API.Rate, 0) {
+		v.bad(optRate, formatFloat(c.API.Rate), "must be > 0")
+	}
+	if c.API.Timeout <= 0 {
+		v.bad(optTimeout, c.API.Timeout.String(), "must be > 0")
+	}
+	v.atLeast(optMaxAttempts, c.API.MaxAttempts, 1)
+
+	if c.Enqueue.Input == "" && n.Input {
+		v.missing(optInput, "is required: a file path, or - for standard input")
+	}
+	if i, err := strconv.Atoi(c.Enqueue.Column); err == nil && i < 1 {
+		v.bad(optColumn, c.Enqueue.Column, "must be a header name or a column number from 1")
+	}
+	if !phonenumbers.GetSupportedRegions()[c.Enqueue.DefaultRegion] {
+		v.bad(optDefaultRegion, c.Enqueue.DefaultRegion,
+			"must be a region code libphonenumber knows, such as IN, US, GB or DE")
+	}
+	if c.Enqueue.Job != "" {
+		if p := jobIDProblem(c.Enqueue.Job); p != "" {
+			v.bad(optJob, c.Enqueue.Job, p)
+		}
+	}
+	v.atLeast(optChunkSize, c.Enqueue.ChunkSize, 1)
+
+	v.atLeast(optConcurrency, c.Worker.Concurrency, 1)
+	if c.Worker.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.Worker.MetricsAddr); err != nil {
+			v.bad(optMetricsAddr, c.Worker.MetricsAddr, "must be HOST:PORT or :PORT, such as :9090")
+		}
+	}
+	if c.Worker.ShutdownTimeout <= 0 {
+		v.bad(optShutdownTimeout, c.Worker.ShutdownTimeout.String(), "must be > 0")
+	}
+
+	m := c.MockAPI
+	if _, _, err := net.SplitHostPort(m.Listen); err != nil {
+		v.bad(optListen, m.Listen, "must be HOST:PORT or :PORT, such as 127.0.0.1:8080")
+	}
+	if m.Rate != 0 && !(m.Rate >= 1) || math.IsInf(m.Rate, 0) {
+		v.bad(optMockRate, formatFloat(m.Rate), "must be 0 (no limit) or at least 1")
+	}
+	if m.Latency < 0 {
+		v.bad(optLatency, m.Latency.String(), "must not be negative")
+	}
+	if m.Jitter < 0 {
+		v.bad(optJitter, m.Jitter.String(), "must not be negative")
+	}
+	failOK, resetOK := isFraction(m.FailRate), isFraction(m.ResetRate)
+	if !failOK {
+		v.bad(optFailRate, formatFloat(m.FailRate), "must be between 0 and 1")
+	}
+	if !resetOK {
+		v.bad(optResetRate, formatFloat(m.ResetRate), "must be between 0 and 1")
+	}
+	if failOK && resetOK && m.FailRate+m.ResetRate > 1 {
+		v.errs = append(v.errs, newError(optFailRate, "plus --reset-rate must not exceed 1",
+			formatFloat(m.FailRate)+" + "+formatFloat(m.ResetRate), c.origins[optFailRate]))
+	}
+	if strings.Trim(m.RejectSuffix, "0123456789") != "" {
+		v.bad(optRejectSuffix, m.RejectSuffix, "must be digits only")
+	}
+	v.atLeast(optMaxBatch, m.MaxBatch, 1)
+
+	return errors.Join(v.errs...)
+}
+
+type validator struct {
+	c    *Config
+	errs []error
+}
+
+func (v *validator) bad(o *option, value, problem string) {
+	if value != "" {
+		value = show(o, value)
+	}
+	v.errs = append(v.errs, newError(o, problem, value, v.c.origins[o]))
+}
+
+func (v *validator) missing(o *option, problem string) {
+	v.errs = append(v.errs, &Error{Option: o.name, Msg: "--" + o.name + " " + problem + "; " + o.hint()})
+}
+
+func (v *validator) atLeast(o *option, n, least int) {
+	if n < least {
+		v.bad(o, strconv.Itoa(n), fmt.Sprintf("must be at least %d", least))
+	}
+}
+
+func isFraction(f float64) bool { return f >= 0 && f <= 1 } // false for NaN
+
+func redisProblem(s string) string {
+	const want = "must be a Redis URL such as redis://127.0.0.1:6379/0 " +
+		"(forms: redis://, rediss://, redis-socket://PATH, redis-sentinel://HOSTS?master=NAME)"
+	if _, err := asynq.ParseRedisURI(s); err != nil {
+		// The reason without the URL, which may hold a password.
+		reason := err.Error()
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			reason = ue.Err.Error()
+		}
+		return want + ": " + strings.TrimPrefix(reason, "asynq: ")
+	}
+	if u, err := url.Parse(s); err == nil && (u.Scheme == "redis" || u.Scheme == "rediss") && u.Host == "" {
+		return want + ": the host is missing"
+	}
+	return ""
+}
+
+func apiURLProblem(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return "must be an http:// or https:// base URL such as " + APIURLDefault
+	}
+	return ""
+}
+
+var jobIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+
+func jobIDProblem(id string) string {
+	if !jobIDPattern.MatchString(id) || id == "." || id == ".." {
+		return "must be 1 to 128 characters of A-Z, a-z, 0-9, '.', '_' and '-' (and not . or ..)"
+	}
+	return ""
+}
+
+// CheckJobID reports whether id is a valid job ID (1 to 128 characters of
+// A-Z a-z 0-9 . _ -, and neither "." nor ".." since it names a directory),
+// for commands that take a job ID as an argument. The error matches ErrUsage.
+func CheckJobID(id string) error {
+	if p := jobIDProblem(id); p != "" {
+		return &Error{Msg: fmt.Sprintf("job ID %q %s", id, p)}
+	}
+	return nil
+}
+
+// RedactURL returns u with its password replaced by "xxxxx", for logs and
+// messages. A URL that does not parse is returned as "[unparsable URL]" when
+// it could hold a password (it has an '@').
+func RedactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		if strings.Contains(u, "@") {
+			return "[unparsable URL]"
+		}
+		return u
+	}
+	return p.Redacted()
+}

@@ -1,0 +1,152 @@
+package configs
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestValidate(t *testing.T) {
+	key := writeFile(t, "key", "k\n")
+	creds := []string{"--sid", "S", "--api-key-file", key}
+	tests := []struct {
+		name  string
+		mock  bool
+		env   map[string]string
+		args  []string
+		needs Needs
+		want  string // "" for valid
+	}{
+		{name: "defaults"},
+		{name: "defaults, mock side", mock: true},
+		{name: "credentials given", needs: Needs{Credentials: true}, args: creds},
+		{name: "rate -1", args: []string{"--rate", "-1"},
+			want: "--rate must be > 0 (got -1); set --rate, CAPCHECK_RATE or rate: in the config file"},
+		{name: "rate 0 from the environment", env: map[string]string{"CAPCHECK_RATE": "0"},
+			want: "--rate must be > 0 (got 0 from CAPCHECK_RATE); set --rate, CAPCHECK_RATE or rate: in the config file"},
+		{name: "missing sid", needs: Needs{Credentials: true}, args: []string{"--api-key", "k"},
+			want: "--sid is required (the account SID); set --sid, CAPCHECK_SID or sid: in the config file"},
+		{name: "missing key", needs: Needs{Credentials: true}, args: []string{"--sid", "S"},
+			want: "an API key is required; set --api-key-file, CAPCHECK_API_KEY_FILE or api_key_file: in the config file to a file holding it (or --api-key, CAPCHECK_API_KEY or api_key:)"},
+		{name: "sid with a slash", args: []string{"--sid", "a/b"},
+			want: "--sid must be one URL path segment: no /, ?, #, % or spaces (got a/b); set --sid, CAPCHECK_SID or sid: in the config file"},
+		{name: "key with a space is not shown", args: []string{"--api-key", "S3CR3T KEY"},
+			want: "--api-key must not contain spaces or control characters (value not shown); set --api-key, CAPCHECK_API_KEY or api_key: in the config file"},
+		{name: "missing input", needs: Needs{Input: true},
+			want: "--input is required: a file path, or - for standard input; set --input, CAPCHECK_INPUT or input: in the config file"},
+		{name: "bad redis scheme", args: []string{"--redis", "localhost:6379"},
+			want: `--redis must be a Redis URL such as redis://127.0.0.1:6379/0 (forms: redis://, rediss://, redis-socket://PATH, redis-sentinel://HOSTS?master=NAME): unsupported uri scheme: "localhost" (got localhost:6379); set --redis, CAPCHECK_REDIS or redis: in the config file`},
+		{name: "bad redis scheme 2", args: []string{"--redis", "http://127.0.0.1:6379"},
+			want: `--redis must be a Redis URL such as redis://127.0.0.1:6379/0 (forms: redis://, rediss://, redis-socket://PATH, redis-sentinel://HOSTS?master=NAME): unsupported uri scheme: "http" (got http://127.0.0.1:6379); set --redis, CAPCHECK_REDIS or redis: in the config file`},
+		{name: "redis password is not shown", args: []string{"--redis", "redis://:hunter2@h:6379/x"},
+			want: `--redis must be a Redis URL such as redis://127.0.0.1:6379/0 (forms: redis://, rediss://, redis-socket://PATH, redis-sentinel://HOSTS?master=NAME): could not parse redis uri: database number should be the first segment of the path (got redis://:xxxxx@h:6379/x); set --redis, CAPCHECK_REDIS or redis: in the config file`},
+		{name: "redis without host", args: []string{"--redis", "redis:///0"},
+			want: `--redis must be a Redis URL such as redis://127.0.0.1:6379/0 (forms: redis://, rediss://, redis-socket://PATH, redis-sentinel://HOSTS?master=NAME): the host is missing (got redis:///0); set --redis, CAPCHECK_REDIS or redis: in the config file`},
+		{name: "redis forms", args: []string{"--redis", "redis-sentinel://:pw@h1:26379,h2:26379?master=m"}},
+		{name: "redis socket", args: []string{"--redis", "redis-socket:///run/redis.sock?db=2"}},
+		{name: "api url", args: []string{"--api-url", "api.kaleyra.io"},
+			want: "--api-url must be an http:// or https:// base URL such as https://api.kaleyra.io (got api.kaleyra.io); set --api-url, CAPCHECK_API_URL or api_url: in the config file"},
+		{name: "bad job", args: []string{"--job", "../etc"},
+			want: "--job must be 1 to 128 characters of A-Z, a-z, 0-9, '.', '_' and '-' (and not . or ..) (got ../etc); set --job, CAPCHECK_JOB or job: in the config file"},
+		{name: "job ..", args: []string{"--job", ".."},
+			want: "--job must be 1 to 128 characters of A-Z, a-z, 0-9, '.', '_' and '-' (and not . or ..) (got ..); set --job, CAPCHECK_JOB or job: in the config file"},
+		{name: "long job", args: []string{"--job", strings.Repeat("j", 129)},
+			want: "--job must be 1 to 128 characters of A-Z, a-z, 0-9, '.', '_' and '-' (and not . or ..) (got " + strings.Repeat("j", 129) + "); set --job, CAPCHECK_JOB or job: in the config file"},
+		{name: "job of 128", args: []string{"--job", strings.Repeat("j", 128)}},
+		{name: "region", args: []string{"--default-region", "XX"},
+			want: "--default-region must be a region code libphonenumber knows, such as IN, US, GB or DE (got XX); set --default-region, CAPCHECK_DEFAULT_REGION or default_region: in the config file"},
+		{name: "column 0", args: []string{"--column", "0"},
+			want: "--column must be a header name or a column number from 1 (got 0); set --column, CAPCHECK_COLUMN or column: in the config file"},
+		{name: "sizes", args: []string{"--batch-size", "0", "--chunk-size", "-5", "--max-attempts", "0", "--concurrency", "0"},
+			want: "--batch-size must be at least 1 (got 0); set --batch-size, CAPCHECK_BATCH_SIZE or batch_size: in the config file\n" +
+				"--max-attempts must be at least 1 (got 0); set --max-attempts, CAPCHECK_MAX_ATTEMPTS or max_attempts: in the config file\n" +
+				"--chunk-size must be at least 1 (got -5); set --chunk-size, CAPCHECK_CHUNK_SIZE or chunk_size: in the config file\n" +
+				"--concurrency must be at least 1 (got 0); set --concurrency, CAPCHECK_CONCURRENCY or concurrency: in the config file"},
+		{name: "durations", args: []string{"--timeout", "0s", "--shutdown-timeout", "-1s"},
+			want: "--timeout must be > 0 (got 0s); set --timeout, CAPCHECK_TIMEOUT or timeout: in the config file\n" +
+				"--shutdown-timeout must be > 0 (got -1s); set --shutdown-timeout, CAPCHECK_SHUTDOWN_TIMEOUT or shutdown_timeout: in the config file"},
+		{name: "metrics addr", args: []string{"--metrics-addr", "9090"},
+			want: "--metrics-addr must be HOST:PORT or :PORT, such as :9090 (got 9090); set --metrics-addr, CAPCHECK_METRICS_ADDR or metrics_addr: in the config file"},
+		{name: "mock rate -1", mock: true, args: []string{"--rate", "-1"},
+			want: "--rate must be 0 (no limit) or at least 1 (got -1); set --rate, CAPCHECK_MOCK_API_RATE or rate: under mock_api: in the config file"},
+		{name: "mock fractions", mock: true, env: map[string]string{"CAPCHECK_MOCK_API_FAIL_RATE": "0.6"}, args: []string{"--reset-rate", "0.5"},
+			want: "--fail-rate plus --reset-rate must not exceed 1 (got 0.6 + 0.5 from CAPCHECK_MOCK_API_FAIL_RATE); set --fail-rate, CAPCHECK_MOCK_API_FAIL_RATE or fail_rate: under mock_api: in the config file"},
+		{name: "mock fraction", mock: true, args: []string{"--fail-rate", "2"},
+			want: "--fail-rate must be between 0 and 1 (got 2); set --fail-rate, CAPCHECK_MOCK_API_FAIL_RATE or fail_rate: under mock_api: in the config file"},
+		{name: "mock misc", mock: true, args: []string{"--listen", "8080", "--latency", "-1ms", "--reject-suffix", "9x", "--max-batch", "0"},
+			want: "--listen must be HOST:PORT or :PORT, such as 127.0.0.1:8080 (got 8080); set --listen, CAPCHECK_MOCK_API_LISTEN or listen: under mock_api: in the config file\n" +
+				"--latency must not be negative (got -1ms); set --latency, CAPCHECK_MOCK_API_LATENCY or latency: under mock_api: in the config file\n" +
+				"--reject-suffix must be digits only (got 9x); set --reject-suffix, CAPCHECK_MOCK_API_REJECT_SUFFIX or reject_suffix: under mock_api: in the config file\n" +
+				"--max-batch must be at least 1 (got 0); set --max-batch, CAPCHECK_MOCK_API_MAX_BATCH or max_batch: under mock_api: in the config file"},
+		{name: "mock credentials", mock: true, needs: Needs{Credentials: true}, args: []string{"--sid", "S", "--api-key", "K"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			flags := apiSideFlags
+			if tc.mock {
+				flags = mockSideFlags
+			}
+			cfg := mustLoad(t, flags(), tc.env, tc.args...)
+			err := cfg.Validate(tc.needs)
+			got := ""
+			if err != nil {
+				got = err.Error()
+				if !errors.Is(err, ErrUsage) {
+					t.Errorf("errors.Is(%v, ErrUsage) = false", err)
+				}
+				var ce *Error
+				if !errors.As(err, &ce) || ce.Option == "" && !strings.HasPrefix(got, "an API key") {
+					t.Errorf("errors.As(*Error) gives %+v", ce)
+				}
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("message (-want +got):\n%s", diff)
+			}
+			if strings.Contains(got, "S3CR3T") || strings.Contains(got, "hunter2") {
+				t.Errorf("message shows a secret: %s", got)
+			}
+		})
+	}
+}
+
+func TestValidateZeroConfig(t *testing.T) {
+	// A Config built by hand without WithDefaults fails with messages, not a panic.
+	err := (&Config{}).Validate(Needs{Credentials: true, Input: true})
+	if err == nil || !errors.Is(err, ErrUsage) {
+		t.Fatalf("Validate of a zero Config = %v; want usage errors", err)
+	}
+	if err := defaults().Validate(Needs{}); err != nil {
+		t.Fatalf("Validate of the defaults: %v", err)
+	}
+}
+
+func TestCheckJobID(t *testing.T) {
+	for id, ok := range map[string]bool{
+		"nightly-2024.05.01_a": true, "A": true, strings.Repeat("x", 128): true,
+		"": false, ".": false, "..": false, "a/b": false, "a b": false, "ä": false, strings.Repeat("x", 129): false,
+	} {
+		err := CheckJobID(id)
+		if (err == nil) != ok {
+			t.Errorf("CheckJobID(%q) = %v; want ok=%v", id, err, ok)
+		}
+		if err != nil && !errors.Is(err, ErrUsage) {
+			t.Errorf("CheckJobID(%q) error does not match ErrUsage", id)
+		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"redis://127.0.0.1:6379/0":         "redis://127.0.0.1:6379/0",
+		"redis://:pw@h:6379/0":             "redis://:xxxxx@h:6379/0",
+		"redis-socket://:pw@/run/r.sock":   "redis-socket://:xxxxx@/run/r.sock",
+		"redis://:p w@h\x7f:1/0":           "[unparsable URL]",
+		"redis-sentinel://:pw@a:1,b:2?m=x": "redis-sentinel://:xxxxx@a:1,b:2?m=x",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
