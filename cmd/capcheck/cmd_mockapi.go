@@ -1,0 +1,61 @@
+package main
+
+import (
+	"slices"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/capcheck/capcheck/configs"
+	"github.com/capcheck/capcheck/mockapi"
+)
+
+func mockAPICommand() *cli.Command {
+	return &cli.Command{
+		Name:  "mock-api",
+		Usage: "run a local simulator of the capability-check API",
+		Description: "Serves POST /v1/{sid}/messages/soip/capability-check like the provider: it checks\n" +
+			"the api-key header, the SID, the body and every number, answers 202, 400, 401, 429\n" +
+			"or 503, adds latency and drops connections as configured. GET /stats shows what it\n" +
+			"saw. It runs until SIGINT or SIGTERM, then shuts down gracefully.\n\n" +
+			"Its options have variables CAPCHECK_MOCK_API_* and keys under mock_api: in the\n" +
+			"config file; --rate here is the simulator's own limit, not the client's rate.",
+		Flags:  slices.Concat(configs.CommonFlags(), configs.CredentialFlags(), configs.MockAPIFlags()),
+		Action: mockAPI,
+	}
+}
+
+func mockAPI(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	cfg, err := configs.Load(c)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(configs.Needs{Credentials: true}); err != nil {
+		return err
+	}
+	m := cfg.MockAPI
+	srv, err := mockapi.New(mockapi.Config{
+		SID:          cfg.API.SID,
+		APIKey:       cfg.API.Key.Reveal(),
+		MaxBatch:     m.MaxBatch,
+		Rate:         m.Rate,
+		Latency:      m.Latency,
+		Jitter:       m.Jitter,
+		FailRate:     m.FailRate,
+		ResetRate:    m.ResetRate,
+		RejectSuffix: m.RejectSuffix,
+		Seed:         m.Seed,
+		Logger:       newLogger(cfg, c.App.ErrWriter),
+	})
+	if err != nil {
+		// configs.Validate checks what mockapi checks; this is a backstop.
+		return usageErrorf("%v", err)
+	}
+	ln, err := srv.Listen(m.Listen)
+	if err != nil {
+		return err // e.g. the address is in use: a runtime error
+	}
+	return srv.Serve(c.Context, ln)
+}
