@@ -1,0 +1,59 @@
+-- The fleet's rate limiter state: one hash, KEYS[1], with fields
+--   tat    GCRA theoretical arrival time: the earliest start of the next slot
+--   pause  the fleet sends nothing before this time (set after a 429)
+-- Times are microseconds on the Redis server's clock (TIME), so every replica
+-- reads one clock. Stored as decimal strings with 3 decimals (sub-µs slots).
+--
+-- ARGV[1] is the mode:
+--   "reserve"  ARGV[2] = slot interval (µs), ARGV[3] = tolerance (µs).
+--              Takes the next slot:
+--                start = max(tat, now - tolerance, pause); tat = start + interval
+--              A start in the past (by at most the tolerance) lets a replica
+--              that fell a little behind catch up instead of losing the slot.
+--   "pause"    ARGV[2] = pause duration (µs). pause = max(pause, now + d).
+--   "peek"     read only.
+-- Every mode returns {now, pause, start-or-tat} as strings.
+
+-- Redis < 5 needs this before writing after a non-deterministic command
+-- (TIME); Redis 7 and miniredis ignore it.
+if redis.replicate_commands then
+  redis.replicate_commands()
+end
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local v = redis.call('HMGET', KEYS[1], 'tat', 'pause')
+local tat = tonumber(v[1]) or 0
+local pause = tonumber(v[2]) or 0
+local mode = ARGV[1]
+
+local function f(x)
+  return string.format('%.3f', x)
+end
+
+-- The state matters only until both times have passed: let the key expire a
+-- minute after that, so an idle fleet leaves nothing behind.
+local function store(field, value)
+  redis.call('HSET', KEYS[1], field, f(value))
+  local last = math.max(tat, pause)
+  redis.call('PEXPIRE', KEYS[1], string.format('%.0f', math.ceil((last - now) / 1000) + 60000))
+end
+
+if mode == 'reserve' then
+  local interval = tonumber(ARGV[2])
+  local tolerance = tonumber(ARGV[3])
+  local start = math.max(tat, now - tolerance, pause)
+  tat = start + interval
+  store('tat', tat)
+  return {f(now), f(pause), f(start)}
+elseif mode == 'pause' then
+  local d = tonumber(ARGV[2])
+  if now + d > pause then
+    pause = now + d
+    store('pause', pause)
+  end
+  return {f(now), f(pause), f(tat)}
+elseif mode == 'peek' then
+  return {f(now), f(pause), f(tat)}
+end
+return redis.error_reply('ratelimit: unknown mode ' .. tostring(mode))
