@@ -1,0 +1,125 @@
+package worker
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Defaults of [Config].
+const (
+	// ConcurrencyDefault is the default number of chunks one worker handles at once.
+	ConcurrencyDefault = 16
+	// BatchSizeDefault is the default number of numbers per API request.
+	BatchSizeDefault = 100
+	// MaxAttemptsDefault is the default number of calls spent on a range
+	// that keeps failing transiently.
+	MaxAttemptsDefault = 5
+	// ShutdownTimeoutDefault is the default time a draining worker gives
+	// in-flight calls before it stops waiting for them.
+	ShutdownTimeoutDefault = 30 * time.Second
+	// OutDirDefault is the default directory of the output files.
+	OutDirDefault = "./out"
+	// BackoffBaseDefault is the default first backoff after a transient error.
+	BackoffBaseDefault = 500 * time.Millisecond
+	// BackoffMaxDefault is the default cap of the backoff.
+	BackoffMaxDefault = 30 * time.Second
+	// PauseDefaultDefault is the default fleet pause after a 429 without
+	// Retry-After.
+	PauseDefaultDefault = 5 * time.Second
+)
+
+// Config configures a [Worker]. The zero value of every field means its
+// default; see [Config.WithDefaults].
+type Config struct {
+	// Concurrency is how many chunk (or finalize) tasks this worker handles
+	// at once. Each chunk sends one API call at a time, so this also bounds
+	// the worker's calls in flight. Defaults to ConcurrencyDefault (16).
+	Concurrency int
+
+	// BatchSize is how many numbers go in one API request. Defaults to
+	// BatchSizeDefault (100).
+	BatchSize int
+
+	// MaxAttempts is how many calls a range of numbers gets when the API
+	// keeps failing transiently (5xx, timeouts, resets); then its numbers are
+	// recorded failed. 429 answers do not count. Defaults to
+	// MaxAttemptsDefault (5).
+	MaxAttempts int
+
+	// ShutdownTimeout bounds a graceful shutdown: in-flight calls still
+	// running after it are canceled and their chunks re-queued. Defaults to
+	// ShutdownTimeoutDefault (30s).
+	ShutdownTimeout time.Duration
+
+	// OutDir is the directory under which the finalize task writes
+	// {OutDir}/{job}/results.csv, rejects.csv and summary.json. Defaults to
+	// OutDirDefault ("./out").
+	OutDir string
+
+	// BackoffBase is the backoff before the second call of a range after a
+	// transient error; it doubles for each further call, with full jitter
+	// (a random wait between 0 and the doubled value). Defaults to
+	// BackoffBaseDefault (500ms).
+	BackoffBase time.Duration
+
+	// BackoffMax caps the backoff. Defaults to BackoffMaxDefault (30s).
+	BackoffMax time.Duration
+
+	// PauseDefault is how long a 429 without a Retry-After header pauses
+	// the fleet. Defaults to PauseDefaultDefault (5s).
+	PauseDefault time.Duration
+
+	// Logger receives the worker's logs, with job, chunk and attempt
+	// attributes, and asynq's own logs. Defaults to slog.Default().
+	Logger *slog.Logger
+
+	// Metrics receives the worker's Prometheus metrics. Defaults to
+	// NewMetrics(nil): metrics kept but registered nowhere.
+	Metrics *Metrics
+}
+
+// WithDefaults returns a copy of c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	c.Concurrency = cmp.Or(c.Concurrency, ConcurrencyDefault)
+	c.BatchSize = cmp.Or(c.BatchSize, BatchSizeDefault)
+	c.MaxAttempts = cmp.Or(c.MaxAttempts, MaxAttemptsDefault)
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
+	c.OutDir = cmp.Or(c.OutDir, OutDirDefault)
+	c.BackoffBase = cmp.Or(c.BackoffBase, BackoffBaseDefault)
+	c.BackoffMax = cmp.Or(c.BackoffMax, BackoffMaxDefault)
+	c.PauseDefault = cmp.Or(c.PauseDefault, PauseDefaultDefault)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
+	}
+	return c
+}
+
+// Validate reports the first problem with c, in words that say what to fix.
+// It expects defaults to be filled in already.
+func (c Config) Validate() error {
+	switch {
+	case c.Concurrency < 1:
+		return fmt.Errorf("worker: concurrency must be at least 1, got %d", c.Concurrency)
+	case c.BatchSize < 1:
+		return fmt.Errorf("worker: batch size must be at least 1, got %d", c.BatchSize)
+	case c.MaxAttempts < 1:
+		return fmt.Errorf("worker: max attempts must be at least 1, got %d", c.MaxAttempts)
+	case c.ShutdownTimeout <= 0:
+		return fmt.Errorf("worker: shutdown timeout must be positive, got %s", c.ShutdownTimeout)
+	case c.OutDir == "":
+		return errors.New("worker: the output directory is empty: set --out")
+	case c.BackoffBase <= 0 || c.BackoffMax <= 0:
+		return fmt.Errorf("worker: backoff base and max must be positive, got %s and %s", c.BackoffBase, c.BackoffMax)
+	case c.BackoffMax < c.BackoffBase:
+		return fmt.Errorf("worker: backoff max (%s) must not be below backoff base (%s)", c.BackoffMax, c.BackoffBase)
+	case c.PauseDefault <= 0:
+		return fmt.Errorf("worker: default 429 pause must be positive, got %s", c.PauseDefault)
+	}
+	return nil
+}

@@ -1,0 +1,61 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/capcheck/capcheck/outfiles"
+	"github.com/capcheck/capcheck/tasks"
+)
+
+// processFinalize handles a finalize task: it writes the job's output files
+// once every chunk is settled, then moves the job to its final state.
+// BeginFinalize makes it idempotent: a stale or repeated task does nothing.
+func (w *Worker) processFinalize(ctx context.Context, t *asynq.Task) error {
+	f, err := tasks.ParseFinalize(t)
+	if err != nil {
+		w.log.Error("unreadable finalize task dropped", "err", err)
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	log := w.log.With("job", f.Job, "gen", f.Gen)
+	ok, err := w.store.BeginFinalize(ctx, f.Job, f.Gen)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		log.Debug("stale finalize task: skipped")
+		return nil
+	}
+	start := time.Now()
+	sum, err := outfiles.Write(ctx, w.store, f.Job, w.cfg.OutDir)
+	if err != nil {
+		// The job stays Finalizing; asynq retries the task, and
+		// BeginFinalize lets the retry in.
+		return fmt.Errorf("writing the output files of job %s: %w", f.Job, err)
+	}
+	st, err := w.store.EndFinalize(ctx, f.Job, f.Gen)
+	if err != nil {
+		return err
+	}
+	log.Info("job finished",
+		"state", st,
+		"dir", outfiles.Dir(w.cfg.OutDir, f.Job),
+		"accepted", sum.Results["accepted"],
+		"rejected", sum.Results["rejected"],
+		"failed", sum.Results["failed"],
+		"requests", sum.Requests,
+		"rate_limited", sum.RateLimited,
+		"retries", sum.Retries,
+		"check_seconds", round(sum.CheckSeconds),
+		"total_seconds", round(sum.TotalSeconds),
+		"requests_per_second", round(sum.RequestsPerSecond),
+		"write_seconds", round(time.Since(start).Seconds()),
+		"stopped_because", sum.Reason,
+	)
+	return nil
+}
+
+func round(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }

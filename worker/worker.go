@@ -1,0 +1,301 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/capcheck/capcheck/capapi"
+	"github.com/capcheck/capcheck/jobstore"
+	"github.com/capcheck/capcheck/tasks"
+)
+
+// Checker calls the capability-check API; *capapi.Client satisfies it.
+type Checker interface {
+	Check(ctx context.Context, numbers []string) capapi.Result
+}
+
+// Limiter is the fleet's rate limit; *ratelimit.Limiter satisfies it.
+type Limiter interface {
+	// Wait blocks until one request may be sent; an error means no permit.
+	Wait(ctx context.Context) (time.Duration, error)
+	// Pause stops the whole fleet from sending for d.
+	Pause(ctx context.Context, d time.Duration) error
+}
+
+// ErrDraining is returned by the chunk handler when the worker shuts down:
+// the chunk's in-flight call was recorded and the rest is handed back. asynq
+// does not count it as a failure and re-queues the task at once, so another
+// replica resumes the chunk.
+var ErrDraining = errors.New("worker is draining: chunk handed back")
+
+// Asynq settings (see docs/design.md): short check intervals, because the
+// defaults (1s, 5s) turn a re-queue with no delay into seconds of idling.
+const (
+	taskCheckInterval        = 100 * time.Millisecond
+	delayedTaskCheckInterval = 500 * time.Millisecond
+	// retryDelayMax caps asynq's own retry delay (crashes, Redis errors).
+	retryDelayMax = time.Minute
+	// waitHandlersMax bounds how long Shutdown waits, after canceling them,
+	// for handlers asynq has already given up on.
+	waitHandlersMax = 5 * time.Second
+)
+
+// Worker is an asynq server that handles capcheck's chunk and finalize tasks.
+// Any number of workers, in one process or many, may share one Redis.
+type Worker struct {
+	store *jobstore.Store
+	redis asynq.RedisConnOpt // nil: share the store's client
+	api   Checker
+	lim   Limiter
+	cfg   Config
+	log   *slog.Logger
+	m     *Metrics
+	enq   *asynq.Client // enqueues finalize tasks, on the store's client
+
+	// Shutdown order: stopping is canceled first (no new calls, limiter
+	// waits and backoffs end, handlers hand their chunks back); halt is
+	// canceled when the shutdown timeout is nearly up (in-flight calls and
+	// Redis operations of handlers are canceled).
+	stopping context.Context
+	stop     context.CancelFunc
+	halt     context.Context
+	haltNow  context.CancelFunc
+	handlers sync.WaitGroup
+
+	mu       sync.Mutex
+	srv      *asynq.Server
+	ownRDB   redis.UniversalClient // the server's client, when made from redis
+	started  bool
+	shutOnce sync.Once
+}
+
+// New returns a worker that takes tasks from Redis (redis; nil to share
+// store's client), calls the API through api, each call after waiting on
+// lim. It returns an error that says what to fix when cfg is not usable.
+func New(store *jobstore.Store, redis asynq.RedisConnOpt, api Checker, lim Limiter, cfg Config) (*Worker, error) {
+	switch {
+	case store == nil:
+		return nil, errors.New("worker: the job store is nil")
+	case api == nil:
+		return nil, errors.New("worker: the API client is nil")
+	case lim == nil:
+		return nil, errors.New("worker: the rate limiter is nil")
+	}
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	w := &Worker{
+		store: store, redis: redis, api: api, lim: lim, cfg: cfg,
+		log: cfg.Logger, m: cfg.Metrics,
+		enq: asynq.NewClientFromRedisClient(store.Redis()),
+	}
+	w.stopping, w.stop = context.WithCancel(context.Background())
+	w.halt, w.haltNow = context.WithCancel(context.Background())
+	return w, nil
+}
+
+// Config returns the worker's configuration, defaults filled in.
+func (w *Worker) Config() Config { return w.cfg }
+
+// Run serves tasks until ctx is done, then shuts down gracefully (see
+// [Worker.Shutdown]). It returns an error only when the server cannot start.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.Start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	w.Shutdown()
+	return nil
+}
+
+// Start starts serving tasks in the background. Call Shutdown to stop.
+func (w *Worker) Start() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.started:
+		return errors.New("worker: already started")
+	case w.stopping.Err() != nil:
+		return errors.New("worker: already shut down")
+	}
+	rdb := w.store.Redis()
+	if w.redis != nil {
+		c, ok := w.redis.MakeRedisClient().(redis.UniversalClient)
+		if !ok {
+			return fmt.Errorf("worker: unsupported Redis connection option %T", w.redis)
+		}
+		rdb, w.ownRDB = c, c
+	}
+	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency:              w.cfg.Concurrency,
+		Queues:                   map[string]int{tasks.Queue: 1},
+		TaskCheckInterval:        taskCheckInterval,
+		DelayedTaskCheckInterval: delayedTaskCheckInterval,
+		ShutdownTimeout:          w.cfg.ShutdownTimeout,
+		IsFailure:                w.isFailure,
+		RetryDelayFunc:           w.retryDelay,
+		ErrorHandler:             asynq.ErrorHandlerFunc(w.handleError),
+		Logger:                   newAsynqLogger(w.log),
+		LogLevel:                 asynqLevel(w.log),
+		HealthCheckFunc: func(err error) {
+			if err != nil {
+				w.log.Warn("redis health check failed", "err", err)
+			}
+		},
+	})
+	if err := srv.Start(w); err != nil {
+		w.closeRDB()
+		return fmt.Errorf("worker: starting: %w", err)
+	}
+	w.srv, w.started = srv, true
+	return nil
+}
+
+// Shutdown stops the worker gracefully: it takes no more tasks, lets calls in
+// flight finish and be recorded, and hands the rest of their chunks back to
+// the queue for another replica. Calls still running after
+// Config.ShutdownTimeout are canceled. Shutting down twice, or a worker never
+// started, is harmless.
+func (w *Worker) Shutdown() {
+	w.shutOnce.Do(func() {
+		w.mu.Lock()
+		srv := w.srv
+		w.mu.Unlock()
+
+		w.stop()
+		// Cancel stragglers a little before asynq's own deadline, so that
+		// their handlers return ErrDraining (re-queued at once) rather than
+		// being abandoned by asynq.
+		deadline := time.Now().Add(w.cfg.ShutdownTimeout - min(w.cfg.ShutdownTimeout/10, time.Second))
+		t := time.AfterFunc(time.Until(deadline), w.haltNow)
+		if srv != nil {
+			srv.Shutdown()
+		}
+		// Handlers called by another server (ProcessTask) get the same time.
+		waitTimeout(&w.handlers, time.Until(deadline))
+		t.Stop()
+		w.haltNow()
+		if !waitTimeout(&w.handlers, waitHandlersMax) {
+			w.log.Warn("worker: handlers still running after shutdown; their chunks were re-queued")
+		}
+		w.closeRDB()
+	})
+}
+
+func (w *Worker) closeRDB() {
+	if w.ownRDB != nil {
+		_ = w.ownRDB.Close()
+		w.ownRDB = nil
+	}
+}
+
+// waitTimeout waits for wg at most d and reports whether it is done.
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	if d <= 0 {
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// Stopping returns a channel closed when Shutdown begins, e.g. for a
+// readiness probe to report the worker going away.
+func (w *Worker) Stopping() <-chan struct{} { return w.stopping.Done() }
+
+// draining reports whether Shutdown has begun.
+func (w *Worker) draining() bool { return w.stopping.Err() != nil }
+
+// ProcessTask handles one capcheck task; it makes Worker an asynq.Handler,
+// so that a process may also serve it from a server of its own.
+func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	w.handlers.Add(1)
+	defer w.handlers.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(w.halt, cancel)()
+
+	switch t.Type() {
+	case tasks.TypeChunk:
+		return w.processChunk(ctx, t)
+	case tasks.TypeFinalize:
+		return w.processFinalize(ctx, t)
+	default:
+		return fmt.Errorf("unknown task type %q: %w", t.Type(), asynq.SkipRetry)
+	}
+}
+
+// isFailure tells asynq which errors use up a retry: not a chunk handed
+// back on shutdown.
+func (w *Worker) isFailure(err error) bool { return !errors.Is(err, ErrDraining) }
+
+// retryDelay is asynq's delay before re-running a task that returned an
+// error: none for a chunk handed back on shutdown or recovered from a dead
+// worker (it has waited for the lease already), else 1s doubling per retry,
+// capped at a minute, with jitter.
+func (w *Worker) retryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	if errors.Is(err, ErrDraining) || errors.Is(err, asynq.ErrLeaseExpired) {
+		return 0
+	}
+	d := retryDelayMax
+	if n < 6 {
+		d = time.Second << n
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// handleError is asynq's ErrorHandler. A chunk task that asynq gives up on
+// (retries exhausted, or SkipRetry) still settles: its pending numbers are
+// recorded failed and the chunk finished, so the job always finishes.
+func (w *Worker) handleError(ctx context.Context, t *asynq.Task, err error) {
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	dead := retried >= maxRetry || errors.Is(err, asynq.SkipRetry)
+	log := w.log.With("task", t.Type(), "retried", retried)
+	if !dead {
+		if errors.Is(err, ErrDraining) {
+			log.Debug("task handed back", "err", err)
+		} else {
+			log.Warn("task failed; asynq will retry it", "err", err)
+		}
+		return
+	}
+	// The handler's context may be canceled (lease lost, shutdown): the
+	// settling must still reach Redis.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	switch t.Type() {
+	case tasks.TypeChunk:
+		c, perr := tasks.ParseChunk(t)
+		if perr != nil {
+			log.Error("unreadable chunk task dropped", "err", err)
+			return
+		}
+		w.giveUp(ctx, c, err)
+	case tasks.TypeFinalize:
+		log.Error("finalize gave up; rebuild the output files with capcheck export", "err", err)
+	default:
+		log.Error("task dropped", "err", err)
+	}
+}

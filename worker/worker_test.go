@@ -1,0 +1,669 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/capcheck/capcheck/capapi"
+	"github.com/capcheck/capcheck/internal/redistest"
+	"github.com/capcheck/capcheck/jobstore"
+	"github.com/capcheck/capcheck/tasks"
+	"github.com/capcheck/capcheck/worker"
+)
+
+func TestMain(m *testing.M) { redistest.Main(m) }
+
+// fakeAPI answers calls with fn, given the call's index (from 0) and numbers.
+type fakeAPI struct {
+	mu    sync.Mutex
+	calls [][]string
+	fn    func(i int, numbers []string) capapi.Result
+}
+
+func (f *fakeAPI) Check(ctx context.Context, numbers []string) capapi.Result {
+	f.mu.Lock()
+	i := len(f.calls)
+	f.calls = append(f.calls, slices.Clone(numbers))
+	fn := f.fn
+	f.mu.Unlock()
+	if fn == nil {
+		return accepted
+	}
+	return fn(i, numbers)
+}
+
+func (f *fakeAPI) Calls() [][]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+var (
+	accepted  = capapi.Result{Class: capapi.Accepted, StatusCode: 202, Code: "MSG402", Message: "Request Successfully Processed"}
+	invalid   = capapi.Result{Class: capapi.Invalid, StatusCode: 400, Code: "RBC529", Message: "Invalid input or validation error!"}
+	transient = capapi.Result{Class: capapi.Transient, StatusCode: 503, Message: "Service Unavailable", Err: errors.New("HTTP 503 Service Unavailable")}
+	unauth    = capapi.Result{Class: capapi.Unauthorized, StatusCode: 401, Code: "RBC401", Message: "Unauthorized"}
+)
+
+// fakeLimiter permits every call at once and records pauses.
+type fakeLimiter struct {
+	mu     sync.Mutex
+	waits  int
+	pauses []time.Duration
+	err    error // returned by Wait when set
+}
+
+func (l *fakeLimiter) Wait(ctx context.Context) (time.Duration, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.waits++
+	if l.err != nil {
+		return 0, l.err
+	}
+	return 0, ctx.Err()
+}
+
+func (l *fakeLimiter) Pause(_ context.Context, d time.Duration) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pauses = append(l.pauses, d)
+	return nil
+}
+
+type bundle struct {
+	ctx   context.Context
+	rdb   *redistest.Server
+	store *jobstore.Store
+	api   *fakeAPI
+	lim   *fakeLimiter
+	w     *worker.Worker
+	reg   *prometheus.Registry
+	job   string
+	out   string
+	sizes []int // entries per chunk
+}
+
+// setup creates a job of chunks of the given sizes, enqueued, and a worker
+// on the fake API and limiter. private gives the test a Redis of its own,
+// for tests that run an asynq server (asynq's keys cannot be prefixed).
+func setup(t *testing.T, cfg worker.Config, private bool, sizes ...int) *bundle {
+	t.Helper()
+	srv := redistest.Shared(t)
+	if private {
+		srv = redistest.StartPrivate(t)
+	} else {
+		t.Parallel()
+	}
+	b := &bundle{
+		ctx: context.Background(), rdb: srv, store: jobstore.New(srv.Client(t)),
+		api: &fakeAPI{}, lim: &fakeLimiter{}, reg: prometheus.NewRegistry(),
+		job: redistest.NewPrefix(t), out: t.TempDir(), sizes: sizes,
+	}
+	if _, _, err := b.store.CreateJob(b.ctx, jobstore.Spec{ID: b.job, Input: "in.csv", Fingerprint: "fp", ChunkSize: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	row := int64(0)
+	for i, n := range sizes {
+		entries := make([]jobstore.Entry, n)
+		for k := range entries {
+			row++
+			entries[k] = jobstore.Entry{Row: row, Number: fmt.Sprintf("+91980%07d", row), Input: fmt.Sprintf("980%07d", row)}
+		}
+		if err := b.store.PutChunk(b.ctx, b.job, i, entries); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.store.FinishEnqueue(b.ctx, b.job, jobstore.Counts{Rows: row, Valid: row}, len(sizes), 0); err != nil {
+		t.Fatal(err)
+	}
+	cfg.OutDir = b.out
+	cfg.BackoffBase = cmpOr(cfg.BackoffBase, time.Millisecond)
+	cfg.BackoffMax = cmpOr(cfg.BackoffMax, 4*time.Millisecond)
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
+	cfg.Metrics = worker.NewMetrics(b.reg)
+	w, err := worker.New(b.store, nil, b.api, b.lim, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Shutdown)
+	b.w = w
+	return b
+}
+
+func cmpOr[T comparable](a, b T) T {
+	var zero T
+	if a != zero {
+		return a
+	}
+	return b
+}
+
+// testLogger logs to the test at debug level when -v is set.
+func testLogger(t *testing.T) *slog.Logger {
+	if !testing.Verbose() {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// number is the number of the entry with 1-based row.
+func number(row int) string { return fmt.Sprintf("+91980%07d", row) }
+
+// run handles chunk i as asynq would.
+func (b *bundle) run(i int) error {
+	return b.w.ProcessTask(b.ctx, tasks.NewChunk(tasks.Chunk{Job: b.job, Chunk: i}))
+}
+
+func (b *bundle) mustRun(t *testing.T, i int) {
+	t.Helper()
+	if err := b.run(i); err != nil {
+		t.Fatalf("chunk %d: %v", i, err)
+	}
+}
+
+// settled returns the settling outcome of each entry of chunk i and fails
+// the test unless all are settled.
+func (b *bundle) settled(t *testing.T, i int) []jobstore.Outcome {
+	t.Helper()
+	outs, err := b.store.Outcomes(b.ctx, b.job, i)
+	if err != nil {
+		t.Fatal(err)
+	}
+	per, all := jobstore.Settle(b.sizes[i], outs)
+	if !all {
+		t.Fatalf("chunk %d not settled: %+v", i, outs)
+	}
+	return per
+}
+
+func (b *bundle) jobRecord(t *testing.T) *jobstore.Job {
+	t.Helper()
+	j, err := b.store.Job(b.ctx, b.job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// finalize runs the job's finalize task and returns results.csv's lines.
+func (b *bundle) finalize(t *testing.T) []string {
+	t.Helper()
+	j := b.jobRecord(t)
+	if err := b.w.ProcessTask(b.ctx, tasks.NewFinalize(tasks.Finalize{Job: b.job, Gen: j.Gen})); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(b.out, b.job, "results.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+}
+
+func TestAccepted(t *testing.T) {
+	b := setup(t, worker.Config{BatchSize: 100}, false, 250)
+	b.mustRun(t, 0)
+
+	var sizes []int
+	for _, c := range b.api.Calls() {
+		sizes = append(sizes, len(c))
+	}
+	if !slices.Equal(sizes, []int{100, 100, 50}) {
+		t.Errorf("call sizes = %v, want [100 100 50]", sizes)
+	}
+	if got := b.api.Calls()[2][0]; got != number(201) {
+		t.Errorf("third call starts with %s, want %s", got, number(201))
+	}
+	for k, o := range b.settled(t, 0) {
+		if o.Status != jobstore.Accepted || o.Attempts != 1 || o.CheckedAt == 0 {
+			t.Fatalf("entry %d: %+v, want accepted after 1 attempt", k, o)
+		}
+	}
+	j := b.jobRecord(t)
+	if j.Accepted != 250 || j.Requests != 3 || j.Failed != 0 || j.ChunksDone != 1 {
+		t.Errorf("job counters = %+v", j.Counters)
+	}
+	if b.lim.waits != 3 {
+		t.Errorf("limiter waits = %d, want one per call (3)", b.lim.waits)
+	}
+	if got := counter(t, b.reg, "capcheck_numbers_total", "accepted"); got != 250 {
+		t.Errorf("capcheck_numbers_total{status=accepted} = %v, want 250", got)
+	}
+
+	lines := b.finalize(t)
+	if len(lines) != 251 || lines[0] != "row,input,number,status,code,message,attempts,checked_at" {
+		t.Fatalf("results.csv: %d lines, header %q", len(lines), lines[0])
+	}
+	if !strings.HasPrefix(lines[1], "1,9800000001,+919800000001,accepted,") {
+		t.Errorf("first line %q", lines[1])
+	}
+	if st := b.jobRecord(t).State; st != jobstore.Done {
+		t.Errorf("job state %s after finalize, want done", st)
+	}
+	// A second finalize (a re-delivered task) is a no-op.
+	if err := b.w.ProcessTask(b.ctx, tasks.NewFinalize(tasks.Finalize{Job: b.job})); err != nil {
+		t.Errorf("second finalize: %v", err)
+	}
+}
+
+// counter returns the value of counter name's series with a label of value v.
+func counter(t *testing.T, reg *prometheus.Registry, name, v string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) == 0 || m.GetLabel()[0].GetValue() == v {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no metric %s{...=%q}", name, v)
+	return 0
+}
+
+func TestBisection(t *testing.T) {
+	const n = 100
+	for seed := range uint64(16) {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			b := setup(t, worker.Config{BatchSize: n}, false, n)
+			rng := rand.New(rand.NewPCG(seed, 1))
+			bad := map[string]bool{}
+			for len(bad) < 2 {
+				bad[number(1+rng.IntN(n))] = true
+			}
+			b.api.fn = func(_ int, numbers []string) capapi.Result {
+				for _, x := range numbers {
+					if bad[x] {
+						r := invalid
+						r.Message += ": invalid number: " + x
+						return r
+					}
+				}
+				return accepted
+			}
+			b.mustRun(t, 0)
+
+			for k, o := range b.settled(t, 0) {
+				x := number(k + 1)
+				switch {
+				case bad[x] && (o.Status != jobstore.Rejected || o.Code != "RBC529" || !strings.Contains(o.Message, x) || o.Hi-o.Lo != 1):
+					t.Errorf("invalid %s: %+v, want rejected alone with the API's code and message", x, o)
+				case !bad[x] && o.Status != jobstore.Accepted:
+					t.Errorf("valid %s: %+v, want accepted", x, o)
+				case o.Attempts < 2:
+					t.Errorf("%s: attempts %d, want at least 2 (the whole batch, then its part)", x, o.Attempts)
+				}
+			}
+			// Each invalid number costs at most two calls per level: 2·k·log2(n)+1.
+			calls := len(b.api.Calls())
+			limit := int(2*float64(len(bad))*math.Log2(n)) + 1
+			t.Logf("%d calls to isolate %v (limit %d)", calls, bad, limit)
+			if calls > limit {
+				t.Errorf("%d calls to isolate %d invalid numbers in %d, want at most %d", calls, len(bad), n, limit)
+			}
+			j := b.jobRecord(t)
+			if j.Rejected != 2 || j.Accepted != n-2 || j.Requests != int64(calls) {
+				t.Errorf("job counters = %+v, calls %d", j.Counters, calls)
+			}
+		})
+	}
+}
+
+func TestTransientThenSuccess(t *testing.T) {
+	b := setup(t, worker.Config{BatchSize: 10, MaxAttempts: 5}, false, 10)
+	b.api.fn = func(i int, _ []string) capapi.Result {
+		if i < 2 {
+			return transient
+		}
+		return accepted
+	}
+	b.mustRun(t, 0)
+	for k, o := range b.settled(t, 0) {
+		if o.Status != jobstore.Accepted || o.Attempts != 3 {
+			t.Fatalf("entry %d: %+v, want accepted at attempt 3", k, o)
+		}
+	}
+	j := b.jobRecord(t)
+	if j.Requests != 3 || j.Retries != 2 || j.Accepted != 10 {
+		t.Errorf("job counters = %+v, want 3 requests, 2 retries", j.Counters)
+	}
+}
+
+func TestTransientUntilMaxAttempts(t *testing.T) {
+	b := setup(t, worker.Config{BatchSize: 10, MaxAttempts: 3}, false, 20)
+	b.api.fn = func(_ int, numbers []string) capapi.Result {
+		if numbers[0] == number(1) {
+			return transient
+		}
+		return accepted
+	}
+	b.mustRun(t, 0)
+	per := b.settled(t, 0)
+	for k, o := range per[:10] {
+		if o.Status != jobstore.Failed || o.Attempts != 3 || o.Message != "gave up after 3 attempts: HTTP 503 Service Unavailable" {
+			t.Fatalf("entry %d: %+v, want failed after 3 attempts with the cause", k, o)
+		}
+	}
+	for k, o := range per[10:] {
+		if o.Status != jobstore.Accepted {
+			t.Fatalf("entry %d: %+v, want accepted", 10+k, o)
+		}
+	}
+	if calls := len(b.api.Calls()); calls != 4 {
+		t.Errorf("%d calls, want 3 for the failing range and 1 for the other", calls)
+	}
+	j := b.jobRecord(t)
+	if j.Failed != 10 || j.Accepted != 10 || j.Requests != 4 || j.Retries != 2 {
+		t.Errorf("job counters = %+v", j.Counters)
+	}
+}
+
+func TestRateLimitedPausesAndIsNotAnAttempt(t *testing.T) {
+	b := setup(t, worker.Config{BatchSize: 10, PauseDefault: 7 * time.Second}, false, 10)
+	b.api.fn = func(i int, _ []string) capapi.Result {
+		switch i {
+		case 0:
+			return capapi.Result{Class: capapi.RateLimited, StatusCode: 429, RetryAfter: 2 * time.Second}
+		case 1:
+			return capapi.Result{Class: capapi.RateLimited, StatusCode: 429}
+		case 2:
+			return transient
+		}
+		return accepted
+	}
+	b.mustRun(t, 0)
+	if !slices.Equal(b.lim.pauses, []time.Duration{2 * time.Second, 7 * time.Second}) {
+		t.Errorf("pauses = %v, want [2s 7s] (Retry-After, then the default)", b.lim.pauses)
+	}
+	for k, o := range b.settled(t, 0) {
+		if o.Status != jobstore.Accepted || o.Attempts != 2 {
+			t.Fatalf("entry %d: %+v, want accepted at attempt 2 (429s do not count)", k, o)
+		}
+	}
+	j := b.jobRecord(t)
+	if j.RateLimited != 2 || j.Requests != 4 || j.Retries != 1 {
+		t.Errorf("job counters = %+v, want 2 rate limited of 4 requests", j.Counters)
+	}
+	if b.lim.waits != 4 {
+		t.Errorf("limiter waits = %d, want 4 (every call waits, repeats included)", b.lim.waits)
+	}
+	if got := counter(t, b.reg, "capcheck_api_requests_total", "rate_limited"); got != 2 {
+		t.Errorf("capcheck_api_requests_total{class=rate_limited} = %v, want 2", got)
+	}
+}
+
+func TestUnauthorizedStopsTheJob(t *testing.T) {
+	b := setup(t, worker.Config{BatchSize: 10}, false, 30, 30, 30)
+	b.api.fn = func(int, []string) capapi.Result { return unauth }
+	for i := range b.sizes {
+		b.mustRun(t, i)
+	}
+	if calls := len(b.api.Calls()); calls != 1 {
+		t.Errorf("%d calls, want 1: the job stops at the first 401", calls)
+	}
+	j := b.jobRecord(t)
+	const reason = "the API refused the key (401 RBC401 Unauthorized): check --api-key"
+	if j.Abort != reason {
+		t.Errorf("abort reason %q, want %q", j.Abort, reason)
+	}
+	if j.Failed != 90 || j.Requests != 1 || j.ChunksDone != 3 {
+		t.Errorf("job = %+v, want 90 failed, 1 request, 3 chunks done", j)
+	}
+	first := b.settled(t, 0)
+	if o := first[0]; o.Status != jobstore.Failed || o.Message != "job stopped: "+reason || o.Attempts != 1 {
+		t.Errorf("refused range: %+v", o)
+	}
+	if o := first[10]; o.Status != jobstore.Failed || o.Message != "not sent: job stopped: "+reason || o.Attempts != 0 {
+		t.Errorf("range after the 401: %+v", o)
+	}
+	if o := b.settled(t, 2)[29]; o.Message != "not sent: job stopped: "+reason {
+		t.Errorf("last range: %+v", o)
+	}
+	lines := b.finalize(t)
+	if len(lines) != 91 {
+		t.Errorf("results.csv has %d lines, want 91", len(lines))
+	}
+	if st := b.jobRecord(t).State; st != jobstore.FailedJob {
+		t.Errorf("state %s, want failed", st)
+	}
+	data, _ := os.ReadFile(filepath.Join(b.out, b.job, "summary.json"))
+	if !strings.Contains(string(data), "check --api-key") {
+		t.Errorf("summary.json does not name the cause: %s", data)
+	}
+}
+
+func TestFatalAnswerStopsTheJob(t *testing.T) {
+	b := setup(t, worker.Config{BatchSize: 10}, false, 20)
+	b.api.fn = func(int, []string) capapi.Result {
+		return capapi.Result{Class: capapi.Fatal, StatusCode: 404, Message: "Not Found", Err: errors.New("HTTP 404 Not Found from POST http://x/v1/sid/...: check the API base URL and SID")}
+	}
+	b.mustRun(t, 0)
+	const reason = "the API answered 404 for the capability-check URL: check --api-url and --sid"
+	if j := b.jobRecord(t); j.Abort != reason || j.Failed != 20 || j.Requests != 1 {
+		t.Errorf("job = abort %q, %+v", j.Abort, j.Counters)
+	}
+}
+
+func TestResumeDoesNotResendRecordedRanges(t *testing.T) {
+	b := setup(t, worker.Config{BatchSize: 10}, false, 50)
+	ctx, crash := context.WithCancel(b.ctx)
+	bad := number(28) // entry 27
+	answer := func(numbers []string) capapi.Result {
+		if slices.Contains(numbers, bad) {
+			return invalid
+		}
+		return accepted
+	}
+	// Calls: [0,10) [10,20) [20,30) refused and split, [20,25) accepted, so
+	// [25,30) is split without a call; [25,27) is in flight at the crash.
+	b.api.fn = func(i int, numbers []string) capapi.Result {
+		if i == 4 {
+			crash() // the process dies with this call in flight
+			return capapi.Result{Class: capapi.Transient, Err: context.Canceled}
+		}
+		return answer(numbers)
+	}
+	if err := b.w.ProcessTask(ctx, tasks.NewChunk(tasks.Chunk{Job: b.job, Chunk: 0})); err == nil {
+		t.Fatal("crashed run returned no error")
+	}
+	first := b.api.Calls()
+	recorded, _ := b.store.Outcomes(b.ctx, b.job, 0)
+	if len(first) != 5 || len(recorded) != 5 {
+		t.Fatalf("before the crash: %d calls, recorded %+v", len(first), recorded)
+	}
+	settledBefore, _ := jobstore.Settle(50, recorded)
+
+	b.api.mu.Lock()
+	b.api.calls = nil
+	b.api.fn = func(_ int, numbers []string) capapi.Result { return answer(numbers) }
+	b.api.mu.Unlock()
+	b.mustRun(t, 0) // re-delivered
+	second := b.api.Calls()
+
+	for _, c := range second {
+		for _, x := range c {
+			var k int
+			fmt.Sscanf(x, "+91980%07d", &k)
+			if settledBefore[k-1].Final() {
+				t.Errorf("re-delivered chunk re-sent %s, settled before the crash", x)
+			}
+		}
+	}
+	if !slices.Equal(second[0], first[4]) {
+		t.Errorf("first call after resume = %v, want the in-flight one %v", second[0], first[4])
+	}
+	per := b.settled(t, 0)
+	if o := per[27]; o.Status != jobstore.Rejected || o.Attempts != 3 {
+		t.Errorf("invalid number: %+v, want rejected at attempt 3", o)
+	}
+	if j := b.jobRecord(t); j.Accepted != 49 || j.Rejected != 1 {
+		t.Errorf("job counters = %+v", j.Counters)
+	}
+}
+
+func TestStaleTasksAreSkipped(t *testing.T) {
+	b := setup(t, worker.Config{}, false, 5)
+	if err := b.w.ProcessTask(b.ctx, tasks.NewChunk(tasks.Chunk{Job: b.job, Chunk: 0, Gen: 3})); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.w.ProcessTask(b.ctx, tasks.NewChunk(tasks.Chunk{Job: b.job + "-gone", Chunk: 0})); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.w.ProcessTask(b.ctx, tasks.NewFinalize(tasks.Finalize{Job: b.job, Gen: 0})); err != nil {
+		t.Fatal(err) // not every chunk settled: nothing to do
+	}
+	if n := len(b.api.Calls()); n != 0 {
+		t.Errorf("%d calls for stale tasks", n)
+	}
+	if err := b.w.ProcessTask(b.ctx, asynq.NewTask(tasks.TypeChunk, []byte("{"))); !errors.Is(err, asynq.SkipRetry) {
+		t.Errorf("bad payload: err = %v, want SkipRetry", err)
+	}
+}
+
+// TestDraining runs a real asynq server: Shutdown while a call is in flight
+// records that call, hands the chunk back without using a retry, and another
+// worker finishes it without repeating anything.
+func TestDraining(t *testing.T) {
+	b := setup(t, worker.Config{BatchSize: 10, ShutdownTimeout: 10 * time.Second}, true, 50)
+	inFlight, release := make(chan struct{}), make(chan struct{})
+	b.api.fn = func(i int, _ []string) capapi.Result {
+		if i == 1 {
+			close(inFlight)
+			<-release
+		}
+		return accepted
+	}
+	client := asynq.NewClientFromRedisClient(b.store.Redis())
+	task := tasks.NewChunk(tasks.Chunk{Job: b.job, Chunk: 0})
+	if _, err := client.Enqueue(task); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	<-inFlight
+	done := make(chan struct{})
+	start := time.Now()
+	go func() { b.w.Shutdown(); close(done) }()
+	<-b.w.Stopping() // Shutdown under way with the call in flight
+	close(release)
+	<-done
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Shutdown took %s", d)
+	}
+	outs, _ := b.store.Outcomes(b.ctx, b.job, 0)
+	if len(outs) != 2 || len(b.api.Calls()) != 2 {
+		t.Fatalf("after drain: %d calls, outcomes %+v; want the in-flight call recorded and no more", len(b.api.Calls()), outs)
+	}
+	info, err := asynq.NewInspectorFromRedisClient(b.store.Redis()).GetTaskInfo(tasks.Queue, tasks.Chunk{Job: b.job, Chunk: 0}.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Retried != 0 || (info.State != asynq.TaskStateRetry && info.State != asynq.TaskStatePending) {
+		t.Errorf("drained task: state %v, retried %d; want re-queued without a retry used", info.State, info.Retried)
+	}
+
+	api2 := &fakeAPI{}
+	w2, err := worker.New(b.store, nil, api2, &fakeLimiter{}, worker.Config{BatchSize: 10, OutDir: b.out, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Shutdown()
+	waitState(t, b, jobstore.Done, 10*time.Second)
+	if n := len(api2.Calls()); n != 3 {
+		t.Errorf("second worker sent %d calls, want the 3 ranges left", n)
+	}
+	if _, err := os.Stat(filepath.Join(b.out, b.job, "results.csv")); err != nil {
+		t.Error(err)
+	}
+}
+
+func waitState(t *testing.T, b *bundle, want jobstore.State, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		j := b.jobRecord(t)
+		if j.State == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job state %s after %s, want %s (%+v)", j.State, timeout, want, j)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestGiveUp: a chunk task asynq stops retrying still settles its numbers,
+// and the job finishes.
+func TestGiveUp(t *testing.T) {
+	b := setup(t, worker.Config{BatchSize: 10}, true, 20)
+	b.lim.err = errors.New("redis: connection refused")
+	payload := fmt.Appendf(nil, `{"job":%q,"chunk":0,"gen":0}`, b.job)
+	client := asynq.NewClientFromRedisClient(b.store.Redis())
+	if _, err := client.Enqueue(asynq.NewTask(tasks.TypeChunk, payload, asynq.Queue(tasks.Queue), asynq.MaxRetry(0))); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, b, jobstore.Done, 10*time.Second)
+	o := b.settled(t, 0)[0]
+	if o.Status != jobstore.Failed || !strings.HasPrefix(o.Message, "gave up: waiting for the rate limit: redis: connection refused") {
+		t.Errorf("outcome %+v", o)
+	}
+	if j := b.jobRecord(t); j.Failed != 20 {
+		t.Errorf("job counters %+v", j.Counters)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	c := worker.Config{}.WithDefaults()
+	if c.Concurrency != 16 || c.BatchSize != 100 || c.MaxAttempts != 5 || c.ShutdownTimeout != 30*time.Second ||
+		c.OutDir != "./out" || c.BackoffBase != 500*time.Millisecond || c.BackoffMax != 30*time.Second || c.PauseDefault != 5*time.Second {
+		t.Errorf("defaults: %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Error(err)
+	}
+	for _, bad := range []worker.Config{
+		{Concurrency: -1}, {BatchSize: -1}, {MaxAttempts: -2}, {BackoffBase: time.Second, BackoffMax: time.Millisecond},
+	} {
+		if err := bad.WithDefaults().Validate(); err == nil {
+			t.Errorf("Validate(%+v) = nil", bad)
+		}
+	}
+	if _, err := worker.New(nil, nil, &fakeAPI{}, &fakeLimiter{}, worker.Config{}); err == nil {
+		t.Error("New with a nil store succeeded")
+	}
+}
