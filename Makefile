@@ -1,0 +1,32 @@
+# capcheck. `make` alone lists the targets.
+GO  ?= go
+BIN ?= capcheck
+
+.DEFAULT_GOAL := help
+.PHONY: help build test test-race lint bench docs clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build ./capcheck from ./cmd/capcheck
+	$(GO) build -o $(BIN) ./cmd/capcheck
+
+test: ## the test command (README, CI): gofmt, go vet, go mod tidy, go test -race
+	./scripts/test.sh
+
+test-race: ## the tests with the race detector 3 times in random order, to shake out flakes
+	$(GO) test -race -count=3 -shuffle=on ./...
+
+lint: ## fail when gofmt, go vet or go mod tidy leave a diff
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt -l (run gofmt -w .):"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) mod tidy -diff
+
+bench: ## run every benchmark of the module
+	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+docs: ## regenerate the configuration table in README.md from configs
+	$(GO) test ./configs -run TestREADMETable -update
+
+clean: ## remove the built binary
+	rm -f $(BIN)
