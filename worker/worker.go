@@ -43,9 +43,9 @@ const (
 	delayedTaskCheckInterval = 500 * time.Millisecond
 	// retryDelayMax caps asynq's own retry delay (crashes, Redis errors).
 	retryDelayMax = time.Minute
-	// waitHandlersMax bounds how long Shutdown waits, after canceling them,
-	// for handlers asynq has already given up on.
-	waitHandlersMax = 5 * time.Second
+	// waitHandlersMin is the least Shutdown waits, after canceling them,
+	// for handlers to return.
+	waitHandlersMin = 100 * time.Millisecond
 )
 
 // Worker is an asynq server that handles capcheck's chunk and finalize tasks.
@@ -175,7 +175,8 @@ func (w *Worker) Shutdown() {
 		// Cancel stragglers a little before asynq's own deadline, so that
 		// their handlers return ErrDraining (re-queued at once) rather than
 		// being abandoned by asynq.
-		deadline := time.Now().Add(w.cfg.ShutdownTimeout - min(w.cfg.ShutdownTimeout/10, time.Second))
+		end := time.Now().Add(w.cfg.ShutdownTimeout)
+		deadline := end.Add(-min(w.cfg.ShutdownTimeout/10, time.Second))
 		t := time.AfterFunc(time.Until(deadline), w.haltNow)
 		if srv != nil {
 			srv.Shutdown()
@@ -184,7 +185,9 @@ func (w *Worker) Shutdown() {
 		waitTimeout(&w.handlers, time.Until(deadline))
 		t.Stop()
 		w.haltNow()
-		if !waitTimeout(&w.handlers, waitHandlersMax) {
+		// Canceled handlers return at once; do not outlive the timeout for
+		// one that does not.
+		if !waitTimeout(&w.handlers, max(time.Until(end), waitHandlersMin)) {
 			w.log.Warn("worker: handlers still running after shutdown; their chunks were re-queued")
 		}
 		w.closeRDB()

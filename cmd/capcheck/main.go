@@ -29,6 +29,7 @@ func main() {
 func commands() []*cli.Command {
 	return []*cli.Command{
 		mockAPICommand(),
+		workerCommand(),
 	}
 }
 

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"github.com/urfave/cli/v2"
+
+	"github.com/capcheck/capcheck/capapi"
+	"github.com/capcheck/capcheck/configs"
+	"github.com/capcheck/capcheck/jobstore"
+	"github.com/capcheck/capcheck/ratelimit"
+	"github.com/capcheck/capcheck/worker"
+)
+
+// redisPingTimeout bounds the start-up check that Redis answers.
+const redisPingTimeout = 5 * time.Second
+
+func workerCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "worker",
+		Usage: "process enqueued chunks: call the API under the fleet rate limit, write the output files",
+		Description: "A long-running asynq server. Any number of replicas share one Redis, one rate\n" +
+			"limit (--rate is for the whole fleet) and the jobs' state: scale by starting more.\n" +
+			"It retries transient errors, bisects batches refused for an invalid number, pauses\n" +
+			"the fleet on 429, stops a job on 401/403, and writes {out}/{job}/ when the job's last\n" +
+			"chunk is done. SIGTERM or SIGINT drains: calls in flight finish and are recorded,\n" +
+			"the rest goes back to the queue for other replicas, within --shutdown-timeout.\n" +
+			"With --metrics-addr it serves Prometheus metrics on /metrics (docs/metrics.md)\n" +
+			"and a health check on /healthz.",
+		Flags:  slices.Concat(configs.SharedFlags(), configs.APIFlags(), configs.WorkerFlags()),
+		Action: workerAction,
+	}
+}
+
+func workerAction(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	cfg, err := configs.Load(c)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(configs.Needs{Credentials: true}); err != nil {
+		return err
+	}
+	log := newLogger(cfg, c.App.ErrWriter)
+
+	opt, err := asynq.ParseRedisURI(cfg.Redis)
+	if err != nil {
+		// Validate checks the URL; this is a backstop.
+		return usageErrorf("--redis %s: %v", configs.RedactURL(cfg.Redis), err)
+	}
+	rdb, ok := opt.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return usageErrorf("--redis %s: unsupported Redis URL", configs.RedactURL(cfg.Redis))
+	}
+	defer rdb.Close()
+	pctx, cancel := context.WithTimeout(c.Context, redisPingTimeout)
+	err = rdb.Ping(pctx).Err()
+	cancel()
+	if err != nil {
+		return fmt.Errorf("cannot reach Redis at %s: %w", configs.RedactURL(cfg.Redis), err)
+	}
+
+	lim, err := ratelimit.New(rdb, ratelimit.Config{Limit: ratelimit.PerSecond(cfg.API.Rate)})
+	if err != nil {
+		return usageErrorf("--rate: %v", err)
+	}
+	api, err := capapi.New(capapi.Config{
+		BaseURL:           cfg.API.URL,
+		SID:               cfg.API.SID,
+		APIKey:            cfg.API.Key.Reveal(), // the one use of the key: the client's header
+		CallbackProfileID: cfg.API.CallbackProfileID,
+		Timeout:           cfg.API.Timeout,
+		MaxConns:          cfg.Worker.Concurrency,
+		WireE164:          cfg.API.WireFormat == configs.WireFormatE164,
+	})
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+	defer api.CloseIdleConnections()
+
+	reg := prometheus.NewRegistry()
+	_ = reg.Register(collectors.NewGoCollector())
+	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	w, err := worker.New(jobstore.New(rdb), opt, api, lim, worker.Config{
+		Concurrency:     cfg.Worker.Concurrency,
+		BatchSize:       cfg.API.BatchSize,
+		MaxAttempts:     cfg.API.MaxAttempts,
+		ShutdownTimeout: cfg.Worker.ShutdownTimeout,
+		OutDir:          cfg.Out,
+		Logger:          log,
+		Metrics:         worker.NewMetrics(reg),
+	})
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+
+	metricsAddr := ""
+	if cfg.Worker.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", cfg.Worker.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("--metrics-addr %s: %w", cfg.Worker.MetricsAddr, err)
+		}
+		metricsAddr = ln.Addr().String()
+		stop := serveMetrics(ln, reg, rdb, w, log)
+		// Deferred: /metrics stays up while the worker drains.
+		defer stop()
+	}
+
+	if err := w.Start(); err != nil {
+		return err
+	}
+	log.Info("worker started",
+		"concurrency", cfg.Worker.Concurrency,
+		"rate", cfg.API.Rate,
+		"batch_size", cfg.API.BatchSize,
+		"max_attempts", cfg.API.MaxAttempts,
+		"api_url", cfg.API.URL,
+		"redis", configs.RedactURL(cfg.Redis),
+		"out", cfg.Out,
+		"metrics_addr", metricsAddr,
+	)
+	<-c.Context.Done()
+	log.Info("worker stopping: draining in-flight calls", "shutdown_timeout", cfg.Worker.ShutdownTimeout)
+	w.Shutdown()
+	log.Info("worker stopped")
+	return nil
+}
+
+// serveMetrics serves /metrics and /healthz on ln until the returned stop is
+// called. /healthz answers 200 while Redis answers and the worker is not
+// draining, 503 otherwise.
+func serveMetrics(ln net.Listener, reg *prometheus.Registry, rdb redis.UniversalClient, w *worker.Worker, log *slog.Logger) (stop func()) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, r *http.Request) {
+		select {
+		case <-w.Stopping():
+			http.Error(rw, "draining", http.StatusServiceUnavailable)
+			return
+		default:
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			http.Error(rw, "redis: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = rw.Write([]byte("ok\n"))
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}
+}
