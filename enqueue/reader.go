@@ -143,10 +143,16 @@ func NewReader(r io.Reader, cfg ReaderConfig) (*Reader, error) {
 	rd.format.Delimiter = delim
 	var hdr rec
 	s.maxField = 1024 // header names are short; keep a long one's start
-	s.next(&hdr, -1)
+	ok := s.next(&hdr, -1)
 	s.maxField = maxFieldKept
 	if s.err != nil && s.err != io.EOF {
 		return nil, fmt.Errorf("reading header: %w", s.err)
+	}
+	if !ok {
+		// Nothing but blanks: an empty list.
+		rd.format = Format{Plain: true, Gzip: rd.format.Gzip}
+		s.noDelim = true
+		return rd, nil
 	}
 	rd.format.Header = make([]string, hdr.fields)
 	for i := range hdr.fields {

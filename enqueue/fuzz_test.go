@@ -1,0 +1,101 @@
+package enqueue
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+)
+
+// FuzzReader feeds arbitrary bytes through the reader and the pipeline: it
+// must never panic, rows must count 1, 2, 3... and every record must come
+// out exactly once, as a number or as a reject, the same with any number of
+// workers.
+//
+//	go test -fuzz FuzzReader -fuzztime 60s ./enqueue/
+func FuzzReader(f *testing.F) {
+	seeds := []string{
+		"",
+		"\n\n",
+		"phone\n+919876543210\n",
+		"+91 98765 43210\n9876543210\r\n\r\nn/a\n",
+		"\xef\xbb\xbfid,Phone Number\r\n1,\"+91 98765, 43210\"\r\n2,\"a\nb\"\r\n",
+		"name;mobile\n\"x;y\";+14155552671\n;\n",
+		"a\tmsisdn\n1\t+447911123456\n\t\n",
+		"a|number|b\n1|+4930901820|\"x\"\"y\"\n",
+		"phone,name\n+911,\"Bob\n+912,Alice\n+913,\"Carol\"\n",
+		"phone,name\n\"+911\"x,a\n+912,\"b",
+		"phone\n\"\"\"\n\"\n\"\"\n",
+		"phone,x\n\xff\xfe,\xc3\x28\n+91\xff,1\n",
+		"\x1f\x8b\x08\x00\x00\x00\x00\x00",
+		"phone\n" + string(bytes.Repeat([]byte("9"), 5000)) + "\n",
+		"p\r\r\n\r1\r\n",
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s), uint16(0), uint8(2))
+		f.Add([]byte(s), uint16(3), uint8(1))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, span uint16, workers uint8) {
+		// A hang is a bug too: make it a crash, so the fuzzer keeps the input.
+		watchdog := time.AfterFunc(20*time.Second, func() { panic(fmt.Sprintf("stuck on %q", data)) })
+		defer watchdog.Stop()
+		cfg := ReaderConfig{MaxQuotedSpan: int(span)}
+		// The records as the reader alone sees them.
+		rd, err := NewReader(bytes.NewReader(data), cfg)
+		if err != nil {
+			return // e.g. a corrupt gzip header: an error, not a panic
+		}
+		var direct []Record
+		for {
+			r, err := rd.Next()
+			if err != nil {
+				if err != io.EOF && !rd.Format().Gzip {
+					t.Fatalf("read error on in-memory input: %v", err)
+				}
+				break
+			}
+			if r.Row != int64(len(direct)+1) {
+				t.Fatalf("record %d has row %d", len(direct), r.Row)
+			}
+			if len(r.Input) > MaxInputLen && r.Reason != ReasonMalformed {
+				t.Fatalf("row %d: input of %d bytes", r.Row, len(r.Input))
+			}
+			direct = append(direct, r)
+		}
+		if n := int64(len(direct)); n > int64(bytes.Count(data, []byte("\n"))+1) && !rd.Format().Gzip {
+			t.Fatalf("%d records from %d lines", n, bytes.Count(data, []byte("\n"))+1)
+		}
+
+		// The same through the pipeline.
+		rd, _ = NewReader(bytes.NewReader(data), cfg)
+		var c collect
+		counts, err := Process(context.Background(), rd, PipelineConfig{ChunkSize: 2, BatchSize: 3, Workers: int(workers%4) + 1}, &c)
+		if err != nil && !rd.Format().Gzip {
+			t.Fatalf("Process: %v", err)
+		}
+		if err != nil {
+			return
+		}
+		got := c.all(t, 2)
+		if len(got) != len(direct) || counts.Rows != int64(len(direct)) {
+			t.Fatalf("pipeline gave %d records (counts %d), reader %d", len(got), counts.Rows, len(direct))
+		}
+		if counts.Valid+counts.Rejected() != counts.Rows {
+			t.Fatalf("counts do not add up: %+v", counts)
+		}
+		for i, r := range got {
+			d := direct[i]
+			if r.Row != d.Row || r.Input != d.Input {
+				t.Fatalf("record %d: pipeline %+v, reader %+v", i, r, d)
+			}
+			if d.Reason != "" && r.Reason != d.Reason {
+				t.Fatalf("row %d: reader said %q, pipeline %q", r.Row, d.Reason, r.Reason)
+			}
+			if (r.Number == "") == (r.Reason == "") {
+				t.Fatalf("row %d: number %q with reason %q", r.Row, r.Number, r.Reason)
+			}
+		}
+	})
+}
