@@ -11,7 +11,7 @@ help: ## list the targets
 build: ## build ./capcheck from ./cmd/capcheck
 	$(GO) build -o $(BIN) ./cmd/capcheck
 
-test: ## the test command (README, CI): gofmt, go vet, go mod tidy, go test -race
+test: ## the test command (README, CI): gofmt, go vet, go test -race
 	./scripts/test.sh
 
 test-race: ## the tests with the race detector 3 times in random order, to shake out flakes
