@@ -62,6 +62,8 @@ const (
 
 // Config is the configuration of every capcheck command. A command fills
 // only the groups whose flags it accepts; the others keep their defaults.
+// It has an unexported field (where each value came from, for messages):
+// compare Configs in tests with cmpopts.IgnoreUnexported(configs.Config{}).
 type Config struct {
 	// ConfigFile is the YAML file the configuration was read from, "" when
 	// none. Set by --config or CAPCHECK_CONFIG (not by the file itself).

@@ -25,32 +25,20 @@ import (
 // and every value, whatever its source, goes through the same parser and
 // gets a message naming that source and every way to fix it.
 
-// Source is where an option's value came from.
-type Source int
+// sourceKind is the kind of place a value came from.
+type sourceKind int
 
 // Sources, in increasing precedence.
 const (
-	SourceDefault Source = iota
-	SourceFile
-	SourceEnv
-	SourceFlag
+	sourceDefault sourceKind = iota
+	sourceFile
+	sourceEnv
+	sourceFlag
 )
-
-func (s Source) String() string {
-	switch s {
-	case SourceFile:
-		return "config file"
-	case SourceEnv:
-		return "environment"
-	case SourceFlag:
-		return "flag"
-	}
-	return "default"
-}
 
 // origin is where one value came from, in words for messages.
 type origin struct {
-	source Source
+	source sourceKind
 	where  string // "--rate", "CAPCHECK_RATE", "rate: in c.yaml line 3"
 }
 
@@ -130,7 +118,7 @@ func load(c *cli.Context, lookupEnv func(string) (string, bool)) (*Config, error
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	cfg.RedisExplicit = cfg.origins[optRedis].source != SourceDefault
+	cfg.RedisExplicit = cfg.origins[optRedis].source != sourceDefault
 	return cfg, nil
 }
 
@@ -163,14 +151,14 @@ func declaredOptions(c *cli.Context) []declared {
 func (l *loader) resolve(d declared) (string, origin, bool) {
 	o := d.opt
 	if d.ctx.IsSet(o.name) {
-		return strings.TrimSpace(d.ctx.String(o.name)), origin{SourceFlag, "--" + o.name}, true
+		return strings.TrimSpace(d.ctx.String(o.name)), origin{sourceFlag, "--" + o.name}, true
 	}
 	if v, ok := l.lookupEnv(o.env()); ok && v != "" {
-		return strings.TrimSpace(v), origin{SourceEnv, o.env()}, true
+		return strings.TrimSpace(v), origin{sourceEnv, o.env()}, true
 	}
 	if fv, ok := l.file[o]; ok {
 		where := fmt.Sprintf("%s in %s line %d", o.fileKey(), l.filePath, fv.line)
-		return strings.TrimSpace(fv.value), origin{SourceFile, where}, true
+		return strings.TrimSpace(fv.value), origin{sourceFile, where}, true
 	}
 	return "", origin{}, false
 }
@@ -362,7 +350,7 @@ func newError(o *option, problem, value string, org origin) *Error {
 	if value != "" {
 		got = append(got, "got "+value)
 	}
-	if org.source == SourceEnv || org.source == SourceFile {
+	if org.source == sourceEnv || org.source == sourceFile {
 		got = append(got, "from "+org.where)
 	}
 	msg := "--" + o.name + " " + problem
