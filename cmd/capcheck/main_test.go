@@ -284,17 +284,29 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	}
 }
 
-// TestBinaryMockAPI runs capcheck mock-api briefly: it answers with the key
-// from --api-key-file, logs without the key, and exits 0 on SIGTERM.
+// TestBinaryMockAPI runs capcheck mock-api briefly with the key given each
+// way: it answers 202 with that key and 401 without it, logs (at debug level)
+// without the key, and exits 0 on SIGTERM and SIGINT.
 func TestBinaryMockAPI(t *testing.T) {
 	t.Parallel()
 	keyFile := writeFile(t, "key", testKey+"\n")
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
-		t.Run(sig.String(), func(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sig  syscall.Signal
+		args []string // how the key is given
+		env  []string
+	}{
+		{"key file, SIGTERM", syscall.SIGTERM, []string{"--api-key-file", keyFile}, nil},
+		{"key flag, SIGINT", syscall.SIGINT, []string{"--api-key", testKey}, nil},
+		{"key variable, SIGTERM", syscall.SIGTERM, nil, []string{"CAPCHECK_API_KEY=" + testKey}},
+	} {
+		sig := tc.sig
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.Command(testbin.Build(t), "mock-api", "--listen", "127.0.0.1:0", "--sid", "SID1",
-				"--api-key-file", keyFile, "--log-format", "json", "--log-level", "debug")
-			cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+			args := slices.Concat([]string{"mock-api", "--listen", "127.0.0.1:0", "--sid", "SID1",
+				"--log-format", "json", "--log-level", "debug"}, tc.args)
+			cmd := exec.Command(testbin.Build(t), args...)
+			cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, tc.env...)
 			stderr, err := cmd.StderrPipe()
 			if err != nil {
 				t.Fatal(err)
