@@ -1,6 +1,8 @@
 package e2e_test
 
 import (
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +20,12 @@ func TestWorkers(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.startMock("--reject-suffix", rejectSuffix, "--fail-rate", "0.05", "--reset-rate", "0.01", "--seed", "42")
-	workers := []*proc{e.startWorker("worker-1", apiKey), e.startWorker("worker-2", apiKey), e.startWorker("worker-3", apiKey)}
+	metrics := freeAddr(t)
+	workers := []*proc{
+		e.startWorker("worker-1", apiKey, "--metrics-addr", metrics),
+		e.startWorker("worker-2", apiKey),
+		e.startWorker("worker-3", apiKey),
+	}
 	_, rows := e.genInput(3000, 1)
 	const id = "e2e-workers"
 	e.enqueue(id, rows, 100)
@@ -51,6 +58,24 @@ func TestWorkers(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(e.out, id, "summary.json")); err != nil {
 		t.Error(err)
+	}
+
+	if code, body := get(t, "http://"+metrics+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz: %d %s", code, body)
+	}
+	_, body := get(t, "http://"+metrics+"/metrics")
+	for _, want := range []string{
+		"capcheck_api_requests_total{class=\"accepted\"}", "capcheck_api_requests_total{class=\"invalid\"}",
+		"capcheck_api_request_duration_seconds_bucket", "capcheck_ratelimit_wait_seconds_count",
+		"capcheck_numbers_total{status=\"rejected\"}", "capcheck_rate_limited_total", "capcheck_retries_total",
+		"capcheck_chunk_duration_seconds_count", "capcheck_chunks_total{result=\"done\"}", "go_goroutines",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics has no %s", want)
+		}
+	}
+	if strings.Contains(body, "capcheck_chunks_total{result=\"done\"} 0") {
+		t.Errorf("worker-1 counted no chunk done:\n%s", body)
 	}
 
 	for _, w := range workers {
@@ -186,4 +211,15 @@ func TestSIGKILL(t *testing.T) {
 		t.Errorf("the simulator accepted %d numbers more than once, want at most the %d calls in flight at the kill (%d numbers)",
 			st.Repeated, concurrency, concurrency*batchSize)
 	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
