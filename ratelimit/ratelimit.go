@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -104,6 +105,33 @@ type Limiter struct {
 
 	local *rate.Limiter // paces this replica's reservations
 	slot  chan struct{} // 1-slot semaphore: at most one reservation outstanding
+	next  reservation   // guarded by slot: taken for the next holder, or zero
+	// queued counts the goroutines in Wait that do not hold slot yet.
+	queued atomic.Int64
+
+	permits, voidedLate, voidedPaused atomic.Int64 // see Stats
+}
+
+// Stats counts what a Limiter has done since it was created.
+type Stats struct {
+	// Permits is the number of Waits that returned a permit.
+	Permits int64
+	// VoidedLate is the number of slots given up because the holder woke
+	// too late to use them without crowding the next ones: a sign of a
+	// machine (or a Redis) too busy to keep time.
+	VoidedLate int64
+	// VoidedPaused is the number of slots given up because a fleet pause
+	// began after they were reserved.
+	VoidedPaused int64
+}
+
+// Stats returns the limiter's counts so far, for metrics.
+func (l *Limiter) Stats() Stats {
+	return Stats{
+		Permits:      l.permits.Load(),
+		VoidedLate:   l.voidedLate.Load(),
+		VoidedPaused: l.voidedPaused.Load(),
+	}
 }
 
 // New returns a Limiter that shares cfg.Limit with every other Limiter using
@@ -163,14 +191,19 @@ func (l *Limiter) Wait(ctx context.Context) (waited time.Duration, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	l.queued.Add(1)
 	select {
 	case l.slot <- struct{}{}:
+		l.queued.Add(-1)
 	case <-ctx.Done():
+		l.queued.Add(-1)
 		return time.Since(begin), ctx.Err()
 	}
 	defer func() { <-l.slot }()
 
-	err = l.wait(ctx)
+	if err = l.wait(ctx); err == nil {
+		l.permits.Add(1)
+	}
 	return time.Since(begin), err
 }
 
@@ -179,65 +212,96 @@ func (l *Limiter) Wait(ctx context.Context) (waited time.Duration, err error) {
 // slightly crowded window is better than a worker that never sends.
 const maxLate = 3
 
+// fresh is how recently Redis must have checked the pause for a slot that has
+// already started to be used without checking again.
+const fresh = time.Millisecond
+
+// reservation is a slot taken in Redis.
+type reservation struct {
+	start float64   // µs, Redis clock
+	now   float64   // µs, Redis clock, when the slot was taken
+	sent  time.Time // local clock, when the request that took it left
+}
+
+// due returns when the slot starts on the local clock, counted from when the
+// request that took it left: a confirming request sent then reaches Redis
+// about when the slot starts (when the network is as fast both ways).
+func (r reservation) due() time.Time { return r.sent.Add(usToDuration(r.start - r.now)) }
+
 // wait takes a slot; the caller holds l.slot.
 func (l *Limiter) wait(ctx context.Context) error {
-	for void := 0; ; {
-		// Pace this replica locally first: it keeps one replica at or
-		// below the rate even if the Redis state were lost, and costs
-		// nothing when the fleet is the tighter limit.
-		r := l.local.Reserve()
-		if err := sleep(ctx, r.Delay()); err != nil {
-			r.Cancel()
-			return err
-		}
+	// Pace this replica locally first: it keeps one replica at or below the
+	// rate even if the Redis state were lost, and costs nothing when the
+	// fleet is the tighter limit.
+	r := l.local.Reserve()
+	if err := sleep(ctx, r.Delay()); err != nil {
+		r.Cancel()
+		return err
+	}
 
+	// The last holder may have taken a slot for us (see below).
+	res, ok := l.next, l.next != (reservation{})
+	l.next = reservation{}
+	if ok && res.start <= res.now && time.Since(res.sent) < fresh {
+		// The slot started (at most the tolerance ago) when Redis
+		// checked the pause, a moment ago.
+		return nil
+	}
+	if !ok {
 		sent := time.Now()
 		st, err := l.run(ctx, "reserve", l.interval, l.tolerance)
 		if err != nil {
 			return fmt.Errorf("ratelimit: reserving a slot: %w", err)
 		}
-		start := st.x
-		if start <= st.now {
+		if st.x <= st.now {
 			// The slot has started (at most the tolerance ago), and
 			// Redis has just checked the pause.
 			return nil
 		}
-		// Sleep until the slot starts, counted from when the request left:
-		// the confirming request then reaches Redis about when the slot
-		// starts (when the network is as fast both ways).
-		if err := sleep(ctx, time.Until(sent.Add(usToDuration(start-st.now)))); err != nil {
-			return err
-		}
-		ok, err := l.confirm(ctx, start, void >= maxLate)
-		if err != nil || ok {
-			return err
-		}
-		void++ // late or paused: take another slot
+		res = reservation{start: st.x, now: st.now, sent: sent}
 	}
-}
 
-// confirm checks, right before the caller sends, that the slot starting at
-// start (µs, Redis clock) may still be used: a 429 may have paused the fleet
-// meanwhile, and a holder that overslept (later than l.toleranceUS) must not
-// crowd the slots after its own, unless acceptLate.
-func (l *Limiter) confirm(ctx context.Context, start float64, acceptLate bool) (bool, error) {
-	st, err := l.run(ctx, "peek")
-	if err != nil {
-		return false, fmt.Errorf("ratelimit: checking the fleet pause: %w", err)
-	}
-	switch {
-	case st.pause > st.now:
-		return false, nil // paused: reserve a slot after the pause
-	case st.now-start > l.toleranceUS && !acceptLate:
-		return false, nil // too late
-	case st.now < start:
-		// A little early: wait the rest. The pause was checked that
-		// little while ago.
-		if err := sleep(ctx, usToDuration(start-st.now)); err != nil {
-			return false, err
+	for void := 0; ; void++ {
+		if err := sleep(ctx, time.Until(res.due())); err != nil {
+			return err
 		}
+		// Right before the caller sends: a 429 may have paused the fleet
+		// meanwhile, and a holder that overslept must not crowd the slots
+		// after its own. Either voids the slot and takes a new one. If
+		// goroutines are queued, take the next slot for the next holder
+		// in the same call: this replica then still has one reservation
+		// outstanding, and a permit costs one round trip, not two.
+		acceptLate := "0"
+		if void >= maxLate {
+			acceptLate = "1"
+		}
+		wantNext := "0"
+		if l.queued.Load() > 0 {
+			wantNext = "1"
+		}
+		sent := time.Now()
+		st, err := l.run(ctx, "confirm", l.interval, l.tolerance, formatUS(res.start), acceptLate, wantNext)
+		if err != nil {
+			return fmt.Errorf("ratelimit: confirming a slot: %w", err)
+		}
+		if !st.renewed {
+			if st.hasNext {
+				l.next = reservation{start: st.next, now: st.now, sent: sent}
+			}
+			// The slot stands. A little early if the clocks' rates
+			// differ slightly: wait the rest.
+			return sleep(ctx, usToDuration(res.start-st.now))
+		}
+		if st.pause > st.now {
+			l.voidedPaused.Add(1)
+		} else {
+			l.voidedLate.Add(1)
+		}
+		if st.x <= st.now {
+			return nil // the new slot has started (catching up)
+		}
+		res = reservation{start: st.x, now: st.now, sent: sent}
 	}
-	return true, nil
 }
 
 // Pause stops the whole fleet from sending for d, counted from now on the
@@ -274,7 +338,10 @@ var script = redis.NewScript(scriptSrc)
 // state is the script's answer, in µs on the Redis clock.
 type state struct {
 	now, pause float64
-	x          float64 // reserve: the slot's start; else the tat
+	x          float64 // reserve, confirm: the slot's start; else the tat
+	renewed    bool    // confirm took a new slot
+	next       float64 // confirm: the next slot's start, if hasNext
+	hasNext    bool
 }
 
 func (l *Limiter) run(ctx context.Context, mode string, args ...any) (state, error) {
@@ -282,11 +349,15 @@ func (l *Limiter) run(ctx context.Context, mode string, args ...any) (state, err
 	if err != nil {
 		return state{}, err
 	}
-	if len(vals) != 3 {
+	if len(vals) != 5 {
 		return state{}, fmt.Errorf("unexpected script answer %q", vals)
 	}
-	var st state
-	for i, p := range []*float64{&st.now, &st.pause, &st.x} {
+	st := state{renewed: vals[3] == "1", hasNext: vals[4] != ""}
+	fields := map[int]*float64{0: &st.now, 1: &st.pause, 2: &st.x}
+	if st.hasNext {
+		fields[4] = &st.next
+	}
+	for i, p := range fields {
 		if *p, err = strconv.ParseFloat(vals[i], 64); err != nil {
 			return state{}, fmt.Errorf("unexpected script answer %q: %w", vals, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -114,6 +115,12 @@ func achieved(ts []time.Time) float64 {
 	return float64(len(ts)-1) / ts[len(ts)-1].Sub(ts[0]).Seconds()
 }
 
+// evenMax is the most permits an even spacing puts in any 100ms window, with
+// room for a busy machine: half as many again as rate/10, plus one. Bursts
+// (a fixed window) or replicas each at the rate (TestFleetPerProcessLimitersExceed)
+// put far more there.
+func evenMax(rate float64) int { return int(math.Ceil(1.5*rate/10)) + 1 }
+
 // shortGaps returns the fraction of consecutive permits closer than d.
 func shortGaps(ts []time.Time, d time.Duration) float64 {
 	if len(ts) < 2 {
@@ -129,8 +136,9 @@ func shortGaps(ts []time.Time, d time.Duration) float64 {
 }
 
 // fleetRun simulates replicas (one Limiter each, with its own goroutines) on
-// keys for d and returns the sorted permit times.
-func fleetRun(t *testing.T, rdb *redis.Client, keys []string, goroutines int, rate float64, d time.Duration) []time.Time {
+// keys for d and returns the sorted permit times and the limiters' Stats
+// summed.
+func fleetRun(t *testing.T, rdb *redis.Client, keys []string, goroutines int, rate float64, d time.Duration) ([]time.Time, Stats) {
 	t.Helper()
 	var limiters []*Limiter
 	for _, k := range keys {
@@ -140,7 +148,18 @@ func fleetRun(t *testing.T, rdb *redis.Client, keys []string, goroutines int, ra
 	defer cancel()
 	var p permits
 	drive(ctx, t, limiters, goroutines, &p)
-	return p.sorted()
+	var sum Stats
+	for _, l := range limiters {
+		st := l.Stats()
+		sum.Permits += st.Permits
+		sum.VoidedLate += st.VoidedLate
+		sum.VoidedPaused += st.VoidedPaused
+	}
+	ts := p.sorted()
+	if sum.Permits != int64(len(ts)) {
+		t.Errorf("Stats().Permits = %d, want the %d permits granted", sum.Permits, len(ts))
+	}
+	return ts, sum
 }
 
 // The product's guarantee: one rate for the fleet, evenly spaced.
@@ -185,25 +204,22 @@ func checkFleet(t *testing.T, b backend, replicas, goroutines int, rate float64,
 	keys := slices.Repeat([]string{key}, replicas)
 	T := time.Duration(float64(time.Second) / rate)
 
-	ts := fleetRun(t, rdb, keys, goroutines, rate, d)
+	ts, stats := fleetRun(t, rdb, keys, goroutines, rate, d)
 
 	most := maxWindow(ts, time.Second)
 	got := achieved(ts)
-	short := shortGaps(ts, T/2)
-	t.Logf("%d replicas × %d goroutines at %v/s for %v: %d permits, max %d in a 1s window, achieved %.1f/s (%.1f%%), %.1f%% of gaps < T/2",
-		replicas, goroutines, rate, d, len(ts), most, got, 100*got/rate, 100*short)
+	most100 := maxWindow(ts, 100*time.Millisecond)
+	t.Logf("%d replicas × %d goroutines at %v/s for %v: %d permits, max %d in a 1s window, max %d in 100ms, achieved %.1f/s (%.1f%%), %.1f%% of gaps < T/2, %d slots voided late",
+		replicas, goroutines, rate, d, len(ts), most, most100, got, 100*got/rate, 100*shortGaps(ts, T/2), stats.VoidedLate)
 	if limit := int(rate) + 1; most > limit {
 		t.Errorf("a 1s window carries %d permits, want at most rate+1 = %d", most, limit)
 	}
 	if got < 0.95*rate {
 		t.Errorf("achieved %.1f permits/s, want at least 95%% of %v", got, rate)
 	}
-	// Evenly spaced: a fixed window (bursts at its start) or replicas each
-	// at the rate (TestFleetPerProcessLimitersExceed: about 2/3) give many
-	// short gaps. Only where T is well above the timers' 1 ms granularity;
-	// loose, for a busy machine.
-	if T >= 5*time.Millisecond && short > 0.2 {
-		t.Errorf("%.0f%% of gaps are shorter than T/2, want at most 20%%", 100*short)
+	// Evenly spaced: no bursts within the second either.
+	if most100 > evenMax(rate) {
+		t.Errorf("a 100ms window carries %d permits, want at most %d", most100, evenMax(rate))
 	}
 }
 
@@ -216,16 +232,16 @@ func TestFleetPerProcessLimitersExceed(t *testing.T) {
 	prefix := redistest.NewPrefix(t)
 	keys := []string{prefix + ":a", prefix + ":b", prefix + ":c"}
 
-	ts := fleetRun(t, rdb, keys, 4, rate, 1300*time.Millisecond)
+	ts, _ := fleetRun(t, rdb, keys, 4, rate, 1300*time.Millisecond)
 
 	most := maxWindow(ts, time.Second)
-	short := shortGaps(ts, time.Second/rate/2)
-	t.Logf("3 separate limiters: max %d in a 1s window, %.0f%% of gaps < T/2", most, 100*short)
+	most100 := maxWindow(ts, 100*time.Millisecond)
+	t.Logf("3 separate limiters: max %d in a 1s window, max %d in 100ms", most, most100)
 	if most <= rate+1 {
 		t.Errorf("max window %d: separate limiters should exceed rate+1 = %d", most, rate+1)
 	}
-	if short <= 0.2 {
-		t.Errorf("%.0f%% short gaps: separate limiters should interleave unevenly", 100*short)
+	if most100 <= evenMax(rate) {
+		t.Errorf("max %d in a 100ms window: separate limiters should exceed %d", most100, evenMax(rate))
 	}
 }
 
@@ -307,8 +323,80 @@ func TestPause(t *testing.T) {
 			if most := maxWindow(ts, time.Second); most > rate+1 {
 				t.Errorf("a 1s window carries %d permits, want at most %d", most, rate+1)
 			}
-			if short := shortGaps(after, time.Second/rate/2); short > 0.2 {
-				t.Errorf("after the pause %.0f%% of gaps < T/2, want evenly spaced", 100*short)
+			if most := maxWindow(after, 100*time.Millisecond); most > evenMax(rate) {
+				t.Errorf("after the pause, a 100ms window carries %d permits, want at most %d", most, evenMax(rate))
+			}
+		})
+	}
+}
+
+// The script's modes, step by step, on both backends.
+func TestScript(t *testing.T) {
+	t.Parallel()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			l := newLimiter(t, b.newClient(t), redistest.NewPrefix(t)+":ratelimit", 10)
+			iv, _ := strconv.ParseFloat(l.interval, 64)
+			run := func(mode string, args ...any) state {
+				t.Helper()
+				st, err := l.run(ctx, mode, args...)
+				if err != nil {
+					t.Fatalf("%s: %v", mode, err)
+				}
+				return st
+			}
+			near := func(what string, got, want float64) {
+				t.Helper()
+				if math.Abs(got-want) > 1 {
+					t.Errorf("%s = %.3f, want %.3f", what, got, want)
+				}
+			}
+
+			// A new key: the first slot starts at once (catching up by
+			// the tolerance), the next one interval later.
+			first := run("reserve", l.interval, l.tolerance)
+			near("first slot", first.x, first.now-l.toleranceUS)
+			second := run("reserve", l.interval, l.tolerance)
+			near("second slot", second.x, first.x+iv)
+
+			// Confirming on time keeps the slot and takes the next one.
+			st := run("confirm", l.interval, l.tolerance, formatUS(second.x), "0", "1")
+			if st.renewed || !st.hasNext {
+				t.Fatalf("confirm on time: renewed %v, next %v; want the slot kept and a next one", st.renewed, st.hasNext)
+			}
+			near("kept slot", st.x, second.x)
+			near("next slot", st.next, second.x+iv)
+			tat := st.next + iv
+
+			// Too late: the slot is void and a new one taken.
+			late := formatUS(st.now - 2*l.toleranceUS)
+			st = run("confirm", l.interval, l.tolerance, late, "0", "1")
+			if !st.renewed || st.hasNext {
+				t.Fatalf("confirm late: renewed %v, next %v; want a new slot only", st.renewed, st.hasNext)
+			}
+			near("new slot", st.x, max(tat, st.now-l.toleranceUS))
+			// ... unless told to accept it.
+			if st = run("confirm", l.interval, l.tolerance, late, "1", "0"); st.renewed {
+				t.Errorf("confirm late, accepting late: slot renewed")
+			}
+
+			// A pause voids slots before its end, not those after.
+			pst := run("pause", formatUS(5e6))
+			near("pause", pst.pause, pst.now+5e6)
+			st = run("confirm", l.interval, l.tolerance, formatUS(pst.now), "0", "0")
+			if !st.renewed || st.x < pst.pause {
+				t.Errorf("confirm during a pause: renewed %v at %.3f; want a new slot after the pause at %.3f", st.renewed, st.x, pst.pause)
+			}
+			if st = run("confirm", l.interval, l.tolerance, formatUS(pst.pause+1), "0", "0"); st.renewed {
+				t.Errorf("confirm of a slot after the pause: renewed")
+			}
+			if st = run("peek"); st.pause != pst.pause {
+				t.Errorf("peek: pause %.3f, want %.3f", st.pause, pst.pause)
+			}
+			if _, err := l.run(ctx, "bogus"); err == nil || !strings.Contains(err.Error(), "unknown mode") {
+				t.Errorf("unknown mode: %v, want an error", err)
 			}
 		})
 	}
