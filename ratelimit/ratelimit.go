@@ -183,9 +183,9 @@ func (l *Limiter) Limit() Limit { return l.limit }
 // waited. It returns an error, and no permit, when ctx ends (ctx.Err()) or
 // Redis fails; the caller should then not send.
 //
-// The goroutines of one process queue in order; one at a time reserves the
+// The goroutines of one process queue in order; one at a time takes the
 // fleet's next slot in Redis, sleeps until it starts, checks that the fleet
-// was not paused meanwhile, and returns.
+// was not paused meanwhile, and returns (see the package documentation).
 func (l *Limiter) Wait(ctx context.Context) (waited time.Duration, err error) {
 	begin := time.Now()
 	if err := ctx.Err(); err != nil {
@@ -239,9 +239,13 @@ func (l *Limiter) wait(ctx context.Context) error {
 		return err
 	}
 
-	// The last holder may have taken a slot for us (see below).
+	// The last holder may have taken a slot for us (see below); if no one
+	// came for it in time, it is gone.
 	res, ok := l.next, l.next != (reservation{})
 	l.next = reservation{}
+	if ok && time.Since(res.due()) > usToDuration(l.toleranceUS) {
+		ok = false
+	}
 	if ok && res.start <= res.now && time.Since(res.sent) < fresh {
 		// The slot started (at most the tolerance ago) when Redis
 		// checked the pause, a moment ago.
@@ -305,8 +309,10 @@ func (l *Limiter) wait(ctx context.Context) error {
 }
 
 // Pause stops the whole fleet from sending for d, counted from now on the
-// Redis clock; call it when the API answers 429 with Retry-After. A pause
-// never shortens one already in force. Requests resume evenly spaced after it.
+// Redis clock; call it when the API answers 429 with Retry-After (capped to
+// what is sane: the pause is honoured however long). A pause never shortens
+// one already in force, and d <= 0 does nothing. Requests resume evenly
+// spaced after it.
 func (l *Limiter) Pause(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return nil

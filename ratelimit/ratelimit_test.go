@@ -632,18 +632,38 @@ func TestLateTolerance(t *testing.T) {
 	}
 }
 
+// BenchmarkWait measures a permit's cost when the rate is no limit: a Redis
+// round trip and the script. Parallel: goroutines queue, as in a worker.
 func BenchmarkWait(b *testing.B) {
 	for _, be := range backends {
-		b.Run(be.name, func(b *testing.B) {
-			rdb := be.newClient(b)
-			l := newLimiter(b, rdb, redistest.NewPrefix(b)+":ratelimit", maxRate)
-			ctx := context.Background()
-			for b.Loop() {
-				if _, err := l.Wait(ctx); err != nil {
-					b.Fatal(err)
-				}
+		for _, parallel := range []bool{false, true} {
+			name := be.name
+			if parallel {
+				name += "/parallel"
 			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "permits/s")
-		})
+			b.Run(name, func(b *testing.B) {
+				rdb := be.newClient(b)
+				l := newLimiter(b, rdb, redistest.NewPrefix(b)+":ratelimit", maxRate)
+				ctx := context.Background()
+				if parallel {
+					b.SetParallelism(4)
+					b.RunParallel(func(pb *testing.PB) {
+						for pb.Next() {
+							if _, err := l.Wait(ctx); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				} else {
+					for b.Loop() {
+						if _, err := l.Wait(ctx); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "permits/s")
+			})
+		}
 	}
 }
