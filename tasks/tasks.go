@@ -4,7 +4,9 @@
 package tasks
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/hibiken/asynq"
@@ -81,4 +83,19 @@ func ParseFinalize(t *asynq.Task) (Finalize, error) {
 		return f, fmt.Errorf("decoding finalize task: bad payload %q", t.Payload())
 	}
 	return f, nil
+}
+
+// Enqueue enqueues t unless a task with its ID is already queued, running or
+// retained; it reports whether t was enqueued. Enqueueing the same task twice
+// is how crashed enqueues and finishing chunks stay idempotent.
+func Enqueue(ctx context.Context, c *asynq.Client, t *asynq.Task) (bool, error) {
+	_, err := c.EnqueueContext(ctx, t)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, asynq.ErrTaskIDConflict):
+		return false, nil
+	default:
+		return false, fmt.Errorf("enqueueing %s task: %w", t.Type(), err)
+	}
 }

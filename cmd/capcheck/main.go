@@ -28,8 +28,12 @@ func main() {
 // commands lists capcheck's commands; only commands that work are listed.
 func commands() []*cli.Command {
 	return []*cli.Command{
-		mockAPICommand(),
 		workerCommand(),
+		statusCommand(),
+		waitCommand(),
+		retryCommand(),
+		exportCommand(),
+		mockAPICommand(),
 	}
 }
 

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/capcheck/capcheck/configs"
+	"github.com/capcheck/capcheck/jobstore"
+	"github.com/capcheck/capcheck/outfiles"
+)
+
+const flagFormat = "format"
+
+func exportCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "export",
+		Usage:     "rebuild a finished job's output files from what the workers recorded",
+		ArgsUsage: "JOB",
+		Description: "Writes {out}/{job}/results.csv (or results.jsonl with --format jsonl), rejects.csv\n" +
+			"and summary.json again from Redis: after the output folder was lost, or to get JSON lines.",
+		Flags: slices.Concat(configs.SharedFlags(), []cli.Flag{
+			&cli.StringFlag{Name: flagFormat, Value: string(outfiles.CSV), Usage: "results format: csv or jsonl"},
+		}),
+		Action: exportAction,
+	}
+}
+
+func exportAction(c *cli.Context) error {
+	id, err := jobArg(c)
+	if err != nil {
+		return err
+	}
+	format := outfiles.Format(c.String(flagFormat))
+	if format != outfiles.CSV && format != outfiles.JSONL {
+		return usageErrorf("--format must be csv or jsonl (got %q)", format)
+	}
+	cfg, err := configs.Load(c)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(configs.Needs{}); err != nil {
+		return err
+	}
+	rdb, _, err := connectRedis(c.Context, cfg.Redis)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	store := jobstore.New(rdb)
+	j, err := store.Job(c.Context, id)
+	if err != nil {
+		return err
+	}
+	if !j.State.Finished() {
+		return fmt.Errorf("job %s is %s: export works on finished jobs ('capcheck wait %s' first)", id, j.State, id)
+	}
+	sum, err := outfiles.Export(c.Context, store, id, cfg.Out, format)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "wrote %s: %d accepted, %d rejected, %d failed\n", outfiles.Dir(cfg.Out, id),
+		sum.Results["accepted"], sum.Results["rejected"], sum.Results["failed"])
+	return nil
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/urfave/cli/v2"
+
+	"github.com/capcheck/capcheck/configs"
+	"github.com/capcheck/capcheck/jobstatus"
+	"github.com/capcheck/capcheck/jobstore"
+	"github.com/capcheck/capcheck/outfiles"
+)
+
+const flagWaitTimeout = "timeout"
+
+// progressLogEvery is how often wait logs progress when not on a terminal.
+const progressLogEvery = 10 * time.Second
+
+func waitCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "wait",
+		Usage:     "block until a job is finished; the exit code tells the outcome",
+		ArgsUsage: "JOB",
+		Description: "Shows a progress bar with counts and ETA on a terminal, a log line every 10s\n" +
+			"otherwise. Exit code: 0 every number has a final status and none failed; 3 the job\n" +
+			"finished with failed numbers; 1 the job failed (e.g. the API refused the key) or\n" +
+			"--timeout passed; 2 bad usage.",
+		Flags: slices.Concat(configs.SharedFlags(), []cli.Flag{
+			&cli.DurationFlag{Name: flagWaitTimeout, Usage: "give up (exit 1) after this long; 0 waits for ever"},
+		}),
+		Action: waitAction,
+	}
+}
+
+func waitAction(c *cli.Context) error {
+	id, err := jobArg(c)
+	if err != nil {
+		return err
+	}
+	if c.Duration(flagWaitTimeout) < 0 {
+		return usageErrorf("--timeout must be >= 0 (got %s)", c.Duration(flagWaitTimeout))
+	}
+	cfg, err := configs.Load(c)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(configs.Needs{}); err != nil {
+		return err
+	}
+	log := newLogger(cfg, c.App.ErrWriter)
+	rdb, _, err := connectRedis(c.Context, cfg.Redis)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	store := jobstore.New(rdb)
+	if _, err := store.Job(c.Context, id); errors.Is(err, jobstore.ErrNotFound) {
+		log.Warn("job not found yet; waiting for it to be enqueued", "job", id)
+	}
+	st, err := waitJob(c.Context, store, id, c.Duration(flagWaitTimeout), c.App.ErrWriter, log)
+	if err != nil {
+		return err
+	}
+	return finished(c.App.Writer, st, cfg.Out)
+}
+
+// waitJob waits for job id with a progress bar on a terminal, log lines
+// otherwise, and returns its final status.
+func waitJob(ctx context.Context, store *jobstore.Store, id string, timeout time.Duration, stderr io.Writer, log *slog.Logger) (*jobstatus.Status, error) {
+	opts := jobstatus.WaitOptions{Timeout: timeout}
+	if isTerminal(stderr) {
+		bar := progressbar.NewOptions64(-1,
+			progressbar.OptionSetWriter(stderr),
+			progressbar.OptionSetDescription("job "+id),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(stderr) }),
+		)
+		opts.Progress = func(s *jobstatus.Status) {
+			if s.Valid > 0 && bar.GetMax64() != s.Valid && s.State != string(jobstore.Enqueuing) {
+				bar.ChangeMax64(s.Valid)
+			}
+			bar.Describe(fmt.Sprintf("%s: %d accepted, %d rejected, %d failed",
+				s.State, s.Numbers.Accepted, s.Numbers.Rejected, s.Numbers.Failed))
+			_ = bar.Set64(s.Valid - s.Numbers.Pending)
+		}
+		defer bar.Exit()
+	} else {
+		var last time.Time
+		opts.Progress = func(s *jobstatus.Status) {
+			if time.Since(last) >= progressLogEvery && !s.Finished() {
+				last = time.Now()
+				log.Info("progress", "job", id, "status", s.Line())
+			}
+		}
+	}
+	st, err := jobstatus.Wait(ctx, store, id, opts)
+	if errors.Is(err, jobstatus.ErrTimeout) {
+		return nil, err
+	}
+	if err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("stopped waiting for job %s (it goes on; 'capcheck wait %s' resumes waiting)", id, id)
+	}
+	return st, err
+}
+
+// finished prints a finished job's outcome and returns the error that sets
+// the exit code SPEC gives it.
+func finished(w io.Writer, st *jobstatus.Status, outDir string) error {
+	fmt.Fprintf(w, "job %s %s: %d accepted, %d rejected, %d failed; %d rows rejected before the API\n",
+		st.Job, st.State, st.Numbers.Accepted, st.Numbers.Rejected, st.Numbers.Failed,
+		st.Rejects.Invalid+st.Rejects.Missing+st.Rejects.Malformed+st.Rejects.Duplicates)
+	fmt.Fprintf(w, "results: %s\n", filepath.Join(outfiles.Dir(outDir, st.Job), outfiles.ResultsCSV))
+	switch {
+	case st.State == string(jobstore.FailedJob):
+		return fmt.Errorf("job %s failed: %s", st.Job, st.StoppedBecause)
+	case st.Numbers.Failed > 0:
+		return &failedNumbersError{Job: st.Job, Failed: st.Numbers.Failed}
+	}
+	return nil
+}

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/capcheck/capcheck/configs"
+)
+
+// connectTimeout bounds the start-up check that Redis answers.
+const connectTimeout = 5 * time.Second
+
+// connectRedis opens the Redis of url and checks that it answers. The
+// returned asynq option connects asynq to the same server.
+func connectRedis(ctx context.Context, url string) (redis.UniversalClient, asynq.RedisConnOpt, error) {
+	opt, err := asynq.ParseRedisURI(url)
+	if err != nil {
+		// Validate checks the URL; this is a backstop.
+		return nil, nil, usageErrorf("--redis %s: %v", configs.RedactURL(url), err)
+	}
+	rdb, ok := opt.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return nil, nil, usageErrorf("--redis %s: unsupported Redis URL", configs.RedactURL(url))
+	}
+	pctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		rdb.Close()
+		return nil, nil, fmt.Errorf("cannot reach Redis at %s: %w (start it, or point --redis, CAPCHECK_REDIS or redis: in the config file at it)",
+			configs.RedactURL(url), err)
+	}
+	return rdb, opt, nil
+}
+
+// jobArg returns the JOB argument of a command that takes exactly one.
+func jobArg(c *cli.Context) (string, error) {
+	if c.NArg() != 1 {
+		return "", usageErrorf("%s needs one JOB argument (the ID enqueue printed), got %d arguments; flags go before it",
+			c.Command.HelpName, c.NArg())
+	}
+	id := c.Args().First()
+	if err := configs.CheckJobID(id); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// isTerminal reports whether w is a terminal, for progress display.
+func isTerminal(w any) bool {
+	f, ok := w.(interface{ Fd() uintptr })
+	return ok && term.IsTerminal(int(f.Fd()))
+}
