@@ -10,7 +10,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -23,9 +22,6 @@ import (
 	"github.com/capcheck/capcheck/ratelimit"
 	"github.com/capcheck/capcheck/worker"
 )
-
-// redisPingTimeout bounds the start-up check that Redis answers.
-const redisPingTimeout = 5 * time.Second
 
 func workerCommand() *cli.Command {
 	return &cli.Command{
@@ -57,22 +53,11 @@ func workerAction(c *cli.Context) error {
 	}
 	log := newLogger(cfg, c.App.ErrWriter)
 
-	opt, err := asynq.ParseRedisURI(cfg.Redis)
+	rdb, opt, err := connectRedis(c.Context, cfg.Redis)
 	if err != nil {
-		// Validate checks the URL; this is a backstop.
-		return usageErrorf("--redis %s: %v", configs.RedactURL(cfg.Redis), err)
-	}
-	rdb, ok := opt.MakeRedisClient().(redis.UniversalClient)
-	if !ok {
-		return usageErrorf("--redis %s: unsupported Redis URL", configs.RedactURL(cfg.Redis))
+		return err
 	}
 	defer rdb.Close()
-	pctx, cancel := context.WithTimeout(c.Context, redisPingTimeout)
-	err = rdb.Ping(pctx).Err()
-	cancel()
-	if err != nil {
-		return fmt.Errorf("cannot reach Redis at %s: %w", configs.RedactURL(cfg.Redis), err)
-	}
 
 	lim, err := ratelimit.New(rdb, ratelimit.Config{Limit: ratelimit.PerSecond(cfg.API.Rate)})
 	if err != nil {
