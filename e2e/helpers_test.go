@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -23,10 +24,10 @@ import (
 	"github.com/nyaruka/phonenumbers"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/capcheck/capcheck/enqueue"
 	"github.com/capcheck/capcheck/internal/redistest"
 	"github.com/capcheck/capcheck/internal/testbin"
 	"github.com/capcheck/capcheck/jobstore"
-	"github.com/capcheck/capcheck/tasks"
 )
 
 func TestMain(m *testing.M) { os.Exit(testbin.Main(m)) }
@@ -265,65 +266,19 @@ func (e *env) genInput(n int, seed uint64) (string, []row) {
 	return path, rows
 }
 
-// enqueue enqueues rows as job id in chunks of chunkSize, as capcheck enqueue
-// does: valid first-seen numbers in chunk blobs and tasks, the others as
-// rejects.
+// enqueue enqueues the list at path as job id in chunks of chunkSize.
 // TODO: run `capcheck enqueue` once the command exists.
-func (e *env) enqueue(id string, rows []row, chunkSize int) {
+func (e *env) enqueue(id, path string, chunkSize int) {
 	e.t.Helper()
-	ctx := context.Background()
-	if _, _, err := e.store.CreateJob(ctx, jobstore.Spec{ID: id, Input: "input.csv", Fingerprint: "e2e", ChunkSize: chunkSize}); err != nil {
-		e.t.Fatal(err)
-	}
-	client := asynq.NewClientFromRedisClient(e.rdb)
-	var (
-		chunk   []jobstore.Entry
-		chunks  int
-		rejects bytes.Buffer
-		counts  jobstore.Counts
-	)
-	cw := csv.NewWriter(&rejects)
-	flush := func() {
-		if len(chunk) == 0 {
-			return
-		}
-		if err := e.store.PutChunk(ctx, id, chunks, chunk); err != nil {
-			e.t.Fatal(err)
-		}
-		if _, err := client.Enqueue(tasks.NewChunk(tasks.Chunk{Job: id, Chunk: chunks})); err != nil {
-			e.t.Fatal(err)
-		}
-		chunks++
-		chunk = nil
-	}
-	for i, r := range rows {
-		counts.Rows++
-		switch {
-		case r.e164 == "":
-			counts.Invalid++
-			_ = cw.Write([]string{strconv.Itoa(i + 1), r.input, "invalid"})
-		case r.dupOf != 0:
-			counts.Duplicates++
-			_ = cw.Write([]string{strconv.Itoa(i + 1), r.input, fmt.Sprintf("duplicate of row %d", r.dupOf)})
-		default:
-			counts.Valid++
-			chunk = append(chunk, jobstore.Entry{Row: int64(i + 1), Number: r.e164, Input: r.input})
-			if len(chunk) == chunkSize {
-				flush()
-			}
-		}
-	}
-	flush()
-	cw.Flush()
-	if err := e.store.PutRejects(ctx, id, 0, rejects.Bytes()); err != nil {
-		e.t.Fatal(err)
-	}
-	allDone, err := e.store.FinishEnqueue(ctx, id, counts, chunks, 1)
+	res, err := enqueue.Run(context.Background(), enqueue.Config{
+		Input: path, Column: "phone", DefaultRegion: region, JobID: id, ChunkSize: chunkSize, OutDir: e.out,
+		Store: e.store, Client: asynq.NewClientFromRedisClient(e.rdb), Logger: slog.New(slog.DiscardHandler),
+	})
 	if err != nil {
-		e.t.Fatal(err)
+		e.t.Fatalf("enqueue: %v", err)
 	}
-	if allDone {
-		e.t.Fatal("every chunk done before enqueue finished: the test's job is too small")
+	if res.ChunksEnqueued < 2 {
+		e.t.Fatalf("enqueue: %d chunks; the test needs several", res.ChunksEnqueued)
 	}
 }
 

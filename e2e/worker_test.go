@@ -26,9 +26,9 @@ func TestWorkers(t *testing.T) {
 		e.startWorker("worker-2", apiKey),
 		e.startWorker("worker-3", apiKey),
 	}
-	_, rows := e.genInput(3000, 1)
+	input, rows := e.genInput(3000, 1)
 	const id = "e2e-workers"
-	e.enqueue(id, rows, 100)
+	e.enqueue(id, input, 100)
 
 	j := e.waitJob(id, 60*time.Second)
 	if j.State != jobstore.Done || j.Abort != "" {
@@ -103,9 +103,9 @@ func TestUnauthorized(t *testing.T) {
 	for _, name := range []string{"worker-1", "worker-2", "worker-3"} {
 		e.startWorker(name, wrongKey)
 	}
-	_, rows := e.genInput(3000, 2)
+	input, rows := e.genInput(3000, 2)
 	const id = "e2e-unauthorized"
-	e.enqueue(id, rows, 100)
+	e.enqueue(id, input, 100)
 
 	start := time.Now()
 	j := e.waitJob(id, 30*time.Second)
@@ -138,9 +138,9 @@ func TestSIGTERM(t *testing.T) {
 	e.startMock("--reject-suffix", rejectSuffix, "--latency", "30ms", "--seed", "3")
 	a := e.startWorker("worker-a", apiKey)
 	b := e.startWorker("worker-b", apiKey)
-	_, rows := e.genInput(5000, 3)
+	input, rows := e.genInput(5000, 3)
 	const id = "e2e-sigterm"
-	e.enqueue(id, rows, 100)
+	e.enqueue(id, input, 100)
 
 	waitFor(t, "worker-a at work", 30*time.Second, func() bool {
 		return e.stats().Requests >= 40
@@ -185,9 +185,9 @@ func TestSIGKILL(t *testing.T) {
 	e.startMock("--reject-suffix", rejectSuffix, "--latency", "20ms", "--seed", "4")
 	const concurrency, batchSize = 4, 50 // startWorker's
 	a := e.startWorker("worker-a", apiKey)
-	_, rows := e.genInput(3000, 4)
+	input, rows := e.genInput(3000, 4)
 	const id = "e2e-sigkill"
-	e.enqueue(id, rows, 100)
+	e.enqueue(id, input, 100)
 
 	waitFor(t, "worker-a at work", 30*time.Second, func() bool { return e.stats().Requests >= 30 })
 	a.signal(t, syscall.SIGKILL)
