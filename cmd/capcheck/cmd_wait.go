@@ -62,8 +62,8 @@ func waitAction(c *cli.Context) error {
 	}
 	defer rdb.Close()
 	store := jobstore.New(rdb)
-	if _, err := store.Job(c.Context, id); errors.Is(err, jobstore.ErrNotFound) {
-		log.Warn("job not found yet; waiting for it to be enqueued", "job", id)
+	if _, err := store.Job(c.Context, id); err != nil {
+		return err // a typo in the ID should not wait for ever
 	}
 	st, err := waitJob(c.Context, store, id, c.Duration(flagWaitTimeout), c.App.ErrWriter, log)
 	if err != nil {
