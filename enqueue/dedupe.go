@@ -3,100 +3,142 @@ package enqueue
 import "math"
 
 // seenSet maps a number (its E.164 digits as an integer, never 0) to the row
-// it was first seen on. It is an open-addressing table with linear probing
-// over two flat arrays: 12 bytes a slot, no pointers for the GC to scan, and
-// half the memory of a Go map[uint64]uint32 (whose slots are padded to 16
-// bytes); see BenchmarkSeenSet for the figures that chose it.
+// it was first seen on. It is open addressing with linear probing over flat
+// arrays, 12 bytes a slot with no pointers, split into seenShards tables
+// that grow one at a time. BenchmarkSeenSet has the figures that chose it
+// over a Go map[uint64]uint32, whose slots are padded to 16 bytes.
+//
+// Memory: the tables live outside the Go heap where the platform allows it
+// (see seen_mem_unix.go). On the heap, a set of hundreds of megabytes would
+// let the GC's heap goal (twice the live heap) fill with the parser's
+// garbage, doubling the process's RSS; off the heap, RSS stays close to the
+// set itself. Sharding bounds the extra memory of a growth to one shard's.
+// Call free when done.
 type seenSet struct {
-	keys  []uint64 // 0 marks a free slot
-	rows  []uint32 // first row, when it fits
-	n     int      // keys stored
-	limit int      // grow past this many keys
-	shift uint     // 64 - log2(len(keys))
+	shards [seenShards]seenShard
 	// far holds first rows past 2^32-1, should a list ever be that long.
 	far map[uint64]int64
 }
 
+type seenShard struct {
+	mem   []byte   // backing memory of keys and rows
+	keys  []uint64 // 0 marks a free slot
+	rows  []uint32 // first row, or MaxUint32 when it is in far
+	n     int      // keys stored
+	limit int      // grow past this many keys
+	shift uint     // 64 - log2(len(keys))
+}
+
 const (
-	seenMinSlots = 1 << 10
-	seenLoadNum  = 13 // grow at 13/16 = 81% full: linear probing is fine up to there
-	seenLoadDen  = 16
+	seenShardBits = 6
+	seenShards    = 1 << seenShardBits
+	seenMinSlots  = 1 << 10
+	seenLoadNum   = 13 // grow at 13/16 = 81% full: linear probing is fine up to there
+	seenLoadDen   = 16
 )
 
 func newSeenSet() *seenSet {
 	s := &seenSet{}
-	s.alloc(seenMinSlots)
+	for i := range s.shards {
+		s.shards[i].alloc(seenMinSlots)
+	}
 	return s
 }
 
-func (s *seenSet) alloc(slots int) {
-	s.keys = make([]uint64, slots)
-	s.rows = make([]uint32, slots)
-	s.limit = slots / seenLoadDen * seenLoadNum
-	s.shift = 64 - uint(log2(slots))
+func (t *seenShard) alloc(slots int) {
+	t.mem = allocTable(slots)
+	t.keys, t.rows = tableSlices(t.mem, slots)
+	t.limit = slots / seenLoadDen * seenLoadNum
+	t.shift = 64 - uint(log2(slots))
 }
 
-// hash spreads decimal-looking keys over the table (murmur3's finalizer).
-func (s *seenSet) slot(k uint64) int {
+// hash spreads decimal-looking keys over the tables (murmur3's finalizer).
+// Its top bits pick the shard, the next ones the slot.
+func hash(k uint64) uint64 {
 	k ^= k >> 33
 	k *= 0xff51afd7ed558ccd
 	k ^= k >> 33
 	k *= 0xc4ceb9fe1a85ec53
-	return int(k >> s.shift)
+	k ^= k >> 33
+	return k
 }
 
 // firstSeen returns the row key was first seen on, recording row when key is
 // new (dup is then false). key must not be 0.
 func (s *seenSet) firstSeen(key uint64, row int64) (first int64, dup bool) {
-	mask := len(s.keys) - 1
-	for i := s.slot(key); ; i = (i + 1) & mask {
-		switch s.keys[i] {
+	h := hash(key)
+	t := &s.shards[h>>(64-seenShardBits)]
+	h <<= seenShardBits
+	mask := len(t.keys) - 1
+	for i := int(h >> t.shift); ; i = (i + 1) & mask {
+		switch t.keys[i] {
 		case key:
-			if r := s.rows[i]; r != math.MaxUint32 {
+			if r := t.rows[i]; r != math.MaxUint32 {
 				return int64(r), true
 			}
 			return s.far[key], true
 		case 0:
-			s.keys[i] = key
+			t.keys[i] = key
 			if row < math.MaxUint32 {
-				s.rows[i] = uint32(row)
+				t.rows[i] = uint32(row)
 			} else {
-				s.rows[i] = math.MaxUint32
+				t.rows[i] = math.MaxUint32
 				if s.far == nil {
 					s.far = make(map[uint64]int64)
 				}
 				s.far[key] = row
 			}
-			s.n++
-			if s.n > s.limit {
-				s.grow()
+			t.n++
+			if t.n > t.limit {
+				t.grow()
 			}
 			return row, false
 		}
 	}
 }
 
-func (s *seenSet) grow() {
-	keys, rows := s.keys, s.rows
-	s.alloc(2 * len(keys))
-	mask := len(s.keys) - 1
+func (t *seenShard) grow() {
+	mem, keys, rows := t.mem, t.keys, t.rows
+	t.alloc(2 * len(keys))
+	mask := len(t.keys) - 1
 	for j, k := range keys {
 		if k == 0 {
 			continue
 		}
-		i := s.slot(k)
-		for s.keys[i] != 0 {
+		i := int((hash(k) << seenShardBits) >> t.shift)
+		for t.keys[i] != 0 {
 			i = (i + 1) & mask
 		}
-		s.keys[i], s.rows[i] = k, rows[j]
+		t.keys[i], t.rows[i] = k, rows[j]
+	}
+	freeTable(mem)
+}
+
+// free returns the tables' memory; the set is unusable afterwards.
+func (s *seenSet) free() {
+	for i := range s.shards {
+		freeTable(s.shards[i].mem)
+		s.shards[i] = seenShard{}
 	}
 }
 
 // Len returns the number of keys.
-func (s *seenSet) Len() int { return s.n }
+func (s *seenSet) Len() int {
+	n := 0
+	for i := range s.shards {
+		n += s.shards[i].n
+	}
+	return n
+}
 
-// Bytes returns the memory held by the table.
-func (s *seenSet) Bytes() int { return len(s.keys) * 12 }
+// Bytes returns the memory held by the tables.
+func (s *seenSet) Bytes() int {
+	n := 0
+	for i := range s.shards {
+		n += len(s.shards[i].mem)
+	}
+	return n
+}
 
 func log2(n int) int {
 	b := 0

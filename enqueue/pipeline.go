@@ -173,6 +173,7 @@ func Process(ctx context.Context, rd *Reader, cfg PipelineConfig, sink Sink) (Co
 	}()
 
 	d := deduper{sink: sink, chunkSize: chunkSize, seen: newSeenSet(), chunk: make([]Record, 0, chunkSize)}
+	defer d.seen.free()
 	err := d.consume(ctx, done, tokens, free, window)
 	cancel()
 	for range done { // let blocked workers finish
