@@ -27,7 +27,8 @@ var regions = []struct {
 type template struct {
 	region string
 	cc     int
-	prefix string // national significant number less its last 6 digits
+	prefix string // national significant number less its random tail
+	tail   int    // digits drawn at random
 }
 
 var templates = func() []template {
@@ -35,7 +36,16 @@ var templates = func() []template {
 	for _, r := range regions {
 		ex := phonenumbers.GetExampleNumberForType(r.code, phonenumbers.MOBILE)
 		nsn := phonenumbers.GetNationalSignificantNumber(ex)
-		t := template{r.code, int(ex.GetCountryCode()), nsn[:len(nsn)-6]}
+		// A long random tail keeps chance repeats rare (the duplicates
+		// are DupRate's); the prefix keeps the number in a valid range.
+		tail := 8
+		switch r.code {
+		case "US":
+			tail = 6 // the exchange code must not start with 0 or 1
+		case "ID", "FR":
+			tail = 7
+		}
+		t := template{r.code, int(ex.GetCountryCode()), nsn[:len(nsn)-tail], tail}
 		for range r.weight {
 			ts = append(ts, t)
 		}
@@ -78,8 +88,7 @@ func (g *Gen) Next() string {
 
 func (g *Gen) fresh() string {
 	t := templates[g.rng.IntN(len(templates))]
-	tail := g.rng.IntN(1_000_000)
-	nsn := t.prefix + pad6(tail)
+	nsn := t.prefix + digits(g.rng.Uint64(), t.tail)
 	cc := strconv.Itoa(t.cc)
 	switch v := g.rng.IntN(10); {
 	case v < 5:
@@ -106,6 +115,16 @@ func (g *Gen) bad() string {
 	default:
 		return ""
 	}
+}
+
+// digits returns the last n decimal digits of v, zero-padded.
+func digits(v uint64, n int) string {
+	b := make([]byte, n)
+	for i := n - 1; i >= 0; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return string(b)
 }
 
 func pad6(v int) string {

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# bench-enqueue: time `capcheck enqueue` on a generated list against a private
+# redis-server, and print rows/s, peak RSS and Redis bytes per enqueued number.
+#
+#   scripts/bench-enqueue.sh                 # 1,000,000 rows
+#   ROWS=10000000 scripts/bench-enqueue.sh   # 10M rows (the list takes ~450 MB)
+#
+# Env: ROWS (default 1000000), CHUNK (chunk size, default 1000), WORK (folder
+# for the binaries, the list and the output; default a new temp folder, removed
+# at the end unless KEEP=1). Uses the real `capcheck enqueue` when the binary
+# has that command, else enqueue/internal/benchenqueue (same enqueue.Run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROWS=${ROWS:-1000000}
+CHUNK=${CHUNK:-1000}
+WORK=${WORK:-$(mktemp -d)}
+mkdir -p "$WORK"
+
+go build -o "$WORK/benchgen" ./enqueue/internal/benchgen
+go build -o "$WORK/benchenqueue" ./enqueue/internal/benchenqueue
+cli=""
+if go build -o "$WORK/capcheck" ./cmd/capcheck 2>/dev/null && "$WORK/capcheck" enqueue --help >/dev/null 2>&1; then
+	cli="$WORK/capcheck"
+fi
+
+list="$WORK/list-$ROWS.csv"
+if [[ ! -s "$list" ]]; then
+	echo "generating $ROWS rows -> $list" >&2
+	"$WORK/benchgen" -rows "$ROWS" -out "$list"
+fi
+
+# A private redis-server on a free loopback port: never the system one.
+port=""
+for p in $(shuf -i 20000-60000 -n 50); do
+	if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
+done
+[[ -n "$port" ]] || { echo "no free port" >&2; exit 1; }
+redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+	--maxmemory-policy noeviction --dir "$WORK" >"$WORK/redis.log" 2>&1 &
+rpid=$!
+cleanup() {
+	kill "$rpid" 2>/dev/null || true
+	wait "$rpid" 2>/dev/null || true
+	if [[ "${KEEP:-0}" != 1 ]]; then rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+for _ in $(seq 100); do
+	[[ "$(redis-cli -p "$port" ping 2>/dev/null)" == PONG ]] && break
+	sleep 0.05
+done
+url="redis://127.0.0.1:$port/0"
+used() { redis-cli -p "$port" info memory | tr -d '\r' | awk -F: '/^used_memory:/ {print $2}'; }
+
+before=$(used)
+start=$(date +%s.%N)
+if [[ -n "$cli" ]]; then
+	echo "running: capcheck enqueue --input $list --chunk-size $CHUNK" >&2
+	/usr/bin/time -v -o "$WORK/time.txt" "$cli" enqueue --input "$list" --redis "$url" \
+		--chunk-size "$CHUNK" --out "$WORK/out" >"$WORK/stdout.txt"
+else
+	echo "running: benchenqueue -input $list -chunk-size $CHUNK (no enqueue command in ./cmd/capcheck yet)" >&2
+	/usr/bin/time -v -o "$WORK/time.txt" "$WORK/benchenqueue" -input "$list" -redis "$url" \
+		-chunk-size "$CHUNK" -out "$WORK/out" | tee "$WORK/stdout.txt" >&2
+fi
+end=$(date +%s.%N)
+after=$(used)
+
+rss_kb=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$WORK/time.txt")
+job=$(redis-cli -p "$port" zrange capcheck:jobs 0 0)
+uniq=$(redis-cli -p "$port" hget "capcheck:job:{$job}" valid)
+awk -v rows="$ROWS" -v s="$start" -v e="$end" -v rss="$rss_kb" -v b="$before" -v a="$after" -v u="$uniq" -v cores="$(nproc)" 'BEGIN {
+	secs = e - s
+	printf "rows            %d (%d unique valid numbers)\n", rows, u
+	printf "wall time       %.2f s on %d cores\n", secs, cores
+	printf "throughput      %.0f rows/s\n", rows / secs
+	printf "peak RSS        %.1f MB\n", rss / 1024
+	printf "redis memory    +%.1f MB, %.1f bytes per enqueued number\n", (a - b) / 1048576, (a - b) / u
+}'
