@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 )
 
 // Journal keeps a copy of what the store records somewhere that outlives
@@ -26,6 +27,8 @@ type JournalEntry struct {
 	Chunk    int      `json:"chunk"`
 	Outcome  *Outcome `json:"o,omitempty"`
 	Counters Counters `json:"c"`
+	// At is when it was recorded, in Unix milliseconds.
+	At int64 `json:"t"`
 }
 
 // SetJournal makes the store append every Record and Add to j, after Redis
@@ -59,11 +62,12 @@ func (s *Store) Replay(ctx context.Context, job string, r io.Reader) (int, error
 			bad = fmt.Errorf("journal of job %s line %d: %w", job, n+1, err)
 			continue
 		}
+		at := time.UnixMilli(e.At)
 		var err error
 		if e.Outcome != nil {
-			err = s.record(ctx, job, e.Chunk, *e.Outcome, e.Counters)
+			err = s.record(ctx, job, e.Chunk, *e.Outcome, e.Counters, at)
 		} else {
-			err = s.add(ctx, job, e.Counters)
+			err = s.add(ctx, job, e.Counters, at)
 		}
 		if err != nil {
 			return n, err

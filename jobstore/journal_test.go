@@ -43,6 +43,10 @@ func TestJournalReplay(t *testing.T) {
 		t.Errorf("after replay pending = %v, want [3,4)", p)
 	}
 	job, _ := fresh.store.Job(b.ctx, fresh.id)
+	orig, _ := b.store.Job(b.ctx, b.id)
+	if !job.StartedAt.Equal(orig.StartedAt) {
+		t.Errorf("after replay started_at = %v, want the original %v", job.StartedAt, orig.StartedAt)
+	}
 	if job.Accepted != 2 || job.Rejected != 1 || job.Requests != 3 || job.RateLimited != 1 {
 		t.Errorf("after replay counters = %+v", job.Counters)
 	}

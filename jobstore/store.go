@@ -218,20 +218,21 @@ func (s *Store) Outcomes(ctx context.Context, job string, i int) ([]Outcome, err
 // Record appends o to chunk i's outcomes and adds c to the job's counters in
 // one transaction, so a counted outcome is never lost nor counted twice.
 func (s *Store) Record(ctx context.Context, job string, i int, o Outcome, c Counters) error {
-	if err := s.record(ctx, job, i, o, c); err != nil {
+	now := s.now()
+	if err := s.record(ctx, job, i, o, c, now); err != nil {
 		return err
 	}
-	return s.journalAppend(job, JournalEntry{Chunk: i, Outcome: &o, Counters: c})
+	return s.journalAppend(job, JournalEntry{Chunk: i, Outcome: &o, Counters: c, At: now.UnixMilli()})
 }
 
-func (s *Store) record(ctx context.Context, job string, i int, o Outcome, c Counters) error {
+func (s *Store) record(ctx context.Context, job string, i int, o Outcome, c Counters, now time.Time) error {
 	v, err := encodeOutcome(o)
 	if err != nil {
 		return err
 	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.RPush(ctx, outKey(job, i), v)
-		s.addCounters(ctx, p, job, c)
+		s.addCounters(ctx, p, job, c, now)
 		return nil
 	})
 	if err != nil {
@@ -242,15 +243,16 @@ func (s *Store) record(ctx context.Context, job string, i int, o Outcome, c Coun
 
 // Add adds c to the job's counters.
 func (s *Store) Add(ctx context.Context, job string, c Counters) error {
-	if err := s.add(ctx, job, c); err != nil {
+	now := s.now()
+	if err := s.add(ctx, job, c, now); err != nil {
 		return err
 	}
-	return s.journalAppend(job, JournalEntry{Chunk: -1, Counters: c})
+	return s.journalAppend(job, JournalEntry{Chunk: -1, Counters: c, At: now.UnixMilli()})
 }
 
-func (s *Store) add(ctx context.Context, job string, c Counters) error {
+func (s *Store) add(ctx context.Context, job string, c Counters, now time.Time) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		s.addCounters(ctx, p, job, c)
+		s.addCounters(ctx, p, job, c, now)
 		return nil
 	})
 	if err != nil {
@@ -259,14 +261,14 @@ func (s *Store) add(ctx context.Context, job string, c Counters) error {
 	return nil
 }
 
-func (s *Store) addCounters(ctx context.Context, p redis.Pipeliner, job string, c Counters) {
+// addCounters adds c; now is when its requests were sent.
+func (s *Store) addCounters(ctx context.Context, p redis.Pipeliner, job string, c Counters, now time.Time) {
 	for _, f := range c.fields() {
 		if f.v != 0 {
 			p.HIncrBy(ctx, jobKey(job), f.name, f.v)
 		}
 	}
 	if c.Requests != 0 {
-		now := s.now()
 		p.HSetNX(ctx, jobKey(job), fStarted, msOf(now))
 		p.HIncrBy(ctx, rpsKey(job), strconv.FormatInt(now.Unix(), 10), c.Requests)
 	}

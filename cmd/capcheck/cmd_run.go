@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/urfave/cli/v2"
+
+	"github.com/capcheck/capcheck/configs"
+	"github.com/capcheck/capcheck/enqueue"
+	"github.com/capcheck/capcheck/jobstore"
+	"github.com/capcheck/capcheck/mockapi"
+)
+
+const flagDemo = "demo"
+
+// The demo's in-process API: its own credentials, and numbers ending in
+// demoRejectSuffix refused as invalid so that bisection shows in the results.
+const (
+	demoSID          = "demo"
+	demoKey          = "demo-key-not-secret"
+	demoRejectSuffix = "0000"
+)
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "run",
+		Usage: "enqueue a list, process it with in-process workers and wait: one command",
+		Description: "Enqueues --input, runs workers in this process and waits until the job is finished,\n" +
+			"with the exit codes of 'capcheck wait'. With no Redis configured (no --redis,\n" +
+			"CAPCHECK_REDIS or redis: in the config file) it uses an embedded in-process Redis:\n" +
+			"it works on a bare machine, and what it records is journaled to\n" +
+			"{out}/{job}/journal.jsonl so that re-running the same command resumes without\n" +
+			"sending recorded requests again. With a Redis configured it is one more worker\n" +
+			"replica of the fleet. --demo also serves the API in-process (a simulator that\n" +
+			"refuses numbers ending in 0000), so no account is needed.",
+		Flags: slices.Concat(configs.SharedFlags(), configs.APIFlags(), configs.EnqueueFlags(), configs.WorkerFlags(), []cli.Flag{
+			&cli.BoolFlag{Name: flagDemo, Usage: "call an in-process simulator of the API instead of the provider"},
+		}),
+		Action: runAction,
+	}
+}
+
+func runAction(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	cfg, err := configs.Load(c)
+	if err != nil {
+		return err
+	}
+	demo := c.Bool(flagDemo)
+	if err := cfg.Validate(configs.Needs{Credentials: !demo, Input: true}); err != nil {
+		return err
+	}
+	log := newLogger(cfg, c.App.ErrWriter)
+	ctx := c.Context
+
+	var rdb redis.UniversalClient
+	var opt asynq.RedisConnOpt
+	embedded := !cfg.RedisExplicit
+	if embedded {
+		unlock, err := lockOutDir(cfg.Out)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		mr := miniredis.NewMiniRedis()
+		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
+			return fmt.Errorf("starting the embedded Redis: %w", err)
+		}
+		defer mr.Close()
+		rdb = redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		opt = asynq.RedisClientOpt{Addr: mr.Addr()}
+		log.Info("no Redis configured: using an embedded in-process Redis; what is recorded is journaled under --out so a re-run resumes",
+			"out", cfg.Out)
+	} else {
+		if rdb, opt, err = connectRedis(ctx, cfg.Redis); err != nil {
+			return err
+		}
+	}
+	defer rdb.Close()
+
+	if demo {
+		stop, err := startDemoAPI(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+
+	store := jobstore.New(rdb)
+	var journal *jobstore.FileJournal
+	if embedded {
+		journal = jobstore.NewFileJournal(cfg.Out)
+		defer journal.Close()
+		store.SetJournal(journal)
+	}
+	client := asynq.NewClientFromRedisClient(rdb)
+	res, err := enqueue.Run(ctx, enqueue.Config{
+		Input:         cfg.Enqueue.Input,
+		Column:        cfg.Enqueue.Column,
+		DefaultRegion: cfg.Enqueue.DefaultRegion,
+		JobID:         cfg.Enqueue.Job,
+		ChunkSize:     cfg.Enqueue.ChunkSize,
+		OutDir:        cfg.Out,
+		Store:         store,
+		Client:        client,
+		Logger:        log,
+		Progress:      c.App.ErrWriter,
+	})
+	if err != nil {
+		return enqueueError(err)
+	}
+	id := res.JobID
+	fmt.Fprintln(c.App.Writer, id)
+	if embedded {
+		if err := replayJournal(ctx, store, journal, id, log); err != nil {
+			return err
+		}
+	}
+
+	_, stopWorker, err := startWorker(ctx, cfg, rdb, opt, store, log, prometheus.NewRegistry())
+	if err != nil {
+		return err
+	}
+	defer stopWorker()
+
+	st, err := waitJob(ctx, store, id, 0, c.App.ErrWriter, log)
+	if err != nil {
+		if ctx.Err() != nil {
+			log.Info("interrupted: draining in-flight calls; run the same command again to resume", "job", id)
+		}
+		return err
+	}
+	return finished(c.App.Writer, st, cfg.Out)
+}
+
+// enqueueError keeps enqueue's configuration errors usage errors (exit 2).
+func enqueueError(err error) error {
+	if errors.Is(err, enqueue.ErrConfig) {
+		return usageErrorf("%v", err)
+	}
+	return err
+}
+
+// replayJournal puts back what an earlier run of the job recorded, before
+// any worker starts, so that recorded calls are not sent again.
+func replayJournal(ctx context.Context, store *jobstore.Store, j *jobstore.FileJournal, id string, log *slog.Logger) error {
+	f, err := os.Open(j.Path(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading the journal of job %s: %w", id, err)
+	}
+	defer f.Close()
+	n, err := store.Replay(ctx, id, f)
+	if err != nil {
+		return fmt.Errorf("replaying %s: %w (move it away to start the job afresh)", j.Path(id), err)
+	}
+	log.Info("resumed from the journal of an earlier run", "job", id, "entries", n)
+	return nil
+}
+
+// lockOutDir keeps two runs on embedded Redis from working in one output
+// folder at once: each would have its own Redis and send every number again.
+func lockOutDir(out string) (unlock func(), err error) {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, fmt.Errorf("creating --out %s: %w", out, err)
+	}
+	path := filepath.Join(out, ".run.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := io.ReadAll(io.LimitReader(f, 256))
+		f.Close()
+		return nil, fmt.Errorf("another 'capcheck run' on an embedded Redis is using --out %s (%s); "+
+			"wait for it to finish, or run both on a shared Redis (--redis) where they work as one fleet", out, holder)
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte("pid "+strconv.Itoa(os.Getpid())+" since "+time.Now().Format(time.RFC3339)), 0)
+	return func() { f.Close() }, nil
+}
+
+// startDemoAPI serves the API simulator on a loopback port and points cfg's
+// API options at it.
+func startDemoAPI(ctx context.Context, cfg *configs.Config, log *slog.Logger) (stop func(), err error) {
+	srv, err := mockapi.New(mockapi.Config{
+		SID: demoSID, APIKey: demoKey, RejectSuffix: demoRejectSuffix,
+		Latency: 20 * time.Millisecond, Jitter: 30 * time.Millisecond, FailRate: 0.05, Seed: 1,
+		Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(sctx, ln)
+	}()
+	cfg.API.URL = "http://" + ln.Addr().String()
+	cfg.API.SID = demoSID
+	cfg.API.Key = configs.NewSecret(demoKey)
+	log.Info("demo: calling an in-process simulator of the API; numbers ending in "+demoRejectSuffix+" are refused as invalid",
+		"api_url", cfg.API.URL)
+	return func() { cancel(); <-done }, nil
+}
