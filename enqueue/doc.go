@@ -1,0 +1,27 @@
+// Package enqueue turns a list of phone numbers into a capcheck job: it reads
+// the list (CSV or plain text, see Reader), normalizes each number to E.164
+// with libphonenumber on all cores, keeps the first row of each number, cuts
+// the unique numbers into chunks, stores the chunks in the job store and
+// enqueues one asynq task per chunk. Every other record becomes a line of
+// {out}/{job}/rejects.csv: invalid, missing, malformed, or duplicate of row N.
+//
+// The pure part — NewReader, Process with a Sink — needs no Redis:
+//
+//	rd, err := enqueue.NewReader(f, enqueue.ReaderConfig{Column: "phone"})
+//	counts, err := enqueue.Process(ctx, rd, enqueue.PipelineConfig{}, sink)
+//
+// Run adds the job store, the tasks, the rejects file, a progress line and
+// the resume logic that makes a re-run of the same job enqueue nothing twice:
+//
+//	res, err := enqueue.Run(ctx, enqueue.Config{Input: "list.csv", Store: store, Client: client})
+//
+// # Data flow
+//
+// One goroutine reads batches of records; GOMAXPROCS goroutines normalize
+// them (libphonenumber costs ~10 µs a number); the calling goroutine puts
+// the batches back in row order, dedupes (a table of E.164-as-uint64 to first
+// row, 12 bytes a slot, outside the Go heap) and hands chunks and rejects to
+// the Sink; Run's sink passes them to a writer goroutine so Redis latency
+// overlaps parsing. Bounded queues between them keep memory flat: peak RSS
+// is the dedupe table plus a few tens of megabytes (docs/benchmarks.md).
+package enqueue
