@@ -3,10 +3,10 @@ GO  ?= go
 BIN ?= capcheck
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-race lint bench docs clean
+.PHONY: help build test test-race lint bench bench-worker docs clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## build ./capcheck from ./cmd/capcheck
 	$(GO) build -o $(BIN) ./cmd/capcheck
@@ -24,6 +24,9 @@ lint: ## fail when gofmt, go vet or go mod tidy leave a diff
 
 bench: ## run every benchmark of the module
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+bench-worker: ## measure 3 workers at --rate 200 on 100,000 numbers against mock-api (docs/benchmarks.md)
+	./scripts/bench-worker.sh
 
 docs: ## regenerate the configuration table in README.md from configs
 	$(GO) test ./configs -run TestREADMETable -update
