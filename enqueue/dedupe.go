@@ -32,8 +32,8 @@ type seenShard struct {
 const (
 	seenShardBits = 6
 	seenShards    = 1 << seenShardBits
-	seenMinSlots  = 1 << 10
-	seenLoadNum   = 13 // grow at 13/16 = 81% full: linear probing is fine up to there
+	seenMinSlots  = 1 << 8 // 3 KiB a shard: a short list costs little
+	seenLoadNum   = 13     // grow at 13/16 = 81% full: linear probing is fine up to there
 	seenLoadDen   = 16
 )
 

@@ -99,3 +99,23 @@ func BenchmarkSeenSet(b *testing.B) {
 		})
 	}
 }
+
+func TestTableMemory(t *testing.T) {
+	t.Parallel()
+	for _, slots := range []int{seenMinSlots, 1 << 16} { // heap, then mapped
+		mem := allocTable(slots)
+		keys, rows := tableSlices(mem, slots)
+		for i := range keys {
+			if keys[i] != 0 || rows[i] != 0 {
+				t.Fatalf("%d slots: slot %d not zeroed", slots, i)
+			}
+			keys[i], rows[i] = uint64(i)+1, uint32(i)
+		}
+		for i := range keys {
+			if keys[i] != uint64(i)+1 || rows[i] != uint32(i) {
+				t.Fatalf("%d slots: slot %d overlaps another", slots, i)
+			}
+		}
+		freeTable(mem)
+	}
+}

@@ -267,8 +267,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			err = s.flushRejects(w.ctx)
 		}
 		blobs = s.blobs
-		// The writer's error, if any, is the cause of a cancelled pipeline.
-		return errors.Join(w.close(), err)
+		// A writer's error is the cause of a cancelled pipeline: say that.
+		if werr := w.close(); werr != nil {
+			return werr
+		}
+		return err
 	})
 	prog.stop()
 	res.Counts = counts
