@@ -267,8 +267,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			err = s.flushRejects(w.ctx)
 		}
 		blobs = s.blobs
-		// A writer's error is the cause of a cancelled pipeline: say that.
-		if werr := w.close(); werr != nil {
+		// When Run is cancelled, the writer's failure is a consequence (some
+		// clients do not wrap context.Canceled); otherwise a writer's error
+		// is the cause of a cancelled pipeline.
+		werr := w.close()
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case werr != nil:
 			return werr
 		}
 		return err

@@ -2,6 +2,7 @@ package enqueue
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -432,4 +433,23 @@ func TestProgressLine(t *testing.T) {
 			t.Errorf("groupDigits(%d) = %q, want %q", n, got, want)
 		}
 	}
+}
+
+func TestRunGzip(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write([]byte("\xef\xbb\xbfmobile;name\r\n+919876543210;a\r\n+447911123456;b\r\n"))
+	zw.Close()
+	path := filepath.Join(b.dir, "list.csv.gz")
+	os.WriteFile(path, buf.Bytes(), 0o644)
+	res, err := Run(t.Context(), b.config(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Format.Gzip || res.Format.Delimiter != ';' || res.Counts.Valid != 2 || !strings.HasPrefix(res.JobID, "list-") {
+		t.Errorf("result %+v", res)
+	}
+	b.checkJob(t, res.JobID, 2)
 }

@@ -17,7 +17,7 @@ import (
 // Record is one data record of the input and what became of it.
 type Record struct {
 	Row    int64  // 1-based number of the data record: header and blank lines excluded
-	Input  string // the raw text of the number's field (cut to MaxInputLen bytes)
+	Input  string // the raw text of the number's field, cut to MaxInputLen bytes; of a malformed record, its first line cut to 256 bytes
 	Number string // E.164 when the number goes on; "" when the record is rejected
 	Reason string // "" when the number goes on, else why not: invalid, missing, malformed, duplicate of row N
 }
