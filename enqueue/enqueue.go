@@ -251,6 +251,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	defer w.close()
 	var counts Counts
 	var blobs int
+	var runErr error // the pipeline's, reported without WriteAtomic's "writing rejects.csv"
 	err = outfiles.WriteAtomic(path, func(f io.Writer) error {
 		if _, err := io.WriteString(f, "row,input,reason\n"); err != nil {
 			return err
@@ -273,12 +274,17 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		werr := w.close()
 		switch {
 		case ctx.Err() != nil:
-			return ctx.Err()
+			runErr = ctx.Err()
 		case werr != nil:
-			return werr
+			runErr = werr
+		default:
+			runErr = err
 		}
-		return err
+		return runErr
 	})
+	if runErr != nil {
+		err = runErr
+	}
 	prog.stop()
 	res.Counts = counts
 	res.ChunksEnqueued = w.enqueued

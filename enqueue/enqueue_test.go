@@ -28,6 +28,7 @@ import (
 
 // bundle is what a Redis test needs.
 type bundle struct {
+	srv    *redistest.Server
 	addr   string
 	rdb    *redis.Client
 	store  *jobstore.Store
@@ -39,9 +40,10 @@ type bundle struct {
 
 func setup(t *testing.T) *bundle {
 	t.Helper()
-	srv := redistest.Start(t)
+	srv := redistest.StartPrivate(t)
 	rdb := srv.Client(t)
 	b := &bundle{
+		srv:    srv,
 		addr:   srv.Addr,
 		rdb:    rdb,
 		store:  jobstore.New(rdb),
@@ -452,4 +454,31 @@ func TestRunGzip(t *testing.T) {
 		t.Errorf("result %+v", res)
 	}
 	b.checkJob(t, res.JobID, 2)
+}
+
+// TestRunRedisFails stops Redis in the middle: Run fails with the Redis
+// error and leaves no rejects.csv behind.
+func TestRunRedisFails(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	path := b.writeList(t, "list.csv", 10_000)
+	cfg := b.config(path)
+	cfg.JobID, cfg.ChunkSize = "redis-dies", 20
+	go func() {
+		for {
+			if job, err := b.store.Job(t.Context(), cfg.JobID); err != nil && !errors.Is(err, jobstore.ErrNotFound) || err == nil && job.ChunksEnqueued >= 10 {
+				b.srv.Stop()
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	_, err := Run(t.Context(), cfg)
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, ErrConfig) {
+		t.Fatalf("err = %v, want a Redis error", err)
+	}
+	t.Logf("err = %v", err)
+	if _, err := os.Stat(filepath.Join(cfg.OutDir, cfg.JobID, "rejects.csv")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a failed run left rejects.csv: %v", err)
+	}
 }
