@@ -16,10 +16,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/urfave/cli/v2"
 
-	"github.com/capcheck/capcheck/capapi"
 	"github.com/capcheck/capcheck/configs"
 	"github.com/capcheck/capcheck/jobstore"
-	"github.com/capcheck/capcheck/ratelimit"
 	"github.com/capcheck/capcheck/worker"
 )
 
@@ -59,68 +57,32 @@ func workerAction(c *cli.Context) error {
 	}
 	defer rdb.Close()
 
-	lim, err := ratelimit.New(rdb, ratelimit.Config{Limit: ratelimit.PerSecond(cfg.API.Rate)})
-	if err != nil {
-		return usageErrorf("--rate: %v", err)
-	}
-	api, err := capapi.New(capapi.Config{
-		BaseURL:           cfg.API.URL,
-		SID:               cfg.API.SID,
-		APIKey:            cfg.API.Key.Reveal(), // the one use of the key: the client's header
-		CallbackProfileID: cfg.API.CallbackProfileID,
-		Timeout:           cfg.API.Timeout,
-		MaxConns:          cfg.Worker.Concurrency,
-		WireE164:          cfg.API.WireFormat == configs.WireFormatE164,
-	})
-	if err != nil {
-		return usageErrorf("%v", err)
-	}
-	defer api.CloseIdleConnections()
-
 	reg := prometheus.NewRegistry()
 	_ = reg.Register(collectors.NewGoCollector())
 	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	w, err := worker.New(jobstore.New(rdb), opt, api, lim, worker.Config{
-		Concurrency:     cfg.Worker.Concurrency,
-		BatchSize:       cfg.API.BatchSize,
-		MaxAttempts:     cfg.API.MaxAttempts,
-		ShutdownTimeout: cfg.Worker.ShutdownTimeout,
-		OutDir:          cfg.Out,
-		Logger:          log,
-		Metrics:         worker.NewMetrics(reg),
-	})
-	if err != nil {
-		return usageErrorf("%v", err)
-	}
-
-	metricsAddr := ""
+	// Listen first: a taken address is refused before any task is taken.
+	var ln net.Listener
 	if cfg.Worker.MetricsAddr != "" {
-		ln, err := net.Listen("tcp", cfg.Worker.MetricsAddr)
-		if err != nil {
+		if ln, err = net.Listen("tcp", cfg.Worker.MetricsAddr); err != nil {
 			return fmt.Errorf("--metrics-addr %s: %w", cfg.Worker.MetricsAddr, err)
 		}
-		metricsAddr = ln.Addr().String()
-		stop := serveMetrics(ln, reg, rdb, w, log)
-		// Deferred: /metrics stays up while the worker drains.
-		defer stop()
 	}
-
-	if err := w.Start(); err != nil {
+	w, stop, err := startWorker(c.Context, cfg, rdb, opt, jobstore.New(rdb), log, reg)
+	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
 		return err
 	}
-	log.Info("worker started",
-		"concurrency", cfg.Worker.Concurrency,
-		"rate", cfg.API.Rate,
-		"batch_size", cfg.API.BatchSize,
-		"max_attempts", cfg.API.MaxAttempts,
-		"api_url", cfg.API.URL,
-		"redis", configs.RedactURL(cfg.Redis),
-		"out", cfg.Out,
-		"metrics_addr", metricsAddr,
-	)
+	if ln != nil {
+		// Deferred: /metrics stays up while the worker drains.
+		defer serveMetrics(ln, reg, rdb, w, log)()
+		log.Info("serving /metrics and /healthz", "addr", ln.Addr().String())
+	}
+
 	<-c.Context.Done()
 	log.Info("worker stopping: draining in-flight calls", "shutdown_timeout", cfg.Worker.ShutdownTimeout)
-	w.Shutdown()
+	stop()
 	log.Info("worker stopped")
 	return nil
 }
