@@ -60,7 +60,7 @@ func exitCode(err error) int {
 // run runs app and returns the exit code, having printed the error, if any,
 // once to app.ErrWriter, each line prefixed with "capcheck: ".
 func run(ctx context.Context, app *cli.App, args []string) int {
-	err := app.RunContext(ctx, args)
+	err := app.RunContext(ctx, interspersed(app.Commands, args))
 	if err != nil {
 		for line := range strings.Lines(err.Error()) {
 			fmt.Fprintf(app.ErrWriter, "capcheck: %s", line)

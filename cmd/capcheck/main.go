@@ -28,6 +28,7 @@ func main() {
 // commands lists capcheck's commands; only commands that work are listed.
 func commands() []*cli.Command {
 	return []*cli.Command{
+		enqueueCommand(),
 		runCommand(),
 		workerCommand(),
 		statusCommand(),

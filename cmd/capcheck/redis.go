@@ -41,7 +41,7 @@ func connectRedis(ctx context.Context, url string) (redis.UniversalClient, asynq
 // jobArg returns the JOB argument of a command that takes exactly one.
 func jobArg(c *cli.Context) (string, error) {
 	if c.NArg() != 1 {
-		return "", usageErrorf("%s needs one JOB argument (the ID enqueue printed), got %d arguments; flags go before it",
+		return "", usageErrorf("%s needs one JOB argument (the ID enqueue printed), got %d arguments",
 			c.Command.HelpName, c.NArg())
 	}
 	id := c.Args().First()

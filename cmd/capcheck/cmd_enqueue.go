@@ -1,0 +1,65 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/hibiken/asynq"
+	"github.com/urfave/cli/v2"
+
+	"github.com/capcheck/capcheck/configs"
+	"github.com/capcheck/capcheck/enqueue"
+	"github.com/capcheck/capcheck/jobstore"
+)
+
+func enqueueCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "enqueue",
+		Usage: "read a list, normalize and dedupe it, write rejects, enqueue chunk tasks; prints the job ID",
+		Description: "Reads --input (CSV with a header, or one number per line; - is stdin; gzip is read\n" +
+			"decompressed), keeps the first row of each valid number, writes the rest to\n" +
+			"{out}/{job}/rejects.csv and enqueues one task per --chunk-size numbers for the\n" +
+			"workers. Prints the job ID alone on stdout. Without --job, the ID is derived from\n" +
+			"the file and the options, so re-running the same nightly command resumes the same\n" +
+			"job: it completes a half-enqueued job and changes nothing for a complete one.",
+		Flags:  slices.Concat(configs.SharedFlags(), configs.EnqueueFlags()),
+		Action: enqueueAction,
+	}
+}
+
+func enqueueAction(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	cfg, err := configs.Load(c)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(configs.Needs{Input: true}); err != nil {
+		return err
+	}
+	log := newLogger(cfg, c.App.ErrWriter)
+	rdb, _, err := connectRedis(c.Context, cfg.Redis)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	res, err := enqueue.Run(c.Context, enqueue.Config{
+		Input:         cfg.Enqueue.Input,
+		Stdin:         c.App.Reader,
+		Column:        cfg.Enqueue.Column,
+		DefaultRegion: cfg.Enqueue.DefaultRegion,
+		JobID:         cfg.Enqueue.Job,
+		ChunkSize:     cfg.Enqueue.ChunkSize,
+		OutDir:        cfg.Out,
+		Store:         jobstore.New(rdb),
+		Client:        asynq.NewClientFromRedisClient(rdb),
+		Logger:        log,
+		Progress:      c.App.ErrWriter,
+	})
+	if err != nil {
+		return enqueueError(err)
+	}
+	fmt.Fprintln(c.App.Writer, res.JobID)
+	return nil
+}
