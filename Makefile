@@ -3,7 +3,7 @@ GO  ?= go
 BIN ?= capcheck
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-race lint bench bench-worker docs clean
+.PHONY: help build test test-race lint bench bench-enqueue bench-worker docs clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,6 +24,9 @@ lint: ## fail when gofmt, go vet or go mod tidy leave a diff
 
 bench: ## run every benchmark of the module
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+bench-enqueue: ## measure a 1,000,000-row enqueue: rows/s, peak RSS, Redis bytes per number (ROWS=10000000 for 10M)
+	./scripts/bench-enqueue.sh
 
 bench-worker: ## measure 3 workers at --rate 200 on 100,000 numbers against mock-api (docs/benchmarks.md)
 	./scripts/bench-worker.sh
