@@ -6,7 +6,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -20,11 +19,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/nyaruka/phonenumbers"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/capcheck/capcheck/enqueue"
 	"github.com/capcheck/capcheck/internal/redistest"
 	"github.com/capcheck/capcheck/internal/testbin"
 	"github.com/capcheck/capcheck/jobstore"
@@ -266,19 +263,28 @@ func (e *env) genInput(n int, seed uint64) (string, []row) {
 	return path, rows
 }
 
-// enqueue enqueues the list at path as job id in chunks of chunkSize.
-// TODO: run `capcheck enqueue` once the command exists.
+// enqueue runs capcheck enqueue of the list at path as job id in chunks of
+// chunkSize, and checks that it prints the job ID.
 func (e *env) enqueue(id, path string, chunkSize int) {
 	e.t.Helper()
-	res, err := enqueue.Run(context.Background(), enqueue.Config{
-		Input: path, Column: "phone", DefaultRegion: region, JobID: id, ChunkSize: chunkSize, OutDir: e.out,
-		Store: e.store, Client: asynq.NewClientFromRedisClient(e.rdb), Logger: slog.New(slog.DiscardHandler),
-	})
+	cmd := exec.Command(e.bin, "enqueue", "--redis", e.redis.URL, "--out", e.out, "--input", path,
+		"--column", "phone", "--default-region", region, "--job", id, "--chunk-size", strconv.Itoa(chunkSize))
+	cmd.Env = cleanEnv()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		e.t.Fatalf("enqueue: %v", err)
+		e.t.Fatalf("capcheck enqueue: %v\n%s", err, stderr.String())
 	}
-	if res.ChunksEnqueued < 2 {
-		e.t.Fatalf("enqueue: %d chunks; the test needs several", res.ChunksEnqueued)
+	if got := strings.TrimSpace(string(out)); got != id {
+		e.t.Fatalf("capcheck enqueue printed %q, want the job ID %q", got, id)
+	}
+	j, err := e.store.Job(context.Background(), id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if j.Chunks < 2 {
+		e.t.Fatalf("enqueue made %d chunks; the test needs several", j.Chunks)
 	}
 }
 
