@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ import (
 	"github.com/capcheck/capcheck/enqueue"
 	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/mockapi"
+	"github.com/capcheck/capcheck/outfiles"
 )
 
 const flagDemo = "demo"
@@ -109,6 +111,11 @@ func runAction(c *cli.Context) error {
 		defer journal.Close()
 		store.SetJournal(journal)
 	}
+	if embedded {
+		if err := restoreJob(ctx, store, cfg.Out, cfg.Enqueue.Job); err != nil {
+			return err
+		}
+	}
 	client := asynq.NewClientFromRedisClient(rdb)
 	res, err := enqueue.Run(ctx, enqueue.Config{
 		Input:         cfg.Enqueue.Input,
@@ -123,11 +130,19 @@ func runAction(c *cli.Context) error {
 		Progress:      c.App.ErrWriter,
 	})
 	if err != nil {
+		if embedded && errors.Is(err, jobstore.ErrSpecMismatch) {
+			dir := outfiles.Dir(cfg.Out, res.JobID)
+			return usageErrorf("%s holds job %s of another input or other options (its journal must not be replayed on this one); "+
+				"pass another --job, or move %s away to start the job afresh", dir, res.JobID, dir)
+		}
 		return enqueueError(err)
 	}
 	id := res.JobID
 	fmt.Fprintln(c.App.Writer, id)
 	if embedded {
+		if err := saveJob(ctx, store, cfg.Out, id); err != nil {
+			return err
+		}
 		if err := replayJournal(ctx, store, journal, id, log); err != nil {
 			return err
 		}
@@ -141,10 +156,18 @@ func runAction(c *cli.Context) error {
 
 	st, err := waitJob(ctx, store, id, 0, c.App.ErrWriter, log)
 	if err != nil {
-		if ctx.Err() != nil {
-			log.Info("interrupted: draining in-flight calls; run the same command again to resume", "job", id)
+		if ctx.Err() == nil {
+			return err
 		}
-		return err
+		log.Info("interrupted: draining in-flight calls; run the same command again to resume", "job", id)
+		// Not waitJob's "it goes on; 'capcheck wait' resumes waiting": an
+		// embedded Redis dies with this process, and on a shared one the
+		// job goes on only if other workers are running.
+		if embedded {
+			return fmt.Errorf("interrupted: job %s stopped before it finished; run the same command again to resume it", id)
+		}
+		return fmt.Errorf("interrupted: this run stopped working on job %s; run the same command again to resume it "+
+			"(workers of the fleet, if any, go on with it: 'capcheck wait %s')", id, id)
 	}
 	return finished(c.App.Writer, st, cfg.Out)
 }
@@ -174,6 +197,52 @@ func replayJournal(ctx context.Context, store *jobstore.Store, j *jobstore.FileJ
 	}
 	log.Info("resumed from the journal of an earlier run", "job", id, "entries", n)
 	return nil
+}
+
+// jobFile, next to a job's journal, holds the spec (input fingerprint, chunk
+// size) of the job that wrote the journal. Without it a run under the same
+// --job on another list would replay the outcomes of the earlier list onto
+// the rows of the new one, and report numbers never sent as checked.
+const jobFile = "journal-job.json"
+
+// restoreJob puts the record of job id that an earlier run on the embedded
+// Redis left under --out back into the fresh Redis, as a shared Redis would
+// still hold it: enqueue then resumes the job, or refuses another input or
+// other options under the same ID (jobstore.ErrSpecMismatch). A derived job
+// ID already names its input's fingerprint: only an explicit --job needs it.
+func restoreJob(ctx context.Context, store *jobstore.Store, out, id string) error {
+	if id == "" {
+		return nil
+	}
+	path := filepath.Join(outfiles.Dir(out, id), jobFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading the job of an earlier run: %w", err)
+	}
+	var spec jobstore.Spec
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return fmt.Errorf("reading %s: %w (move it away)", path, err)
+	}
+	if spec.ID != id {
+		return fmt.Errorf("%s is the record of job %q, not %s: move it away", path, spec.ID, id)
+	}
+	_, _, err = store.CreateJob(ctx, spec)
+	return err
+}
+
+// saveJob writes the spec of job id next to its journal, before anything is
+// journaled, for restoreJob.
+func saveJob(ctx context.Context, store *jobstore.Store, out, id string) error {
+	j, err := store.Job(ctx, id)
+	if err != nil {
+		return err
+	}
+	return outfiles.WriteAtomic(filepath.Join(outfiles.Dir(out, id), jobFile), func(w io.Writer) error {
+		return json.NewEncoder(w).Encode(j.Spec)
+	})
 }
 
 // lockOutDir keeps two runs on embedded Redis from working in one output
