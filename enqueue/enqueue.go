@@ -324,11 +324,8 @@ func finish(ctx context.Context, cfg Config, job *jobstore.Job, c jobstore.Count
 	if !allDone {
 		return nil
 	}
-	_, err = cfg.Client.EnqueueContext(ctx, tasks.NewFinalize(tasks.Finalize{Job: job.ID, Gen: job.Gen}))
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueueing finalize task of job %s: %w", job.ID, err)
-	}
-	return nil
+	_, err = tasks.Enqueue(ctx, cfg.Client, tasks.NewFinalize(tasks.Finalize{Job: job.ID, Gen: job.Gen}))
+	return err
 }
 
 func takeLock(ctx context.Context, cfg Config, log *slog.Logger) (*jobstore.Lock, error) {

@@ -99,14 +99,14 @@ func (w *Worker) finishChunk(ctx context.Context, job string, chunk int, log *sl
 	if !allDone {
 		return nil
 	}
-	_, err = w.enq.EnqueueContext(ctx, tasks.NewFinalize(tasks.Finalize{Job: job, Gen: gen}))
+	enqueued, err := tasks.Enqueue(ctx, w.enq, tasks.NewFinalize(tasks.Finalize{Job: job, Gen: gen}))
 	switch {
-	case errors.Is(err, asynq.ErrTaskIDConflict):
-		log.Debug("finalize task already enqueued", "gen", gen)
 	case err != nil:
-		return fmt.Errorf("enqueueing finalize of job %s: %w", job, err)
-	default:
+		return err
+	case enqueued:
 		log.Info("last chunk done; finalize enqueued", "gen", gen)
+	default:
+		log.Debug("finalize task already enqueued", "gen", gen)
 	}
 	return nil
 }
