@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"runtime/debug"
 	"strings"
 
@@ -78,9 +79,14 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 		msg = "unknown flag " + dashes(name)
 	} else if name, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
 		msg = "flag " + dashes(name) + " needs a value"
+	} else if m := badValue.FindStringSubmatch(msg); m != nil {
+		msg = fmt.Sprintf("invalid value %s for flag %s: %s", m[1], dashes(m[2]), m[3])
 	}
 	return usageErrorf("%s; run '%s --help' for the flags", msg, c.Command.HelpName)
 }
+
+// badValue matches the flag package's "invalid value "x" for flag -name: why".
+var badValue = regexp.MustCompile(`^invalid value (".*") for flag (-\S+): (.*)$`)
 
 // dashes writes a flag as it is documented: -h, --rate.
 func dashes(flag string) string {

@@ -102,6 +102,8 @@ func usageCases(t *testing.T) []usageCase {
 			args: []string{"mock-api"}, want: `capcheck: --latency must be a duration such as 500ms, 10s or 1m30s (got fast from CAPCHECK_MOCK_API_LATENCY)`},
 		{name: "argument", args: []string{"mock-api", "extra"},
 			want: `capcheck: capcheck mock-api takes no arguments, got "extra"`},
+		{name: "bad value of a command's own flag", args: []string{"wait", "--timeout", "soon", "job"},
+			want: `capcheck: invalid value "soon" for flag --timeout: parse error; run 'capcheck wait --help' for the flags`},
 		{name: "help on an unknown topic", args: []string{"help", "frobnicate"},
 			want: `capcheck: No help topic for 'frobnicate'`},
 	}
