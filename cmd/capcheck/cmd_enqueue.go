@@ -31,11 +31,8 @@ func enqueueAction(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	cfg, err := configs.Load(c)
+	cfg, err := loadConfig(c, configs.Needs{Input: true})
 	if err != nil {
-		return err
-	}
-	if err := cfg.Validate(configs.Needs{Input: true}); err != nil {
 		return err
 	}
 	log := newLogger(cfg, c.App.ErrWriter)

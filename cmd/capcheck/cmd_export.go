@@ -36,11 +36,8 @@ func exportAction(c *cli.Context) error {
 	if format != outfiles.CSV && format != outfiles.JSONL {
 		return usageErrorf("--format must be csv or jsonl (got %q)", format)
 	}
-	cfg, err := configs.Load(c)
+	cfg, err := loadConfig(c, configs.Needs{})
 	if err != nil {
-		return err
-	}
-	if err := cfg.Validate(configs.Needs{}); err != nil {
 		return err
 	}
 	rdb, _, err := connectRedis(c.Context, cfg.Redis)

@@ -28,11 +28,8 @@ func mockAPI(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	cfg, err := configs.Load(c)
+	cfg, err := loadConfig(c, configs.Needs{Credentials: true})
 	if err != nil {
-		return err
-	}
-	if err := cfg.Validate(configs.Needs{Credentials: true}); err != nil {
 		return err
 	}
 	m := cfg.MockAPI

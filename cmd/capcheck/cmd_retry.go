@@ -35,11 +35,8 @@ func retryAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := configs.Load(c)
+	cfg, err := loadConfig(c, configs.Needs{})
 	if err != nil {
-		return err
-	}
-	if err := cfg.Validate(configs.Needs{}); err != nil {
 		return err
 	}
 	log := newLogger(cfg, c.App.ErrWriter)

@@ -60,12 +60,9 @@ func runAction(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	cfg, err := configs.Load(c)
-	if err != nil {
-		return err
-	}
 	demo := c.Bool(flagDemo)
-	if err := cfg.Validate(configs.Needs{Credentials: !demo, Input: true}); err != nil {
+	cfg, err := loadConfig(c, configs.Needs{Credentials: !demo, Input: true})
+	if err != nil {
 		return err
 	}
 	log := newLogger(cfg, c.App.ErrWriter)

@@ -56,11 +56,8 @@ func statusAction(c *cli.Context) error {
 	if c.Duration(flagInterval) <= 0 {
 		return usageErrorf("--interval must be > 0 (got %s)", c.Duration(flagInterval))
 	}
-	cfg, err := configs.Load(c)
+	cfg, err := loadConfig(c, configs.Needs{})
 	if err != nil {
-		return err
-	}
-	if err := cfg.Validate(configs.Needs{}); err != nil {
 		return err
 	}
 	rdb, _, err := connectRedis(c.Context, cfg.Redis)

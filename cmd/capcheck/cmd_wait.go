@@ -48,11 +48,8 @@ func waitAction(c *cli.Context) error {
 	if c.Duration(flagWaitTimeout) < 0 {
 		return usageErrorf("--timeout must be >= 0 (got %s)", c.Duration(flagWaitTimeout))
 	}
-	cfg, err := configs.Load(c)
+	cfg, err := loadConfig(c, configs.Needs{})
 	if err != nil {
-		return err
-	}
-	if err := cfg.Validate(configs.Needs{}); err != nil {
 		return err
 	}
 	log := newLogger(cfg, c.App.ErrWriter)

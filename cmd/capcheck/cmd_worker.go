@@ -42,11 +42,8 @@ func workerAction(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	cfg, err := configs.Load(c)
+	cfg, err := loadConfig(c, configs.Needs{Credentials: true})
 	if err != nil {
-		return err
-	}
-	if err := cfg.Validate(configs.Needs{Credentials: true}); err != nil {
 		return err
 	}
 	log := newLogger(cfg, c.App.ErrWriter)

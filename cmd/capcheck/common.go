@@ -56,3 +56,16 @@ func isTerminal(w any) bool {
 	f, ok := w.(interface{ Fd() uintptr })
 	return ok && term.IsTerminal(int(f.Fd()))
 }
+
+// loadConfig loads the command's configuration and checks it for what the
+// command needs.
+func loadConfig(c *cli.Context, n configs.Needs) (*configs.Config, error) {
+	cfg, err := configs.Load(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(n); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
