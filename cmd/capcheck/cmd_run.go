@@ -16,7 +16,6 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/urfave/cli/v2"
 
@@ -145,7 +144,7 @@ func runAction(c *cli.Context) error {
 		}
 	}
 
-	_, stopWorker, err := startWorker(ctx, cfg, rdb, opt, store, log, prometheus.NewRegistry())
+	_, stopWorker, err := startWorker(cfg, rdb, opt, store, log)
 	if err != nil {
 		return err
 	}

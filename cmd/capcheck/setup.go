@@ -2,10 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/capcheck/capcheck/capapi"
@@ -16,10 +23,27 @@ import (
 )
 
 // startWorker starts a worker of cfg on rdb: the fleet limiter, the API
-// client and the asynq server. stop drains it (in-flight calls finish and are
-// recorded) and closes the API client; calling it twice is harmless.
-func startWorker(_ context.Context, cfg *configs.Config, rdb redis.UniversalClient, opt asynq.RedisConnOpt,
-	store *jobstore.Store, log *slog.Logger, reg prometheus.Registerer) (w *worker.Worker, stop func(), err error) {
+// client, the asynq server and, with --metrics-addr, /metrics and /healthz.
+// stop drains it (in-flight calls finish and are recorded; /metrics stays up
+// meanwhile), then closes the API client and the metrics server; calling it
+// twice is harmless.
+func startWorker(cfg *configs.Config, rdb redis.UniversalClient, opt asynq.RedisConnOpt,
+	store *jobstore.Store, log *slog.Logger) (w *worker.Worker, stop func(), err error) {
+	reg := prometheus.NewRegistry()
+	_ = reg.Register(collectors.NewGoCollector())
+	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Listen first: a taken address is refused before any task is taken.
+	var ln net.Listener
+	if cfg.Worker.MetricsAddr != "" {
+		if ln, err = net.Listen("tcp", cfg.Worker.MetricsAddr); err != nil {
+			return nil, nil, fmt.Errorf("--metrics-addr %s: %w", cfg.Worker.MetricsAddr, err)
+		}
+		defer func() {
+			if err != nil {
+				ln.Close()
+			}
+		}()
+	}
 	lim, err := ratelimit.New(rdb, ratelimit.Config{Limit: ratelimit.PerSecond(cfg.API.Rate)})
 	if err != nil {
 		return nil, nil, usageErrorf("--rate: %v", err)
@@ -53,6 +77,11 @@ func startWorker(_ context.Context, cfg *configs.Config, rdb redis.UniversalClie
 		api.CloseIdleConnections()
 		return nil, nil, err
 	}
+	stopMetrics := func() {}
+	if ln != nil {
+		stopMetrics = serveMetrics(ln, reg, rdb, w, log)
+		log.Info("serving /metrics and /healthz", "addr", ln.Addr().String())
+	}
 	log.Info("worker started",
 		"concurrency", cfg.Worker.Concurrency,
 		"rate", cfg.API.Rate,
@@ -69,5 +98,40 @@ func startWorker(_ context.Context, cfg *configs.Config, rdb redis.UniversalClie
 		stopped = true
 		w.Shutdown()
 		api.CloseIdleConnections()
+		stopMetrics()
 	}, nil
+}
+
+// serveMetrics serves /metrics and /healthz on ln until the returned stop is
+// called. /healthz answers 200 while Redis answers and the worker is not
+// draining, 503 otherwise.
+func serveMetrics(ln net.Listener, reg *prometheus.Registry, rdb redis.UniversalClient, w *worker.Worker, log *slog.Logger) (stop func()) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, r *http.Request) {
+		select {
+		case <-w.Stopping():
+			http.Error(rw, "draining", http.StatusServiceUnavailable)
+			return
+		default:
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			http.Error(rw, "redis: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = rw.Write([]byte("ok\n"))
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}
 }
