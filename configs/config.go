@@ -56,6 +56,7 @@ const (
 	ChunkSizeDefault       = 1000
 	ConcurrencyDefault     = 16
 	ShutdownTimeoutDefault = 30 * time.Second
+	RetentionDefault       = 7 * 24 * time.Hour
 	MockListenDefault      = "127.0.0.1:8080"
 	MockMaxBatchDefault    = 100
 )
@@ -177,6 +178,11 @@ type Worker struct {
 	// ShutdownTimeout bounds the drain of in-flight work on SIGTERM.
 	// Defaults to ShutdownTimeoutDefault.
 	ShutdownTimeout time.Duration
+
+	// Retention is how long a finished job's records stay in Redis (for
+	// status, retry and export); 0 keeps them until deleted by hand.
+	// Defaults to RetentionDefault (7 days).
+	Retention time.Duration
 }
 
 // MockAPI configures the simulator behind capcheck mock-api. Its expected
@@ -216,7 +222,8 @@ type MockAPI struct {
 }
 
 // WithDefaults returns a copy of c whose zero fields are set to their
-// defaults. Fields whose zero value is meaningful (MockAPI.Rate, ...) keep it.
+// defaults. Fields whose zero value is meaningful (MockAPI.Rate,
+// Worker.Retention, ...) keep it: see Defaults.
 func (c *Config) WithDefaults() *Config {
 	d := *c
 	d.Redis = cmp.Or(d.Redis, RedisDefault)
@@ -236,4 +243,13 @@ func (c *Config) WithDefaults() *Config {
 	d.MockAPI.Listen = cmp.Or(d.MockAPI.Listen, MockListenDefault)
 	d.MockAPI.MaxBatch = cmp.Or(d.MockAPI.MaxBatch, MockMaxBatchDefault)
 	return &d
+}
+
+// Defaults returns the configuration of an empty command line: WithDefaults,
+// plus the defaults whose zero value means something else (a Retention of 0
+// keeps finished jobs).
+func Defaults() *Config {
+	d := (&Config{}).WithDefaults()
+	d.Worker.Retention = RetentionDefault
+	return d
 }

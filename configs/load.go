@@ -79,7 +79,7 @@ type declared struct {
 
 func load(c *cli.Context, lookupEnv func(string) (string, bool)) (*Config, error) {
 	l := &loader{lookupEnv: lookupEnv}
-	cfg := (&Config{}).WithDefaults()
+	cfg := Defaults()
 	cfg.origins = map[*option]origin{}
 	opts := declaredOptions(c)
 

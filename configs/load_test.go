@@ -92,7 +92,7 @@ func yamlFor(o *option, v string) string {
 	return line
 }
 
-func defaults() *Config { return (&Config{}).WithDefaults() }
+func defaults() *Config { return Defaults() }
 
 func TestLoadDefaults(t *testing.T) {
 	for name, flags := range map[string][]cli.Flag{"api side": apiSideFlags(), "mock side": mockSideFlags()} {
@@ -141,6 +141,7 @@ func samples(t *testing.T) map[*option][2]string {
 		optConcurrency:       {"1", "64"},
 		optMetricsAddr:       {":9090", "127.0.0.1:9191"},
 		optShutdownTimeout:   {"5s", "2m"},
+		optRetention:         {"0s", "24h"},
 		optListen:            {"127.0.0.1:0", ":8181"},
 		optMockRate:          {"5", "1000"},
 		optLatency:           {"20ms", "1s"},

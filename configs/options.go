@@ -41,6 +41,7 @@ const (
 	FlagConcurrency     = "concurrency"
 	FlagMetricsAddr     = "metrics-addr"
 	FlagShutdownTimeout = "shutdown-timeout"
+	FlagRetention       = "retention"
 
 	FlagListen       = "listen"
 	FlagMockRate     = "rate" // mock-api's own --rate: CAPCHECK_MOCK_API_RATE, mock_api: rate:
@@ -179,7 +180,7 @@ func EnqueueFlags() []cli.Flag {
 
 // WorkerFlags are the options of a worker process.
 func WorkerFlags() []cli.Flag {
-	return flags(optConcurrency, optMetricsAddr, optShutdownTimeout)
+	return flags(optConcurrency, optMetricsAddr, optShutdownTimeout, optRetention)
 }
 
 // MockAPIFlags are the simulator's own options; mock-api also takes
@@ -271,6 +272,9 @@ var (
 	optShutdownTimeout = &option{name: FlagShutdownTimeout, category: categoryWorker, def: ShutdownTimeoutDefault.String(),
 		usage: "on SIGTERM, drain in-flight work for at most this `DURATION`",
 		set:   setDuration(func(c *Config) *time.Duration { return &c.Worker.ShutdownTimeout })}
+	optRetention = &option{name: FlagRetention, category: categoryWorker, def: "168h",
+		usage: "keep a finished job's records in Redis for this `DURATION` (status, retry, export); 0 keeps them",
+		set:   setDuration(func(c *Config) *time.Duration { return &c.Worker.Retention })}
 
 	optListen = &option{name: FlagListen, section: mockSection, category: categoryMockAPI, def: MockListenDefault,
 		usage: "`ADDR` to listen on",
@@ -307,7 +311,7 @@ var options = []*option{
 	optAPIURL, optSID, optAPIKey, optAPIKeyFile, optCallbackProfileID,
 	optWireFormat, optBatchSize, optRate, optTimeout, optMaxAttempts,
 	optInput, optColumn, optDefaultRegion, optJob, optChunkSize,
-	optConcurrency, optMetricsAddr, optShutdownTimeout,
+	optConcurrency, optMetricsAddr, optShutdownTimeout, optRetention,
 	optListen, optMockRate, optLatency, optJitter, optFailRate,
 	optResetRate, optRejectSuffix, optMaxBatch, optSeed,
 }

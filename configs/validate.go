@@ -97,6 +97,9 @@ func (c *Config) Validate(n Needs) error {
 	if c.Worker.ShutdownTimeout <= 0 {
 		v.bad(optShutdownTimeout, c.Worker.ShutdownTimeout.String(), "must be > 0")
 	}
+	if c.Worker.Retention < 0 {
+		v.bad(optRetention, c.Worker.Retention.String(), "must be >= 0 (0 keeps finished jobs)")
+	}
 
 	m := c.MockAPI
 	if _, _, err := net.SplitHostPort(m.Listen); err != nil {

@@ -102,6 +102,8 @@ func (s *Store) ListJobs(ctx context.Context, n int) ([]*Job, error) {
 	for _, id := range ids {
 		j, err := s.Job(ctx, id)
 		if errors.Is(err, ErrNotFound) {
+			// Expired (see Expire): forget it.
+			_ = s.rdb.ZRem(ctx, jobsKey, id).Err()
 			continue
 		}
 		if err != nil {

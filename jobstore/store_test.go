@@ -253,3 +253,49 @@ func TestListJobs(t *testing.T) {
 	}
 	t.Errorf("ListJobs does not list %s", b.id)
 }
+
+func TestExpire(t *testing.T) {
+	b := setup(t)
+	b.enqueued(t, 2, 1)
+	rdb := b.store.Redis()
+	_ = b.store.Record(b.ctx, b.id, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Failed}, jobstore.Counters{Failed: 1, Requests: 1})
+	_ = b.store.Record(b.ctx, b.id, 1, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Accepted}, jobstore.Counters{Accepted: 1})
+	for i := range 2 {
+		_, _, _ = b.store.FinishChunk(b.ctx, b.id, i)
+	}
+	_, _ = b.store.BeginFinalize(b.ctx, b.id, 0)
+	_, _ = b.store.EndFinalize(b.ctx, b.id, 0)
+	if err := b.store.Expire(b.ctx, b.id, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := rdb.Keys(b.ctx, "capcheck:job:{"+b.id+"}*").Result()
+	if err != nil || len(keys) < 6 {
+		t.Fatalf("job keys = %v, %v", keys, err)
+	}
+	for _, k := range keys {
+		if ttl := rdb.TTL(b.ctx, k).Val(); ttl <= 0 || ttl > time.Hour {
+			t.Errorf("TTL of %s = %v, want up to 1h", k, ttl)
+		}
+	}
+	// A re-drive keeps the job for as long as it runs.
+	if _, _, err := b.store.Redrive(b.ctx, b.id); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		// -2: gone (the failed outcomes of chunk 0 were its whole list).
+		if ttl := rdb.TTL(b.ctx, k).Val(); ttl != -1 && ttl != -2 {
+			t.Errorf("after Redrive TTL of %s = %v, want none", k, ttl)
+		}
+	}
+	// An expired job drops out of the list.
+	_ = rdb.Del(b.ctx, keys...).Err()
+	jobs, _ := b.store.ListJobs(b.ctx, 1000)
+	for _, j := range jobs {
+		if j.ID == b.id {
+			t.Error("ListJobs lists an expired job")
+		}
+	}
+	if rdb.ZScore(b.ctx, "capcheck:jobs", b.id).Err() == nil {
+		t.Error("the expired job is still in capcheck:jobs")
+	}
+}

@@ -72,6 +72,10 @@ type Config struct {
 	// the fleet. Defaults to PauseDefaultDefault (5s).
 	PauseDefault time.Duration
 
+	// Retention is how long a finished job's records stay in Redis after
+	// its files are written; 0 keeps them. Defaults to 0.
+	Retention time.Duration
+
 	// Logger receives the worker's logs, with job, chunk and attempt
 	// attributes, and asynq's own logs. Defaults to slog.Default().
 	Logger *slog.Logger
@@ -120,6 +124,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("worker: backoff max (%s) must not be below backoff base (%s)", c.BackoffMax, c.BackoffBase)
 	case c.PauseDefault <= 0:
 		return fmt.Errorf("worker: default 429 pause must be positive, got %s", c.PauseDefault)
+	case c.Retention < 0:
+		return fmt.Errorf("worker: retention must be >= 0 (0 keeps finished jobs), got %s", c.Retention)
 	}
 	return nil
 }

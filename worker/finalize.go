@@ -40,6 +40,12 @@ func (w *Worker) processFinalize(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
+	if w.cfg.Retention > 0 {
+		// Not worth a retry: the files are written and the job is finished.
+		if err := w.store.Expire(ctx, f.Job, w.cfg.Retention); err != nil {
+			log.Warn("could not set the expiry of the job's records; they stay in Redis", "err", err)
+		}
+	}
 	log.Info("job finished",
 		"state", st,
 		"dir", outfiles.Dir(w.cfg.OutDir, f.Job),

@@ -223,7 +223,7 @@ func (b *bundle) finalize(t *testing.T) []string {
 }
 
 func TestAccepted(t *testing.T) {
-	b := setup(t, worker.Config{BatchSize: 100}, false, 250)
+	b := setup(t, worker.Config{BatchSize: 100, Retention: time.Hour}, false, 250)
 	b.mustRun(t, 0)
 
 	var sizes []int
@@ -261,6 +261,10 @@ func TestAccepted(t *testing.T) {
 	}
 	if st := b.jobRecord(t).State; st != jobstore.Done {
 		t.Errorf("job state %s after finalize, want done", st)
+	}
+	// Finished, the job's records expire after Config.Retention.
+	if ttl := b.store.Redis().TTL(b.ctx, "capcheck:job:{"+b.job+"}").Val(); ttl <= 0 || ttl > time.Hour {
+		t.Errorf("TTL of the job record = %v, want up to Retention (1h)", ttl)
 	}
 	// A second finalize (a re-delivered task) is a no-op.
 	if err := b.w.ProcessTask(b.ctx, tasks.NewFinalize(tasks.Finalize{Job: b.job})); err != nil {
@@ -658,6 +662,7 @@ func TestConfig(t *testing.T) {
 	}
 	for _, bad := range []worker.Config{
 		{Concurrency: -1}, {BatchSize: -1}, {MaxAttempts: -2}, {BackoffBase: time.Second, BackoffMax: time.Millisecond},
+		{Retention: -time.Hour},
 	} {
 		if err := bad.WithDefaults().Validate(); err == nil {
 			t.Errorf("Validate(%+v) = nil", bad)

@@ -65,6 +65,7 @@ func startWorker(cfg *configs.Config, rdb redis.UniversalClient, opt asynq.Redis
 		BatchSize:       cfg.API.BatchSize,
 		MaxAttempts:     cfg.API.MaxAttempts,
 		ShutdownTimeout: cfg.Worker.ShutdownTimeout,
+		Retention:       cfg.Worker.Retention,
 		OutDir:          cfg.Out,
 		Logger:          log,
 		Metrics:         worker.NewMetrics(reg),

@@ -1,0 +1,51 @@
+package jobstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// jobKeys returns every key of a job of n chunks.
+func jobKeys(id string, chunks int) []string {
+	keys := []string{jobKey(id), doneKey(id), rejectsKey(id), rpsKey(id)}
+	for i := range chunks {
+		keys = append(keys, chunkKey(id, i), outKey(id, i))
+	}
+	return keys
+}
+
+// Expire makes every key of a finished job expire after ttl, so that Redis
+// does not fill up night after night (about 25 bytes per number). A re-drive
+// makes them permanent again until the job finishes once more.
+func (s *Store) Expire(ctx context.Context, id string, ttl time.Duration) error {
+	j, err := s.Job(ctx, id)
+	if err != nil {
+		return err
+	}
+	return s.eachKey(ctx, id, j.Chunks, func(p redis.Pipeliner, k string) { p.Expire(ctx, k, ttl) })
+}
+
+// persist removes the expiry that Expire set.
+func (s *Store) persist(ctx context.Context, id string, chunks int) error {
+	return s.eachKey(ctx, id, chunks, func(p redis.Pipeliner, k string) { p.Persist(ctx, k) })
+}
+
+// eachKey calls fn for every key of the job in pipelines of a bounded size.
+func (s *Store) eachKey(ctx context.Context, id string, chunks int, fn func(redis.Pipeliner, string)) error {
+	keys := jobKeys(id, chunks)
+	for len(keys) > 0 {
+		n := min(len(keys), 1000)
+		p := s.rdb.Pipeline()
+		for _, k := range keys[:n] {
+			fn(p, k)
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			return fmt.Errorf("setting the expiry of job %s: %w", id, err)
+		}
+		keys = keys[n:]
+	}
+	return nil
+}
