@@ -36,7 +36,7 @@ func setup(t *testing.T) (context.Context, *jobstore.Store, string) {
 
 func TestStatusJSONFields(t *testing.T) {
 	ctx, s, id := setup(t)
-	_ = s.Record(ctx, id, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Accepted}, jobstore.Counters{Requests: 1, Accepted: 1})
+	_ = s.Record(ctx, id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Accepted}, jobstore.Counters{Requests: 1, Accepted: 1})
 	st, err := jobstatus.Get(ctx, s, id)
 	if err != nil {
 		t.Fatal(err)
@@ -73,8 +73,8 @@ func TestWait(t *testing.T) {
 		t.Fatalf("Wait on a running job: err = %v, want ErrTimeout", err)
 	}
 	go func() {
-		_ = s.Record(ctx, id, 0, jobstore.Outcome{Lo: 0, Hi: 2, Status: jobstore.Failed}, jobstore.Counters{Failed: 2})
-		_, _, _ = s.FinishChunk(ctx, id, 0)
+		_ = s.Record(ctx, id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 2, Status: jobstore.Failed}, jobstore.Counters{Failed: 2})
+		_, _ = s.FinishChunk(ctx, id, 0, 0)
 		_, _ = s.BeginFinalize(ctx, id, 0)
 		_, _ = s.EndFinalize(ctx, id, 0)
 	}()

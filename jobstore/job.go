@@ -74,6 +74,9 @@ type Job struct {
 	Abort string
 	// Gen counts re-drives: 0 for the first run.
 	Gen int
+	// Redriving is set while a re-drive is being enqueued (Redrive until
+	// FinishRedrive): only Redrive may go on with the job then.
+	Redriving bool
 
 	Counts
 	Counters
@@ -101,6 +104,26 @@ const (
 	fFinished                             = "finished_at"
 )
 
+// callFields are the counters of calls, as field/delta pairs for a script.
+func (c Counters) callFields() []any {
+	return nonZero(fRequests, c.Requests, fRateLimited, c.RateLimited, fRetries, c.Retries)
+}
+
+// statusFields are the counters of settled numbers, as field/delta pairs.
+func (c Counters) statusFields() []any {
+	return nonZero(fAccepted, c.Accepted, fRejected, c.Rejected, fFailed, c.Failed)
+}
+
+func nonZero(pairs ...any) []any {
+	var out []any
+	for k := 0; k < len(pairs); k += 2 {
+		if pairs[k+1].(int64) != 0 {
+			out = append(out, pairs[k], pairs[k+1])
+		}
+	}
+	return out
+}
+
 func (c Counters) fields() []struct {
 	name string
 	v    int64
@@ -125,7 +148,7 @@ func parseJob(h map[string]string) *Job {
 	}
 	return &Job{
 		Spec:  Spec{ID: h[fID], Input: h[fInput], Fingerprint: h[fFingerprint], ChunkSize: int(i64(fChunkSize))},
-		State: State(h[fState]), Abort: h[fAbort], Gen: int(i64(fGen)),
+		State: State(h[fState]), Abort: h[fAbort], Gen: int(i64(fGen)), Redriving: h["redrive"] == "1",
 		Counts: Counts{
 			Rows: i64(fRows), Valid: i64(fValid), Invalid: i64(fInvalid),
 			Missing: i64(fMissing), Malformed: i64(fMalformed), Duplicates: i64(fDuplicates),

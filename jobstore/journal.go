@@ -25,6 +25,7 @@ type Journal interface {
 // JournalEntry is one Record (Outcome set) or Add (Chunk -1) of the store.
 type JournalEntry struct {
 	Chunk    int      `json:"chunk"`
+	Gen      int      `json:"gen,omitempty"`
 	Outcome  *Outcome `json:"o,omitempty"`
 	Counters Counters `json:"c"`
 	// At is when it was recorded, in Unix milliseconds.
@@ -47,8 +48,15 @@ func (s *Store) journalAppend(job string, e JournalEntry) error {
 
 // Replay records again what a journal holds for job, into a store that has
 // the job's chunks but none of its outcomes (a fresh embedded Redis). A last
-// line cut short by a crash is ignored. It returns the entries replayed.
+// line cut short by a crash is ignored. Numbers that ended failed (and the
+// bisection markers, whose attempts no longer count) are not replayed, so the
+// re-run sends them again, as `capcheck retry` would; their calls still count.
+// It returns the entries replayed.
 func (s *Store) Replay(ctx context.Context, job string, r io.Reader) (int, error) {
+	j, err := s.Job(ctx, job)
+	if err != nil {
+		return 0, err
+	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	n := 0
@@ -64,9 +72,10 @@ func (s *Store) Replay(ctx context.Context, job string, r io.Reader) (int, error
 		}
 		at := time.UnixMilli(e.At)
 		var err error
-		if e.Outcome != nil {
-			err = s.record(ctx, job, e.Chunk, *e.Outcome, e.Counters, at)
+		if o := e.Outcome; o != nil && !o.Split && o.Status != Failed {
+			err = s.record(ctx, job, j.Gen, e.Chunk, *o, e.Counters, at)
 		} else {
+			e.Counters.Failed = 0
 			err = s.add(ctx, job, e.Counters, at)
 		}
 		if err != nil {

@@ -13,8 +13,10 @@ func TestJournalReplay(t *testing.T) {
 	dir := t.TempDir()
 	j := jobstore.NewFileJournal(dir)
 	b.store.SetJournal(j)
-	_ = b.store.Record(b.ctx, b.id, 0, jobstore.Outcome{Lo: 0, Hi: 2, Status: jobstore.Accepted, Attempts: 1}, jobstore.Counters{Requests: 1, Accepted: 2})
+	_ = b.store.Record(b.ctx, b.id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 2, Status: jobstore.Accepted, Attempts: 1}, jobstore.Counters{Requests: 1, Accepted: 2})
 	_ = b.store.Add(b.ctx, b.id, jobstore.Counters{Requests: 1, RateLimited: 1})
+	// Failed numbers are sent again by a re-run: not replayed, their call counted.
+	_ = b.store.Record(b.ctx, b.id, 0, 0, jobstore.Outcome{Lo: 3, Hi: 4, Status: jobstore.Failed, Attempts: 5}, jobstore.Counters{Requests: 1, Failed: 1})
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -35,8 +37,8 @@ func TestJournalReplay(t *testing.T) {
 	}
 	defer r.Close()
 	n, err := fresh.store.Replay(b.ctx, fresh.id, r)
-	if err != nil || n != 3 {
-		t.Fatalf("Replay = %d, %v; want 3 entries", n, err)
+	if err != nil || n != 4 {
+		t.Fatalf("Replay = %d, %v; want 4 entries", n, err)
 	}
 	outs, _ := fresh.store.Outcomes(b.ctx, fresh.id, 0)
 	if p := jobstore.Pending(4, 100, outs); len(p) != 1 || p[0].Lo != 3 {
@@ -47,7 +49,7 @@ func TestJournalReplay(t *testing.T) {
 	if !job.StartedAt.Equal(orig.StartedAt) {
 		t.Errorf("after replay started_at = %v, want the original %v", job.StartedAt, orig.StartedAt)
 	}
-	if job.Accepted != 2 || job.Rejected != 1 || job.Requests != 3 || job.RateLimited != 1 {
+	if job.Accepted != 2 || job.Rejected != 1 || job.Failed != 0 || job.Requests != 4 || job.RateLimited != 1 {
 		t.Errorf("after replay counters = %+v", job.Counters)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -49,11 +50,23 @@ func (s *Store) Redrive(ctx context.Context, id string) (gen int, chunks []int, 
 		return 0, nil, fmt.Errorf("job %s is %s: only a finished job can be retried", id, j.State)
 	}
 	for i := range j.Chunks {
-		n, err := s.redriveChunk(ctx, id, i)
-		if err != nil {
+		if _, err := s.redriveChunk(ctx, id, i); err != nil {
 			return 0, nil, err
 		}
-		if n > 0 {
+	}
+	// Every chunk not done, not only those this call dropped outcomes of: an
+	// interrupted Redrive dropped some already, and their tasks may be
+	// missing. Enqueueing a task of this generation twice is harmless.
+	done, err := s.rdb.SMembers(ctx, doneKey(id)).Result()
+	if err != nil {
+		return 0, nil, wrap("re-driving", id, err)
+	}
+	isDone := make(map[string]bool, len(done))
+	for _, d := range done {
+		isDone[d] = true
+	}
+	for i := range j.Chunks {
+		if !isDone[strconv.Itoa(i)] {
 			chunks = append(chunks, i)
 		}
 	}
@@ -70,6 +83,7 @@ func (s *Store) redriveChunk(ctx context.Context, id string, i int) (int, error)
 			return err
 		}
 		var keep []any
+		var settled []Outcome
 		dropped = 0
 		for _, r := range raw {
 			o, err := decodeOutcome(r)
@@ -82,6 +96,7 @@ func (s *Store) redriveChunk(ctx context.Context, id string, i int) (int, error)
 				dropped += o.Hi - o.Lo
 			default:
 				keep = append(keep, r)
+				settled = append(settled, o)
 			}
 		}
 		if dropped == 0 {
@@ -89,9 +104,14 @@ func (s *Store) redriveChunk(ctx context.Context, id string, i int) (int, error)
 			return nil
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Del(ctx, outKey(id, i))
+			p.Del(ctx, outKey(id, i), settledKey(id, i))
 			if len(keep) > 0 {
 				p.RPush(ctx, outKey(id, i), keep...)
+			}
+			for _, o := range settled {
+				for k := o.Lo; k < o.Hi; k++ {
+					p.SetBit(ctx, settledKey(id, i), int64(k), 1)
+				}
 			}
 			p.SRem(ctx, doneKey(id), i)
 			p.HIncrBy(ctx, jobKey(id), fFailed, int64(-dropped))

@@ -12,7 +12,7 @@ import (
 func jobKeys(id string, chunks int) []string {
 	keys := []string{jobKey(id), doneKey(id), rejectsKey(id), rpsKey(id)}
 	for i := range chunks {
-		keys = append(keys, chunkKey(id, i), outKey(id, i))
+		keys = append(keys, chunkKey(id, i), outKey(id, i), settledKey(id, i))
 	}
 	return keys
 }

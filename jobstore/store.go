@@ -39,6 +39,7 @@ const jobsKey = "capcheck:jobs"
 func jobKey(id string) string             { return "capcheck:job:{" + id + "}" }
 func chunkKey(id string, i int) string    { return jobKey(id) + ":chunk:" + strconv.Itoa(i) }
 func outKey(id string, i int) string      { return jobKey(id) + ":out:" + strconv.Itoa(i) }
+func settledKey(id string, i int) string  { return jobKey(id) + ":settled:" + strconv.Itoa(i) }
 func doneKey(id string) string            { return jobKey(id) + ":done" }
 func rejectsKey(id string) string         { return jobKey(id) + ":rejects" }
 func rpsKey(id string) string             { return jobKey(id) + ":rps" }
@@ -217,28 +218,81 @@ func (s *Store) Outcomes(ctx context.Context, job string, i int) ([]Outcome, err
 	return out, nil
 }
 
+// ErrStale is returned by Record and FinishChunk for a task of another
+// generation than the job's: the job was re-driven (or is gone) since the
+// task started, and the task must stop.
+var ErrStale = errors.New("task of an earlier generation of the job")
+
+// recordScript appends an outcome and adds its counters atomically, fenced
+// twice: by the job's generation (a task of an earlier generation records
+// nothing) and, for a final outcome, by the chunk's bitmap of settled entries
+// (a second run of the same chunk, e.g. after asynq re-delivered a task whose
+// first run was still alive, cannot settle a number twice nor count it twice).
+// Calls are counted either way: they were sent.
+//
+// KEYS: job, out list, settled bitmap, rps hash.
+// ARGV: gen, outcome, lo, hi, final (0/1), now ms, now s, then field/delta
+// pairs: call counters first, status counters after a ("|", 0) pair.
+var recordScript = redis.NewScript(`
+if (redis.call('HGET', KEYS[1], 'gen') or '') ~= ARGV[1] then return -1 end
+local lo, hi = tonumber(ARGV[3]), tonumber(ARGV[4])
+local settle = true
+if ARGV[5] == '1' then
+  for i = lo, hi - 1 do
+    if redis.call('GETBIT', KEYS[3], i) == 1 then settle = false break end
+  end
+end
+local status = false
+for k = 8, #ARGV, 2 do
+  if ARGV[k] == '|' then
+    status = true
+  elseif not status or settle then
+    redis.call('HINCRBY', KEYS[1], ARGV[k], ARGV[k + 1])
+    if ARGV[k] == 'requests' then
+      redis.call('HSETNX', KEYS[1], 'started_at', ARGV[6])
+      redis.call('HINCRBY', KEYS[4], ARGV[7], ARGV[k + 1])
+    end
+  end
+end
+if not settle then return 0 end
+if ARGV[5] == '1' then
+  for i = lo, hi - 1 do redis.call('SETBIT', KEYS[3], i, 1) end
+end
+redis.call('RPUSH', KEYS[2], ARGV[2])
+return 1`)
+
 // Record appends o to chunk i's outcomes and adds c to the job's counters in
-// one transaction, so a counted outcome is never lost nor counted twice.
-func (s *Store) Record(ctx context.Context, job string, i int, o Outcome, c Counters) error {
+// one step, for generation gen of the job. It returns ErrStale when the job
+// is of another generation. A final outcome for entries already settled is
+// dropped (only c's call counters are added): the first outcome of a number
+// stands, as in results.csv.
+func (s *Store) Record(ctx context.Context, job string, gen, i int, o Outcome, c Counters) error {
 	now := s.now()
-	if err := s.record(ctx, job, i, o, c, now); err != nil {
+	if err := s.record(ctx, job, gen, i, o, c, now); err != nil {
 		return err
 	}
-	return s.journalAppend(job, JournalEntry{Chunk: i, Outcome: &o, Counters: c, At: now.UnixMilli()})
+	return s.journalAppend(job, JournalEntry{Chunk: i, Gen: gen, Outcome: &o, Counters: c, At: now.UnixMilli()})
 }
 
-func (s *Store) record(ctx context.Context, job string, i int, o Outcome, c Counters, now time.Time) error {
+func (s *Store) record(ctx context.Context, job string, gen, i int, o Outcome, c Counters, now time.Time) error {
 	v, err := encodeOutcome(o)
 	if err != nil {
 		return err
 	}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.RPush(ctx, outKey(job, i), v)
-		s.addCounters(ctx, p, job, c, now)
-		return nil
-	})
+	final := "0"
+	if o.Final() {
+		final = "1"
+	}
+	args := []any{gen, v, o.Lo, o.Hi, final, now.UnixMilli(), now.Unix()}
+	args = append(args, c.callFields()...)
+	args = append(args, "|", 0) // a pair, to keep the loop in step
+	args = append(args, c.statusFields()...)
+	r, err := recordScript.Run(ctx, s.rdb, []string{jobKey(job), outKey(job, i), settledKey(job, i), rpsKey(job)}, args...).Int()
 	if err != nil {
 		return fmt.Errorf("recording job %s chunk %d: %w", job, i, err)
+	}
+	if r < 0 {
+		return fmt.Errorf("recording job %s chunk %d (generation %d): %w", job, i, gen, ErrStale)
 	}
 	return nil
 }
@@ -298,23 +352,28 @@ func (s *Store) RequestsPerSecond(ctx context.Context, job string) (float64, err
 }
 
 var finishChunkScript = redis.NewScript(`
+local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '-1')
+if gen ~= tonumber(ARGV[2]) then return {-1, gen} end
 redis.call('SADD', KEYS[2], ARGV[1])
 local st = redis.call('HGET', KEYS[1], 'state')
-local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0')
 if st == 'enqueued' or st == 'finalizing' then
   if redis.call('SCARD', KEYS[2]) >= tonumber(redis.call('HGET', KEYS[1], 'chunks')) then return {1, gen} end
 end
 return {0, gen}`)
 
-// FinishChunk marks chunk i settled. It reports whether every chunk of the job
-// is now settled and the job's generation: the caller then enqueues the
-// finalize task of that generation (its ID makes a second one a no-op).
-func (s *Store) FinishChunk(ctx context.Context, job string, i int) (allDone bool, gen int, err error) {
-	r, err := finishChunkScript.Run(ctx, s.rdb, []string{jobKey(job), doneKey(job)}, i).Int64Slice()
+// FinishChunk marks chunk i settled, for generation gen of the job (else
+// ErrStale). It reports whether every chunk of the job is now settled: the
+// caller then enqueues the finalize task of gen (its ID makes a second one a
+// no-op).
+func (s *Store) FinishChunk(ctx context.Context, job string, gen, i int) (allDone bool, err error) {
+	r, err := finishChunkScript.Run(ctx, s.rdb, []string{jobKey(job), doneKey(job)}, i, gen).Int64Slice()
 	if err != nil {
-		return false, 0, fmt.Errorf("finishing job %s chunk %d: %w", job, i, err)
+		return false, fmt.Errorf("finishing job %s chunk %d: %w", job, i, err)
 	}
-	return r[0] == 1, int(r[1]), nil
+	if r[0] < 0 {
+		return false, fmt.Errorf("finishing job %s chunk %d (generation %d): %w", job, i, gen, ErrStale)
+	}
+	return r[0] == 1, nil
 }
 
 // Abort stops the job for reason: workers send no more calls for it and

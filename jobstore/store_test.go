@@ -82,7 +82,7 @@ func TestRecordAndFinish(t *testing.T) {
 	}
 	rec := func(i int, o jobstore.Outcome, c jobstore.Counters) {
 		t.Helper()
-		if err := b.store.Record(b.ctx, b.id, i, o, c); err != nil {
+		if err := b.store.Record(b.ctx, b.id, 0, i, o, c); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -93,20 +93,20 @@ func TestRecordAndFinish(t *testing.T) {
 	if err != nil || len(outs) != 3 || outs[2].Code != "RBC529" {
 		t.Fatalf("Outcomes = %+v, %v", outs, err)
 	}
-	if all, _, err := b.store.FinishChunk(b.ctx, b.id, 0); err != nil || all {
+	if all, err := b.store.FinishChunk(b.ctx, b.id, 0, 0); err != nil || all {
 		t.Fatalf("FinishChunk(0) = %v, %v; want not all done", all, err)
 	}
 	if ok, _ := b.store.BeginFinalize(b.ctx, b.id, 0); ok {
 		t.Fatal("BeginFinalize succeeded with a chunk pending")
 	}
 	rec(1, jobstore.Outcome{Lo: 0, Hi: 4, Status: jobstore.Failed, Message: "503"}, jobstore.Counters{Requests: 5, Retries: 4, Failed: 4})
-	all, gen, err := b.store.FinishChunk(b.ctx, b.id, 1)
-	if err != nil || !all || gen != 0 {
-		t.Fatalf("FinishChunk(1) = %v, %d, %v; want all done in gen 0", all, gen, err)
+	all, err := b.store.FinishChunk(b.ctx, b.id, 0, 1)
+	if err != nil || !all {
+		t.Fatalf("FinishChunk(1) = %v, %v; want all done", all, err)
 	}
 	// A re-delivered chunk task finishing again still reports all done, so a
 	// crash before the finalize task was enqueued is recovered.
-	if all, _, _ := b.store.FinishChunk(b.ctx, b.id, 1); !all {
+	if all, _ := b.store.FinishChunk(b.ctx, b.id, 0, 1); !all {
 		t.Fatal("second FinishChunk(1) says not all done")
 	}
 	for range 2 { // a re-delivered finalize task begins again
@@ -166,8 +166,8 @@ func TestAbortEndsFailed(t *testing.T) {
 	if r, _ := b.store.Aborted(b.ctx, b.id); r != "API refused the key (401)" {
 		t.Errorf("Aborted = %q, want the first reason", r)
 	}
-	_ = b.store.Record(b.ctx, b.id, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Failed}, jobstore.Counters{Failed: 1})
-	if all, _, _ := b.store.FinishChunk(b.ctx, b.id, 0); !all {
+	_ = b.store.Record(b.ctx, b.id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Failed}, jobstore.Counters{Failed: 1})
+	if all, _ := b.store.FinishChunk(b.ctx, b.id, 0, 0); !all {
 		t.Fatal("not all done")
 	}
 	_, _ = b.store.BeginFinalize(b.ctx, b.id, 0)
@@ -189,8 +189,8 @@ func TestRedriveNothing(t *testing.T) {
 	if _, _, err := b.store.Redrive(b.ctx, b.id); err == nil {
 		t.Fatal("Redrive of a running job succeeded")
 	}
-	_ = b.store.Record(b.ctx, b.id, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Accepted}, jobstore.Counters{Accepted: 1})
-	_, _, _ = b.store.FinishChunk(b.ctx, b.id, 0)
+	_ = b.store.Record(b.ctx, b.id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Accepted}, jobstore.Counters{Accepted: 1})
+	_, _ = b.store.FinishChunk(b.ctx, b.id, 0, 0)
 	_, _ = b.store.BeginFinalize(b.ctx, b.id, 0)
 	_, _ = b.store.EndFinalize(b.ctx, b.id, 0)
 	if _, _, err := b.store.Redrive(b.ctx, b.id); !errors.Is(err, jobstore.ErrNothingToRedrive) {
@@ -258,10 +258,10 @@ func TestExpire(t *testing.T) {
 	b := setup(t)
 	b.enqueued(t, 2, 1)
 	rdb := b.store.Redis()
-	_ = b.store.Record(b.ctx, b.id, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Failed}, jobstore.Counters{Failed: 1, Requests: 1})
-	_ = b.store.Record(b.ctx, b.id, 1, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Accepted}, jobstore.Counters{Accepted: 1})
+	_ = b.store.Record(b.ctx, b.id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Failed}, jobstore.Counters{Failed: 1, Requests: 1})
+	_ = b.store.Record(b.ctx, b.id, 0, 1, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Accepted}, jobstore.Counters{Accepted: 1})
 	for i := range 2 {
-		_, _, _ = b.store.FinishChunk(b.ctx, b.id, i)
+		_, _ = b.store.FinishChunk(b.ctx, b.id, 0, i)
 	}
 	_, _ = b.store.BeginFinalize(b.ctx, b.id, 0)
 	_, _ = b.store.EndFinalize(b.ctx, b.id, 0)

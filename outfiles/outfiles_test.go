@@ -35,8 +35,8 @@ func TestWrite(t *testing.T) {
 	if _, err := s.FinishEnqueue(ctx, id, jobstore.Counts{Rows: 5, Valid: 3, Invalid: 1, Duplicates: 1}, 2, 1); err != nil {
 		t.Fatal(err)
 	}
-	_ = s.Record(ctx, id, 0, jobstore.Outcome{Lo: 0, Hi: 2, Split: true, Attempts: 1}, jobstore.Counters{Requests: 1})
-	_ = s.Record(ctx, id, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Accepted, Code: "MSG402", Message: "Request Successfully Processed", Attempts: 2, CheckedAt: 1795855256000}, jobstore.Counters{Requests: 1, Accepted: 1})
+	_ = s.Record(ctx, id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 2, Split: true, Attempts: 1}, jobstore.Counters{Requests: 1})
+	_ = s.Record(ctx, id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Accepted, Code: "MSG402", Message: "Request Successfully Processed", Attempts: 2, CheckedAt: 1795855256000}, jobstore.Counters{Requests: 1, Accepted: 1})
 
 	if _, err := outfiles.Write(ctx, s, id, out); !errors.Is(err, outfiles.ErrUnsettled) {
 		t.Fatalf("Write with an unsettled number: err = %v, want ErrUnsettled", err)
@@ -45,8 +45,8 @@ func TestWrite(t *testing.T) {
 		t.Fatalf("a failed Write left results.csv behind (stat err %v)", err)
 	}
 
-	_ = s.Record(ctx, id, 0, jobstore.Outcome{Lo: 1, Hi: 2, Status: jobstore.Rejected, Code: "RBC529", Message: "Invalid input or validation error!", Attempts: 2, CheckedAt: 1795855256100}, jobstore.Counters{Requests: 1, Rejected: 1})
-	_ = s.Record(ctx, id, 1, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Failed, Message: "503 Service Unavailable", Attempts: 5, CheckedAt: 1795855257000}, jobstore.Counters{Requests: 5, Retries: 4, Failed: 1})
+	_ = s.Record(ctx, id, 0, 0, jobstore.Outcome{Lo: 1, Hi: 2, Status: jobstore.Rejected, Code: "RBC529", Message: "Invalid input or validation error!", Attempts: 2, CheckedAt: 1795855256100}, jobstore.Counters{Requests: 1, Rejected: 1})
+	_ = s.Record(ctx, id, 0, 1, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Failed, Message: "503 Service Unavailable", Attempts: 5, CheckedAt: 1795855257000}, jobstore.Counters{Requests: 5, Retries: 4, Failed: 1})
 
 	sum, err := outfiles.Write(ctx, s, id, out)
 	if err != nil {

@@ -33,10 +33,16 @@ func (w *Worker) processChunk(ctx context.Context, t *asynq.Task) error {
 		// Canceled by Shutdown: hand the chunk back like any drained one.
 		err = fmt.Errorf("%w: %w", ErrDraining, err)
 	}
-	if errors.Is(err, ErrDraining) {
+	switch {
+	case errors.Is(err, jobstore.ErrStale):
+		// The job was re-driven (or finished) while this ran: what it
+		// recorded since is refused, and the new generation's task goes on.
+		log.Info("chunk task outdated by a re-drive of its job: stopped", "gen", c.Gen)
+		result, err = chunkStale, nil
+	case errors.Is(err, ErrDraining):
 		result = chunkDraining
 		log.Info("chunk handed back for another worker")
-	} else if err != nil {
+	case err != nil:
 		result = chunkError
 	}
 	w.m.chunkDur.Observe(time.Since(start).Seconds())
@@ -81,7 +87,7 @@ func (w *Worker) runChunk(ctx context.Context, c tasks.Chunk, log *slog.Logger) 
 			return chunkError, err
 		}
 	}
-	if err := w.finishChunk(ctx, c.Job, c.Chunk, log); err != nil {
+	if err := w.finishChunk(ctx, c, log); err != nil {
 		return chunkError, err
 	}
 	log.Debug("chunk done", "numbers", len(entries), "calls", cr.calls)
@@ -91,8 +97,9 @@ func (w *Worker) runChunk(ctx context.Context, c tasks.Chunk, log *slog.Logger) 
 // finishChunk marks the chunk settled and, when it was the job's last,
 // enqueues the finalize task. Both steps are idempotent, so a task that
 // dies between them is simply run again.
-func (w *Worker) finishChunk(ctx context.Context, job string, chunk int, log *slog.Logger) error {
-	allDone, gen, err := w.store.FinishChunk(ctx, job, chunk)
+func (w *Worker) finishChunk(ctx context.Context, c tasks.Chunk, log *slog.Logger) error {
+	job, gen := c.Job, c.Gen
+	allDone, err := w.store.FinishChunk(ctx, job, gen, c.Chunk)
 	if err != nil {
 		return err
 	}
@@ -112,39 +119,43 @@ func (w *Worker) finishChunk(ctx context.Context, job string, chunk int, log *sl
 }
 
 // giveUp settles a chunk asynq gave up on: its pending numbers are recorded
-// failed with cause, then the chunk is finished.
-func (w *Worker) giveUp(ctx context.Context, c tasks.Chunk, cause error) {
+// failed with cause, then the chunk is finished. It reports an error when
+// that could not be done (the caller may try again later).
+func (w *Worker) giveUp(ctx context.Context, c tasks.Chunk, cause error) error {
 	log := w.log.With("job", c.Job, "chunk", c.Chunk)
 	job, err := w.store.Job(ctx, c.Job)
-	if err != nil || job.State.Finished() || job.Gen != c.Gen {
-		log.Warn("chunk task given up; nothing to settle", "err", cause, "lookup_err", err)
-		return
+	if errors.Is(err, jobstore.ErrNotFound) || (err == nil && (job.State.Finished() || job.Gen != c.Gen)) {
+		log.Warn("chunk task given up; nothing to settle", "err", cause)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("chunk task given up and its job cannot be read: %w", err)
 	}
 	entries, err := w.store.Chunk(ctx, c.Job, c.Chunk)
 	if err != nil {
-		log.Error("chunk task given up and its numbers cannot be read: the job cannot finish", "err", cause, "read_err", err)
-		return
+		return fmt.Errorf("chunk task given up and its numbers cannot be read: %w", err)
 	}
 	outs, err := w.store.Outcomes(ctx, c.Job, c.Chunk)
 	if err != nil {
-		log.Error("chunk task given up and its outcomes cannot be read: the job cannot finish", "err", cause, "read_err", err)
-		return
+		return fmt.Errorf("chunk task given up and its outcomes cannot be read: %w", err)
 	}
 	msg := "gave up: " + cause.Error()
 	n := 0
 	for _, r := range jobstore.Pending(len(entries), w.cfg.BatchSize, outs) {
 		o := jobstore.Outcome{Lo: r.Lo, Hi: r.Hi, Status: jobstore.Failed, Message: msg, Attempts: r.Attempts}
 		if err := w.record(ctx, c, o, jobstore.Counters{}); err != nil {
-			log.Error("chunk task given up and its numbers cannot be recorded: the job cannot finish", "err", cause, "record_err", err)
-			return
+			return fmt.Errorf("chunk task given up and its numbers cannot be recorded: %w", err)
 		}
 		n += r.Hi - r.Lo
 	}
-	log.Error("chunk task given up; its pending numbers recorded failed", "numbers", n, "err", cause)
-	w.m.chunks.WithLabelValues(chunkGaveUp).Inc()
-	if err := w.finishChunk(ctx, c.Job, c.Chunk, log); err != nil {
-		log.Error("chunk given up and cannot be finished: the job cannot finish", "err", err)
+	if n > 0 {
+		log.Error("chunk task given up; its pending numbers recorded failed", "numbers", n, "err", cause)
+		w.m.chunks.WithLabelValues(chunkGaveUp).Inc()
 	}
+	if err := w.finishChunk(ctx, c, log); err != nil && !errors.Is(err, jobstore.ErrStale) {
+		return fmt.Errorf("chunk given up and cannot be finished: %w", err)
+	}
+	return nil
 }
 
 // record records o for chunk c with counters cnt, adding the count of o's
@@ -159,7 +170,7 @@ func (w *Worker) record(ctx context.Context, c tasks.Chunk, o jobstore.Outcome, 
 	case jobstore.Failed:
 		cnt.Failed += n
 	}
-	if err := w.store.Record(ctx, c.Job, c.Chunk, o, cnt); err != nil {
+	if err := w.store.Record(ctx, c.Job, c.Gen, c.Chunk, o, cnt); err != nil {
 		return err
 	}
 	if o.Final() {
@@ -276,16 +287,14 @@ func (cr *chunkRun) call(ctx context.Context, r jobstore.Range) (decision, error
 		if w.draining() {
 			return d, ErrDraining
 		}
-		waited, err := w.lim.Wait(waitCtx)
-		w.m.rateWait.Observe(waited.Seconds())
-		if err != nil {
-			if w.draining() {
-				return d, ErrDraining
-			}
-			return d, fmt.Errorf("waiting for the rate limit: %w", err)
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < yieldMargin {
+			// Near asynq's task timeout: hand the chunk back (not a
+			// failure, re-queued at once) rather than be cut off mid-call.
+			return d, fmt.Errorf("%w: the task's time is nearly up", ErrDraining)
 		}
-		// One HGET per call: a job stopped by another worker's 401 costs
-		// no more calls than the ones already in flight.
+		// One HGET per call, before the limiter wait so that nothing but
+		// the call itself follows a permit: a job stopped by another
+		// worker's 401 costs no more calls than the ones already waiting.
 		reason, err := w.store.Aborted(ctx, cr.c.Job)
 		if err != nil {
 			return d, fmt.Errorf("reading job %s: %w", cr.c.Job, err)
@@ -293,6 +302,14 @@ func (cr *chunkRun) call(ctx context.Context, r jobstore.Range) (decision, error
 		if reason != "" {
 			cr.abort = reason
 			continue
+		}
+		waited, err := w.lim.Wait(waitCtx)
+		w.m.rateWait.Observe(waited.Seconds())
+		if err != nil {
+			if w.draining() {
+				return d, ErrDraining
+			}
+			return d, fmt.Errorf("waiting for the rate limit: %w", err)
 		}
 
 		res := w.api.Check(ctx, numbers)
@@ -312,6 +329,12 @@ func (cr *chunkRun) call(ctx context.Context, r jobstore.Range) (decision, error
 			pause := res.RetryAfter
 			if pause <= 0 {
 				pause = w.cfg.PauseDefault
+			}
+			if pause > pauseMax {
+				// A bogus Retry-After (a day, a far date) must not stop
+				// every job of the fleet.
+				log.Warn("429 Retry-After capped", "retry_after", pause, "cap", pauseMax)
+				pause = pauseMax
 			}
 			w.m.rateLimited.Inc()
 			log.Warn("API answered 429: pausing the fleet", "pause", pause)
