@@ -23,8 +23,10 @@ const (
 	// ChunkMaxRetry bounds asynq's own retries of a chunk task (crashes, Redis
 	// errors, lease expiry). API errors are retried inside the handler.
 	ChunkMaxRetry = 20
-	// FinalizeMaxRetry bounds the retries of a finalize task.
-	FinalizeMaxRetry = 20
+	// FinalizeMaxRetry bounds the retries of a finalize task: high, since a
+	// job cannot finish without it and its usual failure (the output folder
+	// not writable, a full disk) is fixed by hand, maybe hours later.
+	FinalizeMaxRetry = 1000
 )
 
 // Chunk is the payload of a TypeChunk task.

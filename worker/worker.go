@@ -43,6 +43,11 @@ const (
 	delayedTaskCheckInterval = 500 * time.Millisecond
 	// retryDelayMax caps asynq's own retry delay (crashes, Redis errors).
 	retryDelayMax = time.Minute
+	// pauseMax caps the fleet pause a 429's Retry-After asks for.
+	pauseMax = 5 * time.Minute
+	// yieldMargin is how long before its task deadline a chunk hands itself
+	// back: more than one API call (its timeout) takes.
+	yieldMargin = 2 * time.Minute
 	// waitHandlersMin is the least Shutdown waits, after canceling them,
 	// for handlers to return.
 	waitHandlersMin = 100 * time.Millisecond
@@ -157,6 +162,7 @@ func (w *Worker) Start() error {
 		return fmt.Errorf("worker: starting: %w", err)
 	}
 	w.srv, w.started = srv, true
+	go w.sweep(w.stopping)
 	return nil
 }
 
@@ -274,7 +280,9 @@ func (w *Worker) retryDelay(n int, err error, _ *asynq.Task) time.Duration {
 func (w *Worker) handleError(ctx context.Context, t *asynq.Task, err error) {
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
-	dead := retried >= maxRetry || errors.Is(err, asynq.SkipRetry)
+	// A chunk handed back (draining) is re-queued without using a retry,
+	// even on its last one.
+	dead := (retried >= maxRetry && w.isFailure(err)) || errors.Is(err, asynq.SkipRetry)
 	log := w.log.With("task", t.Type(), "retried", retried)
 	if !dead {
 		if errors.Is(err, ErrDraining) {
@@ -295,7 +303,10 @@ func (w *Worker) handleError(ctx context.Context, t *asynq.Task, err error) {
 			log.Error("unreadable chunk task dropped", "err", err)
 			return
 		}
-		w.giveUp(ctx, c, err)
+		if gerr := w.giveUp(ctx, c, err); gerr != nil {
+			// The sweep (sweep.go) settles it later from the archive.
+			log.Error("could not settle a given-up chunk now; the sweep will", "err", gerr)
+		}
 	case tasks.TypeFinalize:
 		log.Error("finalize gave up; rebuild the output files with capcheck export", "err", err)
 	default:

@@ -672,3 +672,42 @@ func TestConfig(t *testing.T) {
 		t.Error("New with a nil store succeeded")
 	}
 }
+
+// TestSweepSettlesArchivedChunks: asynq's recoverer archives a chunk whose
+// lease expired on its last retry without calling the error handler; the
+// sweep records its numbers failed so that the job still finishes.
+func TestSweepSettlesArchivedChunks(t *testing.T) {
+	b := setup(t, worker.Config{BatchSize: 10}, true, 20)
+	client := asynq.NewClientFromRedisClient(b.store.Redis())
+	info, err := client.Enqueue(tasks.NewChunk(tasks.Chunk{Job: b.job, Chunk: 0}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	insp := asynq.NewInspectorFromRedisClient(b.store.Redis())
+	if err := insp.ArchiveTask(tasks.Queue, info.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.w.SweepOnce(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	o := b.settled(t, 0)[0]
+	if o.Status != jobstore.Failed || !strings.HasPrefix(o.Message, "gave up: task archived by asynq") {
+		t.Errorf("outcome %+v", o)
+	}
+	if j := b.jobRecord(t); j.Failed != 20 || j.ChunksDone != 1 {
+		t.Errorf("job %+v", j)
+	}
+	if archived, _ := insp.ListArchivedTasks(tasks.Queue); len(archived) != 0 {
+		t.Errorf("archived tasks left: %d", len(archived))
+	}
+	// A second sweep (another replica's) changes nothing.
+	if err := b.w.SweepOnce(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if j := b.jobRecord(t); j.Failed != 20 {
+		t.Errorf("after a second sweep failed = %d, want 20", j.Failed)
+	}
+	if api := b.api.Calls(); len(api) != 0 {
+		t.Errorf("the sweep called the API %d times", len(api))
+	}
+}

@@ -50,12 +50,20 @@ func exportAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if !j.State.Finished() {
+	// A finalizing job has every number settled; its finalize task may have
+	// given up (e.g. the workers' output folder was not writable): export
+	// writes the files and finishes it.
+	if !j.State.Finished() && j.State != jobstore.Finalizing {
 		return fmt.Errorf("job %s is %s: export works on finished jobs ('capcheck wait %s' first)", id, j.State, id)
 	}
 	sum, err := outfiles.Export(c.Context, store, id, cfg.Out, format)
 	if err != nil {
 		return err
+	}
+	if j.State == jobstore.Finalizing {
+		if _, err := store.EndFinalize(c.Context, id, j.Gen); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(c.App.Writer, "wrote %s: %d accepted, %d rejected, %d failed\n", outfiles.Dir(cfg.Out, id),
 		sum.Results["accepted"], sum.Results["rejected"], sum.Results["failed"])
