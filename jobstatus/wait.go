@@ -9,6 +9,9 @@ import (
 	"github.com/capcheck/capcheck/jobstore"
 )
 
+// unreachableFor is how long Wait keeps polling through Redis errors.
+const unreachableFor = 2 * time.Minute
+
 // ErrTimeout is returned by Wait when its timeout passes first.
 var ErrTimeout = errors.New("timed out waiting for the job")
 
@@ -36,10 +39,12 @@ func Wait(ctx context.Context, store *jobstore.Store, id string, o WaitOptions) 
 	}
 	t := time.NewTicker(poll)
 	defer t.Stop()
+	var failingSince time.Time
 	for {
 		s, err := Get(ctx, store, id)
 		switch {
 		case err == nil:
+			failingSince = time.Time{}
 			if o.Progress != nil {
 				o.Progress(s)
 			}
@@ -47,8 +52,12 @@ func Wait(ctx context.Context, store *jobstore.Store, id string, o WaitOptions) 
 				return s, nil
 			}
 		case errors.Is(err, jobstore.ErrNotFound):
-		case ctx.Err() == nil:
-			return nil, err
+		case ctx.Err() != nil:
+		case failingSince.IsZero():
+			// A Redis restart or failover must not end a night's wait.
+			failingSince = time.Now()
+		case time.Since(failingSince) > unreachableFor:
+			return nil, fmt.Errorf("job %s: Redis unreachable for %s: %w", id, unreachableFor, err)
 		}
 		select {
 		case <-ctx.Done():

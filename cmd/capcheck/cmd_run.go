@@ -64,6 +64,11 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if demo && cfg.RedisExplicit {
+		// On a shared Redis the demo's worker would take the fleet's chunks
+		// and "check" real jobs' numbers against the simulator.
+		return usageErrorf("--demo runs on its own embedded Redis: unset --redis, CAPCHECK_REDIS and redis: in the config file")
+	}
 	log := newLogger(cfg, c.App.ErrWriter)
 	ctx := c.Context
 
