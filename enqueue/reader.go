@@ -81,15 +81,20 @@ type Format struct {
 //
 // # Records
 //
-// A record is a line, or several when a quoted field holds line breaks.
-// Lines that hold only spaces are skipped and not counted. Quotes follow RFC
-// 4180 ("" inside a quoted field is a quote), with two tolerances: a quote
-// inside an unquoted field is text, and a quoted field that is not properly
-// closed does not swallow what follows it. When a quote that opened a field
-// is followed by something else than the delimiter or the end of the line, or
-// never closes, or the field runs more than MaxQuotedSpan bytes past its first
-// line break, the record is reported malformed and ends at the end of the
-// line where that field began: the next line is read as a new record.
+// A record is a line, or several when a quoted field holds line breaks. A
+// line ends with LF, CRLF or a lone CR (old Mac files, Excel's "CSV
+// (Macintosh)"); a lone CR inside a quoted field is read as LF. Lines that
+// hold only spaces are skipped and not counted. Quotes follow RFC 4180 (""
+// inside a quoted field is a quote), with three tolerances: a quote inside an
+// unquoted field is text; inside a quoted field, a quote that is not followed
+// by the delimiter, a line break or the end of the input is text too, as
+// with encoding/csv's LazyQuotes ("John "JJ" Doe" is John "JJ" Doe); and a
+// quoted field that is not properly closed does not swallow what follows it.
+// When a quoted field never closes, or runs more than MaxQuotedSpan bytes past
+// its first line break, or has a quote followed by other text past its first
+// line break, or goes on past the end of a line on which it had such a quote,
+// the record is reported malformed and ends at the end of the line where that
+// field began: the next line is read as a new record.
 //
 // A record without the selected column, or with only spaces in it, is
 // reported with reason missing; a field longer than MaxInputLen with reason
@@ -218,7 +223,7 @@ func (r *Reader) Rows() int64 { return r.row }
 func skipBlankLines(s *scanner) {
 	for {
 		s.firstLine(scanBufSize) // fills the buffer up to a line break
-		i := bytes.IndexByte(s.buf[s.r:s.w], '\n')
+		i := bytes.IndexByte(s.buf[s.r:s.w], '\n') // a lone '\r' is '\n' by now (scanner.fill)
 		if i < 0 || !isSpace(s.buf[s.r:s.r+i]) {
 			return
 		}

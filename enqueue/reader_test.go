@@ -196,6 +196,62 @@ func TestReader(t *testing.T) {
 			format: Format{Delimiter: ',', Header: []string{"phone", "name", "note"}, ColumnName: "phone"},
 		},
 		{
+			name:   "CR-only line ends (old Mac, Excel CSV Macintosh)",
+			input:  "name,phone\rA,+911\r\r  \rB,\"+912\"\rC,\"x\ry\"\rD,+914",
+			want:   recs("+911", "", "+912", "", "x\ny", "", "+914", ""),
+			format: Format{Delimiter: ',', Header: []string{"name", "phone"}, Column: 1, ColumnName: "phone"},
+		},
+		{
+			name:   "CR-only plain text",
+			input:  "\r+91 98765 43210\r\r09876543210\rn/a\r",
+			want:   recs("+91 98765 43210", "", "09876543210", "", "n/a", ""),
+			format: Format{Plain: true},
+		},
+		{
+			name:   "CR-only, semicolons sniffed from the first line only",
+			input:  "phone;name\r+911;a,b,c,d\r",
+			want:   recs("+911", ""),
+			format: Format{Delimiter: ';', Header: []string{"phone", "name"}, ColumnName: "phone"},
+		},
+		{
+			name:   "CR, CRLF and LF mixed",
+			input:  "phone\r\n+911\r+912\n+913\r\n\r+914\r",
+			want:   recs("+911", "", "+912", "", "+913", "", "+914", ""),
+			format: Format{Delimiter: ',', Header: []string{"phone"}, ColumnName: "phone"},
+		},
+		{
+			name:   "CR-only: a stray quote does not eat later rows",
+			input:  "phone,name\r+911,\"Bob\r+912,Alice\r+913,\"Carol\"\r",
+			want:   recs("+911,\"Bob", ReasonMalformed, "+912", "", "+913", ""),
+			format: Format{Delimiter: ',', Header: []string{"phone", "name"}, ColumnName: "phone"},
+		},
+		{
+			name:   "unescaped quotes inside a quoted field are text",
+			input:  "name,phone\n\"John \"JJ\" Doe\",9876543210\n\"a\"b\"\"c\",\"+91 \"98765\" 43210\"\n\"x\" \",+913\r\n",
+			want:   recs("9876543210", "", "+91 \"98765\" 43210", "", "+913", ""),
+			format: Format{Delimiter: ',', Header: []string{"name", "phone"}, Column: 1, ColumnName: "phone"},
+		},
+		{
+			name:   "unescaped quotes at the end of the input",
+			input:  "phone,name\n+911,\"a\"b\"",
+			want:   recs("+911", ""),
+			format: Format{Delimiter: ',', Header: []string{"phone", "name"}, ColumnName: "phone"},
+		},
+		{
+			name: "unescaped quote then a line break: the field does not eat later rows",
+			input: "phone,name\n+911,\"John \"JJ\" Doe\n+912,x\"\n+913,b\n" +
+				"+914,\"a\nb \"c\" d\",e\n+915,f\n",
+			want: recs(
+				"+911,\"John \"JJ\" Doe", ReasonMalformed,
+				"+912", "",
+				"+913", "",
+				"+914,\"a", ReasonMalformed,
+				"b \"c\" d\"", "",
+				"+915", "",
+			),
+			format: Format{Delimiter: ',', Header: []string{"phone", "name"}, ColumnName: "phone"},
+		},
+		{
 			name:   "quoted field too far past its line",
 			cfg:    ReaderConfig{MaxQuotedSpan: 10},
 			input:  "phone,note\n+911,\"a\nbbbbbbbbbbbbbbbbbbbb\"\n+912,x\n",

@@ -6,8 +6,9 @@ import (
 )
 
 // scanner cuts CSV records out of a byte stream. It is forgiving where
-// encoding/csv is strict (bare quotes inside unquoted fields are text, ragged
-// rows are fine) and strict where encoding/csv with LazyQuotes is dangerous: a
+// encoding/csv is strict (bare quotes inside unquoted fields are text, so are
+// unescaped quotes inside quoted fields, ragged rows are fine, a lone '\r'
+// ends a line) and strict where encoding/csv with LazyQuotes is dangerous: a
 // quoted field that is not properly closed never swallows the rest of the
 // input. Such a record ends at the end of the line where the bad field began,
 // and scanning resumes on the next line (see quoted).
@@ -20,6 +21,8 @@ type scanner struct {
 	r, w int   // unread bytes are buf[r:w]
 	mark int   // -1, or a position refills must keep: where to resume after a bad quoted field
 	err  error // the first error of src, io.EOF included
+
+	heldCR bool // buf[w] is a '\r' read last: a line break or half of "\r\n" (see fill)
 
 	delim    byte // field delimiter; meaningless when noDelim
 	noDelim  bool // plain text: a record is a line
@@ -52,34 +55,48 @@ func newScanner(src io.Reader) *scanner {
 // fill reads more input. It keeps buf[min(r, mark):] and grows buf when that
 // is all of it. It returns false when no byte was added (end of input or an
 // error, in s.err).
+//
+// Line breaks come out as '\n' (or "\r\n"): fill turns each lone '\r', the
+// line end of old Mac files, into '\n' as it reads, so the rest of the
+// scanner only looks for '\n'. A '\r' that ends a read is held back (in
+// buf[w], not yet part of the input) until the next byte tells which it is.
 func (s *scanner) fill() bool {
 	if s.err != nil {
-		return false
+		return false // nothing is held back once src has failed or ended
+	}
+	held := 0
+	if s.heldCR {
+		held = 1
 	}
 	keep := s.r
 	if s.mark >= 0 && s.mark < keep {
 		keep = s.mark
 	}
 	if keep > 0 {
-		n := copy(s.buf, s.buf[keep:s.w])
+		n := copy(s.buf, s.buf[keep:s.w+held])
 		s.r -= keep
-		s.w = n
+		s.w = n - held
 		if s.mark >= 0 {
 			s.mark -= keep
 		}
 	}
-	if s.w == len(s.buf) {
-		nb := make([]byte, 2*len(s.buf))
-		copy(nb, s.buf[:s.w])
-		s.buf = nb
-	}
+	w0 := s.w
 	for range 100 { // io.Reader may return 0, nil a few times
-		n, err := s.src.Read(s.buf[s.w:])
-		s.w += n
+		if s.w+held == len(s.buf) {
+			nb := make([]byte, 2*len(s.buf))
+			copy(nb, s.buf[:s.w+held])
+			s.buf = nb
+		}
+		n, err := s.src.Read(s.buf[s.w+held:])
 		if err != nil {
 			s.err = err
 		}
-		if n > 0 {
+		s.w, s.heldCR = lineEnds(s.buf, s.w, s.w+held+n, err == nil)
+		held = 0
+		if s.heldCR {
+			held = 1
+		}
+		if s.w > w0 {
 			return true
 		}
 		if err != nil {
@@ -88,6 +105,30 @@ func (s *scanner) fill() bool {
 	}
 	s.err = io.ErrNoProgress
 	return false
+}
+
+// lineEnds turns each lone '\r' of buf[from:end] into '\n' and returns the
+// end of the bytes ready. When more input may follow, a '\r' at the end is
+// not ready: it is left in buf[end-1] and reported held.
+func lineEnds(buf []byte, from, end int, more bool) (int, bool) {
+	for i := from; ; i++ {
+		j := bytes.IndexByte(buf[i:end], '\r')
+		if j < 0 {
+			return end, false
+		}
+		i += j
+		switch {
+		case i+1 < end:
+			if buf[i+1] != '\n' {
+				buf[i] = '\n'
+			}
+		case more:
+			return i, true
+		default:
+			buf[i] = '\n'
+			return end, false
+		}
+	}
 }
 
 // peek returns the next byte without consuming it.
@@ -216,16 +257,22 @@ func (s *scanner) indexEnd(seg []byte) int {
 }
 
 // quoted scans a quoted field, the opening quote unread. Inside, "" is a
-// quote and line breaks are text. The field must close with a quote followed
-// by the delimiter, a line break or the end of the input. When it does not
-// (a stray quote, a quote followed by text, no closing quote at all, or a
-// field running more than maxSpan bytes past its first line break), the
-// record is malformed and ends at the end of the line where this field began:
-// scanning resumes after that line break, so later rows are not lost.
+// quote and line breaks are text. The field closes with a quote followed by
+// the delimiter, a line break or the end of the input. Like encoding/csv
+// with LazyQuotes, another quote on the line where the field began is a
+// literal quote: "John "JJ" Doe" is John "JJ" Doe. Unlike it, a field may not
+// swallow the lines after it on the strength of such a quote. The record is
+// malformed, and ends at the end of the line where this field began
+// (scanning resumes after that line break, so later rows are not lost), when
+// the field never closes; when it runs more than maxSpan bytes past its first
+// line break; when a quote past its first line break is followed by other
+// text (a stray opening quote, not a field that spans lines); and when a field
+// that held a literal quote goes on past the end of its line.
 func (s *scanner) quoted(r *rec, col, field int) byte {
 	s.r++ // opening quote
 	r.addLine([]byte{'"'})
 	defer func() { s.mark = -1 }()
+	lazy := false // a literal quote was taken
 	for {
 		seg := s.buf[s.r:s.w]
 		q := bytes.IndexByte(seg, '"')
@@ -239,7 +286,7 @@ func (s *scanner) quoted(r *rec, col, field int) byte {
 			}
 		}
 		r.addLine(text)
-		if s.mark >= 0 && s.r+len(text)-s.mark > s.maxSpan {
+		if s.mark >= 0 && (lazy || s.r+len(text)-s.mark > s.maxSpan) {
 			return s.malformed(r)
 		}
 		r.keep(col, field, text, s.maxField)
@@ -250,7 +297,7 @@ func (s *scanner) quoted(r *rec, col, field int) byte {
 			}
 			continue
 		}
-		// A quote: escaped, closing, or stray.
+		// A quote: escaped, closing, or literal.
 		s.r++
 		r.addLine([]byte{'"'})
 		c, ok := s.peek()
@@ -264,23 +311,32 @@ func (s *scanner) quoted(r *rec, col, field int) byte {
 		case c == '\n':
 			s.r++
 			return '\n'
-		case c == '\r':
-			s.r++
-			if c, ok := s.peek(); !ok || c == '\n' {
-				if ok {
-					s.r++
-				}
-				return '\n'
-			}
-			return s.malformed(r)
+		case c == '\r' && s.crlf():
+			return '\n'
 		case !s.noDelim && c == s.delim:
 			r.addLine(s.buf[s.r : s.r+1])
 			s.r++
 			return ','
-		default:
+		case s.mark >= 0:
 			return s.malformed(r)
+		default:
+			lazy = true
+			r.keep(col, field, []byte{'"'}, s.maxField)
 		}
 	}
+}
+
+// crlf consumes "\r\n" when it comes next. (fill turns a lone '\r' into
+// '\n', so a '\r' is always followed by '\n'.)
+func (s *scanner) crlf() bool {
+	if s.w-s.r < 2 {
+		s.fill()
+	}
+	if s.w-s.r >= 2 && s.buf[s.r] == '\r' && s.buf[s.r+1] == '\n' {
+		s.r += 2
+		return true
+	}
+	return false
 }
 
 // malformed marks r and moves to where scanning resumes: after the first line
