@@ -9,7 +9,7 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## build ./capcheck from ./cmd/capcheck
-	$(GO) build -o $(BIN) ./cmd/capcheck
+	$(GO) build -ldflags "-X main.buildVersion=$$(git describe --always --dirty 2>/dev/null)" -o $(BIN) ./cmd/capcheck
 
 test: ## the test command (README, CI): gofmt, go vet, go test -race
 	./scripts/test.sh

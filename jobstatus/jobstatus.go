@@ -74,8 +74,10 @@ func Get(ctx context.Context, store *jobstore.Store, id string) (*Status, error)
 	if err != nil {
 		return nil, err
 	}
-	rate, err := store.RequestsPerSecond(ctx, id)
-	if err != nil {
+	var rate float64
+	if j.State.Finished() && j.FinishedAt.After(j.StartedAt) && !j.StartedAt.IsZero() {
+		rate = float64(j.Requests) / j.FinishedAt.Sub(j.StartedAt).Seconds()
+	} else if rate, err = store.RequestsPerSecond(ctx, id, j.StartedAt); err != nil {
 		return nil, err
 	}
 	return fromJob(j, rate, time.Now()), nil

@@ -330,12 +330,18 @@ func (s *Store) addCounters(ctx context.Context, p redis.Pipeliner, job string, 
 	}
 }
 
-// RequestsPerSecond returns the job's API request rate over the last minute.
-func (s *Store) RequestsPerSecond(ctx context.Context, job string) (float64, error) {
-	now := s.now().Unix()
-	fields := make([]string, 60)
+// RequestsPerSecond returns the job's API request rate over the last minute,
+// or over the whole seconds since since (the first call) when that is
+// shorter, so a young job does not look slow.
+func (s *Store) RequestsPerSecond(ctx context.Context, job string, since time.Time) (float64, error) {
+	last := s.now().Unix() - 1 // whole seconds only
+	window := int64(60)
+	if !since.IsZero() {
+		window = max(min(window, last-since.Unix()+1), 1)
+	}
+	fields := make([]string, window)
 	for i := range fields {
-		fields[i] = strconv.FormatInt(now-int64(i)-1, 10) // whole seconds only
+		fields[i] = strconv.FormatInt(last-int64(i), 10)
 	}
 	vals, err := s.rdb.HMGet(ctx, rpsKey(job), fields...).Result()
 	if err != nil {
@@ -348,7 +354,7 @@ func (s *Store) RequestsPerSecond(ctx context.Context, job string) (float64, err
 			sum += n
 		}
 	}
-	return float64(sum) / 60, nil
+	return float64(sum) / float64(window), nil
 }
 
 var finishChunkScript = redis.NewScript(`

@@ -131,7 +131,7 @@ func TestRecordAndFinish(t *testing.T) {
 	if j.State != jobstore.Done || j.ChunksDone != 2 || j.FinishedAt.IsZero() || j.StartedAt.IsZero() {
 		t.Errorf("job = %+v", j)
 	}
-	if rps, err := b.store.RequestsPerSecond(b.ctx, b.id); err != nil || rps < 0 {
+	if rps, err := b.store.RequestsPerSecond(b.ctx, b.id, j.StartedAt); err != nil || rps < 0 {
 		t.Errorf("RequestsPerSecond = %v, %v", rps, err)
 	}
 

@@ -65,7 +65,7 @@ func (s *Summary) finish(j *jobstore.Job) {
 	if j.Abort != "" {
 		s.State = string(jobstore.FailedJob)
 	}
-	s.FinishedAt = time.Now().UTC()
+	s.FinishedAt = time.Now().UTC().Truncate(time.Millisecond)
 	if !j.EnqueuedAt.IsZero() {
 		s.EnqueueSeconds = j.EnqueuedAt.Sub(j.CreatedAt).Seconds()
 	}

@@ -413,9 +413,9 @@ func abortReason(res capapi.Result) string {
 	answer = strings.Join(strings.Fields(answer), " ")
 	switch {
 	case res.Class == capapi.Unauthorized && res.StatusCode == 403:
-		return fmt.Sprintf("the API refused the key (%s): check --api-key and that the account may use the capability check", answer)
+		return fmt.Sprintf("the API refused the key (%s): check --api-key-file (or --api-key) and that the account may use the capability check", answer)
 	case res.Class == capapi.Unauthorized:
-		return fmt.Sprintf("the API refused the key (%s): check --api-key", answer)
+		return fmt.Sprintf("the API refused the key (%s): check --api-key-file (or --api-key)", answer)
 	case res.StatusCode == 404 || res.StatusCode == 405:
 		return fmt.Sprintf("the API answered %d for the capability-check URL: check --api-url and --sid", res.StatusCode)
 	default:

@@ -434,7 +434,7 @@ func TestUnauthorizedStopsTheJob(t *testing.T) {
 		t.Errorf("%d calls, want 1: the job stops at the first 401", calls)
 	}
 	j := b.jobRecord(t)
-	const reason = "the API refused the key (401 RBC401 Unauthorized): check --api-key"
+	const reason = "the API refused the key (401 RBC401 Unauthorized): check --api-key-file (or --api-key)"
 	if j.Abort != reason {
 		t.Errorf("abort reason %q, want %q", j.Abort, reason)
 	}

@@ -170,7 +170,11 @@ func runAction(c *cli.Context) error {
 		return fmt.Errorf("interrupted: this run stopped working on job %s; run the same command again to resume it "+
 			"(workers of the fleet, if any, go on with it: 'capcheck wait %s')", id, id)
 	}
-	return finished(c.App.Writer, st, cfg.Out)
+	again := retryHint(id)
+	if embedded {
+		again = "running the same command again sends them again"
+	}
+	return finished(c.App.Writer, st, cfg.Out, again)
 }
 
 // enqueueError keeps enqueue's configuration errors usage errors (exit 2).

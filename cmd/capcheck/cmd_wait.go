@@ -66,7 +66,7 @@ func waitAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return finished(c.App.Writer, st, cfg.Out)
+	return finished(c.App.Writer, st, cfg.Out, retryHint(id))
 }
 
 // waitJob waits for job id with a progress bar on a terminal, log lines
@@ -111,18 +111,23 @@ func waitJob(ctx context.Context, store *jobstore.Store, id string, timeout time
 	return st, err
 }
 
+// retryHint says how to send a job's failed numbers again on a shared Redis.
+func retryHint(id string) string {
+	return fmt.Sprintf("'capcheck retry %s' sends them again (a worker must be running, or run the same 'capcheck run' again)", id)
+}
+
 // finished prints a finished job's outcome and returns the error that sets
-// the exit code SPEC gives it.
-func finished(w io.Writer, st *jobstatus.Status, outDir string) error {
+// the exit code SPEC gives it. again says how to send failed numbers again.
+func finished(w io.Writer, st *jobstatus.Status, outDir, again string) error {
 	fmt.Fprintf(w, "job %s %s: %d accepted, %d rejected, %d failed; %d rows rejected before the API\n",
 		st.Job, st.State, st.Numbers.Accepted, st.Numbers.Rejected, st.Numbers.Failed,
 		st.Rejects.Invalid+st.Rejects.Missing+st.Rejects.Malformed+st.Rejects.Duplicates)
 	fmt.Fprintf(w, "results: %s\n", filepath.Join(outfiles.Dir(outDir, st.Job), outfiles.ResultsCSV))
 	switch {
 	case st.State == string(jobstore.FailedJob):
-		return fmt.Errorf("job %s failed: %s", st.Job, st.StoppedBecause)
+		return fmt.Errorf("job %s failed: %s; once fixed, %s", st.Job, st.StoppedBecause, again)
 	case st.Numbers.Failed > 0:
-		return &failedNumbersError{Job: st.Job, Failed: st.Numbers.Failed}
+		return &failedNumbersError{Job: st.Job, Failed: st.Numbers.Failed, Again: again}
 	}
 	return nil
 }

@@ -29,10 +29,15 @@ var errFailedNumbers = errors.New("the job finished, but some numbers ended fail
 type failedNumbersError struct {
 	Job    string
 	Failed int64
+	Again  string // how to send them again, if known
 }
 
 func (e *failedNumbersError) Error() string {
-	return fmt.Sprintf("job %s finished, but %d numbers ended failed (status failed in results.csv)", e.Job, e.Failed)
+	msg := fmt.Sprintf("job %s finished, but %d numbers ended failed (status failed in results.csv)", e.Job, e.Failed)
+	if e.Again != "" {
+		msg += "; " + e.Again
+	}
+	return msg
 }
 
 func (e *failedNumbersError) Is(target error) bool { return target == errFailedNumbers }
@@ -115,11 +120,24 @@ func noArgs(c *cli.Context) error {
 	return nil
 }
 
-// version is the module version capcheck was built from, "(devel)" for a
-// local build.
+// buildVersion is set at build time (make build: git describe).
+var buildVersion string
+
+// version is the version capcheck was built as: buildVersion, else the
+// module version with the VCS revision when the build recorded one.
 func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		return bi.Main.Version
+	if buildVersion != "" {
+		return buildVersion
 	}
-	return "(unknown)"
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += " " + s.Value[:12]
+		}
+	}
+	return v
 }

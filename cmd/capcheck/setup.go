@@ -78,6 +78,10 @@ func startWorker(cfg *configs.Config, rdb redis.UniversalClient, opt asynq.Redis
 		api.CloseIdleConnections()
 		return nil, nil, err
 	}
+	if cfg.Worker.ShutdownTimeout <= cfg.API.Timeout {
+		log.Warn("--shutdown-timeout is not longer than --timeout: a call in flight at SIGTERM may be abandoned and sent again",
+			"shutdown_timeout", cfg.Worker.ShutdownTimeout, "timeout", cfg.API.Timeout)
+	}
 	stopMetrics := func() {}
 	if ln != nil {
 		stopMetrics = serveMetrics(ln, reg, rdb, w, log)
