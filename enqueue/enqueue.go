@@ -62,7 +62,9 @@ type Config struct {
 	// JobID names the job. Defaults to an ID derived from the input file
 	// and the options, "<name>-<mtime YYYYMMDD>-<8 hex>", so that the same
 	// nightly command on the same file resumes the same job; standard input
-	// gets a fresh ID (and a warning: a re-run cannot resume it).
+	// gets a fresh ID (and a warning: a re-run cannot resume it). A job given
+	// here for standard input is resumed only with the same content (see
+	// Run).
 	JobID string
 	// ChunkSize is the number of numbers per chunk task. Defaults to
 	// ChunkSizeDefault (1000).
@@ -170,6 +172,13 @@ type Result struct {
 // point enqueues each chunk exactly once in total; a run of a job already
 // enqueued does nothing and says so (Result.AlreadyEnqueued). A job is held
 // by one process at a time (jobstore.Lock).
+//
+// A resumed run checks that the input is the one the job was started with:
+// the chunks and blobs of rejects it rebuilds must be the ones an earlier run
+// stored (a GET each). When they are not, as when a cron re-run feeds another
+// list on standard input under the same --job, Run refuses (ErrConfig) rather
+// than mix two lists in one job. A job read from a stream and already
+// enqueued is checked the same way: its input is read again.
 func Run(ctx context.Context, cfg Config) (Result, error) {
 	start := time.Now()
 	cfg = cfg.WithDefaults()
@@ -221,8 +230,16 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	res.Created = created
 	if job.State != jobstore.Enqueuing {
-		// Enqueued before; make sure a job whose chunks all settled in the
-		// meantime gets its finalize task (FinishEnqueue says so).
+		// Enqueued before. A file is known by its fingerprint; a stream
+		// only by what it holds: read it again, it must rebuild the stored
+		// job (a cron re-run with another list under the same --job).
+		if in.stream {
+			if err := verifyEnqueued(ctx, cfg, job, rd); err != nil {
+				return res, err
+			}
+		}
+		// Make sure a job whose chunks all settled in the meantime gets
+		// its finalize task (FinishEnqueue says so).
 		if err := finish(ctx, cfg, job, job.Counts, job.Chunks, job.RejectBlobs); err != nil {
 			return res, err
 		}
@@ -233,8 +250,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			"chunks", job.Chunks, "chunks_done", job.ChunksDone)
 		return res, nil
 	}
+	var prev *earlier
 	if !created {
 		log.Info("resuming job", "job", job.ID, "chunks_enqueued", job.ChunksEnqueued)
+		if prev, err = resumeOf(ctx, cfg.Store, job); err != nil {
+			return res, err
+		}
+		defer prev.close()
 	}
 
 	dir := outfiles.Dir(cfg.OutDir, cfg.JobID)
@@ -247,7 +269,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Progress != nil && isTerminal(cfg.Progress) {
 		prog = startProgress(cfg.Progress, start)
 	}
-	w := newWriter(ctx, cfg, job, created)
+	w := newWriter(ctx, cfg, job, prev)
 	defer w.close()
 	var counts Counts
 	var blobs int
@@ -256,29 +278,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if _, err := io.WriteString(f, "row,input,reason\n"); err != nil {
 			return err
 		}
-		s := &sink{w: w, file: f}
-		s.csv = csv.NewWriter(&s.blob)
-		pcfg := PipelineConfig{DefaultRegion: cfg.DefaultRegion, ChunkSize: cfg.ChunkSize, Workers: cfg.Workers}
+		var progress func(int64)
 		if prog != nil {
-			pcfg.Progress = prog.rows.Store
+			progress = prog.rows.Store
 		}
-		var err error
-		counts, err = Process(w.ctx, rd, pcfg, s)
-		if err == nil {
-			err = s.flushRejects(w.ctx)
-		}
-		blobs = s.blobs
-		// When Run is cancelled, the writer's failure is a consequence (some
-		// clients do not wrap context.Canceled); otherwise a writer's error
-		// is the cause of a cancelled pipeline.
-		werr := w.close()
-		switch {
-		case ctx.Err() != nil:
-			runErr = ctx.Err()
-		case werr != nil:
-			runErr = werr
-		default:
-			runErr = err
+		counts, blobs, runErr = feed(ctx, cfg, rd, w, f, progress)
+		if runErr == nil && prev != nil {
+			runErr = prev.end(counts.Chunks)
 		}
 		return runErr
 	})
@@ -312,6 +318,30 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		"duplicates", counts.Duplicates, "chunks", counts.Chunks, "chunks_enqueued_now", w.enqueued,
 		"rejects", path, "seconds", round2(secs), "rows_per_s", int64(float64(counts.Rows)/max(secs, 1e-9)))
 	return res, nil
+}
+
+// feed runs the pipeline on rd into w, writes the rejects to file, closes w
+// and returns the counts, the number of blobs of rejects and the error that
+// stopped it, if any.
+func feed(ctx context.Context, cfg Config, rd *Reader, w *writer, file io.Writer, progress func(int64)) (Counts, int, error) {
+	s := &sink{w: w, file: file}
+	s.csv = csv.NewWriter(&s.blob)
+	pcfg := PipelineConfig{DefaultRegion: cfg.DefaultRegion, ChunkSize: cfg.ChunkSize, Workers: cfg.Workers, Progress: progress}
+	counts, err := Process(w.ctx, rd, pcfg, s)
+	if err == nil {
+		err = s.flushRejects(w.ctx)
+	}
+	// When Run is cancelled, the writer's failure is a consequence (some
+	// clients do not wrap context.Canceled); otherwise a writer's error is
+	// the cause of a cancelled pipeline.
+	werr := w.close()
+	switch {
+	case ctx.Err() != nil:
+		err = ctx.Err()
+	case werr != nil:
+		err = werr
+	}
+	return counts, s.blobs, err
 }
 
 // finish moves the job to Enqueued and, when every chunk is already
@@ -369,8 +399,9 @@ func openInput(cfg Config, now time.Time) (*input, error) {
 		if in.r == nil {
 			in.r = cfg.Stdin
 		}
-		// A stream cannot be told apart from another one: the fingerprint
-		// covers the options only.
+		// A stream cannot be told apart from another one by its name: the
+		// fingerprint covers the options only, and Run compares what the
+		// stream rebuilds with what the job stored (see earlier).
 		in.fingerprint = hexSum("stream", in.name, opts)
 		in.jobID = "stdin-" + now.UTC().Format("20060102-150405") + "-" + randHex(4)
 		return in, nil
@@ -436,7 +467,7 @@ func randHex(n int) string {
 // input: the enqueue rules or the phone number metadata. A job resumed by
 // another version would mix chunks of both, so it is refused instead.
 func codeVersion() string {
-	v := "enqueue/1"
+	v := "enqueue/2" // 2: a lone CR ends a line, unescaped quotes in quoted fields are text
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, d := range bi.Deps {
 			if d.Path == "github.com/nyaruka/phonenumbers" {
@@ -471,9 +502,8 @@ type sink struct {
 }
 
 func (s *sink) Chunk(ctx context.Context, index int, recs []Record) error {
-	if index < s.w.skip {
-		return nil // stored and enqueued by an earlier run
-	}
+	// A chunk stored and enqueued by an earlier run goes on too: the
+	// writer compares it with the stored one.
 	entries := make([]jobstore.Entry, len(recs))
 	for i, r := range recs {
 		entries[i] = jobstore.Entry{Row: r.Row, Number: r.Number, Input: r.Input}
@@ -525,8 +555,7 @@ type op struct {
 type writer struct {
 	cfg      Config
 	job      *jobstore.Job
-	created  bool
-	skip     int // chunks [0, skip) were enqueued by an earlier run
+	prev     *earlier // what earlier runs stored; nil on a first run
 	ops      chan op
 	ctx      context.Context // cancelled when the writer fails
 	cancel   context.CancelCauseFunc
@@ -536,8 +565,8 @@ type writer struct {
 	closed   atomic.Bool
 }
 
-func newWriter(ctx context.Context, cfg Config, job *jobstore.Job, created bool) *writer {
-	w := &writer{cfg: cfg, job: job, created: created, skip: job.ChunksEnqueued, ops: make(chan op, 8)}
+func newWriter(ctx context.Context, cfg Config, job *jobstore.Job, prev *earlier) *writer {
+	w := &writer{cfg: cfg, job: job, prev: prev, ops: make(chan op, 8)}
 	w.ctx, w.cancel = context.WithCancelCause(ctx)
 	w.wg.Add(1)
 	go w.run()
@@ -568,6 +597,18 @@ func (w *writer) run() {
 
 func (w *writer) do(o op) error {
 	ctx, id := w.ctx, w.job.ID
+	if w.prev != nil {
+		var stored bool
+		var err error
+		if o.chunk < 0 {
+			stored, err = w.prev.blob(o.blob, o.data)
+		} else {
+			stored, err = w.prev.chunk(ctx, o.chunk, o.entries)
+		}
+		if err != nil || stored {
+			return err
+		}
+	}
 	if o.chunk < 0 {
 		return w.cfg.Store.PutRejects(ctx, id, o.blob, o.data)
 	}
@@ -578,7 +619,7 @@ func (w *writer) do(o op) error {
 	// past the mark, and if a worker settled it since, its task is gone
 	// (retention 0): enqueuing it again would run it twice.
 	settled := false
-	if !w.created {
+	if w.prev != nil {
 		var err error
 		if settled, err = w.cfg.Store.ChunkDone(ctx, id, o.chunk); err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -480,5 +482,112 @@ func TestRunRedisFails(t *testing.T) {
 	t.Logf("err = %v", err)
 	if _, err := os.Stat(filepath.Join(cfg.OutDir, cfg.JobID, "rejects.csv")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a failed run left rejects.csv: %v", err)
+	}
+}
+
+// stdinList returns a plain list of n lines: sample numbers (seed 5, with
+// some invalid ones and some duplicates), every third line a long invalid
+// one so that the rejects fill blobs; line i is edits[i] when given.
+func stdinList(n int, edits map[int]string) string {
+	var sb strings.Builder
+	for i, s := range sampleNumbers(n, 5) {
+		if i%3 == 2 {
+			s = fmt.Sprintf("n/a %d %s", i, strings.Repeat("x", 150))
+		}
+		if e, ok := edits[i]; ok {
+			s = e
+		}
+		sb.WriteString(s)
+		sb.WriteByte('\n')
+	}
+	return sb.String()
+}
+
+// TestRunStdinOtherInput resumes a job read from standard input with other
+// content: the stored chunks and rejects tell it apart, and the run is refused
+// rather than mixing two lists under one job.
+func TestRunStdinOtherInput(t *testing.T) {
+	t.Parallel()
+	const n = 3000
+	list := stdinList(n, nil)
+	boom := errors.New("stdin broke")
+	// run enqueues the job from stdin; with cut > 0, stdin fails after cut
+	// bytes, as a killed producer would leave it: the job stays half enqueued.
+	run := func(b *bundle, job, input string, cut int) (Result, error) {
+		cfg := b.config("-")
+		cfg.JobID, cfg.ChunkSize = job, 100
+		cfg.Stdin = strings.NewReader(input)
+		if cut > 0 {
+			cfg.Stdin = io.MultiReader(strings.NewReader(input[:cut]), iotest.ErrReader(boom))
+		}
+		return Run(t.Context(), cfg)
+	}
+	refused := func(t *testing.T, err error) {
+		t.Helper()
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "differs") || !strings.Contains(err.Error(), "--job") {
+			t.Fatalf("err = %v, want ErrConfig: the input differs, pass another --job", err)
+		}
+		t.Logf("refused: %v", err)
+	}
+	half := func(t *testing.T, b *bundle, job string) *jobstore.Job {
+		t.Helper()
+		if _, err := run(b, job, list, len(list)/2); !errors.Is(err, boom) {
+			t.Fatalf("first run: err = %v, want the stdin error", err)
+		}
+		j, err := b.store.Job(t.Context(), job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.State != jobstore.Enqueuing || j.ChunksEnqueued < 5 || j.ChunksEnqueued > 15 {
+			t.Fatalf("after the first run: state %s, %d chunks enqueued", j.State, j.ChunksEnqueued)
+		}
+		return j
+	}
+	resumes := func(t *testing.T, b *bundle, job string) {
+		t.Helper()
+		res, err := run(b, job, list, 0)
+		if err != nil {
+			t.Fatalf("same input: %v", err)
+		}
+		if res.Created || res.Counts.Rows < n*9/10 || res.Counts.Invalid < n/3 {
+			t.Errorf("same input: %+v", res)
+		}
+		b.checkJob(t, job, res.Counts.Valid)
+	}
+
+	lines := strings.SplitAfter(list, "\n")
+	for _, tt := range []struct {
+		name  string
+		input string
+	}{
+		{"another list", stdinList(n/2, map[int]string{0: "+14155552671"})},
+		{"a number changed in the enqueued part", stdinList(n, map[int]string{700: "+14155552671"})},
+		{"an invalid input changed in the enqueued part", stdinList(n, map[int]string{302: "n/a"})},
+		{"the enqueued part only", strings.Join(lines[:n/4], "")},
+		{"empty", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			const job = "nightly"
+			j := half(t, b, job)
+			_, err := run(b, job, tt.input, 0)
+			refused(t, err)
+			after, _ := b.store.Job(t.Context(), job)
+			if after.State != jobstore.Enqueuing || after.ChunksEnqueued != j.ChunksEnqueued {
+				t.Errorf("the refused run changed the job: %+v", after)
+			}
+			resumes(t, b, job)
+
+			// Enqueued in full: another input is refused too, the same one
+			// finds nothing to do.
+			_, err = run(b, job, tt.input, 0)
+			refused(t, err)
+			res, err := run(b, job, list, 0)
+			if err != nil || !res.AlreadyEnqueued || res.ChunksEnqueued != 0 {
+				t.Fatalf("same input again: %+v, %v", res, err)
+			}
+			b.checkJob(t, job, res.Counts.Valid)
+		})
 	}
 }

@@ -222,8 +222,10 @@ func (r *Reader) Rows() int64 { return r.row }
 // skipBlankLines drops the blank lines before the first one that counts.
 func skipBlankLines(s *scanner) {
 	for {
-		s.firstLine(scanBufSize) // fills the buffer up to a line break
-		i := bytes.IndexByte(s.buf[s.r:s.w], '\n') // a lone '\r' is '\n' by now (scanner.fill)
+		// Fill the buffer up to a line break (a lone '\r' is '\n' by now:
+		// scanner.fill).
+		s.firstLine(scanBufSize)
+		i := bytes.IndexByte(s.buf[s.r:s.w], '\n')
 		if i < 0 || !isSpace(s.buf[s.r:s.r+i]) {
 			return
 		}
