@@ -229,6 +229,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return res, err
 	}
 	res.Created = created
+	if job.Redriving {
+		// Its chunks are being re-enqueued by 'capcheck retry': enqueueing
+		// would mark it enqueued with chunks missing.
+		return res, fmt.Errorf("job %s is being retried and the retry did not finish: run 'capcheck retry %s' again", job.ID, job.ID)
+	}
 	if job.State != jobstore.Enqueuing {
 		// Enqueued before. A file is known by its fingerprint; a stream
 		// only by what it holds: read it again, it must rebuild the stored
@@ -313,10 +318,21 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if res.AlreadyEnqueued {
 		msg = "already enqueued: nothing left to do"
 	}
-	log.Info(msg, "job", cfg.JobID, "rows", counts.Rows, "valid", counts.Valid,
+	column := "(plain text)"
+	if !res.Format.Plain {
+		column = fmt.Sprintf("%d %q", res.Format.Column+1, res.Format.ColumnName)
+	}
+	log.Info(msg, "job", cfg.JobID, "column", column, "rows", counts.Rows, "valid", counts.Valid,
 		"invalid", counts.Invalid, "missing", counts.Missing, "malformed", counts.Malformed,
 		"duplicates", counts.Duplicates, "chunks", counts.Chunks, "chunks_enqueued_now", w.enqueued,
 		"rejects", path, "seconds", round2(secs), "rows_per_s", int64(float64(counts.Rows)/max(secs, 1e-9)))
+	switch {
+	case counts.Rows == 0:
+		// Often a truncated or failed upstream export: say so loudly.
+		log.Warn("the input has no data records: nothing to check", "input", in.name)
+	case counts.Valid == 0:
+		log.Warn("no valid number in the input: nothing to check; see rejects.csv", "input", in.name, "column", column)
+	}
 	return res, nil
 }
 

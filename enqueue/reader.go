@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -165,6 +166,13 @@ func NewReader(r io.Reader, cfg ReaderConfig) (*Reader, error) {
 			rd.format.Header[i] = strings.TrimSpace(string(hdr.all[i]))
 		}
 	}
+	for i, h := range rd.format.Header {
+		if looksLikeNumber([]byte(h), region) {
+			// Taking a data record for a header would lose it silently.
+			return nil, fmt.Errorf("%w: the first line looks like data, not a header (field %d is the number %q): "+
+				"add a header line naming the columns", ErrColumn, i+1, h)
+		}
+	}
 	col, err := selectColumn(rd.format.Header, cfg.Column)
 	if err != nil {
 		return nil, err
@@ -279,8 +287,10 @@ func looksLikeNumber(line []byte, region string) bool {
 	return err == nil
 }
 
-// phoneWords mark a header as the numbers' column, strongest first.
-var phoneWords = [][]string{{"phone", "mobile", "msisdn"}, {"number"}}
+// phoneWords mark a header as the numbers' column. A header that is one of
+// them (or one of them and "number"/"no") wins over one that merely contains
+// one as a word ("phone_verified"), which wins over "number" alone.
+var phoneWords = []string{"phone", "mobile", "msisdn", "cell", "cellphone", "telephone", "tel", "whatsapp"}
 
 // ErrColumn is wrapped by the errors of NewReader about the --column option.
 var ErrColumn = errors.New("no such column")
@@ -291,17 +301,20 @@ var ErrColumn = errors.New("no such column")
 func selectColumn(header []string, spec string) (int, error) {
 	spec = strings.TrimSpace(spec)
 	if spec == "" {
-		for _, words := range phoneWords {
-			for i, h := range header {
-				h = strings.ToLower(h)
-				for _, w := range words {
-					if strings.Contains(h, w) {
-						return i, nil
-					}
-				}
+		if len(header) == 1 {
+			return 0, nil
+		}
+		best, bestScore := 0, 0
+		for i, h := range header {
+			if s := phoneScore(h); s > bestScore {
+				best, bestScore = i, s
 			}
 		}
-		return 0, nil
+		if bestScore == 0 {
+			return 0, fmt.Errorf("%w: no column's header looks like phone numbers (%s): pass --column NAME or N",
+				ErrColumn, quoteList(header))
+		}
+		return best, nil
 	}
 	for i, h := range header {
 		if strings.EqualFold(h, spec) {
@@ -315,6 +328,44 @@ func selectColumn(header []string, spec string) (int, error) {
 		return n - 1, nil
 	}
 	return 0, fmt.Errorf("column %q: %w: the header has %s", spec, ErrColumn, quoteList(header))
+}
+
+// phoneScore rates how surely a header names a phone column: 3 for "Phone",
+// "mobile_no", "MSISDN"; 2 for a phone word among others ("phone_verified");
+// 1 for "number" alone; 0 for none.
+func phoneScore(header string) int {
+	// Words split at anything but a letter and at camel case ("PhoneNo").
+	var b strings.Builder
+	prevLower := false
+	for _, r := range header {
+		isUpper, isLower := r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z'
+		if isUpper && prevLower {
+			b.WriteByte(' ')
+		}
+		prevLower = isLower
+		b.WriteRune(r)
+	}
+	words := strings.FieldsFunc(strings.ToLower(b.String()), func(r rune) bool {
+		return !(r >= 'a' && r <= 'z')
+	})
+	isPhone := func(w string) bool { return slices.Contains(phoneWords, w) }
+	switch {
+	case len(words) == 0:
+		return 0
+	case isPhone(words[0]) && (len(words) == 1 || len(words) == 2 && slices.Contains([]string{"number", "no", "num", "nr"}, words[1])):
+		return 3
+	case slices.ContainsFunc(words, isPhone) || slices.ContainsFunc(words, hasPhonePart):
+		return 2
+	case slices.ContainsFunc(words, func(w string) bool { return strings.Contains(w, "number") }):
+		return 1
+	}
+	return 0
+}
+
+// hasPhonePart reports whether a word contains a long phone word: camel-case
+// headers ("MobileNumber") come as one word.
+func hasPhonePart(w string) bool {
+	return strings.Contains(w, "phone") || strings.Contains(w, "mobile") || strings.Contains(w, "msisdn")
 }
 
 func quoteList(h []string) string {

@@ -318,11 +318,14 @@ func TestReaderColumn(t *testing.T) {
 	}
 
 	for header, want := range map[string]int{
-		"id,name,city\n":           0,
-		"id,number,msisdn\n":       2,
-		"id,Contact NUMBER,x\n":    1,
-		"id,mobile_no,phone\n":     1,
-		"\"id\",\"PhoneNo\",tel\n": 1,
+		"id,number,msisdn\n":         2,
+		"id,Contact NUMBER,x\n":      1,
+		"id,mobile_no,phone\n":       1,
+		"\"id\",\"PhoneNo\",tel\n":   1,
+		"order_number,tel\n":         1,
+		"id,phone_verified,mobile\n": 2,
+		"id,MobileNumber\n":          1,
+		"contact\n":                  0, // one column: no doubt
 	} {
 		rd, err := NewReader(strings.NewReader(header), ReaderConfig{})
 		if err != nil {
@@ -330,6 +333,14 @@ func TestReaderColumn(t *testing.T) {
 		}
 		if got := rd.Format().Column; got != want {
 			t.Errorf("header %q: column %d, want %d", header, got, want)
+		}
+	}
+
+	// No phone-like header among several: guessing would send customer IDs
+	// to the API; and a first line of data is no header.
+	for _, header := range []string{"id,name,city\n", "customer_id,name,contact_no\n", "Asha,+919811111111,Pune\n"} {
+		if _, err := NewReader(strings.NewReader(header+"1,2,3\n"), ReaderConfig{}); !errors.Is(err, ErrColumn) {
+			t.Errorf("header %q: err = %v, want ErrColumn", header, err)
 		}
 	}
 

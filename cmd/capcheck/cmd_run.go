@@ -71,6 +71,12 @@ func runAction(c *cli.Context) error {
 	}
 	log := newLogger(cfg, c.App.ErrWriter)
 	ctx := c.Context
+	// What the job's numbers are checked against: an embedded run's journal
+	// is only replayed for the same one (a demo's answers are not the API's).
+	target := cfg.API.URL + " SID " + cfg.API.SID
+	if demo {
+		target = "the --demo simulator"
+	}
 
 	var rdb redis.UniversalClient
 	var opt asynq.RedisConnOpt
@@ -141,7 +147,7 @@ func runAction(c *cli.Context) error {
 	id := res.JobID
 	fmt.Fprintln(c.App.Writer, id)
 	if embedded {
-		if err := saveJob(ctx, store, cfg.Out, id); err != nil {
+		if err := saveJob(ctx, store, cfg.Out, id, target); err != nil {
 			return err
 		}
 		if err := replayJournal(ctx, store, journal, id, log); err != nil {
@@ -210,6 +216,13 @@ func replayJournal(ctx context.Context, store *jobstore.Store, j *jobstore.FileJ
 // the rows of the new one, and report numbers never sent as checked.
 const jobFile = "journal-job.json"
 
+// journalJob is jobFile's content.
+type journalJob struct {
+	jobstore.Spec
+	// Target is what the journaled calls were sent to.
+	Target string `json:"target"`
+}
+
 // restoreJob puts the record of job id that an earlier run on the embedded
 // Redis left under --out back into the fresh Redis, as a shared Redis would
 // still hold it: enqueue then resumes the job, or refuses another input or
@@ -219,35 +232,54 @@ func restoreJob(ctx context.Context, store *jobstore.Store, out, id string) erro
 	if id == "" {
 		return nil
 	}
-	path := filepath.Join(outfiles.Dir(out, id), jobFile)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+	saved, path, err := readJobFile(out, id)
+	if err != nil || saved == nil {
+		return err
 	}
-	if err != nil {
-		return fmt.Errorf("reading the job of an earlier run: %w", err)
+	if saved.ID != id {
+		return fmt.Errorf("%s is the record of job %q, not %s: move it away", path, saved.ID, id)
 	}
-	var spec jobstore.Spec
-	if err := json.Unmarshal(b, &spec); err != nil {
-		return fmt.Errorf("reading %s: %w (move it away)", path, err)
-	}
-	if spec.ID != id {
-		return fmt.Errorf("%s is the record of job %q, not %s: move it away", path, spec.ID, id)
-	}
-	_, _, err = store.CreateJob(ctx, spec)
+	_, _, err = store.CreateJob(ctx, saved.Spec)
 	return err
 }
 
-// saveJob writes the spec of job id next to its journal, before anything is
-// journaled, for restoreJob.
-func saveJob(ctx context.Context, store *jobstore.Store, out, id string) error {
+// saveJob writes the spec of job id and the target of its calls next to its
+// journal, before anything is journaled, for restoreJob. A journal written
+// for another target is refused: replaying it would report numbers as
+// checked by an API that never saw them.
+func saveJob(ctx context.Context, store *jobstore.Store, out, id, target string) error {
+	saved, path, err := readJobFile(out, id)
+	if err != nil {
+		return err
+	}
+	if saved != nil && saved.Target != "" && saved.Target != target {
+		return usageErrorf("%s holds job %s as checked against %s, not %s: pass another --out (or --job), or move %s away",
+			outfiles.Dir(out, id), id, saved.Target, target, outfiles.Dir(out, id))
+	}
 	j, err := store.Job(ctx, id)
 	if err != nil {
 		return err
 	}
-	return outfiles.WriteAtomic(filepath.Join(outfiles.Dir(out, id), jobFile), func(w io.Writer) error {
-		return json.NewEncoder(w).Encode(j.Spec)
+	return outfiles.WriteAtomic(path, func(w io.Writer) error {
+		return json.NewEncoder(w).Encode(journalJob{Spec: j.Spec, Target: target})
 	})
+}
+
+// readJobFile reads jobFile of job id; nil when there is none.
+func readJobFile(out, id string) (*journalJob, string, error) {
+	path := filepath.Join(outfiles.Dir(out, id), jobFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, path, nil
+	}
+	if err != nil {
+		return nil, path, fmt.Errorf("reading the job of an earlier run: %w", err)
+	}
+	var saved journalJob
+	if err := json.Unmarshal(b, &saved); err != nil {
+		return nil, path, fmt.Errorf("reading %s: %w (move it away)", path, err)
+	}
+	return &saved, path, nil
 }
 
 // lockOutDir keeps two runs on embedded Redis from working in one output
