@@ -63,6 +63,7 @@ func Export(ctx context.Context, s *jobstore.Store, jobID, outDir string, format
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating output folder: %w", err)
 	}
+	removeStaleTemps(dir)
 	sum := newSummary(j)
 	name := ResultsCSV
 	if format == JSONL {
@@ -159,6 +160,20 @@ func writeRejects(ctx context.Context, s *jobstore.Store, j *jobstore.Job, w io.
 		_, err := w.Write(b)
 		return err
 	})
+}
+
+// staleTempAge is when a temporary file of WriteAtomic is taken for the
+// leftover of a crashed writer: older than any write of a live one.
+const staleTempAge = 6 * time.Hour
+
+// removeStaleTemps removes temporary files that crashed writers left in dir.
+func removeStaleTemps(dir string) {
+	temps, _ := filepath.Glob(filepath.Join(dir, ".*.tmp-*"))
+	for _, t := range temps {
+		if fi, err := os.Stat(t); err == nil && time.Since(fi.ModTime()) > staleTempAge {
+			_ = os.Remove(t)
+		}
+	}
 }
 
 // WriteAtomic writes path through fill: to a temporary file in the same

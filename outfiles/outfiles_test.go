@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/capcheck/capcheck/internal/redistest"
 	"github.com/capcheck/capcheck/jobstore"
@@ -89,6 +90,14 @@ func TestWrite(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(read(outfiles.ResultsJSONL)), "\n")
 	if len(lines) != 3 || !strings.Contains(lines[2], `"status":"failed"`) {
 		t.Errorf("results.jsonl = %q", lines)
+	}
+	// A crashed writer's temporary file goes at the next write, once stale.
+	stale := filepath.Join(out, id, ".results.csv.tmp-123")
+	_ = os.WriteFile(stale, []byte("partial"), 0o644)
+	old := time.Now().Add(-7 * time.Hour)
+	_ = os.Chtimes(stale, old, old)
+	if _, err := outfiles.Write(ctx, s, id, out); err != nil {
+		t.Fatal(err)
 	}
 	leftovers, _ := filepath.Glob(filepath.Join(out, id, ".*tmp*"))
 	if len(leftovers) > 0 {
