@@ -9,7 +9,6 @@ import (
 
 	"github.com/capcheck/capcheck/configs"
 	"github.com/capcheck/capcheck/enqueue"
-	"github.com/capcheck/capcheck/jobstore"
 )
 
 func enqueueCommand() *cli.Command {
@@ -31,16 +30,12 @@ func enqueueAction(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(c, configs.Needs{Input: true})
+	s, err := openSession(c, configs.Needs{Input: true})
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg, c.App.ErrWriter)
-	rdb, _, err := connectRedis(c.Context, cfg.Redis)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
+	defer s.Close()
+	cfg := s.cfg
 	res, err := enqueue.Run(c.Context, enqueue.Config{
 		Input:         cfg.Enqueue.Input,
 		Stdin:         c.App.Reader,
@@ -49,9 +44,9 @@ func enqueueAction(c *cli.Context) error {
 		JobID:         cfg.Enqueue.Job,
 		ChunkSize:     cfg.Enqueue.ChunkSize,
 		OutDir:        cfg.Out,
-		Store:         jobstore.New(rdb),
-		Client:        asynq.NewClientFromRedisClient(rdb),
-		Logger:        log,
+		Store:         s.store,
+		Client:        asynq.NewClientFromRedisClient(s.rdb),
+		Logger:        s.log,
 		Progress:      c.App.ErrWriter,
 	})
 	if err != nil {

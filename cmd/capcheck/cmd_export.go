@@ -36,16 +36,12 @@ func exportAction(c *cli.Context) error {
 	if format != outfiles.CSV && format != outfiles.JSONL {
 		return usageErrorf("--format must be csv or jsonl (got %q)", format)
 	}
-	cfg, err := loadConfig(c, configs.Needs{})
+	s, err := openSession(c, configs.Needs{})
 	if err != nil {
 		return err
 	}
-	rdb, _, err := connectRedis(c.Context, cfg.Redis)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	store := jobstore.New(rdb)
+	defer s.Close()
+	store, cfg := s.store, s.cfg
 	j, err := store.Job(c.Context, id)
 	if err != nil {
 		return err

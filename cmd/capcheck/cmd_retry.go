@@ -35,17 +35,12 @@ func retryAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := loadConfig(c, configs.Needs{})
+	s, err := openSession(c, configs.Needs{})
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg, c.App.ErrWriter)
-	rdb, _, err := connectRedis(c.Context, cfg.Redis)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	store := jobstore.New(rdb)
+	defer s.Close()
+	store, log, rdb := s.store, s.log, s.rdb
 	lock, err := store.Lock(c.Context, id, owner(), time.Minute)
 	if err != nil {
 		return err

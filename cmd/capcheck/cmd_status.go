@@ -11,7 +11,6 @@ import (
 
 	"github.com/capcheck/capcheck/configs"
 	"github.com/capcheck/capcheck/jobstatus"
-	"github.com/capcheck/capcheck/jobstore"
 )
 
 // Flags of status, wait, export and retry that shape one invocation's output
@@ -56,16 +55,12 @@ func statusAction(c *cli.Context) error {
 	if c.Duration(flagInterval) <= 0 {
 		return usageErrorf("--interval must be > 0 (got %s)", c.Duration(flagInterval))
 	}
-	cfg, err := loadConfig(c, configs.Needs{})
+	s, err := openSession(c, configs.Needs{})
 	if err != nil {
 		return err
 	}
-	rdb, _, err := connectRedis(c.Context, cfg.Redis)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	store := jobstore.New(rdb)
+	defer s.Close()
+	store := s.store
 	out := c.App.Writer
 	redraw := c.Bool(flagWatch) && !c.Bool(flagJSON) && isTerminal(out)
 

@@ -48,25 +48,19 @@ func waitAction(c *cli.Context) error {
 	if c.Duration(flagWaitTimeout) < 0 {
 		return usageErrorf("--timeout must be >= 0 (got %s)", c.Duration(flagWaitTimeout))
 	}
-	cfg, err := loadConfig(c, configs.Needs{})
+	s, err := openSession(c, configs.Needs{})
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg, c.App.ErrWriter)
-	rdb, _, err := connectRedis(c.Context, cfg.Redis)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	store := jobstore.New(rdb)
-	if _, err := store.Job(c.Context, id); err != nil {
+	defer s.Close()
+	if _, err := s.store.Job(c.Context, id); err != nil {
 		return err // a typo in the ID should not wait for ever
 	}
-	st, err := waitJob(c.Context, store, id, c.Duration(flagWaitTimeout), c.App.ErrWriter, log)
+	st, err := waitJob(c.Context, s.store, id, c.Duration(flagWaitTimeout), c.App.ErrWriter, s.log)
 	if err != nil {
 		return err
 	}
-	return finished(c.App.Writer, st, cfg.Out, retryHint(id))
+	return finished(c.App.Writer, st, s.cfg.Out, retryHint(id))
 }
 
 // waitJob waits for job id with a progress bar on a terminal, log lines

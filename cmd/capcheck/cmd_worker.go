@@ -6,7 +6,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/capcheck/capcheck/configs"
-	"github.com/capcheck/capcheck/jobstore"
 )
 
 func workerCommand() *cli.Command {
@@ -30,25 +29,18 @@ func workerAction(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(c, configs.Needs{Credentials: true})
+	s, err := openSession(c, configs.Needs{Credentials: true})
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg, c.App.ErrWriter)
-
-	rdb, opt, err := connectRedis(c.Context, cfg.Redis)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-
-	_, stop, err := startWorker(cfg, rdb, opt, jobstore.New(rdb), log)
+	defer s.Close()
+	_, stop, err := startWorker(s.cfg, s.rdb, s.opt, s.store, s.log)
 	if err != nil {
 		return err
 	}
 	<-c.Context.Done()
-	log.Info("worker stopping: draining in-flight calls", "shutdown_timeout", cfg.Worker.ShutdownTimeout)
+	s.log.Info("worker stopping: draining in-flight calls", "shutdown_timeout", s.cfg.Worker.ShutdownTimeout)
 	stop()
-	log.Info("worker stopped")
+	s.log.Info("worker stopped")
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -11,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/capcheck/capcheck/configs"
+	"github.com/capcheck/capcheck/jobstore"
 )
 
 // connectTimeout bounds the start-up check that Redis answers.
@@ -69,3 +71,29 @@ func loadConfig(c *cli.Context, n configs.Needs) (*configs.Config, error) {
 	}
 	return cfg, nil
 }
+
+// session is what a command working on Redis starts from.
+type session struct {
+	cfg   *configs.Config
+	log   *slog.Logger
+	rdb   redis.UniversalClient
+	opt   asynq.RedisConnOpt
+	store *jobstore.Store
+}
+
+// openSession loads the command's configuration (checked for n) and
+// connects to its Redis. Close it when done.
+func openSession(c *cli.Context, n configs.Needs) (*session, error) {
+	cfg, err := loadConfig(c, n)
+	if err != nil {
+		return nil, err
+	}
+	log := newLogger(cfg, c.App.ErrWriter)
+	rdb, opt, err := connectRedis(c.Context, cfg.Redis)
+	if err != nil {
+		return nil, err
+	}
+	return &session{cfg: cfg, log: log, rdb: rdb, opt: opt, store: jobstore.New(rdb)}, nil
+}
+
+func (s *session) Close() { s.rdb.Close() }
