@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # The one test command, used by README.md, `make test` and .ci/run:
-# formatting, vet, then every test with the race detector.
-# (`make lint` also checks that go mod tidy leaves no diff.)
+# formatting, vet, a tidy go.mod, then every test with the race detector.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,5 +12,10 @@ if [[ -n "$unformatted" ]]; then
 fi
 
 go vet ./...
+
+if ! go mod tidy -diff >/dev/null; then
+	echo "go mod tidy would change go.mod or go.sum (run: go mod tidy)" >&2
+	exit 1
+fi
 
 go test -race -count=1 ./...
