@@ -109,11 +109,6 @@ func (c Counters) callFields() []any {
 	return nonZero(fRequests, c.Requests, fRateLimited, c.RateLimited, fRetries, c.Retries)
 }
 
-// statusFields are the counters of settled numbers, as field/delta pairs.
-func (c Counters) statusFields() []any {
-	return nonZero(fAccepted, c.Accepted, fRejected, c.Rejected, fFailed, c.Failed)
-}
-
 func nonZero(pairs ...any) []any {
 	var out []any
 	for k := 0; k < len(pairs); k += 2 {

@@ -108,10 +108,8 @@ func (s *Store) redriveChunk(ctx context.Context, id string, i int) (int, error)
 			if len(keep) > 0 {
 				p.RPush(ctx, outKey(id, i), keep...)
 			}
-			for _, o := range settled {
-				for k := o.Lo; k < o.Hi; k++ {
-					p.SetBit(ctx, settledKey(id, i), int64(k), 1)
-				}
+			if bits := settledBits(settled); len(bits) > 0 {
+				p.Set(ctx, settledKey(id, i), bits, 0)
 			}
 			p.SRem(ctx, doneKey(id), i)
 			p.HIncrBy(ctx, jobKey(id), fFailed, int64(-dropped))
@@ -141,4 +139,19 @@ func (s *Store) FinishRedrive(ctx context.Context, id string) (bool, error) {
 		return false, wrap("re-driving", id, err)
 	}
 	return r == 1, nil
+}
+
+// settledBits is the settled bitmap of outcomes, in Redis's bit order (offset
+// 0 is the high bit of the first byte), to SET in one command.
+func settledBits(outcomes []Outcome) []byte {
+	var bits []byte
+	for _, o := range outcomes {
+		for k := max(o.Lo, 0); k < o.Hi; k++ {
+			for len(bits) <= k/8 {
+				bits = append(bits, 0)
+			}
+			bits[k/8] |= 0x80 >> (k % 8)
+		}
+	}
+	return bits
 }

@@ -225,28 +225,34 @@ var ErrStale = errors.New("task of an earlier generation of the job")
 
 // recordScript appends an outcome and adds its counters atomically, fenced
 // twice: by the job's generation (a task of an earlier generation records
-// nothing) and, for a final outcome, by the chunk's bitmap of settled entries
-// (a second run of the same chunk, e.g. after asynq re-delivered a task whose
-// first run was still alive, cannot settle a number twice nor count it twice).
-// Calls are counted either way: they were sent.
+// nothing) and, for a final outcome, by the chunk's bitmap of settled entries.
+// A second run of the same chunk (asynq may re-deliver a task whose first run
+// is still alive, maybe with another batch size) cannot settle a number twice
+// nor count it twice: an outcome settles, and counts, only the entries of its
+// range not settled yet, as Settle reads the list (the first outcome of an
+// entry wins). Calls are counted either way: they were sent.
 //
 // KEYS: job, out list, settled bitmap, rps hash.
 // ARGV: gen, outcome, lo, hi, final (0/1), now ms, now s, then field/delta
-// pairs: call counters first, status counters after a ("|", 0) pair.
+// pairs: call counters first, then a ("|", 0) pair, then the status counter
+// (its delta is replaced by the number of entries newly settled).
 var recordScript = redis.NewScript(`
 if (redis.call('HGET', KEYS[1], 'gen') or '') ~= ARGV[1] then return -1 end
 local lo, hi = tonumber(ARGV[3]), tonumber(ARGV[4])
-local settle = true
+local fresh = hi - lo
 if ARGV[5] == '1' then
+  fresh = 0
   for i = lo, hi - 1 do
-    if redis.call('GETBIT', KEYS[3], i) == 1 then settle = false break end
+    if redis.call('SETBIT', KEYS[3], i, 1) == 0 then fresh = fresh + 1 end
   end
 end
 local status = false
 for k = 8, #ARGV, 2 do
   if ARGV[k] == '|' then
     status = true
-  elseif not status or settle then
+  elseif status then
+    if fresh > 0 then redis.call('HINCRBY', KEYS[1], ARGV[k], fresh) end
+  else
     redis.call('HINCRBY', KEYS[1], ARGV[k], ARGV[k + 1])
     if ARGV[k] == 'requests' then
       redis.call('HSETNX', KEYS[1], 'started_at', ARGV[6])
@@ -254,18 +260,16 @@ for k = 8, #ARGV, 2 do
     end
   end
 end
-if not settle then return 0 end
-if ARGV[5] == '1' then
-  for i = lo, hi - 1 do redis.call('SETBIT', KEYS[3], i, 1) end
-end
+if fresh == 0 then return 0 end
 redis.call('RPUSH', KEYS[2], ARGV[2])
 return 1`)
 
-// Record appends o to chunk i's outcomes and adds c to the job's counters in
-// one step, for generation gen of the job. It returns ErrStale when the job
-// is of another generation. A final outcome for entries already settled is
-// dropped (only c's call counters are added): the first outcome of a number
-// stands, as in results.csv.
+// Record appends o to chunk i's outcomes and adds c's call counters to the
+// job's, in one step, for generation gen of the job; the entries o settles
+// are counted under its status (c's status counters are not used). It
+// returns ErrStale when the job is of another generation. Entries already
+// settled keep their first outcome, as in results.csv: an outcome that
+// settles none is dropped (its calls still count).
 func (s *Store) Record(ctx context.Context, job string, gen, i int, o Outcome, c Counters) error {
 	now := s.now()
 	if err := s.record(ctx, job, gen, i, o, c, now); err != nil {
@@ -286,7 +290,10 @@ func (s *Store) record(ctx context.Context, job string, gen, i int, o Outcome, c
 	args := []any{gen, v, o.Lo, o.Hi, final, now.UnixMilli(), now.Unix()}
 	args = append(args, c.callFields()...)
 	args = append(args, "|", 0) // a pair, to keep the loop in step
-	args = append(args, c.statusFields()...)
+	if o.Final() {
+		// The script counts the entries it settles under their status.
+		args = append(args, string(o.Status), 0)
+	}
 	r, err := recordScript.Run(ctx, s.rdb, []string{jobKey(job), outKey(job, i), settledKey(job, i), rpsKey(job)}, args...).Int()
 	if err != nil {
 		return fmt.Errorf("recording job %s chunk %d: %w", job, i, err)
@@ -357,9 +364,29 @@ func (s *Store) RequestsPerSecond(ctx context.Context, job string, since time.Ti
 	return float64(sum) / float64(window), nil
 }
 
+// ActiveRate returns the job's API request rate over the seconds it sent
+// requests in: a finished job's pace, not diluted by the hours between a run
+// and its retry.
+func (s *Store) ActiveRate(ctx context.Context, job string) (float64, error) {
+	vals, err := s.rdb.HVals(ctx, rpsKey(job)).Result()
+	if err != nil {
+		return 0, wrap("reading rate of", job, err)
+	}
+	var sum int64
+	for _, v := range vals {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		sum += n
+	}
+	if len(vals) == 0 {
+		return 0, nil
+	}
+	return float64(sum) / float64(len(vals)), nil
+}
+
 var finishChunkScript = redis.NewScript(`
 local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '-1')
 if gen ~= tonumber(ARGV[2]) then return {-1, gen} end
+if redis.call('BITCOUNT', KEYS[3]) < tonumber(ARGV[3]) then return {-2, gen} end
 redis.call('SADD', KEYS[2], ARGV[1])
 local st = redis.call('HGET', KEYS[1], 'state')
 if st == 'enqueued' or st == 'finalizing' then
@@ -367,17 +394,25 @@ if st == 'enqueued' or st == 'finalizing' then
 end
 return {0, gen}`)
 
-// FinishChunk marks chunk i settled, for generation gen of the job (else
-// ErrStale). It reports whether every chunk of the job is now settled: the
-// caller then enqueues the finalize task of gen (its ID makes a second one a
-// no-op).
-func (s *Store) FinishChunk(ctx context.Context, job string, gen, i int) (allDone bool, err error) {
-	r, err := finishChunkScript.Run(ctx, s.rdb, []string{jobKey(job), doneKey(job)}, i, gen).Int64Slice()
+// ErrUnsettled is returned by FinishChunk for a chunk with entries that no
+// outcome settled yet: the caller sends what jobstore.Pending still gives.
+var ErrUnsettled = errors.New("chunk has numbers without a final outcome")
+
+// FinishChunk marks chunk i, of n entries, settled for generation gen of the
+// job: ErrStale for another generation, ErrUnsettled while any of its entries
+// has no final outcome. It reports whether every chunk of the job is now
+// settled: the caller then enqueues the finalize task of gen (its ID makes a
+// second one a no-op).
+func (s *Store) FinishChunk(ctx context.Context, job string, gen, i, n int) (allDone bool, err error) {
+	r, err := finishChunkScript.Run(ctx, s.rdb, []string{jobKey(job), doneKey(job), settledKey(job, i)}, i, gen, n).Int64Slice()
 	if err != nil {
 		return false, fmt.Errorf("finishing job %s chunk %d: %w", job, i, err)
 	}
-	if r[0] < 0 {
+	switch r[0] {
+	case -1:
 		return false, fmt.Errorf("finishing job %s chunk %d (generation %d): %w", job, i, gen, ErrStale)
+	case -2:
+		return false, fmt.Errorf("finishing job %s chunk %d: %w", job, i, ErrUnsettled)
 	}
 	return r[0] == 1, nil
 }

@@ -93,20 +93,20 @@ func TestRecordAndFinish(t *testing.T) {
 	if err != nil || len(outs) != 3 || outs[2].Code != "RBC529" {
 		t.Fatalf("Outcomes = %+v, %v", outs, err)
 	}
-	if all, err := b.store.FinishChunk(b.ctx, b.id, 0, 0); err != nil || all {
+	if all, err := b.store.FinishChunk(b.ctx, b.id, 0, 0, 4); err != nil || all {
 		t.Fatalf("FinishChunk(0) = %v, %v; want not all done", all, err)
 	}
 	if ok, _ := b.store.BeginFinalize(b.ctx, b.id, 0); ok {
 		t.Fatal("BeginFinalize succeeded with a chunk pending")
 	}
 	rec(1, jobstore.Outcome{Lo: 0, Hi: 4, Status: jobstore.Failed, Message: "503"}, jobstore.Counters{Requests: 5, Retries: 4, Failed: 4})
-	all, err := b.store.FinishChunk(b.ctx, b.id, 0, 1)
+	all, err := b.store.FinishChunk(b.ctx, b.id, 0, 1, 4)
 	if err != nil || !all {
 		t.Fatalf("FinishChunk(1) = %v, %v; want all done", all, err)
 	}
 	// A re-delivered chunk task finishing again still reports all done, so a
 	// crash before the finalize task was enqueued is recovered.
-	if all, _ := b.store.FinishChunk(b.ctx, b.id, 0, 1); !all {
+	if all, _ := b.store.FinishChunk(b.ctx, b.id, 0, 1, 4); !all {
 		t.Fatal("second FinishChunk(1) says not all done")
 	}
 	for range 2 { // a re-delivered finalize task begins again
@@ -167,7 +167,7 @@ func TestAbortEndsFailed(t *testing.T) {
 		t.Errorf("Aborted = %q, want the first reason", r)
 	}
 	_ = b.store.Record(b.ctx, b.id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Failed}, jobstore.Counters{Failed: 1})
-	if all, _ := b.store.FinishChunk(b.ctx, b.id, 0, 0); !all {
+	if all, _ := b.store.FinishChunk(b.ctx, b.id, 0, 0, 1); !all {
 		t.Fatal("not all done")
 	}
 	_, _ = b.store.BeginFinalize(b.ctx, b.id, 0)
@@ -190,7 +190,7 @@ func TestRedriveNothing(t *testing.T) {
 		t.Fatal("Redrive of a running job succeeded")
 	}
 	_ = b.store.Record(b.ctx, b.id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Accepted}, jobstore.Counters{Accepted: 1})
-	_, _ = b.store.FinishChunk(b.ctx, b.id, 0, 0)
+	_, _ = b.store.FinishChunk(b.ctx, b.id, 0, 0, 1)
 	_, _ = b.store.BeginFinalize(b.ctx, b.id, 0)
 	_, _ = b.store.EndFinalize(b.ctx, b.id, 0)
 	if _, _, err := b.store.Redrive(b.ctx, b.id); !errors.Is(err, jobstore.ErrNothingToRedrive) {
@@ -261,7 +261,7 @@ func TestExpire(t *testing.T) {
 	_ = b.store.Record(b.ctx, b.id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Failed}, jobstore.Counters{Failed: 1, Requests: 1})
 	_ = b.store.Record(b.ctx, b.id, 0, 1, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Accepted}, jobstore.Counters{Accepted: 1})
 	for i := range 2 {
-		_, _ = b.store.FinishChunk(b.ctx, b.id, 0, i)
+		_, _ = b.store.FinishChunk(b.ctx, b.id, 0, i, 1)
 	}
 	_, _ = b.store.BeginFinalize(b.ctx, b.id, 0)
 	_, _ = b.store.EndFinalize(b.ctx, b.id, 0)
@@ -297,5 +297,93 @@ func TestExpire(t *testing.T) {
 	}
 	if rdb.ZScore(b.ctx, "capcheck:jobs", b.id).Err() == nil {
 		t.Error("the expired job is still in capcheck:jobs")
+	}
+}
+
+func TestRecordIsFenced(t *testing.T) {
+	b := setup(t)
+	b.enqueued(t, 1, 4)
+	rec := func(gen int, o jobstore.Outcome, c jobstore.Counters) error {
+		return b.store.Record(b.ctx, b.id, gen, 0, o, c)
+	}
+	if err := rec(0, jobstore.Outcome{Lo: 0, Hi: 2, Status: jobstore.Accepted, Attempts: 1}, jobstore.Counters{Requests: 1, Accepted: 2}); err != nil {
+		t.Fatal(err)
+	}
+	// A second run of the chunk (a re-delivered task whose first run was
+	// alive, with another batch size) settles [1,3): entry 1 is settled
+	// already and stays accepted; entry 2 is settled and counted failed.
+	if err := rec(0, jobstore.Outcome{Lo: 1, Hi: 3, Status: jobstore.Failed, Attempts: 1}, jobstore.Counters{Requests: 1, Failed: 2}); err != nil {
+		t.Fatal(err)
+	}
+	// An outcome of nothing new is dropped; its call still counts.
+	if err := rec(0, jobstore.Outcome{Lo: 0, Hi: 2, Status: jobstore.Rejected}, jobstore.Counters{Requests: 1, Rejected: 2}); err != nil {
+		t.Fatal(err)
+	}
+	// A task of another generation records nothing at all.
+	err := rec(1, jobstore.Outcome{Lo: 3, Hi: 4, Status: jobstore.Accepted}, jobstore.Counters{Requests: 1, Accepted: 1})
+	if !errors.Is(err, jobstore.ErrStale) {
+		t.Fatalf("Record of generation 1 on a job of generation 0: err = %v, want ErrStale", err)
+	}
+	if _, err := b.store.FinishChunk(b.ctx, b.id, 1, 0, 4); !errors.Is(err, jobstore.ErrStale) {
+		t.Fatalf("FinishChunk of generation 1: err = %v, want ErrStale", err)
+	}
+	// Entry 3 has no outcome: the chunk is not done.
+	if _, err := b.store.FinishChunk(b.ctx, b.id, 0, 0, 4); !errors.Is(err, jobstore.ErrUnsettled) {
+		t.Fatalf("FinishChunk with entry 3 unsettled: err = %v, want ErrUnsettled", err)
+	}
+	outs, _ := b.store.Outcomes(b.ctx, b.id, 0)
+	per, all := jobstore.Settle(4, outs)
+	if all || per[0].Status != jobstore.Accepted || per[1].Status != jobstore.Accepted || per[2].Status != jobstore.Failed {
+		t.Errorf("settled = %+v (all %v)", per, all)
+	}
+	j, _ := b.store.Job(b.ctx, b.id)
+	want := jobstore.Counters{Accepted: 2, Failed: 1, Requests: 3}
+	if diff := cmp.Diff(want, j.Counters); diff != "" {
+		t.Errorf("counters (-want +got):\n%s", diff)
+	}
+	if err := rec(0, jobstore.Outcome{Lo: 3, Hi: 4, Status: jobstore.Accepted}, jobstore.Counters{Requests: 1, Accepted: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if all, err := b.store.FinishChunk(b.ctx, b.id, 0, 0, 4); err != nil || !all {
+		t.Fatalf("FinishChunk when settled = %v, %v", all, err)
+	}
+}
+
+func TestRedriveAgainAfterAnInterruptedOne(t *testing.T) {
+	b := setup(t)
+	b.enqueued(t, 3, 1)
+	for i, st := range []jobstore.Status{jobstore.Failed, jobstore.Accepted, jobstore.Failed} {
+		_ = b.store.Record(b.ctx, b.id, 0, i, jobstore.Outcome{Lo: 0, Hi: 1, Status: st}, jobstore.Counters{})
+		_, _ = b.store.FinishChunk(b.ctx, b.id, 0, i, 1)
+	}
+	_, _ = b.store.BeginFinalize(b.ctx, b.id, 0)
+	_, _ = b.store.EndFinalize(b.ctx, b.id, 0)
+	gen, chunks, err := b.store.Redrive(b.ctx, b.id)
+	if err != nil || gen != 1 || !cmp.Equal(chunks, []int{0, 2}) {
+		t.Fatalf("Redrive = %d, %v, %v", gen, chunks, err)
+	}
+	// The retry process died before enqueueing: running it again must give
+	// the same chunks, not none.
+	gen, chunks, err = b.store.Redrive(b.ctx, b.id)
+	if err != nil || gen != 1 || !cmp.Equal(chunks, []int{0, 2}) {
+		t.Fatalf("second Redrive = %d, %v, %v; want gen 1 and chunks [0 2] again", gen, chunks, err)
+	}
+	j, _ := b.store.Job(b.ctx, b.id)
+	if !j.Redriving || j.State != jobstore.Enqueuing {
+		t.Errorf("job during a re-drive = %+v", j)
+	}
+	// The re-driven entries are no longer settled; the kept ones still are.
+	if err := b.store.Record(b.ctx, b.id, 1, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Accepted}, jobstore.Counters{Accepted: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if outs, _ := b.store.Outcomes(b.ctx, b.id, 0); len(outs) != 1 || outs[0].Status != jobstore.Accepted {
+		t.Errorf("chunk 0 after re-drive = %+v", outs)
+	}
+	if all, err := b.store.FinishChunk(b.ctx, b.id, 1, 0, 1); err != nil || all {
+		t.Errorf("FinishChunk(0) = %v, %v; want done, not all", all, err)
+	}
+	_ = b.store.Record(b.ctx, b.id, 1, 1, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Rejected}, jobstore.Counters{Rejected: 1})
+	if outs, _ := b.store.Outcomes(b.ctx, b.id, 1); len(outs) != 1 {
+		t.Errorf("chunk 1 (kept accepted) took a second outcome: %+v", outs)
 	}
 }
