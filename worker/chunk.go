@@ -69,26 +69,36 @@ func (w *Worker) runChunk(ctx context.Context, c tasks.Chunk, log *slog.Logger) 
 	if err != nil {
 		return chunkError, err
 	}
-	outs, err := w.store.Outcomes(ctx, c.Job, c.Chunk)
-	if err != nil {
-		return chunkError, err
-	}
-	pending := jobstore.Pending(len(entries), w.cfg.BatchSize, outs)
-	if len(outs) > 0 {
-		log.Debug("resuming chunk", "recorded", len(outs), "pending_ranges", len(pending))
-	}
 	numbers := make([]string, len(entries))
 	for i, e := range entries {
 		numbers[i] = e.Number
 	}
 	cr := &chunkRun{w: w, c: c, numbers: numbers, log: log, abort: job.Abort}
-	for _, r := range pending {
-		if _, err := cr.settle(ctx, r, false); err != nil {
+	// Usually one round. Another live run of this chunk (asynq re-delivered
+	// it) can leave entries of this run's ranges unsettled when its outcome
+	// covered some of them first: FinishChunk says so, and they are sent.
+	for round := 0; ; round++ {
+		outs, err := w.store.Outcomes(ctx, c.Job, c.Chunk)
+		if err != nil {
 			return chunkError, err
 		}
-	}
-	if err := w.finishChunk(ctx, c, log); err != nil {
-		return chunkError, err
+		pending := jobstore.Pending(len(entries), w.cfg.BatchSize, outs)
+		if len(outs) > 0 {
+			log.Debug("resuming chunk", "recorded", len(outs), "pending_ranges", len(pending))
+		}
+		for _, r := range pending {
+			if _, err := cr.settle(ctx, r, false); err != nil {
+				return chunkError, err
+			}
+		}
+		err = w.finishChunk(ctx, c, len(entries), log)
+		if errors.Is(err, jobstore.ErrUnsettled) && round < 3 {
+			continue
+		}
+		if err != nil {
+			return chunkError, err
+		}
+		break
 	}
 	log.Debug("chunk done", "numbers", len(entries), "calls", cr.calls)
 	return chunkDone, nil
@@ -97,9 +107,9 @@ func (w *Worker) runChunk(ctx context.Context, c tasks.Chunk, log *slog.Logger) 
 // finishChunk marks the chunk settled and, when it was the job's last,
 // enqueues the finalize task. Both steps are idempotent, so a task that
 // dies between them is simply run again.
-func (w *Worker) finishChunk(ctx context.Context, c tasks.Chunk, log *slog.Logger) error {
+func (w *Worker) finishChunk(ctx context.Context, c tasks.Chunk, n int, log *slog.Logger) error {
 	job, gen := c.Job, c.Gen
-	allDone, err := w.store.FinishChunk(ctx, job, gen, c.Chunk)
+	allDone, err := w.store.FinishChunk(ctx, job, gen, c.Chunk, n)
 	if err != nil {
 		return err
 	}
@@ -152,7 +162,7 @@ func (w *Worker) giveUp(ctx context.Context, c tasks.Chunk, cause error) error {
 		log.Error("chunk task given up; its pending numbers recorded failed", "numbers", n, "err", cause)
 		w.m.chunks.WithLabelValues(chunkGaveUp).Inc()
 	}
-	if err := w.finishChunk(ctx, c, log); err != nil && !errors.Is(err, jobstore.ErrStale) {
+	if err := w.finishChunk(ctx, c, len(entries), log); err != nil && !errors.Is(err, jobstore.ErrStale) {
 		return fmt.Errorf("chunk given up and cannot be finished: %w", err)
 	}
 	return nil
@@ -275,26 +285,33 @@ func (cr *chunkRun) call(ctx context.Context, r jobstore.Range) (decision, error
 	w := cr.w
 	d := decision{attempts: r.Attempts}
 	numbers := cr.numbers[r.Lo:r.Hi]
-	// Waits and backoffs end when Shutdown begins; a call in flight does not.
+	// Waits and backoffs end when Shutdown begins, and a little before
+	// asynq's task deadline (the chunk is then handed back, not failed); a
+	// call in flight does not.
 	waitCtx, cancel := context.WithCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		waitCtx, cancel = context.WithDeadline(ctx, dl.Add(-yieldMargin))
+	}
 	defer cancel()
 	defer context.AfterFunc(w.stopping, cancel)()
 	for {
+		if cr.abort == "" {
+			cr.abort = w.stoppedJob(cr.c) // stopped by a call of this worker
+		}
 		if cr.abort != "" {
 			d.notSent = cr.abort
 			return d, nil
 		}
-		if w.draining() {
-			return d, ErrDraining
+		if err := cr.stopErr(waitCtx, nil); err != nil {
+			return d, err
 		}
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < yieldMargin {
-			// Near asynq's task timeout: hand the chunk back (not a
-			// failure, re-queued at once) rather than be cut off mid-call.
-			return d, fmt.Errorf("%w: the task's time is nearly up", ErrDraining)
+		waited, err := w.lim.Wait(waitCtx)
+		w.m.rateWait.Observe(waited.Seconds())
+		if err != nil {
+			return d, cr.stopErr(waitCtx, fmt.Errorf("waiting for the rate limit: %w", err))
 		}
-		// One HGET per call, before the limiter wait so that nothing but
-		// the call itself follows a permit: a job stopped by another
-		// worker's 401 costs no more calls than the ones already waiting.
+		// One HGET per call, after the wait: a job stopped by another
+		// worker's 401 while this call waited costs no call.
 		reason, err := w.store.Aborted(ctx, cr.c.Job)
 		if err != nil {
 			return d, fmt.Errorf("reading job %s: %w", cr.c.Job, err)
@@ -302,14 +319,6 @@ func (cr *chunkRun) call(ctx context.Context, r jobstore.Range) (decision, error
 		if reason != "" {
 			cr.abort = reason
 			continue
-		}
-		waited, err := w.lim.Wait(waitCtx)
-		w.m.rateWait.Observe(waited.Seconds())
-		if err != nil {
-			if w.draining() {
-				return d, ErrDraining
-			}
-			return d, fmt.Errorf("waiting for the rate limit: %w", err)
 		}
 
 		res := w.api.Check(ctx, numbers)
@@ -345,7 +354,7 @@ func (cr *chunkRun) call(ctx context.Context, r jobstore.Range) (decision, error
 				// Without the shared pause, at least this caller waits.
 				log.Warn("could not pause the fleet; waiting here", "err", err)
 				if err := sleep(waitCtx, pause); err != nil {
-					return d, cr.stopErr(err)
+					return d, cr.stopErr(waitCtx, err)
 				}
 			}
 			continue
@@ -378,15 +387,20 @@ func (cr *chunkRun) call(ctx context.Context, r jobstore.Range) (decision, error
 		back := w.backoff(d.tries)
 		log.Info("transient API error: retrying", "cause", cause(res), "backoff", back)
 		if err := sleep(waitCtx, back); err != nil {
-			return d, cr.stopErr(err)
+			return d, cr.stopErr(waitCtx, err)
 		}
 	}
 }
 
-// stopErr turns the end of a wait into ErrDraining when Shutdown ended it.
-func (cr *chunkRun) stopErr(err error) error {
-	if cr.w.draining() {
+// stopErr says why a wait on waitCtx must end, if it must: ErrDraining when
+// Shutdown began or the task's deadline is near (both hand the chunk back
+// without using a retry), else err.
+func (cr *chunkRun) stopErr(waitCtx context.Context, err error) error {
+	switch {
+	case cr.w.draining():
 		return ErrDraining
+	case errors.Is(waitCtx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("%w: the task's time is nearly up", ErrDraining)
 	}
 	return err
 }
@@ -403,6 +417,7 @@ func (cr *chunkRun) stopJob(ctx context.Context, res capapi.Result) error {
 		reason = got
 	}
 	cr.abort = reason
+	cr.w.stopped.Store(stoppedKey(cr.c), reason)
 	cr.log.Error("job stopped: no more API calls for it", "reason", reason)
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -38,27 +39,55 @@ func (w *Worker) sweep(ctx context.Context) {
 }
 
 func (w *Worker) sweepOnce(ctx context.Context, insp *asynq.Inspector) error {
-	archived, err := insp.ListArchivedTasks(tasks.Queue, asynq.PageSize(100))
-	if errors.Is(err, asynq.ErrQueueNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	for _, ti := range archived {
-		if ti.Type != tasks.TypeChunk {
-			continue // a finalize task that gave up is for capcheck export
-		}
-		c, err := tasks.ParseChunk(asynq.NewTask(ti.Type, ti.Payload))
-		if err == nil {
-			err = w.giveUp(ctx, c, fmt.Errorf("task archived by asynq: %s", ti.LastErr))
+	var errs []error
+	for page := 1; page <= sweepPages; page++ {
+		archived, err := insp.ListArchivedTasks(tasks.Queue, asynq.Page(page), asynq.PageSize(100))
+		if errors.Is(err, asynq.ErrQueueNotFound) {
+			return nil
 		}
 		if err != nil {
-			return err // try again at the next sweep
+			return err
 		}
+		for _, ti := range archived {
+			if ti.Type != tasks.TypeChunk {
+				continue // a finalize task that gave up is for capcheck export
+			}
+			if err := w.sweepTask(ctx, insp, ti); err != nil {
+				errs = append(errs, err) // the others are swept all the same
+			}
+		}
+		if len(archived) < 100 {
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sweepPages bounds one sweep; the rest waits for the next.
+const sweepPages = 10
+
+// sweepTask settles or re-queues one archived chunk task, then deletes it.
+func (w *Worker) sweepTask(ctx context.Context, insp *asynq.Inspector, ti *asynq.TaskInfo) error {
+	c, err := tasks.ParseChunk(asynq.NewTask(ti.Type, ti.Payload))
+	switch {
+	case err != nil:
+		w.log.Error("unreadable archived chunk task deleted", "task", ti.ID, "err", err)
+	case strings.Contains(ti.LastErr, ErrDraining.Error()):
+		// Handed back (shutdown, or its deadline near) on its last retry:
+		// asynq archives it all the same. It did not fail: queue it again,
+		// with a fresh retry budget, once the archived one is gone.
 		if err := insp.DeleteTask(tasks.Queue, ti.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
 			return err
 		}
+		_, err := tasks.Enqueue(ctx, w.enq, tasks.NewChunk(c))
+		return err
+	default:
+		if err := w.giveUp(ctx, c, fmt.Errorf("task archived by asynq: %s", ti.LastErr)); err != nil {
+			return fmt.Errorf("job %s chunk %d: %w", c.Job, c.Chunk, err)
+		}
+	}
+	if err := insp.DeleteTask(tasks.Queue, ti.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+		return err
 	}
 	return nil
 }

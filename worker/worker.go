@@ -74,6 +74,12 @@ type Worker struct {
 	halt     context.Context
 	haltNow  context.CancelFunc
 	handlers sync.WaitGroup
+	bg       sync.WaitGroup // the sweep
+
+	// stopped holds the jobs this worker saw stopped (stoppedKey → reason),
+	// so its other chunks of the job skip the limiter wait without asking
+	// Redis. A retry is a new generation, which is not stopped.
+	stopped sync.Map
 
 	mu       sync.Mutex
 	srv      *asynq.Server
@@ -162,7 +168,8 @@ func (w *Worker) Start() error {
 		return fmt.Errorf("worker: starting: %w", err)
 	}
 	w.srv, w.started = srv, true
-	go w.sweep(w.stopping)
+	w.bg.Add(1)
+	go func() { defer w.bg.Done(); w.sweep(w.stopping) }()
 	return nil
 }
 
@@ -196,6 +203,7 @@ func (w *Worker) Shutdown() {
 		if !waitTimeout(&w.handlers, max(time.Until(end), waitHandlersMin)) {
 			w.log.Warn("worker: handlers still running after shutdown; their chunks were re-queued")
 		}
+		w.bg.Wait()
 		w.closeRDB()
 	})
 }
@@ -232,6 +240,17 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
 // Stopping returns a channel closed when Shutdown begins, e.g. for a
 // readiness probe to report the worker going away.
 func (w *Worker) Stopping() <-chan struct{} { return w.stopping.Done() }
+
+// stoppedJob returns why this worker saw c's job (in c's generation)
+// stopped, "" if it did not.
+func (w *Worker) stoppedJob(c tasks.Chunk) string {
+	if r, ok := w.stopped.Load(stoppedKey(c)); ok {
+		return r.(string)
+	}
+	return ""
+}
+
+func stoppedKey(c tasks.Chunk) string { return fmt.Sprintf("%s/%d", c.Job, c.Gen) }
 
 // draining reports whether Shutdown has begun.
 func (w *Worker) draining() bool { return w.stopping.Err() != nil }

@@ -64,15 +64,23 @@ type fakeLimiter struct {
 	mu     sync.Mutex
 	waits  int
 	pauses []time.Duration
-	err    error // returned by Wait when set
+	err    error         // returned by Wait when set
+	gate   chan struct{} // when set, each Wait takes one permit from it
 }
 
 func (l *fakeLimiter) Wait(ctx context.Context) (time.Duration, error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.waits++
-	if l.err != nil {
-		return 0, l.err
+	err, gate := l.err, l.gate
+	l.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+		}
 	}
 	return 0, ctx.Err()
 }
@@ -421,6 +429,38 @@ func TestRateLimitedPausesAndIsNotAnAttempt(t *testing.T) {
 	}
 	if got := counter(t, b.reg, "capcheck_api_requests_total", "rate_limited"); got != 2 {
 		t.Errorf("capcheck_api_requests_total{class=rate_limited} = %v, want 2", got)
+	}
+}
+
+// TestUnauthorizedStopsCallsWaitingForTheLimiter: chunks whose calls are
+// already waiting for a permit when the 401 comes send nothing.
+func TestUnauthorizedStopsCallsWaitingForTheLimiter(t *testing.T) {
+	b := setup(t, worker.Config{BatchSize: 10}, false, 10, 10, 10, 10, 10, 10, 10, 10)
+	b.api.fn = func(int, []string) capapi.Result { return unauth }
+	b.lim.gate = make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range b.sizes {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = b.run(i) }()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for n := 0; ; n++ { // one permit every 20ms, as a fleet limiter would
+		select {
+		case <-done:
+			if calls := len(b.api.Calls()); calls != 1 {
+				t.Errorf("%d calls, want 1: calls waiting for a permit when the 401 came must not be sent", calls)
+			}
+			if j := b.jobRecord(t); j.Failed != 80 || j.ChunksDone != 8 {
+				t.Errorf("job = %+v, want 80 failed, 8 chunks done", j)
+			}
+			return
+		case b.lim.gate <- struct{}{}:
+		case <-time.After(20 * time.Millisecond):
+		}
+		if n > 500 {
+			t.Fatal("chunks still running after 500 permits")
+		}
 	}
 }
 
