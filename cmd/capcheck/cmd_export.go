@@ -52,14 +52,23 @@ func exportAction(c *cli.Context) error {
 	if !j.State.Finished() && j.State != jobstore.Finalizing {
 		return fmt.Errorf("job %s is %s: export works on finished jobs ('capcheck wait %s' first)", id, j.State, id)
 	}
-	sum, err := outfiles.Export(c.Context, store, id, cfg.Out, format)
-	if err != nil {
-		return err
-	}
 	if j.State == jobstore.Finalizing {
+		// Finish it as its finalize task would: results.csv first, whatever
+		// --format asks for, then the job's records expire in due time.
+		if _, err := outfiles.Write(c.Context, store, id, cfg.Out); err != nil {
+			return err
+		}
 		if _, err := store.EndFinalize(c.Context, id, j.Gen); err != nil {
 			return err
 		}
+		if err := store.Expire(c.Context, id, configs.RetentionDefault); err != nil {
+			s.log.Warn("could not set the expiry of the job's records", "job", id, "err", err)
+		}
+		s.log.Info("finished a job whose finalize task gave up", "job", id, "records_expire_in", configs.RetentionDefault)
+	}
+	sum, err := outfiles.Export(c.Context, store, id, cfg.Out, format)
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(c.App.Writer, "wrote %s: %d accepted, %d rejected, %d failed\n", outfiles.Dir(cfg.Out, id),
 		sum.Results["accepted"], sum.Results["rejected"], sum.Results["failed"])

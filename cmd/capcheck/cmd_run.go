@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -252,7 +253,7 @@ func saveJob(ctx context.Context, store *jobstore.Store, out, id, target string)
 	if err != nil {
 		return err
 	}
-	if saved != nil && saved.Target != "" && saved.Target != target {
+	if saved != nil && saved.Target != "" && saved.Target != target && journalHasAnswers(filepath.Join(outfiles.Dir(out, id), jobstore.JournalName)) {
 		return usageErrorf("%s holds job %s as checked against %s, not %s: pass another --out (or --job), or move %s away",
 			outfiles.Dir(out, id), id, saved.Target, target, outfiles.Dir(out, id))
 	}
@@ -263,6 +264,26 @@ func saveJob(ctx context.Context, store *jobstore.Store, out, id, target string)
 	return outfiles.WriteAtomic(path, func(w io.Writer) error {
 		return json.NewEncoder(w).Encode(journalJob{Spec: j.Spec, Target: target})
 	})
+}
+
+// journalHasAnswers reports whether a journal records numbers the API
+// accepted or rejected: one that holds only failures (a wrong --api-url, say)
+// may be resumed against another target, since failures are sent again.
+func journalHasAnswers(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		var e jobstore.JournalEntry
+		if json.Unmarshal(sc.Bytes(), &e) == nil && e.Outcome != nil && e.Outcome.Final() && e.Outcome.Status != jobstore.Failed {
+			return true
+		}
+	}
+	return false
 }
 
 // readJobFile reads jobFile of job id; nil when there is none.

@@ -134,6 +134,9 @@ func version() string {
 		return "(unknown)"
 	}
 	v := bi.Main.Version
+	if v != "(devel)" {
+		return v // a module version or pseudo-version names the revision already
+	}
 	for _, s := range bi.Settings {
 		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
 			v += " " + s.Value[:12]
