@@ -40,9 +40,10 @@ const MaxQuotedSpanDefault = 16 << 20
 // ReaderConfig says how to read an input list.
 type ReaderConfig struct {
 	// Column selects the CSV column holding the numbers: a header name
-	// (case-insensitive) or a 1-based index. Defaults to the first column
-	// whose header contains phone, mobile or msisdn, else the first that
-	// contains number, else the first column.
+	// (case-insensitive) or a 1-based index. Defaults to the one column
+	// whose header names a phone column best (phoneScore: "Phone",
+	// "mobile_no" before "PhoneNumberMain" before "Contact Number"); the only
+	// column of a one-column file; else NewReader fails rather than guess.
 	Column string
 	// DefaultRegion is the region used to tell whether the first line is a
 	// phone number (plain text) or a header. Defaults to "IN".
@@ -166,16 +167,17 @@ func NewReader(r io.Reader, cfg ReaderConfig) (*Reader, error) {
 			rd.format.Header[i] = strings.TrimSpace(string(hdr.all[i]))
 		}
 	}
-	for i, h := range rd.format.Header {
-		if looksLikeNumber([]byte(h), region) {
-			// Taking a data record for a header would lose it silently.
-			return nil, fmt.Errorf("%w: the first line looks like data, not a header (field %d is the number %q): "+
-				"add a header line naming the columns", ErrColumn, i+1, h)
-		}
-	}
 	col, err := selectColumn(rd.format.Header, cfg.Column)
 	if err != nil {
+		// No phone-like header: perhaps no header at all.
+		if i := slices.IndexFunc(rd.format.Header, func(h string) bool { return isValidNumber(h, region) }); i >= 0 {
+			return nil, firstLineIsData(i, rd.format.Header[i])
+		}
 		return nil, err
+	}
+	if h := rd.format.Header[col]; !strings.EqualFold(h, strings.TrimSpace(cfg.Column)) && isValidNumber(h, region) {
+		// Taking a data record for a header would lose it silently.
+		return nil, firstLineIsData(col, h)
 	}
 	rd.format.Column = col
 	rd.format.ColumnName = rd.format.Header[col]
@@ -287,6 +289,21 @@ func looksLikeNumber(line []byte, region string) bool {
 	return err == nil
 }
 
+func firstLineIsData(i int, h string) error {
+	return fmt.Errorf("%w: the first line looks like data, not a header (field %d is the phone number %q): "+
+		"add a header line naming the columns", ErrColumn, i+1, h)
+}
+
+// isValidNumber reports whether s is a valid phone number: what no header is.
+func isValidNumber(s, region string) bool {
+	s = strings.TrimSpace(s)
+	if s == "" || len(s) > MaxNumberLen {
+		return false
+	}
+	n, err := phonenumbers.Parse(s, region)
+	return err == nil && phonenumbers.IsValidNumber(n)
+}
+
 // phoneWords mark a header as the numbers' column. A header that is one of
 // them (or one of them and "number"/"no") wins over one that merely contains
 // one as a word ("phone_verified"), which wins over "number" alone.
@@ -304,15 +321,22 @@ func selectColumn(header []string, spec string) (int, error) {
 		if len(header) == 1 {
 			return 0, nil
 		}
-		best, bestScore := 0, 0
+		best, bestScore, tied := 0, 0, []string(nil)
 		for i, h := range header {
-			if s := phoneScore(h); s > bestScore {
-				best, bestScore = i, s
+			switch s := phoneScore(h); {
+			case s > bestScore:
+				best, bestScore, tied = i, s, []string{h}
+			case s == bestScore && s > 0:
+				tied = append(tied, h)
 			}
 		}
-		if bestScore == 0 {
+		switch {
+		case bestScore == 0:
 			return 0, fmt.Errorf("%w: no column's header looks like phone numbers (%s): pass --column NAME or N",
 				ErrColumn, quoteList(header))
+		case len(tied) > 1:
+			return 0, fmt.Errorf("%w: several columns look like phone numbers (%s): pass --column NAME or N",
+				ErrColumn, quoteList(tied))
 		}
 		return best, nil
 	}
@@ -349,11 +373,23 @@ func phoneScore(header string) int {
 		return !(r >= 'a' && r <= 'z')
 	})
 	isPhone := func(w string) bool { return slices.Contains(phoneWords, w) }
+	// A phone word next to one of these names something else about the
+	// number ("Mobile Country Code", "cell_id", "phone_verified").
+	other := func(w string) bool {
+		return slices.Contains([]string{"id", "code", "country", "type", "operator", "circle", "verified", "status", "ok", "valid", "count"}, w)
+	}
+	flat := strings.Join(words, "")
 	switch {
 	case len(words) == 0:
 		return 0
+	case slices.ContainsFunc(words, other):
+		return 0
 	case isPhone(words[0]) && (len(words) == 1 || len(words) == 2 && slices.Contains([]string{"number", "no", "num", "nr"}, words[1])):
 		return 3
+	case isPhone(flat) || slices.ContainsFunc(phoneWords, func(p string) bool {
+		return flat == p+"number" || flat == p+"no" || flat == p+"num"
+	}):
+		return 3 // "WhatsApp Number", "Tele Phone"
 	case slices.ContainsFunc(words, isPhone) || slices.ContainsFunc(words, hasPhonePart):
 		return 2
 	case slices.ContainsFunc(words, func(w string) bool { return strings.Contains(w, "number") }):

@@ -289,7 +289,7 @@ func TestReaderColumn(t *testing.T) {
 		want    int
 		wantErr bool
 	}{
-		{"", 2, false},
+		{"", 0, true}, // Phone Number and Mobile: two phone columns, no guess
 		{"mobile", 3, false},
 		{"  MOBILE ", 3, false},
 		{"account number", 1, false},
@@ -318,14 +318,17 @@ func TestReaderColumn(t *testing.T) {
 	}
 
 	for header, want := range map[string]int{
-		"id,number,msisdn\n":         2,
-		"id,Contact NUMBER,x\n":      1,
-		"id,mobile_no,phone\n":       1,
-		"\"id\",\"PhoneNo\",tel\n":   1,
-		"order_number,tel\n":         1,
-		"id,phone_verified,mobile\n": 2,
-		"id,MobileNumber\n":          1,
-		"contact\n":                  0, // one column: no doubt
+		"id,number,msisdn\n":                        2,
+		"id,Contact NUMBER,x\n":                     1,
+		"WhatsApp Number,Account Number\n":          0,
+		"Name,Mobile Country Code,Contact Number\n": 2,
+		"id,cell_id,number\n":                       2,
+		"name,phone,2023,2024\n":                    1,
+		"\"id\",\"PhoneNo\",x\n":                    1,
+		"order_number,tel\n":                        1,
+		"id,phone_verified,mobile\n":                2,
+		"id,MobileNumber\n":                         1,
+		"contact\n":                                 0, // one column: no doubt
 	} {
 		rd, err := NewReader(strings.NewReader(header), ReaderConfig{})
 		if err != nil {
@@ -338,7 +341,7 @@ func TestReaderColumn(t *testing.T) {
 
 	// No phone-like header among several: guessing would send customer IDs
 	// to the API; and a first line of data is no header.
-	for _, header := range []string{"id,name,city\n", "customer_id,name,contact_no\n", "Asha,+919811111111,Pune\n"} {
+	for _, header := range []string{"id,name,city\n", "customer_id,name,contact_no\n", "Asha,+919811111111,Pune\n", "id,mobile_no,phone\n"} {
 		if _, err := NewReader(strings.NewReader(header+"1,2,3\n"), ReaderConfig{}); !errors.Is(err, ErrColumn) {
 			t.Errorf("header %q: err = %v, want ErrColumn", header, err)
 		}

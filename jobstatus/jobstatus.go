@@ -75,9 +75,12 @@ func Get(ctx context.Context, store *jobstore.Store, id string) (*Status, error)
 		return nil, err
 	}
 	var rate float64
-	if j.State.Finished() && j.FinishedAt.After(j.StartedAt) && !j.StartedAt.IsZero() {
-		rate = float64(j.Requests) / j.FinishedAt.Sub(j.StartedAt).Seconds()
-	} else if rate, err = store.RequestsPerSecond(ctx, id, j.StartedAt); err != nil {
+	if j.State.Finished() {
+		rate, err = store.ActiveRate(ctx, id)
+	} else {
+		rate, err = store.RequestsPerSecond(ctx, id, j.StartedAt)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return fromJob(j, rate, time.Now()), nil

@@ -74,7 +74,7 @@ func TestWait(t *testing.T) {
 	}
 	go func() {
 		_ = s.Record(ctx, id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 2, Status: jobstore.Failed}, jobstore.Counters{Failed: 2})
-		_, _ = s.FinishChunk(ctx, id, 0, 0)
+		_, _ = s.FinishChunk(ctx, id, 0, 0, 2)
 		_, _ = s.BeginFinalize(ctx, id, 0)
 		_, _ = s.EndFinalize(ctx, id, 0)
 	}()
