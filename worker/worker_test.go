@@ -445,7 +445,9 @@ func TestUnauthorizedStopsCallsWaitingForTheLimiter(t *testing.T) {
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
-	for n := 0; ; n++ { // one permit every 20ms, as a fleet limiter would
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for n := 0; ; n++ { // one permit every 50ms, as a fleet limiter spaces them
 		select {
 		case <-done:
 			if calls := len(b.api.Calls()); calls != 1 {
@@ -455,8 +457,11 @@ func TestUnauthorizedStopsCallsWaitingForTheLimiter(t *testing.T) {
 				t.Errorf("job = %+v, want 80 failed, 8 chunks done", j)
 			}
 			return
-		case b.lim.gate <- struct{}{}:
-		case <-time.After(20 * time.Millisecond):
+		case <-tick.C:
+			select {
+			case b.lim.gate <- struct{}{}:
+			default: // nobody waiting
+			}
 		}
 		if n > 500 {
 			t.Fatal("chunks still running after 500 permits")
