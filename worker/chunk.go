@@ -288,9 +288,12 @@ func (cr *chunkRun) call(ctx context.Context, r jobstore.Range) (decision, error
 	// Waits and backoffs end when Shutdown begins, and a little before
 	// asynq's task deadline (the chunk is then handed back, not failed); a
 	// call in flight does not.
-	waitCtx, cancel := context.WithCancel(ctx)
+	var waitCtx context.Context
+	var cancel context.CancelFunc
 	if dl, ok := ctx.Deadline(); ok {
 		waitCtx, cancel = context.WithDeadline(ctx, dl.Add(-yieldMargin))
+	} else {
+		waitCtx, cancel = context.WithCancel(ctx)
 	}
 	defer cancel()
 	defer context.AfterFunc(w.stopping, cancel)()
