@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -117,9 +118,14 @@ func readBody(body io.ReadCloser) ([]byte, error) {
 	return data, nil
 }
 
-// failure turns an error from sending or reading into a Transient result.
+// failure turns an error from sending or reading into a Transient result,
+// or a Fatal one when the API's host name does not exist: a wrong
+// --api-url, which no retry fixes.
 func (c *Client) failure(ctx, rctx context.Context, err error) Result {
+	var dns *net.DNSError
 	switch {
+	case errors.As(err, &dns) && dns.IsNotFound:
+		return Result{Class: Fatal, Err: fmt.Errorf("POST %s: no such host %q: check the API base URL", c.endpoint, dns.Name)}
 	case ctx.Err() != nil:
 		return Result{Class: Transient, Err: fmt.Errorf("capability check canceled: %w", ctx.Err())}
 	case errors.Is(rctx.Err(), context.DeadlineExceeded):

@@ -1,8 +1,12 @@
 package capapi
 
 import (
+	"context"
 	"math"
+	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,4 +85,21 @@ func FuzzParseBody(f *testing.F) {
 		}
 		_ = parseRetryAfter(string(b), time.Now())
 	})
+}
+
+func TestUnknownHostIsFatal(t *testing.T) {
+	c, err := New(Config{BaseURL: "https://api.example.invalid", SID: "S", APIKey: "key-123456"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	notFound := &url.Error{Op: "Post", URL: "https://api.example.invalid", Err: &net.OpError{Op: "dial", Err: &net.DNSError{Name: "api.example.invalid", IsNotFound: true}}}
+	if r := c.failure(ctx, ctx, notFound); r.Class != Fatal || !strings.Contains(r.Err.Error(), "no such host") {
+		t.Errorf("unknown host: %v (%v), want Fatal naming the host", r.Class, r.Err)
+	}
+	// A resolver that did not answer may answer next time.
+	flaky := &url.Error{Op: "Post", URL: "https://api.example.invalid", Err: &net.DNSError{Name: "api.example.invalid", IsTemporary: true}}
+	if r := c.failure(ctx, ctx, flaky); r.Class != Transient {
+		t.Errorf("temporary DNS failure: %v, want Transient", r.Class)
+	}
 }

@@ -436,6 +436,8 @@ func abortReason(res capapi.Result) string {
 		return fmt.Sprintf("the API refused the key (%s): check --api-key-file (or --api-key)", answer)
 	case res.StatusCode == 404 || res.StatusCode == 405:
 		return fmt.Sprintf("the API answered %d for the capability-check URL: check --api-url and --sid", res.StatusCode)
+	case res.StatusCode == 0:
+		return fmt.Sprintf("the API cannot be reached (%s): check --api-url", cause(res))
 	default:
 		return fmt.Sprintf("the API gave an answer no retry can fix (%s): check --api-url", cause(res))
 	}
