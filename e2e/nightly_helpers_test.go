@@ -9,7 +9,6 @@ package e2e_test
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -433,18 +432,11 @@ func (n *nightly) genList(name string, rows int, seed uint64, suffix string, ref
 	return l
 }
 
-// readCSVFile reads a CSV file, failing the test when it cannot.
+// readCSVFile reads a CSV file with its header, failing the test when it
+// cannot.
 func readCSVFile(t *testing.T, path string) [][]string {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
+	recs := readCSV(t, path)
 	if len(recs) == 0 {
 		t.Fatalf("%s is empty: no header", path)
 	}
