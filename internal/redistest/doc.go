@@ -32,6 +32,18 @@
 // never by FLUSHDB, so they can run with t.Parallel(). A test that must own the
 // whole server (it flushes, reconfigures or stops it) uses [StartPrivate].
 //
+// # Sentinel and Cluster
+//
+// [StartSentinel] starts a master, its replica and three sentinels (quorum
+// 2, down-after 500ms) and gives their redis-sentinel:// URL;
+// [Sentinel.KillMaster] kills the master and returns once the replica has
+// been promoted. [StartCluster] starts a Redis Cluster of three masters with
+// one replica each (cluster-node-timeout 500ms, created with redis-cli
+// --cluster create) and gives its redis-cluster:// URL; [Cluster.KillMaster]
+// kills one master and returns once its replica serves its slots. Both stop
+// every process they started on cleanup, and fail the test (never skip it)
+// when they cannot start.
+//
 // # Finding redis-server
 //
 // The binary is the one named by the environment variable

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -96,6 +97,16 @@ func (s *Server) Stop() {
 			_ = os.RemoveAll(s.dir)
 		}
 	})
+}
+
+// exited reports whether the process has exited (or was stopped).
+func (s *Server) exited() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // NewPrefix returns a token unique to this call, such as "t3f9c0a1b2c3d4e5f":
@@ -207,17 +218,23 @@ func findBinary() (string, error) {
 // start starts a redis-server on a free loopback port, retrying with another
 // port when the one found was taken meanwhile.
 func start() (*Server, error) {
+	return startWith(freePort, func(port int) procSpec { return procSpec{port: port} })
+}
+
+// startWith starts the server spec gives for a port that free finds,
+// retrying with another port when the one found was taken meanwhile.
+func startWith(free func() (int, error), spec func(port int) procSpec) (*Server, error) {
 	bin, err := findBinary()
 	if err != nil {
 		return nil, err
 	}
 	var errs []error
 	for range startAttempts {
-		port, err := freePort()
+		port, err := free()
 		if err != nil {
 			return nil, fmt.Errorf("finding a free port: %w", err)
 		}
-		s, err := startOn(bin, port)
+		s, err := startProc(bin, spec(port))
 		if err == nil {
 			return s, nil
 		}
@@ -241,11 +258,26 @@ func freePort() (int, error) {
 
 var errExited = errors.New("redis-server exited")
 
+// procSpec says how to run one redis-server.
+type procSpec struct {
+	port int
+	// conf, when set, is written to a file in the server's directory that is
+	// passed first (a sentinel needs a config file it can rewrite).
+	conf string
+	// args are added to the common ones.
+	args []string
+}
+
 func startOn(bin string, port int) (*Server, error) {
+	return startProc(bin, procSpec{port: port})
+}
+
+func startProc(bin string, spec procSpec) (*Server, error) {
 	dir, err := os.MkdirTemp("", "redistest-")
 	if err != nil {
 		return nil, err
 	}
+	port := spec.port
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	s := &Server{
 		Addr: addr,
@@ -254,7 +286,16 @@ func startOn(bin string, port int) (*Server, error) {
 		out:  &tailBuffer{max: 4 << 10},
 		done: make(chan struct{}),
 	}
-	s.cmd = exec.Command(bin,
+	var args []string
+	if spec.conf != "" {
+		conf := filepath.Join(dir, "redis.conf")
+		if err := os.WriteFile(conf, []byte(spec.conf), 0o600); err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, err
+		}
+		args = append(args, conf)
+	}
+	args = append(args,
 		"--port", strconv.Itoa(port),
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -264,6 +305,7 @@ func startOn(bin string, port int) (*Server, error) {
 		"--dir", dir,
 		"--loglevel", "warning",
 	)
+	s.cmd = exec.Command(bin, append(args, spec.args...)...)
 	s.cmd.Stdout = s.out
 	s.cmd.Stderr = s.out
 	s.cmd.SysProcAttr = sysProcAttr()
