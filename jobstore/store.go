@@ -77,8 +77,12 @@ func (s *Store) CreateJob(ctx context.Context, spec Spec) (*Job, bool, error) {
 	return j, r == 1, err
 }
 
-// Job returns the record of job id, or ErrNotFound.
+// Job returns the record of job id, or ErrNotFound. An id that is not a valid
+// job ID (a forged task's, say) is refused before it names a key.
 func (s *Store) Job(ctx context.Context, id string) (*Job, error) {
+	if err := ValidateJobID(id); err != nil {
+		return nil, err
+	}
 	pipe := s.rdb.Pipeline()
 	h := pipe.HGetAll(ctx, jobKey(id))
 	n := pipe.SCard(ctx, doneKey(id))
@@ -89,6 +93,7 @@ func (s *Store) Job(ctx context.Context, id string) (*Job, error) {
 		return nil, fmt.Errorf("job %s: %w", id, ErrNotFound)
 	}
 	j := parseJob(h.Val())
+	j.ID = id // the key's, not the record's field: it names files and keys
 	j.ChunksDone = int(n.Val())
 	return j, nil
 }
@@ -101,6 +106,9 @@ func (s *Store) ListJobs(ctx context.Context, n int) ([]*Job, error) {
 	}
 	jobs := make([]*Job, 0, len(ids))
 	for _, id := range ids {
+		if ValidateJobID(id) != nil {
+			continue // not written by capcheck: it names no job
+		}
 		j, err := s.Job(ctx, id)
 		if errors.Is(err, ErrNotFound) {
 			// Expired (see Expire): forget it.

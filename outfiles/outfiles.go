@@ -55,6 +55,10 @@ func Write(ctx context.Context, s *jobstore.Store, jobID, outDir string) (*Summa
 
 // Export is Write with a choice of results format.
 func Export(ctx context.Context, s *jobstore.Store, jobID, outDir string, format Format) (*Summary, error) {
+	// The ID names a folder under outDir: never one outside it.
+	if err := jobstore.ValidateJobID(jobID); err != nil {
+		return nil, err
+	}
 	j, err := s.Job(ctx, jobID)
 	if err != nil {
 		return nil, err

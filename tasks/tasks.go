@@ -8,8 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/capcheck/capcheck/jobstore"
 )
 
 const (
@@ -48,16 +51,57 @@ func NewChunk(c Chunk) *asynq.Task {
 	return asynq.NewTask(TypeChunk, b, asynq.TaskID(c.ID()), asynq.Queue(Queue), asynq.MaxRetry(ChunkMaxRetry))
 }
 
-// ParseChunk decodes the payload of a TypeChunk task.
+// ParseChunk decodes the payload of a TypeChunk task. Anyone who can write to
+// Redis can forge a task, so the payload is checked as strictly as a command
+// line before its job ID names a key, a file or a folder: the error of a
+// payload that is not one capcheck writes wraps ErrBadPayload.
 func ParseChunk(t *asynq.Task) (Chunk, error) {
 	var c Chunk
-	if err := json.Unmarshal(t.Payload(), &c); err != nil {
+	if err := decode(t, &c); err != nil {
 		return c, fmt.Errorf("decoding chunk task: %w", err)
 	}
-	if c.Job == "" || c.Chunk < 0 {
-		return c, fmt.Errorf("decoding chunk task: bad payload %q", t.Payload())
+	if err := check(c.Job, c.Gen); err != nil {
+		return c, fmt.Errorf("decoding chunk task: %w", err)
+	}
+	if c.Chunk < 0 || c.Chunk > IndexMax {
+		return c, fmt.Errorf("decoding chunk task: %w: chunk %d is outside 0 to %d", ErrBadPayload, c.Chunk, IndexMax)
 	}
 	return c, nil
+}
+
+// ErrBadPayload is wrapped by the errors of ParseChunk and ParseFinalize for
+// a payload capcheck does not write: a handler refuses it without retrying
+// (asynq.SkipRetry).
+var ErrBadPayload = errors.New("bad task payload")
+
+// IndexMax bounds the chunk index and the generation a task may carry.
+const IndexMax = math.MaxInt32
+
+// payloadMax bounds a payload: capcheck's are under 200 bytes.
+const payloadMax = 1024
+
+// decode reads t's JSON payload into v.
+func decode(t *asynq.Task, v any) error {
+	p := t.Payload()
+	if len(p) > payloadMax {
+		return fmt.Errorf("%w: %d bytes, more than %d", ErrBadPayload, len(p), payloadMax)
+	}
+	if err := json.Unmarshal(p, v); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadPayload, err)
+	}
+	return nil
+}
+
+// check checks a payload's job ID (the rule of the command line) and
+// generation.
+func check(job string, gen int) error {
+	if err := jobstore.ValidateJobID(job); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadPayload, err)
+	}
+	if gen < 0 || gen > IndexMax {
+		return fmt.Errorf("%w: generation %d is outside 0 to %d", ErrBadPayload, gen, IndexMax)
+	}
+	return nil
 }
 
 // Finalize is the payload of a TypeFinalize task.
@@ -75,14 +119,15 @@ func NewFinalize(f Finalize) *asynq.Task {
 	return asynq.NewTask(TypeFinalize, b, asynq.TaskID(f.ID()), asynq.Queue(Queue), asynq.MaxRetry(FinalizeMaxRetry))
 }
 
-// ParseFinalize decodes the payload of a TypeFinalize task.
+// ParseFinalize decodes the payload of a TypeFinalize task, checked as
+// ParseChunk checks a chunk's.
 func ParseFinalize(t *asynq.Task) (Finalize, error) {
 	var f Finalize
-	if err := json.Unmarshal(t.Payload(), &f); err != nil {
+	if err := decode(t, &f); err != nil {
 		return f, fmt.Errorf("decoding finalize task: %w", err)
 	}
-	if f.Job == "" {
-		return f, fmt.Errorf("decoding finalize task: bad payload %q", t.Payload())
+	if err := check(f.Job, f.Gen); err != nil {
+		return f, fmt.Errorf("decoding finalize task: %w", err)
 	}
 	return f, nil
 }

@@ -1,6 +1,9 @@
 package tasks_test
 
 import (
+	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/hibiken/asynq"
@@ -9,6 +12,7 @@ import (
 )
 
 func TestChunkRoundTrip(t *testing.T) {
+	t.Parallel()
 	c := tasks.Chunk{Job: "list-2026-11-28", Chunk: 7, Gen: 2}
 	if got, want := c.ID(), "list-2026-11-28:chunk:7:2"; got != want {
 		t.Errorf("ID = %q, want %q", got, want)
@@ -28,6 +32,7 @@ func TestChunkRoundTrip(t *testing.T) {
 }
 
 func TestFinalizeRoundTrip(t *testing.T) {
+	t.Parallel()
 	f := tasks.Finalize{Job: "j", Gen: 1}
 	got, err := tasks.ParseFinalize(tasks.NewFinalize(f))
 	if err != nil || got != f || f.ID() != "j:finalize:1" {
@@ -36,12 +41,37 @@ func TestFinalizeRoundTrip(t *testing.T) {
 }
 
 func TestParseRefusesBadPayloads(t *testing.T) {
-	for _, p := range []string{"", "{", `{"job":""}`, `{"job":"j","chunk":-1}`} {
-		if _, err := tasks.ParseChunk(asynq.NewTask(tasks.TypeChunk, []byte(p))); err == nil {
-			t.Errorf("ParseChunk(%q) succeeded", p)
+	t.Parallel()
+	payloads := []string{"", "{", `{"job":""}`, `{"job":"j","chunk":-1}`, `{"job":"j","gen":-1}`,
+		`{"job":"j","chunk":4294967296}`, `{"job":"j","gen":4294967296}`, `{"job":"j","chunk":1.5}`}
+	// Job IDs the command line refuses, as a forged task could carry them.
+	for _, id := range hostileIDs {
+		b, err := json.Marshal(map[string]any{"job": id, "chunk": 0, "gen": 0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		payloads = append(payloads, string(b))
+	}
+	for _, p := range payloads {
+		name := p[:min(len(p), 60)]
+		if _, err := tasks.ParseChunk(asynq.NewTask(tasks.TypeChunk, []byte(p))); !errors.Is(err, tasks.ErrBadPayload) {
+			t.Errorf("ParseChunk(%q) = %v, want ErrBadPayload", name, err)
+		} else if len(err.Error()) > 2000 {
+			t.Errorf("ParseChunk(%q): an error of %d bytes", name, len(err.Error()))
+		}
+		if strings.Contains(p, `"chunk"`) && !strings.Contains(p, `"chunk":0`) {
+			continue // a finalize task has no chunk
+		}
+		if _, err := tasks.ParseFinalize(asynq.NewTask(tasks.TypeFinalize, []byte(p))); !errors.Is(err, tasks.ErrBadPayload) {
+			t.Errorf("ParseFinalize(%q) = %v, want ErrBadPayload", name, err)
 		}
 	}
-	if _, err := tasks.ParseFinalize(asynq.NewTask(tasks.TypeFinalize, []byte(`{"gen":1}`))); err == nil {
-		t.Error("ParseFinalize without a job succeeded")
+	if _, err := tasks.ParseFinalize(asynq.NewTask(tasks.TypeFinalize, []byte(`{"gen":1}`))); !errors.Is(err, tasks.ErrBadPayload) {
+		t.Errorf("ParseFinalize without a job = %v, want ErrBadPayload", err)
 	}
 }
+
+// hostileIDs are job IDs that would name a path outside --out, another
+// job's keys, or nothing usable.
+var hostileIDs = []string{"", "../escaped", "a/b", "..", ".", "/etc", "x}:chunk:0", "j\x00k", "a\nb",
+	strings.Repeat("a", 129), strings.Repeat("a", 1<<20)}
