@@ -45,6 +45,11 @@ func (o Outcome) Time() time.Time {
 // Final reports whether o settles its entries.
 func (o Outcome) Final() bool { return !o.Split && o.Status != "" }
 
+// Redriven reports whether a re-drive of the job drops o, so that its entries
+// are sent again: a failed outcome, and a bisection marker (its attempts no
+// longer count). Accepted and rejected outcomes stand.
+func (o Outcome) Redriven() bool { return o.Split || o.Status == Failed }
+
 func encodeOutcome(o Outcome) (string, error) {
 	b, err := json.Marshal(o)
 	return string(b), err

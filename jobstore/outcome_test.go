@@ -53,3 +53,21 @@ func TestSettle(t *testing.T) {
 		t.Error("all entries settled, Settle says not")
 	}
 }
+
+func TestRedriven(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		o    Outcome
+		want bool
+	}{
+		{Outcome{Status: Accepted}, false},
+		{Outcome{Status: Rejected, Code: "RBC529"}, false},
+		{Outcome{Status: Failed, Message: "503"}, true},
+		{Outcome{Split: true, Attempts: 1}, true},
+	}
+	for _, tt := range tests {
+		if got := tt.o.Redriven(); got != tt.want {
+			t.Errorf("%+v.Redriven() = %v, want %v", tt.o, got, tt.want)
+		}
+	}
+}

@@ -91,12 +91,11 @@ func (s *Store) redriveChunk(ctx context.Context, id string, i int) (int, error)
 				return err
 			}
 			switch {
-			case o.Split:
-			case o.Status == Failed:
-				dropped += o.Hi - o.Lo
-			default:
+			case !o.Redriven():
 				keep = append(keep, r)
 				settled = append(settled, o)
+			case o.Final(): // failed
+				dropped += o.Hi - o.Lo
 			}
 		}
 		if dropped == 0 {

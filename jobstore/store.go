@@ -19,14 +19,52 @@ var ErrSpecMismatch = errors.New("job exists with another input or options")
 
 // Store reads and writes jobs in Redis. It is safe for concurrent use.
 type Store struct {
-	rdb     redis.UniversalClient
-	now     func() time.Time
-	journal Journal
+	rdb      redis.UniversalClient
+	now      func() time.Time
+	onRecord func(job string, r Recorded) error
+}
+
+// Option is an optional setting of a Store, for New.
+type Option func(*Store)
+
+// WithClock makes the store take the time (of calls, of state changes) from
+// now. Defaults to time.Now.
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// Recorded is what one Record (Outcome set) or Add (Outcome nil) took.
+type Recorded struct {
+	Chunk    int
+	Gen      int
+	Outcome  *Outcome
+	Counters Counters
+	At       time.Time // the store's time of it
+}
+
+// OnRecord makes the store call fn with what each Record and Add took, once
+// Redis took it; an error of fn is Record's or Add's. It lets what is recorded
+// outlive a Redis that does not persist. fn must be safe for concurrent use.
+func OnRecord(fn func(job string, r Recorded) error) Option {
+	return func(s *Store) { s.onRecord = fn }
 }
 
 // New returns a Store on rdb.
-func New(rdb redis.UniversalClient) *Store {
-	return &Store{rdb: rdb, now: time.Now}
+func New(rdb redis.UniversalClient, opts ...Option) *Store {
+	s := &Store{rdb: rdb, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// recorded passes r to the OnRecord hook, if any.
+func (s *Store) recorded(job string, r Recorded) error {
+	if s.onRecord == nil {
+		return nil
+	}
+	if err := s.onRecord(job, r); err != nil {
+		return fmt.Errorf("job %s: %w", job, err)
+	}
+	return nil
 }
 
 // Redis returns the client the store uses.
@@ -280,13 +318,6 @@ return 1`)
 // settles none is dropped (its calls still count).
 func (s *Store) Record(ctx context.Context, job string, gen, i int, o Outcome, c Counters) error {
 	now := s.now()
-	if err := s.record(ctx, job, gen, i, o, c, now); err != nil {
-		return err
-	}
-	return s.journalAppend(job, JournalEntry{Chunk: i, Gen: gen, Outcome: &o, Counters: c, At: now.UnixMilli()})
-}
-
-func (s *Store) record(ctx context.Context, job string, gen, i int, o Outcome, c Counters, now time.Time) error {
 	v, err := encodeOutcome(o)
 	if err != nil {
 		return err
@@ -309,19 +340,12 @@ func (s *Store) record(ctx context.Context, job string, gen, i int, o Outcome, c
 	if r < 0 {
 		return fmt.Errorf("recording job %s chunk %d (generation %d): %w", job, i, gen, ErrStale)
 	}
-	return nil
+	return s.recorded(job, Recorded{Chunk: i, Gen: gen, Outcome: &o, Counters: c, At: now})
 }
 
 // Add adds c to the job's counters.
 func (s *Store) Add(ctx context.Context, job string, c Counters) error {
 	now := s.now()
-	if err := s.add(ctx, job, c, now); err != nil {
-		return err
-	}
-	return s.journalAppend(job, JournalEntry{Chunk: -1, Counters: c, At: now.UnixMilli()})
-}
-
-func (s *Store) add(ctx context.Context, job string, c Counters, now time.Time) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		s.addCounters(ctx, p, job, c, now)
 		return nil
@@ -329,7 +353,7 @@ func (s *Store) add(ctx context.Context, job string, c Counters, now time.Time) 
 	if err != nil {
 		return wrap("counting for", job, err)
 	}
-	return nil
+	return s.recorded(job, Recorded{Chunk: -1, Counters: c, At: now})
 }
 
 // addCounters adds c; now is when its requests were sent.

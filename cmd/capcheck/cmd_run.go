@@ -1,26 +1,19 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
-	"syscall"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/urfave/cli/v2"
 
 	"github.com/capcheck/capcheck/configs"
+	"github.com/capcheck/capcheck/embedded"
 	"github.com/capcheck/capcheck/enqueue"
 	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/mockapi"
@@ -72,38 +65,11 @@ func runAction(c *cli.Context) error {
 	}
 	log := newLogger(cfg, c.App.ErrWriter)
 	ctx := c.Context
-	// What the job's numbers are checked against: an embedded run's journal
-	// is only replayed for the same one (a demo's answers are not the API's).
-	target := cfg.API.URL + " SID " + cfg.API.SID
-	if demo {
-		target = "the --demo simulator"
+	r, err := openRunRedis(ctx, cfg, demo, log)
+	if err != nil {
+		return err
 	}
-
-	var rdb redis.UniversalClient
-	var opt asynq.RedisConnOpt
-	embedded := !cfg.RedisExplicit
-	if embedded {
-		unlock, err := lockOutDir(cfg.Out)
-		if err != nil {
-			return err
-		}
-		defer unlock()
-		mr := miniredis.NewMiniRedis()
-		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
-			return fmt.Errorf("starting the embedded Redis: %w", err)
-		}
-		defer mr.Close()
-		rdb = redis.NewClient(&redis.Options{Addr: mr.Addr()})
-		opt = asynq.RedisClientOpt{Addr: mr.Addr()}
-		log.Info("no Redis configured: using an embedded in-process Redis; what is recorded is journaled under --out so a re-run resumes",
-			"out", cfg.Out)
-	} else {
-		if rdb, opt, err = connectRedis(ctx, cfg.Redis); err != nil {
-			return err
-		}
-	}
-	defer rdb.Close()
-
+	defer r.close()
 	if demo {
 		stop, err := startDemoAPI(ctx, cfg, log)
 		if err != nil {
@@ -111,77 +77,141 @@ func runAction(c *cli.Context) error {
 		}
 		defer stop()
 	}
-
-	store := jobstore.New(rdb)
-	var journal *jobstore.FileJournal
-	if embedded {
-		journal = jobstore.NewFileJournal(cfg.Out)
-		defer journal.Close()
-		store.SetJournal(journal)
+	id, err := r.enqueue(c, cfg, log)
+	if err != nil {
+		return err
 	}
-	if embedded {
-		if err := restoreJob(ctx, store, cfg.Out, cfg.Enqueue.Job); err != nil {
+	_, stopWorker, err := startWorker(cfg, r.rdb, r.opt, r.store, log)
+	if err != nil {
+		return err
+	}
+	defer stopWorker()
+
+	st, err := waitJob(ctx, r.store, id, 0, c.App.ErrWriter, log)
+	if err != nil {
+		if ctx.Err() == nil {
 			return err
 		}
+		log.Info("interrupted: draining in-flight calls; run the same command again to resume", "job", id)
+		return r.interrupted(id)
 	}
-	client := asynq.NewClientFromRedisClient(rdb)
-	res, err := enqueue.Run(ctx, enqueue.Config{
+	return finished(c.App.Writer, st, cfg.Out, r.again(id))
+}
+
+// runRedis is the Redis of a run: a shared one, or an embedded one (emb
+// set) that dies with the process.
+type runRedis struct {
+	rdb   redis.UniversalClient
+	opt   asynq.RedisConnOpt
+	store *jobstore.Store
+	emb   *embedded.Run
+}
+
+// openRunRedis connects to cfg's Redis, or starts an embedded one when none
+// is configured.
+func openRunRedis(ctx context.Context, cfg *configs.Config, demo bool, log *slog.Logger) (*runRedis, error) {
+	if cfg.RedisExplicit {
+		rdb, opt, err := connectRedis(ctx, cfg.Redis)
+		if err != nil {
+			return nil, err
+		}
+		return &runRedis{rdb: rdb, opt: opt, store: jobstore.New(rdb)}, nil
+	}
+	// What the job's numbers are checked against: a journal is only
+	// replayed for the same one (a demo's answers are not the API's).
+	target := cfg.API.URL + " SID " + cfg.API.SID
+	if demo {
+		target = "the --demo simulator"
+	}
+	emb, err := embedded.Open(embedded.Config{Out: cfg.Out, Target: target, Logger: log})
+	if err != nil {
+		return nil, outError(err, cfg.Out)
+	}
+	log.Info("no Redis configured: using an embedded in-process Redis; what is recorded is journaled under --out so a re-run resumes",
+		"out", cfg.Out)
+	return &runRedis{rdb: emb.Redis(), opt: emb.RedisConnOpt(), store: emb.Store(), emb: emb}, nil
+}
+
+func (r *runRedis) close() {
+	if r.emb != nil {
+		r.emb.Close()
+		return
+	}
+	r.rdb.Close()
+}
+
+// enqueue enqueues cfg's input, prints the job ID and returns it; on the
+// embedded Redis it resumes the job from what an earlier run left.
+func (r *runRedis) enqueue(c *cli.Context, cfg *configs.Config, log *slog.Logger) (string, error) {
+	if r.emb != nil {
+		if err := r.emb.Restore(c.Context, cfg.Enqueue.Job); err != nil {
+			return "", outError(err, cfg.Out)
+		}
+	}
+	res, err := enqueue.Run(c.Context, enqueue.Config{
 		Input:         cfg.Enqueue.Input,
 		Column:        cfg.Enqueue.Column,
 		DefaultRegion: cfg.Enqueue.DefaultRegion,
 		JobID:         cfg.Enqueue.Job,
 		ChunkSize:     cfg.Enqueue.ChunkSize,
 		OutDir:        cfg.Out,
-		Store:         store,
-		Client:        client,
+		Store:         r.store,
+		Client:        asynq.NewClientFromRedisClient(r.rdb),
 		Logger:        log,
 		Progress:      c.App.ErrWriter,
 	})
 	if err != nil {
-		if embedded && errors.Is(err, jobstore.ErrSpecMismatch) {
+		if r.emb != nil && errors.Is(err, jobstore.ErrSpecMismatch) {
 			dir := outfiles.Dir(cfg.Out, res.JobID)
-			return usageErrorf("%s holds job %s of another input or other options (its journal must not be replayed on this one); "+
+			return "", usageErrorf("%s holds job %s of another input or other options (its journal must not be replayed on this one); "+
 				"pass another --job, or move %s away to start the job afresh", dir, res.JobID, dir)
 		}
-		return enqueueError(err)
+		return "", enqueueError(err)
 	}
-	id := res.JobID
-	fmt.Fprintln(c.App.Writer, id)
-	if embedded {
-		if err := saveJob(ctx, store, cfg.Out, id, target); err != nil {
-			return err
-		}
-		if err := replayJournal(ctx, store, journal, id, log); err != nil {
-			return err
+	fmt.Fprintln(c.App.Writer, res.JobID)
+	if r.emb != nil {
+		if err := r.emb.Resume(c.Context, res.JobID); err != nil {
+			return "", outError(err, cfg.Out)
 		}
 	}
+	return res.JobID, nil
+}
 
-	_, stopWorker, err := startWorker(cfg, rdb, opt, store, log)
-	if err != nil {
-		return err
+// interrupted is the error of a run stopped before job id finished. Not
+// waitJob's "it goes on; 'capcheck wait' resumes waiting": an embedded Redis
+// dies with this process, and on a shared one the job goes on only if other
+// workers are running.
+func (r *runRedis) interrupted(id string) error {
+	if r.emb != nil {
+		return fmt.Errorf("interrupted: job %s stopped before it finished; run the same command again to resume it", id)
 	}
-	defer stopWorker()
+	return fmt.Errorf("interrupted: this run stopped working on job %s; run the same command again to resume it "+
+		"(workers of the fleet, if any, go on with it: 'capcheck wait %s')", id, id)
+}
 
-	st, err := waitJob(ctx, store, id, 0, c.App.ErrWriter, log)
-	if err != nil {
-		if ctx.Err() == nil {
-			return err
-		}
-		log.Info("interrupted: draining in-flight calls; run the same command again to resume", "job", id)
-		// Not waitJob's "it goes on; 'capcheck wait' resumes waiting": an
-		// embedded Redis dies with this process, and on a shared one the
-		// job goes on only if other workers are running.
-		if embedded {
-			return fmt.Errorf("interrupted: job %s stopped before it finished; run the same command again to resume it", id)
-		}
-		return fmt.Errorf("interrupted: this run stopped working on job %s; run the same command again to resume it "+
-			"(workers of the fleet, if any, go on with it: 'capcheck wait %s')", id, id)
+// again says how to send the failed numbers of job id again.
+func (r *runRedis) again(id string) string {
+	if r.emb != nil {
+		return "running the same command again sends them again"
 	}
-	again := retryHint(id)
-	if embedded {
-		again = "running the same command again sends them again"
+	return retryHint(id)
+}
+
+// outError adds what the operator can do to an error of the embedded run
+// about its output folder.
+func outError(err error, out string) error {
+	var locked *embedded.LockedError
+	var target *embedded.TargetError
+	switch {
+	case errors.As(err, &locked):
+		return fmt.Errorf("another 'capcheck run' on an embedded Redis is using --out %s (%s); "+
+			"wait for it to finish, or run both on a shared Redis (--redis) where they work as one fleet", out, locked.Holder)
+	case errors.As(err, &target):
+		return usageErrorf("%v: pass another --out (or --job), or move %s away", err, target.Dir)
+	case errors.Is(err, embedded.ErrSymlink):
+		return usageErrorf("--out %s: %v", out, err)
 	}
-	return finished(c.App.Writer, st, cfg.Out, again)
+	return err
 }
 
 // enqueueError keeps enqueue's configuration errors usage errors (exit 2).
@@ -190,139 +220,6 @@ func enqueueError(err error) error {
 		return usageErrorf("%v", err)
 	}
 	return err
-}
-
-// replayJournal puts back what an earlier run of the job recorded, before
-// any worker starts, so that recorded calls are not sent again.
-func replayJournal(ctx context.Context, store *jobstore.Store, j *jobstore.FileJournal, id string, log *slog.Logger) error {
-	f, err := os.Open(j.Path(id))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("reading the journal of job %s: %w", id, err)
-	}
-	defer f.Close()
-	n, err := store.Replay(ctx, id, f)
-	if err != nil {
-		return fmt.Errorf("replaying %s: %w (move it away to start the job afresh)", j.Path(id), err)
-	}
-	log.Info("resumed from the journal of an earlier run", "job", id, "entries", n)
-	return nil
-}
-
-// jobFile, next to a job's journal, holds the spec (input fingerprint, chunk
-// size) of the job that wrote the journal. Without it a run under the same
-// --job on another list would replay the outcomes of the earlier list onto
-// the rows of the new one, and report numbers never sent as checked.
-const jobFile = "journal-job.json"
-
-// journalJob is jobFile's content.
-type journalJob struct {
-	jobstore.Spec
-	// Target is what the journaled calls were sent to.
-	Target string `json:"target"`
-}
-
-// restoreJob puts the record of job id that an earlier run on the embedded
-// Redis left under --out back into the fresh Redis, as a shared Redis would
-// still hold it: enqueue then resumes the job, or refuses another input or
-// other options under the same ID (jobstore.ErrSpecMismatch). A derived job
-// ID already names its input's fingerprint: only an explicit --job needs it.
-func restoreJob(ctx context.Context, store *jobstore.Store, out, id string) error {
-	if id == "" {
-		return nil
-	}
-	saved, path, err := readJobFile(out, id)
-	if err != nil || saved == nil {
-		return err
-	}
-	if saved.ID != id {
-		return fmt.Errorf("%s is the record of job %q, not %s: move it away", path, saved.ID, id)
-	}
-	_, _, err = store.CreateJob(ctx, saved.Spec)
-	return err
-}
-
-// saveJob writes the spec of job id and the target of its calls next to its
-// journal, before anything is journaled, for restoreJob. A journal written
-// for another target is refused: replaying it would report numbers as
-// checked by an API that never saw them.
-func saveJob(ctx context.Context, store *jobstore.Store, out, id, target string) error {
-	saved, path, err := readJobFile(out, id)
-	if err != nil {
-		return err
-	}
-	if saved != nil && saved.Target != "" && saved.Target != target && journalHasAnswers(filepath.Join(outfiles.Dir(out, id), jobstore.JournalName)) {
-		return usageErrorf("%s holds job %s as checked against %s, not %s: pass another --out (or --job), or move %s away",
-			outfiles.Dir(out, id), id, saved.Target, target, outfiles.Dir(out, id))
-	}
-	j, err := store.Job(ctx, id)
-	if err != nil {
-		return err
-	}
-	return outfiles.WriteAtomic(path, func(w io.Writer) error {
-		return json.NewEncoder(w).Encode(journalJob{Spec: j.Spec, Target: target})
-	})
-}
-
-// journalHasAnswers reports whether a journal records numbers the API
-// accepted or rejected: one that holds only failures (a wrong --api-url, say)
-// may be resumed against another target, since failures are sent again.
-func journalHasAnswers(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for sc.Scan() {
-		var e jobstore.JournalEntry
-		if json.Unmarshal(sc.Bytes(), &e) == nil && e.Outcome != nil && e.Outcome.Final() && e.Outcome.Status != jobstore.Failed {
-			return true
-		}
-	}
-	return false
-}
-
-// readJobFile reads jobFile of job id; nil when there is none.
-func readJobFile(out, id string) (*journalJob, string, error) {
-	path := filepath.Join(outfiles.Dir(out, id), jobFile)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, path, nil
-	}
-	if err != nil {
-		return nil, path, fmt.Errorf("reading the job of an earlier run: %w", err)
-	}
-	var saved journalJob
-	if err := json.Unmarshal(b, &saved); err != nil {
-		return nil, path, fmt.Errorf("reading %s: %w (move it away)", path, err)
-	}
-	return &saved, path, nil
-}
-
-// lockOutDir keeps two runs on embedded Redis from working in one output
-// folder at once: each would have its own Redis and send every number again.
-func lockOutDir(out string) (unlock func(), err error) {
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return nil, fmt.Errorf("creating --out %s: %w", out, err)
-	}
-	path := filepath.Join(out, ".run.lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("locking %s: %w", path, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		holder, _ := io.ReadAll(io.LimitReader(f, 256))
-		f.Close()
-		return nil, fmt.Errorf("another 'capcheck run' on an embedded Redis is using --out %s (%s); "+
-			"wait for it to finish, or run both on a shared Redis (--redis) where they work as one fleet", out, holder)
-	}
-	_ = f.Truncate(0)
-	_, _ = f.WriteAt([]byte("pid "+strconv.Itoa(os.Getpid())+" since "+time.Now().Format(time.RFC3339)), 0)
-	return func() { f.Close() }, nil
 }
 
 // startDemoAPI serves the API simulator on a loopback port and points cfg's
