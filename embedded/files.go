@@ -57,6 +57,9 @@ func lockDir(out string) (unlock func(), err error) {
 	}
 	path := filepath.Join(out, lockName)
 	f, err := openNoFollow(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if errors.Is(err, ErrSymlink) {
+		return nil, err // it names the path
+	}
 	if err != nil {
 		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}

@@ -24,4 +24,8 @@
 //
 // A job stopped by Abort sends nothing more; its remaining numbers are recorded
 // failed, so it still finishes, in state FailedJob.
+//
+// The store works on Redis only. A caller whose Redis does not outlive it (the
+// embedded run) keeps a copy of what is recorded through the one hook,
+// OnRecord, and puts it back with Record and Add under WithClock.
 package jobstore

@@ -209,7 +209,7 @@ func outError(err error, out string) error {
 	case errors.As(err, &target):
 		return usageErrorf("%v: pass another --out (or --job), or move %s away", err, target.Dir)
 	case errors.Is(err, embedded.ErrSymlink):
-		return usageErrorf("--out %s: %v", out, err)
+		return usageErrorf("%v", err)
 	}
 	return err
 }
