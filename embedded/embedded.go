@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"sync"
 
 	"github.com/alicebob/miniredis/v2"
@@ -125,8 +127,8 @@ func (r *Run) Resume(ctx context.Context, id string) error {
 	if err := r.saveJob(ctx, id); err != nil {
 		return err
 	}
-	f, err := openNoFollow(r.journal.path(id), readOnly, 0)
-	if errors.Is(err, errNotExist) {
+	f, err := openNoFollow(r.journal.path(id), os.O_RDONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {

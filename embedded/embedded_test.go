@@ -360,3 +360,24 @@ func runOnce(t *testing.T, out string, between func()) error {
 	between()
 	return r.Store().Record(t.Context(), job, 0, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Accepted}, jobstore.Counters{Requests: 1})
 }
+
+// TestResumeRefusesABadJournal: a bad line followed by more lines is not a
+// torn tail left by a kill: resuming stops, naming the journal.
+func TestResumeRefusesABadJournal(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	first := open(t, out, apiA)
+	if err := enqueue(t, first, "fp"); err != nil {
+		t.Fatal(err)
+	}
+	record(t, first, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Accepted}, jobstore.Counters{Requests: 1})
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(out, job, "journal.jsonl")
+	appendFile(t, path, "not json\n"+`{"chunk":0,"o":{"lo":1,"hi":2,"s":"accepted"},"c":{"requests":1},"t":1}`+"\n")
+	err := enqueue(t, open(t, out, apiA), "fp")
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("resume on a journal with a bad line: %v, want an error naming %s line 2", err, path)
+	}
+}

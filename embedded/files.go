@@ -17,10 +17,6 @@ import (
 // folder would have the run write through it to another file.
 var ErrSymlink = errors.New("is a symbolic link, which is not followed")
 
-var errNotExist = fs.ErrNotExist
-
-const readOnly = os.O_RDONLY
-
 // openNoFollow opens path, refusing a symbolic link (ErrSymlink).
 func openNoFollow(path string, flag int, perm os.FileMode) (*os.File, error) {
 	f, err := os.OpenFile(path, flag|syscall.O_NOFOLLOW, perm)

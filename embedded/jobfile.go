@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -47,8 +48,8 @@ func (e *TargetError) Error() string {
 // readJobFile reads the spec file of job id under out; nil when there is none.
 func readJobFile(out, id string) (*jobFile, string, error) {
 	path := filepath.Join(outfiles.Dir(out, id), jobFileName)
-	f, err := openNoFollow(path, readOnly, 0)
-	if errors.Is(err, errNotExist) {
+	f, err := openNoFollow(path, os.O_RDONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, path, nil
 	}
 	if err != nil {
@@ -100,8 +101,8 @@ func (r *Run) saveJob(ctx context.Context, id string) error {
 // rejected: one that holds only failures (a wrong API URL, say) may be
 // resumed against another target, since failures are sent again.
 func hasAnswers(path string) (bool, error) {
-	f, err := openNoFollow(path, readOnly, 0)
-	if errors.Is(err, errNotExist) {
+	f, err := openNoFollow(path, os.O_RDONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
