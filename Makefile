@@ -3,10 +3,10 @@ GO  ?= go
 BIN ?= capcheck
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-race lint bench bench-enqueue bench-worker docs clean
+.PHONY: help build test test-race test-normalize-diff lint bench bench-enqueue bench-worker docs clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-20s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## build ./capcheck from ./cmd/capcheck
 	$(GO) build -ldflags "-X main.buildVersion=$$(git describe --always --dirty 2>/dev/null)" -o $(BIN) ./cmd/capcheck
@@ -16,6 +16,9 @@ test: ## the test command (README, CI): gofmt, go vet, go test -race
 
 test-race: ## the tests with the race detector 3 times in random order, to shake out flakes
 	$(GO) test -race -count=3 -shuffle=on ./...
+
+test-normalize-diff: ## compare the fast number parser with libphonenumber on 10,000,000 generated inputs (DIFF_N=... for another count)
+	$(GO) test -count=1 -timeout 2h -run '^TestDifferential$$' ./phonenorm/fast/ -args -diff.n=$(or $(DIFF_N),10000000)
 
 lint: ## fail when gofmt, go vet or go mod tidy leave a diff
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt -l (run gofmt -w .):"; echo "$$out"; exit 1; fi
