@@ -1,0 +1,163 @@
+package capstore
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Capability is what the provider (or the API) said about a number.
+type Capability uint8
+
+// Capabilities. The zero value means no record.
+const (
+	// None: no record of the number.
+	None Capability = iota
+	// Capable: the number can receive SMS over IP.
+	Capable
+	// NotCapable: the number cannot receive SMS over IP.
+	NotCapable
+	// Unknown: a callback whose status value is configured as neither.
+	Unknown
+	// Rejected: the API refused the number (kept for the capability
+	// memory; callbacks never carry it).
+	Rejected
+)
+
+// String returns the capability as results.csv writes it: "capable",
+// "not_capable", "unknown", "rejected", or "" for None.
+func (c Capability) String() string {
+	switch c {
+	case Capable:
+		return "capable"
+	case NotCapable:
+		return "not_capable"
+	case Unknown:
+		return "unknown"
+	case Rejected:
+		return "rejected"
+	}
+	return ""
+}
+
+// Epoch is the origin of the packed times: a record holds whole seconds
+// since Epoch in 30 bits, which last until 2058.
+var Epoch = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+
+const maxSeconds = 1<<30 - 1
+
+// Record is the remembered answer for one number.
+type Record struct {
+	Capability Capability
+	// At is when the answer was received, to the second (UTC).
+	At time.Time
+}
+
+// IsZero reports whether r holds nothing (no record).
+func (r Record) IsZero() bool { return r.Capability == None }
+
+// packRecord is a record as the 4 bytes stored in Redis: seconds since
+// Epoch << 2 | (capability - 1), big-endian. Scripts compare the seconds
+// (the value / 4) to let the newer answer win.
+func packRecord(c Capability, at time.Time) string {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], uint32(seconds(at))<<2|uint32(c-1)&3)
+	return string(b[:])
+}
+
+func unpackRecord(v string) (Record, error) {
+	if len(v) != 4 {
+		return Record{}, fmt.Errorf("capability record of %d bytes, want 4", len(v))
+	}
+	u := binary.BigEndian.Uint32([]byte(v))
+	return Record{Capability: Capability(u&3) + 1, At: Epoch.Add(time.Duration(u>>2) * time.Second)}, nil
+}
+
+// seconds is t in whole seconds since Epoch, clamped to what 30 bits hold.
+func seconds(t time.Time) int64 {
+	s := int64(t.Sub(Epoch) / time.Second)
+	return min(max(s, 0), maxSeconds)
+}
+
+// Numbers are E.164 numbers as the integer of their digits (at most 15
+// digits, so below 2^50), as enqueue keys them. A number's slot in Redis:
+// the 50-bit value is scrambled by a bijection (so that buckets fill evenly
+// whatever the numbering plan), its low bucketBits pick the bucket (a hash
+// in Redis), the other 33 bits are the field, 5 bytes.
+const (
+	numberBits = 50
+	numberMask = 1<<numberBits - 1
+	// bucketBits sets 2^17 = 131,072 buckets: about 76 numbers a bucket at
+	// 10M numbers, below Redis's hash-max-listpack-entries of 128, so every
+	// bucket stays in the compact listpack encoding.
+	bucketBits = 17
+	buckets    = 1 << bucketBits
+	// tagBits: buckets share 1,024 Cluster hash tags (bucket mod 1,024),
+	// so a script can write every bucket of one tag at once.
+	tagBits = 10
+	tags    = 1 << tagBits
+
+	mixMul  = 0x2545f4914f6cdd1d & numberMask // odd
+	mixMul2 = 0x369dea0f31a53f85 & numberMask // odd
+	mixXor  = 25
+)
+
+// MaxNumber is the largest number a store takes (15 digits).
+const MaxNumber = 999_999_999_999_999
+
+// slot is where a number lives: its bucket and its field.
+type slot struct {
+	bucket uint32
+	field  string
+}
+
+func (s slot) tag() uint32 { return s.bucket & (tags - 1) }
+
+func slotOf(n uint64) slot {
+	x := mix(n)
+	var b [5]byte
+	f := x >> bucketBits
+	b[0], b[1], b[2], b[3], b[4] = byte(f>>32), byte(f>>24), byte(f>>16), byte(f>>8), byte(f)
+	return slot{bucket: uint32(x & (buckets - 1)), field: string(b[:])}
+}
+
+// numberOf is the inverse of slotOf.
+func numberOf(bucket uint32, field string) (uint64, error) {
+	if len(field) != 5 {
+		return 0, fmt.Errorf("number field of %d bytes, want 5", len(field))
+	}
+	var f uint64
+	for i := range 5 {
+		f = f<<8 | uint64(field[i])
+	}
+	return unmix(f<<bucketBits | uint64(bucket)), nil
+}
+
+func mix(x uint64) uint64 {
+	x = x * mixMul & numberMask
+	x ^= x >> mixXor
+	x = x * mixMul2 & numberMask
+	x ^= x >> mixXor
+	return x
+}
+
+func unmix(x uint64) uint64 {
+	x ^= x >> mixXor // 2*mixXor >= numberBits: one step inverts it
+	x = x * inverse(mixMul2) & numberMask
+	x ^= x >> mixXor
+	return x * inverse(mixMul) & numberMask
+}
+
+// inverse is the multiplicative inverse of odd a modulo 2^64 (and so modulo
+// 2^numberBits), by Newton's iteration.
+func inverse(a uint64) uint64 {
+	x := a
+	for range 6 {
+		x *= 2 - a*x
+	}
+	return x
+}
+
+// Digits returns the E.164 form ("+" and digits) of a number.
+func Digits(n uint64) string { return "+" + strconv.FormatUint(n, 10) }
