@@ -1,0 +1,57 @@
+package callbacks
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Outcomes of capcheck_callbacks_total besides capstore's results (stored,
+// duplicate, unsolicited).
+const (
+	outcomeRefused    = "refused"     // wrong or missing token, source not allowed
+	outcomeBadRequest = "bad_request" // unparseable, numberless, too large
+	outcomeOverloaded = "overloaded"  // queue full: 503
+)
+
+// Metrics are a receiver's Prometheus metrics; docs/metrics.md describes
+// each.
+type Metrics struct {
+	callbacks *prometheus.CounterVec // capcheck_callbacks_total{outcome}
+	latency   prometheus.Histogram   // capcheck_callback_ingest_seconds
+	batch     prometheus.Histogram   // capcheck_callback_batch_size
+}
+
+// NewMetrics returns the receiver metrics, registered with reg when reg is
+// not nil.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		callbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "capcheck_callbacks_total",
+			Help: "Callbacks received, by outcome (stored, duplicate, unsolicited); requests refused (refused, bad_request) and callbacks turned away (overloaded).",
+		}, []string{"outcome"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "capcheck_callback_ingest_seconds",
+			Help:    "Time from a callback request's arrival to its answer, once written to Redis.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
+		}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "capcheck_callback_batch_size",
+			Help:    "Callbacks written to Redis in one round trip (group commit).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 11),
+		}),
+	}
+	for _, o := range []string{"stored", "duplicate", "unsolicited", outcomeRefused, outcomeBadRequest, outcomeOverloaded} {
+		m.callbacks.WithLabelValues(o)
+	}
+	if reg != nil {
+		reg.MustRegister(m.callbacks, m.latency, m.batch)
+	}
+	return m
+}
+
+func (r *Receiver) observe(start time.Time) {
+	if m := r.cfg.Metrics; m != nil {
+		m.latency.Observe(r.cfg.Now().Sub(start).Seconds())
+	}
+}

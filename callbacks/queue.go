@@ -1,0 +1,237 @@
+package callbacks
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/capcheck/capcheck/capstore"
+)
+
+// item is one callback waiting to be written, and the request it is part of.
+type item struct {
+	cb capstore.Callback
+	p  *pending
+	i  int // index in p.res
+}
+
+// pending is a request waiting for its callbacks to be written.
+type pending struct {
+	res  []capstore.Result
+	left atomic.Int32
+	done chan struct{}
+
+	mu  sync.Mutex
+	err error
+}
+
+func (p *pending) finish(i int, r capstore.Result, err error) {
+	if err != nil {
+		p.mu.Lock()
+		p.err = err
+		p.mu.Unlock()
+	} else {
+		p.res[i] = r
+	}
+	if p.left.Add(-1) == 0 {
+		close(p.done)
+	}
+}
+
+// queue is the group commit: requests put their callbacks in ch and wait;
+// each committer takes whatever is waiting (up to MaxBatch) and writes it
+// in one Ingest call. Under light load a batch is one callback and waits for
+// nothing; under heavy load batches grow and Redis round trips per callback
+// shrink. queued bounds what waits: beyond QueueLimit requests get 503.
+type queue struct {
+	store  *capstore.Store
+	cfg    Config
+	ch     chan item
+	queued atomic.Int64
+	quit   chan struct{}
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	counts sync.Map // outcome -> *atomic.Int64, flushed to the fleet counts
+}
+
+func newQueue(store *capstore.Store, cfg Config) *queue {
+	return &queue{store: store, cfg: cfg, ch: make(chan item, cfg.QueueLimit), quit: make(chan struct{})}
+}
+
+func (q *queue) start() {
+	for range q.cfg.Committers {
+		q.wg.Go(q.commitLoop)
+	}
+	q.wg.Go(q.flushLoop)
+}
+
+// stop lets the committers write what is queued, then stops them. The
+// caller has stopped submitting.
+func (q *queue) stop(ctx context.Context) error {
+	q.once.Do(func() { close(q.quit) })
+	done := make(chan struct{})
+	go func() { q.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// submit queues cbs; false when the queue is full.
+func (q *queue) submit(cbs []capstore.Callback) (*pending, bool) {
+	n := int64(len(cbs))
+	if q.queued.Add(n) > int64(q.cfg.QueueLimit) {
+		q.queued.Add(-n)
+		return nil, false
+	}
+	p := &pending{res: make([]capstore.Result, len(cbs)), done: make(chan struct{})}
+	p.left.Store(int32(len(cbs)))
+	for i, cb := range cbs {
+		q.ch <- item{cb: cb, p: p, i: i} // never blocks: queued <= cap(ch)
+	}
+	return p, true
+}
+
+func (q *queue) commitLoop() {
+	batch := make([]item, 0, q.cfg.MaxBatch)
+	cbs := make([]capstore.Callback, 0, q.cfg.MaxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case it := <-q.ch:
+			batch = append(batch, it)
+		case <-q.quit:
+			select {
+			case it := <-q.ch: // write what is left before leaving
+				batch = append(batch, it)
+			default:
+				return
+			}
+		}
+	fill:
+		for len(batch) < q.cfg.MaxBatch {
+			select {
+			case it := <-q.ch:
+				batch = append(batch, it)
+			default:
+				break fill
+			}
+		}
+		cbs = cbs[:0]
+		for _, it := range batch {
+			cbs = append(cbs, it.cb)
+		}
+		q.write(batch, cbs)
+	}
+}
+
+func (q *queue) write(batch []item, cbs []capstore.Callback) {
+	ctx, cancel := context.WithTimeout(context.Background(), q.cfg.CommitTimeout)
+	res, err := q.store.Ingest(ctx, cbs)
+	cancel()
+	q.queued.Add(-int64(len(batch)))
+	if m := q.cfg.Metrics; m != nil {
+		m.batch.Observe(float64(len(batch)))
+	}
+	if err != nil {
+		q.cfg.Logger.Error("writing callbacks to Redis failed; they are answered 503 and the provider retries them",
+			"callbacks", len(batch), "err", err)
+	}
+	for k, it := range batch {
+		var r capstore.Result
+		if err == nil {
+			r = res[k]
+			q.add(r.String(), 1)
+		}
+		it.p.finish(it.i, r, err)
+	}
+}
+
+func (q *queue) add(outcome string, n int64) {
+	v, _ := q.counts.LoadOrStore(outcome, new(atomic.Int64))
+	v.(*atomic.Int64).Add(n)
+	if m := q.cfg.Metrics; m != nil {
+		m.callbacks.WithLabelValues(outcome).Add(float64(n))
+	}
+}
+
+// flushLoop adds the outcome counts to the fleet's in Redis every second
+// (and at stop): one write a second, however many requests come.
+func (q *queue) flushLoop() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			q.flush()
+		case <-q.quit:
+			q.flush()
+			return
+		}
+	}
+}
+
+func (q *queue) flush() {
+	st := capstore.Stats{}
+	q.counts.Range(func(k, v any) bool {
+		if n := v.(*atomic.Int64).Swap(0); n != 0 {
+			st[k.(string)] = n
+		}
+		return true
+	})
+	if len(st) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), q.cfg.CommitTimeout)
+	defer cancel()
+	if err := q.store.AddStats(ctx, st); err != nil {
+		q.cfg.Logger.Warn("adding to the fleet's callback counts failed", "err", err)
+		for k, n := range st { // keep them for the next flush
+			v, _ := q.counts.LoadOrStore(k, new(atomic.Int64))
+			v.(*atomic.Int64).Add(n)
+		}
+	}
+}
+
+// commit queues cbs and waits until they are written. It returns the reply
+// and its status: 200, or 503 when the queue is full or Redis failed (the
+// provider retries; nothing is lost, nothing counted twice).
+func (r *Receiver) commit(ctx context.Context, cbs []capstore.Callback) (reply, int) {
+	if len(cbs) == 0 {
+		return reply{}, http.StatusOK
+	}
+	p, ok := r.q.submit(cbs)
+	if !ok {
+		r.count(outcomeOverloaded, int64(len(cbs)))
+		r.logf(outcomeOverloaded, "callback queue full: answering 503", "queued", r.q.queued.Load())
+		return reply{Error: "overloaded, retry later"}, http.StatusServiceUnavailable
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return reply{Error: "request cancelled"}, http.StatusServiceUnavailable
+	}
+	if p.err != nil {
+		return reply{Error: "storage unavailable, retry later"}, http.StatusServiceUnavailable
+	}
+	var rep reply
+	for _, res := range p.res {
+		switch res {
+		case capstore.Stored:
+			rep.Stored++
+		case capstore.Duplicate:
+			rep.Duplicate++
+		case capstore.Unsolicited:
+			rep.Unsolicited++
+		}
+	}
+	return rep, http.StatusOK
+}
+
+// count counts requests (or callbacks) refused before the queue.
+func (r *Receiver) count(outcome string, n int64) { r.q.add(outcome, n) }
