@@ -16,6 +16,7 @@ package configs
 import (
 	"cmp"
 	"log/slog"
+	"net/netip"
 	"time"
 )
 
@@ -59,6 +60,18 @@ const (
 	RetentionDefault       = 7 * 24 * time.Hour
 	MockListenDefault      = "127.0.0.1:8080"
 	MockMaxBatchDefault    = 100
+
+	CallbackHeaderDefault      = "Authorization"
+	CallbackNumberFieldDefault = "number"
+	CallbackStatusFieldDefault = "status"
+	MockCapableFractionDefault = 0.5
+)
+
+// CallbackCapableDefault and CallbackNotCapableDefault are the status values
+// read as capable and not capable when none are configured.
+var (
+	CallbackCapableDefault    = []string{"capable", "true", "yes", "1"}
+	CallbackNotCapableDefault = []string{"not_capable", "false", "no", "0"}
 )
 
 // Config is the configuration of every capcheck command. A command fills
@@ -91,10 +104,11 @@ type Config struct {
 	// LogLevel is the lowest level logged. Defaults to LogLevelDefault.
 	LogLevel slog.Level
 
-	API     API
-	Enqueue Enqueue
-	Worker  Worker
-	MockAPI MockAPI
+	API      API
+	Enqueue  Enqueue
+	Worker   Worker
+	MockAPI  MockAPI
+	Callback Callback
 
 	// origins records where Load found each option it set, for messages.
 	origins map[*option]origin
@@ -185,6 +199,56 @@ type Worker struct {
 	Retention time.Duration
 }
 
+// Callback configures the receiver of the provider's callbacks (capcheck
+// callbacks, run --callback-listen) and what mock-api sends them with.
+type Callback struct {
+	// Listen is the address callbacks are received on. Required by
+	// capcheck callbacks; run starts no receiver when empty. Defaults to "".
+	Listen string
+
+	// Token is the shared secret the callback profile sends, from
+	// --callback-token or the content of TokenFile. Required unless Listen
+	// is a loopback address.
+	Token Secret
+
+	// TokenFile is the file the token was read from, "" when it came from
+	// --callback-token.
+	TokenFile string
+
+	// Header is the request header carrying the token (its value: the
+	// token, or "Bearer " and the token). Defaults to CallbackHeaderDefault.
+	Header string
+
+	// NumberField and StatusField are dot paths to a callback's number and
+	// status. Default to CallbackNumberFieldDefault and
+	// CallbackStatusFieldDefault.
+	NumberField, StatusField string
+
+	// Capable and NotCapable are the status values (any case) read as
+	// capable and not capable; others are unknown. Default to
+	// CallbackCapableDefault and CallbackNotCapableDefault.
+	Capable, NotCapable []string
+
+	// Allow lists the networks (CIDR, masked) callbacks may come from;
+	// empty allows any. Defaults to empty.
+	Allow []string
+
+	// TLSCert and TLSKey make the receiver serve HTTPS. Default to "" (plain
+	// HTTP, TLS terminated in front).
+	TLSCert, TLSKey string
+}
+
+// AllowPrefixes returns Allow parsed (Load has checked it).
+func (cb Callback) AllowPrefixes() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(cb.Allow))
+	for _, s := range cb.Allow {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // MockAPI configures the simulator behind capcheck mock-api. Its expected
 // credentials are API.SID and API.Key.
 type MockAPI struct {
@@ -219,6 +283,28 @@ type MockAPI struct {
 	// Seed seeds the faults and jitter, for reproducible runs. Defaults to 0
 	// (a random seed).
 	Seed int64
+
+	// CallbackURL is where the simulator sends a callback for each accepted
+	// number, with Callback.Token in Callback.Header. Defaults to "" (none).
+	CallbackURL string
+
+	// CallbackDelay and CallbackJitter: a callback is sent CallbackDelay
+	// plus a random [0, CallbackJitter] after its request. Default to 0.
+	CallbackDelay, CallbackJitter time.Duration
+
+	// CallbackDuplicateRate is the fraction (0..1) of callbacks sent twice.
+	// Defaults to 0.
+	CallbackDuplicateRate float64
+
+	// CallbackRefuseRate is the fraction (0..1) of callbacks first sent with
+	// a wrong token, so the receiver refuses them and they are retried.
+	// Defaults to 0.
+	CallbackRefuseRate float64
+
+	// CapableFraction is the fraction (0..1) of numbers the simulator
+	// reports capable (mockapi.Capability). Defaults to
+	// MockCapableFractionDefault.
+	CapableFraction float64
 }
 
 // WithDefaults returns a copy of c whose zero fields are set to their
@@ -242,6 +328,15 @@ func (c *Config) WithDefaults() *Config {
 	d.Worker.ShutdownTimeout = cmp.Or(d.Worker.ShutdownTimeout, ShutdownTimeoutDefault)
 	d.MockAPI.Listen = cmp.Or(d.MockAPI.Listen, MockListenDefault)
 	d.MockAPI.MaxBatch = cmp.Or(d.MockAPI.MaxBatch, MockMaxBatchDefault)
+	d.Callback.Header = cmp.Or(d.Callback.Header, CallbackHeaderDefault)
+	d.Callback.NumberField = cmp.Or(d.Callback.NumberField, CallbackNumberFieldDefault)
+	d.Callback.StatusField = cmp.Or(d.Callback.StatusField, CallbackStatusFieldDefault)
+	if d.Callback.Capable == nil {
+		d.Callback.Capable = CallbackCapableDefault
+	}
+	if d.Callback.NotCapable == nil {
+		d.Callback.NotCapable = CallbackNotCapableDefault
+	}
 	return &d
 }
 
@@ -251,5 +346,6 @@ func (c *Config) WithDefaults() *Config {
 func Defaults() *Config {
 	d := (&Config{}).WithDefaults()
 	d.Worker.Retention = RetentionDefault
+	d.MockAPI.CapableFraction = MockCapableFractionDefault
 	return d
 }

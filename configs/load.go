@@ -163,29 +163,36 @@ func (l *loader) resolve(d declared) (string, origin, bool) {
 	return "", origin{}, false
 }
 
-// resolveKey settles --api-key against --api-key-file: the one from the
-// stronger source wins; both from the same kind of source is an error.
+// resolveKey settles --api-key against --api-key-file, and
+// --callback-token against --callback-token-file: the one from the stronger
+// source wins; both from the same kind of source is an error.
 func resolveKey(cfg *Config) error {
-	keyOrg, hasKey := cfg.origins[optAPIKey]
-	fileOrg, hasFile := cfg.origins[optAPIKeyFile]
+	return errors.Join(
+		resolveSecretFile(cfg, optAPIKey, optAPIKeyFile, "an API key", &cfg.API.Key, &cfg.API.KeyFile),
+		resolveSecretFile(cfg, optCallbackToken, optCallbackTokenFile, "a callback token", &cfg.Callback.Token, &cfg.Callback.TokenFile))
+}
+
+func resolveSecretFile(cfg *Config, keyOpt, fileOpt *option, what string, key *Secret, file *string) error {
+	keyOrg, hasKey := cfg.origins[keyOpt]
+	fileOrg, hasFile := cfg.origins[fileOpt]
 	switch {
 	case !hasFile:
 		return nil
 	case hasKey && keyOrg.source == fileOrg.source:
-		return &Error{Option: FlagAPIKey, Msg: fmt.Sprintf(
-			"both an API key (%s) and an API key file (%s) are set; keep one of them",
-			keyOrg.where, fileOrg.where)}
+		return &Error{Option: keyOpt.name, Msg: fmt.Sprintf(
+			"both %s (%s) and %s file (%s) are set; keep one of them",
+			what, keyOrg.where, what, fileOrg.where)}
 	case hasKey && keyOrg.source > fileOrg.source:
-		cfg.API.KeyFile = ""
-		delete(cfg.origins, optAPIKeyFile)
+		*file = ""
+		delete(cfg.origins, fileOpt)
 		return nil
 	}
-	key, err := readKeyFile(cfg.API.KeyFile)
+	v, err := readKeyFile(*file)
 	if err != nil {
-		return newError(optAPIKeyFile, err.Error(), "", fileOrg)
+		return newError(fileOpt, err.Error(), "", fileOrg)
 	}
-	cfg.API.Key = key
-	cfg.origins[optAPIKey] = fileOrg
+	*key = v
+	cfg.origins[keyOpt] = fileOrg
 	return nil
 }
 

@@ -20,11 +20,11 @@ import (
 // apiSideFlags are the flags of a command using every non-mock group;
 // mockSideFlags those of mock-api. One command cannot have both (two --rate).
 func apiSideFlags() []cli.Flag {
-	return slices.Concat(SharedFlags(), APIFlags(), EnqueueFlags(), WorkerFlags())
+	return slices.Concat(SharedFlags(), APIFlags(), EnqueueFlags(), WorkerFlags(), CallbackFlags())
 }
 
 func mockSideFlags() []cli.Flag {
-	return slices.Concat(CommonFlags(), CredentialFlags(), MockAPIFlags())
+	return slices.Concat(CommonFlags(), CredentialFlags(), MockAPIFlags(), CallbackAuthFlags())
 }
 
 var ignoreOrigins = cmpopts.IgnoreUnexported(Config{})
@@ -151,6 +151,24 @@ func samples(t *testing.T) map[*option][2]string {
 		optRejectSuffix:      {"99", "0"},
 		optMaxBatch:          {"10", "500"},
 		optSeed:              {"42", "-7"},
+
+		optCallbackURL:           {"http://127.0.0.1:8081/callback", "https://cb.example/x"},
+		optCallbackDelay:         {"1s", "250ms"},
+		optCallbackJitter:        {"2s", "10ms"},
+		optCallbackDuplicateRate: {"0.1", "0.5"},
+		optCallbackRefuseRate:    {"0.2", "1"},
+		optCapableFraction:       {"0", "0.25"},
+		optCallbackListen:        {"127.0.0.1:8081", "localhost:9443"},
+		optCallbackToken:         {"tok-a", "tok-b"},
+		optCallbackTokenFile:     {keyFile("ta", "file-tok-a"), keyFile("tb", "file-tok-b")},
+		optCallbackHeader:        {"X-Api-Key", "Authorization"},
+		optCallbackNumberField:   {"data.mobile", "msisdn"},
+		optCallbackStatusField:   {"data.soip", "result"},
+		optCallbackCapable:       {"yes", "ok,enabled"},
+		optCallbackNotCapable:    {"nope", "off, disabled"},
+		optCallbackAllow:         {"203.0.113.0/24", "10.0.0.1,192.0.2.0/25"},
+		optCallbackTLSCert:       {"a.pem", "b.pem"},
+		optCallbackTLSKey:        {"a.key", "b.key"},
 	}
 }
 

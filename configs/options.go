@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +44,18 @@ const (
 	FlagShutdownTimeout = "shutdown-timeout"
 	FlagRetention       = "retention"
 
+	FlagCallbackListen      = "callback-listen"
+	FlagCallbackToken       = "callback-token"
+	FlagCallbackTokenFile   = "callback-token-file"
+	FlagCallbackHeader      = "callback-header"
+	FlagCallbackNumberField = "callback-number-field"
+	FlagCallbackStatusField = "callback-status-field"
+	FlagCallbackCapable     = "callback-capable"
+	FlagCallbackNotCapable  = "callback-not-capable"
+	FlagCallbackAllow       = "callback-allow"
+	FlagCallbackTLSCert     = "callback-tls-cert"
+	FlagCallbackTLSKey      = "callback-tls-key"
+
 	FlagListen       = "listen"
 	FlagMockRate     = "rate" // mock-api's own --rate: CAPCHECK_MOCK_API_RATE, mock_api: rate:
 	FlagLatency      = "latency"
@@ -52,6 +65,13 @@ const (
 	FlagRejectSuffix = "reject-suffix"
 	FlagMaxBatch     = "max-batch"
 	FlagSeed         = "seed"
+
+	FlagCallbackURL           = "callback-url"
+	FlagCallbackDelay         = "callback-delay"
+	FlagCallbackJitter        = "callback-jitter"
+	FlagCallbackDuplicateRate = "callback-duplicate-rate"
+	FlagCallbackRefuseRate    = "callback-refuse-rate"
+	FlagCapableFraction       = "capable-fraction"
 )
 
 // envPrefix starts every environment variable.
@@ -63,11 +83,12 @@ const mockSection = "mock_api"
 
 // Help categories.
 const (
-	categoryShared  = "Shared"
-	categoryAPI     = "API"
-	categoryEnqueue = "Enqueue"
-	categoryWorker  = "Worker"
-	categoryMockAPI = "Mock API"
+	categoryShared   = "Shared"
+	categoryAPI      = "API"
+	categoryEnqueue  = "Enqueue"
+	categoryWorker   = "Worker"
+	categoryMockAPI  = "Mock API"
+	categoryCallback = "Callbacks"
 )
 
 // option is one configuration option: its flag, variable, file key, help,
@@ -184,11 +205,36 @@ func WorkerFlags() []cli.Flag {
 }
 
 // MockAPIFlags are the simulator's own options; mock-api also takes
-// CommonFlags and CredentialFlags.
+// CommonFlags, CredentialFlags and CallbackAuthFlags.
 func MockAPIFlags() []cli.Flag {
 	return flags(optListen, optMockRate, optLatency, optJitter, optFailRate,
-		optResetRate, optRejectSuffix, optMaxBatch, optSeed)
+		optResetRate, optRejectSuffix, optMaxBatch, optSeed,
+		optCallbackURL, optCallbackDelay, optCallbackJitter, optCallbackDuplicateRate,
+		optCallbackRefuseRate, optCapableFraction)
 }
+
+// ServiceFlags are --metrics-addr and --shutdown-timeout, for long-running
+// commands other than the worker (callbacks).
+func ServiceFlags() []cli.Flag { return flags(optMetricsAddr, optShutdownTimeout) }
+
+// CallbackAuthFlags are --callback-token, --callback-token-file and
+// --callback-header: what the receiver expects and the simulator sends.
+func CallbackAuthFlags() []cli.Flag {
+	return flags(optCallbackToken, optCallbackTokenFile, optCallbackHeader)
+}
+
+// CallbackFlags are the receiver's options: --callback-listen, the
+// CallbackAuthFlags, the fields, the status values, --callback-allow and
+// TLS.
+func CallbackFlags() []cli.Flag {
+	return flags(optCallbackListen, optCallbackToken, optCallbackTokenFile, optCallbackHeader,
+		optCallbackNumberField, optCallbackStatusField, optCallbackCapable, optCallbackNotCapable,
+		optCallbackAllow, optCallbackTLSCert, optCallbackTLSKey)
+}
+
+// DefaultRegionFlag is --default-region alone, for commands that read
+// numbers without enqueuing (callbacks).
+func DefaultRegionFlag() []cli.Flag { return flags(optDefaultRegion) }
 
 var (
 	optConfig = &option{name: FlagConfig, category: categoryShared, noFile: true,
@@ -276,6 +322,43 @@ var (
 		usage: "keep a finished job's records in Redis for this `DURATION` (status, retry, export); 0 keeps them",
 		set:   setDuration(func(c *Config) *time.Duration { return &c.Worker.Retention })}
 
+	optCallbackListen = &option{name: FlagCallbackListen, category: categoryCallback,
+		usage: "receive the provider's callbacks on `ADDR` (e.g. :8443; run: off when empty)",
+		set:   setString(func(c *Config) *string { return &c.Callback.Listen })}
+	optCallbackToken = &option{name: FlagCallbackToken, category: categoryCallback, secret: true,
+		usage: "shared `TOKEN` the callback profile sends (required unless --callback-listen is loopback; prefer --callback-token-file)",
+		set: func(c *Config, v string) error {
+			c.Callback.Token = NewSecret(v)
+			return nil
+		}}
+	optCallbackTokenFile = &option{name: FlagCallbackTokenFile, category: categoryCallback,
+		usage: "read the callback token from `FILE` (content trimmed)",
+		set:   setString(func(c *Config) *string { return &c.Callback.TokenFile })}
+	optCallbackHeader = &option{name: FlagCallbackHeader, category: categoryCallback, def: CallbackHeaderDefault,
+		usage: "request header `NAME` carrying the callback token (its value: the token or Bearer <token>)",
+		set:   setString(func(c *Config) *string { return &c.Callback.Header })}
+	optCallbackNumberField = &option{name: FlagCallbackNumberField, category: categoryCallback, def: CallbackNumberFieldDefault,
+		usage: "`PATH` of the number in a callback: a field name or a dot path into JSON (data.mobile)",
+		set:   setString(func(c *Config) *string { return &c.Callback.NumberField })}
+	optCallbackStatusField = &option{name: FlagCallbackStatusField, category: categoryCallback, def: CallbackStatusFieldDefault,
+		usage: "`PATH` of the capability status in a callback: a field name or a dot path",
+		set:   setString(func(c *Config) *string { return &c.Callback.StatusField })}
+	optCallbackCapable = &option{name: FlagCallbackCapable, category: categoryCallback, def: strings.Join(CallbackCapableDefault, ","),
+		usage: "status `VALUES` (comma-separated, any case) that mean capable",
+		set:   setList(func(c *Config) *[]string { return &c.Callback.Capable })}
+	optCallbackNotCapable = &option{name: FlagCallbackNotCapable, category: categoryCallback, def: strings.Join(CallbackNotCapableDefault, ","),
+		usage: "status `VALUES` (comma-separated, any case) that mean not capable; any other value is unknown",
+		set:   setList(func(c *Config) *[]string { return &c.Callback.NotCapable })}
+	optCallbackAllow = &option{name: FlagCallbackAllow, category: categoryCallback,
+		usage: "accept callbacks only from these `CIDRS` (comma-separated, e.g. 203.0.113.0/24; empty: any source)",
+		set:   setCIDRs}
+	optCallbackTLSCert = &option{name: FlagCallbackTLSCert, category: categoryCallback,
+		usage: "serve callbacks over HTTPS with this certificate `FILE` (PEM; with --callback-tls-key)",
+		set:   setString(func(c *Config) *string { return &c.Callback.TLSCert })}
+	optCallbackTLSKey = &option{name: FlagCallbackTLSKey, category: categoryCallback,
+		usage: "private key `FILE` (PEM) of --callback-tls-cert",
+		set:   setString(func(c *Config) *string { return &c.Callback.TLSKey })}
+
 	optListen = &option{name: FlagListen, section: mockSection, category: categoryMockAPI, def: MockListenDefault,
 		usage: "`ADDR` to listen on",
 		set:   setString(func(c *Config) *string { return &c.MockAPI.Listen })}
@@ -303,6 +386,24 @@ var (
 	optSeed = &option{name: FlagSeed, section: mockSection, category: categoryMockAPI, def: "0",
 		usage: "`SEED` of faults and jitter, for reproducible runs (0 = random)",
 		set:   setInt64(func(c *Config) *int64 { return &c.MockAPI.Seed })}
+	optCallbackURL = &option{name: FlagCallbackURL, section: mockSection, category: categoryMockAPI,
+		usage: "send each accepted number's capability to this callback `URL` (off when empty)",
+		set:   setString(func(c *Config) *string { return &c.MockAPI.CallbackURL })}
+	optCallbackDelay = &option{name: FlagCallbackDelay, section: mockSection, category: categoryMockAPI, def: "0s",
+		usage: "send a callback this `DURATION` after the request was accepted",
+		set:   setDuration(func(c *Config) *time.Duration { return &c.MockAPI.CallbackDelay })}
+	optCallbackJitter = &option{name: FlagCallbackJitter, section: mockSection, category: categoryMockAPI, def: "0s",
+		usage: "random extra delay of a callback up to this `DURATION` (callbacks come in random order)",
+		set:   setDuration(func(c *Config) *time.Duration { return &c.MockAPI.CallbackJitter })}
+	optCallbackDuplicateRate = &option{name: FlagCallbackDuplicateRate, section: mockSection, category: categoryMockAPI, def: "0",
+		usage: "`FRACTION` (0..1) of callbacks sent twice",
+		set:   setFloat(func(c *Config) *float64 { return &c.MockAPI.CallbackDuplicateRate })}
+	optCallbackRefuseRate = &option{name: FlagCallbackRefuseRate, section: mockSection, category: categoryMockAPI, def: "0",
+		usage: "`FRACTION` (0..1) of callbacks first sent with a wrong token (refused, then retried)",
+		set:   setFloat(func(c *Config) *float64 { return &c.MockAPI.CallbackRefuseRate })}
+	optCapableFraction = &option{name: FlagCapableFraction, section: mockSection, category: categoryMockAPI, def: formatFloat(MockCapableFractionDefault),
+		usage: "`FRACTION` (0..1) of numbers the simulator calls capable (a fixed function of the number)",
+		set:   setFloat(func(c *Config) *float64 { return &c.MockAPI.CapableFraction })}
 )
 
 // options lists every option, in the order of help, docs and messages.
@@ -312,8 +413,13 @@ var options = []*option{
 	optWireFormat, optBatchSize, optRate, optTimeout, optMaxAttempts,
 	optInput, optColumn, optDefaultRegion, optJob, optChunkSize,
 	optConcurrency, optMetricsAddr, optShutdownTimeout, optRetention,
+	optCallbackListen, optCallbackToken, optCallbackTokenFile, optCallbackHeader,
+	optCallbackNumberField, optCallbackStatusField, optCallbackCapable, optCallbackNotCapable,
+	optCallbackAllow, optCallbackTLSCert, optCallbackTLSKey,
 	optListen, optMockRate, optLatency, optJitter, optFailRate,
 	optResetRate, optRejectSuffix, optMaxBatch, optSeed,
+	optCallbackURL, optCallbackDelay, optCallbackJitter, optCallbackDuplicateRate,
+	optCallbackRefuseRate, optCapableFraction,
 }
 
 // Parsers. Their errors say what the value must be; Load adds the option,
@@ -402,6 +508,41 @@ func setWireFormat(c *Config, v string) error {
 		return nil
 	}
 	return errors.New("must be digits or e164")
+}
+
+// setList reads a comma-separated list; empty items are dropped.
+func setList(field func(*Config) *[]string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		var out []string
+		for s := range strings.SplitSeq(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+		*field(c) = out
+		return nil
+	}
+}
+
+func setCIDRs(c *Config, v string) error {
+	var out []string
+	for s := range strings.SplitSeq(v, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return fmt.Errorf("must be comma-separated networks such as 203.0.113.0/24 or addresses (%q is neither)", s)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		out = append(out, p.Masked().String())
+	}
+	c.Callback.Allow = out
+	return nil
 }
 
 func formatFloat(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }

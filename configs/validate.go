@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -23,6 +24,8 @@ type Needs struct {
 	Credentials bool
 	// Input requires --input: enqueue and run.
 	Input bool
+	// CallbackListen requires --callback-listen: capcheck callbacks.
+	CallbackListen bool
 }
 
 // Validate checks every value and the options n requires. It reports all
@@ -129,8 +132,92 @@ func (c *Config) Validate(n Needs) error {
 		v.bad(optRejectSuffix, m.RejectSuffix, "must be digits only")
 	}
 	v.atLeast(optMaxBatch, m.MaxBatch, 1)
+	v.mockCallbacks(m)
+	v.callback(c.Callback, n)
 
 	return errors.Join(v.errs...)
+}
+
+func (v *validator) mockCallbacks(m MockAPI) {
+	if m.CallbackURL != "" {
+		if u, err := url.Parse(m.CallbackURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.bad(optCallbackURL, m.CallbackURL, "must be an http:// or https:// URL such as http://127.0.0.1:8081/callback")
+		}
+	}
+	if m.CallbackDelay < 0 {
+		v.bad(optCallbackDelay, m.CallbackDelay.String(), "must not be negative")
+	}
+	if m.CallbackJitter < 0 {
+		v.bad(optCallbackJitter, m.CallbackJitter.String(), "must not be negative")
+	}
+	for _, f := range []struct {
+		o *option
+		v float64
+	}{{optCallbackDuplicateRate, m.CallbackDuplicateRate}, {optCallbackRefuseRate, m.CallbackRefuseRate},
+		{optCapableFraction, m.CapableFraction}} {
+		if !isFraction(f.v) {
+			v.bad(f.o, formatFloat(f.v), "must be between 0 and 1")
+		}
+	}
+}
+
+func (v *validator) callback(cb Callback, n Needs) {
+	switch {
+	case cb.Listen == "" && n.CallbackListen:
+		v.missing(optCallbackListen, "is required: the address the provider's callbacks come to, such as :8443")
+	case cb.Listen != "":
+		if _, _, err := net.SplitHostPort(cb.Listen); err != nil {
+			v.bad(optCallbackListen, cb.Listen, "must be HOST:PORT or :PORT, such as :8443")
+		} else if cb.Token.IsZero() && !IsLoopback(cb.Listen) {
+			v.errs = append(v.errs, &Error{Option: FlagCallbackToken, Msg: "a callback token is required when --callback-listen (" +
+				cb.Listen + ") is not a loopback address; set --callback-token-file, " + optCallbackTokenFile.env() +
+				" or callback_token_file: in the config file to a file holding it (or --callback-token, " +
+				optCallbackToken.env() + " or callback_token:)"})
+		}
+	}
+	if strings.ContainsFunc(cb.Token.Reveal(), func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		v.bad(optCallbackToken, "", "must not contain spaces or control characters (value not shown)")
+	}
+	if cb.Header == "" || strings.ContainsFunc(cb.Header, func(r rune) bool { return r <= ' ' || r == ':' || r > '~' }) {
+		v.bad(optCallbackHeader, cb.Header, "must be an HTTP header name such as Authorization or X-Api-Key")
+	}
+	for _, f := range []struct {
+		o *option
+		p string
+	}{{optCallbackNumberField, cb.NumberField}, {optCallbackStatusField, cb.StatusField}} {
+		if f.p == "" || strings.HasPrefix(f.p, ".") || strings.HasSuffix(f.p, ".") || strings.Contains(f.p, "..") {
+			v.bad(f.o, f.p, "must be a field name or a dot path such as data.mobile")
+		}
+	}
+	capable := map[string]bool{}
+	for _, s := range cb.Capable {
+		capable[strings.ToLower(s)] = true
+	}
+	for _, s := range cb.NotCapable {
+		if capable[strings.ToLower(s)] {
+			v.bad(optCallbackNotCapable, strings.Join(cb.NotCapable, ","),
+				fmt.Sprintf("must not repeat a value of --%s (%q)", FlagCallbackCapable, s))
+			break
+		}
+	}
+	if (cb.TLSCert == "") != (cb.TLSKey == "") {
+		v.missing(optCallbackTLSKey, "and --"+FlagCallbackTLSCert+" go together: set both files, or neither (TLS terminated in front)")
+	}
+}
+
+// IsLoopback reports whether the listen address addr (HOST:PORT) is on a
+// loopback interface only: localhost, 127.0.0.0/8 or ::1. ":PORT" listens
+// on every interface, so it is not.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 type validator struct {

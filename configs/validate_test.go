@@ -81,6 +81,26 @@ func TestValidate(t *testing.T) {
 				"--reject-suffix must be digits only (got 9x); set --reject-suffix, CAPCHECK_MOCK_API_REJECT_SUFFIX or reject_suffix: under mock_api: in the config file\n" +
 				"--max-batch must be at least 1 (got 0); set --max-batch, CAPCHECK_MOCK_API_MAX_BATCH or max_batch: under mock_api: in the config file"},
 		{name: "mock credentials", mock: true, needs: Needs{Credentials: true}, args: []string{"--sid", "S", "--api-key", "K"}},
+		{name: "callback listen required", needs: Needs{CallbackListen: true},
+			want: "--callback-listen is required: the address the provider's callbacks come to, such as :8443; set --callback-listen, CAPCHECK_CALLBACK_LISTEN or callback_listen: in the config file"},
+		{name: "callback on loopback needs no token", needs: Needs{CallbackListen: true}, args: []string{"--callback-listen", "127.0.0.1:8081"}},
+		{name: "callback on localhost needs no token", args: []string{"--callback-listen", "localhost:8081"}},
+		{name: "callback on every interface needs a token", args: []string{"--callback-listen", ":8081"},
+			want: "a callback token is required when --callback-listen (:8081) is not a loopback address; set --callback-token-file, CAPCHECK_CALLBACK_TOKEN_FILE or callback_token_file: in the config file to a file holding it (or --callback-token, CAPCHECK_CALLBACK_TOKEN or callback_token:)"},
+		{name: "callback with token", args: []string{"--callback-listen", "0.0.0.0:8081", "--callback-token", "S3CR3T"}},
+		{name: "callback token with a space", args: []string{"--callback-token", "S3CR3T x"},
+			want: "--callback-token must not contain spaces or control characters (value not shown); set --callback-token, CAPCHECK_CALLBACK_TOKEN or callback_token: in the config file"},
+		{name: "callback values", args: []string{"--callback-capable", "yes,ok", "--callback-not-capable", "no,OK",
+			"--callback-number-field", "data.", "--callback-header", "X Key", "--callback-tls-cert", "c.pem"},
+			want: "--callback-header must be an HTTP header name such as Authorization or X-Api-Key (got \"X Key\"); set --callback-header, CAPCHECK_CALLBACK_HEADER or callback_header: in the config file\n" +
+				"--callback-number-field must be a field name or a dot path such as data.mobile (got data.); set --callback-number-field, CAPCHECK_CALLBACK_NUMBER_FIELD or callback_number_field: in the config file\n" +
+				"--callback-not-capable must not repeat a value of --callback-capable (\"OK\") (got no,OK); set --callback-not-capable, CAPCHECK_CALLBACK_NOT_CAPABLE or callback_not_capable: in the config file\n" +
+				"--callback-tls-key and --callback-tls-cert go together: set both files, or neither (TLS terminated in front); set --callback-tls-key, CAPCHECK_CALLBACK_TLS_KEY or callback_tls_key: in the config file"},
+		{name: "callback allow", args: []string{"--callback-allow", "10.0.0.0/8, 192.0.2.7"}},
+		{name: "mock callbacks", mock: true, args: []string{"--callback-url", "ftp://x", "--callback-delay", "-1s", "--capable-fraction", "1.5"},
+			want: "--callback-url must be an http:// or https:// URL such as http://127.0.0.1:8081/callback (got ftp://x); set --callback-url, CAPCHECK_MOCK_API_CALLBACK_URL or callback_url: under mock_api: in the config file\n" +
+				"--callback-delay must not be negative (got -1s); set --callback-delay, CAPCHECK_MOCK_API_CALLBACK_DELAY or callback_delay: under mock_api: in the config file\n" +
+				"--capable-fraction must be between 0 and 1 (got 1.5); set --capable-fraction, CAPCHECK_MOCK_API_CAPABLE_FRACTION or capable_fraction: under mock_api: in the config file"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
