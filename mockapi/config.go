@@ -72,6 +72,38 @@ type Config struct {
 	// false.
 	TrackNumbers bool
 
+	// CallbackURL, when set, receives one callback per accepted number:
+	// POST, JSON {"number": as sent, "status": CapabilityStatus}, with
+	// CallbackToken in CallbackHeader ("Bearer <token>"); a non-2xx answer is
+	// retried with backoff. Defaults to "" (no callbacks).
+	CallbackURL string
+
+	// CallbackToken is the token callbacks carry. Never logged. Defaults
+	// to "" (no header).
+	CallbackToken string
+
+	// CallbackHeader is the header carrying the token. Defaults to
+	// "Authorization".
+	CallbackHeader string
+
+	// CallbackDelay and CallbackJitter: a callback is sent CallbackDelay
+	// plus a random [0, CallbackJitter] after its request was accepted.
+	// Default to 0.
+	CallbackDelay, CallbackJitter time.Duration
+
+	// CallbackDuplicateRate is the fraction (0..1) of callbacks sent twice.
+	// Defaults to 0.
+	CallbackDuplicateRate float64
+
+	// CallbackRefuseRate is the fraction (0..1) of callbacks first sent with
+	// a wrong token (the receiver refuses them; they are retried). Defaults
+	// to 0.
+	CallbackRefuseRate float64
+
+	// CapableFraction is the share of numbers reported capable (see
+	// [Capable]). Defaults to 0.
+	CapableFraction float64
+
 	// Logger gets one debug line per request and the listen address at
 	// info level. Defaults to nil (no logging).
 	Logger *slog.Logger
@@ -81,6 +113,7 @@ type Config struct {
 // defaults.
 func (c Config) WithDefaults() Config {
 	c.MaxBatch = cmp.Or(c.MaxBatch, MaxBatchDefault)
+	c.CallbackHeader = cmp.Or(c.CallbackHeader, "Authorization")
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -109,6 +142,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("mockapi: reset rate must be between 0 and 1, got %v", c.ResetRate)
 	case c.FailRate+c.ResetRate > 1:
 		return fmt.Errorf("mockapi: fail rate plus reset rate must not exceed 1, got %v", c.FailRate+c.ResetRate)
+	case c.CallbackDelay < 0 || c.CallbackJitter < 0:
+		return fmt.Errorf("mockapi: callback delay and jitter must not be negative, got %s and %s", c.CallbackDelay, c.CallbackJitter)
+	case !isFraction(c.CallbackDuplicateRate) || !isFraction(c.CallbackRefuseRate) || !isFraction(c.CapableFraction):
+		return fmt.Errorf("mockapi: callback duplicate rate, refuse rate and capable fraction must be between 0 and 1")
 	case strings.Trim(c.RejectSuffix, "0123456789") != "":
 		return fmt.Errorf("mockapi: reject suffix must be digits only, got %q", c.RejectSuffix)
 	}

@@ -25,8 +25,10 @@ func (s *Server) Listen(addr string) (net.Listener, error) {
 }
 
 // Serve answers on ln until ctx is done, then shuts down gracefully and
-// returns nil; it returns an error if serving fails. It closes ln.
+// returns nil; it returns an error if serving fails. It closes ln, and
+// closes s (callbacks not yet delivered are dropped).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	defer s.Close()
 	hs := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,

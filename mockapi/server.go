@@ -50,6 +50,8 @@ type Server struct {
 	arrivals window // every API request, for MaxWindow
 	st       Stats
 	seen     map[uint64]uint32 // accepted number (digits) → acceptances
+
+	callbacks *sender // nil without CallbackURL
 }
 
 // New returns a server for cfg, with defaults filled in. It returns an error
@@ -72,7 +74,18 @@ func New(cfg Config) (*Server, error) {
 		rng:   rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 	}
 	s.clearStats()
+	if cfg.CallbackURL != "" {
+		s.callbacks = newSender(cfg, seed)
+	}
 	return s, nil
+}
+
+// Close stops sending callbacks (those not delivered yet are dropped). Serve
+// calls it when it returns; closing twice is harmless.
+func (s *Server) Close() {
+	if s.callbacks != nil {
+		s.callbacks.close()
+	}
 }
 
 // Path returns the API path the server answers, with the configured SID.
@@ -198,6 +211,9 @@ func (s *Server) decide(r *http.Request) reply {
 			numbers: len(numbers)}
 	}
 	s.accept(numbers)
+	if s.callbacks != nil {
+		s.callbacks.accepted(numbers)
+	}
 	return reply{status: http.StatusAccepted, code: codeOK, msg: msgOK, numbers: len(numbers)}
 }
 

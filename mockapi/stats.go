@@ -25,6 +25,13 @@ type Stats struct {
 	// sliding 1-second window, counting those answered 429 or dropped: it
 	// measures the clients' pacing, not the server's answers.
 	MaxWindow int `json:"max_window"`
+	// CallbacksSent counts callback requests sent (retries included),
+	// CallbacksDelivered those answered 2xx, CallbackRetries those to be
+	// sent again, CallbacksPending the callbacks not delivered yet.
+	CallbacksSent      int64 `json:"callbacks_sent,omitempty"`
+	CallbacksDelivered int64 `json:"callbacks_delivered,omitempty"`
+	CallbackRetries    int64 `json:"callback_retries,omitempty"`
+	CallbacksPending   int64 `json:"callbacks_pending,omitempty"`
 	// Numbers maps each accepted number (digits, no '+') to how many times it
 	// was accepted; only with Config.TrackNumbers.
 	Numbers map[string]int `json:"numbers,omitempty"`
@@ -52,6 +59,10 @@ func (s *Server) ResetStats() Stats {
 func (s *Server) snapshot() Stats {
 	st := s.st
 	st.ByStatus = maps.Clone(s.st.ByStatus)
+	if c := s.callbacks; c != nil {
+		st.CallbacksSent, st.CallbacksDelivered = c.sent.Load(), c.delivered.Load()
+		st.CallbackRetries, st.CallbacksPending = c.retries.Load(), c.pending.Load()
+	}
 	if s.cfg.TrackNumbers {
 		st.Numbers = make(map[string]int, len(s.seen))
 		for k, n := range s.seen {

@@ -16,10 +16,15 @@ func mockAPICommand() *cli.Command {
 		Description: "Serves POST /v1/{sid}/messages/soip/capability-check like the provider: it checks\n" +
 			"the api-key header, the SID, the body and every number, answers 202, 400, 401, 429\n" +
 			"or 503, adds latency and drops connections as configured. GET /stats shows what it\n" +
-			"saw. It runs until SIGINT or SIGTERM, then shuts down gracefully.\n\n" +
+			"saw. With --callback-url it calls back like the provider: one callback per accepted\n" +
+			"number, {\"number\":..., \"status\":\"capable\"|\"not_capable\"} with --callback-token in\n" +
+			"--callback-header, after --callback-delay plus jitter, retried until answered 2xx;\n" +
+			"a number is capable when the FNV-1a hash of its digits over 2^64 is below\n" +
+			"--capable-fraction. It runs until SIGINT or SIGTERM, then shuts down gracefully.\n\n" +
 			"Its options have variables CAPCHECK_MOCK_API_* and keys under mock_api: in the\n" +
 			"config file; --rate here is the simulator's own limit, not the client's rate.",
-		Flags:  slices.Concat(configs.CommonFlags(), configs.CredentialFlags(), configs.MockAPIFlags()),
+		Flags: slices.Concat(configs.CommonFlags(), configs.CredentialFlags(), configs.MockAPIFlags(),
+			configs.CallbackAuthFlags()),
 		Action: mockAPI,
 	}
 }
@@ -45,6 +50,15 @@ func mockAPI(c *cli.Context) error {
 		RejectSuffix: m.RejectSuffix,
 		Seed:         m.Seed,
 		Logger:       newLogger(cfg, c.App.ErrWriter),
+
+		CallbackURL:           m.CallbackURL,
+		CallbackToken:         cfg.Callback.Token.Reveal(), // sent, never logged
+		CallbackHeader:        cfg.Callback.Header,
+		CallbackDelay:         m.CallbackDelay,
+		CallbackJitter:        m.CallbackJitter,
+		CallbackDuplicateRate: m.CallbackDuplicateRate,
+		CallbackRefuseRate:    m.CallbackRefuseRate,
+		CapableFraction:       m.CapableFraction,
 	})
 	if err != nil {
 		// configs.Validate checks what mockapi checks; this is a backstop.
