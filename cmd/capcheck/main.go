@@ -36,6 +36,7 @@ func commands() []*cli.Command {
 		retryCommand(),
 		exportCommand(),
 		mockAPICommand(),
+		callbacksCommand(),
 	}
 }
 

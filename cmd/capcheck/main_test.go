@@ -27,6 +27,7 @@ import (
 func TestMain(m *testing.M) { os.Exit(testbin.Main(m)) }
 
 const testKey = "S3CR3T-KEY-123"
+const testToken = "CB-T0KEN-456"
 
 // probeCommand is a test-only command taking every non-mock flag group, to
 // test the exit codes of options no registered command takes yet.
@@ -241,19 +242,24 @@ func TestBinaryUsageErrors(t *testing.T) {
 }
 
 // TestSecretsNeverPrinted runs every registered command, with the API key
-// given each way, through help and bad-usage paths, and checks that the key
-// is in no output.
+// and the callback token each given every way, through help and bad-usage
+// paths, and checks that neither secret is in any output.
 func TestSecretsNeverPrinted(t *testing.T) {
 	t.Parallel()
-	keyFile := writeFile(t, "key", testKey+"\n")
-	deliveries := map[string]struct {
+	type delivery struct {
 		env  []string
 		args []string
-	}{
-		"flag":     {args: []string{"--api-key", testKey}},
-		"variable": {env: []string{"CAPCHECK_API_KEY=" + testKey}},
-		"file":     {env: []string{"CAPCHECK_API_KEY_FILE=" + keyFile}},
-		"config":   {env: []string{"CAPCHECK_CONFIG=" + writeFile(t, "c.yaml", "api_key: "+testKey+"\n")}},
+	}
+	deliveries := map[string]delivery{}
+	for _, sec := range []struct{ name, value, flag, env, key string }{
+		{"API key", testKey, "--api-key", "CAPCHECK_API_KEY", "api_key"},
+		{"callback token", testToken, "--callback-token", "CAPCHECK_CALLBACK_TOKEN", "callback_token"},
+	} {
+		file := writeFile(t, sec.key, sec.value+"\n")
+		deliveries[sec.name+" flag"] = delivery{args: []string{sec.flag, sec.value}}
+		deliveries[sec.name+" variable"] = delivery{env: []string{sec.env + "=" + sec.value}}
+		deliveries[sec.name+" file"] = delivery{env: []string{sec.env + "_FILE=" + file}}
+		deliveries[sec.name+" config"] = delivery{env: []string{"CAPCHECK_CONFIG=" + writeFile(t, sec.key+".yaml", sec.key+": "+sec.value+"\n")}}
 	}
 	type run struct {
 		name string
@@ -268,6 +274,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 			run{c.Name + " bad value", []string{c.Name, "--log-level", "loud"}},
 			run{c.Name + " bad values", []string{c.Name, "--sid", "a/b", "--rate", "-1", "--redis", "x", "--job", "/"}},
 			run{c.Name + " argument", []string{c.Name, "extra"}},
+			run{c.Name + " bad callback values", []string{c.Name, "--callback-listen", ":1", "--callback-header", "a b", "--redis", "x"}},
 		)
 	}
 	for dname, d := range deliveries {
@@ -276,12 +283,14 @@ func TestSecretsNeverPrinted(t *testing.T) {
 				t.Parallel()
 				args := r.args
 				if len(d.args) > 0 && len(args) > 0 && args[0] != "--help" && args[0] != "help" {
-					// The key flag goes after the command's name, before the rest.
+					// The secret's flag goes after the command's name, before the rest.
 					args = slices.Concat(args[:1], d.args, args[1:])
 				}
 				_, stdout, stderr := capcheck(t, d.env, args...)
-				if strings.Contains(stdout+stderr, testKey) {
-					t.Errorf("capcheck %q printed the API key:\nstdout:\n%s\nstderr:\n%s", args, stdout, stderr)
+				for _, secret := range []string{testKey, testToken} {
+					if strings.Contains(stdout+stderr, secret) {
+						t.Errorf("capcheck %q printed a secret:\nstdout:\n%s\nstderr:\n%s", args, stdout, stderr)
+					}
 				}
 			})
 		}

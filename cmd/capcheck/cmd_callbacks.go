@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"github.com/urfave/cli/v2"
+
+	"github.com/capcheck/capcheck/callbacks"
+	"github.com/capcheck/capcheck/capstore"
+	"github.com/capcheck/capcheck/configs"
+)
+
+func callbacksCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "callbacks",
+		Usage: "receive the provider's capability callbacks and record them in Redis",
+		Description: "An HTTP server for the URL of the account's callback profile: POST, PUT or GET\n" +
+			"at /callback, a JSON object, a JSON array of objects, a form body or the query\n" +
+			"string, with the number and status at --callback-number-field and\n" +
+			"--callback-status-field. A callback is answered 200 only once it is recorded in\n" +
+			"Redis; a wrong or missing token gets 401, a bad body 400 or 413, and a flood 503\n" +
+			"with Retry-After. Any number of replicas share one Redis behind a load balancer.\n" +
+			"GET /healthz checks Redis; --metrics-addr serves Prometheus /metrics\n" +
+			"(docs/metrics.md). SIGTERM or SIGINT stops it gracefully: requests in flight are\n" +
+			"written and answered. docs/operations.md shows the callback profile to set up.",
+		Flags: slices.Concat(configs.SharedFlags(), configs.CallbackFlags(), configs.DefaultRegionFlag(),
+			configs.ServiceFlags()),
+		Action: callbacksAction,
+	}
+}
+
+func callbacksAction(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	s, err := openSession(c, configs.Needs{CallbackListen: true})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	serve, err := startReceiver(s.cfg, s.rdb, s.log, reg)
+	if err != nil {
+		return err
+	}
+	stopMetrics := func() {}
+	if addr := s.cfg.Worker.MetricsAddr; addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("--metrics-addr %s: %w", addr, err)
+		}
+		stopMetrics = serveRegistry(ln, reg, s.log)
+		s.log.Info("serving /metrics", "addr", ln.Addr().String())
+	}
+	defer stopMetrics()
+	err = serve(c.Context)
+	s.log.Info("callback receiver stopped")
+	return err
+}
+
+// startReceiver listens on --callback-listen and returns the function that
+// serves callbacks until its context is done, then shuts down gracefully
+// (within --shutdown-timeout). Listening first makes a taken address or an
+// unreadable certificate an error before anything runs.
+func startReceiver(cfg *configs.Config, rdb redis.UniversalClient, log *slog.Logger,
+	reg prometheus.Registerer) (serve func(context.Context) error, err error) {
+	cb := cfg.Callback
+	tlsFiles := callbacks.TLS{CertFile: cb.TLSCert, KeyFile: cb.TLSKey}
+	if cb.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(cb.TLSCert, cb.TLSKey); err != nil {
+			return nil, usageErrorf("--callback-tls-cert %s / --callback-tls-key %s: %v", cb.TLSCert, cb.TLSKey, err)
+		}
+	}
+	recv, err := callbacks.New(capstore.New(rdb, capstore.Options{}), callbacks.Config{
+		Token:         cb.Token.Reveal(), // compared, never logged
+		Header:        cb.Header,
+		NumberField:   cb.NumberField,
+		StatusField:   cb.StatusField,
+		Capable:       cb.Capable,
+		NotCapable:    cb.NotCapable,
+		Allow:         cb.AllowPrefixes(),
+		DefaultRegion: cfg.Enqueue.DefaultRegion,
+		Logger:        log,
+		Metrics:       callbacks.NewMetrics(reg),
+	})
+	if err != nil {
+		return nil, usageErrorf("%v", err) // configs.Validate checks the same: a backstop
+	}
+	ln, err := net.Listen("tcp", cb.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("--callback-listen %s: %w", cb.Listen, err)
+	}
+	auth := "token in " + cb.Header
+	if cb.Token.IsZero() {
+		auth = "none (loopback only)"
+	}
+	log.Info("receiving callbacks", "addr", ln.Addr().String(), "path", callbacks.Path,
+		"tls", cb.TLSCert != "", "auth", auth, "number_field", cb.NumberField, "status_field", cb.StatusField)
+	return func(ctx context.Context) error {
+		return recv.Serve(ctx, ln, tlsFiles, cfg.Worker.ShutdownTimeout)
+	}, nil
+}
+
+// serveRegistry serves reg on ln at /metrics until the returned stop is
+// called.
+func serveRegistry(ln net.Listener, reg *prometheus.Registry, log *slog.Logger) (stop func()) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}
+}
