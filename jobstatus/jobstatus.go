@@ -40,6 +40,18 @@ type Status struct {
 	ETASeconds *float64 `json:"eta_seconds,omitempty"`
 	// Progress is the share of valid numbers with a final status, 0 to 1.
 	Progress float64 `json:"progress"`
+	// FleetPausedUntil is when the fleet's pause after a 429 ends, while one
+	// holds every job's requests and this job is not finished (see
+	// SetFleetPause); absent otherwise.
+	FleetPausedUntil time.Time `json:"fleet_paused_until,omitzero"`
+}
+
+// SetFleetPause records that the fleet is paused for left from now, on a
+// job that is not finished.
+func (s *Status) SetFleetPause(left time.Duration, now time.Time) {
+	if left > 0 && !s.Finished() {
+		s.FleetPausedUntil = now.Add(left).UTC().Truncate(time.Second)
+	}
 }
 
 // Rejects counts input records that never reach the API, by reason.
@@ -133,12 +145,21 @@ func Render(w io.Writer, s *Status) error {
 	p("numbers", "%d accepted, %d rejected, %d failed, %d pending (%.1f%%)",
 		s.Numbers.Accepted, s.Numbers.Rejected, s.Numbers.Failed, s.Numbers.Pending, 100*s.Progress)
 	p("requests", "%d (429s %d, retries %d), %.1f/s over the last minute", s.Requests, s.RateLimited, s.Retries, s.RateLastMinute)
+	if !s.FleetPausedUntil.IsZero() {
+		p("fleet", "%s", PauseLine(s.FleetPausedUntil))
+	}
 	elapsed := (time.Duration(s.ElapsedSeconds) * time.Second).String()
 	if s.ETASeconds != nil {
 		elapsed += ", about " + (time.Duration(*s.ETASeconds) * time.Second).String() + " left"
 	}
 	p("elapsed", "%s", elapsed)
 	return tw.Flush()
+}
+
+// PauseLine describes a fleet pause that ends at until.
+func PauseLine(until time.Time) string {
+	left := max(time.Until(until).Round(time.Second), 0)
+	return fmt.Sprintf("paused after a 429 until %s (%s left): no job sends requests", until.Local().Format("15:04:05"), left)
 }
 
 // RenderList writes one line per job, newest first.

@@ -2,9 +2,10 @@
 // of worker processes (replicas), each with many goroutines, share one Redis
 // and one limit.
 //
-// The contract (SPEC.md, "Guarantees"): no sliding 1-second window carries
-// more than Rate requests (+1) fleet-wide, a steady run reaches at least 95% of
-// Rate, and a 429 from the API pauses the whole fleet for its Retry-After.
+// The contract (docs/design.md, "Rate limit"): no sliding 1-second window
+// carries more than Rate requests (+1) fleet-wide, a steady run reaches at
+// least 95% of Rate, and a 429 from the API pauses the whole fleet for its
+// Retry-After (at most PauseMax).
 //
 // # Why not something simpler
 //
@@ -72,6 +73,35 @@
 // at most one slot each, and goroutines that wait cost Redis nothing. A permit
 // costs one Redis round trip (two when the holder had to sleep and no one was
 // queued behind it); BenchmarkWait measures it (about 30µs on loopback).
+//
+// # A state that cannot be trusted
+//
+// The hash is shared by the whole fleet, so anyone who can write to Redis,
+// a bug, or a failover to a Redis whose clock is far behind can leave in it
+// what capcheck never writes. Unchecked, a pause a year ahead stops the fleet
+// for a year (and keeps the key alive as long); a pause of 1e17 µs overflows
+// a time.Duration and turns the limit off; 1e30 makes every reservation fail
+// (its expiry is out of range). So the script clamps what it reads, in every
+// mode:
+//
+//   - a value that is not a finite number is taken as absent;
+//   - pause is at most now + PauseMax + 1 minute of slack (the longest pause
+//     capcheck sets: [Limiter.Pause] caps its argument at PauseMax);
+//   - tat is at most max(now, pause) + 1024 intervals (room for 1024
+//     replicas each holding one reservation), and never more than the
+//     pause's limit beyond it.
+//
+// The next write stores the clamped values, so a clamp does not move on
+// with the clock: a bad state stops the fleet for at most those bounds, once,
+// and the key expires a minute after them. The Go side also converts times
+// to Durations saturating, never wrapping around.
+//
+// # Time in tests
+//
+// Every mode takes an optional "now" argument that replaces Redis's TIME.
+// Only tests set it (with a fake clock that also drives the limiter's
+// sleeps), so that they assert the script's exact answers and simulate a
+// fleet for minutes in milliseconds, instead of sleeping on the wall clock.
 //
 // All replicas must use the same Key and Limit. If Redis fails, Wait returns
 // an error and no permit; the caller should not send (and retry its task

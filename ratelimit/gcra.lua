@@ -4,22 +4,33 @@
 -- Times are microseconds on the Redis server's clock (TIME), so every replica
 -- reads one clock. Stored as decimal strings with 3 decimals (sub-µs slots).
 --
--- ARGV[1] is the mode:
---   "reserve"  ARGV[2] = slot interval (µs), ARGV[3] = tolerance (µs).
---              Takes the next slot:
+-- ARGV of every mode:
+--   [1] mode (below)
+--   [2] now (µs) to use instead of TIME: tests only; "" reads TIME
+--   [3] slot interval (µs)
+--   [4] tolerance (µs): how late a slot may still be taken
+--   [5] pause limit (µs): the longest pause capcheck sets, plus slack
+--   [6] lead limit (µs): how far past max(now, pause) tat may be
+-- Modes, with their own ARGV from [7]:
+--   "reserve"  Takes the next slot:
 --                start = max(tat, now - tolerance, pause); tat = start + interval
 --              A start in the past (by at most the tolerance) lets a replica
 --              that fell a little behind catch up instead of losing the slot.
---   "confirm"  ARGV[2], ARGV[3] as for reserve, ARGV[4] = start of the slot
---              held, ARGV[5] = "1" to accept it however late, ARGV[6] = "1"
---              to reserve the next slot too (for the next holder).
---              The slot stands unless a pause covers it or it started more
---              than the tolerance ago; else takes a new slot, as reserve.
---   "pause"    ARGV[2] = pause duration (µs). pause = max(pause, now + d).
+--   "confirm"  [7] = start of the slot held, [8] = "1" to accept it however
+--              late, [9] = "1" to reserve the next slot too (for the next
+--              holder). The slot stands unless a pause covers it or it
+--              started more than the tolerance ago; else takes a new slot,
+--              as reserve.
+--   "pause"    [7] = pause duration (µs). pause = max(pause, now + d).
 --   "peek"     read only.
 -- Every mode returns {now, pause, x, renewed, next} as strings: x is the
 -- start of the slot (reserve, confirm) or tat; renewed is "1" when confirm
 -- took a new slot, else "0"; next is the start of the next slot, or "".
+--
+-- The hash is shared by the fleet, so what it holds is clamped before use: a
+-- stray write, or a failover to a Redis whose clock is far behind, must not
+-- stop the fleet for long, nor switch the limit off (see doc.go, "A state
+-- that cannot be trusted").
 
 -- Redis < 5 needs this before writing after a non-deterministic command
 -- (TIME); Redis 7 and miniredis ignore it.
@@ -27,12 +38,36 @@ if redis.replicate_commands then
   redis.replicate_commands()
 end
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local v = redis.call('HMGET', KEYS[1], 'tat', 'pause')
-local tat = tonumber(v[1]) or 0
-local pause = tonumber(v[2]) or 0
+local now = tonumber(ARGV[2])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local interval, tolerance = tonumber(ARGV[3]), tonumber(ARGV[4])
+local pauseLimit, leadLimit = tonumber(ARGV[5]), tonumber(ARGV[6])
 local mode = ARGV[1]
+
+-- A time read from the hash: nil when absent, not a number, or not finite.
+local function finite(s)
+  local x = tonumber(s)
+  if x == nil or x ~= x or x == math.huge or x == -math.huge then
+    return nil
+  end
+  return x
+end
+
+local v = redis.call('HMGET', KEYS[1], 'tat', 'pause')
+local tat = finite(v[1]) or 0
+local pause = finite(v[2]) or 0
+-- repaired: the hash held something out of bounds; the next write fixes it
+-- for good, so a clamp does not move on with the clock.
+local repaired = (v[1] and not finite(v[1])) or (v[2] and not finite(v[2]))
+if pause > now + pauseLimit then
+  pause, repaired = now + pauseLimit, true
+end
+if tat > math.max(now, pause) + leadLimit then
+  tat, repaired = math.max(now, pause) + leadLimit, true
+end
 
 local function f(x)
   return string.format('%.3f', x)
@@ -40,38 +75,45 @@ end
 
 -- The state matters only until both times have passed: let the key expire a
 -- minute after that, so an idle fleet leaves nothing behind.
-local function store(field, value)
-  redis.call('HSET', KEYS[1], field, f(value))
+local function store(field)
+  if repaired then
+    redis.call('HSET', KEYS[1], 'tat', f(tat), 'pause', f(pause))
+    repaired = false
+  elseif field == 'tat' then
+    redis.call('HSET', KEYS[1], 'tat', f(tat))
+  else
+    redis.call('HSET', KEYS[1], 'pause', f(pause))
+  end
   local last = math.max(tat, pause)
   redis.call('PEXPIRE', KEYS[1], string.format('%.0f', math.ceil((last - now) / 1000) + 60000))
 end
 
 -- reserve takes the next slot and returns its start.
 local function reserve()
-  local start = math.max(tat, now - tonumber(ARGV[3]), pause)
-  tat = start + tonumber(ARGV[2])
-  store('tat', tat)
+  local start = math.max(tat, now - tolerance, pause)
+  tat = start + interval
+  store('tat')
   return start
 end
 
 if mode == 'reserve' then
   return {f(now), f(pause), f(reserve()), '0', ''}
 elseif mode == 'confirm' then
-  local start = tonumber(ARGV[4])
-  local late = now - start > tonumber(ARGV[3]) and ARGV[5] ~= '1'
+  local start = tonumber(ARGV[7])
+  local late = now - start > tolerance and ARGV[8] ~= '1'
   if pause > math.max(now, start) or late then
     return {f(now), f(pause), f(reserve()), '1', ''}
   end
   local next = ''
-  if ARGV[6] == '1' then
+  if ARGV[9] == '1' then
     next = f(reserve())
   end
   return {f(now), f(pause), f(start), '0', next}
 elseif mode == 'pause' then
-  local d = tonumber(ARGV[2])
+  local d = math.min(tonumber(ARGV[7]), pauseLimit)
   if now + d > pause then
     pause = now + d
-    store('pause', pause)
+    store('pause')
   end
   return {f(now), f(pause), f(tat), '0', ''}
 elseif mode == 'peek' then

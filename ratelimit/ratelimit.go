@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"cmp"
 	"context"
 	_ "embed"
 	"errors"
@@ -23,6 +24,24 @@ const KeyDefault = "capcheck:ratelimit"
 // without carrying more than Rate+1 requests. The fleet still reaches 98% of
 // Rate, above the 95% the product promises.
 const headroom = 0.02
+
+// PauseMax is the longest fleet pause: [Limiter.Pause] caps what it is asked
+// for (a 429's Retry-After) at it.
+const PauseMax = 5 * time.Minute
+
+// pauseSlack is added to PauseMax for the pause the script accepts from the
+// hash: room for a Redis clock that stepped back a little after a failover.
+const pauseSlack = time.Minute
+
+// pauseLimit is the furthest ahead of now a pause read from the hash may be;
+// one further is taken to end then (see gcra.lua).
+const pauseLimit = PauseMax + pauseSlack
+
+// slotsAheadMax bounds how many slots ahead of now (or of the pause's end) the
+// hash's tat may be: room for 1024 replicas, each holding one reservation.
+// The lead is never above pauseLimit either, so that at low rates a bad tat
+// blocks the fleet no longer than a bad pause would.
+const slotsAheadMax = 1024
 
 // Limit is a rate of requests for the whole fleet.
 type Limit struct {
@@ -102,6 +121,12 @@ type Limiter struct {
 	// lateTolerance; tolerance is the same as the script's argument.
 	toleranceUS float64
 	tolerance   string
+	leadLimit   string // µs: how far ahead the hash's tat may be, see slotsAheadMax
+
+	// clk is the local clock; with scriptNow set (tests only), the script
+	// takes clk's time as its own instead of reading Redis's.
+	clk       clock
+	scriptNow bool
 
 	local *rate.Limiter // paces this replica's reservations
 	slot  chan struct{} // 1-slot semaphore: at most one reservation outstanding
@@ -146,13 +171,16 @@ func New(rdb Scripter, cfg Config) (*Limiter, error) {
 	}
 	r := cfg.Limit.Rate
 	tol := lateTolerance(r)
+	iv := 1e6 / (r * (1 - headroom))
 	return &Limiter{
 		rdb:         rdb,
 		key:         []string{cfg.Key},
 		limit:       cfg.Limit,
-		interval:    formatUS(1e6 / (r * (1 - headroom))),
+		interval:    formatUS(iv),
 		toleranceUS: tol * 1e6,
 		tolerance:   formatUS(tol * 1e6),
+		leadLimit:   formatUS(min(slotsAheadMax*iv, durationToUS(pauseLimit))),
+		clk:         realClock{},
 		// Burst: the requests the tolerance lets a late replica catch up
 		// on, so that the local limiter's own late timers do not cost
 		// throughput.
@@ -187,7 +215,7 @@ func (l *Limiter) Limit() Limit { return l.limit }
 // fleet's next slot in Redis, sleeps until it starts, checks that the fleet
 // was not paused meanwhile, and returns (see the package documentation).
 func (l *Limiter) Wait(ctx context.Context) (waited time.Duration, err error) {
-	begin := time.Now()
+	begin := l.clk.Now()
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -197,14 +225,14 @@ func (l *Limiter) Wait(ctx context.Context) (waited time.Duration, err error) {
 		l.queued.Add(-1)
 	case <-ctx.Done():
 		l.queued.Add(-1)
-		return time.Since(begin), ctx.Err()
+		return l.clk.Now().Sub(begin), ctx.Err()
 	}
 	defer func() { <-l.slot }()
 
 	if err = l.wait(ctx); err == nil {
 		l.permits.Add(1)
 	}
-	return time.Since(begin), err
+	return l.clk.Now().Sub(begin), err
 }
 
 // maxLate is how many slots in a row one Wait gives up for being late before
@@ -233,9 +261,10 @@ func (l *Limiter) wait(ctx context.Context) error {
 	// Pace this replica locally first: it keeps one replica at or below the
 	// rate even if the Redis state were lost, and costs nothing when the
 	// fleet is the tighter limit.
-	r := l.local.Reserve()
-	if err := sleep(ctx, r.Delay()); err != nil {
-		r.Cancel()
+	now := l.clk.Now()
+	r := l.local.ReserveN(now, 1)
+	if err := l.clk.Sleep(ctx, r.DelayFrom(now)); err != nil {
+		r.CancelAt(l.clk.Now())
 		return err
 	}
 
@@ -243,17 +272,17 @@ func (l *Limiter) wait(ctx context.Context) error {
 	// came for it in time, it is gone.
 	res, ok := l.next, l.next != (reservation{})
 	l.next = reservation{}
-	if ok && time.Since(res.due()) > usToDuration(l.toleranceUS) {
+	if ok && l.clk.Now().Sub(res.due()) > usToDuration(l.toleranceUS) {
 		ok = false
 	}
-	if ok && res.start <= res.now && time.Since(res.sent) < fresh {
+	if ok && res.start <= res.now && l.clk.Now().Sub(res.sent) < fresh {
 		// The slot started (at most the tolerance ago) when Redis
 		// checked the pause, a moment ago.
 		return nil
 	}
 	if !ok {
-		sent := time.Now()
-		st, err := l.run(ctx, "reserve", l.interval, l.tolerance)
+		sent := l.clk.Now()
+		st, err := l.run(ctx, "reserve")
 		if err != nil {
 			return fmt.Errorf("ratelimit: reserving a slot: %w", err)
 		}
@@ -266,7 +295,7 @@ func (l *Limiter) wait(ctx context.Context) error {
 	}
 
 	for void := 0; ; void++ {
-		if err := sleep(ctx, time.Until(res.due())); err != nil {
+		if err := l.clk.Sleep(ctx, res.due().Sub(l.clk.Now())); err != nil {
 			return err
 		}
 		// Right before the caller sends: a 429 may have paused the fleet
@@ -283,8 +312,8 @@ func (l *Limiter) wait(ctx context.Context) error {
 		if l.queued.Load() > 0 {
 			wantNext = "1"
 		}
-		sent := time.Now()
-		st, err := l.run(ctx, "confirm", l.interval, l.tolerance, formatUS(res.start), acceptLate, wantNext)
+		sent := l.clk.Now()
+		st, err := l.run(ctx, "confirm", formatUS(res.start), acceptLate, wantNext)
 		if err != nil {
 			return fmt.Errorf("ratelimit: confirming a slot: %w", err)
 		}
@@ -294,7 +323,7 @@ func (l *Limiter) wait(ctx context.Context) error {
 			}
 			// The slot stands. A little early if the clocks' rates
 			// differ slightly: wait the rest.
-			return sleep(ctx, usToDuration(res.start-st.now))
+			return l.clk.Sleep(ctx, usToDuration(res.start-st.now))
 		}
 		if st.pause > st.now {
 			l.voidedPaused.Add(1)
@@ -308,16 +337,16 @@ func (l *Limiter) wait(ctx context.Context) error {
 	}
 }
 
-// Pause stops the whole fleet from sending for d, counted from now on the
-// Redis clock; call it when the API answers 429 with Retry-After (capped to
-// what is sane: the pause is honoured however long). A pause never shortens
-// one already in force, and d <= 0 does nothing. Requests resume evenly
-// spaced after it.
+// Pause stops the whole fleet from sending for d, at most PauseMax, counted
+// from now on the Redis clock; call it when the API answers 429 with
+// Retry-After. A pause never shortens one already in force, and d <= 0 does
+// nothing. Requests resume evenly spaced after it.
 func (l *Limiter) Pause(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return nil
 	}
-	if _, err := l.run(ctx, "pause", formatUS(float64(d)/float64(time.Microsecond))); err != nil {
+	d = min(d, PauseMax)
+	if _, err := l.run(ctx, "pause", formatUS(durationToUS(d))); err != nil {
 		return fmt.Errorf("ratelimit: pausing the fleet for %v: %w", d, err)
 	}
 	return nil
@@ -330,10 +359,23 @@ func (l *Limiter) PausedFor(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("ratelimit: reading the fleet pause: %w", err)
 	}
+	return st.pausedFor(), nil
+}
+
+// FleetPause returns how long the pause of the fleet whose limiter state is
+// at key (KeyDefault when empty) still lasts, 0 when it is not paused: what a
+// Limiter's PausedFor says, for a command that does not send requests. It
+// only reads.
+func FleetPause(ctx context.Context, rdb Scripter, key string) (time.Duration, error) {
+	l := &Limiter{rdb: rdb, key: []string{cmp.Or(key, KeyDefault)}, interval: "0", tolerance: "0", leadLimit: "0", clk: realClock{}}
+	return l.PausedFor(ctx)
+}
+
+func (st state) pausedFor() time.Duration {
 	if st.pause <= st.now {
-		return 0, nil
+		return 0
 	}
-	return usToDuration(st.pause - st.now), nil
+	return usToDuration(st.pause - st.now)
 }
 
 //go:embed gcra.lua
@@ -350,8 +392,15 @@ type state struct {
 	hasNext    bool
 }
 
+// run runs the script in mode with the arguments every mode takes, then
+// the mode's own.
 func (l *Limiter) run(ctx context.Context, mode string, args ...any) (state, error) {
-	vals, err := script.Run(ctx, l.rdb, l.key, append([]any{mode}, args...)...).StringSlice()
+	now := ""
+	if l.scriptNow {
+		now = formatUS(float64(l.clk.Now().UnixNano()) / 1e3)
+	}
+	common := []any{mode, now, l.interval, l.tolerance, formatUS(durationToUS(pauseLimit)), l.leadLimit}
+	vals, err := script.Run(ctx, l.rdb, l.key, append(common, args...)...).StringSlice()
 	if err != nil {
 		return state{}, err
 	}
@@ -374,9 +423,32 @@ func (l *Limiter) run(ctx context.Context, mode string, args ...any) (state, err
 // formatUS formats µs for the script, with sub-µs precision.
 func formatUS(us float64) string { return strconv.FormatFloat(us, 'f', 3, 64) }
 
+// usToDuration converts µs to a Duration, saturating rather than wrapping
+// around on a value out of range.
 func usToDuration(us float64) time.Duration {
-	return time.Duration(math.Ceil(us * float64(time.Microsecond)))
+	ns := math.Ceil(us * float64(time.Microsecond))
+	switch {
+	case ns >= math.MaxInt64:
+		return math.MaxInt64
+	case ns <= math.MinInt64:
+		return math.MinInt64
+	}
+	return time.Duration(ns)
 }
+
+func durationToUS(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// clock is the limiter's local time: the real one, or a test's.
+type clock interface {
+	Now() time.Time
+	// Sleep waits for d or until ctx ends, whichever is first.
+	Sleep(ctx context.Context, d time.Duration) error
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                                   { return time.Now() }
+func (realClock) Sleep(ctx context.Context, d time.Duration) error { return sleep(ctx, d) }
 
 // sleep waits for d or until ctx ends, whichever is first.
 func sleep(ctx context.Context, d time.Duration) error {

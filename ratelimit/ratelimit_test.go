@@ -162,7 +162,11 @@ func fleetRun(t *testing.T, rdb *redis.Client, keys []string, goroutines int, ra
 	return ts, sum
 }
 
-// The product's guarantee: one rate for the fleet, evenly spaced.
+// The product's guarantee on the real clock, with goroutines queueing in
+// each replica: no 1-second window carries more than rate+1. The rate the
+// fleet achieves and its evenness are logged only: on a shared machine they
+// depend on the load (TestFleetSimulated asserts them on a fake clock, and
+// make bench-worker measures the 95% on a quiet machine).
 func TestFleet(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -184,16 +188,8 @@ func TestFleet(t *testing.T) {
 	}
 }
 
-// Slots shorter than a Go timer's 1 ms granularity: a lone replica keeps up
-// only by catching up on slots just passed (without, it reached 89%). Not
-// parallel: it needs the CPU to itself, and real Redis (miniredis runs each
-// script in a new Lua VM, too slow for 1000 permits/s under -race).
-func TestFleetFast(t *testing.T) {
-	checkFleet(t, backends[0], 1, 8, 1000, 1500*time.Millisecond)
-}
-
 // checkFleet runs replicas (goroutines each) on b at rate for d, and checks
-// the product's guarantee: one rate for the fleet, evenly spaced.
+// that no 1-second window carries more than rate+1 permits.
 func checkFleet(t *testing.T, b backend, replicas, goroutines int, rate float64, d time.Duration) {
 	t.Helper()
 	if b.name == "miniredis" || testing.Short() {
@@ -214,123 +210,165 @@ func checkFleet(t *testing.T, b backend, replicas, goroutines int, rate float64,
 	if limit := int(rate) + 1; most > limit {
 		t.Errorf("a 1s window carries %d permits, want at most rate+1 = %d", most, limit)
 	}
-	// The 95% of SPEC is measured by make bench-worker on a quiet machine;
-	// a test shares 2 cores with the rest of the suite, so it only catches
-	// a limiter that loses throughput by design (e.g. one round trip too
-	// many per permit, or replicas waiting on each other).
-	if got < 0.80*rate {
-		t.Errorf("achieved %.1f permits/s, want at least 80%% of %v", got, rate)
-	}
-	// Evenly spaced: no bursts within the second either.
-	if most100 > evenMax(rate) {
-		t.Errorf("a 100ms window carries %d permits, want at most %d", most100, evenMax(rate))
+	if len(ts) == 0 {
+		t.Error("no permits")
 	}
 }
 
-// The test above can fail: replicas that each keep the rate on their own
+// Slots shorter than a Go timer's granularity: every sleep here ends 1ms
+// late, and a lone replica keeps up only by catching up on slots just passed
+// (without, it reached 89%).
+func TestFleetFast(t *testing.T) {
+	t.Parallel()
+	const rate = 1000
+	c := newFakeClock()
+	c.late = time.Millisecond
+	l := fakeLimiter(t, c, redistest.Shared(t).Client(t), redistest.NewPrefix(t)+":ratelimit", rate)
+	ts := simulate(t, c, []*Limiter{l}, 1000)
+	checkSpacing(t, ts, rate)
+}
+
+// The fleet test can fail: replicas that each keep the rate on their own
 // (here: on keys of their own) carry about replicas×rate.
 func TestFleetPerProcessLimitersExceed(t *testing.T) {
 	t.Parallel()
 	const rate = 100
+	c := newFakeClock()
 	rdb := redistest.Shared(t).Client(t)
 	prefix := redistest.NewPrefix(t)
-	keys := []string{prefix + ":a", prefix + ":b", prefix + ":c"}
-
-	ts, _ := fleetRun(t, rdb, keys, 4, rate, 1300*time.Millisecond)
-
-	most := maxWindow(ts, time.Second)
-	most100 := maxWindow(ts, 100*time.Millisecond)
-	t.Logf("3 separate limiters: max %d in a 1s window, max %d in 100ms", most, most100)
-	if most <= rate+1 {
+	var limiters []*Limiter
+	for _, k := range []string{":a", ":b", ":c"} {
+		limiters = append(limiters, fakeLimiter(t, c, rdb, prefix+k, rate))
+	}
+	ts := simulate(t, c, limiters, 150)
+	if most := maxWindow(ts, time.Second); most <= rate+1 {
 		t.Errorf("max window %d: separate limiters should exceed rate+1 = %d", most, rate+1)
 	}
-	if most100 <= evenMax(rate) {
-		t.Errorf("max %d in a 100ms window: separate limiters should exceed %d", most100, evenMax(rate))
+	if most := maxWindow(ts, 100*time.Millisecond); most <= evenMax(rate) {
+		t.Errorf("max %d in a 100ms window: separate limiters should exceed %d", most, evenMax(rate))
 	}
 }
 
+// fakeLimiter returns a Limiter on a key of its own of rdb (or on key when
+// given), keeping c's time.
+func fakeLimiter(t testing.TB, c *fakeClock, rdb Scripter, key string, rate float64) *Limiter {
+	t.Helper()
+	return withClock(newLimiter(t, rdb, key, rate), c)
+}
+
+// checkSpacing checks the fleet's guarantee on permits taken on a fake
+// clock, where it holds exactly: no 1s window carries more than rate+1, and
+// the fleet keeps 97% of rate (98% by design).
+func checkSpacing(t *testing.T, ts []time.Time, rate float64) {
+	t.Helper()
+	if len(ts) < 2 {
+		t.Fatalf("%d permits", len(ts))
+	}
+	if most := maxWindow(ts, time.Second); most > int(rate)+1 {
+		t.Errorf("a 1s window carries %d permits, want at most rate+1 = %d", most, int(rate)+1)
+	}
+	if got := float64(len(ts)-1) / ts[len(ts)-1].Sub(ts[0]).Seconds(); got < 0.97*rate || got > rate {
+		t.Errorf("achieved %.2f permits/s, want 97%% to 100%% of %v", got, rate)
+	}
+	if most := maxWindow(ts, 100*time.Millisecond); most > evenMax(rate) {
+		t.Errorf("a 100ms window carries %d permits, want at most %d", most, evenMax(rate))
+	}
+}
+
+// The fleet's guarantee on a fake clock: replicas on one key share the rate,
+// evenly spaced.
+func TestFleetSimulated(t *testing.T) {
+	t.Parallel()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			const rate = 100
+			c := newFakeClock()
+			rdb := b.newClient(t)
+			key := redistest.NewPrefix(t) + ":ratelimit"
+			limiters := []*Limiter{fakeLimiter(t, c, rdb, key, rate), fakeLimiter(t, c, rdb, key, rate), fakeLimiter(t, c, rdb, key, rate)}
+			ts := simulate(t, c, limiters, 100)
+			checkSpacing(t, ts, rate)
+		})
+	}
+}
+
+// A 429 pauses the whole fleet: no permit until the pause ends, then the
+// fleet resumes at once, evenly spaced.
 func TestPause(t *testing.T) {
 	t.Parallel()
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			const rate = 100
+			const pause = time.Second
+			c := newFakeClock()
 			rdb := b.newClient(t)
 			key := redistest.NewPrefix(t) + ":ratelimit"
-			limiters := []*Limiter{newLimiter(t, rdb, key, rate), newLimiter(t, rdb, key, rate)}
-			other := newLimiter(t, rdb, key, rate) // the replica that got a 429
+			limiters := []*Limiter{fakeLimiter(t, c, rdb, key, rate), fakeLimiter(t, c, rdb, key, rate)}
+			other := fakeLimiter(t, c, rdb, key, rate) // the replica that got a 429
+			ctx := context.Background()
 
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			var p permits
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				drive(ctx, t, limiters, 4, &p)
-			}()
-
-			// Let the fleet run, then pause it for 1s.
-			time.Sleep(300 * time.Millisecond)
-			const pause = time.Second
-			p0 := time.Now()
-			if err := other.Pause(ctx, pause); err != nil {
-				t.Fatalf("Pause: %v", err)
-			}
-			p1 := time.Now()
-			left, err := limiters[0].PausedFor(ctx)
-			if err != nil {
-				t.Fatalf("PausedFor: %v", err)
-			}
-			if left <= pause-200*time.Millisecond || left > pause {
-				t.Errorf("PausedFor right after Pause(%v) = %v, want a little under %v", pause, left, pause)
-			}
-			// A shorter pause does not shorten the one in force.
-			if err := other.Pause(ctx, 10*time.Millisecond); err != nil {
-				t.Fatalf("Pause: %v", err)
-			}
-			if left, _ := other.PausedFor(ctx); left < pause-300*time.Millisecond {
-				t.Errorf("after a shorter Pause, PausedFor = %v, want the longer pause kept", left)
-			}
-
-			time.Sleep(pause + 400*time.Millisecond)
-			cancel()
-			<-done
-			if left, err := other.PausedFor(context.Background()); err != nil || left != 0 {
+			at := epoch.Add(300 * time.Millisecond)
+			ts := simulate(t, c, limiters, 100, event{at, func() {
+				if err := other.Pause(ctx, pause); err != nil {
+					t.Fatalf("Pause: %v", err)
+				}
+				if left, err := limiters[0].PausedFor(ctx); err != nil || left != pause {
+					t.Errorf("PausedFor right after Pause(%v) = %v, %v; want %v", pause, left, err, pause)
+				}
+				// A shorter pause does not shorten the one in force.
+				if err := other.Pause(ctx, 10*time.Millisecond); err != nil {
+					t.Fatalf("Pause: %v", err)
+				}
+				if left, err := other.PausedFor(ctx); err != nil || left != pause {
+					t.Errorf("after a shorter Pause, PausedFor = %v, %v; want %v kept", left, err, pause)
+				}
+			}})
+			if left, err := other.PausedFor(ctx); err != nil || left != 0 {
 				t.Errorf("PausedFor after the pause = %v, %v; want 0, nil", left, err)
 			}
 
-			ts := p.sorted()
-			// Permits confirmed just before the pause reached Redis may
-			// return until shortly after p1; none after that until the
-			// pause ends.
-			var during, before, after []time.Time
+			end := at.Add(pause)
+			var before, during, after []time.Time
 			for _, tm := range ts {
 				switch {
-				case tm.Before(p0):
+				case tm.Before(at):
 					before = append(before, tm)
-				case tm.After(p1.Add(5*time.Millisecond)) && tm.Before(p0.Add(pause)):
+				case tm.Before(end):
 					during = append(during, tm)
-				case !tm.Before(p0.Add(pause)):
+				default:
 					after = append(after, tm)
 				}
 			}
 			if len(during) > 0 {
-				t.Errorf("%d permits during the pause, first %v after Pause returned", len(during), during[0].Sub(p1))
+				t.Errorf("%d permits during the pause, the first %v after it began", len(during), during[0].Sub(at))
 			}
 			if len(before) == 0 || len(after) == 0 {
 				t.Fatalf("permits: %d before the pause, %d after; want some of each", len(before), len(after))
 			}
-			if resumed := after[0].Sub(p1.Add(pause)); resumed > 100*time.Millisecond {
-				t.Errorf("first permit %v after the pause ended, want promptly", resumed)
+			if resumed := after[0].Sub(end); resumed > time.Second/rate {
+				t.Errorf("first permit %v after the pause ended, want within one slot", resumed)
 			}
-			// No burst when the fleet resumes.
+			checkSpacing(t, after, rate)
 			if most := maxWindow(ts, time.Second); most > rate+1 {
 				t.Errorf("a 1s window carries %d permits, want at most %d", most, rate+1)
 			}
-			if most := maxWindow(after, 100*time.Millisecond); most > evenMax(rate) {
-				t.Errorf("after the pause, a 100ms window carries %d permits, want at most %d", most, evenMax(rate))
-			}
 		})
+	}
+}
+
+// A pause is capped at PauseMax, whatever the 429 asked for.
+func TestPauseMax(t *testing.T) {
+	t.Parallel()
+	c := newFakeClock()
+	l := fakeLimiter(t, c, redistest.Shared(t).Client(t), redistest.NewPrefix(t)+":ratelimit", 10)
+	ctx := context.Background()
+	if err := l.Pause(ctx, 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if left, err := l.PausedFor(ctx); err != nil || left != PauseMax {
+		t.Errorf("PausedFor after Pause(24h) = %v, %v; want PauseMax %v", left, err, PauseMax)
 	}
 }
 
@@ -360,13 +398,13 @@ func TestScript(t *testing.T) {
 
 			// A new key: the first slot starts at once (catching up by
 			// the tolerance), the next one interval later.
-			first := run("reserve", l.interval, l.tolerance)
+			first := run("reserve")
 			near("first slot", first.x, first.now-l.toleranceUS)
-			second := run("reserve", l.interval, l.tolerance)
+			second := run("reserve")
 			near("second slot", second.x, first.x+iv)
 
 			// Confirming on time keeps the slot and takes the next one.
-			st := run("confirm", l.interval, l.tolerance, formatUS(second.x), "0", "1")
+			st := run("confirm", formatUS(second.x), "0", "1")
 			if st.renewed || !st.hasNext {
 				t.Fatalf("confirm on time: renewed %v, next %v; want the slot kept and a next one", st.renewed, st.hasNext)
 			}
@@ -376,24 +414,24 @@ func TestScript(t *testing.T) {
 
 			// Too late: the slot is void and a new one taken.
 			late := formatUS(st.now - 2*l.toleranceUS)
-			st = run("confirm", l.interval, l.tolerance, late, "0", "1")
+			st = run("confirm", late, "0", "1")
 			if !st.renewed || st.hasNext {
 				t.Fatalf("confirm late: renewed %v, next %v; want a new slot only", st.renewed, st.hasNext)
 			}
 			near("new slot", st.x, max(tat, st.now-l.toleranceUS))
 			// ... unless told to accept it.
-			if st = run("confirm", l.interval, l.tolerance, late, "1", "0"); st.renewed {
+			if st = run("confirm", late, "1", "0"); st.renewed {
 				t.Errorf("confirm late, accepting late: slot renewed")
 			}
 
 			// A pause voids slots before its end, not those after.
 			pst := run("pause", formatUS(5e6))
 			near("pause", pst.pause, pst.now+5e6)
-			st = run("confirm", l.interval, l.tolerance, formatUS(pst.now), "0", "0")
+			st = run("confirm", formatUS(pst.now), "0", "0")
 			if !st.renewed || st.x < pst.pause {
 				t.Errorf("confirm during a pause: renewed %v at %.3f; want a new slot after the pause at %.3f", st.renewed, st.x, pst.pause)
 			}
-			if st = run("confirm", l.interval, l.tolerance, formatUS(pst.pause+1), "0", "0"); st.renewed {
+			if st = run("confirm", formatUS(pst.pause+1), "0", "0"); st.renewed {
 				t.Errorf("confirm of a slot after the pause: renewed")
 			}
 			if st = run("peek"); st.pause != pst.pause {
@@ -406,18 +444,161 @@ func TestScript(t *testing.T) {
 	}
 }
 
+// hostileStates are limiter hashes that capcheck never writes: a stray
+// write, a bug elsewhere, or a Redis whose clock stepped far after a
+// failover. now is the fake clock's time in µs.
+func hostileStates(now float64) map[string]map[string]string {
+	year := 365 * 24 * 3600 * 1e6
+	return map[string]map[string]string{
+		"pause a year ahead": {"pause": formatUS(now + year)},
+		"tat a year ahead":   {"tat": formatUS(now + year)},
+		"both a year ahead":  {"tat": formatUS(now + year), "pause": formatUS(now + year)},
+		"pause 1e17":         {"pause": "1e17"},
+		"tat 1e17":           {"tat": "100000000000000000"},
+		"pause 1e30":         {"pause": "1e30"},
+		"tat 1e30":           {"tat": "1e30", "pause": "1e30"},
+		"tat 1e400":          {"tat": "1e400"},
+		"non-numbers":        {"tat": "soon", "pause": "later"},
+		"nan":                {"tat": "nan", "pause": "nan"},
+		"inf":                {"tat": "inf", "pause": "-inf"},
+		"hex":                {"pause": "0x7fffffffffffffff"},
+		"far past":           {"tat": "-1e30", "pause": "-1e30"},
+	}
+}
+
+// A limiter hash that capcheck did not write stops the fleet no longer than
+// the clamp (the longest pause plus slack, then the longest lead), never
+// turns the limit off, never makes reservations fail, and does not keep the
+// key alive for longer than that.
+func TestHostileState(t *testing.T) {
+	t.Parallel()
+	const rate = 50
+	now := float64(epoch.UnixNano()) / 1e3
+	for name, fields := range hostileStates(now) {
+		for _, b := range backends {
+			t.Run(name+"/"+b.name, func(t *testing.T) {
+				t.Parallel()
+				ctx := context.Background()
+				c := newFakeClock()
+				rdb := b.newClient(t)
+				key := redistest.NewPrefix(t) + ":ratelimit"
+				if err := rdb.HSet(ctx, key, fields).Err(); err != nil {
+					t.Fatal(err)
+				}
+				limiters := []*Limiter{fakeLimiter(t, c, rdb, key, rate), fakeLimiter(t, c, rdb, key, rate)}
+				lead := usToDuration(mustFloat(t, limiters[0].leadLimit))
+
+				ts := simulate(t, c, limiters, 50)
+				if len(ts) == 0 {
+					t.Fatal("no permits")
+				}
+				if blocked := ts[0].Sub(epoch); blocked > pauseLimit+lead {
+					t.Errorf("first permit after %v, want at most the clamp %v", blocked, pauseLimit+lead)
+				}
+				checkSpacing(t, ts, rate)
+				ttl, err := rdb.PTTL(ctx, key).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if limit := pauseLimit + lead + time.Minute; ttl > limit {
+					t.Errorf("PTTL %v, want at most %v", ttl, limit)
+				}
+			})
+		}
+	}
+}
+
+// The script clamps what it reads, and the next write stores the clamped
+// value, so that a clamp does not move on with the clock.
+func TestScriptClamps(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := newFakeClock()
+	rdb := redistest.Shared(t).Client(t)
+	now := float64(epoch.UnixNano()) / 1e3
+	limitUS := durationToUS(pauseLimit)
+	for name, fields := range hostileStates(now) {
+		t.Run(name, func(t *testing.T) {
+			key := redistest.NewPrefix(t) + ":ratelimit"
+			if err := rdb.HSet(ctx, key, fields).Err(); err != nil {
+				t.Fatal(err)
+			}
+			l := fakeLimiter(t, c, rdb, key, 10)
+			lead := mustFloat(t, l.leadLimit)
+			peek, err := l.run(ctx, "peek")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if peek.pause > now+limitUS || peek.x > max(now, peek.pause)+lead {
+				t.Errorf("peek: pause %.0f, tat %.0f; want at most %.0f and %.0f", peek.pause, peek.x, now+limitUS, max(now, peek.pause)+lead)
+			}
+			res, err := l.run(ctx, "reserve")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.x > now+limitUS+lead {
+				t.Errorf("reserve: slot at now+%.0fµs, want at most %.0f", res.x-now, limitUS+lead)
+			}
+			h, err := rdb.HGetAll(ctx, key).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for f, v := range h {
+				if x, err := strconv.ParseFloat(v, 64); err != nil || math.IsInf(x, 0) || x > now+limitUS+lead+mustFloat(t, l.interval) {
+					t.Errorf("after reserve, %s = %q: want a time within the clamp", f, v)
+				}
+			}
+		})
+	}
+}
+
+func mustFloat(t testing.TB, s string) float64 {
+	t.Helper()
+	x, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// FleetPause reads the pause any replica set, without a Limiter of its own.
+func TestFleetPause(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := redistest.Shared(t).Client(t)
+	key := redistest.NewPrefix(t) + ":ratelimit"
+	if left, err := FleetPause(ctx, rdb, key); err != nil || left != 0 {
+		t.Errorf("FleetPause of a new key = %v, %v; want 0, nil", left, err)
+	}
+	if err := newLimiter(t, rdb, key, 10).Pause(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// Redis's clock runs between the two calls: the pause left is a
+	// little under a minute, and never more.
+	if left, err := FleetPause(ctx, rdb, key); err != nil || left <= 0 || left > time.Minute {
+		t.Errorf("FleetPause = %v, %v; want up to 1m", left, err)
+	}
+	if err := rdb.HSet(ctx, key, "pause", "1e30").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if left, err := FleetPause(ctx, rdb, key); err != nil || left > pauseLimit {
+		t.Errorf("FleetPause of a pause at 1e30 = %v, %v; want at most %v", left, err, pauseLimit)
+	}
+}
+
 func TestWaitContext(t *testing.T) {
 	t.Parallel()
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
+			c := newFakeClock()
 			rdb := b.newClient(t)
 			key := redistest.NewPrefix(t) + ":ratelimit"
-			l := newLimiter(t, rdb, key, 0.5) // one slot per ~2s
+			l := fakeLimiter(t, c, rdb, key, 0.5) // one slot per ~2s
 
 			// The first permit is immediate.
-			if waited, err := l.Wait(context.Background()); err != nil || waited > 500*time.Millisecond {
-				t.Fatalf("first Wait = %v, %v; want a prompt permit", waited, err)
+			if waited, err := l.Wait(context.Background()); err != nil || waited != 0 {
+				t.Fatalf("first Wait = %v, %v; want an immediate permit", waited, err)
 			}
 
 			t.Run("canceled before", func(t *testing.T) {
@@ -431,20 +612,21 @@ func TestWaitContext(t *testing.T) {
 			t.Run("holder and queued", func(t *testing.T) {
 				// Three goroutines: one holds the reservation and
 				// sleeps for its slot, two queue behind it.
-				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-				defer cancel()
+				ctx, cancel := context.WithCancel(context.Background())
 				errs := make(chan error, 3)
-				begin := time.Now()
 				for range 3 {
 					go func() { _, err := l.Wait(ctx); errs <- err }()
 				}
-				for range 3 {
-					if err := <-errs; !errors.Is(err, context.DeadlineExceeded) {
-						t.Errorf("Wait = %v, want context.DeadlineExceeded", err)
-					}
+				// Whether the other two queued yet or not, none may
+				// get a permit: the holder's slot is 2s away.
+				for n, _ := c.sleeping(); n < 1; n, _ = c.sleeping() {
+					c.await(t)
 				}
-				if took := time.Since(begin); took > 600*time.Millisecond {
-					t.Errorf("canceled Waits took %v to return", took)
+				cancel()
+				for range 3 {
+					if err := <-errs; !errors.Is(err, context.Canceled) {
+						t.Errorf("Wait = %v, want context.Canceled", err)
+					}
 				}
 			})
 
@@ -452,14 +634,29 @@ func TestWaitContext(t *testing.T) {
 				if err := l.Pause(context.Background(), 10*time.Second); err != nil {
 					t.Fatal(err)
 				}
-				ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-				defer cancel()
-				begin := time.Now()
-				if _, err := l.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
-					t.Errorf("Wait = %v, want context.DeadlineExceeded", err)
+				ctx, cancel := context.WithCancel(context.Background())
+				errs := make(chan error, 1)
+				go func() { _, err := l.Wait(ctx); errs <- err; c.notify() }()
+				// Up to a moment before the pause ends, no permit.
+				end := c.Now().Add(10*time.Second - time.Millisecond)
+				for {
+					select {
+					case err := <-errs:
+						t.Fatalf("Wait returned during the pause: %v", err)
+					default:
+					}
+					n, until := c.sleeping()
+					if n >= 1 && until.After(end) {
+						break
+					}
+					if n >= 1 {
+						c.set(until)
+					}
+					c.await(t)
 				}
-				if took := time.Since(begin); took > 500*time.Millisecond {
-					t.Errorf("canceled Wait took %v to return", took)
+				cancel()
+				if err := <-errs; !errors.Is(err, context.Canceled) {
+					t.Errorf("Wait = %v, want context.Canceled", err)
 				}
 			})
 		})

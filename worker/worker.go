@@ -14,6 +14,7 @@ import (
 
 	"github.com/capcheck/capcheck/capapi"
 	"github.com/capcheck/capcheck/jobstore"
+	"github.com/capcheck/capcheck/ratelimit"
 	"github.com/capcheck/capcheck/tasks"
 )
 
@@ -43,8 +44,9 @@ const (
 	delayedTaskCheckInterval = 500 * time.Millisecond
 	// retryDelayMax caps asynq's own retry delay (crashes, Redis errors).
 	retryDelayMax = time.Minute
-	// pauseMax caps the fleet pause a 429's Retry-After asks for.
-	pauseMax = 5 * time.Minute
+	// pauseMax caps the fleet pause a 429's Retry-After asks for: the
+	// limiter's own cap.
+	pauseMax = ratelimit.PauseMax
 	// yieldMargin is how long before its task deadline a chunk hands itself
 	// back: more than one API call (its timeout) takes.
 	yieldMargin = 2 * time.Minute

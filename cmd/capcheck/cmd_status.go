@@ -11,6 +11,7 @@ import (
 
 	"github.com/capcheck/capcheck/configs"
 	"github.com/capcheck/capcheck/jobstatus"
+	"github.com/capcheck/capcheck/ratelimit"
 )
 
 // Flags of status, wait, export and retry that shape one invocation's output
@@ -80,6 +81,7 @@ func statusAction(c *cli.Context) error {
 			}
 			doc = list
 		}
+		showFleetPause(c, s, doc)
 		if redraw {
 			fmt.Fprint(out, "\x1b[H\x1b[2J") // home, clear screen
 		}
@@ -100,6 +102,25 @@ func statusAction(c *cli.Context) error {
 	}
 }
 
+// showFleetPause marks the jobs of doc that are not finished with the
+// fleet's pause, if one is in force. Not knowing it is no reason to fail.
+func showFleetPause(c *cli.Context, s *session, doc any) {
+	left, err := ratelimit.FleetPause(c.Context, s.rdb, "")
+	if err != nil {
+		s.log.Warn("cannot read the fleet's pause", "err", err)
+		return
+	}
+	now := time.Now()
+	switch d := doc.(type) {
+	case *jobstatus.Status:
+		d.SetFleetPause(left, now)
+	case []*jobstatus.Status:
+		for _, st := range d {
+			st.SetFleetPause(left, now)
+		}
+	}
+}
+
 func printStatus(w io.Writer, doc any, asJSON bool) error {
 	if asJSON {
 		enc := json.NewEncoder(w)
@@ -113,6 +134,12 @@ func printStatus(w io.Writer, doc any, asJSON bool) error {
 		if len(d) == 0 {
 			_, err := fmt.Fprintln(w, "no jobs yet; start one with 'capcheck enqueue --input FILE' or 'capcheck run --input FILE'")
 			return err
+		}
+		for _, st := range d {
+			if !st.FleetPausedUntil.IsZero() {
+				fmt.Fprintln(w, "fleet "+jobstatus.PauseLine(st.FleetPausedUntil))
+				break
+			}
 		}
 		return jobstatus.RenderList(w, d)
 	}
