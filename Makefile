@@ -3,7 +3,7 @@ GO  ?= go
 BIN ?= capcheck
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-race test-normalize-diff lint bench bench-enqueue bench-worker docs clean
+.PHONY: help build test test-race test-normalize-diff lint bench bench-enqueue bench-worker bench-callbacks docs clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-20s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,6 +33,9 @@ bench-enqueue: ## measure a 1,000,000-row enqueue: rows/s, peak RSS, Redis bytes
 
 bench-worker: ## measure 3 workers at --rate 200 on 100,000 numbers against mock-api (docs/benchmarks.md)
 	./scripts/bench-worker.sh
+
+bench-callbacks: ## measure capcheck callbacks: callbacks/s, p50/p99 at 10,000/s, peak RSS, Redis bytes per awaited number (docs/benchmarks.md)
+	./scripts/bench-callbacks.sh
 
 docs: ## regenerate the configuration table in README.md from configs
 	$(GO) test ./configs -run TestREADMETable -update
