@@ -11,13 +11,12 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 
 	"github.com/capcheck/capcheck/capstore"
-	"github.com/capcheck/capcheck/enqueue"
+	"github.com/capcheck/capcheck/phonenorm"
 )
 
 // Path is where callbacks are received.
@@ -28,7 +27,6 @@ type Receiver struct {
 	cfg     Config
 	store   *capstore.Store
 	status  map[string]capstore.Capability
-	norms   sync.Pool // *enqueue.Normalizer
 	q       *queue
 	logSome map[string]*rate.Sometimes // per kind of problem
 }
@@ -47,7 +45,6 @@ func New(store *capstore.Store, cfg Config) (*Receiver, error) {
 	for _, v := range cfg.NotCapable {
 		r.status[norm(v)] = capstore.NotCapable
 	}
-	r.norms.New = func() any { return enqueue.NewNormalizer(cfg.DefaultRegion) }
 	r.q = newQueue(store, cfg)
 	r.logSome = map[string]*rate.Sometimes{}
 	for _, k := range []string{outcomeRefused, outcomeBadRequest, outcomeOverloaded, "error"} {
@@ -181,15 +178,13 @@ func sourceAddr(remote string) netip.Addr {
 // parts that were good.
 func (r *Receiver) callbacks(req *http.Request, body []byte, at time.Time) ([]capstore.Callback, error) {
 	fields, err := r.extract(req.Header.Get("Content-Type"), body, req.URL.Query())
-	n := r.norms.Get().(*enqueue.Normalizer)
-	defer r.norms.Put(n)
 	cbs := make([]capstore.Callback, 0, len(fields))
 	var errs []error
 	if err != nil {
 		errs = append(errs, err)
 	}
 	for _, f := range fields {
-		num, ok := r.normalize(n, f.number)
+		num, ok := r.normalize(f.number)
 		if !ok {
 			errs = append(errs, badf("number %q is not a valid phone number", clip(f.number)))
 			continue
@@ -208,14 +203,14 @@ func (r *Receiver) callbacks(req *http.Request, body []byte, at time.Time) ([]ca
 // (9198XXXXXXXX): digits that make a valid number with a '+' in front are
 // read so; anything else is read as enqueue reads a list (numbers without
 // country code in the default region).
-func (r *Receiver) normalize(n *enqueue.Normalizer, raw string) (uint64, bool) {
+func (r *Receiver) normalize(raw string) (uint64, bool) {
 	if raw != "" && raw[0] != '0' && strings.Trim(raw, "0123456789") == "" {
-		if _, key, reason := n.Normalize("+" + raw); reason == "" {
-			return key, true
+		if n := phonenorm.Normalize("+"+raw, r.cfg.DefaultRegion); n.Valid() {
+			return n.Key, true
 		}
 	}
-	_, key, reason := n.Normalize(raw)
-	return key, reason == ""
+	n := phonenorm.Normalize(raw, r.cfg.DefaultRegion)
+	return n.Key, n.Valid()
 }
 
 func (r *Receiver) bad(w http.ResponseWriter, code int, src netip.Addr, msg string, body []byte) {

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/capcheck/capcheck/enqueue"
+	"github.com/capcheck/capcheck/listreader"
 )
 
 // printer is a Sink that prints what it gets.
@@ -31,7 +32,7 @@ func Example() {
 		"Meera,n/a,Goa\n" +
 		"John,+1 415 555 2671,\"San Francisco, CA\"\n" +
 		"Li\n"
-	rd, err := enqueue.NewReader(strings.NewReader(list), enqueue.ReaderConfig{DefaultRegion: "IN"})
+	rd, err := listreader.New(strings.NewReader(list), listreader.Config{DefaultRegion: "IN"})
 	if err != nil {
 		fmt.Println(err)
 		return

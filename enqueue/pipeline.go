@@ -6,6 +6,9 @@ import (
 	"io"
 	"runtime"
 	"sync"
+
+	"github.com/capcheck/capcheck/listreader"
+	"github.com/capcheck/capcheck/phonenorm"
 )
 
 // ChunkSizeDefault is how many numbers go in one chunk task.
@@ -14,6 +17,14 @@ const ChunkSizeDefault = 1000
 // BatchSizeDefault is how many records a normalizing worker takes at once:
 // big enough that handing batches around costs nothing next to parsing.
 const BatchSizeDefault = 2048
+
+// Record is one data record of the input and what became of it.
+type Record struct {
+	Row    int64  // 1-based number of the data record: header and blank lines excluded
+	Input  string // the raw text of the number's field (see listreader.Record)
+	Number string // E.164 when the number goes on; "" when the record is rejected
+	Reason string // "" when the number goes on, else why not: invalid, missing, malformed, duplicate of row N
+}
 
 // Sink receives what a pipeline makes of its input, in row order, from one
 // goroutine. An error stops the pipeline and is returned by Process.
@@ -30,7 +41,7 @@ type Sink interface {
 // PipelineConfig tunes Process.
 type PipelineConfig struct {
 	// DefaultRegion is the region of numbers written without a country
-	// code. Defaults to "IN".
+	// code. Defaults to phonenorm.DefaultRegionDefault ("IN").
 	DefaultRegion string
 	// ChunkSize is the number of numbers per chunk. Defaults to
 	// ChunkSizeDefault (1000).
@@ -60,6 +71,15 @@ type Counts struct {
 // Rejected is the number of records that went no further.
 func (c Counts) Rejected() int64 { return c.Invalid + c.Missing + c.Malformed + c.Duplicates }
 
+// WithDefaults returns c with its zero fields set to their defaults.
+func (c PipelineConfig) WithDefaults() PipelineConfig {
+	c.DefaultRegion = cmp.Or(c.DefaultRegion, phonenorm.DefaultRegionDefault)
+	c.ChunkSize = cmp.Or(c.ChunkSize, ChunkSizeDefault)
+	c.Workers = cmp.Or(c.Workers, runtime.GOMAXPROCS(0))
+	c.BatchSize = cmp.Or(c.BatchSize, BatchSizeDefault)
+	return c
+}
+
 // batch is a run of consecutive records and the dedupe keys of their numbers.
 type batch struct {
 	seq  int
@@ -76,111 +96,37 @@ type batch struct {
 // back in order and dedupes, so the set of seen numbers has one owner and
 // needs no lock. At most 4×Workers batches are in flight, which bounds
 // memory.
-func Process(ctx context.Context, rd *Reader, cfg PipelineConfig, sink Sink) (Counts, error) {
-	region := cmp.Or(cfg.DefaultRegion, DefaultRegionDefault)
-	chunkSize := cmp.Or(cfg.ChunkSize, ChunkSizeDefault)
-	workers := cmp.Or(cfg.Workers, runtime.GOMAXPROCS(0))
-	batchSize := cmp.Or(cfg.BatchSize, BatchSizeDefault)
-	window := 4 * workers
-
+func Process(ctx context.Context, rd *listreader.Reader, cfg PipelineConfig, sink Sink) (Counts, error) {
+	cfg = cfg.WithDefaults()
+	window := 4 * cfg.Workers
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
-	var (
-		tokens = make(chan struct{}, window) // one per batch in flight
-		todo   = make(chan *batch, window)
-		done   = make(chan *batch, window)
-		free   = make(chan *batch, window) // recycled batches
-		wg     sync.WaitGroup
-		errRd  error // set by the reader before it closes todo
-	)
+	p := &stages{
+		cfg:    cfg,
+		tokens: make(chan struct{}, window),
+		todo:   make(chan *batch, window),
+		done:   make(chan *batch, window),
+		free:   make(chan *batch, window),
+	}
 
 	// Shutdown order: the reader closes todo; workers drain it and exit;
 	// the last one out closes done; the consumer below ranges over done.
 	// On an early return, cancel makes the reader and workers stop at
 	// their next channel operation, and we wait for them.
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer close(todo)
-		for seq := 0; ; seq++ {
-			select {
-			case tokens <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			var b *batch
-			select {
-			case b = <-free:
-			default:
-				b = &batch{recs: make([]Record, 0, batchSize), keys: make([]uint64, 0, batchSize)}
-			}
-			b.seq, b.recs, b.keys = seq, b.recs[:0], b.keys[:0]
-			var err error
-			for len(b.recs) < batchSize {
-				var r Record
-				if r, err = rd.Next(); err != nil {
-					break
-				}
-				b.recs = append(b.recs, r)
-			}
-			if cfg.Progress != nil {
-				cfg.Progress(rd.Rows())
-			}
-			if len(b.recs) > 0 {
-				select {
-				case todo <- b:
-				case <-ctx.Done():
-					return
-				}
-			}
-			if err != nil {
-				if err != io.EOF {
-					errRd = err
-				}
-				return
-			}
-		}
-	}()
+	p.wg.Add(1)
+	go p.read(ctx, rd)
+	p.normalize(ctx)
 
-	var wwg sync.WaitGroup
-	for range workers {
-		wwg.Add(1)
-		go func() {
-			defer wwg.Done()
-			n := NewNormalizer(region)
-			for b := range todo {
-				for i := range b.recs {
-					r := &b.recs[i]
-					var key uint64
-					if r.Reason == "" {
-						r.Number, key, r.Reason = n.Normalize(r.Input)
-					}
-					b.keys = append(b.keys, key)
-				}
-				select {
-				case done <- b:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
-	}
-	go func() {
-		wwg.Wait()
-		close(done)
-	}()
-
-	d := deduper{sink: sink, chunkSize: chunkSize, seen: newSeenSet(), chunk: make([]Record, 0, chunkSize)}
-	defer d.seen.free()
-	err := d.consume(ctx, done, tokens, free, window)
+	d := deduper{sink: sink, chunkSize: cfg.ChunkSize, seen: phonenorm.NewSet(), chunk: make([]Record, 0, cfg.ChunkSize)}
+	defer d.seen.Free()
+	err := d.consume(ctx, p.done, p.tokens, p.free, window)
 	cancel()
-	for range done { // let blocked workers finish
+	for range p.done { // let blocked workers finish
 	}
-	wg.Wait()
+	p.wg.Wait()
 	if err == nil {
-		err = errRd
+		err = p.errRead
 	}
 	if err == nil {
 		// Cancelled mid-way, the reader stopped early: no partial chunk.
@@ -192,11 +138,100 @@ func Process(ctx context.Context, rd *Reader, cfg PipelineConfig, sink Sink) (Co
 	return d.counts, err
 }
 
+// stages are the reading and normalizing goroutines of Process and the
+// queues between them.
+type stages struct {
+	cfg     PipelineConfig
+	tokens  chan struct{} // one per batch in flight
+	todo    chan *batch   // read, to normalize
+	done    chan *batch   // normalized, to dedupe
+	free    chan *batch   // recycled batches
+	wg      sync.WaitGroup
+	errRead error // set by the reader before it closes todo
+}
+
+// read reads rd into batches for the workers, then closes todo.
+func (p *stages) read(ctx context.Context, rd *listreader.Reader) {
+	defer p.wg.Done()
+	defer close(p.todo)
+	size := p.cfg.BatchSize
+	for seq := 0; ; seq++ {
+		select {
+		case p.tokens <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		var b *batch
+		select {
+		case b = <-p.free:
+		default:
+			b = &batch{recs: make([]Record, 0, size), keys: make([]uint64, 0, size)}
+		}
+		b.seq, b.recs, b.keys = seq, b.recs[:0], b.keys[:0]
+		var err error
+		for len(b.recs) < size {
+			var r listreader.Record
+			if r, err = rd.Next(); err != nil {
+				break
+			}
+			b.recs = append(b.recs, Record{Row: r.Row, Input: r.Input, Reason: r.Reason})
+		}
+		if p.cfg.Progress != nil {
+			p.cfg.Progress(rd.Rows())
+		}
+		if len(b.recs) > 0 {
+			select {
+			case p.todo <- b:
+			case <-ctx.Done():
+				return
+			}
+		}
+		if err != nil {
+			if err != io.EOF {
+				p.errRead = err
+			}
+			return
+		}
+	}
+}
+
+// normalize starts the workers that normalize the numbers of each batch;
+// the last one to stop closes done.
+func (p *stages) normalize(ctx context.Context) {
+	var wg sync.WaitGroup
+	for range p.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range p.todo {
+				for i := range b.recs {
+					r := &b.recs[i]
+					var key uint64
+					if r.Reason == "" {
+						n := phonenorm.Normalize(r.Input, p.cfg.DefaultRegion)
+						r.Number, key, r.Reason = n.E164, n.Key, n.Reason
+					}
+					b.keys = append(b.keys, key)
+				}
+				select {
+				case p.done <- b:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(p.done)
+	}()
+}
+
 // deduper puts batches back in row order, dedupes and cuts chunks.
 type deduper struct {
 	sink      Sink
 	chunkSize int
-	seen      *seenSet
+	seen      *phonenorm.Set
 	chunk     []Record
 	counts    Counts
 }
@@ -231,8 +266,8 @@ func (d *deduper) batch(ctx context.Context, b *batch) error {
 		r := b.recs[i]
 		d.counts.Rows++
 		if r.Reason == "" {
-			if first, dup := d.seen.firstSeen(b.keys[i], r.Row); dup {
-				r.Number, r.Reason = "", DuplicateReason(first)
+			if first, dup := d.seen.FirstSeen(b.keys[i], r.Row); dup {
+				r.Number, r.Reason = "", phonenorm.DuplicateReason(first)
 			}
 		}
 		if r.Reason != "" {
@@ -255,11 +290,11 @@ func (d *deduper) batch(ctx context.Context, b *batch) error {
 
 func (d *deduper) count(reason string) {
 	switch reason {
-	case ReasonInvalid:
+	case phonenorm.ReasonInvalid:
 		d.counts.Invalid++
-	case ReasonMissing:
+	case phonenorm.ReasonMissing:
 		d.counts.Missing++
-	case ReasonMalformed:
+	case listreader.ReasonMalformed:
 		d.counts.Malformed++
 	default:
 		d.counts.Duplicates++

@@ -12,6 +12,10 @@ import (
 	"testing"
 
 	gocmp "github.com/google/go-cmp/cmp"
+
+	"github.com/capcheck/capcheck/internal/numgen"
+	"github.com/capcheck/capcheck/listreader"
+	"github.com/capcheck/capcheck/phonenorm"
 )
 
 // collect is a Sink that keeps everything.
@@ -54,9 +58,9 @@ func (c *collect) all(t *testing.T, chunkSize int) []Record {
 	return out
 }
 
-func process(t *testing.T, input string, rcfg ReaderConfig, pcfg PipelineConfig) ([]Record, Counts) {
+func process(t *testing.T, input string, rcfg listreader.Config, pcfg PipelineConfig) ([]Record, Counts) {
 	t.Helper()
-	rd, err := NewReader(strings.NewReader(input), rcfg)
+	rd, err := listreader.New(strings.NewReader(input), rcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,23 +92,23 @@ func messyInput() (string, []Record) {
 	b.WriteString("\r\n   \r\n")
 	row("2,\"Bob, Jr.\",098765 43211,\"line1\r\nline2, with comma\"\r\n", ok("098765 43211", "+919876543211"))
 	row("3,\xff\xfeCaf\xe9,+1 415 555 2671,\r\n", ok("+1 415 555 2671", "+14155552671"))
-	row("4,Dan\r\n", rej("", ReasonMissing))
-	row("5,Eve,,x\r\n", rej("", ReasonMissing))
+	row("4,Dan\r\n", rej("", phonenorm.ReasonMissing))
+	row("5,Eve,,x\r\n", rej("", phonenorm.ReasonMissing))
 	row("6,Fay,+919876543210,dup\r\n", rej("+919876543210", "duplicate of row 1"))
-	row("7,Gus,12345,\r\n", rej("12345", ReasonInvalid))
-	row("8,\"Hal,+919876543212,x\r\n", rej("8,\"Hal,+919876543212,x", ReasonMalformed))
+	row("7,Gus,12345,\r\n", rej("12345", phonenorm.ReasonInvalid))
+	row("8,\"Hal,+919876543212,x\r\n", rej("8,\"Hal,+919876543212,x", listreader.ReasonMalformed))
 	row("9,Ivy,9876543213,"+big+"\r\n", ok("9876543213", "+919876543213"))
 	row("10,Jo,\"+44 7911 123456\",\""+bigQuoted+"\"\r\n", ok("+44 7911 123456", "+447911123456"))
 	row("11,Kim,+447911123456,dup2\r\n", rej("+447911123456", "duplicate of row 10"))
-	row("12,Lee,\"n/a\",\r\n", rej("n/a", ReasonInvalid))
+	row("12,Lee,\"n/a\",\r\n", rej("n/a", phonenorm.ReasonInvalid))
 	long := "+91" + strings.Repeat("9", 100)
-	row("13,Mo,"+long+",\r\n", rej(long, ReasonInvalid))
+	row("13,Mo,"+long+",\r\n", rej(long, phonenorm.ReasonInvalid))
 	row("14,Ned,  09876543211 ,\r\n", rej("  09876543211 ", "duplicate of row 2"))
-	row("15,\"O\"\"Neil\",9876543214,\"unclosed\r\n", rej("15,\"O\"\"Neil\",9876543214,\"unclosed", ReasonMalformed))
+	row("15,\"O\"\"Neil\",9876543214,\"unclosed\r\n", rej("15,\"O\"\"Neil\",9876543214,\"unclosed", listreader.ReasonMalformed))
 	row("16,Pat,+49 30 901820,\r\n", ok("+49 30 901820", "+4930901820"))
-	row("17,Quo,\"+91 98765 43215\"\"\",\r\n", rej("+91 98765 43215\"", ReasonInvalid))
+	row("17,Quo,\"+91 98765 43215\"\"\",\r\n", rej("+91 98765 43215\"", phonenorm.ReasonInvalid))
 	long2 := big + big // 7 MB in the number column: invalid, reported cut
-	row("18,Ray,"+long2+"\r\n", rej(long2[:MaxInputLen], ReasonInvalid))
+	row("18,Ray,"+long2+"\r\n", rej(long2[:listreader.MaxInputLen], phonenorm.ReasonInvalid))
 	row("19,Sam,+919876543216", ok("+919876543216", "+919876543216"))
 	return b.String(), want
 }
@@ -120,7 +124,7 @@ func TestProcessMessyInput(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("chunk=%d,workers=%d,batch=%d", cfg.ChunkSize, cfg.Workers, cfg.BatchSize), func(t *testing.T) {
 			t.Parallel()
-			got, counts := process(t, input, ReaderConfig{}, cfg)
+			got, counts := process(t, input, listreader.Config{}, cfg)
 			if diff := gocmp.Diff(want, got); diff != "" {
 				t.Errorf("records (-want +got):\n%s", diff)
 			}
@@ -140,8 +144,8 @@ func TestProcessOrder(t *testing.T) {
 	t.Parallel()
 	nums := sampleNumbers(5_000, 3)
 	input := "phone\n" + strings.Join(nums, "\n") + "\n"
-	want, wantCounts := process(t, input, ReaderConfig{}, PipelineConfig{ChunkSize: 100, Workers: 1, BatchSize: 5_000})
-	got, counts := process(t, input, ReaderConfig{}, PipelineConfig{ChunkSize: 100, Workers: 8, BatchSize: 7})
+	want, wantCounts := process(t, input, listreader.Config{}, PipelineConfig{ChunkSize: 100, Workers: 1, BatchSize: 5_000})
+	got, counts := process(t, input, listreader.Config{}, PipelineConfig{ChunkSize: 100, Workers: 8, BatchSize: 7})
 	if diff := gocmp.Diff(want, got); diff != "" {
 		t.Errorf("8 workers differ from 1 (-want +got):\n%s", diff)
 	}
@@ -188,7 +192,7 @@ func TestProcessStops(t *testing.T) {
 	input := "phone\n" + strings.Repeat("n/a\n+919876543210\n", 50_000)
 	t.Run("sink error", func(t *testing.T) {
 		t.Parallel()
-		rd, _ := NewReader(strings.NewReader(input), ReaderConfig{})
+		rd, _ := listreader.New(strings.NewReader(input), listreader.Config{})
 		_, err := Process(t.Context(), rd, PipelineConfig{ChunkSize: 10, BatchSize: 16}, &failSink{after: 500})
 		if !errors.Is(err, errSink) {
 			t.Errorf("err = %v, want errSink", err)
@@ -197,7 +201,7 @@ func TestProcessStops(t *testing.T) {
 	t.Run("cancelled", func(t *testing.T) {
 		t.Parallel()
 		ctx, cancel := context.WithCancel(t.Context())
-		rd, _ := NewReader(strings.NewReader(input), ReaderConfig{})
+		rd, _ := listreader.New(strings.NewReader(input), listreader.Config{})
 		var c collect
 		counts, err := Process(ctx, rd, PipelineConfig{BatchSize: 16, Progress: func(rows int64) {
 			if rows > 1000 {
@@ -214,7 +218,7 @@ func TestProcessStops(t *testing.T) {
 	t.Run("read error", func(t *testing.T) {
 		t.Parallel()
 		boom := errors.New("disk on fire")
-		rd, _ := NewReader(io.MultiReader(strings.NewReader(input), errReader{boom}), ReaderConfig{})
+		rd, _ := listreader.New(io.MultiReader(strings.NewReader(input), errReader{boom}), listreader.Config{})
 		var c collect
 		_, err := Process(t.Context(), rd, PipelineConfig{}, &c)
 		if !errors.Is(err, boom) {
@@ -240,7 +244,7 @@ func BenchmarkPipeline(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		rd, err := NewReader(strings.NewReader(data), ReaderConfig{})
+		rd, err := listreader.New(strings.NewReader(data), listreader.Config{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -256,3 +260,14 @@ type discard struct{}
 
 func (discard) Chunk(context.Context, int, []Record) error { return nil }
 func (discard) Reject(context.Context, Record) error       { return nil }
+
+// sampleNumbers returns n realistic values (several countries and formats, a
+// few duplicates and invalid ones).
+func sampleNumbers(n int, seed uint64) []string {
+	g := numgen.New(seed)
+	out := make([]string, n)
+	for i := range out {
+		out[i] = g.Next()
+	}
+	return out
+}

@@ -3,6 +3,7 @@ package enqueue
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -64,7 +65,7 @@ func (p *progress) stop() {
 
 // groupDigits writes 1234567 as 1,234,567.
 func groupDigits(n int64) string {
-	s := itoa(n)
+	s := strconv.FormatInt(n, 10)
 	neg := s[0] == '-'
 	if neg {
 		s = s[1:]

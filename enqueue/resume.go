@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/capcheck/capcheck/jobstore"
+	"github.com/capcheck/capcheck/listreader"
 )
 
 // earlier is what earlier runs of a job stored, for a run that reads the
@@ -86,7 +87,12 @@ func (e *earlier) pull(ctx context.Context, n int) {
 	})
 }
 
-func (e *earlier) close() { e.stop() }
+// close stops reading the stored blobs; a nil earlier does nothing.
+func (e *earlier) close() {
+	if e != nil {
+		e.stop()
+	}
+}
 
 // peek returns stored blob e.nblob, if there is one.
 func (e *earlier) peek() ([]byte, bool, error) {
@@ -180,7 +186,7 @@ func (e *earlier) end(chunks int) error {
 
 // verifyEnqueued reads the input of a job already enqueued again and checks
 // that it rebuilds the stored job. It writes nothing.
-func verifyEnqueued(ctx context.Context, cfg Config, job *jobstore.Job, rd *Reader) error {
+func verifyEnqueued(ctx context.Context, cfg Config, job *jobstore.Job, rd *listreader.Reader) error {
 	e := &earlier{store: cfg.Store, job: job.ID, mark: job.Chunks, chunks: job.Chunks, enqueued: true}
 	e.pull(ctx, job.RejectBlobs)
 	defer e.close()

@@ -3,16 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
-	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/urfave/cli/v2"
 
 	"github.com/capcheck/capcheck/configs"
+	"github.com/capcheck/capcheck/enqueue"
 	"github.com/capcheck/capcheck/jobstore"
-	"github.com/capcheck/capcheck/tasks"
 )
 
 func retryCommand() *cli.Command {
@@ -40,45 +37,19 @@ func retryAction(c *cli.Context) error {
 		return err
 	}
 	defer s.Close()
-	store, log, rdb := s.store, s.log, s.rdb
-	lock, err := store.Lock(c.Context, id, owner(), time.Minute)
-	if err != nil {
-		return err
-	}
-	defer lock.Release(c.Context)
-
-	gen, chunks, err := store.Redrive(c.Context, id)
-	if errors.Is(err, jobstore.ErrNothingToRedrive) {
-		log.Info("nothing to retry: no number of the job ended failed", "job", id)
+	done, err := enqueue.Redrive(c.Context, s.store, asynq.NewClientFromRedisClient(s.rdb), id)
+	var unfinished *enqueue.RedriveError
+	switch {
+	case errors.Is(err, jobstore.ErrNothingToRedrive):
+		s.log.Info("nothing to retry: no number of the job ended failed", "job", id)
 		fmt.Fprintln(c.App.Writer, id)
 		return nil
-	}
-	if err != nil {
+	case errors.As(err, &unfinished):
+		return fmt.Errorf("%w (run 'capcheck retry %s' again to finish)", err, id)
+	case err != nil:
 		return err
 	}
-	client := asynq.NewClientFromRedisClient(rdb)
-	for _, i := range chunks {
-		if _, err := tasks.Enqueue(c.Context, client, tasks.NewChunk(tasks.Chunk{Job: id, Chunk: i, Gen: gen})); err != nil {
-			return fmt.Errorf("job %s: %w (run 'capcheck retry %s' again to finish)", id, err, id)
-		}
-	}
-	allDone, err := store.FinishRedrive(c.Context, id)
-	if err != nil {
-		return err
-	}
-	if allDone {
-		if _, err := tasks.Enqueue(c.Context, client, tasks.NewFinalize(tasks.Finalize{Job: id, Gen: gen})); err != nil {
-			return err
-		}
-	}
-	log.Info("failed numbers re-driven", "job", id, "generation", gen, "chunks", len(chunks))
+	s.log.Info("failed numbers re-driven", "job", id, "generation", done.Gen, "chunks", done.Chunks)
 	fmt.Fprintln(c.App.Writer, id)
 	return nil
-}
-
-// owner names this process in job locks, so that a refused second run can
-// say who holds the job.
-func owner() string {
-	host, _ := os.Hostname()
-	return host + ":" + strconv.Itoa(os.Getpid()) + " since " + time.Now().UTC().Format(time.RFC3339)
 }

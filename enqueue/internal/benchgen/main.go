@@ -13,7 +13,7 @@ import (
 	"os"
 	"strconv"
 
-	"github.com/capcheck/capcheck/enqueue/internal/numgen"
+	"github.com/capcheck/capcheck/internal/numgen"
 )
 
 func main() {

@@ -1,0 +1,214 @@
+package enqueue
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/capcheck/capcheck/jobstore"
+	"github.com/capcheck/capcheck/listreader"
+	"github.com/capcheck/capcheck/tasks"
+)
+
+// rejectBlobSize is the size a blob of rejects grows to before it is stored.
+const rejectBlobSize = 64 << 10
+
+// feed runs the pipeline on rd into w, writes the rejects to file, closes w
+// and returns the counts, the number of blobs of rejects and the error that
+// stopped it, if any.
+func feed(ctx context.Context, cfg Config, rd *listreader.Reader, w *writer, file io.Writer, progress func(int64)) (Counts, int, error) {
+	s := &sink{w: w, file: file}
+	s.csv = csv.NewWriter(&s.blob)
+	pcfg := PipelineConfig{DefaultRegion: cfg.DefaultRegion, ChunkSize: cfg.ChunkSize, Workers: cfg.Workers, Progress: progress}
+	counts, err := Process(w.ctx, rd, pcfg, s)
+	if err == nil {
+		err = s.flushRejects(w.ctx)
+	}
+	// When Run is cancelled, the writer's failure is a consequence (some
+	// clients do not wrap context.Canceled); otherwise a writer's error is
+	// the cause of a cancelled pipeline.
+	werr := w.close()
+	switch {
+	case ctx.Err() != nil:
+		err = ctx.Err()
+	case werr != nil:
+		err = werr
+	}
+	return counts, s.blobs, err
+}
+
+// sink hands chunks and blobs of rejects to the writer and writes the
+// rejects file. It runs on the pipeline's ordering goroutine.
+type sink struct {
+	w     *writer
+	file  io.Writer
+	blob  bytes.Buffer
+	csv   *csv.Writer
+	blobs int
+	rec   [3]string
+}
+
+func (s *sink) Chunk(ctx context.Context, index int, recs []Record) error {
+	// A chunk stored and enqueued by an earlier run goes on too: the
+	// writer compares it with the stored one.
+	entries := make([]jobstore.Entry, len(recs))
+	for i, r := range recs {
+		entries[i] = jobstore.Entry{Row: r.Row, Number: r.Number, Input: r.Input}
+	}
+	return s.w.send(ctx, op{chunk: index, entries: entries})
+}
+
+func (s *sink) Reject(ctx context.Context, r Record) error {
+	s.rec = [3]string{strconv.FormatInt(r.Row, 10), r.Input, r.Reason}
+	if err := s.csv.Write(s.rec[:]); err != nil {
+		return err
+	}
+	if s.blob.Len() < rejectBlobSize-4096 {
+		return nil
+	}
+	return s.flushRejects(ctx)
+}
+
+// flushRejects writes the pending rejects to the file and stores them as the
+// next blob. Blobs are cut at the same rows on every run of a job, so a
+// resumed run overwrites each with the same content.
+func (s *sink) flushRejects(ctx context.Context) error {
+	s.csv.Flush()
+	if s.blob.Len() == 0 {
+		return s.csv.Error()
+	}
+	b := bytes.Clone(s.blob.Bytes())
+	s.blob.Reset()
+	if _, err := s.file.Write(b); err != nil {
+		return err
+	}
+	k := s.blobs
+	s.blobs++
+	return s.w.send(ctx, op{chunk: -1, blob: k, data: b})
+}
+
+// op is one write for the writer goroutine: a chunk (chunk >= 0) or a blob
+// of rejects.
+type op struct {
+	chunk   int
+	entries []jobstore.Entry
+	blob    int
+	data    []byte
+}
+
+// writer does the Redis writes on its own goroutine, so Redis latency
+// overlaps parsing instead of stalling it. The queue is short: when Redis
+// is slower than parsing, the pipeline waits rather than buffering the list.
+type writer struct {
+	cfg      Config
+	job      *jobstore.Job
+	prev     *earlier // what earlier runs stored; nil on a first run
+	ops      chan op
+	ctx      context.Context // cancelled when the writer fails
+	cancel   context.CancelCauseFunc
+	wg       sync.WaitGroup
+	enqueued int // read after close
+	err      error
+	closed   atomic.Bool
+}
+
+func newWriter(ctx context.Context, cfg Config, job *jobstore.Job, prev *earlier) *writer {
+	w := &writer{cfg: cfg, job: job, prev: prev, ops: make(chan op, 8)}
+	w.ctx, w.cancel = context.WithCancelCause(ctx)
+	w.wg.Add(1)
+	go w.run()
+	return w
+}
+
+func (w *writer) send(ctx context.Context, o op) error {
+	select {
+	case w.ops <- o:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+func (w *writer) run() {
+	defer w.wg.Done()
+	for o := range w.ops {
+		if w.err != nil {
+			continue // drain
+		}
+		if err := w.do(o); err != nil {
+			w.err = err
+			w.cancel(err)
+		}
+	}
+}
+
+func (w *writer) do(o op) error {
+	ctx, id := w.ctx, w.job.ID
+	if w.prev != nil {
+		var stored bool
+		var err error
+		if o.chunk < 0 {
+			stored, err = w.prev.blob(o.blob, o.data)
+		} else {
+			stored, err = w.prev.chunk(ctx, o.chunk, o.entries)
+		}
+		if err != nil || stored {
+			return err
+		}
+	}
+	if o.chunk < 0 {
+		return w.cfg.Store.PutRejects(ctx, id, o.blob, o.data)
+	}
+	if err := w.cfg.Store.PutChunk(ctx, id, o.chunk, o.entries); err != nil {
+		return err
+	}
+	// Only the chunk an earlier run was killed on can have been enqueued
+	// past the mark, and if a worker settled it since, its task is gone
+	// (retention 0): enqueuing it again would run it twice.
+	settled := false
+	if w.prev != nil {
+		var err error
+		if settled, err = w.cfg.Store.ChunkDone(ctx, id, o.chunk); err != nil {
+			return err
+		}
+	}
+	if !settled {
+		t := tasks.Chunk{Job: id, Chunk: o.chunk, Gen: w.job.Gen}
+		_, err := w.cfg.Client.EnqueueContext(ctx, tasks.NewChunk(t))
+		switch {
+		case err == nil:
+			w.enqueued++
+		case errors.Is(err, asynq.ErrTaskIDConflict):
+			// Enqueued by the run that was killed before it could
+			// record so: the task is there, once.
+		default:
+			return fmt.Errorf("enqueueing task %s: %w", t.ID(), err)
+		}
+	}
+	if err := w.cfg.Store.SetChunksEnqueued(ctx, id, o.chunk+1); err != nil {
+		return err
+	}
+	if w.cfg.afterChunk != nil {
+		w.cfg.afterChunk(o.chunk)
+	}
+	return nil
+}
+
+// close waits for the queued writes and returns the first error.
+func (w *writer) close() error {
+	if w.closed.Swap(true) {
+		return w.err
+	}
+	close(w.ops)
+	w.wg.Wait()
+	w.cancel(nil)
+	return w.err
+}
