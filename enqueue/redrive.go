@@ -61,12 +61,8 @@ func Redrive(ctx context.Context, store *jobstore.Store, client *asynq.Client, i
 	if err != nil {
 		return done, err
 	}
-	if allDone {
-		if _, err := tasks.Enqueue(ctx, client, tasks.NewFinalize(tasks.Finalize{Job: id, Gen: gen})); err != nil {
-			return done, err
-		}
-	}
-	return done, nil
+	_, err = tasks.FinalizeWhenDone(ctx, client, allDone, tasks.Finalize{Job: id, Gen: gen})
+	return done, err
 }
 
 // redriveOwner names this process in the job's lock, so that a refused

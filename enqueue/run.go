@@ -275,10 +275,7 @@ func finish(ctx context.Context, cfg Config, job *jobstore.Job, c jobstore.Count
 	if err != nil {
 		return err
 	}
-	if !allDone {
-		return nil
-	}
-	_, err = tasks.Enqueue(ctx, cfg.Client, tasks.NewFinalize(tasks.Finalize{Job: job.ID, Gen: job.Gen}))
+	_, err = tasks.FinalizeWhenDone(ctx, cfg.Client, allDone, tasks.Finalize{Job: job.ID, Gen: job.Gen})
 	return err
 }
 

@@ -146,3 +146,14 @@ func Enqueue(ctx context.Context, c *asynq.Client, t *asynq.Task) (bool, error) 
 		return false, fmt.Errorf("enqueueing %s task: %w", t.Type(), err)
 	}
 }
+
+// FinalizeWhenDone enqueues the finalize task f when allDone: the job store
+// said every chunk of f's generation is settled (a worker finishing the last
+// chunk, an enqueue or a re-drive that found them all settled already). It
+// reports whether it enqueued the task; a second one is a no-op.
+func FinalizeWhenDone(ctx context.Context, c *asynq.Client, allDone bool, f Finalize) (bool, error) {
+	if !allDone {
+		return false, nil
+	}
+	return Enqueue(ctx, c, NewFinalize(f))
+}

@@ -5,7 +5,7 @@
 //
 //	lim, _ := ratelimit.New(rdb, ratelimit.Config{Limit: ratelimit.PerSecond(200)})
 //	api, _ := capapi.New(capapi.Config{BaseURL: url, SID: sid, APIKey: key.Reveal()})
-//	w, err := worker.New(jobstore.New(rdb), nil, api, lim, worker.Config{
+//	w, err := worker.New(jobstore.New(rdb), api, lim, worker.Config{ // one Redis client for all
 //		Metrics: worker.NewMetrics(registry),
 //	})
 //	if err != nil { ... }
@@ -17,7 +17,8 @@
 // sends the ranges still pending (jobstore.Pending) one call at a time, each
 // after a wait on the fleet limiter. The outcome of every call is recorded
 // before the next one, so a chunk re-delivered after a crash resumes where it
-// stopped and only calls in flight at the crash are repeated. For each answer:
+// stopped and only calls in flight at the crash are repeated. What to do with
+// each answer is decided by one pure function (decide.go):
 //
 //   - 202: the numbers are accepted.
 //   - 400 (invalid input) for several numbers: a split marker is recorded and
@@ -28,20 +29,29 @@
 //     absent); the call is repeated and not counted as an attempt.
 //   - 5xx, timeouts, resets: repeated after an exponential backoff with full
 //     jitter, up to Config.MaxAttempts calls; then the numbers are failed.
-//   - 401/403, or an answer that shows a wrong URL: the job is stopped
+//   - 401/403, or an answer that shows a wrong URL: the job is aborted
 //     (jobstore.Store.Abort). Before each call a worker checks for that, so
 //     the fleet sends no more calls for the job; its pending numbers are
 //     recorded failed and its chunks still finish, so the job ends failed.
 //
 // When the last chunk of a job is done, the finalize task is enqueued.
 //
-// # Shutdown
+// # Stopping: drain, abort, yield
 //
-// Shutdown (or the end of Run's context) stops taking tasks, lets each call
-// in flight finish and be recorded, and returns ErrDraining from the chunk
-// handler: asynq does not count it as a failure and re-queues the task at
-// once for another replica. Calls still running after
-// Config.ShutdownTimeout are canceled.
+// A chunk handler stops before its chunk is settled in three ways:
+//
+//   - drain: Shutdown (SIGTERM, or the end of Run's context) stops taking
+//     tasks, lets each call in flight finish and be recorded, and the chunk
+//     handler returns ErrDraining. Calls still running after
+//     Config.ShutdownTimeout are canceled.
+//   - yield: a little before asynq's deadline of the task, limiter waits
+//     and backoffs end and the handler returns ErrYielding.
+//   - abort: the job was aborted by a 401/403 (above); nothing is handed
+//     back, the chunk settles with its numbers failed.
+//
+// Drained and yielded chunks are handed back (ErrHandedBack): asynq does not
+// count that as a failure and re-queues the task at once for another
+// replica.
 //
 // A chunk task asynq gives up on (retries exhausted) still settles: its
 // pending numbers are recorded failed ("gave up: ...") and the chunk is

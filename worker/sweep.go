@@ -72,8 +72,8 @@ func (w *Worker) sweepTask(ctx context.Context, insp *asynq.Inspector, ti *asynq
 	switch {
 	case err != nil:
 		w.log.Error("unreadable archived chunk task deleted", "task", ti.ID, "err", err)
-	case strings.Contains(ti.LastErr, ErrDraining.Error()):
-		// Handed back (shutdown, or its deadline near) on its last retry:
+	case strings.Contains(ti.LastErr, ErrHandedBack.Error()):
+		// Handed back (drained, or yielded near its deadline) on its last retry:
 		// asynq archives it all the same. It did not fail: queue it again,
 		// with a fresh retry budget, once the archived one is gone.
 		if err := insp.DeleteTask(tasks.Queue, ti.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {

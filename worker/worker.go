@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/capcheck/capcheck/capapi"
 	"github.com/capcheck/capcheck/jobstore"
@@ -31,11 +30,22 @@ type Limiter interface {
 	Pause(ctx context.Context, d time.Duration) error
 }
 
-// ErrDraining is returned by the chunk handler when the worker shuts down:
-// the chunk's in-flight call was recorded and the rest is handed back. asynq
-// does not count it as a failure and re-queues the task at once, so another
-// replica resumes the chunk.
-var ErrDraining = errors.New("worker is draining: chunk handed back")
+// A chunk handler stops before its chunk is settled in three ways: it
+// drains (the worker shuts down), it yields (its task's deadline is near),
+// or the job is aborted (a 401/403 stopped it; its numbers are then
+// recorded failed, so the chunk still settles). Draining and yielding hand
+// the chunk back: what was recorded stays, and asynq re-queues the task at
+// once without counting a failure, so another replica resumes it.
+var (
+	// ErrHandedBack is what ErrDraining and ErrYielding are.
+	ErrHandedBack = errors.New("chunk handed back")
+	// ErrDraining is returned by the chunk handler when the worker drains:
+	// the chunk's in-flight call was recorded and the rest is handed back.
+	ErrDraining = fmt.Errorf("worker is draining: %w", ErrHandedBack)
+	// ErrYielding is returned by the chunk handler a little before its
+	// task's deadline: the rest of the chunk is handed back.
+	ErrYielding = fmt.Errorf("task deadline near, yielding: %w", ErrHandedBack)
+)
 
 // Asynq settings (see docs/design.md): short check intervals, because the
 // defaults (1s, 5s) turn a re-queue with no delay into seconds of idling.
@@ -58,42 +68,43 @@ const (
 // Worker is an asynq server that handles capcheck's chunk and finalize tasks.
 // Any number of workers, in one process or many, may share one Redis.
 type Worker struct {
-	store *jobstore.Store
-	redis asynq.RedisConnOpt // nil: share the store's client
-	api   Checker
-	lim   Limiter
-	cfg   Config
-	log   *slog.Logger
-	m     *Metrics
-	enq   *asynq.Client // enqueues finalize tasks, on the store's client
+	store  *jobstore.Store
+	api    Checker
+	lim    Limiter
+	cfg    Config
+	policy policy
+	log    *slog.Logger
+	m      *Metrics
+	enq    *asynq.Client // enqueues finalize tasks, on the store's client
+	mux    *asynq.ServeMux
 
-	// Shutdown order: stopping is canceled first (no new calls, limiter
+	// Shutdown order: drain is canceled first (no new calls, limiter
 	// waits and backoffs end, handlers hand their chunks back); halt is
 	// canceled when the shutdown timeout is nearly up (in-flight calls and
 	// Redis operations of handlers are canceled).
-	stopping context.Context
-	stop     context.CancelFunc
-	halt     context.Context
-	haltNow  context.CancelFunc
-	handlers sync.WaitGroup
-	bg       sync.WaitGroup // the sweep
+	drain      context.Context
+	startDrain context.CancelFunc
+	halt       context.Context
+	haltNow    context.CancelFunc
+	handlers   sync.WaitGroup
+	bg         sync.WaitGroup // the sweep
 
-	// stopped holds the jobs this worker saw stopped (stoppedKey → reason),
+	// aborted holds the jobs this worker saw aborted (abortKey → reason),
 	// so its other chunks of the job skip the limiter wait without asking
-	// Redis. A retry is a new generation, which is not stopped.
-	stopped sync.Map
+	// Redis. A retry is a new generation, which is not aborted.
+	aborted sync.Map
 
 	mu       sync.Mutex
 	srv      *asynq.Server
-	ownRDB   redis.UniversalClient // the server's client, when made from redis
 	started  bool
 	shutOnce sync.Once
 }
 
-// New returns a worker that takes tasks from Redis (redis; nil to share
-// store's client), calls the API through api, each call after waiting on
-// lim. It returns an error that says what to fix when cfg is not usable.
-func New(store *jobstore.Store, redis asynq.RedisConnOpt, api Checker, lim Limiter, cfg Config) (*Worker, error) {
+// New returns a worker that takes tasks from the Redis of store (one
+// client for the job store and the queue), calls the API through api, each
+// call after waiting on lim. It returns an error that says what to fix when
+// cfg is not usable.
+func New(store *jobstore.Store, api Checker, lim Limiter, cfg Config) (*Worker, error) {
 	switch {
 	case store == nil:
 		return nil, errors.New("worker: the job store is nil")
@@ -107,11 +118,14 @@ func New(store *jobstore.Store, redis asynq.RedisConnOpt, api Checker, lim Limit
 		return nil, err
 	}
 	w := &Worker{
-		store: store, redis: redis, api: api, lim: lim, cfg: cfg,
+		store: store, api: api, lim: lim, cfg: cfg, policy: newPolicy(cfg),
 		log: cfg.Logger, m: cfg.Metrics,
 		enq: asynq.NewClientFromRedisClient(store.Redis()),
+		mux: asynq.NewServeMux(),
 	}
-	w.stopping, w.stop = context.WithCancel(context.Background())
+	w.mux.HandleFunc(tasks.TypeChunk, w.processChunk)
+	w.mux.HandleFunc(tasks.TypeFinalize, w.processFinalize)
+	w.drain, w.startDrain = context.WithCancel(context.Background())
 	w.halt, w.haltNow = context.WithCancel(context.Background())
 	return w, nil
 }
@@ -137,18 +151,10 @@ func (w *Worker) Start() error {
 	switch {
 	case w.started:
 		return errors.New("worker: already started")
-	case w.stopping.Err() != nil:
+	case w.draining():
 		return errors.New("worker: already shut down")
 	}
-	rdb := w.store.Redis()
-	if w.redis != nil {
-		c, ok := w.redis.MakeRedisClient().(redis.UniversalClient)
-		if !ok {
-			return fmt.Errorf("worker: unsupported Redis connection option %T", w.redis)
-		}
-		rdb, w.ownRDB = c, c
-	}
-	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
+	srv := asynq.NewServerFromRedisClient(w.store.Redis(), asynq.Config{
 		Concurrency:              w.cfg.Concurrency,
 		Queues:                   map[string]int{tasks.Queue: 1},
 		TaskCheckInterval:        taskCheckInterval,
@@ -166,18 +172,17 @@ func (w *Worker) Start() error {
 		},
 	})
 	if err := srv.Start(w); err != nil {
-		w.closeRDB()
 		return fmt.Errorf("worker: starting: %w", err)
 	}
 	w.srv, w.started = srv, true
 	w.bg.Add(1)
-	go func() { defer w.bg.Done(); w.sweep(w.stopping) }()
+	go func() { defer w.bg.Done(); w.sweep(w.drain) }()
 	return nil
 }
 
-// Shutdown stops the worker gracefully: it takes no more tasks, lets calls in
-// flight finish and be recorded, and hands the rest of their chunks back to
-// the queue for another replica. Calls still running after
+// Shutdown drains the worker: it takes no more tasks, lets calls in flight
+// finish and be recorded, and hands the rest of their chunks back to the
+// queue for another replica. Calls still running after
 // Config.ShutdownTimeout are canceled. Shutting down twice, or a worker never
 // started, is harmless.
 func (w *Worker) Shutdown() {
@@ -186,7 +191,7 @@ func (w *Worker) Shutdown() {
 		srv := w.srv
 		w.mu.Unlock()
 
-		w.stop()
+		w.startDrain()
 		// Cancel stragglers a little before asynq's own deadline, so that
 		// their handlers return ErrDraining (re-queued at once) rather than
 		// being abandoned by asynq.
@@ -206,15 +211,7 @@ func (w *Worker) Shutdown() {
 			w.log.Warn("worker: handlers still running after shutdown; their chunks were re-queued")
 		}
 		w.bg.Wait()
-		w.closeRDB()
 	})
-}
-
-func (w *Worker) closeRDB() {
-	if w.ownRDB != nil {
-		_ = w.ownRDB.Close()
-		w.ownRDB = nil
-	}
 }
 
 // waitTimeout waits for wg at most d and reports whether it is done.
@@ -239,26 +236,27 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
 	}
 }
 
-// Stopping returns a channel closed when Shutdown begins, e.g. for a
+// Draining returns a channel closed when Shutdown begins, e.g. for a
 // readiness probe to report the worker going away.
-func (w *Worker) Stopping() <-chan struct{} { return w.stopping.Done() }
+func (w *Worker) Draining() <-chan struct{} { return w.drain.Done() }
 
-// stoppedJob returns why this worker saw c's job (in c's generation)
-// stopped, "" if it did not.
-func (w *Worker) stoppedJob(c tasks.Chunk) string {
-	if r, ok := w.stopped.Load(stoppedKey(c)); ok {
+// abortedJob returns why this worker saw c's job (in c's generation)
+// aborted, "" if it did not.
+func (w *Worker) abortedJob(c tasks.Chunk) string {
+	if r, ok := w.aborted.Load(abortKey(c)); ok {
 		return r.(string)
 	}
 	return ""
 }
 
-func stoppedKey(c tasks.Chunk) string { return fmt.Sprintf("%s/%d", c.Job, c.Gen) }
+func abortKey(c tasks.Chunk) string { return fmt.Sprintf("%s/%d", c.Job, c.Gen) }
 
 // draining reports whether Shutdown has begun.
-func (w *Worker) draining() bool { return w.stopping.Err() != nil }
+func (w *Worker) draining() bool { return w.drain.Err() != nil }
 
-// ProcessTask handles one capcheck task; it makes Worker an asynq.Handler,
-// so that a process may also serve it from a server of its own.
+// ProcessTask handles one capcheck task, routed by its type; it makes
+// Worker an asynq.Handler, so that a process may also serve it from a
+// server of its own.
 func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	w.handlers.Add(1)
 	defer w.handlers.Done()
@@ -266,26 +264,23 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	defer cancel()
 	defer context.AfterFunc(w.halt, cancel)()
 
-	switch t.Type() {
-	case tasks.TypeChunk:
-		return w.processChunk(ctx, t)
-	case tasks.TypeFinalize:
-		return w.processFinalize(ctx, t)
-	default:
+	h, pattern := w.mux.Handler(t)
+	if pattern != t.Type() { // the mux also routes by prefix
 		return fmt.Errorf("unknown task type %q: %w", t.Type(), asynq.SkipRetry)
 	}
+	return h.ProcessTask(ctx, t)
 }
 
 // isFailure tells asynq which errors use up a retry: not a chunk handed
-// back on shutdown.
-func (w *Worker) isFailure(err error) bool { return !errors.Is(err, ErrDraining) }
+// back (drained or yielded).
+func (w *Worker) isFailure(err error) bool { return !errors.Is(err, ErrHandedBack) }
 
 // retryDelay is asynq's delay before re-running a task that returned an
-// error: none for a chunk handed back on shutdown or recovered from a dead
+// error: none for a chunk handed back (drained or yielded) or recovered from a dead
 // worker (it has waited for the lease already), else 1s doubling per retry,
 // capped at a minute, with jitter.
 func (w *Worker) retryDelay(n int, err error, _ *asynq.Task) time.Duration {
-	if errors.Is(err, ErrDraining) || errors.Is(err, asynq.ErrLeaseExpired) {
+	if errors.Is(err, ErrHandedBack) || errors.Is(err, asynq.ErrLeaseExpired) {
 		return 0
 	}
 	d := retryDelayMax
@@ -301,12 +296,12 @@ func (w *Worker) retryDelay(n int, err error, _ *asynq.Task) time.Duration {
 func (w *Worker) handleError(ctx context.Context, t *asynq.Task, err error) {
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
-	// A chunk handed back (draining) is re-queued without using a retry,
-	// even on its last one.
+	// A chunk handed back (drained or yielded) is re-queued without using a
+	// retry, even on its last one.
 	dead := (retried >= maxRetry && w.isFailure(err)) || errors.Is(err, asynq.SkipRetry)
 	log := w.log.With("task", t.Type(), "retried", retried)
 	if !dead {
-		if errors.Is(err, ErrDraining) {
+		if errors.Is(err, ErrHandedBack) {
 			log.Debug("task handed back", "err", err)
 		} else {
 			log.Warn("task failed; asynq will retry it", "err", err)

@@ -145,7 +145,7 @@ func setup(t *testing.T, cfg worker.Config, private bool, sizes ...int) *bundle 
 		cfg.Logger = testLogger(t)
 	}
 	cfg.Metrics = worker.NewMetrics(b.reg)
-	w, err := worker.New(b.store, nil, b.api, b.lim, cfg)
+	w, err := worker.New(b.store, b.api, b.lim, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -622,7 +622,7 @@ func TestDraining(t *testing.T) {
 	done := make(chan struct{})
 	start := time.Now()
 	go func() { b.w.Shutdown(); close(done) }()
-	<-b.w.Stopping() // Shutdown under way with the call in flight
+	<-b.w.Draining() // Shutdown under way with the call in flight
 	close(release)
 	<-done
 	if d := time.Since(start); d > 5*time.Second {
@@ -641,7 +641,7 @@ func TestDraining(t *testing.T) {
 	}
 
 	api2 := &fakeAPI{}
-	w2, err := worker.New(b.store, nil, api2, &fakeLimiter{}, worker.Config{BatchSize: 10, OutDir: b.out, Logger: testLogger(t)})
+	w2, err := worker.New(b.store, api2, &fakeLimiter{}, worker.Config{BatchSize: 10, OutDir: b.out, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -713,7 +713,7 @@ func TestConfig(t *testing.T) {
 			t.Errorf("Validate(%+v) = nil", bad)
 		}
 	}
-	if _, err := worker.New(nil, nil, &fakeAPI{}, &fakeLimiter{}, worker.Config{}); err == nil {
+	if _, err := worker.New(nil, &fakeAPI{}, &fakeLimiter{}, worker.Config{}); err == nil {
 		t.Error("New with a nil store succeeded")
 	}
 }
@@ -754,5 +754,29 @@ func TestSweepSettlesArchivedChunks(t *testing.T) {
 	}
 	if api := b.api.Calls(); len(api) != 0 {
 		t.Errorf("the sweep called the API %d times", len(api))
+	}
+}
+
+// TestYieldNearTheTaskDeadline: a chunk whose task deadline is near hands
+// itself back (ErrYielding, not a failure) before its next limiter wait.
+func TestYieldNearTheTaskDeadline(t *testing.T) {
+	b := setup(t, worker.Config{BatchSize: 10}, false, 20)
+	ctx, cancel := context.WithDeadline(b.ctx, time.Now().Add(time.Minute)) // within the yield margin
+	defer cancel()
+	err := b.w.ProcessTask(ctx, tasks.NewChunk(tasks.Chunk{Job: b.job, Chunk: 0}))
+	if !errors.Is(err, worker.ErrYielding) || !errors.Is(err, worker.ErrHandedBack) {
+		t.Fatalf("err = %v, want ErrYielding (a hand-back)", err)
+	}
+	if n := len(b.api.Calls()); n != 0 {
+		t.Errorf("%d calls sent by a yielding chunk", n)
+	}
+}
+
+func TestUnknownTaskTypesAreDropped(t *testing.T) {
+	b := setup(t, worker.Config{}, false, 1)
+	for _, typ := range []string{"capcheck:other", tasks.TypeChunk + ":v2"} {
+		if err := b.w.ProcessTask(b.ctx, asynq.NewTask(typ, nil)); !errors.Is(err, asynq.SkipRetry) {
+			t.Errorf("task type %q: err = %v, want SkipRetry", typ, err)
+		}
 	}
 }

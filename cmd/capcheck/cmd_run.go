@@ -81,7 +81,7 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	_, stopWorker, err := startWorker(cfg, r.rdb, r.opt, r.store, log)
+	_, stopWorker, err := startWorker(cfg, r.rdb, r.store, log)
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,6 @@ func runAction(c *cli.Context) error {
 // set) that dies with the process.
 type runRedis struct {
 	rdb   redis.UniversalClient
-	opt   asynq.RedisConnOpt
 	store *jobstore.Store
 	emb   *embedded.Run
 }
@@ -111,11 +110,11 @@ type runRedis struct {
 // is configured.
 func openRunRedis(ctx context.Context, cfg *configs.Config, demo bool, log *slog.Logger) (*runRedis, error) {
 	if cfg.RedisExplicit {
-		rdb, opt, err := connectRedis(ctx, cfg.Redis)
+		rdb, err := connectRedis(ctx, cfg.Redis)
 		if err != nil {
 			return nil, err
 		}
-		return &runRedis{rdb: rdb, opt: opt, store: jobstore.New(rdb)}, nil
+		return &runRedis{rdb: rdb, store: jobstore.New(rdb)}, nil
 	}
 	// What the job's numbers are checked against: a journal is only
 	// replayed for the same one (a demo's answers are not the API's).
@@ -129,7 +128,7 @@ func openRunRedis(ctx context.Context, cfg *configs.Config, demo bool, log *slog
 	}
 	log.Info("no Redis configured: using an embedded in-process Redis; what is recorded is journaled under --out so a re-run resumes",
 		"out", cfg.Out)
-	return &runRedis{rdb: emb.Redis(), opt: emb.RedisConnOpt(), store: emb.Store(), emb: emb}, nil
+	return &runRedis{rdb: emb.Redis(), store: emb.Store(), emb: emb}, nil
 }
 
 func (r *runRedis) close() {

@@ -18,26 +18,26 @@ import (
 // connectTimeout bounds the start-up check that Redis answers.
 const connectTimeout = 5 * time.Second
 
-// connectRedis opens the Redis of url and checks that it answers. The
-// returned asynq option connects asynq to the same server.
-func connectRedis(ctx context.Context, url string) (redis.UniversalClient, asynq.RedisConnOpt, error) {
+// connectRedis opens the Redis of url (one client for the job store, the
+// queue and the rate limit) and checks that it answers.
+func connectRedis(ctx context.Context, url string) (redis.UniversalClient, error) {
 	opt, err := asynq.ParseRedisURI(url)
 	if err != nil {
 		// Validate checks the URL; this is a backstop.
-		return nil, nil, usageErrorf("--redis %s: %v", configs.RedactURL(url), err)
+		return nil, usageErrorf("--redis %s: %v", configs.RedactURL(url), err)
 	}
 	rdb, ok := opt.MakeRedisClient().(redis.UniversalClient)
 	if !ok {
-		return nil, nil, usageErrorf("--redis %s: unsupported Redis URL", configs.RedactURL(url))
+		return nil, usageErrorf("--redis %s: unsupported Redis URL", configs.RedactURL(url))
 	}
 	pctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
 		rdb.Close()
-		return nil, nil, fmt.Errorf("cannot reach Redis at %s: %w (start it, or point --redis, CAPCHECK_REDIS or redis: in the config file at it)",
+		return nil, fmt.Errorf("cannot reach Redis at %s: %w (start it, or point --redis, CAPCHECK_REDIS or redis: in the config file at it)",
 			configs.RedactURL(url), err)
 	}
-	return rdb, opt, nil
+	return rdb, nil
 }
 
 // jobArg returns the JOB argument of a command that takes exactly one.
@@ -77,7 +77,6 @@ type session struct {
 	cfg   *configs.Config
 	log   *slog.Logger
 	rdb   redis.UniversalClient
-	opt   asynq.RedisConnOpt
 	store *jobstore.Store
 }
 
@@ -89,11 +88,11 @@ func openSession(c *cli.Context, n configs.Needs) (*session, error) {
 		return nil, err
 	}
 	log := newLogger(cfg, c.App.ErrWriter)
-	rdb, opt, err := connectRedis(c.Context, cfg.Redis)
+	rdb, err := connectRedis(c.Context, cfg.Redis)
 	if err != nil {
 		return nil, err
 	}
-	return &session{cfg: cfg, log: log, rdb: rdb, opt: opt, store: jobstore.New(rdb)}, nil
+	return &session{cfg: cfg, log: log, rdb: rdb, store: jobstore.New(rdb)}, nil
 }
 
 func (s *session) Close() { s.rdb.Close() }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -27,8 +26,8 @@ import (
 // stop drains it (in-flight calls finish and are recorded; /metrics stays up
 // meanwhile), then closes the API client and the metrics server; calling it
 // twice is harmless.
-func startWorker(cfg *configs.Config, rdb redis.UniversalClient, opt asynq.RedisConnOpt,
-	store *jobstore.Store, log *slog.Logger) (w *worker.Worker, stop func(), err error) {
+func startWorker(cfg *configs.Config, rdb redis.UniversalClient, store *jobstore.Store,
+	log *slog.Logger) (w *worker.Worker, stop func(), err error) {
 	reg := prometheus.NewRegistry()
 	_ = reg.Register(collectors.NewGoCollector())
 	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -60,7 +59,7 @@ func startWorker(cfg *configs.Config, rdb redis.UniversalClient, opt asynq.Redis
 	if err != nil {
 		return nil, nil, usageErrorf("%v", err)
 	}
-	w, err = worker.New(store, opt, api, lim, worker.Config{
+	w, err = worker.New(store, api, lim, worker.Config{
 		Concurrency:     cfg.Worker.Concurrency,
 		BatchSize:       cfg.API.BatchSize,
 		MaxAttempts:     cfg.API.MaxAttempts,
@@ -115,7 +114,7 @@ func serveMetrics(ln net.Listener, reg *prometheus.Registry, rdb redis.Universal
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, r *http.Request) {
 		select {
-		case <-w.Stopping():
+		case <-w.Draining():
 			http.Error(rw, "draining", http.StatusServiceUnavailable)
 			return
 		default:

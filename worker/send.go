@@ -1,0 +1,278 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/capcheck/capcheck/jobstore"
+	"github.com/capcheck/capcheck/tasks"
+)
+
+// chunkRun is the state of one chunk being handled.
+type chunkRun struct {
+	w       *Worker
+	c       tasks.Chunk
+	numbers []string // E.164, one per chunk entry
+	log     *slog.Logger
+	abort   string // why the job was aborted; "" while it runs
+	calls   int    // API calls sent
+}
+
+func (w *Worker) newChunkRun(c tasks.Chunk, entries []jobstore.Entry, abort string, log *slog.Logger) *chunkRun {
+	numbers := make([]string, len(entries))
+	for i, e := range entries {
+		numbers[i] = e.Number
+	}
+	return &chunkRun{w: w, c: c, numbers: numbers, log: log, abort: abort}
+}
+
+// todo is a range still to settle.
+type todo struct {
+	jobstore.Range
+	// knownBad says the range holds an invalid number for sure: its parent
+	// was refused and its left sibling accepted. Of several numbers, it is
+	// split without a call.
+	knownBad bool
+	// right is the sibling to mark knownBad when this left half is accepted.
+	right *todo
+}
+
+// sendPending settles the chunk's pending ranges in order, the halves of a
+// range refused as invalid before the next range, the left one first.
+func (cr *chunkRun) sendPending(ctx context.Context) error {
+	outs, err := cr.w.store.Outcomes(ctx, cr.c.Job, cr.c.Chunk)
+	if err != nil {
+		return err
+	}
+	pending := jobstore.Pending(len(cr.numbers), cr.w.cfg.BatchSize, outs)
+	if len(outs) > 0 {
+		cr.log.Debug("resuming chunk", "recorded", len(outs), "pending_ranges", len(pending))
+	}
+	stack := make([]*todo, 0, len(pending))
+	for i := len(pending) - 1; i >= 0; i-- {
+		stack = append(stack, &todo{Range: pending[i]})
+	}
+	for len(stack) > 0 {
+		t := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		halves, err := cr.settle(ctx, t)
+		if err != nil {
+			return err
+		}
+		stack = append(stack, halves...)
+	}
+	return nil
+}
+
+// settle settles t: it sends its numbers (with retries) and records the
+// outcome. It returns the halves of t to settle next, right one first, when
+// t is split.
+func (cr *chunkRun) settle(ctx context.Context, t *todo) ([]*todo, error) {
+	if cr.abort == "" && cr.w.draining() {
+		return nil, ErrDraining
+	}
+	if t.knownBad && t.Hi-t.Lo > 1 && cr.abort == "" {
+		o := jobstore.Outcome{Lo: t.Lo, Hi: t.Hi, Split: true, Attempts: t.Attempts}
+		return halves(t.Range, t.Attempts), cr.record(ctx, o, jobstore.Counters{})
+	}
+	d, err := cr.send(ctx, t.Range)
+	if err != nil {
+		return nil, err
+	}
+	if err := cr.record(ctx, d.outcome, d.calls); err != nil {
+		return nil, err
+	}
+	switch {
+	case d.verb == split:
+		cr.log.Debug("batch refused as invalid: bisecting", "lo", t.Lo, "hi", t.Hi, "attempt", d.outcome.Attempts)
+		return halves(t.Range, d.outcome.Attempts), nil
+	case d.outcome.Status == jobstore.Accepted && t.right != nil:
+		t.right.knownBad = true
+	}
+	return nil, nil
+}
+
+// halves are the halves of r, each starting with attempts, right one first.
+func halves(r jobstore.Range, attempts int) []*todo {
+	mid := r.Mid()
+	right := &todo{Range: jobstore.Range{Lo: mid, Hi: r.Hi, Attempts: attempts}}
+	left := &todo{Range: jobstore.Range{Lo: r.Lo, Hi: mid, Attempts: attempts}, right: right}
+	return []*todo{right, left}
+}
+
+func (cr *chunkRun) record(ctx context.Context, o jobstore.Outcome, calls jobstore.Counters) error {
+	return cr.w.record(ctx, cr.c, o, calls)
+}
+
+// send sends r's numbers until an answer decides them (see decide) or the
+// job is aborted, and returns the decision to record (settle or split).
+// Each call waits on the fleet limiter, then checks that the job was not
+// aborted meanwhile.
+func (cr *chunkRun) send(ctx context.Context, r jobstore.Range) (decision, error) {
+	waitCtx, cancel := cr.w.waitContext(ctx)
+	defer cancel()
+	tries := 0
+	for {
+		if err := cr.permit(ctx, waitCtx); err != nil {
+			return decision{}, err
+		}
+		if cr.abort != "" {
+			return decision{verb: settle, outcome: notSent(r, tries, cr.abort)}, nil
+		}
+		res := cr.w.api.Check(ctx, cr.numbers[r.Lo:r.Hi])
+		cr.calls++
+		cr.w.m.apiRequests.WithLabelValues(res.Class.String()).Inc()
+		cr.w.m.apiDuration.Observe(res.Latency.Seconds())
+		log := cr.log.With("lo", r.Lo, "hi", r.Hi, "attempt", r.Attempts+tries+1)
+		log.Debug("api call", "result", res.Class.String(), "status", res.StatusCode, "latency", res.Latency)
+		d := decide(answer{res: res, r: r, tries: tries, at: time.Now().UnixMilli(), canceled: ctx.Err() != nil}, cr.w.policy)
+		var err error
+		switch d.verb {
+		case settle, split:
+			if d.outcome.Status == jobstore.Failed {
+				log.Warn("numbers failed after retries", "cause", cause(res))
+			}
+			return d, nil
+		case abortJob:
+			reason, err := cr.abortJob(ctx, d.reason)
+			d.outcome.Message = abortedMessage(reason)
+			return d, err
+		case handBack:
+			// Canceled in flight: the outcome is unknown, the chunk will be
+			// resumed and this call repeated.
+			return d, ctx.Err()
+		case pauseFleet:
+			err = cr.pauseFleet(ctx, waitCtx, d, log)
+		case retryAfter:
+			tries++
+			cr.w.m.retries.Inc()
+			log.Info("transient API error: retrying", "cause", cause(res), "backoff", d.wait)
+			err = cr.retryAfter(ctx, waitCtx, d)
+		}
+		if err != nil {
+			return decision{}, err
+		}
+	}
+}
+
+// permit waits for the fleet limiter unless the job is aborted (cr.abort
+// says so then): the job is checked before the wait and after it, so a job
+// aborted by another worker's 401 while this call waited costs no call.
+func (cr *chunkRun) permit(ctx, waitCtx context.Context) error {
+	w := cr.w
+	if cr.abort == "" {
+		cr.abort = w.abortedJob(cr.c) // aborted by a call of this worker
+	}
+	if cr.abort != "" {
+		return nil
+	}
+	if err := cr.handBackErr(waitCtx, nil); err != nil {
+		return err
+	}
+	waited, err := w.lim.Wait(waitCtx)
+	w.m.rateWait.Observe(waited.Seconds())
+	if err != nil {
+		return cr.handBackErr(waitCtx, fmt.Errorf("waiting for the rate limit: %w", err))
+	}
+	reason, err := w.store.Aborted(ctx, cr.c.Job) // one HGET per call
+	if err != nil {
+		return fmt.Errorf("reading job %s: %w", cr.c.Job, err)
+	}
+	cr.abort = reason
+	return nil
+}
+
+// pauseFleet carries out a 429: the whole fleet pauses for d.wait.
+func (cr *chunkRun) pauseFleet(ctx, waitCtx context.Context, d decision, log *slog.Logger) error {
+	if d.capped {
+		// A bogus Retry-After (a day, a far date) must not stop every job
+		// of the fleet.
+		log.Warn("429 Retry-After capped", "cap", pauseMax)
+	}
+	cr.w.m.rateLimited.Inc()
+	log.Warn("API answered 429: pausing the fleet", "pause", d.wait)
+	if err := cr.w.store.Add(ctx, cr.c.Job, d.calls); err != nil {
+		return err
+	}
+	if err := cr.w.lim.Pause(ctx, d.wait); err != nil {
+		// Without the shared pause, at least this caller waits.
+		log.Warn("could not pause the fleet; waiting here", "err", err)
+		if err := sleep(waitCtx, d.wait); err != nil {
+			return cr.handBackErr(waitCtx, err)
+		}
+	}
+	return nil
+}
+
+// retryAfter counts a call answered with a transient error and waits d.wait.
+func (cr *chunkRun) retryAfter(ctx, waitCtx context.Context, d decision) error {
+	if err := cr.w.store.Add(ctx, cr.c.Job, d.calls); err != nil {
+		return err
+	}
+	if err := sleep(waitCtx, d.wait); err != nil {
+		return cr.handBackErr(waitCtx, err)
+	}
+	return nil
+}
+
+// waitContext is the context of limiter waits and backoffs: they end when
+// the worker drains, and a little before asynq's task deadline (the chunk
+// then yields); a call in flight does not.
+func (w *Worker) waitContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	var waitCtx context.Context
+	var cancel context.CancelFunc
+	if dl, ok := ctx.Deadline(); ok {
+		waitCtx, cancel = context.WithDeadline(ctx, dl.Add(-yieldMargin))
+	} else {
+		waitCtx, cancel = context.WithCancel(ctx)
+	}
+	stopAfter := context.AfterFunc(w.drain, cancel)
+	return waitCtx, func() { stopAfter(); cancel() }
+}
+
+// handBackErr says why a wait on waitCtx must end, if it must: ErrDraining
+// when the worker drains, ErrYielding when the task's deadline is near (both
+// hand the chunk back without using a retry), else err.
+func (cr *chunkRun) handBackErr(waitCtx context.Context, err error) error {
+	switch {
+	case cr.w.draining():
+		return ErrDraining
+	case errors.Is(waitCtx.Err(), context.DeadlineExceeded):
+		return ErrYielding
+	}
+	return err
+}
+
+// abortJob aborts the job after an answer that no retry can fix, for reason
+// (what to fix, never the key). It returns the reason the job shows: the
+// first one recorded wins.
+func (cr *chunkRun) abortJob(ctx context.Context, reason string) (string, error) {
+	if err := cr.w.store.Abort(ctx, cr.c.Job, reason); err != nil {
+		return reason, fmt.Errorf("aborting job %s: %w", cr.c.Job, err)
+	}
+	if got, err := cr.w.store.Aborted(ctx, cr.c.Job); err == nil && got != "" {
+		reason = got
+	}
+	cr.abort = reason
+	cr.w.aborted.Store(abortKey(cr.c), reason)
+	cr.log.Error("job aborted: no more API calls for it", "reason", reason)
+	return reason, nil
+}
+
+// sleep waits for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
