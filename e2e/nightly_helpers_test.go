@@ -598,7 +598,7 @@ func checkSummary(t *testing.T, dir string, l *list, byRow map[int][]string, sta
 		t.Errorf("summary.json: rows %d, want %d", s.Rows, len(l.rows))
 	case fmt.Sprint(s.Results) != fmt.Sprint(count):
 		t.Errorf("summary.json: results %v, results.csv has %v", s.Results, count)
-	case s.Rejects["invalid"] != int64(invalid) || s.Rejects["missing"] != int64(missing) || s.Rejects["duplicate"] != int64(dups):
+	case s.Rejects["invalid"] != int64(invalid) || s.Rejects["missing"] != int64(missing) || s.Rejects["duplicates"] != int64(dups):
 		t.Errorf("summary.json: rejects %v, want invalid %d missing %d duplicate %d", s.Rejects, invalid, missing, dups)
 	}
 	return s

@@ -215,7 +215,7 @@ func (r *run) enqueueList(ctx context.Context) (blobs int, err error) {
 	var counts Counts
 	var runErr error // the pipeline's, reported without WriteAtomic's "writing rejects.csv"
 	err = outfiles.WriteAtomic(path, func(f io.Writer) error {
-		if _, err := io.WriteString(f, "row,input,reason\n"); err != nil {
+		if _, err := io.WriteString(f, outfiles.RejectsHeader); err != nil {
 			return err
 		}
 		counts, blobs, runErr = feed(ctx, cfg, r.rd, w, f, progress)

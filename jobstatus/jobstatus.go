@@ -86,12 +86,7 @@ func Get(ctx context.Context, store *jobstore.Store, id string) (*Status, error)
 	if err != nil {
 		return nil, err
 	}
-	var rate float64
-	if j.State.Finished() {
-		rate, err = store.ActiveRate(ctx, id)
-	} else {
-		rate, err = store.RequestsPerSecond(ctx, id, j.StartedAt)
-	}
+	rate, err := store.Rate(ctx, j)
 	if err != nil {
 		return nil, err
 	}

@@ -13,14 +13,15 @@
 //	store.SetChunksEnqueued(ctx, id, i+1)        // resume point after a crash
 //	store.PutRejects(ctx, id, k, csvLines)       // rejects blob k, rows in order, no header
 //	allDone, err := store.FinishEnqueue(ctx, id, counts, chunks, rejectBlobs)
-//	// allDone: enqueue tasks.NewFinalize(tasks.Finalize{Job: id, Gen: job.Gen})
+//	tasks.FinalizeWhenDone(ctx, client, allDone, tasks.Finalize{Job: id, Gen: job.Gen})
 //
 // The worker side:
 //
 //	entries, _ := store.Chunk(ctx, id, i)
 //	outs, _ := store.Outcomes(ctx, id, i)
-//	for _, r := range jobstore.Pending(len(entries), batchSize, outs) { ... store.Record(ctx, id, i, outcome, counters) }
-//	allDone, gen, _ := store.FinishChunk(ctx, id, i) // allDone: enqueue the finalize task of gen
+//	for _, r := range jobstore.Pending(len(entries), batchSize, outs) { ... store.Record(ctx, id, gen, i, outcome, calls) }
+//	allDone, _ := store.FinishChunk(ctx, id, gen, i, len(entries))
+//	tasks.FinalizeWhenDone(ctx, client, allDone, tasks.Finalize{Job: id, Gen: gen})
 //
 // A job stopped by Abort sends nothing more; its remaining numbers are recorded
 // failed, so it still finishes, in state FailedJob.

@@ -22,6 +22,15 @@ const (
 // Finished reports whether s is a final state.
 func (s State) Finished() bool { return s == Done || s == FailedJob }
 
+// FinalState is the state a job ends in once its files are written: FailedJob
+// when it was aborted (abort is its reason), else Done.
+func FinalState(abort string) State {
+	if abort != "" {
+		return FailedJob
+	}
+	return Done
+}
+
 var jobIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 
 // ValidateJobID says what is wrong with a job ID, if anything. IDs become part

@@ -122,12 +122,12 @@ func (s *Store) redriveChunk(ctx context.Context, id string, i int) (int, error)
 	return dropped, nil
 }
 
-var finishRedriveScript = redis.NewScript(`
+var finishRedriveScript = doneScript(`
 if redis.call('HGET', KEYS[1], 'state') == 'enqueuing' and redis.call('HGET', KEYS[1], 'redrive') == '1' then
   redis.call('HSET', KEYS[1], 'state', 'enqueued')
   redis.call('HDEL', KEYS[1], 'redrive')
 end
-if redis.call('SCARD', KEYS[2]) >= tonumber(redis.call('HGET', KEYS[1], 'chunks')) then return 1 end
+if all_done() then return 1 end
 return 0`)
 
 // FinishRedrive moves a re-driven job back to Enqueued once its chunk tasks are

@@ -219,15 +219,26 @@ func (s *Store) Rejects(ctx context.Context, job string, blobs int, fn func([]by
 	return nil
 }
 
-var finishEnqueueScript = redis.NewScript(`
+// allDoneLua defines all_done(), true when every chunk of the job is settled:
+// the one statement of that fact, for the scripts that need it. Their KEYS
+// start with the job record and its done set.
+const allDoneLua = `
+local function all_done()
+  local n = redis.call('HGET', KEYS[1], 'chunks')
+  return n ~= false and redis.call('SCARD', KEYS[2]) >= tonumber(n)
+end
+`
+
+// doneScript is a script that may call all_done().
+func doneScript(body string) *redis.Script { return redis.NewScript(allDoneLua + body) }
+
+var finishEnqueueScript = doneScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if st == 'enqueuing' then
   redis.call('HSET', KEYS[1], unpack(ARGV))
   st = 'enqueued'
 end
-if st == 'enqueued' or st == 'finalizing' then
-  if redis.call('SCARD', KEYS[2]) >= tonumber(redis.call('HGET', KEYS[1], 'chunks')) then return 1 end
-end
+if (st == 'enqueued' or st == 'finalizing') and all_done() then return 1 end
 return 0`)
 
 // FinishEnqueue moves the job from Enqueuing to Enqueued with its counts. It
@@ -312,7 +323,8 @@ return 1`)
 
 // Record appends o to chunk i's outcomes and adds c's call counters to the
 // job's, in one step, for generation gen of the job; the entries o settles
-// are counted under its status (c's status counters are not used). It
+// are counted under its status here, and only here (c's status counters are
+// not used). It
 // returns ErrStale when the job is of another generation. Entries already
 // settled keep their first outcome, as in results.csv: an outcome that
 // settles none is dropped (its calls still count).
@@ -369,61 +381,58 @@ func (s *Store) addCounters(ctx context.Context, p redis.Pipeliner, job string, 
 	}
 }
 
-// RequestsPerSecond returns the job's API request rate over the last minute,
-// or over the whole seconds since since (the first call) when that is
-// shorter, so a young job does not look slow.
-func (s *Store) RequestsPerSecond(ctx context.Context, job string, since time.Time) (float64, error) {
-	last := s.now().Unix() - 1 // whole seconds only
-	window := int64(60)
-	if !since.IsZero() {
-		window = max(min(window, last-since.Unix()+1), 1)
+// Rate returns job j's API request rate, the one figure status shows: while
+// it runs, over the last minute (over the whole seconds since its first call
+// when that is shorter, so a young job does not look slow); once finished,
+// over the seconds in which it sent requests (its pace, not diluted by the
+// hours between a run and its retry).
+func (s *Store) Rate(ctx context.Context, j *Job) (float64, error) {
+	var counts []any
+	var seconds int64
+	if j.State.Finished() {
+		all, err := s.rdb.HVals(ctx, rpsKey(j.ID)).Result()
+		if err != nil {
+			return 0, wrap("reading rate of", j.ID, err)
+		}
+		for _, v := range all {
+			counts = append(counts, v)
+		}
+		seconds = int64(len(all))
+	} else {
+		last := s.now().Unix() - 1 // whole seconds only
+		seconds = 60
+		if !j.StartedAt.IsZero() {
+			seconds = max(min(seconds, last-j.StartedAt.Unix()+1), 1)
+		}
+		fields := make([]string, seconds)
+		for i := range fields {
+			fields[i] = strconv.FormatInt(last-int64(i), 10)
+		}
+		var err error
+		if counts, err = s.rdb.HMGet(ctx, rpsKey(j.ID), fields...).Result(); err != nil {
+			return 0, wrap("reading rate of", j.ID, err)
+		}
 	}
-	fields := make([]string, window)
-	for i := range fields {
-		fields[i] = strconv.FormatInt(last-int64(i), 10)
-	}
-	vals, err := s.rdb.HMGet(ctx, rpsKey(job), fields...).Result()
-	if err != nil {
-		return 0, wrap("reading rate of", job, err)
+	if seconds == 0 {
+		return 0, nil
 	}
 	var sum int64
-	for _, v := range vals {
+	for _, v := range counts {
 		if str, ok := v.(string); ok {
 			n, _ := strconv.ParseInt(str, 10, 64)
 			sum += n
 		}
 	}
-	return float64(sum) / float64(window), nil
+	return float64(sum) / float64(seconds), nil
 }
 
-// ActiveRate returns the job's API request rate over the seconds it sent
-// requests in: a finished job's pace, not diluted by the hours between a run
-// and its retry.
-func (s *Store) ActiveRate(ctx context.Context, job string) (float64, error) {
-	vals, err := s.rdb.HVals(ctx, rpsKey(job)).Result()
-	if err != nil {
-		return 0, wrap("reading rate of", job, err)
-	}
-	var sum int64
-	for _, v := range vals {
-		n, _ := strconv.ParseInt(v, 10, 64)
-		sum += n
-	}
-	if len(vals) == 0 {
-		return 0, nil
-	}
-	return float64(sum) / float64(len(vals)), nil
-}
-
-var finishChunkScript = redis.NewScript(`
+var finishChunkScript = doneScript(`
 local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '-1')
 if gen ~= tonumber(ARGV[2]) then return {-1, gen} end
 if redis.call('BITCOUNT', KEYS[3]) < tonumber(ARGV[3]) then return {-2, gen} end
 redis.call('SADD', KEYS[2], ARGV[1])
 local st = redis.call('HGET', KEYS[1], 'state')
-if st == 'enqueued' or st == 'finalizing' then
-  if redis.call('SCARD', KEYS[2]) >= tonumber(redis.call('HGET', KEYS[1], 'chunks')) then return {1, gen} end
-end
+if (st == 'enqueued' or st == 'finalizing') and all_done() then return {1, gen} end
 return {0, gen}`)
 
 // ErrUnsettled is returned by FinishChunk for a chunk with entries that no
@@ -464,12 +473,11 @@ func (s *Store) Aborted(ctx context.Context, job string) (string, error) {
 	return r, err
 }
 
-var beginFinalizeScript = redis.NewScript(`
+var beginFinalizeScript = doneScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if (redis.call('HGET', KEYS[1], 'gen') or '0') ~= ARGV[1] then return 0 end
 if st == 'finalizing' then return 1 end
-if st ~= 'enqueued' then return 0 end
-if redis.call('SCARD', KEYS[2]) < tonumber(redis.call('HGET', KEYS[1], 'chunks')) then return 0 end
+if st ~= 'enqueued' or not all_done() then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'finalizing')
 return 1`)
 
@@ -489,17 +497,14 @@ if redis.call('HGET', KEYS[1], 'state') ~= 'finalizing' or (redis.call('HGET', K
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'finished_at', ARGV[3])
 return 1`)
 
-// EndFinalize moves the job from Finalizing to its final state: FailedJob
-// when it was aborted, else Done.
+// EndFinalize moves the job from Finalizing to its final state (see
+// FinalState).
 func (s *Store) EndFinalize(ctx context.Context, job string, gen int) (State, error) {
 	abort, err := s.Aborted(ctx, job)
 	if err != nil {
 		return "", wrap("finalizing", job, err)
 	}
-	st := Done
-	if abort != "" {
-		st = FailedJob
-	}
+	st := FinalState(abort)
 	if err := endFinalizeScript.Run(ctx, s.rdb, []string{jobKey(job)}, gen, string(st), msOf(s.now())).Err(); err != nil {
 		return "", wrap("finalizing", job, err)
 	}

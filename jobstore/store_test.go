@@ -131,8 +131,8 @@ func TestRecordAndFinish(t *testing.T) {
 	if j.State != jobstore.Done || j.ChunksDone != 2 || j.FinishedAt.IsZero() || j.StartedAt.IsZero() {
 		t.Errorf("job = %+v", j)
 	}
-	if rps, err := b.store.RequestsPerSecond(b.ctx, b.id, j.StartedAt); err != nil || rps < 0 {
-		t.Errorf("RequestsPerSecond = %v, %v", rps, err)
+	if rps, err := b.store.Rate(b.ctx, j); err != nil || rps < 0 {
+		t.Errorf("Rate = %v, %v", rps, err)
 	}
 
 	// Re-drive: the failed chunk comes back, the accepted/rejected one does not.
@@ -385,5 +385,47 @@ func TestRedriveAgainAfterAnInterruptedOne(t *testing.T) {
 	_ = b.store.Record(b.ctx, b.id, 1, 1, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Rejected}, jobstore.Counters{Rejected: 1})
 	if outs, _ := b.store.Outcomes(b.ctx, b.id, 1); len(outs) != 1 {
 		t.Errorf("chunk 1 (kept accepted) took a second outcome: %+v", outs)
+	}
+}
+
+// TestRate: a running job's rate is over the last minute (or the seconds
+// since its first call when fewer); a finished job's is over the seconds in
+// which it sent requests.
+func TestRate(t *testing.T) {
+	b := setup(t)
+	b.enqueued(t, 1, 1)
+	t0 := time.Unix(1_800_000_000, 0)
+	now := t0
+	b.store.SetClock(func() time.Time { return now })
+	for _, at := range []struct {
+		sec int64
+		n   int64
+	}{{0, 10}, {1, 20}, {3, 30}} {
+		now = t0.Add(time.Duration(at.sec) * time.Second)
+		if err := b.store.Add(b.ctx, b.id, jobstore.Counters{Requests: at.n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j, err := b.store.Job(b.ctx, b.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name  string
+		now   time.Time
+		state jobstore.State
+		want  float64
+	}{
+		{"young: over the whole seconds since the first call", t0.Add(4 * time.Second), jobstore.Enqueued, 60.0 / 4},
+		{"over the last minute", t0.Add(62 * time.Second), jobstore.Enqueued, 30.0 / 60},
+		{"finished: over the seconds it sent in", t0.Add(time.Hour), jobstore.Done, 60.0 / 3},
+	} {
+		now = tt.now
+		jj := *j
+		jj.State = tt.state
+		got, err := b.store.Rate(b.ctx, &jj)
+		if err != nil || got != tt.want {
+			t.Errorf("%s: Rate = %v, %v; want %v", tt.name, got, err, tt.want)
+		}
 	}
 }

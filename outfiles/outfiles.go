@@ -41,8 +41,8 @@ const (
 // ResultsHeader is the header of results.csv.
 var ResultsHeader = []string{"row", "input", "number", "status", "code", "message", "attempts", "checked_at"}
 
-// RejectsHeader is the header of rejects.csv.
-var RejectsHeader = []string{"row", "input", "reason"}
+// RejectsHeader is the first line of rejects.csv.
+const RejectsHeader = "row,input,reason\n"
 
 // Dir returns the output folder of a job.
 func Dir(outDir, jobID string) string { return filepath.Join(outDir, jobID) }
@@ -157,7 +157,7 @@ func writeResults(ctx context.Context, s *jobstore.Store, j *jobstore.Job, w io.
 }
 
 func writeRejects(ctx context.Context, s *jobstore.Store, j *jobstore.Job, w io.Writer) error {
-	if _, err := io.WriteString(w, "row,input,reason\n"); err != nil {
+	if _, err := io.WriteString(w, RejectsHeader); err != nil {
 		return err
 	}
 	return s.Rejects(ctx, j.ID, j.RejectBlobs, func(b []byte) error {

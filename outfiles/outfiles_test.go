@@ -80,7 +80,7 @@ func TestWrite(t *testing.T) {
 	if diff := cmp.Diff(wantCounts, got.Results); diff != "" {
 		t.Errorf("summary results (-want +got):\n%s", diff)
 	}
-	if got.Attempts != 9 || got.Requests != 8 || got.Rejects["duplicate"] != 1 || got.State != "done" || sum.Rows != 5 {
+	if got.Attempts != 9 || got.Requests != 8 || got.Rejects["duplicates"] != 1 || got.State != "done" || sum.Rows != 5 {
 		t.Errorf("summary = %+v", got)
 	}
 

@@ -17,7 +17,8 @@ type Summary struct {
 	Rows int64 `json:"rows"`
 	// Results counts results.csv lines by status.
 	Results map[string]int64 `json:"results"`
-	// Rejects counts rejects.csv lines by reason ("duplicate" for every "duplicate of row N").
+	// Rejects counts rejects.csv lines by reason: invalid, missing,
+	// malformed, duplicates (every "duplicate of row N"), as status does.
 	Rejects map[string]int64 `json:"rejects"`
 
 	// Attempts is the number of API calls the numbers of results.csv were part
@@ -47,7 +48,7 @@ func newSummary(j *jobstore.Job) *Summary {
 		Job: j.ID, Input: j.Input, Gen: j.Gen, Reason: j.Abort, Rows: j.Rows,
 		Results: map[string]int64{string(jobstore.Accepted): 0, string(jobstore.Rejected): 0, string(jobstore.Failed): 0},
 		Rejects: map[string]int64{
-			"invalid": j.Invalid, "missing": j.Missing, "malformed": j.Malformed, "duplicate": j.Duplicates,
+			"invalid": j.Invalid, "missing": j.Missing, "malformed": j.Malformed, "duplicates": j.Duplicates,
 		},
 		Requests: j.Requests, RateLimited: j.RateLimited, Retries: j.Retries,
 		CreatedAt: j.CreatedAt, StartedAt: j.StartedAt,
@@ -61,10 +62,7 @@ func (s *Summary) add(o jobstore.Outcome) {
 }
 
 func (s *Summary) finish(j *jobstore.Job) {
-	s.State = string(jobstore.Done)
-	if j.Abort != "" {
-		s.State = string(jobstore.FailedJob)
-	}
+	s.State = string(jobstore.FinalState(j.Abort))
 	s.FinishedAt = time.Now().UTC().Truncate(time.Millisecond)
 	if !j.EnqueuedAt.IsZero() {
 		s.EnqueueSeconds = j.EnqueuedAt.Sub(j.CreatedAt).Seconds()
