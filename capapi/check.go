@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // request is the JSON body sent to the API. Numbers always go as an array:
@@ -269,9 +270,9 @@ func parseBody(data []byte) (providerBody, error) {
 		return providerBody{}, fmt.Errorf("invalid JSON (%v): %s", err, snippet(trimmed))
 	}
 	return providerBody{
-		code:   clip(text(raw.Code)),
-		msg:    clip(text(raw.Message)),
-		detail: clip(text(raw.Error)),
+		code:   clip(printable(text(raw.Code))),
+		msg:    clip(printable(text(raw.Message))),
+		detail: clip(printable(text(raw.Error))),
 	}, nil
 }
 
@@ -322,6 +323,26 @@ func text(raw json.RawMessage) string {
 		return strings.Join(parts, "; ")
 	}
 	return string(raw) // a number or boolean, as written
+}
+
+// printable returns s without control characters: the provider's text ends
+// up on terminals (status, logs) and in files, where an escape sequence
+// could rewrite what the operator sees. Line breaks and tabs become spaces;
+// other C0 and C1 controls, DEL and bidirectional overrides are dropped.
+func printable(s string) string {
+	clean := func(r rune) rune {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r':
+			return ' '
+		case unicode.IsControl(r), r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069:
+			return -1
+		}
+		return r
+	}
+	if strings.IndexFunc(s, func(r rune) bool { return clean(r) != r }) < 0 {
+		return s
+	}
+	return strings.Map(clean, s)
 }
 
 func clip(s string) string {

@@ -102,7 +102,9 @@ func randHex(n int) string {
 // input: the enqueue rules or the phone number metadata. A job resumed by
 // another version would mix chunks of both, so it is refused instead.
 func codeVersion() string {
-	v := "enqueue/2" // 2: a lone CR ends a line, unescaped quotes in quoted fields are text
+	// 2: a lone CR ends a line, unescaped quotes in quoted fields are text;
+	// 3: rejects cells a spreadsheet would run get a leading apostrophe.
+	v := "enqueue/3"
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, d := range bi.Deps {
 			if d.Path == "github.com/nyaruka/phonenumbers" {

@@ -199,7 +199,7 @@ func (r *run) resume(ctx context.Context) error {
 func (r *run) enqueueList(ctx context.Context) (blobs int, err error) {
 	cfg := r.cfg
 	dir := outfiles.Dir(cfg.OutDir, cfg.JobID)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, outfiles.DirMode); err != nil {
 		return 0, fmt.Errorf("creating output folder: %w", err)
 	}
 	path := filepath.Join(dir, outfiles.RejectsCSV)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/listreader"
+	"github.com/capcheck/capcheck/outfiles"
 	"github.com/capcheck/capcheck/tasks"
 )
 
@@ -67,7 +68,7 @@ func (s *sink) Chunk(ctx context.Context, index int, recs []Record) error {
 }
 
 func (s *sink) Reject(ctx context.Context, r Record) error {
-	s.rec = [3]string{strconv.FormatInt(r.Row, 10), r.Input, r.Reason}
+	s.rec = [3]string{strconv.FormatInt(r.Row, 10), outfiles.Cell(r.Input), outfiles.Cell(r.Reason)}
 	if err := s.csv.Write(s.rec[:]); err != nil {
 		return err
 	}

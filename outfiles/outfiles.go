@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -64,7 +66,7 @@ func Export(ctx context.Context, s *jobstore.Store, jobID, outDir string, format
 		return nil, err
 	}
 	dir := Dir(outDir, jobID)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, DirMode); err != nil {
 		return nil, fmt.Errorf("creating output folder: %w", err)
 	}
 	removeStaleTemps(dir)
@@ -141,7 +143,7 @@ func writeResults(ctx context.Context, s *jobstore.Store, j *jobstore.Job, w io.
 			if format == JSONL {
 				err = enc.Encode(resultJSON{e.Row, e.Input, e.Number, string(o.Status), o.Code, o.Message, o.Attempts, checked})
 			} else {
-				err = cw.Write([]string{strconv.FormatInt(e.Row, 10), e.Input, e.Number, string(o.Status), o.Code, o.Message, strconv.Itoa(o.Attempts), checked})
+				err = cw.Write([]string{strconv.FormatInt(e.Row, 10), Cell(e.Input), e.Number, string(o.Status), Cell(o.Code), Cell(o.Message), strconv.Itoa(o.Attempts), checked})
 			}
 			if err != nil {
 				return err
@@ -166,6 +168,57 @@ func writeRejects(ctx context.Context, s *jobstore.Store, j *jobstore.Job, w io.
 	})
 }
 
+// createTemp creates a new file named prefix and a random suffix in dir,
+// with FileMode less the umask (os.CreateTemp's files are 0600 whatever the
+// umask). O_EXCL: never a file or a link that is there already.
+func createTemp(dir, prefix string) (*os.File, error) {
+	for range 100 {
+		name := filepath.Join(dir, prefix+strconv.FormatUint(rand.Uint64(), 36))
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, FileMode)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+	}
+	return nil, fmt.Errorf("creating a temporary file in %s: too many exist", dir)
+}
+
+// Cell returns a CSV cell of free text (an input as it was written, a
+// provider's code or message, a reason) so that a spreadsheet shows it as
+// text instead of running it as a formula: one that begins with '=', '@', a
+// tab or a carriage return, or with '+' or '-' followed by anything but a
+// phone number's characters (digits, spaces, dots, dashes and brackets), gets
+// a leading apostrophe. "+91 98765 43210" and "-5" stay as they are.
+func Cell(s string) string {
+	if s == "" {
+		return s
+	}
+	switch s[0] {
+	case '=', '@', '\t', '\r':
+		return "'" + s
+	case '+', '-':
+		if !phoneChars(s[1:]) {
+			return "'" + s
+		}
+	}
+	return s
+}
+
+// phoneChars reports whether s has a digit and nothing a formula could call
+// or refer to: digits, spaces, dots, dashes and brackets only.
+func phoneChars(s string) bool {
+	digit := false
+	for _, c := range []byte(s) {
+		switch {
+		case c >= '0' && c <= '9':
+			digit = true
+		case c == ' ' || c == '.' || c == '-' || c == '(' || c == ')':
+		default:
+			return false
+		}
+	}
+	return digit
+}
+
 // staleTempAge is when a temporary file of WriteAtomic is taken for the
 // leftover of a crashed writer: older than any write of a live one.
 const staleTempAge = 6 * time.Hour
@@ -180,12 +233,21 @@ func removeStaleTemps(dir string) {
 	}
 }
 
+// FileMode and DirMode are the modes output files and folders are created
+// with, less the process's umask: the files hold phone numbers, and who may
+// read them is the operator's choice (umask 077 keeps them to the owner).
+const (
+	FileMode os.FileMode = 0o666
+	DirMode  os.FileMode = 0o777
+)
+
 // WriteAtomic writes path through fill: to a temporary file in the same
 // folder, synced, then renamed over path, so readers see the old file or the
-// complete new one and never a part.
+// complete new one and never a part. The file's mode is FileMode less the
+// umask.
 func WriteAtomic(path string, fill func(io.Writer) error) (err error) {
 	dir, base := filepath.Split(path)
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	f, err := createTemp(dir, "."+base+".tmp-")
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
@@ -200,9 +262,6 @@ func WriteAtomic(path string, fill func(io.Writer) error) (err error) {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := f.Sync(); err != nil {

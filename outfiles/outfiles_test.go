@@ -27,17 +27,17 @@ func TestWrite(t *testing.T) {
 	if _, _, err := s.CreateJob(ctx, jobstore.Spec{ID: id, Input: "in.csv", Fingerprint: "fp", ChunkSize: 2}); err != nil {
 		t.Fatal(err)
 	}
-	_ = s.PutChunk(ctx, id, 0, []jobstore.Entry{
+	must(t, s.PutChunk(ctx, id, 0, []jobstore.Entry{
 		{Row: 1, Number: "+919876543210", Input: "9876543210"},
 		{Row: 3, Number: "+14155550123", Input: `"(415) 555-0123", home`},
-	})
-	_ = s.PutChunk(ctx, id, 1, []jobstore.Entry{{Row: 4, Number: "+442071838750", Input: "+442071838750"}})
-	_ = s.PutRejects(ctx, id, 0, []byte("2,abc,invalid\n5,9876543210,duplicate of row 1\n"))
+	}))
+	must(t, s.PutChunk(ctx, id, 1, []jobstore.Entry{{Row: 4, Number: "+442071838750", Input: "+442071838750"}}))
+	must(t, s.PutRejects(ctx, id, 0, []byte("2,abc,invalid\n5,9876543210,duplicate of row 1\n")))
 	if _, err := s.FinishEnqueue(ctx, id, jobstore.Counts{Rows: 5, Valid: 3, Invalid: 1, Duplicates: 1}, 2, 1); err != nil {
 		t.Fatal(err)
 	}
-	_ = s.Record(ctx, id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 2, Split: true, Attempts: 1}, jobstore.Counters{Requests: 1})
-	_ = s.Record(ctx, id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Accepted, Code: "MSG402", Message: "Request Successfully Processed", Attempts: 2, CheckedAt: 1795855256000}, jobstore.Counters{Requests: 1, Accepted: 1})
+	must(t, s.Record(ctx, id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 2, Split: true, Attempts: 1}, jobstore.Counters{Requests: 1}))
+	must(t, s.Record(ctx, id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Accepted, Code: "MSG402", Message: "Request Successfully Processed", Attempts: 2, CheckedAt: 1795855256000}, jobstore.Counters{Requests: 1, Accepted: 1}))
 
 	if _, err := outfiles.Write(ctx, s, id, out); !errors.Is(err, outfiles.ErrUnsettled) {
 		t.Fatalf("Write with an unsettled number: err = %v, want ErrUnsettled", err)
@@ -46,8 +46,8 @@ func TestWrite(t *testing.T) {
 		t.Fatalf("a failed Write left results.csv behind (stat err %v)", err)
 	}
 
-	_ = s.Record(ctx, id, 0, 0, jobstore.Outcome{Lo: 1, Hi: 2, Status: jobstore.Rejected, Code: "RBC529", Message: "Invalid input or validation error!", Attempts: 2, CheckedAt: 1795855256100}, jobstore.Counters{Requests: 1, Rejected: 1})
-	_ = s.Record(ctx, id, 0, 1, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Failed, Message: "503 Service Unavailable", Attempts: 5, CheckedAt: 1795855257000}, jobstore.Counters{Requests: 5, Retries: 4, Failed: 1})
+	must(t, s.Record(ctx, id, 0, 0, jobstore.Outcome{Lo: 1, Hi: 2, Status: jobstore.Rejected, Code: "RBC529", Message: "Invalid input or validation error!", Attempts: 2, CheckedAt: 1795855256100}, jobstore.Counters{Requests: 1, Rejected: 1}))
+	must(t, s.Record(ctx, id, 0, 1, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Failed, Message: "503 Service Unavailable", Attempts: 5, CheckedAt: 1795855257000}, jobstore.Counters{Requests: 5, Retries: 4, Failed: 1}))
 
 	sum, err := outfiles.Write(ctx, s, id, out)
 	if err != nil {
@@ -93,14 +93,21 @@ func TestWrite(t *testing.T) {
 	}
 	// A crashed writer's temporary file goes at the next write, once stale.
 	stale := filepath.Join(out, id, ".results.csv.tmp-123")
-	_ = os.WriteFile(stale, []byte("partial"), 0o644)
+	must(t, os.WriteFile(stale, []byte("partial"), 0o644))
 	old := time.Now().Add(-7 * time.Hour)
-	_ = os.Chtimes(stale, old, old)
+	must(t, os.Chtimes(stale, old, old))
 	if _, err := outfiles.Write(ctx, s, id, out); err != nil {
 		t.Fatal(err)
 	}
 	leftovers, _ := filepath.Glob(filepath.Join(out, id, ".*tmp*"))
 	if len(leftovers) > 0 {
 		t.Errorf("temporary files left: %v", leftovers)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -122,7 +122,10 @@ func serveMetrics(ln net.Listener, reg *prometheus.Registry, rdb redis.Universal
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
 		if err := rdb.Ping(ctx).Err(); err != nil {
-			http.Error(rw, "redis: "+err.Error(), http.StatusServiceUnavailable)
+			// The error names addresses and more: for the log, not for
+			// whoever can reach the port (the worker warns of it too).
+			log.Debug("/healthz: Redis does not answer", "err", err)
+			http.Error(rw, "redis unavailable", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = rw.Write([]byte("ok\n"))
