@@ -49,7 +49,7 @@ func TestHealthzHidesRedisErrors(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	t.Cleanup(func() { rdb.Close() })
 	rdb.AddHook(failingRedis{errors.New("dial tcp 10.1.2.3:6379: i/o timeout (secret-detail)")})
-	w, err := worker.New(jobstore.New(rdb), nil, noAPI{}, noLimiter{}, worker.Config{Logger: slog.New(slog.DiscardHandler)})
+	w, err := worker.New(jobstore.New(rdb), noAPI{}, noLimiter{}, worker.Config{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
