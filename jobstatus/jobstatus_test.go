@@ -27,7 +27,9 @@ func setup(t *testing.T) (context.Context, *jobstore.Store, string) {
 	if _, _, err := s.CreateJob(ctx, jobstore.Spec{ID: id, Input: "in.csv", Fingerprint: "fp", ChunkSize: 2}); err != nil {
 		t.Fatal(err)
 	}
-	_ = s.PutChunk(ctx, id, 0, []jobstore.Entry{{Row: 1, Number: "+14155550123", Input: "x"}, {Row: 2, Number: "+14155550124", Input: "y"}})
+	if err := s.PutChunk(ctx, id, 0, []jobstore.Entry{{Row: 1, Number: "+14155550123", Input: "x"}, {Row: 2, Number: "+14155550124", Input: "y"}}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.FinishEnqueue(ctx, id, jobstore.Counts{Rows: 3, Valid: 2, Invalid: 1}, 1, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -36,14 +38,18 @@ func setup(t *testing.T) (context.Context, *jobstore.Store, string) {
 
 func TestStatusJSONFields(t *testing.T) {
 	ctx, s, id := setup(t)
-	_ = s.Record(ctx, id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Accepted}, jobstore.Counters{Requests: 1, Accepted: 1})
+	if err := s.Record(ctx, id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Accepted}, jobstore.Counters{Requests: 1, Accepted: 1}); err != nil {
+		t.Fatal(err)
+	}
 	st, err := jobstatus.Get(ctx, s, id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := json.Marshal(st)
 	var m map[string]any
-	_ = json.Unmarshal(b, &m)
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
 	var keys []string
 	for k := range m {
 		keys = append(keys, k)
@@ -73,10 +79,19 @@ func TestWait(t *testing.T) {
 		t.Fatalf("Wait on a running job: err = %v, want ErrTimeout", err)
 	}
 	go func() {
-		_ = s.Record(ctx, id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 2, Status: jobstore.Failed}, jobstore.Counters{Failed: 2})
-		_, _ = s.FinishChunk(ctx, id, 0, 0, 2)
-		_, _ = s.BeginFinalize(ctx, id, 0)
-		_, _ = s.EndFinalize(ctx, id, 0)
+		err := s.Record(ctx, id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 2, Status: jobstore.Failed}, jobstore.Counters{Failed: 2})
+		if err == nil {
+			_, err = s.FinishChunk(ctx, id, 0, 0, 2)
+		}
+		if err == nil {
+			_, err = s.BeginFinalize(ctx, id, 0)
+		}
+		if err == nil {
+			_, err = s.EndFinalize(ctx, id, 0)
+		}
+		if err != nil {
+			t.Error(err) // Wait below times out
+		}
 	}()
 	var seen int
 	st, err := jobstatus.Wait(ctx, s, id, jobstatus.WaitOptions{Poll: 10 * time.Millisecond, Timeout: 10 * time.Second,

@@ -7,6 +7,7 @@ import (
 )
 
 func TestChunkRoundTrip(t *testing.T) {
+	t.Parallel()
 	entries := []Entry{
 		{Row: 1, Number: "+919876543210", Input: "+919876543210"},
 		{Row: 2, Number: "+919876543211", Input: "919876543211"},
@@ -40,6 +41,7 @@ func TestChunkRoundTrip(t *testing.T) {
 }
 
 func TestEncodeChunkRefusesBadEntries(t *testing.T) {
+	t.Parallel()
 	for name, entries := range map[string][]Entry{
 		"rows not increasing": {{Row: 2, Number: "+14155550123"}, {Row: 2, Number: "+14155550124"}},
 		"no plus":             {{Row: 1, Number: "14155550123"}},
@@ -54,6 +56,7 @@ func TestEncodeChunkRefusesBadEntries(t *testing.T) {
 }
 
 func TestDecodeChunkRefusesGarbage(t *testing.T) {
+	t.Parallel()
 	good, _ := EncodeChunk([]Entry{{Row: 1, Number: "+14155550123", Input: "x"}})
 	for name, b := range map[string][]byte{
 		"empty":      nil,

@@ -7,6 +7,7 @@ import (
 )
 
 func TestPending(t *testing.T) {
+	t.Parallel()
 	acc := func(lo, hi int) Outcome { return Outcome{Lo: lo, Hi: hi, Status: Accepted, Attempts: 1} }
 	split := func(lo, hi, attempts int) Outcome { return Outcome{Lo: lo, Hi: hi, Split: true, Attempts: attempts} }
 	tests := []struct {
@@ -36,6 +37,7 @@ func TestPending(t *testing.T) {
 }
 
 func TestSettle(t *testing.T) {
+	t.Parallel()
 	outs := []Outcome{
 		{Lo: 0, Hi: 4, Split: true, Attempts: 1},
 		{Lo: 0, Hi: 2, Status: Accepted, Code: "MSG402", Attempts: 2},

@@ -162,15 +162,21 @@ func TestAbortEndsFailed(t *testing.T) {
 	if err := b.store.Abort(b.ctx, b.id, "API refused the key (401)"); err != nil {
 		t.Fatal(err)
 	}
-	_ = b.store.Abort(b.ctx, b.id, "second reason")
+	if err := b.store.Abort(b.ctx, b.id, "second reason"); err != nil {
+		t.Fatal(err)
+	}
 	if r, _ := b.store.Aborted(b.ctx, b.id); r != "API refused the key (401)" {
 		t.Errorf("Aborted = %q, want the first reason", r)
 	}
-	_ = b.store.Record(b.ctx, b.id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Failed}, jobstore.Counters{Failed: 1})
+	if err := b.store.Record(b.ctx, b.id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Failed}, jobstore.Counters{Failed: 1}); err != nil {
+		t.Fatal(err)
+	}
 	if all, _ := b.store.FinishChunk(b.ctx, b.id, 0, 0, 1); !all {
 		t.Fatal("not all done")
 	}
-	_, _ = b.store.BeginFinalize(b.ctx, b.id, 0)
+	if _, err := b.store.BeginFinalize(b.ctx, b.id, 0); err != nil {
+		t.Fatal(err)
+	}
 	if st, _ := b.store.EndFinalize(b.ctx, b.id, 0); st != jobstore.FailedJob {
 		t.Errorf("EndFinalize = %v, want failed", st)
 	}
@@ -189,10 +195,18 @@ func TestRedriveNothing(t *testing.T) {
 	if _, _, err := b.store.Redrive(b.ctx, b.id); err == nil {
 		t.Fatal("Redrive of a running job succeeded")
 	}
-	_ = b.store.Record(b.ctx, b.id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Accepted}, jobstore.Counters{Accepted: 1})
-	_, _ = b.store.FinishChunk(b.ctx, b.id, 0, 0, 1)
-	_, _ = b.store.BeginFinalize(b.ctx, b.id, 0)
-	_, _ = b.store.EndFinalize(b.ctx, b.id, 0)
+	if err := b.store.Record(b.ctx, b.id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Accepted}, jobstore.Counters{Accepted: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.store.FinishChunk(b.ctx, b.id, 0, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.store.BeginFinalize(b.ctx, b.id, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.store.EndFinalize(b.ctx, b.id, 0); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := b.store.Redrive(b.ctx, b.id); !errors.Is(err, jobstore.ErrNothingToRedrive) {
 		t.Fatalf("Redrive with nothing failed: err = %v", err)
 	}
@@ -200,7 +214,9 @@ func TestRedriveNothing(t *testing.T) {
 
 func TestFinishEnqueueWithNoChunks(t *testing.T) {
 	b := setup(t)
-	_, _, _ = b.store.CreateJob(b.ctx, jobstore.Spec{ID: b.id, Fingerprint: "fp", ChunkSize: 10})
+	if _, _, err := b.store.CreateJob(b.ctx, jobstore.Spec{ID: b.id, Fingerprint: "fp", ChunkSize: 10}); err != nil {
+		t.Fatal(err)
+	}
 	all, err := b.store.FinishEnqueue(b.ctx, b.id, jobstore.Counts{Rows: 3, Invalid: 3}, 0, 1)
 	if err != nil || !all {
 		t.Fatalf("FinishEnqueue with 0 chunks = %v, %v; want all done", all, err)
@@ -209,8 +225,12 @@ func TestFinishEnqueueWithNoChunks(t *testing.T) {
 
 func TestRejects(t *testing.T) {
 	b := setup(t)
-	_ = b.store.PutRejects(b.ctx, b.id, 1, []byte("3,x,invalid\n"))
-	_ = b.store.PutRejects(b.ctx, b.id, 0, []byte("1,y,missing\n"))
+	if err := b.store.PutRejects(b.ctx, b.id, 1, []byte("3,x,invalid\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.store.PutRejects(b.ctx, b.id, 0, []byte("1,y,missing\n")); err != nil {
+		t.Fatal(err)
+	}
 	var got string
 	err := b.store.Rejects(b.ctx, b.id, 2, func(p []byte) error { got += string(p); return nil })
 	if err != nil || got != "1,y,missing\n3,x,invalid\n" {
@@ -231,17 +251,23 @@ func TestLock(t *testing.T) {
 	if err := l.Release(b.ctx); err != nil {
 		t.Fatal(err)
 	}
-	_ = l.Release(b.ctx)
+	if err := l.Release(b.ctx); err != nil {
+		t.Fatal(err)
+	}
 	l2, err := b.store.Lock(b.ctx, b.id, "host:2", time.Second)
 	if err != nil {
 		t.Fatalf("Lock after Release: %v", err)
 	}
-	_ = l2.Release(b.ctx)
+	if err := l2.Release(b.ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestListJobs(t *testing.T) {
 	b := setup(t)
-	_, _, _ = b.store.CreateJob(b.ctx, jobstore.Spec{ID: b.id, Fingerprint: "fp", ChunkSize: 10})
+	if _, _, err := b.store.CreateJob(b.ctx, jobstore.Spec{ID: b.id, Fingerprint: "fp", ChunkSize: 10}); err != nil {
+		t.Fatal(err)
+	}
 	jobs, err := b.store.ListJobs(b.ctx, 1000)
 	if err != nil {
 		t.Fatal(err)
@@ -258,13 +284,23 @@ func TestExpire(t *testing.T) {
 	b := setup(t)
 	b.enqueued(t, 2, 1)
 	rdb := b.store.Redis()
-	_ = b.store.Record(b.ctx, b.id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Failed}, jobstore.Counters{Failed: 1, Requests: 1})
-	_ = b.store.Record(b.ctx, b.id, 0, 1, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Accepted}, jobstore.Counters{Accepted: 1})
-	for i := range 2 {
-		_, _ = b.store.FinishChunk(b.ctx, b.id, 0, i, 1)
+	if err := b.store.Record(b.ctx, b.id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Failed}, jobstore.Counters{Failed: 1, Requests: 1}); err != nil {
+		t.Fatal(err)
 	}
-	_, _ = b.store.BeginFinalize(b.ctx, b.id, 0)
-	_, _ = b.store.EndFinalize(b.ctx, b.id, 0)
+	if err := b.store.Record(b.ctx, b.id, 0, 1, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Accepted}, jobstore.Counters{Accepted: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if _, err := b.store.FinishChunk(b.ctx, b.id, 0, i, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.store.BeginFinalize(b.ctx, b.id, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.store.EndFinalize(b.ctx, b.id, 0); err != nil {
+		t.Fatal(err)
+	}
 	if err := b.store.Expire(b.ctx, b.id, time.Hour); err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +324,9 @@ func TestExpire(t *testing.T) {
 		}
 	}
 	// An expired job drops out of the list.
-	_ = rdb.Del(b.ctx, keys...).Err()
+	if err := rdb.Del(b.ctx, keys...).Err(); err != nil {
+		t.Fatal(err)
+	}
 	jobs, _ := b.store.ListJobs(b.ctx, 1000)
 	for _, j := range jobs {
 		if j.ID == b.id {
@@ -353,11 +391,19 @@ func TestRedriveAgainAfterAnInterruptedOne(t *testing.T) {
 	b := setup(t)
 	b.enqueued(t, 3, 1)
 	for i, st := range []jobstore.Status{jobstore.Failed, jobstore.Accepted, jobstore.Failed} {
-		_ = b.store.Record(b.ctx, b.id, 0, i, jobstore.Outcome{Lo: 0, Hi: 1, Status: st}, jobstore.Counters{})
-		_, _ = b.store.FinishChunk(b.ctx, b.id, 0, i, 1)
+		if err := b.store.Record(b.ctx, b.id, 0, i, jobstore.Outcome{Lo: 0, Hi: 1, Status: st}, jobstore.Counters{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.store.FinishChunk(b.ctx, b.id, 0, i, 1); err != nil {
+			t.Fatal(err)
+		}
 	}
-	_, _ = b.store.BeginFinalize(b.ctx, b.id, 0)
-	_, _ = b.store.EndFinalize(b.ctx, b.id, 0)
+	if _, err := b.store.BeginFinalize(b.ctx, b.id, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.store.EndFinalize(b.ctx, b.id, 0); err != nil {
+		t.Fatal(err)
+	}
 	gen, chunks, err := b.store.Redrive(b.ctx, b.id)
 	if err != nil || gen != 1 || !cmp.Equal(chunks, []int{0, 2}) {
 		t.Fatalf("Redrive = %d, %v, %v", gen, chunks, err)
@@ -382,7 +428,9 @@ func TestRedriveAgainAfterAnInterruptedOne(t *testing.T) {
 	if all, err := b.store.FinishChunk(b.ctx, b.id, 1, 0, 1); err != nil || all {
 		t.Errorf("FinishChunk(0) = %v, %v; want done, not all", all, err)
 	}
-	_ = b.store.Record(b.ctx, b.id, 1, 1, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Rejected}, jobstore.Counters{Rejected: 1})
+	if err := b.store.Record(b.ctx, b.id, 1, 1, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Rejected}, jobstore.Counters{Rejected: 1}); err != nil {
+		t.Fatal(err)
+	}
 	if outs, _ := b.store.Outcomes(b.ctx, b.id, 1); len(outs) != 1 {
 		t.Errorf("chunk 1 (kept accepted) took a second outcome: %+v", outs)
 	}

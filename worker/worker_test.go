@@ -110,11 +110,10 @@ type bundle struct {
 // for tests that run an asynq server (asynq's keys cannot be prefixed).
 func setup(t *testing.T, cfg worker.Config, private bool, sizes ...int) *bundle {
 	t.Helper()
+	t.Parallel()
 	srv := redistest.Shared(t)
 	if private {
 		srv = redistest.StartPrivate(t)
-	} else {
-		t.Parallel()
 	}
 	b := &bundle{
 		ctx: context.Background(), rdb: srv, store: jobstore.New(srv.Client(t)),
@@ -302,6 +301,7 @@ func counter(t *testing.T, reg *prometheus.Registry, name, v string) float64 {
 }
 
 func TestBisection(t *testing.T) {
+	t.Parallel()
 	const n = 100
 	for seed := range uint64(16) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
@@ -697,6 +697,7 @@ func TestGiveUp(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
+	t.Parallel()
 	c := worker.Config{}.WithDefaults()
 	if c.Concurrency != 16 || c.BatchSize != 100 || c.MaxAttempts != 5 || c.ShutdownTimeout != 30*time.Second ||
 		c.OutDir != "./out" || c.BackoffBase != 500*time.Millisecond || c.BackoffMax != 30*time.Second || c.PauseDefault != 5*time.Second {
