@@ -31,7 +31,7 @@ func TestNightlyRunDemo(t *testing.T) {
 	t.Parallel()
 	t.Run("generated", func(t *testing.T) {
 		t.Parallel()
-		n := newNightly(t, false)
+		n := newEnv(t, false)
 		l := n.genList("nightly.csv", 1500, 11, "0000", 1)
 		if _, refused := l.count(); refused < 5 {
 			t.Fatalf("only %d numbers end in 0000: the test would not show refusals", refused)
@@ -51,7 +51,7 @@ func TestNightlyRunDemo(t *testing.T) {
 	})
 	t.Run("examples", func(t *testing.T) {
 		t.Parallel()
-		n := newNightly(t, false)
+		n := newEnv(t, false)
 		input, err := filepath.Abs(filepath.Join("..", "examples", "numbers.csv"))
 		if err != nil {
 			t.Fatal(err)
@@ -69,8 +69,8 @@ func TestNightlyRunDemo(t *testing.T) {
 // suffix rejected by the API, the others accepted.
 func checkAnyOutputs(t *testing.T, dir, suffix string) {
 	t.Helper()
-	results := readCSVFile(t, filepath.Join(dir, "results.csv"))
-	rejects := readCSVFile(t, filepath.Join(dir, "rejects.csv"))
+	results := readCSV(t, filepath.Join(dir, "results.csv"))
+	rejects := readCSV(t, filepath.Join(dir, "rejects.csv"))
 	data, err := os.ReadFile(filepath.Join(dir, "summary.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +118,7 @@ func checkAnyOutputs(t *testing.T, dir, suffix string) {
 
 // runArgs are the options of `capcheck run` on l against m with key, slow
 // enough to be caught mid-way: --rate 20, 5 numbers per call, chunks of 100.
-func (n *nightly) runArgs(l *list, m *nmock, key string, extra ...string) []string {
+func (n *env) runArgs(l *list, m *mock, key string, extra ...string) []string {
 	args := []string{"run", "--input", l.path, "--column", "phone", "--out", n.out,
 		"--rate", "20", "--batch-size", "5", "--chunk-size", "100"}
 	return append(append(args, m.apiArgs(key)...), extra...)
@@ -134,17 +134,17 @@ func TestNightlyRunResume(t *testing.T) {
 		name := map[syscall.Signal]string{syscall.SIGKILL: "SIGKILL", syscall.SIGTERM: "SIGTERM", syscall.SIGINT: "SIGINT"}[sig]
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			n := newNightly(t, false)
+			n := newEnv(t, false)
 			m := n.startMock("mock-api", "--latency", "100ms", "--reject-suffix", "13")
 			l := n.genList("nightly.csv", 400, uint64(70+i), "13", 2)
 			valid, refused := l.count()
 			const batchSize, chunkSize, concurrency = 5, 100, 16 // runArgs', run's default concurrency
 			chunks := (valid + chunkSize - 1) / chunkSize
-			args := n.runArgs(l, m, nKey)
+			args := n.runArgs(l, m, apiKey)
 
 			first := n.start("run-1", nil, args...)
 			id := first.firstLine(t, 30*time.Second)
-			waitUntil(t, "run-1 at work", 30*time.Second, func() bool { return m.stats(t).Requests >= 15 })
+			waitFor(t, "run-1 at work", 30*time.Second, func() bool { return m.stats(t).Requests >= 15 })
 			sent := time.Now()
 			first.signal(t, sig)
 			code := first.exitCode(t, 15*time.Second)
@@ -206,7 +206,7 @@ func TestNightlyRunResume(t *testing.T) {
 			if st.Repeated > bound {
 				t.Errorf("the simulator accepted %d numbers again after the %v, want at most %d", st.Repeated, sig, bound)
 			}
-			n.assertNoKey(nKey)
+			n.assertNoKey(apiKey)
 		})
 	}
 }
@@ -219,14 +219,14 @@ func TestNightlyRunResume(t *testing.T) {
 // another input under a job ID, and leaves the earlier files as they were.
 func TestNightlyRunSameJob(t *testing.T) {
 	t.Parallel()
-	n := newNightly(t, false)
+	n := newEnv(t, false)
 	m := n.startMock("mock-api", "--reject-suffix", "13")
 	a := n.genList("monday.csv", 200, 81, "13", 2)
 	b := n.genList("tuesday.csv", 200, 82, "13", 2)
 	const id = "nightly"
 	args := func(l *list) []string {
 		return []string{"run", "--job", id, "--input", l.path, "--column", "phone", "--out", n.out,
-			"--rate", "100", "--batch-size", "10", "--chunk-size", "50", "--api-url", m.url, "--sid", nSID, "--api-key", nKey}
+			"--rate", "100", "--batch-size", "10", "--chunk-size", "50", "--api-url", m.url, "--sid", sid, "--api-key", apiKey}
 	}
 	dir := filepath.Join(n.out, id)
 	n.exec("run monday", 60*time.Second, args(a)...).wantExit(t, 0, 0)
@@ -263,7 +263,7 @@ func TestNightlyRunSameJob(t *testing.T) {
 			t.Errorf("the refused run changed %s: %s", f, firstDiff(data, got))
 		}
 	}
-	n.assertNoKey(nKey)
+	n.assertNoKey(apiKey)
 }
 
 func lastLine(s string) string {
@@ -287,12 +287,12 @@ func journalLines(t *testing.T, path string) int {
 // rebuilds results.jsonl and, after the folder was lost, the same files.
 func TestNightlyWaitStatusExport(t *testing.T) {
 	t.Parallel()
-	n := newNightly(t, true)
+	n := newEnv(t, true)
 	m := n.startMock("mock-api", "--reject-suffix", "13", "--latency", "20ms")
 	l := n.genList("nightly.csv", 400, 21, "13", 2)
 	const id = "nightly-status"
 	redis := n.redisArgs()
-	run := n.start("run", nil, n.runArgs(l, m, nKey, append([]string{"--job", id}, redis...)...)...)
+	run := n.start("run", nil, n.runArgs(l, m, apiKey, append([]string{"--job", id}, redis...)...)...)
 	if got := run.firstLine(t, 30*time.Second); got != id {
 		t.Fatalf("run printed %q first, want the job ID %s", got, id)
 	}
@@ -308,7 +308,7 @@ func TestNightlyWaitStatusExport(t *testing.T) {
 	}
 
 	// Mid-way.
-	waitUntil(t, "the job under way", 30*time.Second, func() bool { return m.stats(t).Requests >= 10 })
+	waitFor(t, "the job under way", 30*time.Second, func() bool { return m.stats(t).Requests >= 10 })
 	mid := n.exec("status --json (mid-way)", 20*time.Second, append(append([]string{"status", "--json"}, redis...), id)...)
 	mid.wantExit(t, 0, 0)
 	want.phase = "running"
@@ -354,7 +354,7 @@ func TestNightlyWaitStatusExport(t *testing.T) {
 	// export --format jsonl: results.jsonl holds what results.csv holds.
 	ex := n.exec("export --format jsonl", 30*time.Second, append(append([]string{"export", "--format", "jsonl", "--out", n.out}, redis...), id)...)
 	ex.wantExit(t, 0, 0)
-	checkJSONL(t, filepath.Join(dir, "results.jsonl"), readCSVFile(t, filepath.Join(dir, "results.csv")))
+	checkJSONL(t, filepath.Join(dir, "results.jsonl"), readCSV(t, filepath.Join(dir, "results.csv")))
 
 	// export after the folder was lost: the same files again.
 	before := map[string][]byte{}
@@ -375,7 +375,7 @@ func TestNightlyWaitStatusExport(t *testing.T) {
 	if !maps.EqualFunc(a, b, func(x, y any) bool { return fmt.Sprint(x) == fmt.Sprint(y) }) {
 		t.Errorf("export rebuilt summary.json differently:\nbefore %v\nafter  %v", a, b)
 	}
-	n.assertNoKey(nKey)
+	n.assertNoKey(apiKey)
 }
 
 // summaryMap is summary.json without the fields that tell when it was
@@ -635,14 +635,14 @@ func checkStatus(t *testing.T, raw []byte, w statusWant) statusDoc {
 // number accepted or refused in the files of generation 1.
 func TestNightlyWaitFailedNumbers(t *testing.T) {
 	t.Parallel()
-	n := newNightly(t, true)
+	n := newEnv(t, true)
 	down := n.startMock("mock-api (outage)", "--fail-rate", "1")
 	l := n.genList("nightly.csv", 200, 31, "13", 3)
 	valid, refused := l.count()
 	const id = "nightly-outage"
 	redis := n.redisArgs()
 	run := n.start("run", nil, append(append([]string{"run", "--job", id, "--input", l.path, "--column", "phone", "--out", n.out,
-		"--rate", "50", "--batch-size", "10", "--chunk-size", "50", "--max-attempts", "2"}, redis...), down.apiArgs(nKey)...)...)
+		"--rate", "50", "--batch-size", "10", "--chunk-size", "50", "--max-attempts", "2"}, redis...), down.apiArgs(apiKey)...)...)
 	if got := run.firstLine(t, 30*time.Second); got != id {
 		t.Fatalf("run printed %q first, want %s", got, id)
 	}
@@ -653,7 +653,7 @@ func TestNightlyWaitFailedNumbers(t *testing.T) {
 	}
 	run.wantExit(t, 20*time.Second, 3)
 	dir := filepath.Join(n.out, id)
-	byRow := checkOutputs(t, dir, l, func(nrow) string { return "failed" })
+	byRow := checkOutputs(t, dir, l, func(row) string { return "failed" })
 	for row, rec := range byRow {
 		if !strings.Contains(rec[5], "gave up after 2 attempts") || !strings.Contains(rec[5], "503") || rec[6] != "2" {
 			t.Fatalf("row %d: %q: want failed after 2 attempts naming the 503", row, rec)
@@ -668,7 +668,7 @@ func TestNightlyWaitFailedNumbers(t *testing.T) {
 	down.p.signal(t, syscall.SIGTERM)
 	down.p.wantExit(t, 10*time.Second, 0)
 	up := n.startMock("mock-api (back)", "--reject-suffix", "13")
-	wk := n.start("worker", nil, append(append([]string{"worker", "--out", n.out, "--rate", "100", "--batch-size", "10"}, redis...), up.apiArgs(nKey)...)...)
+	wk := n.start("worker", nil, append(append([]string{"worker", "--out", n.out, "--rate", "100", "--batch-size", "10"}, redis...), up.apiArgs(apiKey)...)...)
 	r := n.exec("retry", 30*time.Second, append(append([]string{"retry"}, redis...), id)...)
 	r.wantExit(t, 0, 0)
 	if r.out.String() != id+"\n" {
@@ -683,7 +683,7 @@ func TestNightlyWaitFailedNumbers(t *testing.T) {
 	}
 	wk.signal(t, syscall.SIGTERM)
 	wk.wantExit(t, 15*time.Second, 0)
-	n.assertNoKey(nKey)
+	n.assertNoKey(apiKey)
 }
 
 // TestNightlyRetryPartialOutage: a flaky provider (30% of the calls 503, one
@@ -693,16 +693,16 @@ func TestNightlyWaitFailedNumbers(t *testing.T) {
 // twice; a second retry finds nothing to do.
 func TestNightlyRetryPartialOutage(t *testing.T) {
 	t.Parallel()
-	n := newNightly(t, true)
+	n := newEnv(t, true)
 	flaky := n.startMock("mock-api (flaky)", "--fail-rate", "0.3", "--seed", "7", "--reject-suffix", "13")
 	l := n.genList("nightly.csv", 300, 41, "13", 8)
 	const id = "nightly-partial"
 	redis := n.redisArgs()
 	run := n.start("run", nil, append(append([]string{"run", "--job", id, "--input", l.path, "--column", "phone", "--out", n.out,
-		"--rate", "50", "--batch-size", "10", "--chunk-size", "100", "--max-attempts", "1"}, redis...), flaky.apiArgs(nKey)...)...)
+		"--rate", "50", "--batch-size", "10", "--chunk-size", "100", "--max-attempts", "1"}, redis...), flaky.apiArgs(apiKey)...)...)
 	run.wantExit(t, 60*time.Second, 3)
 	dir := filepath.Join(n.out, id)
-	before := checkOutputs(t, dir, l, func(r nrow) string {
+	before := checkOutputs(t, dir, l, func(r row) string {
 		if r.refuse {
 			return "rejected|failed"
 		}
@@ -724,7 +724,7 @@ func TestNightlyRetryPartialOutage(t *testing.T) {
 	flaky.p.wantExit(t, 10*time.Second, 0)
 
 	up := n.startMock("mock-api (back)", "--reject-suffix", "13")
-	wk := n.start("worker", nil, append(append([]string{"worker", "--out", n.out, "--rate", "100", "--batch-size", "10"}, redis...), up.apiArgs(nKey)...)...)
+	wk := n.start("worker", nil, append(append([]string{"worker", "--out", n.out, "--rate", "100", "--batch-size", "10"}, redis...), up.apiArgs(apiKey)...)...)
 	r := n.exec("retry", 30*time.Second, append(append([]string{"retry"}, redis...), id)...)
 	r.wantExit(t, 0, 0)
 	if r.out.String() != id+"\n" {
@@ -753,7 +753,7 @@ func TestNightlyRetryPartialOutage(t *testing.T) {
 	checkStatus(t, []byte(st.out.String()), statusWant{id: id, input: l.path, list: l, chunkSize: 100, gen: 1, phase: "done"})
 	wk.signal(t, syscall.SIGTERM)
 	wk.wantExit(t, 15*time.Second, 0)
-	n.assertNoKey(nKey)
+	n.assertNoKey(apiKey)
 }
 
 // TestNightlyWaitUnauthorized: a wrong key (from CAPCHECK_API_KEY) stops the
@@ -761,14 +761,14 @@ func TestNightlyRetryPartialOutage(t *testing.T) {
 // and no output holds either key. With the key fixed, retry finishes it.
 func TestNightlyWaitUnauthorized(t *testing.T) {
 	t.Parallel()
-	n := newNightly(t, true)
+	n := newEnv(t, true)
 	m := n.startMock("mock-api")
 	l := n.genList("nightly.csv", 300, 51, "", 0)
 	const id = "nightly-401"
 	redis := n.redisArgs()
-	run := n.start("run", []string{"CAPCHECK_API_KEY=" + nBadKey}, append([]string{"run", "--job", id, "--input", l.path,
+	run := n.start("run", []string{"CAPCHECK_API_KEY=" + badKey}, append([]string{"run", "--job", id, "--input", l.path,
 		"--column", "phone", "--out", n.out, "--rate", "50", "--batch-size", "10", "--chunk-size", "100",
-		"--api-url", m.url, "--sid", nSID}, redis...)...)
+		"--api-url", m.url, "--sid", sid}, redis...)...)
 	if got := run.firstLine(t, 30*time.Second); got != id {
 		t.Fatalf("run printed %q first, want %s", got, id)
 	}
@@ -790,11 +790,11 @@ func TestNightlyWaitUnauthorized(t *testing.T) {
 	sj.wantExit(t, 0, 0)
 	checkStatus(t, []byte(sj.out.String()), statusWant{id: id, input: l.path, list: l, chunkSize: 100, phase: "stopped"})
 	dir := filepath.Join(n.out, id)
-	byRow := checkOutputs(t, dir, l, func(nrow) string { return "failed" })
+	byRow := checkOutputs(t, dir, l, func(row) string { return "failed" })
 	checkSummary(t, dir, l, byRow, "failed", 0)
 
 	// The key fixed.
-	wk := n.start("worker", nil, append(append([]string{"worker", "--out", n.out, "--rate", "100", "--batch-size", "10"}, redis...), m.apiArgs(nKey)...)...)
+	wk := n.start("worker", nil, append(append([]string{"worker", "--out", n.out, "--rate", "100", "--batch-size", "10"}, redis...), m.apiArgs(apiKey)...)...)
 	r := n.exec("retry", 30*time.Second, append(append([]string{"retry"}, redis...), id)...)
 	r.wantExit(t, 0, 0)
 	w = n.exec("wait (after retry)", 60*time.Second, append(append([]string{"wait"}, redis...), id)...)
@@ -803,14 +803,14 @@ func TestNightlyWaitUnauthorized(t *testing.T) {
 	checkSummary(t, dir, l, byRow, "done", 1)
 	wk.signal(t, syscall.SIGTERM)
 	wk.wantExit(t, 15*time.Second, 0)
-	n.assertNoKey(nKey, nBadKey)
+	n.assertNoKey(apiKey, badKey)
 }
 
 // TestNightlyWaitUsage: wait's bad usage exits 2 saying what to fix; an
 // unknown job exits 1.
 func TestNightlyWaitUsage(t *testing.T) {
 	t.Parallel()
-	n := newNightly(t, true)
+	n := newEnv(t, true)
 	redis := n.redisArgs()
 	for _, tc := range []struct {
 		args []string
@@ -840,11 +840,11 @@ func TestNightlyOverlappingRuns(t *testing.T) {
 	t.Parallel()
 	t.Run("embedded", func(t *testing.T) {
 		t.Parallel()
-		n := newNightly(t, false)
+		n := newEnv(t, false)
 		m := n.startMock("mock-api", "--latency", "50ms", "--reject-suffix", "13")
 		l := n.genList("nightly.csv", 300, 61, "13", 2)
 		valid, refused := l.count()
-		args := n.runArgs(l, m, nKey)
+		args := n.runArgs(l, m, apiKey)
 		a := n.start("run-a", nil, args...)
 		id := a.firstLine(t, 30*time.Second)
 		b := n.start("run-b", nil, args...)
@@ -870,15 +870,15 @@ func TestNightlyOverlappingRuns(t *testing.T) {
 		if st := m.stats(t); st.Distinct != int64(valid-refused) || st.Repeated != 0 {
 			t.Errorf("the simulator accepted %d distinct numbers (%d again), want %d once each", st.Distinct, st.Repeated, valid-refused)
 		}
-		n.assertNoKey(nKey)
+		n.assertNoKey(apiKey)
 	})
 	t.Run("shared", func(t *testing.T) {
 		t.Parallel()
-		n := newNightly(t, true)
+		n := newEnv(t, true)
 		m := n.startMock("mock-api", "--latency", "20ms", "--reject-suffix", "13")
 		l := n.genList("nightly.csv", 400, 62, "13", 2)
 		valid, refused := l.count()
-		args := append(n.runArgs(l, m, nKey, "--chunk-size", "50", "--rate", "40"), n.redisArgs()...)
+		args := append(n.runArgs(l, m, apiKey, "--chunk-size", "50", "--rate", "40"), n.redisArgs()...)
 		a := n.start("run-a", nil, args...)
 		b := n.start("run-b", nil, args...)
 		ida, idb := a.firstLine(t, 60*time.Second), b.firstLine(t, 60*time.Second)
@@ -896,11 +896,11 @@ func TestNightlyOverlappingRuns(t *testing.T) {
 		if st := m.stats(t); st.Distinct != int64(valid-refused) || st.Repeated != 0 {
 			t.Errorf("the simulator accepted %d distinct numbers (%d again), want %d once each", st.Distinct, st.Repeated, valid-refused)
 		}
-		for _, p := range []*nproc{a, b} {
+		for _, p := range []*proc{a, b} {
 			if !strings.Contains(p.out.String(), "job "+ida+" done: ") {
 				t.Errorf("%s printed %q, want the job's outcome", p.name, p.out.String())
 			}
 		}
-		n.assertNoKey(nKey)
+		n.assertNoKey(apiKey)
 	})
 }

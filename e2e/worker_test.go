@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,28 +17,28 @@ import (
 // every row ends where it belongs, the invalid numbers isolated by bisection.
 func TestWorkers(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.startMock("--reject-suffix", rejectSuffix, "--fail-rate", "0.05", "--reset-rate", "0.01", "--seed", "42")
+	e := newEnv(t, true)
+	m := e.startMock("mock-api", "--reject-suffix", rejectSuffix, "--fail-rate", "0.05", "--reset-rate", "0.01", "--seed", "42")
 	metrics := freeAddr(t)
 	workers := []*proc{
-		e.startWorker("worker-1", apiKey, "--metrics-addr", metrics),
-		e.startWorker("worker-2", apiKey),
-		e.startWorker("worker-3", apiKey),
+		e.startWorker("worker-1", m, apiKey, "--metrics-addr", metrics),
+		e.startWorker("worker-2", m, apiKey),
+		e.startWorker("worker-3", m, apiKey),
 	}
-	input, rows := e.genInput(3000, 1)
+	l := e.genList("input.csv", 3000, 1, rejectSuffix, 1)
 	const id = "e2e-workers"
-	e.enqueue(id, input, 100)
+	e.enqueue(id, l, 100)
 
 	j := e.waitJob(id, 60*time.Second)
 	if j.State != jobstore.Done || j.Abort != "" {
 		t.Fatalf("job ended %s (%s)", j.State, j.Abort)
 	}
-	results := e.checkFiles(id, rows, wantChecked)
-	st := e.stats()
-	t.Logf("%d results, mock stats %+v, job counters %+v", len(results)-1, st, j.Counters)
+	results := checkOutputs(t, filepath.Join(e.out, id), l, wantAPI)
+	st := m.stats(t)
+	t.Logf("%d results, mock stats %+v, job counters %+v", len(results), st, j.Counters)
 
 	rejected := 0
-	for _, rec := range results[1:] {
+	for _, rec := range results {
 		if rec[3] == "rejected" {
 			rejected++
 		}
@@ -82,10 +81,10 @@ func TestWorkers(t *testing.T) {
 		w.signal(t, syscall.SIGTERM)
 	}
 	for _, w := range workers {
-		if err := w.wait(t, 10*time.Second); err != nil {
-			t.Errorf("%s exited with %v after SIGTERM, want 0", w.name, err)
+		if code := w.exitCode(t, 10*time.Second); code != 0 {
+			t.Errorf("%s exited with %d after SIGTERM, want 0", w.name, code)
 		}
-		if !strings.Contains(w.errb.String(), "worker started") {
+		if !strings.Contains(w.err.String(), "worker started") {
 			t.Errorf("%s did not log its start", w.name)
 		}
 	}
@@ -97,15 +96,14 @@ func TestWorkers(t *testing.T) {
 // is nowhere.
 func TestUnauthorized(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.startMock()
-	const wrongKey = "wrong-K3Y-0a1b2c3d4e"
+	e := newEnv(t, true)
+	m := e.startMock("mock-api")
 	for _, name := range []string{"worker-1", "worker-2", "worker-3"} {
-		e.startWorker(name, wrongKey)
+		e.startWorker(name, m, badKey)
 	}
-	input, rows := e.genInput(3000, 2)
+	l := e.genList("input.csv", 3000, 2, "", 0)
 	const id = "e2e-unauthorized"
-	e.enqueue(id, input, 100)
+	e.enqueue(id, l, 100)
 
 	start := time.Now()
 	j := e.waitJob(id, 30*time.Second)
@@ -114,48 +112,51 @@ func TestUnauthorized(t *testing.T) {
 		t.Errorf("job ended %s with reason %q, want failed naming the 401 and --api-key", j.State, j.Abort)
 	}
 	const most = 4*3 + 1 // concurrency × replicas + 1
-	if st := e.stats(); st.Requests > most || st.ByStatus[401] != st.Requests {
+	if st := m.stats(t); st.Requests > most || st.ByStatus[401] != st.Requests {
 		t.Errorf("the simulator saw %d requests (%v), want at most %d, all 401", st.Requests, st.ByStatus, most)
 	}
-	results := e.checkFiles(id, rows, func(row) string { return "failed" })
-	for _, rec := range results[1:] {
+	results := checkOutputs(t, filepath.Join(e.out, id), l, func(row) string { return "failed" })
+	for _, rec := range results {
 		if !strings.Contains(rec[5], "job stopped: "+j.Abort) {
 			t.Fatalf("row %s: message %q, want the job's stop reason", rec[0], rec[5])
 		}
 	}
-	summary, _ := os.ReadFile(filepath.Join(e.out, id, "summary.json"))
+	summary, err := os.ReadFile(filepath.Join(e.out, id, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !strings.Contains(string(summary), "check --api-key") {
 		t.Errorf("summary.json does not say why the job stopped:\n%s", summary)
 	}
-	e.assertNoKey(wrongKey)
+	e.assertNoKey(badKey)
 }
 
 // TestSIGTERM: a worker told to stop mid-job exits 0 promptly, and another
 // finishes its chunks without any call repeated.
 func TestSIGTERM(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.startMock("--reject-suffix", rejectSuffix, "--latency", "30ms", "--seed", "3")
-	a := e.startWorker("worker-a", apiKey)
-	b := e.startWorker("worker-b", apiKey)
-	input, rows := e.genInput(5000, 3)
+	e := newEnv(t, true)
+	m := e.startMock("mock-api", "--reject-suffix", rejectSuffix, "--latency", "30ms", "--seed", "3")
+	a := e.startWorker("worker-a", m, apiKey)
+	b := e.startWorker("worker-b", m, apiKey)
+	l := e.genList("input.csv", 5000, 3, rejectSuffix, 1)
 	const id = "e2e-sigterm"
-	e.enqueue(id, input, 100)
+	e.enqueue(id, l, 100)
 
 	waitFor(t, "worker-a at work", 30*time.Second, func() bool {
-		return e.stats().Requests >= 40
+		return m.stats(t).Requests >= 40
 	})
 	stopped := time.Now()
 	a.signal(t, syscall.SIGTERM)
-	if err := a.wait(t, 10*time.Second); err != nil {
-		t.Errorf("worker-a exited with %v after SIGTERM, want 0", err)
+	if code := a.exitCode(t, 10*time.Second); code != 0 {
+		t.Errorf("worker-a exited with %d after SIGTERM, want 0", code)
 	}
 	took := time.Since(stopped)
 	t.Logf("worker-a exited %s after SIGTERM", took.Round(time.Millisecond))
 	if took > 5*time.Second {
 		t.Errorf("worker-a took %s to drain, want a prompt exit", took)
 	}
-	if !strings.Contains(a.errb.String(), "chunk handed back") {
+	if !strings.Contains(a.err.String(), "chunk handed back") {
 		t.Errorf("worker-a handed no chunk back: it had none in flight, the test proves nothing")
 	}
 
@@ -163,13 +164,13 @@ func TestSIGTERM(t *testing.T) {
 	if j.State != jobstore.Done {
 		t.Fatalf("job ended %s (%s)", j.State, j.Abort)
 	}
-	e.checkFiles(id, rows, wantChecked)
-	if st := e.stats(); st.Repeated != 0 {
+	checkOutputs(t, filepath.Join(e.out, id), l, wantAPI)
+	if st := m.stats(t); st.Repeated != 0 {
 		t.Errorf("the simulator accepted %d numbers more than once, want 0: a drain repeats nothing", st.Repeated)
 	}
 	b.signal(t, syscall.SIGTERM)
-	if err := b.wait(t, 10*time.Second); err != nil {
-		t.Errorf("worker-b exited with %v, want 0", err)
+	if code := b.exitCode(t, 10*time.Second); code != 0 {
+		t.Errorf("worker-b exited with %d, want 0", code)
 	}
 }
 
@@ -181,29 +182,31 @@ func TestSIGKILL(t *testing.T) {
 		t.Skip("waits for asynq's lease expiry and recoverer: ~90s")
 	}
 	t.Parallel()
-	e := newEnv(t)
-	e.startMock("--reject-suffix", rejectSuffix, "--latency", "20ms", "--seed", "4")
+	e := newEnv(t, true)
+	m := e.startMock("mock-api", "--reject-suffix", rejectSuffix, "--latency", "20ms", "--seed", "4")
 	const concurrency, batchSize = 4, 50 // startWorker's
-	a := e.startWorker("worker-a", apiKey)
-	input, rows := e.genInput(3000, 4)
+	a := e.startWorker("worker-a", m, apiKey)
+	l := e.genList("input.csv", 3000, 4, rejectSuffix, 1)
 	const id = "e2e-sigkill"
-	e.enqueue(id, input, 100)
+	e.enqueue(id, l, 100)
 
-	waitFor(t, "worker-a at work", 30*time.Second, func() bool { return e.stats().Requests >= 30 })
+	waitFor(t, "worker-a at work", 30*time.Second, func() bool { return m.stats(t).Requests >= 30 })
 	a.signal(t, syscall.SIGKILL)
-	_ = a.wait(t, 5*time.Second)
-	killed := e.stats()
+	if code := a.exitCode(t, 5*time.Second); code != -1 {
+		t.Errorf("worker-a exited with %d, want killed", code)
+	}
+	killed := m.stats(t)
 	// Started a little after the kill so that its recoverer's pass a minute
 	// later finds the dead worker's leases expired for 30s.
 	time.Sleep(2 * time.Second)
-	e.startWorker("worker-b", apiKey)
+	e.startWorker("worker-b", m, apiKey)
 
 	j := e.waitJob(id, 150*time.Second)
 	if j.State != jobstore.Done {
 		t.Fatalf("job ended %s (%s)", j.State, j.Abort)
 	}
-	e.checkFiles(id, rows, wantChecked)
-	st := e.stats()
+	checkOutputs(t, filepath.Join(e.out, id), l, wantAPI)
+	st := m.stats(t)
 	t.Logf("at the kill: %d requests; at the end: %+v", killed.Requests, st)
 	// Repeated counts numbers: at most the calls in flight at the kill, one
 	// per chunk, of at most --batch-size numbers each.
@@ -211,15 +214,4 @@ func TestSIGKILL(t *testing.T) {
 		t.Errorf("the simulator accepted %d numbers more than once, want at most the %d calls in flight at the kill (%d numbers)",
 			st.Repeated, concurrency, concurrency*batchSize)
 	}
-}
-
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }

@@ -1,18 +1,21 @@
 package e2e_test
 
-// Helpers of nightly_test.go: capcheck processes with stdout and stderr kept
-// apart (the job ID is the first line of stdout), a generated list whose
-// every row knows where it must end, and a row-by-row check of the output
-// files. Reused from helpers_test.go: TestMain, syncBuffer, cleanEnv,
-// freeAddr and mockStats.
+// The one harness of the end-to-end tests: a test's world (the binary, a
+// folder, an optional private Redis), capcheck processes with stdout and
+// stderr kept apart (the job ID is the first line of stdout), simulators, a
+// generated list whose every row knows where it must end, and a row-by-row
+// check of the output files.
 
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +23,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,39 +32,94 @@ import (
 
 	"github.com/capcheck/capcheck/internal/redistest"
 	"github.com/capcheck/capcheck/internal/testbin"
+	"github.com/capcheck/capcheck/jobstore"
 )
 
-// Credentials of the simulator in the nightly tests.
+func TestMain(m *testing.M) { os.Exit(testbin.Main(m)) }
+
+// Credentials of the simulator, and the suffix of the numbers it refuses.
 const (
-	nSID    = "ACnightly"
-	nKey    = "nightly-K3Y-5e6f7a8b9c0d"
-	nBadKey = "nightly-WRONG-1a2b3c4d5e"
+	sid          = "ACe2e"
+	apiKey       = "e2e-K3Y-5e6f7a8b9c0d"
+	badKey       = "e2e-WRONG-1a2b3c4d5e"
+	rejectSuffix = "13"
 )
 
-// nightly is one test's world: the binary, a folder, an optional private
-// Redis (nil: capcheck run uses its embedded one), and the processes started.
-type nightly struct {
+// env is one test's world: the binary, a folder, an optional private Redis
+// (nil: capcheck run uses its embedded one) with a job store on it, and the
+// processes started.
+type env struct {
 	t     *testing.T
 	bin   string
 	dir   string
 	out   string
 	redis *redistest.Server
-	procs []*nproc
-	mocks []*nmock
+	store *jobstore.Store // on redis
+	procs []*proc
+	mocks []*mock
 }
 
-func newNightly(t *testing.T, withRedis bool) *nightly {
+func newEnv(t *testing.T, withRedis bool) *env {
 	t.Helper()
-	n := &nightly{t: t, bin: testbin.Build(t), dir: t.TempDir()}
+	n := &env{t: t, bin: testbin.Build(t), dir: t.TempDir()}
 	n.out = filepath.Join(n.dir, "out")
 	if withRedis {
 		n.redis = redistest.StartPrivate(t)
+		n.store = jobstore.New(n.redis.Client(t))
 	}
 	return n
 }
 
-// nproc is a capcheck process with its stdout and stderr kept apart.
-type nproc struct {
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// cleanEnv is the environment without CAPCHECK_ variables, so that the
+// caller's settings cannot leak into the processes under test.
+func cleanEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CAPCHECK_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// freeAddr returns a loopback address that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proc is a capcheck process with its stdout and stderr kept apart.
+type proc struct {
 	name     string
 	cmd      *exec.Cmd
 	out, err syncBuffer
@@ -73,9 +132,9 @@ type nproc struct {
 // start starts `capcheck args...` with the environment cleared of CAPCHECK_
 // variables (so no CAPCHECK_REDIS leaks in) plus env. Cleanup kills it if it
 // still runs and shows its output when the test failed.
-func (n *nightly) start(name string, env []string, args ...string) *nproc {
+func (n *env) start(name string, env []string, args ...string) *proc {
 	n.t.Helper()
-	p := &nproc{name: name, cmd: exec.Command(n.bin, args...), done: make(chan struct{})}
+	p := &proc{name: name, cmd: exec.Command(n.bin, args...), done: make(chan struct{})}
 	p.cmd.Env = append(cleanEnv(), env...)
 	p.cmd.Dir = n.dir
 	p.cmd.Stdout = &p.out
@@ -99,7 +158,7 @@ func (n *nightly) start(name string, env []string, args ...string) *nproc {
 }
 
 // exec runs `capcheck args...` to its end (at most timeout) and returns it.
-func (n *nightly) exec(name string, timeout time.Duration, args ...string) *nproc {
+func (n *env) exec(name string, timeout time.Duration, args ...string) *proc {
 	n.t.Helper()
 	p := n.start(name, nil, args...)
 	p.exitCode(n.t, timeout)
@@ -108,7 +167,7 @@ func (n *nightly) exec(name string, timeout time.Duration, args ...string) *npro
 
 // exitCode waits for p to exit within timeout and returns its exit code
 // (-1 when a signal ended it).
-func (p *nproc) exitCode(t *testing.T, timeout time.Duration) int {
+func (p *proc) exitCode(t *testing.T, timeout time.Duration) int {
 	t.Helper()
 	select {
 	case <-p.done:
@@ -131,7 +190,7 @@ func (p *nproc) exitCode(t *testing.T, timeout time.Duration) int {
 }
 
 // wantExit fails the test unless p exits with code within timeout.
-func (p *nproc) wantExit(t *testing.T, timeout time.Duration, code int) {
+func (p *proc) wantExit(t *testing.T, timeout time.Duration, code int) {
 	t.Helper()
 	if got := p.exitCode(t, timeout); got != code {
 		t.Fatalf("%s exited with %d, want %d\nstdout:\n%s\nstderr:\n%s", p.name, got, code,
@@ -140,7 +199,7 @@ func (p *nproc) wantExit(t *testing.T, timeout time.Duration, code int) {
 }
 
 // firstLine waits for p's first line of stdout and returns it.
-func (p *nproc) firstLine(t *testing.T, timeout time.Duration) string {
+func (p *proc) firstLine(t *testing.T, timeout time.Duration) string {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -159,26 +218,26 @@ func (p *nproc) firstLine(t *testing.T, timeout time.Duration) string {
 	}
 }
 
-func (p *nproc) signal(t *testing.T, sig syscall.Signal) {
+func (p *proc) signal(t *testing.T, sig syscall.Signal) {
 	t.Helper()
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("signal %v to %s: %v", sig, p.name, err)
 	}
 }
 
-// nmock is a `capcheck mock-api` process.
-type nmock struct {
-	p   *nproc
+// mock is a `capcheck mock-api` process.
+type mock struct {
+	p   *proc
 	url string
 }
 
-// startMock starts the simulator with the nightly credentials and extra
+// startMock starts the simulator with the test credentials and extra
 // flags, and waits until it answers.
-func (n *nightly) startMock(name string, extra ...string) *nmock {
+func (n *env) startMock(name string, extra ...string) *mock {
 	n.t.Helper()
 	addr := freeAddr(n.t)
-	args := append([]string{"mock-api", "--listen", addr, "--sid", nSID, "--api-key", nKey}, extra...)
-	m := &nmock{p: n.start(name, nil, args...), url: "http://" + addr}
+	args := append([]string{"mock-api", "--listen", addr, "--sid", sid, "--api-key", apiKey}, extra...)
+	m := &mock{p: n.start(name, nil, args...), url: "http://" + addr}
 	n.mocks = append(n.mocks, m)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -199,7 +258,18 @@ func (n *nightly) startMock(name string, extra ...string) *nmock {
 	}
 }
 
-func (m *nmock) stats(t *testing.T) mockStats {
+// mockStats is the part of the simulator's GET /stats the tests read.
+type mockStats struct {
+	Requests    int64         `json:"requests"`
+	ByStatus    map[int]int64 `json:"by_status"`
+	Accepted    int64         `json:"accepted"`
+	Distinct    int64         `json:"distinct"`
+	Repeated    int64         `json:"repeated"`
+	RateLimited int64         `json:"rate_limited"`
+	MaxWindow   int           `json:"max_window"`
+}
+
+func (m *mock) stats(t *testing.T) mockStats {
 	t.Helper()
 	resp, err := http.Get(m.url + "/stats")
 	if err != nil {
@@ -214,20 +284,20 @@ func (m *nmock) stats(t *testing.T) mockStats {
 }
 
 // apiArgs are the API options of a client of m with key.
-func (m *nmock) apiArgs(key string) []string {
-	return []string{"--api-url", m.url, "--sid", nSID, "--api-key", key}
+func (m *mock) apiArgs(key string) []string {
+	return []string{"--api-url", m.url, "--sid", sid, "--api-key", key}
 }
 
 // redisArgs is --redis of the private Redis.
-func (n *nightly) redisArgs() []string {
+func (n *env) redisArgs() []string {
 	if n.redis == nil {
 		n.t.Fatal("this test has no private Redis")
 	}
 	return []string{"--redis", n.redis.URL}
 }
 
-// waitUntil polls cond every 20ms until it holds or timeout passes.
-func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+// waitFor polls cond every 20ms until it holds or timeout passes.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -241,10 +311,10 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() boo
 // assertNoKey fails when one of keys appears in the output of a process
 // other than a simulator (which is given the key it expects), in a file under
 // --out, or in the private Redis.
-func (n *nightly) assertNoKey(keys ...string) {
+func (n *env) assertNoKey(keys ...string) {
 	t := n.t
 	t.Helper()
-	mocks := map[*nproc]bool{}
+	mocks := map[*proc]bool{}
 	for _, m := range n.mocks {
 		mocks[m.p] = true
 	}
@@ -306,8 +376,8 @@ func (n *nightly) assertNoKey(keys ...string) {
 	}
 }
 
-// nrow is one data record of a generated list and where it must end.
-type nrow struct {
+// row is one data record of a generated list and where it must end.
+type row struct {
 	input  string
 	e164   string // "" when not a valid number
 	reason string // its reason in rejects.csv; "" when it goes to the API
@@ -317,12 +387,12 @@ type nrow struct {
 // list is a generated input file.
 type list struct {
 	path string
-	rows []nrow // rows[i] is row i+1
+	rows []row // rows[i] is row i+1
 }
 
 // valid returns the rows that go to the API.
-func (l *list) valid() []nrow {
-	var out []nrow
+func (l *list) valid() []row {
+	var out []row
 	for _, r := range l.rows {
 		if r.reason == "" {
 			out = append(out, r)
@@ -364,7 +434,7 @@ func (l *list) rejectCounts() (invalid, missing, duplicates int) {
 // simulator's reject suffix; "" for none) with percent refusePct, some
 // duplicates written another way, some invalid, some missing, names with
 // quoted commas and a few blank lines (which are not rows).
-func (n *nightly) genList(name string, rows int, seed uint64, suffix string, refusePct int) *list {
+func (n *env) genList(name string, rows int, seed uint64, suffix string, refusePct int) *list {
 	n.t.Helper()
 	rng := rand.New(rand.NewPCG(seed, seed^0x6e69676874))
 	var b strings.Builder
@@ -375,11 +445,11 @@ func (n *nightly) genList(name string, rows int, seed uint64, suffix string, ref
 		if len(l.rows) > 0 && rng.IntN(40) == 0 {
 			b.WriteString("\n") // a blank line: no row
 		}
-		row := len(l.rows) + 1
+		rowNum := len(l.rows) + 1
 		var in string
 		switch u := rng.IntN(100); {
-		case u < 3 && row > 1: // a duplicate of an earlier valid number, written another way
-			prev := l.rows[rng.IntN(row-1)]
+		case u < 3 && rowNum > 1: // a duplicate of an earlier valid number, written another way
+			prev := l.rows[rng.IntN(rowNum-1)]
 			if prev.e164 == "" {
 				in = "+91 98"
 			} else if strings.HasPrefix(prev.input, "+") {
@@ -405,7 +475,7 @@ func (n *nightly) genList(name string, rows int, seed uint64, suffix string, ref
 				in = d
 			}
 		}
-		r := nrow{input: in}
+		r := row{input: in}
 		if strings.TrimSpace(in) == "" {
 			r.reason = "missing"
 		} else if num, err := phonenumbers.Parse(in, "IN"); err == nil && phonenumbers.IsValidNumber(num) {
@@ -413,18 +483,18 @@ func (n *nightly) genList(name string, rows int, seed uint64, suffix string, ref
 			if f, ok := first[r.e164]; ok {
 				r.reason = "duplicate of row " + strconv.Itoa(f)
 			} else {
-				first[r.e164] = row
+				first[r.e164] = rowNum
 				r.refuse = suffix != "" && strings.HasSuffix(r.e164, suffix)
 			}
 		} else {
 			r.reason = "invalid"
 		}
 		l.rows = append(l.rows, r)
-		nameField := fmt.Sprintf("name %d", row)
-		if row%7 == 0 {
-			nameField = fmt.Sprintf("\"Doe, Jane %d\"", row)
+		nameField := fmt.Sprintf("name %d", rowNum)
+		if rowNum%7 == 0 {
+			nameField = fmt.Sprintf("\"Doe, Jane %d\"", rowNum)
 		}
-		fmt.Fprintf(&b, "%d,%s,%s\n", row, in, nameField)
+		fmt.Fprintf(&b, "%d,%s,%s\n", rowNum, in, nameField)
 	}
 	if err := os.WriteFile(l.path, []byte(b.String()), 0o644); err != nil {
 		n.t.Fatal(err)
@@ -432,11 +502,19 @@ func (n *nightly) genList(name string, rows int, seed uint64, suffix string, ref
 	return l
 }
 
-// readCSVFile reads a CSV file with its header, failing the test when it
+// readCSV reads a CSV file with its header, failing the test when it
 // cannot.
-func readCSVFile(t *testing.T, path string) [][]string {
+func readCSV(t *testing.T, path string) [][]string {
 	t.Helper()
-	recs := readCSV(t, path)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
 	if len(recs) == 0 {
 		t.Fatalf("%s is empty: no header", path)
 	}
@@ -444,7 +522,7 @@ func readCSVFile(t *testing.T, path string) [][]string {
 }
 
 // wantAPI is the status of a row that goes to a healthy simulator.
-func wantAPI(r nrow) string {
+func wantAPI(r row) string {
 	if r.refuse {
 		return "rejected"
 	}
@@ -458,10 +536,10 @@ func wantAPI(r nrow) string {
 // with the API's code, message, attempts and time. want may name several
 // statuses, "accepted|failed", when either will do. It returns the records
 // of results.csv by row.
-func checkOutputs(t *testing.T, dir string, l *list, want func(nrow) string) map[int][]string {
+func checkOutputs(t *testing.T, dir string, l *list, want func(row) string) map[int][]string {
 	t.Helper()
-	results := readCSVFile(t, filepath.Join(dir, "results.csv"))
-	rejects := readCSVFile(t, filepath.Join(dir, "rejects.csv"))
+	results := readCSV(t, filepath.Join(dir, "results.csv"))
+	rejects := readCSV(t, filepath.Join(dir, "rejects.csv"))
 	if got := strings.Join(results[0], ","); got != "row,input,number,status,code,message,attempts,checked_at" {
 		t.Fatalf("results.csv header %q", got)
 	}
@@ -477,7 +555,7 @@ func checkOutputs(t *testing.T, dir string, l *list, want func(nrow) string) map
 			t.Errorf(format, args...)
 		}
 	}
-	walk := func(file string, recs [][]string, each func(n int, r nrow, rec []string)) {
+	walk := func(file string, recs [][]string, each func(n int, r row, rec []string)) {
 		prev := 0
 		for _, rec := range recs[1:] {
 			n, err := strconv.Atoi(rec[0])
@@ -496,12 +574,12 @@ func checkOutputs(t *testing.T, dir string, l *list, want func(nrow) string) map
 			each(n, r, rec)
 		}
 	}
-	walk("rejects.csv", rejects, func(n int, r nrow, rec []string) {
+	walk("rejects.csv", rejects, func(n int, r row, rec []string) {
 		if len(rec) != 3 || rec[2] != r.reason {
 			errorf("rejects.csv row %d (%q): %q, want reason %q", n, r.input, rec, cmpOr(r.reason, "none: it goes to the API"))
 		}
 	})
-	walk("results.csv", results, func(n int, r nrow, rec []string) {
+	walk("results.csv", results, func(n int, r row, rec []string) {
 		byRow[n] = rec
 		if len(rec) != 8 {
 			t.Fatalf("results.csv row %d: %d fields", n, len(rec))
@@ -602,4 +680,65 @@ func checkSummary(t *testing.T, dir string, l *list, byRow map[int][]string, sta
 		t.Errorf("summary.json: rejects %v, want invalid %d missing %d duplicate %d", s.Rejects, invalid, missing, dups)
 	}
 	return s
+}
+
+// startWorker starts capcheck worker on the private Redis against m with
+// key; extra flags follow the defaults and so override them.
+func (n *env) startWorker(name string, m *mock, key string, extra ...string) *proc {
+	n.t.Helper()
+	args := append([]string{"worker", "--out", n.out}, n.redisArgs()...)
+	args = append(args, m.apiArgs(key)...)
+	args = append(args, "--rate", "400", "--batch-size", "50", "--concurrency", "4",
+		"--timeout", "5s", "--max-attempts", "8", "--shutdown-timeout", "10s", "--log-level", "info")
+	return n.start(name, nil, append(args, extra...)...)
+}
+
+// enqueue runs capcheck enqueue of l on the private Redis as job id in
+// chunks of chunkSize, and checks that it prints the job ID and makes
+// several chunks.
+func (n *env) enqueue(id string, l *list, chunkSize int) {
+	n.t.Helper()
+	args := append([]string{"enqueue", "--out", n.out, "--input", l.path, "--column", "phone",
+		"--job", id, "--chunk-size", strconv.Itoa(chunkSize)}, n.redisArgs()...)
+	p := n.exec("enqueue", 60*time.Second, args...)
+	p.wantExit(n.t, 0, 0)
+	if got := strings.TrimSpace(p.out.String()); got != id {
+		n.t.Fatalf("capcheck enqueue printed %q, want the job ID %q", got, id)
+	}
+	j, err := n.store.Job(context.Background(), id)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	if j.Chunks < 2 {
+		n.t.Fatalf("enqueue made %d chunks; the test needs several", j.Chunks)
+	}
+}
+
+// waitJob waits until the job is finished and returns its record.
+func (n *env) waitJob(id string, timeout time.Duration) *jobstore.Job {
+	n.t.Helper()
+	var j *jobstore.Job
+	waitFor(n.t, "job "+id+" finished", timeout, func() bool {
+		var err error
+		if j, err = n.store.Job(context.Background(), id); err != nil {
+			n.t.Fatal(err)
+		}
+		return j.State.Finished()
+	})
+	return j
+}
+
+// get returns the status and body of GET url.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
 }
