@@ -76,7 +76,9 @@ func TestDifferential(t *testing.T) {
 						valid.Add(1)
 					}
 				}
-				done.Add(1)
+				if d := done.Add(1); n > 1_000_000 && d%1_000_000 == 0 {
+					fmt.Printf("%d of %d compared, %d decided by the fast path\n", d, n, decided.Load())
+				}
 			}
 		}()
 	}
