@@ -18,7 +18,7 @@ test-race: ## the tests with the race detector 3 times in random order, to shake
 	$(GO) test -race -count=3 -shuffle=on ./...
 
 test-normalize-diff: ## compare the fast number parser with libphonenumber on 10,000,000 generated inputs (DIFF_N=... for another count)
-	$(GO) test -count=1 -timeout 2h -run '^TestDifferential$$' ./phonenorm/fast/ -args -diff.n=$(or $(DIFF_N),10000000)
+	$(GO) test -v -count=1 -timeout 2h -run '^TestDifferential$$' ./phonenorm/fast/ -args -diff.n=$(or $(DIFF_N),10000000)
 
 lint: ## fail when gofmt, go vet or go mod tidy leave a diff
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt -l (run gofmt -w .):"; echo "$$out"; exit 1; fi

@@ -66,6 +66,9 @@ type Counts struct {
 	Malformed  int64
 	Duplicates int64
 	Chunks     int
+	// Library counts the values libphonenumber's own parser read because
+	// the fast path was not sure of them; statistics only.
+	Library int64
 }
 
 // Rejected is the number of records that went no further.
@@ -82,9 +85,10 @@ func (c PipelineConfig) WithDefaults() PipelineConfig {
 
 // batch is a run of consecutive records and the dedupe keys of their numbers.
 type batch struct {
-	seq  int
-	recs []Record
-	keys []uint64
+	seq     int
+	recs    []Record
+	keys    []uint64
+	library int // values of recs the library parsed
 }
 
 // Process reads every record of rd, normalizes the numbers on all cores,
@@ -167,7 +171,7 @@ func (p *stages) read(ctx context.Context, rd *listreader.Reader) {
 		default:
 			b = &batch{recs: make([]Record, 0, size), keys: make([]uint64, 0, size)}
 		}
-		b.seq, b.recs, b.keys = seq, b.recs[:0], b.keys[:0]
+		b.seq, b.recs, b.keys, b.library = seq, b.recs[:0], b.keys[:0], 0
 		var err error
 		for len(b.recs) < size {
 			var r listreader.Record
@@ -210,6 +214,9 @@ func (p *stages) normalize(ctx context.Context) {
 					if r.Reason == "" {
 						n := phonenorm.Normalize(r.Input, p.cfg.DefaultRegion)
 						r.Number, key, r.Reason = n.E164, n.Key, n.Reason
+						if n.Library {
+							b.library++
+						}
 					}
 					b.keys = append(b.keys, key)
 				}
@@ -262,6 +269,7 @@ func (d *deduper) consume(ctx context.Context, done <-chan *batch, tokens <-chan
 }
 
 func (d *deduper) batch(ctx context.Context, b *batch) error {
+	d.counts.Library += int64(b.library)
 	for i := range b.recs {
 		r := b.recs[i]
 		d.counts.Rows++

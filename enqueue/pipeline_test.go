@@ -128,7 +128,8 @@ func TestProcessMessyInput(t *testing.T) {
 			if diff := gocmp.Diff(want, got); diff != "" {
 				t.Errorf("records (-want +got):\n%s", diff)
 			}
-			wantCounts := Counts{Rows: 19, Valid: 7, Invalid: 5, Missing: 2, Malformed: 2, Duplicates: 3}
+			// Library: row 17's stray quote is no shape the fast path decides.
+			wantCounts := Counts{Rows: 19, Valid: 7, Invalid: 5, Missing: 2, Malformed: 2, Duplicates: 3, Library: 1}
 			cs := cmp.Or(cfg.ChunkSize, ChunkSizeDefault)
 			wantCounts.Chunks = int((wantCounts.Valid + int64(cs) - 1) / int64(cs))
 			if diff := gocmp.Diff(wantCounts, counts); diff != "" {

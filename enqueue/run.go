@@ -259,6 +259,8 @@ func (r *run) report() {
 		"invalid", counts.Invalid, "missing", counts.Missing, "malformed", counts.Malformed,
 		"duplicates", counts.Duplicates, "chunks", counts.Chunks, "chunks_enqueued_now", res.ChunksEnqueued,
 		"rejects", res.RejectsPath, "seconds", round2(secs), "rows_per_s", int64(float64(counts.Rows)/max(secs, 1e-9)))
+	r.log.Debug("normalizer", "rows", counts.Rows, "parsed_by_library", counts.Library,
+		"fast_path_share", round2(1-float64(counts.Library)/float64(max(counts.Rows, 1))))
 	switch {
 	case counts.Rows == 0:
 		// Often a truncated or failed upstream export: say so loudly.

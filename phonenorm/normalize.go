@@ -1,12 +1,16 @@
 // Package phonenorm reads phone numbers the way the list is checked: it
 // normalizes a raw value to E.164 with libphonenumber (Normalize) and keeps
 // the first row of each number in a set that lives outside the Go heap (Set).
+// The common ways of writing a number are decided by package fast, exactly
+// as libphonenumber decides them, at a fraction of the cost; the rest goes
+// to the library.
 package phonenorm
 
 import (
 	"strconv"
 	"strings"
 
+	"github.com/capcheck/capcheck/phonenorm/fast"
 	"github.com/nyaruka/phonenumbers"
 )
 
@@ -36,6 +40,10 @@ type Result struct {
 	// Reason is "" for a valid number, else ReasonMissing (nothing but
 	// spaces) or ReasonInvalid.
 	Reason string
+	// Library is true when the value went through libphonenumber's own
+	// parser because the fast path was not sure of it (statistics only:
+	// the outcome is the same either way).
+	Library bool
 }
 
 // Valid reports whether the value was a valid number.
@@ -44,8 +52,9 @@ func (r Result) Valid() bool { return r.Reason == "" }
 // Normalize reads input as a phone number, with numbers written without a
 // country code taken as numbers of region (an ISO 3166 code such as "IN").
 // A number is valid when libphonenumber's metadata says so (Parse, then
-// IsValidNumber); it is then known by its E.164 form. Normalize is safe for
-// concurrent use.
+// IsValidNumber); it is then known by its E.164 form. Values written the
+// common ways are decided by package fast, with the same outcome; the others
+// by the library itself. Normalize is safe for concurrent use.
 func Normalize(input, region string) Result {
 	s := strings.TrimSpace(input)
 	if s == "" {
@@ -54,23 +63,27 @@ func Normalize(input, region string) Result {
 	if len(s) > MaxNumberLen || !mayBeNumber(s) {
 		return Result{Reason: ReasonInvalid}
 	}
-	var num phonenumbers.PhoneNumber
-	if err := phonenumbers.ParseToNumber(s, strings.ToUpper(region), &num); err != nil {
-		return Result{Reason: ReasonInvalid}
-	}
-	if !phonenumbers.IsValidNumber(&num) {
-		return Result{Reason: ReasonInvalid}
-	}
+	region = strings.ToUpper(region)
 	var buf [24]byte
-	e164 := appendE164(buf[:0], &num)
+	e164, res := fast.New(region).AppendE164(buf[:0], s)
+	switch res {
+	case fast.Invalid:
+		return Result{Reason: ReasonInvalid}
+	case fast.Unsure:
+		var num phonenumbers.PhoneNumber
+		if err := phonenumbers.ParseToNumber(s, region, &num); err != nil || !phonenumbers.IsValidNumber(&num) {
+			return Result{Reason: ReasonInvalid, Library: true}
+		}
+		e164 = appendE164(buf[:0], &num)
+	}
 	key := digitsKey(e164[1:])
 	if key == 0 {
 		// E.164 allows 15 digits and the job store packs numbers into
 		// integers of that size; libphonenumber's patterns may accept a
 		// longer one in theory, which no provider would route.
-		return Result{Reason: ReasonInvalid}
+		return Result{Reason: ReasonInvalid, Library: res == fast.Unsure}
 	}
-	return Result{E164: string(e164), Key: key}
+	return Result{E164: string(e164), Key: key, Library: res == fast.Unsure}
 }
 
 // Parses reports whether libphonenumber reads s as a phone number of region,

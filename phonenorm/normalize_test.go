@@ -68,6 +68,27 @@ func TestNormalizeMatchesFormat(t *testing.T) {
 	}
 }
 
+// TestNormalizeLibrary checks which values the fast path leaves to the
+// library: the outcome is the library's either way.
+func TestNormalizeLibrary(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]bool{
+		"+91 98765 43210":      false,
+		"098765-43210":         false,
+		"(415) 555-2671":       false,
+		"12345":                false,
+		"":                     false, // missing: no parser at all
+		"n/a":                  false, // no two digits: no parser at all
+		"1-800-FLOWERS":        true,
+		"+1 415 555 2671 x12":  true,
+		"+91 98765 4321\uFF10": true,
+	} {
+		if got := Normalize(in, "IN").Library; got != want {
+			t.Errorf("Normalize(%q).Library = %v, want %v", in, got, want)
+		}
+	}
+}
+
 func TestDigitsKey(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]uint64{

@@ -61,10 +61,14 @@ type Parser struct {
 }
 
 // New returns a Parser for numbers written without a country code in region
-// (an ISO 3166 code such as "IN", as the library takes it: upper case).
+// (an ISO 3166 code such as "IN", as the library takes it: upper case). It
+// costs a map lookup: the parsers of all regions are made once.
 func New(region string) *Parser {
 	r := theRegistry()
-	return &Parser{reg: r, home: r.region(region)}
+	if p := r.parsers[region]; p != nil {
+		return p
+	}
+	return &r.unknown
 }
 
 // AppendE164 decides s as Parse(s, region) and IsValidNumber would, and

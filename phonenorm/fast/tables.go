@@ -168,6 +168,8 @@ type registry struct {
 	supported map[string]bool
 	byRegion  map[string]*meta
 	ccs       [1000]ccInfo
+	parsers   map[string]*Parser // one per supported region
+	unknown   Parser             // for any other region: always unsure
 }
 
 // ccInfo is a country calling code: its regions in the library's order and
@@ -191,6 +193,7 @@ func theRegistry() *registry {
 
 func buildRegistry() *registry {
 	r := &registry{supported: phonenumbers.GetSupportedRegions(), byRegion: map[string]*meta{}}
+	r.unknown.reg = r
 	coll, err := phonenumbers.MetadataCollection()
 	if err != nil {
 		return r // no code is known: everything is left to the library
@@ -220,6 +223,10 @@ func buildRegistry() *registry {
 			}
 		}
 		r.ccs[cc] = info
+	}
+	r.parsers = make(map[string]*Parser, len(r.supported))
+	for id := range r.supported {
+		r.parsers[id] = &Parser{reg: r, home: r.region(id)}
 	}
 	return r
 }
