@@ -181,7 +181,10 @@ func TestRunTwice(t *testing.T) {
 	}
 	var stored bytes.Buffer
 	stored.WriteString("row,input,reason\n")
-	b.store.Rejects(t.Context(), first.JobID, job.RejectBlobs, func(p []byte) error { stored.Write(p); return nil })
+	err = b.store.Rejects(t.Context(), first.JobID, job.RejectBlobs, func(p []byte) error { stored.Write(p); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !bytes.Equal(stored.Bytes(), data) {
 		t.Errorf("rejects.csv differs from the stored rejects")
 	}
@@ -212,22 +215,18 @@ func TestRunTwice(t *testing.T) {
 func TestRunResumesAfterCancel(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	path := b.writeList(t, "list.csv", 10_000)
-	data, _ := os.ReadFile(path)
+	data := readFile(t, b.writeList(t, "list.csv", 2_000))
 	cfg := b.config("list.csv")
 	cfg.JobID, cfg.ChunkSize = "resume-1", 20
 
-	// Cancel once some chunks are enqueued, as SIGTERM would.
+	// Cancel once 20 chunks are enqueued, as SIGTERM would.
 	ctx, cancel := context.WithCancel(t.Context())
-	go func() {
-		defer cancel()
-		for ctx.Err() == nil {
-			if job, err := b.store.Job(ctx, cfg.JobID); err == nil && job.ChunksEnqueued >= 20 {
-				return
-			}
-			time.Sleep(time.Millisecond)
+	defer cancel()
+	cfg.afterChunk = func(i int) {
+		if i == 19 {
+			cancel()
 		}
-	}()
+	}
 	cfg.Reader = bytes.NewReader(data)
 	first, err := Run(ctx, cfg)
 	if !errors.Is(err, context.Canceled) {
@@ -237,9 +236,11 @@ func TestRunResumesAfterCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if job.State != jobstore.Enqueuing || job.ChunksEnqueued == 0 {
-		t.Fatalf("after the cancel: state %s, %d chunks enqueued; want some, not all", job.State, job.ChunksEnqueued)
+	if job.State != jobstore.Enqueuing || job.ChunksEnqueued != 20 || first.ChunksEnqueued != 20 {
+		t.Fatalf("after the cancel: state %s, %d chunks enqueued (the run says %d); want enqueuing, 20",
+			job.State, job.ChunksEnqueued, first.ChunksEnqueued)
 	}
+	cfg.afterChunk = nil
 	if _, err := os.Stat(filepath.Join(cfg.OutDir, cfg.JobID, "rejects.csv")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a cancelled run left rejects.csv: %v", err)
 	}
@@ -252,14 +253,14 @@ func TestRunResumesAfterCancel(t *testing.T) {
 	if second.Created || second.AlreadyEnqueued || second.ChunksEnqueued == 0 {
 		t.Errorf("resumed run: %+v", second)
 	}
-	if n := first.ChunksEnqueued + second.ChunksEnqueued; n > second.Counts.Chunks {
+	if n := first.ChunksEnqueued + second.ChunksEnqueued; n != second.Counts.Chunks {
 		t.Errorf("%d + %d chunks enqueued for %d chunks", first.ChunksEnqueued, second.ChunksEnqueued, second.Counts.Chunks)
 	}
 	b.checkJob(t, cfg.JobID, second.Counts.Valid)
 }
 
-// TestRunKilled kills an enqueue process with SIGKILL in the middle, then
-// runs it again: every chunk ends enqueued exactly once.
+// TestRunKilled kills an enqueue process with SIGKILL once it has enqueued
+// 50 chunks, then runs it again: every chunk ends enqueued exactly once.
 func TestRunKilled(t *testing.T) {
 	if os.Getenv("CAPCHECK_ENQUEUE_CHILD") != "" {
 		runChild(t)
@@ -270,7 +271,7 @@ func TestRunKilled(t *testing.T) {
 	}
 	t.Parallel()
 	b := setup(t)
-	path := b.writeList(t, "big.csv", 10_000)
+	path := b.writeList(t, "big.csv", 2_000)
 	cfg := b.config(path)
 	cfg.JobID, cfg.ChunkSize, cfg.LockTTL, cfg.LockWait = "killed-1", 20, time.Second, 10*time.Second
 
@@ -279,37 +280,31 @@ func TestRunKilled(t *testing.T) {
 		"CHILD_JOB="+cfg.JobID, "CHILD_OUT="+cfg.OutDir)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("the child was not killed: %v\n%s", err, out.String())
+	}
+	job, err := b.store.Job(t.Context(), cfg.JobID)
+	if err != nil {
 		t.Fatal(err)
 	}
-	killed := false
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		job, err := b.store.Job(t.Context(), cfg.JobID)
-		if err == nil && job.ChunksEnqueued >= 50 {
-			cmd.Process.Signal(syscall.SIGKILL)
-			killed = true
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	cmd.Wait()
-	if !killed {
-		t.Fatalf("the child never got to 50 chunks:\n%s", out.String())
-	}
-	job, _ := b.store.Job(t.Context(), cfg.JobID)
-	if job.State != jobstore.Enqueuing {
-		t.Logf("the child finished before the kill (state %s): the re-run still must enqueue nothing twice", job.State)
+	if job.State != jobstore.Enqueuing || job.ChunksEnqueued != 50 {
+		t.Fatalf("after the kill: state %s, %d chunks enqueued; want enqueuing, 50", job.State, job.ChunksEnqueued)
 	}
 
 	res, err := Run(t.Context(), cfg)
 	if err != nil {
 		t.Fatalf("re-run: %v\nlogs:\n%s", err, b.logs)
 	}
-	t.Logf("killed after %d chunks enqueued; the re-run enqueued %d of %d", job.ChunksEnqueued, res.ChunksEnqueued, res.Counts.Chunks)
+	if res.ChunksEnqueued != res.Counts.Chunks-50 {
+		t.Errorf("the re-run enqueued %d of %d chunks, want all but the 50 enqueued before", res.ChunksEnqueued, res.Counts.Chunks)
+	}
 	b.checkJob(t, cfg.JobID, res.Counts.Valid)
 }
 
+// runChild is the enqueue process TestRunKilled kills: it kills itself with
+// SIGKILL once chunk 49 is recorded enqueued.
 func runChild(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv("CHILD_REDIS")})
 	defer rdb.Close()
@@ -317,10 +312,16 @@ func runChild(t *testing.T) {
 		Input: os.Getenv("CHILD_INPUT"), JobID: os.Getenv("CHILD_JOB"), OutDir: os.Getenv("CHILD_OUT"),
 		ChunkSize: 20, LockTTL: time.Second,
 		Store: jobstore.New(rdb), Client: asynq.NewClientFromRedisClient(rdb),
+		afterChunk: func(i int) {
+			if i == 49 {
+				if err := syscall.Kill(os.Getpid(), syscall.SIGKILL); err != nil {
+					panic(err)
+				}
+				select {} // the signal is on its way
+			}
+		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Fatalf("Run returned (%v): the child should have been killed", err)
 }
 
 func TestRunStdin(t *testing.T) {
@@ -341,7 +342,7 @@ func TestRunStdin(t *testing.T) {
 	if !strings.Contains(b.logs.String(), "without --job") {
 		t.Errorf("no warning about the missing --job:\n%s", b.logs)
 	}
-	data, _ := os.ReadFile(res.RejectsPath)
+	data := readFile(t, res.RejectsPath)
 	if want := "row,input,reason\n2,+919876543210,duplicate of row 1\n3,n/a,invalid\n"; string(data) != want {
 		t.Errorf("rejects.csv:\n%s\nwant:\n%s", data, want)
 	}
@@ -351,8 +352,7 @@ func TestRunStdin(t *testing.T) {
 func TestRunEmpty(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	path := filepath.Join(b.dir, "empty.csv")
-	os.WriteFile(path, []byte("phone\n"), 0o644)
+	path := writeFile(t, filepath.Join(b.dir, "empty.csv"), []byte("phone\n"))
 	res, err := Run(t.Context(), b.config(path))
 	if err != nil {
 		t.Fatal(err)
@@ -396,10 +396,11 @@ func TestRunBadConfig(t *testing.T) {
 func TestJobIDDerived(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	path := filepath.Join(dir, "Leads 2026.csv.gz")
-	os.WriteFile(path, []byte("phone\n"), 0o644)
+	path := writeFile(t, filepath.Join(dir, "Leads 2026.csv.gz"), []byte("phone\n"))
 	mtime := time.Date(2026, 3, 4, 1, 2, 3, 0, time.UTC)
-	os.Chtimes(path, mtime, mtime)
+	if err := os.Chtimes(path, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
 	id := func(cfg Config) string {
 		in, err := openInput(cfg.WithDefaults(), time.Now())
 		if err != nil {
@@ -421,7 +422,9 @@ func TestJobIDDerived(t *testing.T) {
 	if b := id(Config{Input: path, ChunkSize: 10}); b == a {
 		t.Errorf("other chunk size, same ID %q", b)
 	}
-	os.Chtimes(path, mtime.Add(time.Hour), mtime.Add(time.Hour))
+	if err := os.Chtimes(path, mtime.Add(time.Hour), mtime.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	if b := id(Config{Input: path}); b == a {
 		t.Errorf("touched file, same ID %q", b)
 	}
@@ -442,12 +445,8 @@ func TestProgressLine(t *testing.T) {
 func TestRunGzip(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	zw.Write([]byte("\xef\xbb\xbfmobile;name\r\n+919876543210;a\r\n+447911123456;b\r\n"))
-	zw.Close()
-	path := filepath.Join(b.dir, "list.csv.gz")
-	os.WriteFile(path, buf.Bytes(), 0o644)
+	path := writeFile(t, filepath.Join(b.dir, "list.csv.gz"),
+		gzipped(t, "\xef\xbb\xbfmobile;name\r\n+919876543210;a\r\n+447911123456;b\r\n"))
 	res, err := Run(t.Context(), b.config(path))
 	if err != nil {
 		t.Fatal(err)
@@ -458,23 +457,19 @@ func TestRunGzip(t *testing.T) {
 	b.checkJob(t, res.JobID, 2)
 }
 
-// TestRunRedisFails stops Redis in the middle: Run fails with the Redis
-// error and leaves no rejects.csv behind.
+// TestRunRedisFails stops Redis once 10 chunks are enqueued: Run fails with
+// the Redis error and leaves no rejects.csv behind.
 func TestRunRedisFails(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	path := b.writeList(t, "list.csv", 10_000)
+	path := b.writeList(t, "list.csv", 1_000)
 	cfg := b.config(path)
 	cfg.JobID, cfg.ChunkSize = "redis-dies", 20
-	go func() {
-		for {
-			if job, err := b.store.Job(t.Context(), cfg.JobID); err != nil && !errors.Is(err, jobstore.ErrNotFound) || err == nil && job.ChunksEnqueued >= 10 {
-				b.srv.Stop()
-				return
-			}
-			time.Sleep(time.Millisecond)
+	cfg.afterChunk = func(i int) {
+		if i == 9 {
+			b.srv.Stop()
 		}
-	}()
+	}
 	_, err := Run(t.Context(), cfg)
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, ErrConfig) {
 		t.Fatalf("err = %v, want a Redis error", err)
@@ -483,6 +478,39 @@ func TestRunRedisFails(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cfg.OutDir, cfg.JobID, "rejects.csv")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a failed run left rejects.csv: %v", err)
 	}
+}
+
+// readFile returns the content of path.
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// writeFile writes data to path and returns path.
+func writeFile(t *testing.T, path string, data []byte) string {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// gzipped returns s compressed with gzip.
+func gzipped(t *testing.T, s string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := io.WriteString(zw, s); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 // stdinList returns a plain list of n lines: sample numbers (seed 5, with
@@ -573,7 +601,10 @@ func TestRunStdinOtherInput(t *testing.T) {
 			j := half(t, b, job)
 			_, err := run(b, job, tt.input, 0)
 			refused(t, err)
-			after, _ := b.store.Job(t.Context(), job)
+			after, err := b.store.Job(t.Context(), job)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if after.State != jobstore.Enqueuing || after.ChunksEnqueued != j.ChunksEnqueued {
 				t.Errorf("the refused run changed the job: %+v", after)
 			}

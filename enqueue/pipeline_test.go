@@ -193,7 +193,7 @@ func TestProcessStops(t *testing.T) {
 	input := "phone\n" + strings.Repeat("n/a\n+919876543210\n", 50_000)
 	t.Run("sink error", func(t *testing.T) {
 		t.Parallel()
-		rd, _ := listreader.New(strings.NewReader(input), listreader.Config{})
+		rd := newReader(t, strings.NewReader(input))
 		_, err := Process(t.Context(), rd, PipelineConfig{ChunkSize: 10, BatchSize: 16}, &failSink{after: 500})
 		if !errors.Is(err, errSink) {
 			t.Errorf("err = %v, want errSink", err)
@@ -202,7 +202,7 @@ func TestProcessStops(t *testing.T) {
 	t.Run("cancelled", func(t *testing.T) {
 		t.Parallel()
 		ctx, cancel := context.WithCancel(t.Context())
-		rd, _ := listreader.New(strings.NewReader(input), listreader.Config{})
+		rd := newReader(t, strings.NewReader(input))
 		var c collect
 		counts, err := Process(ctx, rd, PipelineConfig{BatchSize: 16, Progress: func(rows int64) {
 			if rows > 1000 {
@@ -219,13 +219,23 @@ func TestProcessStops(t *testing.T) {
 	t.Run("read error", func(t *testing.T) {
 		t.Parallel()
 		boom := errors.New("disk on fire")
-		rd, _ := listreader.New(io.MultiReader(strings.NewReader(input), errReader{boom}), listreader.Config{})
+		rd := newReader(t, io.MultiReader(strings.NewReader(input), errReader{boom}))
 		var c collect
 		_, err := Process(t.Context(), rd, PipelineConfig{}, &c)
 		if !errors.Is(err, boom) {
 			t.Errorf("err = %v, want %v", err, boom)
 		}
 	})
+}
+
+// newReader returns a reader of r with the default options.
+func newReader(t *testing.T, r io.Reader) *listreader.Reader {
+	t.Helper()
+	rd, err := listreader.New(r, listreader.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rd
 }
 
 type errReader struct{ err error }

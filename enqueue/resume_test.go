@@ -24,11 +24,17 @@ func TestEarlier(t *testing.T) {
 	store := func(t *testing.T, job string, atMark bool) *earlier {
 		t.Helper()
 		for i := range 2 {
-			b.store.PutChunk(ctx, job, i, chunk(i))
-			b.store.PutRejects(ctx, job, i, blob(i))
+			if err := b.store.PutChunk(ctx, job, i, chunk(i)); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.store.PutRejects(ctx, job, i, blob(i)); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if atMark {
-			b.store.PutChunk(ctx, job, 2, chunk(2))
+			if err := b.store.PutChunk(ctx, job, 2, chunk(2)); err != nil {
+				t.Fatal(err)
+			}
 		}
 		e, err := resumeOf(ctx, b.store, &jobstore.Job{Spec: jobstore.Spec{ID: job}, ChunksEnqueued: 2})
 		if err != nil {

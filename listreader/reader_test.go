@@ -358,8 +358,12 @@ func TestReaderGzip(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
-	io.WriteString(zw, "phone\n+911\n+912\n")
-	zw.Close()
+	if _, err := io.WriteString(zw, "phone\n+911\n+912\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
 	got, format := readAll(t, bytes.NewReader(buf.Bytes()), Config{})
 	if diff := cmp.Diff(recs("+911", "", "+912", ""), got); diff != "" {
 		t.Errorf("records (-want +got):\n%s", diff)
