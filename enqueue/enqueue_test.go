@@ -25,6 +25,7 @@ import (
 
 	"github.com/capcheck/capcheck/internal/redistest"
 	"github.com/capcheck/capcheck/jobstore"
+	"github.com/capcheck/capcheck/listreader"
 	"github.com/capcheck/capcheck/tasks"
 )
 
@@ -374,13 +375,16 @@ func TestRunBadConfig(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	path := b.writeList(t, "l.csv", 10)
+	wide := writeFile(t, filepath.Join(b.dir, "wide.csv"),
+		[]byte("phone"+strings.Repeat(",", listreader.MaxFields)+"\n+919876543210\n"))
 	for name, mod := range map[string]func(*Config){
-		"column":     func(c *Config) { c.Column = "nope" },
-		"region":     func(c *Config) { c.DefaultRegion = "XX" },
-		"chunk size": func(c *Config) { c.ChunkSize = -1 },
-		"job ID":     func(c *Config) { c.JobID = "a/b" },
-		"no input":   func(c *Config) { c.Input = "" },
-		"missing":    func(c *Config) { c.Input = filepath.Join(b.dir, "nope.csv") },
+		"header of too many fields": func(c *Config) { c.Input = wide },
+		"column":                    func(c *Config) { c.Column = "nope" },
+		"region":                    func(c *Config) { c.DefaultRegion = "XX" },
+		"chunk size":                func(c *Config) { c.ChunkSize = -1 },
+		"job ID":                    func(c *Config) { c.JobID = "a/b" },
+		"no input":                  func(c *Config) { c.Input = "" },
+		"missing":                   func(c *Config) { c.Input = filepath.Join(b.dir, "nope.csv") },
 	} {
 		cfg := b.config(path)
 		mod(&cfg)

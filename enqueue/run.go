@@ -108,7 +108,7 @@ func open(cfg Config) (*run, error) {
 func (r *run) readHeader() error {
 	rd, err := listreader.New(r.in.r, listreader.Config{Column: r.cfg.Column, DefaultRegion: r.cfg.DefaultRegion})
 	if err != nil {
-		if errors.Is(err, listreader.ErrColumn) {
+		if errors.Is(err, listreader.ErrColumn) || errors.Is(err, listreader.ErrTooManyFields) {
 			err = fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 		return fmt.Errorf("%s: %w", r.in.name, err)

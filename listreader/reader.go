@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"cmp"
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -26,13 +27,24 @@ const (
 	ReasonMissing = phonenorm.ReasonMissing
 	// ReasonInvalid: the field is longer than MaxInputLen.
 	ReasonInvalid = phonenorm.ReasonInvalid
-	// ReasonMalformed: a quoted field is not properly closed (see Reader).
+	// ReasonMalformed: a quoted field is not properly closed (see Reader),
+	// or the record has more than MaxFields fields.
 	ReasonMalformed = "malformed"
 )
 
 // MaxInputLen is how much of a field is kept as a record's Input: longer
 // fields are invalid (no number is that long) and are reported cut.
 const MaxInputLen = maxFieldKept
+
+// MaxFields is the most fields a header or a data record may have. A header
+// with more is refused (ErrTooManyFields): no list has that many columns, and
+// keeping them would let one line of commas, a few kilobytes compressed, take
+// gigabytes. A data record with more is rejected as malformed.
+const MaxFields = 1024
+
+// ErrTooManyFields is wrapped by the error of New for a header of more than
+// MaxFields fields.
+var ErrTooManyFields = errors.New("too many fields")
 
 // Delimiters tried when sniffing a CSV header, in order of preference on ties.
 const Delimiters = ",;\t|"
@@ -103,9 +115,13 @@ type Format struct {
 // the record is reported malformed and ends at the end of the line where that
 // field began: the next line is read as a new record.
 //
-// A record without the selected column, or with only spaces in it, is
-// reported with reason missing; a field longer than MaxInputLen with reason
-// invalid. Bytes that are not UTF-8 are kept as they are.
+// A record of more than MaxFields fields is reported malformed too. A record
+// without the selected column, or with only spaces in it, is reported with
+// reason missing; a field longer than MaxInputLen with reason invalid. Bytes
+// that are not UTF-8 are kept as they are. Memory stays bounded whatever the
+// input: the reader keeps the selected field (up to MaxInputLen bytes), the
+// first 256 bytes of a record's line, at most MaxQuotedSpan bytes of a quoted
+// field that spans lines, and a header of at most MaxFields fields.
 type Reader struct {
 	s      *scanner
 	format Format
@@ -114,7 +130,8 @@ type Reader struct {
 }
 
 // New reads the header (if any) of r and returns a Reader of its data
-// records. It fails when the configured column does not exist.
+// records. It fails when the configured column does not exist, and when the
+// header has more than MaxFields fields (ErrTooManyFields).
 func New(r io.Reader, cfg Config) (*Reader, error) {
 	region := strings.ToUpper(cmp.Or(cfg.DefaultRegion, phonenorm.DefaultRegionDefault))
 	rd := &Reader{}
@@ -150,21 +167,33 @@ func New(r io.Reader, cfg Config) (*Reader, error) {
 			return rd, nil
 		}
 	}
-
 	s.delim = delim
 	rd.format.Delimiter = delim
+	if err := rd.readHeader(cfg.Column, region); err != nil {
+		return nil, err
+	}
+	return rd, nil
+}
+
+// readHeader reads the header line and selects the numbers' column.
+func (rd *Reader) readHeader(column, region string) error {
+	s := rd.s
 	var hdr rec
 	s.maxField = 1024 // header names are short; keep a long one's start
 	ok := s.next(&hdr, -1)
 	s.maxField = maxFieldKept
 	if s.err != nil && s.err != io.EOF {
-		return nil, fmt.Errorf("reading header: %w", s.err)
+		return fmt.Errorf("reading header: %w", s.err)
 	}
 	if !ok {
 		// Nothing but blanks: an empty list.
 		rd.format = Format{Plain: true, Gzip: rd.format.Gzip}
 		s.noDelim = true
-		return rd, nil
+		return nil
+	}
+	if hdr.fields > MaxFields {
+		return fmt.Errorf("%w: the header line has more than %d fields; a list may have at most %d columns",
+			ErrTooManyFields, MaxFields, MaxFields)
 	}
 	rd.format.Header = make([]string, hdr.fields)
 	for i := range hdr.fields {
@@ -172,21 +201,21 @@ func New(r io.Reader, cfg Config) (*Reader, error) {
 			rd.format.Header[i] = strings.TrimSpace(string(hdr.all[i]))
 		}
 	}
-	col, err := selectColumn(rd.format.Header, cfg.Column)
+	col, err := selectColumn(rd.format.Header, column)
 	if err != nil {
 		// No phone-like header: perhaps no header at all.
 		if i := slices.IndexFunc(rd.format.Header, func(h string) bool { return isValidNumber(h, region) }); i >= 0 {
-			return nil, firstLineIsData(i, rd.format.Header[i])
+			return firstLineIsData(i, rd.format.Header[i])
 		}
-		return nil, err
+		return err
 	}
-	if h := rd.format.Header[col]; !strings.EqualFold(h, strings.TrimSpace(cfg.Column)) && isValidNumber(h, region) {
+	if h := rd.format.Header[col]; !strings.EqualFold(h, strings.TrimSpace(column)) && isValidNumber(h, region) {
 		// Taking a data record for a header would lose it silently.
-		return nil, firstLineIsData(col, h)
+		return firstLineIsData(col, h)
 	}
 	rd.format.Column = col
 	rd.format.ColumnName = rd.format.Header[col]
-	return rd, nil
+	return nil
 }
 
 // Format tells how the input is being read.
@@ -208,7 +237,7 @@ func (r *Reader) Next() (Record, error) {
 	rc := &r.rec
 	out := Record{Row: r.row}
 	switch {
-	case rc.malformed:
+	case rc.malformed, rc.fields > MaxFields:
 		out.Input, out.Reason = string(rc.line), ReasonMalformed
 	case rc.fields <= col:
 		out.Reason = ReasonMissing

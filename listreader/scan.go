@@ -204,6 +204,10 @@ func (s *scanner) next(r *rec, col int) bool {
 func (s *scanner) record(r *rec, col int, started bool) {
 	for field := 0; ; field++ {
 		r.fields = field + 1
+		if col < 0 && field == MaxFields {
+			// A header past the limit is refused: no need to read on.
+			return
+		}
 		var end byte
 		if c, _ := s.peek(); c == '"' && !(started && field == 0) {
 			end = s.quoted(r, col, field)
