@@ -29,7 +29,8 @@ func statusCommand() *cli.Command {
 		Usage:     "show the progress of a job, or list recent jobs",
 		ArgsUsage: "[JOB]",
 		Description: "With JOB: state, counts, chunks, numbers accepted/rejected/failed so far, requests,\n" +
-			"429s, retries, the request rate over the last minute, elapsed time and ETA.\n" +
+			"429s, retries, the request rate over the last minute, elapsed time and ETA, and\n" +
+			"the fleet's pause after a 429 while one holds every job (and when it ends).\n" +
 			"Without JOB: recent jobs, one per line, newest first.\n" +
 			"--json prints the same as a stable JSON document (docs/status-json.md).",
 		Flags: slices.Concat(configs.SharedFlags(), []cli.Flag{
