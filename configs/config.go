@@ -18,6 +18,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"time"
+
+	"github.com/capcheck/capcheck/redisconn"
 )
 
 // LogFormat is the format of log lines on standard error.
@@ -83,10 +85,17 @@ type Config struct {
 	// none. Set by --config or CAPCHECK_CONFIG (not by the file itself).
 	ConfigFile string
 
-	// Redis is the Redis URL, in a form asynq.ParseRedisURI accepts:
-	// redis://, rediss://, redis-socket:// or redis-sentinel://. It may hold
-	// a password: print it with [RedactURL]. Defaults to RedisDefault.
+	// Redis is the Redis URL, in a form asynq.ParseRedisURI accepts
+	// (redis://, rediss://, redis-socket://, redis-sentinel://) or
+	// redis-cluster://HOST:PORT[,HOST:PORT...] (see redisconn.Parse). It may
+	// hold a password: print it with [RedactURL]. Defaults to RedisDefault.
 	Redis string
+
+	// RedisWait is how long a command waits at start for a Redis that does
+	// not answer yet (started after capcheck, or failing over), retrying
+	// with backoff and logging what it waits for; 0 fails at once. Defaults
+	// to redisconn.StartupWaitDefault (5 minutes).
+	RedisWait time.Duration
 
 	// RedisExplicit reports whether Redis was set by a flag, the environment
 	// or the config file. capcheck run uses an embedded Redis when it is
@@ -342,9 +351,10 @@ func (c *Config) WithDefaults() *Config {
 
 // Defaults returns the configuration of an empty command line: WithDefaults,
 // plus the defaults whose zero value means something else (a Retention of 0
-// keeps finished jobs).
+// keeps finished jobs, a RedisWait of 0 does not wait).
 func Defaults() *Config {
 	d := (&Config{}).WithDefaults()
+	d.RedisWait = redisconn.StartupWaitDefault
 	d.Worker.Retention = RetentionDefault
 	d.MockAPI.CapableFraction = MockCapableFractionDefault
 	return d

@@ -120,6 +120,7 @@ func samples(t *testing.T) map[*option][2]string {
 	}
 	return map[*option][2]string{
 		optRedis:             {"redis://a:6379/1", "rediss://:pw@b:6380/2"},
+		optRedisWait:         {"0s", "30s"},
 		optOut:               {"/tmp/out-a", "/tmp/out-b"},
 		optLogFormat:         {"json", "text"},
 		optLogLevel:          {"debug", "error"},

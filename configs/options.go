@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/capcheck/capcheck/redisconn"
 )
 
 // Flag names. The mock-api options reuse "rate" with their own meaning (see
@@ -18,6 +20,7 @@ import (
 const (
 	FlagConfig    = "config"
 	FlagRedis     = "redis"
+	FlagRedisWait = "redis-wait"
 	FlagOut       = "out"
 	FlagLogFormat = "log-format"
 	FlagLogLevel  = "log-level"
@@ -182,7 +185,7 @@ func CommonFlags() []cli.Flag { return flags(optConfig, optLogFormat, optLogLeve
 // SharedFlags are the options of the commands that use Redis: CommonFlags
 // plus --redis and --out.
 func SharedFlags() []cli.Flag {
-	return flags(optConfig, optRedis, optOut, optLogFormat, optLogLevel)
+	return flags(optConfig, optRedis, optRedisWait, optOut, optLogFormat, optLogLevel)
 }
 
 // CredentialFlags are --sid, --api-key and --api-key-file.
@@ -241,8 +244,11 @@ var (
 		usage: "read options from this YAML `FILE` (flags and variables take precedence)",
 		set:   setString(func(c *Config) *string { return &c.ConfigFile })}
 	optRedis = &option{name: FlagRedis, category: categoryShared, def: RedisDefault,
-		usage: "Redis `URL`: redis://, rediss://, redis-socket:// or redis-sentinel://",
+		usage: "Redis `URL`: redis://, rediss://, redis-socket://, redis-sentinel://HOST:PORT,...?master=NAME or redis-cluster://HOST:PORT,...",
 		set:   setString(func(c *Config) *string { return &c.Redis })}
+	optRedisWait = &option{name: FlagRedisWait, category: categoryShared, def: redisconn.StartupWaitDefault.String(),
+		usage: "at start, wait this `DURATION` for a Redis that does not answer yet (0: fail at once)",
+		set:   setDuration(func(c *Config) *time.Duration { return &c.RedisWait })}
 	optOut = &option{name: FlagOut, category: categoryShared, def: OutDefault,
 		usage: "`DIR` for output files ({out}/{job}/)",
 		set:   setString(func(c *Config) *string { return &c.Out })}
@@ -408,7 +414,7 @@ var (
 
 // options lists every option, in the order of help, docs and messages.
 var options = []*option{
-	optConfig, optRedis, optOut, optLogFormat, optLogLevel,
+	optConfig, optRedis, optRedisWait, optOut, optLogFormat, optLogLevel,
 	optAPIURL, optSID, optAPIKey, optAPIKeyFile, optCallbackProfileID,
 	optWireFormat, optBatchSize, optRate, optTimeout, optMaxAttempts,
 	optInput, optColumn, optDefaultRegion, optJob, optChunkSize,

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/hibiken/asynq"
 	"github.com/nyaruka/phonenumbers"
 )
 
@@ -37,6 +36,9 @@ func (c *Config) Validate(n Needs) error {
 
 	if p := redisProblem(c.Redis); p != "" {
 		v.bad(optRedis, c.Redis, p)
+	}
+	if c.RedisWait < 0 {
+		v.bad(optRedisWait, c.RedisWait.String(), "must be >= 0 (0 fails at once when Redis does not answer)")
 	}
 	if c.Out == "" {
 		v.bad(optOut, c.Out, "must not be empty")
@@ -243,24 +245,6 @@ func (v *validator) atLeast(o *option, n, least int) {
 }
 
 func isFraction(f float64) bool { return f >= 0 && f <= 1 } // false for NaN
-
-func redisProblem(s string) string {
-	const want = "must be a Redis URL such as redis://127.0.0.1:6379/0 " +
-		"(forms: redis://, rediss://, redis-socket://PATH, redis-sentinel://HOSTS?master=NAME)"
-	if _, err := asynq.ParseRedisURI(s); err != nil {
-		// The reason without the URL, which may hold a password.
-		reason := err.Error()
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			reason = ue.Err.Error()
-		}
-		return want + ": " + strings.TrimPrefix(reason, "asynq: ")
-	}
-	if u, err := url.Parse(s); err == nil && (u.Scheme == "redis" || u.Scheme == "rediss") && u.Host == "" {
-		return want + ": the host is missing"
-	}
-	return ""
-}
 
 func apiURLProblem(s string) string {
 	u, err := url.Parse(s)

@@ -110,7 +110,7 @@ type runRedis struct {
 // is configured.
 func openRunRedis(ctx context.Context, cfg *configs.Config, demo bool, log *slog.Logger) (*runRedis, error) {
 	if cfg.RedisExplicit {
-		rdb, err := connectRedis(ctx, cfg.Redis)
+		rdb, err := connectRedis(ctx, cfg, log)
 		if err != nil {
 			return nil, err
 		}

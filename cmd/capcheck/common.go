@@ -4,38 +4,34 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
 	"github.com/capcheck/capcheck/configs"
 	"github.com/capcheck/capcheck/jobstore"
+	"github.com/capcheck/capcheck/redisconn"
 )
 
-// connectTimeout bounds the start-up check that Redis answers.
-const connectTimeout = 5 * time.Second
-
-// connectRedis opens the Redis of url (one client for the job store, the
-// queue and the rate limit) and checks that it answers.
-func connectRedis(ctx context.Context, url string) (redis.UniversalClient, error) {
-	opt, err := asynq.ParseRedisURI(url)
+// connectRedis opens cfg's Redis (any topology: one server, Sentinel,
+// Cluster), one client for the job store, the queue and the rate limit, and
+// waits up to --redis-wait until it answers, logging what it waits for: a
+// component may start before Redis or during a failover. The client rides
+// through later failovers.
+func connectRedis(ctx context.Context, cfg *configs.Config, log *slog.Logger) (redis.UniversalClient, error) {
+	u, err := redisconn.Parse(cfg.Redis)
 	if err != nil {
 		// Validate checks the URL; this is a backstop.
-		return nil, usageErrorf("--redis %s: %v", configs.RedactURL(url), err)
+		return nil, usageErrorf("--redis %s: %v", configs.RedactURL(cfg.Redis), err)
 	}
-	rdb, ok := opt.MakeRedisClient().(redis.UniversalClient)
-	if !ok {
-		return nil, usageErrorf("--redis %s: unsupported Redis URL", configs.RedactURL(url))
-	}
-	pctx, cancel := context.WithTimeout(ctx, connectTimeout)
-	defer cancel()
-	if err := rdb.Ping(pctx).Err(); err != nil {
+	rdb := u.NewClient(redisconn.Options{Logger: log})
+	if err := u.Wait(ctx, rdb, redisconn.WaitOptions{Logger: log, Max: cfg.RedisWait}); err != nil {
 		rdb.Close()
-		return nil, fmt.Errorf("cannot reach Redis at %s: %w (start it, or point --redis, CAPCHECK_REDIS or redis: in the config file at it)",
-			configs.RedactURL(url), err)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("stopped waiting for Redis at %s: %w", u, err)
+		}
+		return nil, fmt.Errorf("%w (start it, or point --redis, CAPCHECK_REDIS or redis: in the config file at it; --redis-wait says how long to wait for it)", err)
 	}
 	return rdb, nil
 }
@@ -88,7 +84,7 @@ func openSession(c *cli.Context, n configs.Needs) (*session, error) {
 		return nil, err
 	}
 	log := newLogger(cfg, c.App.ErrWriter)
-	rdb, err := connectRedis(c.Context, cfg.Redis)
+	rdb, err := connectRedis(c.Context, cfg, log)
 	if err != nil {
 		return nil, err
 	}

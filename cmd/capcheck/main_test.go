@@ -204,8 +204,10 @@ func capcheck(t *testing.T, env []string, args ...string) (code int, stdout, std
 	defer cancel()
 	cmd := exec.CommandContext(ctx, testbin.Build(t), args...)
 	// No test here may reach a Redis: a closed port makes commands that
-	// connect fail at once instead of using a machine's own Redis.
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "CAPCHECK_REDIS=redis://127.0.0.1:1/0"}, env...)
+	// connect fail at once (with no wait for Redis) instead of using a
+	// machine's own Redis.
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
+		"CAPCHECK_REDIS=redis://127.0.0.1:1/0", "CAPCHECK_REDIS_WAIT=0"}, env...)
 	cmd.Dir = t.TempDir()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
