@@ -9,9 +9,12 @@ package capapi
 
 import (
 	"cmp"
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -71,6 +74,10 @@ type Config struct {
 	// redirect policy is kept; a redirect answer is reported as Fatal. Defaults
 	// to nil (a client of this package's own, which never follows redirects).
 	HTTPClient *http.Client
+
+	// tlsConfig is the base TLS configuration of the client's own
+	// connections (tests: a private CA).
+	tlsConfig *tls.Config
 }
 
 // WithDefaults returns a copy of c with zero optional fields set to their
@@ -168,6 +175,10 @@ type Client struct {
 	endpoint string
 	hc       *http.Client
 	own      bool // hc was built here, so CloseIdleConnections may touch it
+	// dialer opens hc's connections (nil with a caller's HTTPClient or a
+	// proxy); addr is the API's host:port.
+	dialer *dialer
+	addr   string
 }
 
 // New returns a client for cfg, with defaults filled in. It returns an error
@@ -182,26 +193,62 @@ func New(cfg Config) (*Client, error) {
 	u.RawPath = ""
 	c := &Client{cfg: cfg, endpoint: u.String(), hc: cfg.HTTPClient}
 	if c.hc == nil {
-		c.hc = newHTTPClient(cfg.MaxConns)
+		c.hc, c.dialer = newHTTPClient(cfg, u)
 		c.own = true
+		c.addr = u.Host
+		if u.Port() == "" {
+			c.addr = net.JoinHostPort(u.Hostname(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
+		}
 	}
 	return c, nil
 }
 
-// newHTTPClient builds a client whose pool holds maxConns connections per
-// host, so that concurrent workers reuse connections instead of opening new
-// ones for each call.
-func newHTTPClient(maxConns int) *http.Client {
+// newHTTPClient builds a client whose pool holds cfg.MaxConns connections
+// per host, so that concurrent workers reuse connections instead of opening
+// new ones for each call. Its connections are opened by the returned dialer,
+// unless a proxy is set for u (then nil).
+func newHTTPClient(cfg Config, u *url.URL) (*http.Client, *dialer) {
+	maxConns := cfg.MaxConns
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns = max(tr.MaxIdleConns, maxConns)
 	tr.MaxIdleConnsPerHost = maxConns
 	tr.MaxConnsPerHost = maxConns
+	var d *dialer
+	if proxy, err := tr.Proxy(&http.Request{URL: u}); err == nil && proxy == nil {
+		d = &dialer{net: &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}}
+		if u.Scheme == "https" {
+			d.tls = &tls.Config{NextProtos: []string{"http/1.1"}}
+			if cfg.tlsConfig != nil {
+				d.tls = cfg.tlsConfig.Clone()
+				d.tls.NextProtos = []string{"http/1.1"}
+			}
+		}
+		d.install(tr)
+	}
 	return &http.Client{
 		Transport: tr,
 		// A POST that gets redirected becomes a GET; the redirect is shown to
 		// the operator as a configuration error instead.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}, d
+}
+
+// Warm opens connections to the API (DNS, TCP and TLS) until the client's
+// pool has MaxConns of them, in parallel, so that the first requests of a
+// job do not pay for the set-up after their rate-limit slot: call it before
+// the first permit is taken. Connections it opens are used within 10 s or
+// closed. It sends no request. It does nothing (and returns nil) with a
+// Config.HTTPClient or a proxy, and when the pool is full already; an error
+// says a connection could not be opened (the request that needs one will
+// report it).
+func (c *Client) Warm(ctx context.Context) error {
+	if c == nil || c.dialer == nil {
+		return nil
 	}
+	if err := c.dialer.warm(ctx, c.addr, c.cfg.MaxConns); err != nil {
+		return fmt.Errorf("capapi: opening connections to %s: %w", c.addr, err)
+	}
+	return nil
 }
 
 // CloseIdleConnections closes the idle connections of the client's own pool.
@@ -209,6 +256,9 @@ func newHTTPClient(maxConns int) *http.Client {
 func (c *Client) CloseIdleConnections() {
 	if c != nil && c.own {
 		c.hc.CloseIdleConnections()
+	}
+	if c != nil && c.dialer != nil {
+		c.dialer.closeStash()
 	}
 }
 

@@ -67,6 +67,16 @@ func (c *Client) check(ctx context.Context, numbers []string) Result {
 	// http.Client.Timeout (which a caller-supplied HTTPClient may not set).
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
+	if g := gateFrom(ctx); g != nil {
+		if c.dialer != nil {
+			var cancelReq context.CancelCauseFunc
+			rctx, cancelReq = context.WithCancelCause(rctx)
+			defer cancelReq(nil)
+			rctx = armOnConn(rctx, g, cancelReq)
+		} else if err := g.Ready(rctx); err != nil {
+			return Result{Class: Transient, Err: fmt.Errorf("POST %s: %w: %w", c.endpoint, ErrNotSent, err)}
+		}
+	}
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return Result{Class: Fatal, Err: fmt.Errorf("capapi: building request for %s: %w", c.endpoint, unwrapURLError(err))}
@@ -125,6 +135,10 @@ func readBody(body io.ReadCloser) ([]byte, error) {
 func (c *Client) failure(ctx, rctx context.Context, err error) Result {
 	var dns *net.DNSError
 	switch {
+	case errors.Is(err, ErrNotSent):
+		return Result{Class: Transient, Err: fmt.Errorf("POST %s: %w", c.endpoint, unwrapURLError(err))}
+	case errors.Is(context.Cause(rctx), ErrNotSent):
+		return Result{Class: Transient, Err: fmt.Errorf("POST %s: %w", c.endpoint, context.Cause(rctx))}
 	case errors.As(err, &dns) && dns.IsNotFound:
 		return Result{Class: Fatal, Err: fmt.Errorf("POST %s: no such host %q: check the API base URL", c.endpoint, dns.Name)}
 	case ctx.Err() != nil:

@@ -36,16 +36,41 @@
 // same script sets the pause (pause = max(pause, now+d)), confirms slots (see
 // below) and reads the pause for [Limiter.PausedFor].
 //
-// T is 1/(Rate×0.98): 2% of the rate is held back, so a 1-second window has
-// room for about 20 ms of timing noise (Go timers wake up to 1 ms late, a
-// busy CPU, the network) and still carries at most Rate+1 requests. Half of
-// that room is the tolerance: a request may leave up to it after its slot
-// started; the other half is left for what happens after Wait returns. The
-// tolerance lets a replica that fell a little behind (a late timer) take a
-// slot that has just passed instead of losing it, so the fleet reaches 98% of
+// T is 1/(Rate×0.995): 0.5% of the rate is held back, so a 1-second
+// window has room for S = (floor(Rate)+1)·T - 1s of lateness (about 10 ms at
+// 200 req/s, 6 ms at 1000) and still carries at most Rate+1 requests: a
+// request written at most S after its slot started cannot crowd the window.
+// Half of S is the tolerance: a slot may be taken up to it after it started,
+// which lets a replica that fell a little behind (a late timer) use a slot
+// that has just passed instead of losing it, so the fleet reaches 99.5% of
 // Rate even when slots are shorter than a timer's granularity; after an idle
 // time it allows a burst of at most tolerance/T requests, within the bound.
-// It is about 10 ms at high rates (more at low ones, where T is long).
+//
+// # No late request
+//
+// A stall after Wait returns (a GC pause, a starved core, a slow TLS set-up)
+// used to be what the room was for: with 2% held back, 20 ms of it. Now
+// [Limiter.Take] returns a [Permit], and the code that writes the request
+// calls [Permit.Ready] right before the first byte goes on the wire
+// (capapi does it from the connection's Write, after DNS, TCP and TLS): a
+// request more than S after its slot's start gives the slot up and takes a
+// new one instead of being sent late. So a stalled process cannot bunch
+// requests into one window, whatever the stall, and the room held back only
+// has to cover what happens after that check: writing to a socket and the
+// network, well under a millisecond on a healthy host. The slot's start on
+// the local clock is estimated from the Redis round trip that granted it,
+// on the early side, so lateness is never underestimated.
+//
+// # Replicas with different rates
+//
+// The hash also holds iv, the longest slot interval asserted by a replica in
+// the last 2 seconds, and slots are spaced by it: a fleet whose replicas
+// were started with different rates sends at the lowest rate among the
+// replicas that are sending (a replica started with a lower rate by mistake
+// slows the fleet down, never speeds it up past anyone's limit). A replica
+// whose own rate is higher sees it in the script's answer and logs a warning
+// naming both rates, once per value. Two seconds after the slower replica
+// stops sending, the others' rate applies again.
 //
 // # In one process
 //
@@ -103,7 +128,7 @@
 // sleeps), so that they assert the script's exact answers and simulate a
 // fleet for minutes in milliseconds, instead of sleeping on the wall clock.
 //
-// All replicas must use the same Key and Limit. If Redis fails, Wait returns
+// All replicas should use the same Key and Limit. If Redis fails, Wait returns
 // an error and no permit; the caller should not send (and retry its task
 // later). If Redis's clock steps back, the fleet waits that much longer once.
 // [Limiter.Stats] counts permits and voided slots for metrics: many slots

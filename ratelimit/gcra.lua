@@ -23,9 +23,17 @@
 --              as reserve.
 --   "pause"    [7] = pause duration (µs). pause = max(pause, now + d).
 --   "peek"     read only.
--- Every mode returns {now, pause, x, renewed, next} as strings: x is the
--- start of the slot (reserve, confirm) or tat; renewed is "1" when confirm
--- took a new slot, else "0"; next is the start of the next slot, or "".
+-- Every mode returns {now, pause, x, renewed, next, interval} as strings: x
+-- is the start of the slot (reserve, confirm) or tat; renewed is "1" when
+-- confirm took a new slot, else "0"; next is the start of the next slot, or
+-- ""; interval is the fleet's slot interval (µs) the mode used.
+--
+-- Replicas started with different rates: the hash also holds iv, the
+-- longest slot interval (the lowest rate) of the replicas that took a slot
+-- in the last ivHold µs, and ivat, when it was last asserted. Slots are
+-- spaced by it, so the fleet sends at the lowest rate among its replicas
+-- that are sending, and a replica whose own interval is shorter learns it
+-- from the answer (and warns).
 --
 -- The hash is shared by the fleet, so what it holds is clamped before use: a
 -- stray write, or a failover to a Redis whose clock is far behind, must not
@@ -56,9 +64,19 @@ local function finite(s)
   return x
 end
 
-local v = redis.call('HMGET', KEYS[1], 'tat', 'pause')
+local v = redis.call('HMGET', KEYS[1], 'tat', 'pause', 'iv', 'ivat')
 local tat = finite(v[1]) or 0
 local pause = finite(v[2]) or 0
+
+-- The fleet's interval: a longer one asserted by another replica within
+-- ivHold (and not from the future, nor longer than a minute) binds this
+-- one; else this replica's own is asserted with the next write.
+local ivHold, ivMax = 2000000, 60000000
+local fleetIv, ivAt = finite(v[3]), finite(v[4])
+local assertIv = true
+if fleetIv and ivAt and fleetIv > interval and fleetIv <= ivMax and ivAt <= now and now - ivAt <= ivHold then
+  interval, assertIv = fleetIv, false
+end
 -- repaired: the hash held something out of bounds; the next write fixes it
 -- for good, so a clamp does not move on with the clock.
 local repaired = (v[1] and not finite(v[1])) or (v[2] and not finite(v[2]))
@@ -76,14 +94,19 @@ end
 -- The state matters only until both times have passed: let the key expire a
 -- minute after that, so an idle fleet leaves nothing behind.
 local function store(field)
-  if repaired then
-    redis.call('HSET', KEYS[1], 'tat', f(tat), 'pause', f(pause))
-    repaired = false
-  elseif field == 'tat' then
-    redis.call('HSET', KEYS[1], 'tat', f(tat))
-  else
-    redis.call('HSET', KEYS[1], 'pause', f(pause))
+  local kv = {}
+  if repaired or field == 'tat' then
+    kv[#kv + 1], kv[#kv + 2] = 'tat', f(tat)
   end
+  if repaired or field == 'pause' then
+    kv[#kv + 1], kv[#kv + 2] = 'pause', f(pause)
+  end
+  if field == 'tat' and assertIv then
+    kv[#kv + 1], kv[#kv + 2] = 'iv', f(interval)
+    kv[#kv + 1], kv[#kv + 2] = 'ivat', f(now)
+  end
+  repaired = false
+  redis.call('HSET', KEYS[1], unpack(kv))
   local last = math.max(tat, pause)
   redis.call('PEXPIRE', KEYS[1], string.format('%.0f', math.ceil((last - now) / 1000) + 60000))
 end
@@ -97,26 +120,26 @@ local function reserve()
 end
 
 if mode == 'reserve' then
-  return {f(now), f(pause), f(reserve()), '0', ''}
+  return {f(now), f(pause), f(reserve()), '0', '', f(interval)}
 elseif mode == 'confirm' then
   local start = tonumber(ARGV[7])
   local late = now - start > tolerance and ARGV[8] ~= '1'
   if pause > math.max(now, start) or late then
-    return {f(now), f(pause), f(reserve()), '1', ''}
+    return {f(now), f(pause), f(reserve()), '1', '', f(interval)}
   end
   local next = ''
   if ARGV[9] == '1' then
     next = f(reserve())
   end
-  return {f(now), f(pause), f(start), '0', next}
+  return {f(now), f(pause), f(start), '0', next, f(interval)}
 elseif mode == 'pause' then
   local d = math.min(tonumber(ARGV[7]), pauseLimit)
   if now + d > pause then
     pause = now + d
     store('pause')
   end
-  return {f(now), f(pause), f(tat), '0', ''}
+  return {f(now), f(pause), f(tat), '0', '', f(interval)}
 elseif mode == 'peek' then
-  return {f(now), f(pause), f(tat), '0', ''}
+  return {f(now), f(pause), f(tat), '0', '', f(interval)}
 end
 return redis.error_reply('ratelimit: unknown mode ' .. tostring(mode))

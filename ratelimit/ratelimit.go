@@ -6,6 +6,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"strconv"
 	"sync/atomic"
@@ -19,11 +20,13 @@ import (
 const KeyDefault = "capcheck:ratelimit"
 
 // headroom is the fraction of Limit.Rate held back: slots are spaced
-// 1/(Rate·(1-headroom)) apart, so a 1-second window has room for about
-// headroom·1s (20 ms) of timing noise (late timers, scheduling, network)
-// without carrying more than Rate+1 requests. The fleet still reaches 98% of
-// Rate, above the 95% the product promises.
-const headroom = 0.02
+// 1/(Rate·(1-headroom)) apart, so a 1-second window has room for
+// sendBound (5 ms + headroom·1s, about 10 ms at 200 req/s, 6 ms at 1000) of
+// lateness without carrying more than Rate+1 requests. A request later than
+// that after its slot started is not sent late (see [Permit.Ready]), so the
+// room is for the noise between the last check and the wire (writing to a
+// socket, the network), not for stalls: a stalled request gives its slot up.
+const headroom = 0.005
 
 // PauseMax is the longest fleet pause: [Limiter.Pause] caps what it is asked
 // for (a 429's Retry-After) at it.
@@ -82,6 +85,10 @@ type Config struct {
 	// Limit is the fleet-wide rate of requests. Required: there is no
 	// default.
 	Limit Limit
+
+	// Logger gets a warning when another replica sharing Key uses a
+	// different Limit. Defaults to slog.Default().
+	Logger *slog.Logger
 }
 
 // WithDefaults returns c with its zero fields set to their defaults.
@@ -134,7 +141,16 @@ type Limiter struct {
 	// queued counts the goroutines in Wait that do not hold slot yet.
 	queued atomic.Int64
 
-	permits, voidedLate, voidedPaused atomic.Int64 // see Stats
+	// sendBound is how long after its slot started a request may still be
+	// written (see Permit.Ready).
+	sendBound time.Duration
+	log       *slog.Logger
+	// fleetIV is the last fleet slot interval the script answered that
+	// differs from this replica's ("" when none did): warned about once per
+	// value.
+	fleetIV atomic.Pointer[string]
+
+	permits, voidedLate, voidedPaused, voidedSend atomic.Int64 // see Stats
 }
 
 // Stats counts what a Limiter has done since it was created.
@@ -148,6 +164,10 @@ type Stats struct {
 	// VoidedPaused is the number of slots given up because a fleet pause
 	// began after they were reserved.
 	VoidedPaused int64
+	// VoidedAtSend is the number of permits given up by [Permit.Ready]
+	// because the request was about to be written more than the send bound
+	// after its slot started (a stall between the permit and the write).
+	VoidedAtSend int64
 }
 
 // Stats returns the limiter's counts so far, for metrics.
@@ -156,6 +176,7 @@ func (l *Limiter) Stats() Stats {
 		Permits:      l.permits.Load(),
 		VoidedLate:   l.voidedLate.Load(),
 		VoidedPaused: l.voidedPaused.Load(),
+		VoidedAtSend: l.voidedSend.Load(),
 	}
 }
 
@@ -184,15 +205,18 @@ func New(rdb Scripter, cfg Config) (*Limiter, error) {
 		// Burst: the requests the tolerance lets a late replica catch up
 		// on, so that the local limiter's own late timers do not cost
 		// throughput.
-		local: rate.NewLimiter(rate.Limit(r), 1+int(r*tol)),
-		slot:  make(chan struct{}, 1),
+		local:     rate.NewLimiter(rate.Limit(r), 1+int(r*tol)),
+		slot:      make(chan struct{}, 1),
+		sendBound: usToDuration(2 * tol * 1e6),
+		log:       cmp.Or(cfg.Logger, slog.Default()),
 	}, nil
 }
 
 // lateTolerance returns how late, in seconds, a slot may be taken for any
 // 1-second window to still carry at most rate+1 requests, halved: the other
 // half is left for the time between the limiter's last look at Redis and the
-// request itself. It is about 10 ms at high rates, more at low ones.
+// request itself ([Permit.Ready] enforces the whole). It is about 3 ms at
+// high rates, more at low ones (5 ms at 200 req/s).
 //
 // Slots are spaced iv = 1/(rate·(1-headroom)) apart. If each request leaves
 // within S of its slot's start, a window [x, x+1s) holds only requests whose
@@ -209,15 +233,35 @@ func (l *Limiter) Limit() Limit { return l.limit }
 
 // Wait blocks until the caller may send one request, and returns how long it
 // waited. It returns an error, and no permit, when ctx ends (ctx.Err()) or
-// Redis fails; the caller should then not send.
+// Redis fails; the caller should then not send. [Limiter.Take] does the same
+// and returns the permit, to check right before the request is written.
 //
 // The goroutines of one process queue in order; one at a time takes the
 // fleet's next slot in Redis, sleeps until it starts, checks that the fleet
 // was not paused meanwhile, and returns (see the package documentation).
 func (l *Limiter) Wait(ctx context.Context) (waited time.Duration, err error) {
 	begin := l.clk.Now()
+	_, err = l.Take(ctx)
+	return l.clk.Now().Sub(begin), err
+}
+
+// Permit is the right to send one request in a slot of the fleet's. Give it
+// to the code that writes the request (capapi.WithSendGate), which calls
+// Ready right before the request goes on the wire.
+type Permit struct {
+	l *Limiter
+	// start is when the slot started on the local clock: an estimate a
+	// little early (by the Redis round trip's way back), so that lateness is
+	// never underestimated.
+	start time.Time
+}
+
+// Take blocks until the caller may send one request, like [Limiter.Wait],
+// and returns the permit. It returns an error, and no permit, when ctx ends
+// (ctx.Err()) or Redis fails; the caller should then not send.
+func (l *Limiter) Take(ctx context.Context) (*Permit, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return nil, err
 	}
 	l.queued.Add(1)
 	select {
@@ -225,14 +269,39 @@ func (l *Limiter) Wait(ctx context.Context) (waited time.Duration, err error) {
 		l.queued.Add(-1)
 	case <-ctx.Done():
 		l.queued.Add(-1)
-		return l.clk.Now().Sub(begin), ctx.Err()
+		return nil, ctx.Err()
 	}
 	defer func() { <-l.slot }()
 
-	if err = l.wait(ctx); err == nil {
-		l.permits.Add(1)
+	start, err := l.wait(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return l.clk.Now().Sub(begin), err
+	l.permits.Add(1)
+	return &Permit{l: l, start: start}, nil
+}
+
+// Late returns how long ago the permit's slot started.
+func (p *Permit) Late() time.Duration { return p.l.clk.Now().Sub(p.start) }
+
+// Ready is called right before the request is written to the connection. It
+// returns at once while the slot started at most the send bound ago (about
+// 10 ms at 200 req/s, 6 ms at 1000; see lateTolerance). A later request
+// would crowd the slots after its own into one window, so its slot is given
+// up (counted in Stats.VoidedAtSend) and a new one taken, as Take does; an
+// error means no permit, and the request must not be sent. After maxLate
+// such misses in a row it returns nil: on a machine that stalls that often a
+// slightly crowded window is better than a request that never leaves.
+func (p *Permit) Ready(ctx context.Context) error {
+	for miss := 0; miss < maxLate && p.Late() > p.l.sendBound; miss++ {
+		p.l.voidedSend.Add(1)
+		np, err := p.l.Take(ctx)
+		if err != nil {
+			return err
+		}
+		p.start = np.start
+	}
+	return nil
 }
 
 // maxLate is how many slots in a row one Wait gives up for being late before
@@ -256,8 +325,9 @@ type reservation struct {
 // about when the slot starts (when the network is as fast both ways).
 func (r reservation) due() time.Time { return r.sent.Add(usToDuration(r.start - r.now)) }
 
-// wait takes a slot; the caller holds l.slot.
-func (l *Limiter) wait(ctx context.Context) error {
+// wait takes a slot and returns when it started on the local clock; the
+// caller holds l.slot.
+func (l *Limiter) wait(ctx context.Context) (time.Time, error) {
 	// Pace this replica locally first: it keeps one replica at or below the
 	// rate even if the Redis state were lost, and costs nothing when the
 	// fleet is the tighter limit.
@@ -265,7 +335,7 @@ func (l *Limiter) wait(ctx context.Context) error {
 	r := l.local.ReserveN(now, 1)
 	if err := l.clk.Sleep(ctx, r.DelayFrom(now)); err != nil {
 		r.CancelAt(l.clk.Now())
-		return err
+		return time.Time{}, err
 	}
 
 	// The last holder may have taken a slot for us (see below); if no one
@@ -278,25 +348,25 @@ func (l *Limiter) wait(ctx context.Context) error {
 	if ok && res.start <= res.now && l.clk.Now().Sub(res.sent) < fresh {
 		// The slot started (at most the tolerance ago) when Redis
 		// checked the pause, a moment ago.
-		return nil
+		return res.due(), nil
 	}
 	if !ok {
 		sent := l.clk.Now()
 		st, err := l.run(ctx, "reserve")
 		if err != nil {
-			return fmt.Errorf("ratelimit: reserving a slot: %w", err)
+			return time.Time{}, fmt.Errorf("ratelimit: reserving a slot: %w", err)
 		}
+		res = reservation{start: st.x, now: st.now, sent: sent}
 		if st.x <= st.now {
 			// The slot has started (at most the tolerance ago), and
 			// Redis has just checked the pause.
-			return nil
+			return res.due(), nil
 		}
-		res = reservation{start: st.x, now: st.now, sent: sent}
 	}
 
 	for void := 0; ; void++ {
 		if err := l.clk.Sleep(ctx, res.due().Sub(l.clk.Now())); err != nil {
-			return err
+			return time.Time{}, err
 		}
 		// Right before the caller sends: a 429 may have paused the fleet
 		// meanwhile, and a holder that overslept must not crowd the slots
@@ -315,7 +385,7 @@ func (l *Limiter) wait(ctx context.Context) error {
 		sent := l.clk.Now()
 		st, err := l.run(ctx, "confirm", formatUS(res.start), acceptLate, wantNext)
 		if err != nil {
-			return fmt.Errorf("ratelimit: confirming a slot: %w", err)
+			return time.Time{}, fmt.Errorf("ratelimit: confirming a slot: %w", err)
 		}
 		if !st.renewed {
 			if st.hasNext {
@@ -323,17 +393,18 @@ func (l *Limiter) wait(ctx context.Context) error {
 			}
 			// The slot stands. A little early if the clocks' rates
 			// differ slightly: wait the rest.
-			return l.clk.Sleep(ctx, usToDuration(res.start-st.now))
+			res = reservation{start: res.start, now: st.now, sent: sent}
+			return res.due(), l.clk.Sleep(ctx, usToDuration(res.start-st.now))
 		}
 		if st.pause > st.now {
 			l.voidedPaused.Add(1)
 		} else {
 			l.voidedLate.Add(1)
 		}
-		if st.x <= st.now {
-			return nil // the new slot has started (catching up)
-		}
 		res = reservation{start: st.x, now: st.now, sent: sent}
+		if st.x <= st.now {
+			return res.due(), nil // the new slot has started (catching up)
+		}
 	}
 }
 
@@ -404,8 +475,11 @@ func (l *Limiter) run(ctx context.Context, mode string, args ...any) (state, err
 	if err != nil {
 		return state{}, err
 	}
-	if len(vals) != 5 {
+	if len(vals) != 6 {
 		return state{}, fmt.Errorf("unexpected script answer %q", vals)
+	}
+	if (mode == "reserve" || mode == "confirm") && vals[5] != l.interval {
+		l.fleetRate(vals[5])
 	}
 	st := state{renewed: vals[3] == "1", hasNext: vals[4] != ""}
 	fields := map[int]*float64{0: &st.now, 1: &st.pause, 2: &st.x}
@@ -418,6 +492,23 @@ func (l *Limiter) run(ctx context.Context, mode string, args ...any) (state, err
 		}
 	}
 	return st, nil
+}
+
+// fleetRate warns, once per value, that the fleet spaces slots by iv (µs),
+// another replica's longer interval than this one's: replicas sharing the
+// key were started with different rates, and the lowest one is used.
+func (l *Limiter) fleetRate(iv string) {
+	if last := l.fleetIV.Load(); last != nil && *last == iv {
+		return
+	}
+	l.fleetIV.Store(&iv)
+	us, err := strconv.ParseFloat(iv, 64)
+	if err != nil || us <= 0 {
+		return
+	}
+	fleet := PerSecond(math.Round(1e6/(us*(1-headroom))*1000) / 1000)
+	l.log.Warn("replicas sharing the rate limit were started with different rates: the fleet sends at the lowest rate among the replicas sending",
+		"rate", l.limit.String(), "fleet_rate", fleet.String(), "key", l.key[0])
 }
 
 // formatUS formats µs for the script, with sub-µs precision.

@@ -258,16 +258,18 @@ func fakeLimiter(t testing.TB, c *fakeClock, rdb Scripter, key string, rate floa
 
 // checkSpacing checks the fleet's guarantee on permits taken on a fake
 // clock, where it holds exactly: no 1s window carries more than rate+1, and
-// the fleet keeps 97% of rate (98% by design).
+// the fleet keeps 97% of rate (99.5% by design). The rate is taken from the
+// second permit on: the first may use a slot that started up to the
+// tolerance before it.
 func checkSpacing(t *testing.T, ts []time.Time, rate float64) {
 	t.Helper()
-	if len(ts) < 2 {
+	if len(ts) < 3 {
 		t.Fatalf("%d permits", len(ts))
 	}
 	if most := maxWindow(ts, time.Second); most > int(rate)+1 {
 		t.Errorf("a 1s window carries %d permits, want at most rate+1 = %d", most, int(rate)+1)
 	}
-	if got := float64(len(ts)-1) / ts[len(ts)-1].Sub(ts[0]).Seconds(); got < 0.97*rate || got > rate {
+	if got := float64(len(ts)-2) / ts[len(ts)-1].Sub(ts[1]).Seconds(); got < 0.97*rate || got > rate {
 		t.Errorf("achieved %.2f permits/s, want 97%% to 100%% of %v", got, rate)
 	}
 	if most := maxWindow(ts, 100*time.Millisecond); most > evenMax(rate) {
@@ -734,8 +736,8 @@ func TestKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := slices.Sorted(mapsKeys(fields)); !slices.Equal(got, []string{"pause", "tat"}) {
-		t.Errorf("fields of %s = %v, want [pause tat]", key, got)
+	if got := slices.Sorted(mapsKeys(fields)); !slices.Equal(got, []string{"iv", "ivat", "pause", "tat"}) {
+		t.Errorf("fields of %s = %v, want [iv ivat pause tat]", key, got)
 	}
 	ttl := rdb.PTTL(ctx, key).Val()
 	if ttl < 60*time.Second || ttl > 66*time.Second {
@@ -822,8 +824,8 @@ func TestLateTolerance(t *testing.T) {
 	for _, r := range []float64{0.5, 1, 2.99, 3, 100, 200, 1000, 1e5} {
 		tol := lateTolerance(r)
 		iv := 1 / (r * (1 - headroom))
-		if tol < 0.01 {
-			t.Errorf("rate %v: tolerance %v s, want at least 10ms", r, tol)
+		if 2*tol < headroom {
+			t.Errorf("rate %v: tolerance %v s, want at least half of the headroom's %v s", r, tol, headroom)
 		}
 		// Slots starting in [x-2·tol, x+1s), a half-open span, must
 		// number at most floor(r)+1.

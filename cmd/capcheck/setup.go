@@ -43,7 +43,7 @@ func startWorker(cfg *configs.Config, rdb redis.UniversalClient, store *jobstore
 			}
 		}()
 	}
-	lim, err := ratelimit.New(rdb, ratelimit.Config{Limit: ratelimit.PerSecond(cfg.API.Rate)})
+	lim, err := ratelimit.New(rdb, ratelimit.Config{Limit: ratelimit.PerSecond(cfg.API.Rate), Logger: log})
 	if err != nil {
 		return nil, nil, usageErrorf("--rate: %v", err)
 	}

@@ -1,0 +1,140 @@
+package ratelimit
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/capcheck/capcheck/internal/redistest"
+)
+
+// A permit whose request is about to be written within the send bound of its
+// slot goes; a later one gives its slot up and takes a new one.
+func TestPermitReady(t *testing.T) {
+	t.Parallel()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			c := newFakeClock()
+			rdb := b.newClient(t)
+			l := fakeLimiter(t, c, rdb, redistest.NewPrefix(t)+":ratelimit", 200)
+			if l.sendBound < 5*time.Millisecond || l.sendBound > 15*time.Millisecond {
+				t.Fatalf("send bound at 200 req/s = %v, want 5ms to 15ms", l.sendBound)
+			}
+
+			p, err := l.Take(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The first slot of an idle fleet may have started up to the
+			// tolerance before Take returned: lateness counts from it.
+			c.set(p.start.Add(l.sendBound))
+			if err := p.Ready(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := l.Stats().VoidedAtSend; got != 0 {
+				t.Errorf("VoidedAtSend = %d after a write at the bound, want 0", got)
+			}
+
+			// A stall past the bound: the slot is void, a new one is taken
+			// (it has started when Ready returns, within the bound).
+			p, err = l.Take(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stalled := p.start.Add(l.sendBound + time.Millisecond)
+			c.set(stalled)
+			if err := p.Ready(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := l.Stats().VoidedAtSend; got != 1 {
+				t.Errorf("VoidedAtSend = %d after a stall, want 1", got)
+			}
+			if late := p.Late(); late > l.sendBound || p.start.Before(stalled.Add(-l.sendBound)) {
+				t.Errorf("renewed permit started %v before the write, want a slot within %v", late, l.sendBound)
+			}
+			if got := l.Stats().Permits; got != 3 {
+				t.Errorf("Permits = %d, want 3 (two taken, one renewed)", got)
+			}
+
+			// No permit when the context ends: the request is not sent.
+			p, err = l.Take(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.set(c.Now().Add(time.Second))
+			canceled, cancel := context.WithCancel(ctx)
+			cancel()
+			if err := p.Ready(canceled); err == nil {
+				t.Error("Ready on a canceled context after a stall returned nil, want an error")
+			}
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger shared by goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Replicas started with different rates: the fleet sends at the lowest, and
+// the faster replica says so once.
+func TestMixedRates(t *testing.T) {
+	t.Parallel()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			c := newFakeClock()
+			rdb := b.newClient(t)
+			key := redistest.NewPrefix(t) + ":ratelimit"
+			var logs syncBuffer
+			fast, err := New(rdb, Config{Key: key, Limit: PerSecond(100), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			slow := fakeLimiter(t, c, rdb, key, 50)
+			ts := simulate(t, c, []*Limiter{withClock(fast, c), slow}, 60)
+			checkSpacing(t, ts, 50)
+			out := logs.String()
+			if n := strings.Count(out, "different rates"); n != 1 {
+				t.Errorf("the faster replica warned %d times, want once:\n%s", n, out)
+			}
+			if !strings.Contains(out, "fleet_rate=\"50 req/s\"") || !strings.Contains(out, "rate=\"100 req/s\"") {
+				t.Errorf("warning does not name both rates:\n%s", out)
+			}
+		})
+	}
+}
+
+// When the slower replica stops sending, the faster one's rate applies again.
+func TestMixedRatesSlowerLeaves(t *testing.T) {
+	t.Parallel()
+	c := newFakeClock()
+	rdb := backends[0].newClient(t)
+	key := redistest.NewPrefix(t) + ":ratelimit"
+	slow := fakeLimiter(t, c, rdb, key, 50)
+	if got := simulate(t, c, []*Limiter{slow}, 10); len(got) != 10 {
+		t.Fatalf("%d permits", len(got))
+	}
+	c.set(c.Now().Add(3 * time.Second)) // longer than the hold of a rate
+	fast := withClock(newLimiter(t, rdb, key, 100), c)
+	checkSpacing(t, simulate(t, c, []*Limiter{fast}, 60), 100)
+}
