@@ -100,3 +100,42 @@ func TestWait(t *testing.T) {
 		t.Fatalf("Wait = %+v, %v (progress calls %d)", st, err, seen)
 	}
 }
+
+// Wait learns of the end from the job store's announcement, not from its
+// reads: with reads an hour apart it returns once the job is finalized.
+func TestWaitAnnounced(t *testing.T) {
+	ctx, s, id := setup(t)
+	reads := make(chan string, 16)
+	done := make(chan error, 1)
+	go func() {
+		st, err := jobstatus.Wait(ctx, s, id, jobstatus.WaitOptions{Poll: time.Hour,
+			Progress: func(st *jobstatus.Status) { reads <- st.State }})
+		if err == nil && st.State != "done" {
+			err = errors.New("state " + st.State)
+		}
+		done <- err
+	}()
+	if st := <-reads; st == "done" { // subscribed and read once: the job runs
+		t.Fatal("the job is done before it was finalized")
+	}
+	if err := s.Record(ctx, id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 2, Status: jobstore.Accepted}, jobstore.Counters{Accepted: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.FinishChunk(ctx, id, 0, 0, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.BeginFinalize(ctx, id, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EndFinalize(ctx, id, 0); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second): // a hang, not a timing bound
+		t.Fatal("Wait did not return after the job was finalized")
+	}
+}

@@ -17,7 +17,9 @@ var ErrTimeout = errors.New("timed out waiting for the job")
 
 // WaitOptions tune Wait.
 type WaitOptions struct {
-	// Poll is how often the job is read. Defaults to 500ms.
+	// Poll is how often the job is read besides the announcement of its
+	// end (for Progress, and in case the announcement is lost in a Redis
+	// failover). Defaults to 500ms with Progress, else 5s.
 	Poll time.Duration
 	// Timeout bounds the wait; 0 waits for ever. Defaults to 0.
 	Timeout time.Duration
@@ -26,11 +28,16 @@ type WaitOptions struct {
 }
 
 // Wait blocks until job id is finished and returns its final status. A job
-// not yet created is waited for too (an enqueue may be about to start).
+// not yet created is waited for too (an enqueue may be about to start). It
+// learns of the end from the job store's announcement (pub/sub), at once,
+// and also reads the job every Poll.
 func Wait(ctx context.Context, store *jobstore.Store, id string, o WaitOptions) (*Status, error) {
 	poll := o.Poll
 	if poll <= 0 {
-		poll = 500 * time.Millisecond
+		poll = 5 * time.Second
+		if o.Progress != nil {
+			poll = 500 * time.Millisecond
+		}
 	}
 	if o.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -39,8 +46,23 @@ func Wait(ctx context.Context, store *jobstore.Store, id string, o WaitOptions) 
 	}
 	t := time.NewTicker(poll)
 	defer t.Stop()
+	var watch *jobstore.Watch
+	defer func() {
+		if watch != nil {
+			watch.Close()
+		}
+	}()
 	var failingSince time.Time
 	for {
+		if watch == nil {
+			// Subscribed before the read: an end announced after it is
+			// not missed. Without Redis, the next try is the next poll.
+			watch, _ = store.WatchFinished(ctx, id)
+		}
+		var finished <-chan struct{}
+		if watch != nil {
+			finished = watch.C
+		}
 		s, err := Get(ctx, store, id)
 		switch {
 		case err == nil:
@@ -63,6 +85,7 @@ func Wait(ctx context.Context, store *jobstore.Store, id string, o WaitOptions) 
 		case <-ctx.Done():
 			return s, context.Cause(ctx)
 		case <-t.C:
+		case <-finished:
 		}
 	}
 }

@@ -508,5 +508,6 @@ func (s *Store) EndFinalize(ctx context.Context, job string, gen int) (State, er
 	if err := endFinalizeScript.Run(ctx, s.rdb, []string{jobKey(job)}, gen, string(st), msOf(s.now())).Err(); err != nil {
 		return "", wrap("finalizing", job, err)
 	}
+	s.announceFinished(ctx, job, st)
 	return st, nil
 }

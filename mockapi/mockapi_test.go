@@ -56,7 +56,7 @@ func setup(t *testing.T, cfg Config) *bundle {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	clock := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := &fakeClock{t: fakeEpoch}
 	s.now = clock.Now
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
@@ -256,6 +256,9 @@ func TestMaxBatchAndRejectSuffix(t *testing.T) {
 	}
 }
 
+// fakeEpoch is where the tests' fake clocks start.
+var fakeEpoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
 func TestStatsCount(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{TrackNumbers: true})
@@ -271,6 +274,11 @@ func TestStatsCount(t *testing.T) {
 		Repeated:  1,
 		MaxWindow: 4, // the fake clock stands still
 		Numbers:   map[string]int{"919800000001": 2, "919800000002": 1, "919800000003": 1},
+		// Every request arrived and was answered at the fake clock's time.
+		PerSecond:      map[int64]int64{fakeEpoch.Unix(): 4},
+		FirstArrivalUS: fakeEpoch.UnixMicro(),
+		LastArrivalUS:  fakeEpoch.UnixMicro(),
+		LastAnswerUS:   fakeEpoch.UnixMicro(),
 	}
 	if diff := cmp.Diff(want, b.s.Stats()); diff != "" {
 		t.Errorf("Stats (-want +got):\n%s", diff)
@@ -297,7 +305,9 @@ func TestStatsEndpoint(t *testing.T) {
 		}
 		return res.StatusCode, st
 	}
-	want := Stats{Requests: 1, ByStatus: map[int]int64{202: 1}, Accepted: 2, Distinct: 1, Repeated: 1, MaxWindow: 1}
+	want := Stats{Requests: 1, ByStatus: map[int]int64{202: 1}, Accepted: 2, Distinct: 1, Repeated: 1, MaxWindow: 1,
+		PerSecond: map[int64]int64{fakeEpoch.Unix(): 1}, FirstArrivalUS: fakeEpoch.UnixMicro(),
+		LastArrivalUS: fakeEpoch.UnixMicro(), LastAnswerUS: fakeEpoch.UnixMicro()}
 	for _, step := range []struct {
 		method, path string
 		status       int

@@ -155,6 +155,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) (status, numbe
 		w.Header().Set("Allow", http.MethodPost)
 	}
 	writeJSON(w, rep.status, body(rep.code, rep.msg, rep.detail))
+	s.mu.Lock()
+	s.st.LastAnswerUS = s.now().UnixMicro()
+	s.mu.Unlock()
 	return rep.status, rep.numbers
 }
 
@@ -167,6 +170,11 @@ func (s *Server) decide(r *http.Request) reply {
 	s.arrivals.expire(now)
 	s.arrivals.add(now)
 	s.st.MaxWindow = max(s.st.MaxWindow, s.arrivals.len())
+	s.st.PerSecond[now.Unix()]++
+	if s.st.FirstArrivalUS == 0 {
+		s.st.FirstArrivalUS = now.UnixMicro()
+	}
+	s.st.LastArrivalUS = now.UnixMicro()
 	s.mu.Unlock()
 
 	if r.URL.Path != s.path {

@@ -25,6 +25,14 @@ type Stats struct {
 	// sliding 1-second window, counting those answered 429 or dropped: it
 	// measures the clients' pacing, not the server's answers.
 	MaxWindow int `json:"max_window"`
+	// PerSecond counts API requests by the Unix second they arrived in, and
+	// FirstArrivalUS, LastArrivalUS and LastAnswerUS are when the first and
+	// last arrived and when the last answer was written (Unix µs), so that
+	// a benchmark reads the rate a fleet held and its idle ends.
+	PerSecond      map[int64]int64 `json:"per_second,omitempty"`
+	FirstArrivalUS int64           `json:"first_arrival_us,omitempty"`
+	LastArrivalUS  int64           `json:"last_arrival_us,omitempty"`
+	LastAnswerUS   int64           `json:"last_answer_us,omitempty"`
 	// CallbacksSent counts callback requests sent (retries included),
 	// CallbacksDelivered those answered 2xx, CallbackRetries those to be
 	// sent again, CallbacksPending the callbacks not delivered yet.
@@ -59,6 +67,7 @@ func (s *Server) ResetStats() Stats {
 func (s *Server) snapshot() Stats {
 	st := s.st
 	st.ByStatus = maps.Clone(s.st.ByStatus)
+	st.PerSecond = maps.Clone(s.st.PerSecond)
 	if c := s.callbacks; c != nil {
 		st.CallbacksSent, st.CallbacksDelivered = c.sent.Load(), c.delivered.Load()
 		st.CallbackRetries, st.CallbacksPending = c.retries.Load(), c.pending.Load()
@@ -74,7 +83,7 @@ func (s *Server) snapshot() Stats {
 
 // clearStats zeroes the counters; s.mu must be held (or s unshared).
 func (s *Server) clearStats() {
-	s.st = Stats{ByStatus: map[int]int64{}}
+	s.st = Stats{ByStatus: map[int]int64{}, PerSecond: map[int64]int64{}}
 	s.seen = map[uint64]uint32{}
 	s.arrivals.reset()
 }

@@ -87,6 +87,8 @@ func waitJob(ctx context.Context, store *jobstore.Store, id string, timeout time
 		}
 		defer bar.Exit()
 	} else {
+		// The end is announced; reads are for the log line only.
+		opts.Poll = progressLogEvery / 2
 		var last time.Time
 		opts.Progress = func(s *jobstatus.Status) {
 			if time.Since(last) >= progressLogEvery && !s.Finished() {
