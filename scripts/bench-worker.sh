@@ -1,39 +1,50 @@
 #!/usr/bin/env bash
-# Measures a worker fleet against the simulator: a private redis-server,
-# `capcheck mock-api --rate MOCK_RATE` (a bit above the fleet's rate, so a
-# 429 means the fleet overran its limit), WORKERS `capcheck worker`
-# processes sharing `--rate RATE`, and a job of NUMBERS numbers. It prints
-# the requests, the 429s the workers saw, the rate achieved, the makespan
-# against the ideal, the workers' CPU per 1,000 numbers and the largest
-# number of requests the simulator saw in one sliding second.
+# Measures a worker fleet against the simulator, end to end, as an operator
+# runs it: a private redis-server, `capcheck mock-api` refusing the
+# (RATE+2)-th request of any sliding second (limit RATE+1, so a 429 means the
+# fleet overran its limit) with LATENCY per answer, WORKERS `capcheck worker`
+# processes sharing `--rate RATE`, `capcheck enqueue` of NUMBERS numbers and
+# `capcheck wait`. Each run prints the figures of docs/benchmarks.md:
 #
-# Usage: scripts/bench-worker.sh   (or: make bench-worker)
-# Knobs (environment): NUMBERS=100000 RATE=200 MOCK_RATE=210 WORKERS=3
-# BATCH=50 CONCURRENCY=16 CHUNK=1000 LATENCY=20ms
+#   achieved/rate   requests per second in the steady part (the full seconds
+#                   of the simulator's arrivals, less the first and the last
+#                   two) over --rate, with the lowest and highest second
+#   429s            answers 429 the simulator sent
+#   max window      most requests in one sliding second (limit RATE+1)
+#   first request   from the start of enqueue to the simulator's first arrival
+#   wait return     from the simulator's last answer to `capcheck wait` exiting
+#   makespan        start of enqueue to wait's exit, over requests/RATE
+#   CPU/1000        the workers' CPU seconds (user+system) per 1,000 numbers
+#   Redis B/number  Redis used_memory (INFO memory) when the job is done, less
+#                   before the enqueue, per queued number: chunk blobs,
+#                   outcomes, bitmaps, counters and the tasks
+#
+# Usage:
+#   scripts/bench-worker.sh            one run, with the knobs below
+#   scripts/bench-worker.sh suite [N]  N rounds (default 1) of the matrix:
+#                                      200/s x 50 and 1000/s x 10, 3 and 20
+#                                      replicas, and 3 replicas with one
+#                                      SIGKILLed and another started mid-run
+# Knobs (environment): NUMBERS=90000 RATE=200 BATCH=50 WORKERS=3 KILL=0
+# CONCURRENCY=16 CHUNK=1000 LATENCY=30ms MOCK_RATE=RATE+1
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-NUMBERS=${NUMBERS:-100000}
-RATE=${RATE:-200}
-MOCK_RATE=${MOCK_RATE:-210}
-WORKERS=${WORKERS:-3}
-BATCH=${BATCH:-50}
-CONCURRENCY=${CONCURRENCY:-16}
-CHUNK=${CHUNK:-1000}
-LATENCY=${LATENCY:-20ms}
 
 for tool in redis-server redis-cli curl jq; do
 	command -v "$tool" >/dev/null || { echo "bench-worker: $tool is needed (apt-get install -y redis-server curl jq)" >&2; exit 2; }
 done
 
-work=$(mktemp -d)
+top=$(mktemp -d)
 pids=()
 cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	rm -rf "$work"
+	rm -rf "$top"
 }
 trap cleanup EXIT
+
+go build -o "$top/capcheck" ./cmd/capcheck
+bin=$top/capcheck
 
 # free_port prints a loopback port nothing answers on.
 free_port() {
@@ -51,85 +62,128 @@ wait_until() {
 	return 1
 }
 
-go build -o "$work/capcheck" ./cmd/capcheck
-bin=$work/capcheck
-# The real `capcheck enqueue` when the binary has it, else the same
-# enqueue.Run through enqueue/internal/benchenqueue.
-if "$bin" enqueue --help >/dev/null 2>&1; then
-	enqueue_cmd() { "$bin" enqueue --redis "$1" --out "$2" --input "$3" --job "$4" --chunk-size "$5" --log-level warn >/dev/null; }
-else
-	go build -o "$work/benchenqueue" ./enqueue/internal/benchenqueue
-	enqueue_cmd() { "$work/benchenqueue" -redis "$1" -out "$2" -input "$3" -job "$4" -chunk-size "$5" >/dev/null 2>&1; }
-fi
+now_us() { echo $(($(date +%s%N) / 1000)); }
 
-redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
-	--daemonize no --dir "$work" --loglevel warning >"$work/redis.log" 2>&1 &
-pids+=($!)
-wait_until redis-cli -p "$redis_port" ping
-redis_url=redis://127.0.0.1:$redis_port/0
+# cpu_ticks PID...: user+system clock ticks of the processes.
+cpu_ticks() {
+	local t=0 p
+	for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done
+	echo "$t"
+}
 
-key=bench-key-$RANDOM$RANDOM
-printf '%s' "$key" >"$work/key"
-mock_port=$(free_port)
-"$bin" mock-api --listen "127.0.0.1:$mock_port" --sid bench --api-key-file "$work/key" \
-	--rate "$MOCK_RATE" --latency "$LATENCY" --seed 1 --log-level warn 2>"$work/mock.log" &
-pids+=($!)
-mock=http://127.0.0.1:$mock_port
-wait_until curl -sf "$mock/stats"
+# run_one RATE BATCH WORKERS KILL: one run; prints the figures.
+run_one() {
+	local rate=$1 batch=$2 workers=$3 kill=$4
+	local numbers=${NUMBERS:-90000} conc=${CONCURRENCY:-16} chunk=${CHUNK:-1000} latency=${LATENCY:-30ms}
+	local mock_rate=${MOCK_RATE:-$((rate + 1))}
+	local work
+	work=$(mktemp -d -p "$top")
 
-# Unique, valid mobile numbers of India.
-awk -v n="$NUMBERS" 'BEGIN { print "phone"; for (i = 0; i < n; i++) printf "+9198%08d\n", i }' >"$work/input.csv"
+	local redis_port
+	redis_port=$(free_port)
+	redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+		--daemonize no --dir "$work" --loglevel warning >"$work/redis.log" 2>&1 &
+	local redis_pid=$!
+	pids+=("$redis_pid")
+	wait_until redis-cli -p "$redis_port" ping
+	local redis_url=redis://127.0.0.1:$redis_port/0
+	rcli() { redis-cli -p "$redis_port" "$@"; }
 
-worker_pids=()
-for i in $(seq "$WORKERS"); do
-	"$bin" worker --redis "$redis_url" --out "$work/out" --api-url "$mock" --sid bench \
-		--api-key-file "$work/key" --rate "$RATE" --batch-size "$BATCH" \
-		--concurrency "$CONCURRENCY" --log-level warn 2>"$work/worker$i.log" &
-	worker_pids+=($!)
-	pids+=($!)
-done
-sleep 1 # let the workers start: the run measures the fleet, not its start-up
+	printf 'bench-key-%s' "$RANDOM$RANDOM" >"$work/key"
+	local mock_port
+	mock_port=$(free_port)
+	"$bin" mock-api --listen "127.0.0.1:$mock_port" --sid bench --api-key-file "$work/key" \
+		--rate "$mock_rate" --latency "$latency" --seed 1 --log-level warn 2>"$work/mock.log" &
+	local mock_pid=$!
+	pids+=("$mock_pid")
+	local mock=http://127.0.0.1:$mock_port
+	wait_until curl -sf "$mock/stats"
 
-job=bench
-start=$(date +%s.%N)
-enqueue_cmd "$redis_url" "$work/out" "$work/input.csv" "$job" "$CHUNK"
-while :; do
-	state=$(redis-cli -p "$redis_port" hget "capcheck:job:{$job}" state)
-	[[ $state == done || $state == failed ]] && break
-	for p in "${worker_pids[@]}"; do
-		kill -0 "$p" 2>/dev/null || { echo "bench-worker: a worker died:" >&2; cat "$work"/worker*.log >&2; exit 1; }
+	# Unique, valid mobile numbers of India.
+	awk -v n="$numbers" 'BEGIN { print "phone"; for (i = 0; i < n; i++) printf "+9198%08d\n", i }' >"$work/input.csv"
+
+	local wpids=() i
+	start_worker() {
+		"$bin" worker --redis "$redis_url" --out "$work/out" --api-url "$mock" --sid bench \
+			--api-key-file "$work/key" --rate "$rate" --batch-size "$batch" \
+			--concurrency "$conc" --log-level info 2>>"$work/worker$1.log" &
+		wpids+=($!)
+		pids+=($!)
+	}
+	for i in $(seq "$workers"); do start_worker "$i"; done
+	sleep 1 # let the workers start: the run measures the fleet, not its start-up
+	local mem0
+	mem0=$(rcli info memory | tr -d '\r' | awk -F: '/^used_memory:/ { print $2 }')
+
+	local job=bench start
+	start=$(now_us)
+	"$bin" enqueue --redis "$redis_url" --out "$work/out" --input "$work/input.csv" --job "$job" \
+		--chunk-size "$chunk" --log-level warn >/dev/null
+	"$bin" wait "$job" --redis "$redis_url" --out "$work/out" --log-level warn >/dev/null 2>"$work/wait.log" &
+	local waiter=$! killed_ticks=0
+	pids+=("$waiter")
+	if ((kill)); then
+		# Mid-run, one replica is SIGKILLed (its chunks in flight come back
+		# when asynq's lease on them expires) and another one starts.
+		sleep "$(awk -v n="$numbers" -v b="$batch" -v r="$rate" 'BEGIN { print n / b / r / 2 }')"
+		killed_ticks=$(cpu_ticks "${wpids[0]}")
+		kill -9 "${wpids[0]}"
+		wait "${wpids[0]}" 2>/dev/null || true
+		start_worker new
+	fi
+	local wait_rc=0
+	wait "$waiter" || wait_rc=$?
+	local end
+	end=$(now_us)
+	local mem1
+	mem1=$(rcli info memory | tr -d '\r' | awk -F: '/^used_memory:/ { print $2 }')
+
+	local live=() p
+	for p in "${wpids[@]}"; do kill -0 "$p" 2>/dev/null && live+=("$p"); done
+	local ticks
+	ticks=$(($(cpu_ticks "${live[@]}") + killed_ticks))
+	for p in "${live[@]}"; do kill -TERM "$p"; done
+	for p in "${live[@]}"; do wait "$p" || { echo "bench-worker: a worker exited $? on SIGTERM" >&2; }; done
+
+	local stats summary=$work/out/$job/summary.json
+	stats=$(curl -sf "$mock/stats")
+	kill "$mock_pid" "$redis_pid" 2>/dev/null || true
+	wait "$mock_pid" "$redis_pid" 2>/dev/null || true
+
+	jq -r '.per_second | to_entries | sort_by(.key | tonumber) | .[].value' <<<"$stats" >"$work/per_second"
+	awk -v n="$numbers" -v rate="$rate" -v workers="$workers" -v batch="$batch" -v kill="$kill" \
+		-v wait_rc="$wait_rc" -v state="$(jq -r .state "$summary" 2>/dev/null || echo none)" \
+		-v requests="$(jq .requests "$summary")" -v mock_requests="$(jq .requests <<<"$stats")" \
+		-v r429="$(jq .rate_limited <<<"$stats")" -v maxwin="$(jq .max_window <<<"$stats")" \
+		-v first="$(jq .first_arrival_us <<<"$stats")" -v last_answer="$(jq .last_answer_us <<<"$stats")" \
+		-v start="$start" -v end="$end" -v mem="$((mem1 - mem0))" \
+		-v cpu="$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { print t / hz }')" '
+	{ sec[NR] = $1 }
+	END {
+		# The steady part: the full seconds less the first and last two.
+		lo = 3; hi = NR - 2; sum = 0; k = 0; min = -1; max = 0
+		for (i = lo; i <= hi; i++) { sum += sec[i]; k++; if (min < 0 || sec[i] < min) min = sec[i]; if (sec[i] > max) max = sec[i] }
+		steady = k ? sum / k / rate : 0
+		ideal = requests / rate
+		printf "RESULT rate=%d batch=%d replicas=%d kill=%d achieved=%.4f sec_min=%d sec_max=%d r429=%d maxwin=%d first_s=%.3f wait_s=%.3f makespan=%.4f cpu_per_1000=%.4f redis_b_per_number=%.1f requests=%d mock_requests=%d state=%s wait_rc=%d\n", \
+			rate, batch, workers, kill, steady, min, max, r429, maxwin, (first - start) / 1e6, (end - last_answer) / 1e6, \
+			(end - start) / 1e6 / ideal, cpu / (n / 1000), mem / n, requests, mock_requests, state, wait_rc
+	}' "$work/per_second"
+	grep -h "rate limiter at shutdown" "$work"/worker*.log | sed 's/^.*msg=/LIMITER /' || true
+	rm -rf "$work"
+}
+
+if [[ ${1:-} == suite ]]; then
+	rounds=${2:-1}
+	for round in $(seq "$rounds"); do
+		echo "# round $round of $rounds, $(date -u +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg)"
+		run_one 200 50 3 0
+		run_one 1000 10 3 0
+		run_one 200 50 20 0
+		run_one 1000 10 20 0
+		run_one 200 50 3 1
+		run_one 1000 10 3 1
 	done
-	sleep 0.05
-done
-end=$(date +%s.%N)
-
-# CPU of the workers (user + system), from /proc, before they exit.
-ticks=0
-for p in "${worker_pids[@]}"; do
-	t=$(awk '{ print $14 + $15 }' "/proc/$p/stat")
-	ticks=$((ticks + t))
-done
-hz=$(getconf CLK_TCK)
-for p in "${worker_pids[@]}"; do kill -TERM "$p"; done
-for p in "${worker_pids[@]}"; do wait "$p" || { echo "bench-worker: a worker exited $? on SIGTERM" >&2; exit 1; }; done
-
-summary=$work/out/$job/summary.json
-stats=$(curl -sf "$mock/stats")
-requests=$(jq .requests "$summary")
-awk -v n="$NUMBERS" -v rate="$RATE" -v workers="$WORKERS" -v batch="$BATCH" -v conc="$CONCURRENCY" \
-	-v state="$state" -v requests="$requests" -v mock_requests="$(jq .requests <<<"$stats")" \
-	-v r429="$(jq .rate_limited_429s "$summary")" -v mock429="$(jq .rate_limited <<<"$stats")" \
-	-v rps="$(jq .requests_per_second "$summary")" -v check="$(jq .check_seconds "$summary")" \
-	-v accepted="$(jq .results.accepted "$summary")" -v failed="$(jq .results.failed "$summary")" \
-	-v makespan="$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')" \
-	-v cpu="$(awk -v t="$ticks" -v hz="$hz" 'BEGIN { print t / hz }')" \
-	-v maxwin="$(jq .max_window <<<"$stats")" 'BEGIN {
-	printf "numbers %d, %d workers x concurrency %d, --rate %g, --batch-size %d: job %s (%d accepted, %d failed)\n", n, workers, conc, rate, batch, state, accepted, failed
-	printf "requests                          %d (simulator saw %d)\n", requests, mock_requests
-	printf "429s seen by the workers          %d (simulator sent %d)\n", r429, mock429
-	printf "achieved requests/s / rate        %.3f (%.1f req/s over %.2f s of checking)\n", rps / rate, rps, check
-	printf "makespan / (requests / rate)      %.3f (%.2f s from enqueue to done; ideal %.2f s)\n", makespan / (requests / rate), makespan, requests / rate
-	printf "worker CPU s per 1,000 numbers    %.4f (%.2f s in all)\n", cpu / (n / 1000), cpu
-	printf "simulator MaxWindow               %d requests in one sliding second (limit %g + 1)\n", maxwin, rate
-}'
+else
+	run_one "${RATE:-200}" "${BATCH:-50}" "${WORKERS:-3}" "${KILL:-0}"
+fi

@@ -71,6 +71,13 @@ func (w *Worker) runChunk(ctx context.Context, c tasks.Chunk, log *slog.Logger) 
 		return chunkError, err
 	}
 	cr := w.newChunkRun(c, entries, job.Abort, log)
+	if wm, ok := w.api.(warmer); ok {
+		// Before the first permit, so that DNS, TCP and TLS are not paid
+		// inside a slot; nothing to do when the pool is open already.
+		if err := wm.Warm(ctx); err != nil {
+			log.Debug("could not open connections to the API ahead of the calls", "err", err)
+		}
+	}
 	// Usually one round. Another live run of this chunk (asynq re-delivered
 	// it) can leave entries of this run's ranges unsettled when its outcome
 	// covered some of them first: FinishChunk says so, and they are sent.

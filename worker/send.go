@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/capcheck/capcheck/capapi"
 	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/tasks"
 )
@@ -116,20 +117,26 @@ func (cr *chunkRun) send(ctx context.Context, r jobstore.Range) (decision, error
 	defer cancel()
 	tries := 0
 	for {
-		if err := cr.permit(ctx, waitCtx); err != nil {
+		sendCtx, err := cr.permit(ctx, waitCtx)
+		if err != nil {
 			return decision{}, err
 		}
 		if cr.abort != "" {
 			return decision{verb: settle, outcome: notSent(r, tries, cr.abort)}, nil
 		}
-		res := cr.w.api.Check(ctx, cr.numbers[r.Lo:r.Hi])
+		res := cr.w.api.Check(sendCtx, cr.numbers[r.Lo:r.Hi])
+		if errors.Is(res.Err, capapi.ErrNotSent) && ctx.Err() == nil {
+			// The permit was lost before a byte was written (its
+			// re-check failed): no call was made; wait for another.
+			cr.log.Debug("request not sent: permit lost", "cause", res.Err)
+			continue
+		}
 		cr.calls++
 		cr.w.m.apiRequests.WithLabelValues(res.Class.String()).Inc()
 		cr.w.m.apiDuration.Observe(res.Latency.Seconds())
 		log := cr.log.With("lo", r.Lo, "hi", r.Hi, "attempt", r.Attempts+tries+1)
 		log.Debug("api call", "result", res.Class.String(), "status", res.StatusCode, "latency", res.Latency)
 		d := decide(answer{res: res, r: r, tries: tries, at: time.Now().UnixMilli(), canceled: ctx.Err() != nil}, cr.w.policy)
-		var err error
 		switch d.verb {
 		case settle, split:
 			if d.outcome.Status == jobstore.Failed {
@@ -161,28 +168,46 @@ func (cr *chunkRun) send(ctx context.Context, r jobstore.Range) (decision, error
 // permit waits for the fleet limiter unless the job is aborted (cr.abort
 // says so then): the job is checked before the wait and after it, so a job
 // aborted by another worker's 401 while this call waited costs no call.
-func (cr *chunkRun) permit(ctx, waitCtx context.Context) error {
+func (cr *chunkRun) permit(ctx, waitCtx context.Context) (context.Context, error) {
 	w := cr.w
 	if cr.abort == "" {
 		cr.abort = w.abortedJob(cr.c) // aborted by a call of this worker
 	}
 	if cr.abort != "" {
-		return nil
+		return ctx, nil
 	}
 	if err := cr.handBackErr(waitCtx, nil); err != nil {
-		return err
+		return nil, err
 	}
-	waited, err := w.lim.Wait(waitCtx)
-	w.m.rateWait.Observe(waited.Seconds())
+	begin := time.Now()
+	sendCtx, err := w.take(ctx, waitCtx)
+	w.m.rateWait.Observe(time.Since(begin).Seconds())
 	if err != nil {
-		return cr.handBackErr(waitCtx, fmt.Errorf("waiting for the rate limit: %w", err))
+		return nil, cr.handBackErr(waitCtx, fmt.Errorf("waiting for the rate limit: %w", err))
 	}
 	reason, err := w.store.Aborted(ctx, cr.c.Job) // one HGET per call
 	if err != nil {
-		return fmt.Errorf("reading job %s: %w", cr.c.Job, err)
+		return nil, fmt.Errorf("reading job %s: %w", cr.c.Job, err)
 	}
 	cr.abort = reason
-	return nil
+	return sendCtx, nil
+}
+
+// take waits on the fleet limiter and returns the context to send under:
+// with a limiter that hands out permits, the API client checks the permit
+// again when the request is about to be written, so a stall after the wait
+// cannot send it late.
+func (w *Worker) take(ctx, waitCtx context.Context) (context.Context, error) {
+	pt, ok := w.lim.(permitTaker)
+	if !ok {
+		_, err := w.lim.Wait(waitCtx)
+		return ctx, err
+	}
+	p, err := pt.Take(waitCtx)
+	if err != nil {
+		return nil, err
+	}
+	return capapi.WithSendGate(ctx, p), nil
 }
 
 // pauseFleet carries out a 429: the whole fleet pauses for d.wait.

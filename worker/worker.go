@@ -22,6 +22,19 @@ type Checker interface {
 	Check(ctx context.Context, numbers []string) capapi.Result
 }
 
+// warmer opens the API client's connections ahead of a job's first request;
+// *capapi.Client satisfies it.
+type warmer interface {
+	Warm(ctx context.Context) error
+}
+
+// permitTaker is a Limiter whose permits are checked again when the request
+// is about to be written (capapi.WithSendGate); *ratelimit.Limiter
+// satisfies it.
+type permitTaker interface {
+	Take(ctx context.Context) (*ratelimit.Permit, error)
+}
+
 // Limiter is the fleet's rate limit; *ratelimit.Limiter satisfies it.
 type Limiter interface {
 	// Wait blocks until one request may be sent; an error means no permit.
@@ -48,9 +61,11 @@ var (
 )
 
 // Asynq settings (see docs/design.md): short check intervals, because the
-// defaults (1s, 5s) turn a re-queue with no delay into seconds of idling.
+// defaults (1s, 5s) turn a re-queue with no delay into seconds of idling. An
+// idle server sleeps 1/2 to 3/2 of taskCheckInterval between polls: it is
+// how soon a job's first chunk and its finalize are picked up.
 const (
-	taskCheckInterval        = 100 * time.Millisecond
+	taskCheckInterval        = 50 * time.Millisecond
 	delayedTaskCheckInterval = 500 * time.Millisecond
 	// retryDelayMax caps asynq's own retry delay (crashes, Redis errors).
 	retryDelayMax = time.Minute

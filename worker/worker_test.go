@@ -369,6 +369,31 @@ func TestTransientThenSuccess(t *testing.T) {
 	}
 }
 
+// A request its permit's re-check kept from being written was never a call:
+// no attempt, no request, no retry; the range waits for another permit.
+func TestNotSentIsNoCall(t *testing.T) {
+	b := setup(t, worker.Config{BatchSize: 10, MaxAttempts: 2}, false, 10)
+	notSent := capapi.Result{Class: capapi.Transient, Err: fmt.Errorf("POST x: %w: slot lost", capapi.ErrNotSent)}
+	b.api.fn = func(i int, _ []string) capapi.Result {
+		if i < 3 {
+			return notSent
+		}
+		return accepted
+	}
+	b.mustRun(t, 0)
+	for k, o := range b.settled(t, 0) {
+		if o.Status != jobstore.Accepted || o.Attempts != 1 {
+			t.Fatalf("entry %d: %+v, want accepted at attempt 1", k, o)
+		}
+	}
+	if j := b.jobRecord(t); j.Requests != 1 || j.Retries != 0 {
+		t.Errorf("job counters = %+v, want 1 request, no retry", j.Counters)
+	}
+	if waits := b.lim.waits; waits != 4 {
+		t.Errorf("%d limiter waits, want 4 (a new permit after each request not sent)", waits)
+	}
+}
+
 func TestTransientUntilMaxAttempts(t *testing.T) {
 	b := setup(t, worker.Config{BatchSize: 10, MaxAttempts: 3}, false, 20)
 	b.api.fn = func(_ int, numbers []string) capapi.Result {

@@ -102,6 +102,9 @@ func startWorker(cfg *configs.Config, rdb redis.UniversalClient, store *jobstore
 		stopped = true
 		w.Shutdown()
 		api.CloseIdleConnections()
+		st := lim.Stats()
+		log.Info("rate limiter at shutdown", "permits", st.Permits, "voided_late", st.VoidedLate,
+			"voided_paused", st.VoidedPaused, "voided_at_send", st.VoidedAtSend)
 		stopMetrics()
 	}, nil
 }
