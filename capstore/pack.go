@@ -52,6 +52,9 @@ type Record struct {
 	Capability Capability
 	// At is when the answer was received, to the second (UTC).
 	At time.Time
+	// Reason is, for Rejected, the reference of the API's code and message
+	// (see [Store.Reasons]); 0 when unknown.
+	Reason uint16
 }
 
 // IsZero reports whether r holds nothing (no record).
@@ -66,12 +69,30 @@ func packRecord(c Capability, at time.Time) string {
 	return string(b[:])
 }
 
+// packRejection is a rejection's record: the 4 bytes of packRecord and the
+// 2 of its reason's reference. Scripts read the first 4 bytes only.
+func packRejection(at time.Time, reason uint16) string {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], reason)
+	return packRecord(Rejected, at) + string(b[:])
+}
+
 func unpackRecord(v string) (Record, error) {
-	if len(v) != 4 {
-		return Record{}, fmt.Errorf("capability record of %d bytes, want 4", len(v))
+	if len(v) != 4 && len(v) != 6 {
+		return Record{}, fmt.Errorf("capability record of %d bytes, want 4 or 6", len(v))
 	}
 	u := binary.BigEndian.Uint32([]byte(v))
-	return Record{Capability: Capability(u&3) + 1, At: Epoch.Add(time.Duration(u>>2) * time.Second)}, nil
+	r := Record{Capability: Capability(u&3) + 1, At: Epoch.Add(time.Duration(u>>2) * time.Second)}
+	if len(v) == 6 {
+		r.Reason = binary.BigEndian.Uint16([]byte(v[4:]))
+	}
+	return r, nil
+}
+
+// Stale reports whether r is older than forgetAfter at now: the memory
+// ignores it (a sweep drops it later). forgetAfter 0 keeps records forever.
+func (r Record) Stale(now time.Time, forgetAfter time.Duration) bool {
+	return forgetAfter > 0 && !r.At.After(now.Add(-forgetAfter))
 }
 
 // seconds is t in whole seconds since Epoch, clamped to what 30 bits hold.
