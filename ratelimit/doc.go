@@ -86,8 +86,8 @@
 //     checked the pause);
 //  3. else sleeps until the slot starts and confirms it in Redis, right
 //     before returning: if the fleet was paused meanwhile, or this holder is
-//     later than the tolerance (its request would crowd the slots after its
-//     own), the slot is void and the same call reserves another (after 3 such
+//     later than the send bound less 1 ms (what is left for the caller to
+//     write the request; at least the tolerance), the slot is void and the same call reserves another (after 3 such
 //     misses in a row it sends late rather than starve). If goroutines are
 //     queued behind it, the same call also reserves the next slot for the
 //     next holder;

@@ -18,9 +18,10 @@
 --              that fell a little behind catch up instead of losing the slot.
 --   "confirm"  [7] = start of the slot held, [8] = "1" to accept it however
 --              late, [9] = "1" to reserve the next slot too (for the next
---              holder). The slot stands unless a pause covers it or it
---              started more than the tolerance ago; else takes a new slot,
---              as reserve.
+--              holder), [10] = how late (µs) the slot may be confirmed
+--              (the tolerance when absent). The slot stands unless a pause
+--              covers it or it started more than that ago; else takes a new
+--              slot, as reserve.
 --   "pause"    [7] = pause duration (µs). pause = max(pause, now + d).
 --   "peek"     read only.
 -- Every mode returns {now, pause, x, renewed, next, interval} as strings: x
@@ -123,7 +124,7 @@ if mode == 'reserve' then
   return {f(now), f(pause), f(reserve()), '0', '', f(interval)}
 elseif mode == 'confirm' then
   local start = tonumber(ARGV[7])
-  local late = now - start > tolerance and ARGV[8] ~= '1'
+  local late = now - start > (tonumber(ARGV[10]) or tolerance) and ARGV[8] ~= '1'
   if pause > math.max(now, start) or late then
     return {f(now), f(pause), f(reserve()), '1', '', f(interval)}
   end

@@ -144,7 +144,11 @@ type Limiter struct {
 	// sendBound is how long after its slot started a request may still be
 	// written (see Permit.Ready).
 	sendBound time.Duration
-	log       *slog.Logger
+	// confirmLate (µs, the script's argument) is how late a held slot may
+	// still be confirmed: the send bound less the margin for what follows
+	// the confirmation before the write. Permit.Ready guards the rest.
+	confirmLate string
+	log         *slog.Logger
 	// fleetIV is the last fleet slot interval the script answered that
 	// differs from this replica's ("" when none did): warned about once per
 	// value.
@@ -205,10 +209,11 @@ func New(rdb Scripter, cfg Config) (*Limiter, error) {
 		// Burst: the requests the tolerance lets a late replica catch up
 		// on, so that the local limiter's own late timers do not cost
 		// throughput.
-		local:     rate.NewLimiter(rate.Limit(r), 1+int(r*tol)),
-		slot:      make(chan struct{}, 1),
-		sendBound: usToDuration(2 * tol * 1e6),
-		log:       cmp.Or(cfg.Logger, slog.Default()),
+		local:       rate.NewLimiter(rate.Limit(r), 1+int(r*tol)),
+		slot:        make(chan struct{}, 1),
+		sendBound:   usToDuration(2 * tol * 1e6),
+		confirmLate: formatUS(max(tol, 2*tol-durationToUS(confirmMargin)/1e6) * 1e6),
+		log:         cmp.Or(cfg.Logger, slog.Default()),
 	}, nil
 }
 
@@ -309,6 +314,11 @@ func (p *Permit) Ready(ctx context.Context) error {
 // slightly crowded window is better than a worker that never sends.
 const maxLate = 3
 
+// confirmMargin is the time left, of the send bound, between a slot's
+// confirmation and the request's write: a Redis read by the caller and the
+// request's encoding, well under a millisecond on a healthy host.
+const confirmMargin = time.Millisecond
+
 // fresh is how recently Redis must have checked the pause for a slot that has
 // already started to be used without checking again.
 const fresh = time.Millisecond
@@ -383,7 +393,7 @@ func (l *Limiter) wait(ctx context.Context) (time.Time, error) {
 			wantNext = "1"
 		}
 		sent := l.clk.Now()
-		st, err := l.run(ctx, "confirm", formatUS(res.start), acceptLate, wantNext)
+		st, err := l.run(ctx, "confirm", formatUS(res.start), acceptLate, wantNext, l.confirmLate)
 		if err != nil {
 			return time.Time{}, fmt.Errorf("ratelimit: confirming a slot: %w", err)
 		}

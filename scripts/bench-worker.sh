@@ -17,7 +17,9 @@
 #   CPU/1000        the workers' CPU seconds (user+system) per 1,000 numbers
 #   Redis B/number  Redis used_memory (INFO memory) when the job is done, less
 #                   before the enqueue, per queued number: chunk blobs,
-#                   outcomes, bitmaps, counters and the tasks
+#                   outcomes, bitmaps, counters and the tasks, and the
+#                   buffers of the clients' new connections; the dataset
+#                   figure (used_memory_dataset) leaves those out
 #
 # Usage:
 #   scripts/bench-worker.sh            one run, with the knobs below
@@ -112,8 +114,9 @@ run_one() {
 	}
 	for i in $(seq "$workers"); do start_worker "$i"; done
 	sleep 1 # let the workers start: the run measures the fleet, not its start-up
-	local mem0
+	local mem0 data0
 	mem0=$(rcli info memory | tr -d '\r' | awk -F: '/^used_memory:/ { print $2 }')
+	data0=$(rcli info memory | tr -d '\r' | awk -F: '/^used_memory_dataset:/ { print $2 }')
 
 	local job=bench start
 	start=$(now_us)
@@ -135,8 +138,9 @@ run_one() {
 	wait "$waiter" || wait_rc=$?
 	local end
 	end=$(now_us)
-	local mem1
+	local mem1 data1
 	mem1=$(rcli info memory | tr -d '\r' | awk -F: '/^used_memory:/ { print $2 }')
+	data1=$(rcli info memory | tr -d '\r' | awk -F: '/^used_memory_dataset:/ { print $2 }')
 
 	local live=() p
 	for p in "${wpids[@]}"; do kill -0 "$p" 2>/dev/null && live+=("$p"); done
@@ -156,7 +160,7 @@ run_one() {
 		-v requests="$(jq .requests "$summary")" -v mock_requests="$(jq .requests <<<"$stats")" \
 		-v r429="$(jq .rate_limited <<<"$stats")" -v maxwin="$(jq .max_window <<<"$stats")" \
 		-v first="$(jq .first_arrival_us <<<"$stats")" -v last_answer="$(jq .last_answer_us <<<"$stats")" \
-		-v start="$start" -v end="$end" -v mem="$((mem1 - mem0))" \
+		-v start="$start" -v end="$end" -v mem="$((mem1 - mem0))" -v data="$((data1 - data0))" \
 		-v cpu="$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { print t / hz }')" '
 	{ sec[NR] = $1 }
 	END {
@@ -165,11 +169,14 @@ run_one() {
 		for (i = lo; i <= hi; i++) { sum += sec[i]; k++; if (min < 0 || sec[i] < min) min = sec[i]; if (sec[i] > max) max = sec[i] }
 		steady = k ? sum / k / rate : 0
 		ideal = requests / rate
-		printf "RESULT rate=%d batch=%d replicas=%d kill=%d achieved=%.4f sec_min=%d sec_max=%d r429=%d maxwin=%d first_s=%.3f wait_s=%.3f makespan=%.4f cpu_per_1000=%.4f redis_b_per_number=%.1f requests=%d mock_requests=%d state=%s wait_rc=%d\n", \
+		printf "RESULT rate=%d batch=%d replicas=%d kill=%d achieved=%.4f sec_min=%d sec_max=%d r429=%d maxwin=%d first_s=%.3f wait_s=%.3f makespan=%.4f cpu_per_1000=%.4f redis_b_per_number=%.1f redis_dataset_b_per_number=%.1f requests=%d mock_requests=%d state=%s wait_rc=%d\n", \
 			rate, batch, workers, kill, steady, min, max, r429, maxwin, (first - start) / 1e6, (end - last_answer) / 1e6, \
-			(end - start) / 1e6 / ideal, cpu / (n / 1000), mem / n, requests, mock_requests, state, wait_rc
+			(end - start) / 1e6 / ideal, cpu / (n / 1000), mem / n, data / n, requests, mock_requests, state, wait_rc
 	}' "$work/per_second"
-	grep -h "rate limiter at shutdown" "$work"/worker*.log | sed 's/^.*msg=/LIMITER /' || true
+	# The limiters' counts, summed over the replicas that shut down.
+	grep -h "rate limiter at shutdown" "$work"/worker*.log | tr ' ' '\n' | awk -F= '
+		/^(permits|voided_late|voided_paused|voided_at_send)=/ { sum[$1] += $2 }
+		END { printf "LIMITER permits=%d voided_late=%d voided_paused=%d voided_at_send=%d\n", sum["permits"], sum["voided_late"], sum["voided_paused"], sum["voided_at_send"] }' || true
 	rm -rf "$work"
 }
 
