@@ -186,6 +186,11 @@ type Enqueue struct {
 	// ChunkSize is the number of numbers per task. Defaults to
 	// ChunkSizeDefault.
 	ChunkSize int
+
+	// CallbackWait is how long a job waits, after its last API answer, for
+	// the callbacks of its accepted numbers; 0 means it does not wait.
+	// Defaults to 0.
+	CallbackWait time.Duration
 }
 
 // Worker configures a worker process.

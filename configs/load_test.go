@@ -153,6 +153,7 @@ func samples(t *testing.T) map[*option][2]string {
 		optMaxBatch:          {"10", "500"},
 		optSeed:              {"42", "-7"},
 
+		optCallbackWait:          {"10m", "0s"},
 		optCallbackURL:           {"http://127.0.0.1:8081/callback", "https://cb.example/x"},
 		optCallbackDelay:         {"1s", "250ms"},
 		optCallbackJitter:        {"2s", "10ms"},

@@ -41,6 +41,7 @@ const (
 	FlagDefaultRegion = "default-region"
 	FlagJob           = "job"
 	FlagChunkSize     = "chunk-size"
+	FlagCallbackWait  = "callback-wait"
 
 	FlagConcurrency     = "concurrency"
 	FlagMetricsAddr     = "metrics-addr"
@@ -199,7 +200,7 @@ func APIFlags() []cli.Flag {
 
 // EnqueueFlags are the options of reading and enqueuing a list.
 func EnqueueFlags() []cli.Flag {
-	return flags(optInput, optColumn, optDefaultRegion, optJob, optChunkSize)
+	return flags(optInput, optColumn, optDefaultRegion, optJob, optChunkSize, optCallbackWait)
 }
 
 // WorkerFlags are the options of a worker process.
@@ -315,6 +316,10 @@ var (
 		usage: "`N` numbers per task (chunk)",
 		set:   setInt(func(c *Config) *int { return &c.Enqueue.ChunkSize })}
 
+	optCallbackWait = &option{name: FlagCallbackWait, category: categoryEnqueue, def: "0s",
+		usage: "after its last API answer, wait up to `DURATION` for the callbacks of the accepted numbers (state awaiting_callbacks); 0 = no wait",
+		set:   setDuration(func(c *Config) *time.Duration { return &c.Enqueue.CallbackWait })}
+
 	optConcurrency = &option{name: FlagConcurrency, category: categoryWorker, def: strconv.Itoa(ConcurrencyDefault),
 		usage: "process `N` chunks at once in one worker",
 		set:   setInt(func(c *Config) *int { return &c.Worker.Concurrency })}
@@ -417,7 +422,7 @@ var options = []*option{
 	optConfig, optRedis, optRedisWait, optOut, optLogFormat, optLogLevel,
 	optAPIURL, optSID, optAPIKey, optAPIKeyFile, optCallbackProfileID,
 	optWireFormat, optBatchSize, optRate, optTimeout, optMaxAttempts,
-	optInput, optColumn, optDefaultRegion, optJob, optChunkSize,
+	optInput, optColumn, optDefaultRegion, optJob, optChunkSize, optCallbackWait,
 	optConcurrency, optMetricsAddr, optShutdownTimeout, optRetention,
 	optCallbackListen, optCallbackToken, optCallbackTokenFile, optCallbackHeader,
 	optCallbackNumberField, optCallbackStatusField, optCallbackCapable, optCallbackNotCapable,

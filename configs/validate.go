@@ -92,6 +92,9 @@ func (c *Config) Validate(n Needs) error {
 		}
 	}
 	v.atLeast(optChunkSize, c.Enqueue.ChunkSize, 1)
+	if c.Enqueue.CallbackWait < 0 {
+		v.bad(optCallbackWait, c.Enqueue.CallbackWait.String(), "must be >= 0 (0: the job waits for no callbacks)")
+	}
 
 	v.atLeast(optConcurrency, c.Worker.Concurrency, 1)
 	if c.Worker.MetricsAddr != "" {

@@ -540,7 +540,7 @@ func checkOutputs(t *testing.T, dir string, l *list, want func(row) string) map[
 	t.Helper()
 	results := readCSV(t, filepath.Join(dir, "results.csv"))
 	rejects := readCSV(t, filepath.Join(dir, "rejects.csv"))
-	if got := strings.Join(results[0], ","); got != "row,input,number,status,code,message,attempts,checked_at" {
+	if got := strings.Join(results[0], ","); got != "row,input,number,status,code,message,attempts,checked_at,capability,capability_at" {
 		t.Fatalf("results.csv header %q", got)
 	}
 	if got := strings.Join(rejects[0], ","); got != "row,input,reason" {
@@ -581,7 +581,7 @@ func checkOutputs(t *testing.T, dir string, l *list, want func(row) string) map[
 	})
 	walk("results.csv", results, func(n int, r row, rec []string) {
 		byRow[n] = rec
-		if len(rec) != 8 {
+		if len(rec) != 10 {
 			t.Fatalf("results.csv row %d: %d fields", n, len(rec))
 		}
 		if r.reason != "" {

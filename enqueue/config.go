@@ -54,6 +54,10 @@ type Config struct {
 	// ChunkSize is the number of numbers per chunk task. Defaults to
 	// ChunkSizeDefault (1000).
 	ChunkSize int
+	// CallbackWait is how long the job waits, after its last API answer,
+	// for the provider's callbacks of its accepted numbers (state
+	// awaiting_callbacks). Defaults to 0: the job waits for none.
+	CallbackWait time.Duration
 	// OutDir is where {job}/rejects.csv is written. Defaults to
 	// OutDirDefault ("out").
 	OutDir string

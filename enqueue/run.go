@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/listreader"
 	"github.com/capcheck/capcheck/outfiles"
@@ -146,6 +147,9 @@ func (r *run) createJob(ctx context.Context) error {
 		return err
 	}
 	r.job, r.res.Created = job, created
+	if err := awaitCallbacks(ctx, cfg, job.ID); err != nil {
+		return err
+	}
 	if job.Redriving {
 		// Its chunks are being re-enqueued by 'capcheck retry': enqueueing
 		// would mark it enqueued with chunks missing.
@@ -314,3 +318,19 @@ func fromStore(c jobstore.Counts, chunks int) Counts {
 }
 
 func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
+
+// awaitCallbacks records the job's callback wait before any chunk is
+// enqueued (a worker may settle the last chunk at once), and gives the job
+// its number in the awaiting registry.
+func awaitCallbacks(ctx context.Context, cfg Config, job string) error {
+	if cfg.CallbackWait <= 0 {
+		return nil
+	}
+	if err := cfg.Store.SetCallbackWait(ctx, job, cfg.CallbackWait); err != nil {
+		return err
+	}
+	if _, err := capstore.New(cfg.Store.Redis(), capstore.Options{}).RegisterJob(ctx, job); err != nil {
+		return fmt.Errorf("job %s: %w", job, err)
+	}
+	return nil
+}

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/jobstore"
 )
 
@@ -44,6 +45,21 @@ type Status struct {
 	// holds every job's requests and this job is not finished (see
 	// SetFleetPause); absent otherwise.
 	FleetPausedUntil time.Time `json:"fleet_paused_until,omitzero"`
+	// Callbacks are the provider's callbacks of the job's accepted numbers
+	// so far; only for a job that waits for callbacks (--callback-wait).
+	Callbacks *Callbacks `json:"callbacks,omitempty"`
+}
+
+// Callbacks is a job's callback progress.
+type Callbacks struct {
+	// WaitSeconds is the job's --callback-wait.
+	WaitSeconds float64 `json:"wait_seconds"`
+	// AwaitUntil is when the job stops waiting at the latest; set once it
+	// is awaiting_callbacks.
+	AwaitUntil time.Time `json:"await_until,omitzero"`
+	// Awaited is the accepted numbers still without a callback.
+	Awaited int64 `json:"awaited"`
+	capstore.JobCounts
 }
 
 // SetFleetPause records that the fleet is paused for left from now, on a
@@ -90,7 +106,16 @@ func Get(ctx context.Context, store *jobstore.Store, id string) (*Status, error)
 	if err != nil {
 		return nil, err
 	}
-	return fromJob(j, rate, time.Now()), nil
+	s := fromJob(j, rate, time.Now())
+	if j.CallbackWait > 0 {
+		jc, err := capstore.New(store.Redis(), capstore.Options{}).JobCounts(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		s.Callbacks = &Callbacks{WaitSeconds: j.CallbackWait.Seconds(), AwaitUntil: j.AwaitUntil,
+			Awaited: max(j.Accepted-jc.Received, 0), JobCounts: jc}
+	}
+	return s, nil
 }
 
 func fromJob(j *jobstore.Job, rate float64, now time.Time) *Status {
@@ -143,6 +168,12 @@ func Render(w io.Writer, s *Status) error {
 	if !s.FleetPausedUntil.IsZero() {
 		p("fleet", "%s", PauseLine(s.FleetPausedUntil))
 	}
+	if c := s.Callbacks; c != nil {
+		p("callbacks", "%s", c.line())
+		if len(c.RawUnknown) > 0 {
+			p("unknown values", "%v", c.RawUnknown)
+		}
+	}
 	elapsed := (time.Duration(s.ElapsedSeconds) * time.Second).String()
 	if s.ETASeconds != nil {
 		elapsed += ", about " + (time.Duration(*s.ETASeconds) * time.Second).String() + " left"
@@ -190,5 +221,18 @@ func (s *Status) Line() string {
 	if s.ETASeconds != nil {
 		fmt.Fprintf(&b, ", ETA %s", time.Duration(*s.ETASeconds)*time.Second)
 	}
+	if s.Callbacks != nil {
+		b.WriteString("; callbacks " + s.Callbacks.line())
+	}
 	return b.String()
+}
+
+// line is the callback progress in words.
+func (c *Callbacks) line() string {
+	l := fmt.Sprintf("%d received, %d awaited: %d capable, %d not capable, %d unknown; %d duplicates",
+		c.Received, c.Awaited, c.Capable, c.NotCapable, c.Unknown, c.Duplicates)
+	if !c.AwaitUntil.IsZero() {
+		l += fmt.Sprintf("; waiting until %s at the latest", c.AwaitUntil.Local().Format("15:04:05"))
+	}
+	return l
 }

@@ -94,6 +94,12 @@ type Job struct {
 	ChunksEnqueued int // chunks [0, ChunksEnqueued) are stored and enqueued
 	ChunksDone     int
 
+	// CallbackWait is how long the job waits for callbacks after its last
+	// API answer; 0 when it waits for none. AwaitUntil is when that wait
+	// ends at the latest (set on entering AwaitingCallbacks).
+	CallbackWait time.Duration
+	AwaitUntil   time.Time
+
 	CreatedAt  time.Time
 	EnqueuedAt time.Time
 	StartedAt  time.Time // first API call
@@ -150,7 +156,9 @@ func parseJob(h map[string]string) *Job {
 		}
 		return time.UnixMilli(v).UTC()
 	}
+	wait, until := parseWait(h)
 	return &Job{
+		CallbackWait: wait, AwaitUntil: until,
 		Spec:  Spec{ID: h[fID], Input: h[fInput], Fingerprint: h[fFingerprint], ChunkSize: int(i64(fChunkSize))},
 		State: State(h[fState]), Abort: h[fAbort], Gen: int(i64(fGen)), Redriving: h["redrive"] == "1",
 		Counts: Counts{

@@ -10,7 +10,9 @@ import (
 
 // jobKeys returns every key of a job of n chunks.
 func jobKeys(id string, chunks int) []string {
-	keys := []string{jobKey(id), doneKey(id), rejectsKey(id), rpsKey(id)}
+	keys := []string{jobKey(id), doneKey(id), rejectsKey(id), rpsKey(id),
+		// capstore's callback counts of the job
+		jobKey(id) + ":cb", jobKey(id) + ":cbgot", jobKey(id) + ":cbraw"}
 	for i := range chunks {
 		keys = append(keys, chunkKey(id, i), outKey(id, i), settledKey(id, i))
 	}

@@ -477,7 +477,7 @@ var beginFinalizeScript = doneScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if (redis.call('HGET', KEYS[1], 'gen') or '0') ~= ARGV[1] then return 0 end
 if st == 'finalizing' then return 1 end
-if st ~= 'enqueued' or not all_done() then return 0 end
+if (st ~= 'enqueued' and st ~= 'awaiting_callbacks') or not all_done() then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'finalizing')
 return 1`)
 

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/jobstore"
 )
 
@@ -41,7 +42,8 @@ const (
 )
 
 // ResultsHeader is the header of results.csv.
-var ResultsHeader = []string{"row", "input", "number", "status", "code", "message", "attempts", "checked_at"}
+var ResultsHeader = []string{"row", "input", "number", "status", "code", "message", "attempts", "checked_at",
+	"capability", "capability_at"}
 
 // RejectsHeader is the first line of rejects.csv.
 const RejectsHeader = "row,input,reason\n"
@@ -87,6 +89,13 @@ func Export(ctx context.Context, s *jobstore.Store, jobID, outDir string, format
 		return nil, err
 	}
 	sum.finish(j)
+	if j.CallbackWait > 0 {
+		jc, err := capstore.New(s.Redis(), capstore.Options{}).JobCounts(ctx, j.ID)
+		if err != nil {
+			return nil, err
+		}
+		sum.Callbacks = &jc
+	}
 	if err := WriteAtomic(filepath.Join(dir, SummaryJSON), func(w io.Writer) error {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -110,6 +119,9 @@ type resultJSON struct {
 	Message   string `json:"message,omitempty"`
 	Attempts  int    `json:"attempts"`
 	CheckedAt string `json:"checked_at,omitempty"`
+
+	Capability   string `json:"capability,omitempty"`
+	CapabilityAt string `json:"capability_at,omitempty"`
 }
 
 func writeResults(ctx context.Context, s *jobstore.Store, j *jobstore.Job, w io.Writer, format Format, sum *Summary) error {
@@ -120,6 +132,7 @@ func writeResults(ctx context.Context, s *jobstore.Store, j *jobstore.Job, w io.
 			return err
 		}
 	}
+	caps := newCapabilities(s, j)
 	for i := range j.Chunks {
 		entries, err := s.Chunk(ctx, j.ID, i)
 		if err != nil {
@@ -133,17 +146,23 @@ func writeResults(ctx context.Context, s *jobstore.Store, j *jobstore.Job, w io.
 		if !all {
 			return fmt.Errorf("job %s chunk %d: %w", j.ID, i, ErrUnsettled)
 		}
+		capOf, err := caps.chunk(ctx, entries, per)
+		if err != nil {
+			return err
+		}
 		for k, e := range entries {
 			o := per[k]
-			sum.add(o)
+			sum.add(o, capOf[k].name)
 			checked := ""
 			if t := o.Time(); !t.IsZero() {
 				checked = t.Format(time.RFC3339Nano)
 			}
+			c := capOf[k]
 			if format == JSONL {
-				err = enc.Encode(resultJSON{e.Row, e.Input, e.Number, string(o.Status), o.Code, o.Message, o.Attempts, checked})
+				err = enc.Encode(resultJSON{e.Row, e.Input, e.Number, string(o.Status), o.Code, o.Message, o.Attempts, checked, c.name, c.at})
 			} else {
-				err = cw.Write([]string{strconv.FormatInt(e.Row, 10), Cell(e.Input), e.Number, string(o.Status), Cell(o.Code), Cell(o.Message), strconv.Itoa(o.Attempts), checked})
+				err = cw.Write([]string{strconv.FormatInt(e.Row, 10), Cell(e.Input), e.Number, string(o.Status), Cell(o.Code), Cell(o.Message),
+					strconv.Itoa(o.Attempts), checked, c.name, c.at})
 			}
 			if err != nil {
 				return err

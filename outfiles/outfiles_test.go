@@ -60,10 +60,10 @@ func TestWrite(t *testing.T) {
 		}
 		return string(b)
 	}
-	wantResults := `row,input,number,status,code,message,attempts,checked_at
-1,9876543210,+919876543210,accepted,MSG402,Request Successfully Processed,2,2026-11-28T08:40:56Z
-3,"""(415) 555-0123"", home",+14155550123,rejected,RBC529,Invalid input or validation error!,2,2026-11-28T08:40:56.1Z
-4,+442071838750,+442071838750,failed,,503 Service Unavailable,5,2026-11-28T08:40:57Z
+	wantResults := `row,input,number,status,code,message,attempts,checked_at,capability,capability_at
+1,9876543210,+919876543210,accepted,MSG402,Request Successfully Processed,2,2026-11-28T08:40:56Z,,
+3,"""(415) 555-0123"", home",+14155550123,rejected,RBC529,Invalid input or validation error!,2,2026-11-28T08:40:56.1Z,,
+4,+442071838750,+442071838750,failed,,503 Service Unavailable,5,2026-11-28T08:40:57Z,,
 `
 	if diff := cmp.Diff(wantResults, read(outfiles.ResultsCSV)); diff != "" {
 		t.Errorf("results.csv (-want +got):\n%s", diff)

@@ -3,6 +3,7 @@ package outfiles
 import (
 	"time"
 
+	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/jobstore"
 )
 
@@ -40,6 +41,16 @@ type Summary struct {
 	// RequestsPerSecond is Requests over CheckSeconds: the rate achieved.
 	RequestsPerSecond float64 `json:"requests_per_second"`
 
+	// Capabilities counts results.csv lines by capability (capable,
+	// not_capable, unknown, no_callback); only for a job that waited for
+	// callbacks.
+	Capabilities map[string]int64 `json:"capabilities,omitempty"`
+	// Callbacks are the job's callback counts: received (numbers
+	// answered), duplicates, by capability, the fleet's unsolicited and
+	// refused callbacks while the job ran, and the status values read as
+	// unknown; only for a job that waited for callbacks.
+	Callbacks *capstore.JobCounts `json:"callbacks,omitempty"`
+
 	lastChecked int64
 }
 
@@ -55,8 +66,14 @@ func newSummary(j *jobstore.Job) *Summary {
 	}
 }
 
-func (s *Summary) add(o jobstore.Outcome) {
+func (s *Summary) add(o jobstore.Outcome, capability string) {
 	s.Results[string(o.Status)]++
+	if capability != "" {
+		if s.Capabilities == nil {
+			s.Capabilities = map[string]int64{"capable": 0, "not_capable": 0, "unknown": 0, NoCallback: 0}
+		}
+		s.Capabilities[capability]++
+	}
 	s.Attempts += int64(o.Attempts)
 	s.lastChecked = max(s.lastChecked, o.CheckedAt)
 }

@@ -78,6 +78,9 @@ func (w *Worker) runChunk(ctx context.Context, c tasks.Chunk, log *slog.Logger) 
 			log.Debug("could not open connections to the API ahead of the calls", "err", err)
 		}
 	}
+	if cr.await, err = w.awaitRefOf(ctx, job, c.Chunk); err != nil {
+		return chunkError, err
+	}
 	// Usually one round. Another live run of this chunk (asynq re-delivered
 	// it) can leave entries of this run's ranges unsettled when its outcome
 	// covered some of them first: FinishChunk says so, and they are sent.

@@ -21,6 +21,9 @@ func (w *Worker) processFinalize(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
 	log := w.log.With("job", f.Job, "gen", f.Gen)
+	if hold, err := w.holdForCallbacks(ctx, f, log); err != nil || hold {
+		return err
+	}
 	ok, err := w.store.BeginFinalize(ctx, f.Job, f.Gen)
 	if err != nil {
 		return err

@@ -18,8 +18,9 @@ type chunkRun struct {
 	c       tasks.Chunk
 	numbers []string // E.164, one per chunk entry
 	log     *slog.Logger
-	abort   string // why the job was aborted; "" while it runs
-	calls   int    // API calls sent
+	abort   string    // why the job was aborted; "" while it runs
+	calls   int       // API calls sent
+	await   *awaitRef // the job waits for callbacks: register accepted numbers
 }
 
 func (w *Worker) newChunkRun(c tasks.Chunk, entries []jobstore.Entry, abort string, log *slog.Logger) *chunkRun {
@@ -82,6 +83,11 @@ func (cr *chunkRun) settle(ctx context.Context, t *todo) ([]*todo, error) {
 	d, err := cr.send(ctx, t.Range)
 	if err != nil {
 		return nil, err
+	}
+	if d.verb == settle && d.outcome.Status == jobstore.Accepted {
+		if err := cr.registerAwaited(ctx, t.Range); err != nil {
+			return nil, err
+		}
 	}
 	if err := cr.record(ctx, d.outcome, d.calls); err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/capcheck/capcheck/capapi"
+	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/ratelimit"
 	"github.com/capcheck/capcheck/tasks"
@@ -92,6 +93,7 @@ type Worker struct {
 	m      *Metrics
 	enq    *asynq.Client // enqueues finalize tasks, on the store's client
 	mux    *asynq.ServeMux
+	caps   *capstore.Store
 
 	// Shutdown order: drain is canceled first (no new calls, limiter
 	// waits and backoffs end, handlers hand their chunks back); halt is
@@ -135,8 +137,9 @@ func New(store *jobstore.Store, api Checker, lim Limiter, cfg Config) (*Worker, 
 	w := &Worker{
 		store: store, api: api, lim: lim, cfg: cfg, policy: newPolicy(cfg),
 		log: cfg.Logger, m: cfg.Metrics,
-		enq: asynq.NewClientFromRedisClient(store.Redis()),
-		mux: asynq.NewServeMux(),
+		enq:  asynq.NewClientFromRedisClient(store.Redis()),
+		mux:  asynq.NewServeMux(),
+		caps: capstore.New(store.Redis(), capstore.Options{}),
 	}
 	w.mux.HandleFunc(tasks.TypeChunk, w.processChunk)
 	w.mux.HandleFunc(tasks.TypeFinalize, w.processFinalize)
@@ -192,6 +195,8 @@ func (w *Worker) Start() error {
 	w.srv, w.started = srv, true
 	w.bg.Add(1)
 	go func() { defer w.bg.Done(); w.sweep(w.drain) }()
+	w.bg.Add(1)
+	go func() { defer w.bg.Done(); w.watchAwaiting(w.drain) }()
 	return nil
 }
 

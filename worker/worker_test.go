@@ -260,7 +260,7 @@ func TestAccepted(t *testing.T) {
 	}
 
 	lines := b.finalize(t)
-	if len(lines) != 251 || lines[0] != "row,input,number,status,code,message,attempts,checked_at" {
+	if len(lines) != 251 || lines[0] != "row,input,number,status,code,message,attempts,checked_at,capability,capability_at" {
 		t.Fatalf("results.csv: %d lines, header %q", len(lines), lines[0])
 	}
 	if !strings.HasPrefix(lines[1], "1,9800000001,+919800000001,accepted,") {

@@ -43,6 +43,7 @@ func enqueueAction(c *cli.Context) error {
 		DefaultRegion: cfg.Enqueue.DefaultRegion,
 		JobID:         cfg.Enqueue.Job,
 		ChunkSize:     cfg.Enqueue.ChunkSize,
+		CallbackWait:  cfg.Enqueue.CallbackWait,
 		OutDir:        cfg.Out,
 		Store:         s.store,
 		Client:        asynq.NewClientFromRedisClient(s.rdb),

@@ -153,6 +153,7 @@ func (r *runRedis) enqueue(c *cli.Context, cfg *configs.Config, log *slog.Logger
 		DefaultRegion: cfg.Enqueue.DefaultRegion,
 		JobID:         cfg.Enqueue.Job,
 		ChunkSize:     cfg.Enqueue.ChunkSize,
+		CallbackWait:  cfg.Enqueue.CallbackWait,
 		OutDir:        cfg.Out,
 		Store:         r.store,
 		Client:        asynq.NewClientFromRedisClient(r.rdb),

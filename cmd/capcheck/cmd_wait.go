@@ -81,8 +81,12 @@ func waitJob(ctx context.Context, store *jobstore.Store, id string, timeout time
 			if s.Valid > 0 && bar.GetMax64() != s.Valid && s.State != string(jobstore.Enqueuing) {
 				bar.ChangeMax64(s.Valid)
 			}
-			bar.Describe(fmt.Sprintf("%s: %d accepted, %d rejected, %d failed",
-				s.State, s.Numbers.Accepted, s.Numbers.Rejected, s.Numbers.Failed))
+			desc := fmt.Sprintf("%s: %d accepted, %d rejected, %d failed",
+				s.State, s.Numbers.Accepted, s.Numbers.Rejected, s.Numbers.Failed)
+			if c := s.Callbacks; c != nil {
+				desc += fmt.Sprintf("; callbacks %d received, %d awaited", c.Received, c.Awaited)
+			}
+			bar.Describe(desc)
 			_ = bar.Set64(s.Valid - s.Numbers.Pending)
 		}
 		defer bar.Exit()
@@ -118,6 +122,10 @@ func finished(w io.Writer, st *jobstatus.Status, outDir, again string) error {
 	fmt.Fprintf(w, "job %s %s: %d accepted, %d rejected, %d failed; %d rows rejected before the API\n",
 		st.Job, st.State, st.Numbers.Accepted, st.Numbers.Rejected, st.Numbers.Failed,
 		st.Rejects.Invalid+st.Rejects.Missing+st.Rejects.Malformed+st.Rejects.Duplicates)
+	if c := st.Callbacks; c != nil {
+		fmt.Fprintf(w, "capabilities: %d capable, %d not capable, %d unknown, %d without a callback\n",
+			c.Capable, c.NotCapable, c.Unknown, c.Awaited)
+	}
 	fmt.Fprintf(w, "results: %s\n", filepath.Join(outfiles.Dir(outDir, st.Job), outfiles.ResultsCSV))
 	switch {
 	case st.State == string(jobstore.FailedJob):
