@@ -442,13 +442,17 @@ func checkJSONL(t *testing.T, path string, csvRecs [][]string) {
 			Message   string `json:"message"`
 			Attempts  int    `json:"attempts"`
 			CheckedAt string `json:"checked_at"`
+
+			Capability   string `json:"capability"`
+			CapabilityAt string `json:"capability_at"`
 		}
 		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&o); err != nil {
 			t.Fatalf("results.jsonl line %d: %v: %s", i, err, sc.Text())
 		}
-		got := []string{strconv.FormatInt(o.Row, 10), o.Input, o.Number, o.Status, o.Code, o.Message, strconv.Itoa(o.Attempts), o.CheckedAt}
+		got := []string{strconv.FormatInt(o.Row, 10), o.Input, o.Number, o.Status, o.Code, o.Message, strconv.Itoa(o.Attempts), o.CheckedAt,
+			o.Capability, o.CapabilityAt}
 		if !slices.Equal(got, csvRecs[i]) {
 			t.Errorf("results.jsonl line %d: %q, results.csv: %q", i, got, csvRecs[i])
 		}
