@@ -8,7 +8,6 @@ package outfiles
 import (
 	"bufio"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +18,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/jobstore"
@@ -125,56 +126,168 @@ type resultJSON struct {
 }
 
 func writeResults(ctx context.Context, s *jobstore.Store, j *jobstore.Job, w io.Writer, format Format, sum *Summary) error {
-	cw := csv.NewWriter(w)
-	enc := json.NewEncoder(w)
-	if format == CSV {
-		if err := cw.Write(ResultsHeader); err != nil {
-			return err
-		}
+	var rw *rowWriter
+	var enc *json.Encoder
+	if format == JSONL {
+		enc = json.NewEncoder(w)
+	} else {
+		rw = &rowWriter{}
+		rw.buf = appendRecord(rw.buf, ResultsHeader)
 	}
 	caps := newCapabilities(s, j)
-	for i := range j.Chunks {
-		entries, err := s.Chunk(ctx, j.ID, i)
-		if err != nil {
-			return err
+	// The next chunk is read from Redis while this one is written.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks := make(chan chunkData, 2)
+	go readChunks(ctx, s, j, chunks)
+	for c := range chunks {
+		if c.err != nil {
+			return c.err
 		}
-		outs, err := s.Outcomes(ctx, j.ID, i)
-		if err != nil {
-			return err
-		}
-		per, all := jobstore.Settle(len(entries), outs)
+		per, all := jobstore.Settle(len(c.entries), c.outs)
 		if !all {
-			return fmt.Errorf("job %s chunk %d: %w", j.ID, i, ErrUnsettled)
+			return fmt.Errorf("job %s chunk %d: %w", j.ID, c.i, ErrUnsettled)
 		}
-		capOf, err := caps.chunk(ctx, entries, per)
+		capOf, err := caps.chunk(ctx, c.entries, per)
 		if err != nil {
 			return err
 		}
-		for k, e := range entries {
-			o := per[k]
-			sum.add(o, capOf[k].name)
+		for k, e := range c.entries {
+			o, cp := &per[k], capOf[k]
+			sum.add(*o, cp.name)
+			if format == CSV {
+				rw.row(e, o, cp)
+				continue
+			}
 			checked := ""
 			if t := o.Time(); !t.IsZero() {
 				checked = t.Format(time.RFC3339Nano)
 			}
-			c := capOf[k]
-			if format == JSONL {
-				err = enc.Encode(resultJSON{e.Row, e.Input, e.Number, string(o.Status), o.Code, o.Message, o.Attempts, checked, c.name, c.at})
-			} else {
-				err = cw.Write([]string{strconv.FormatInt(e.Row, 10), Cell(e.Input), e.Number, string(o.Status), Cell(o.Code), Cell(o.Message),
-					strconv.Itoa(o.Attempts), checked, c.name, c.at})
-			}
-			if err != nil {
+			if err := enc.Encode(resultJSON{e.Row, e.Input, e.Number, string(o.Status), o.Code, o.Message, o.Attempts, checked, cp.name, cp.at}); err != nil {
 				return err
 			}
 		}
-		cw.Flush()
-		if err := cw.Error(); err != nil {
-			return err
+		if rw != nil {
+			if _, err := w.Write(rw.buf); err != nil {
+				return err
+			}
+			rw.buf = rw.buf[:0]
 		}
 	}
-	cw.Flush()
-	return cw.Error()
+	return nil
+}
+
+// chunkData is a chunk's entries and outcomes, read ahead of writing.
+type chunkData struct {
+	i       int
+	entries []jobstore.Entry
+	outs    []jobstore.Outcome
+	err     error
+}
+
+// readChunks sends j's chunks in order on out, then closes it; it stops at
+// the first error (sent too) or when ctx ends.
+func readChunks(ctx context.Context, s *jobstore.Store, j *jobstore.Job, out chan<- chunkData) {
+	defer close(out)
+	for i := range j.Chunks {
+		c := chunkData{i: i}
+		c.entries, c.err = s.Chunk(ctx, j.ID, i)
+		if c.err == nil {
+			c.outs, c.err = s.Outcomes(ctx, j.ID, i)
+		}
+		select {
+		case out <- c:
+		case <-ctx.Done():
+			return
+		}
+		if c.err != nil {
+			return
+		}
+	}
+}
+
+// rowWriter formats results.csv rows as encoding/csv would, fast: the
+// columns an outcome decides (status to checked_at) are formatted once per
+// outcome, not once per number.
+type rowWriter struct {
+	buf    []byte
+	have   bool             // suffix holds last's columns
+	last   jobstore.Outcome // the outcome suffix was made for
+	suffix []byte           // ",status,code,message,attempts,checked_at"
+}
+
+func (rw *rowWriter) row(e jobstore.Entry, o *jobstore.Outcome, c capability) {
+	rw.buf = strconv.AppendInt(rw.buf, e.Row, 10)
+	rw.buf = append(rw.buf, ',')
+	rw.buf = appendField(rw.buf, Cell(e.Input))
+	rw.buf = append(rw.buf, ',')
+	rw.buf = appendField(rw.buf, e.Number)
+	if !rw.have || rw.last != *o {
+		checked := ""
+		if t := o.Time(); !t.IsZero() {
+			checked = t.Format(time.RFC3339Nano)
+		}
+		rw.suffix = append(rw.suffix[:0], ',')
+		rw.suffix = appendFields(rw.suffix, []string{string(o.Status), Cell(o.Code), Cell(o.Message), strconv.Itoa(o.Attempts), checked})
+		rw.have, rw.last = true, *o
+	}
+	rw.buf = append(rw.buf, rw.suffix...)
+	rw.buf = append(rw.buf, ',')
+	rw.buf = appendField(rw.buf, c.name)
+	rw.buf = append(rw.buf, ',')
+	rw.buf = appendField(rw.buf, c.at)
+	rw.buf = append(rw.buf, '\n')
+}
+
+// appendRecord appends fields as one CSV line, as csv.Writer writes them.
+func appendRecord(b []byte, fields []string) []byte {
+	return append(appendFields(b, fields), '\n')
+}
+
+// appendFields appends fields separated by commas, as csv.Writer does.
+func appendFields(b []byte, fields []string) []byte {
+	for i, f := range fields {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendField(b, f)
+	}
+	return b
+}
+
+// appendField appends f as csv.Writer (comma ',', no CRLF) writes a field:
+// quoted, with quotes doubled, when it holds a comma, a quote, a CR or an
+// LF, begins with a space, or is `\.`.
+func appendField(b []byte, f string) []byte {
+	if !fieldNeedsQuotes(f) {
+		return append(b, f...)
+	}
+	b = append(b, '"')
+	for i := 0; i < len(f); i++ {
+		if f[i] == '"' {
+			b = append(b, '"')
+		}
+		b = append(b, f[i])
+	}
+	return append(b, '"')
+}
+
+// fieldNeedsQuotes is encoding/csv's rule for a comma of ','.
+func fieldNeedsQuotes(f string) bool {
+	if f == "" {
+		return false
+	}
+	if f == `\.` {
+		return true
+	}
+	for i := 0; i < len(f); i++ {
+		switch f[i] {
+		case '\n', '\r', '"', ',':
+			return true
+		}
+	}
+	r, _ := utf8.DecodeRuneInString(f)
+	return unicode.IsSpace(r)
 }
 
 func writeRejects(ctx context.Context, s *jobstore.Store, j *jobstore.Job, w io.Writer) error {
