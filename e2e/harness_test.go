@@ -54,9 +54,12 @@ type env struct {
 	dir   string
 	out   string
 	redis *redistest.Server
-	store *jobstore.Store // on redis
-	procs []*proc
-	mocks []*mock
+	// redisURL is --redis: the private server's, or a Sentinel set-up's or
+	// a cluster's (newEnvOn).
+	redisURL string
+	store    *jobstore.Store // on redisURL
+	procs    []*proc
+	mocks    []*mock
 }
 
 func newEnv(t *testing.T, withRedis bool) *env {
@@ -65,6 +68,7 @@ func newEnv(t *testing.T, withRedis bool) *env {
 	n.out = filepath.Join(n.dir, "out")
 	if withRedis {
 		n.redis = redistest.StartPrivate(t)
+		n.redisURL = n.redis.URL
 		n.store = jobstore.New(n.redis.Client(t))
 	}
 	return n
@@ -290,10 +294,10 @@ func (m *mock) apiArgs(key string) []string {
 
 // redisArgs is --redis of the private Redis.
 func (n *env) redisArgs() []string {
-	if n.redis == nil {
+	if n.redisURL == "" {
 		n.t.Fatal("this test has no private Redis")
 	}
-	return []string{"--redis", n.redis.URL}
+	return []string{"--redis", n.redisURL}
 }
 
 // waitFor polls cond every 20ms until it holds or timeout passes.

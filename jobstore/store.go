@@ -94,7 +94,6 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'input', ARGV[2], 'fingerprint', ARGV[3], 'chunk_size', ARGV[4],
   'state', 'enqueuing', 'gen', '0', 'created_at', ARGV[5])
-redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
 return 1`)
 
 // CreateJob creates the record of spec.ID in state Enqueuing, or returns the
@@ -103,13 +102,20 @@ func (s *Store) CreateJob(ctx context.Context, spec Spec) (*Job, bool, error) {
 	if err := ValidateJobID(spec.ID); err != nil {
 		return nil, false, err
 	}
-	r, err := createScript.Run(ctx, s.rdb, []string{jobKey(spec.ID), jobsKey},
-		spec.ID, spec.Input, spec.Fingerprint, spec.ChunkSize, msOf(s.now())).Int()
+	now := s.now()
+	r, err := createScript.Run(ctx, s.rdb, []string{jobKey(spec.ID)},
+		spec.ID, spec.Input, spec.Fingerprint, spec.ChunkSize, msOf(now)).Int()
 	if err != nil {
 		return nil, false, wrap("creating", spec.ID, err)
 	}
 	if r < 0 {
 		return nil, false, fmt.Errorf("job %s: %w; pass another --job", spec.ID, ErrSpecMismatch)
+	}
+	// The job list lives in a slot of its own (a Redis Cluster may put it on
+	// another master than the job): listed apart from the record, again on
+	// a resume, so a crash between the two leaves no job unlisted.
+	if err := s.rdb.ZAddNX(ctx, jobsKey, redis.Z{Score: float64(now.UnixMilli()), Member: spec.ID}).Err(); err != nil {
+		return nil, false, wrap("listing", spec.ID, err)
 	}
 	j, err := s.Job(ctx, spec.ID)
 	return j, r == 1, err
