@@ -39,7 +39,7 @@ func (s *Store) Redrive(ctx context.Context, id string) (gen int, chunks []int, 
 	if j.State.Finished() && j.Failed == 0 {
 		return 0, nil, fmt.Errorf("job %s: %w", id, ErrNothingToRedrive)
 	}
-	if err := s.persist(ctx, id, j.Chunks); err != nil {
+	if err := s.persist(ctx, j); err != nil {
 		return 0, nil, err
 	}
 	g, err := beginRedriveScript.Run(ctx, s.rdb, []string{jobKey(id)}).Int()

@@ -8,13 +8,17 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// jobKeys returns every key of a job of n chunks.
-func jobKeys(id string, chunks int) []string {
+// jobKeys returns every key of a job of n chunks and rejectBlobs blobs of
+// rejects.
+func jobKeys(id string, chunks, rejectBlobs int) []string {
 	keys := []string{jobKey(id), doneKey(id), rejectsKey(id), rpsKey(id),
 		// capstore's callback counts of the job
 		jobKey(id) + ":cb", jobKey(id) + ":cbgot", jobKey(id) + ":cbraw"}
 	for i := range chunks {
-		keys = append(keys, chunkKey(id, i), outKey(id, i), settledKey(id, i))
+		keys = append(keys, chunkKey(id, i), oldChunkKey(id, i), outKey(id, i), settledKey(id, i))
+	}
+	for k := range rejectBlobs {
+		keys = append(keys, rejectsBlobKey(id, k))
 	}
 	return keys
 }
@@ -27,17 +31,18 @@ func (s *Store) Expire(ctx context.Context, id string, ttl time.Duration) error 
 	if err != nil {
 		return err
 	}
-	return s.eachKey(ctx, id, j.Chunks, func(p redis.Pipeliner, k string) { p.Expire(ctx, k, ttl) })
+	return s.eachKey(ctx, j, func(p redis.Pipeliner, k string) { p.Expire(ctx, k, ttl) })
 }
 
 // persist removes the expiry that Expire set.
-func (s *Store) persist(ctx context.Context, id string, chunks int) error {
-	return s.eachKey(ctx, id, chunks, func(p redis.Pipeliner, k string) { p.Persist(ctx, k) })
+func (s *Store) persist(ctx context.Context, j *Job) error {
+	return s.eachKey(ctx, j, func(p redis.Pipeliner, k string) { p.Persist(ctx, k) })
 }
 
 // eachKey calls fn for every key of the job in pipelines of a bounded size.
-func (s *Store) eachKey(ctx context.Context, id string, chunks int, fn func(redis.Pipeliner, string)) error {
-	keys := jobKeys(id, chunks)
+func (s *Store) eachKey(ctx context.Context, j *Job, fn func(redis.Pipeliner, string)) error {
+	id := j.ID
+	keys := jobKeys(id, j.Chunks, j.RejectBlobs)
 	for len(keys) > 0 {
 		n := min(len(keys), 1000)
 		p := s.rdb.Pipeline()

@@ -70,12 +70,25 @@ func (s *Store) recorded(job string, r Recorded) error {
 // Redis returns the client the store uses.
 func (s *Store) Redis() redis.UniversalClient { return s.rdb }
 
-// Keys. The job ID is a hash tag so all of a job's keys share a Cluster slot
-// and its scripts may touch several of them.
+// Keys. The job ID is a hash tag so that the job's record and what its
+// scripts touch together (outcomes, settled bitmaps, counters) share a
+// Cluster slot. The bulk of a job's bytes, the chunk input blobs and the
+// rejects, are read and written one key at a time, by no script: each has a
+// hash tag of its own (spreadTag), so on a Redis Cluster they spread evenly
+// over the masters.
 const jobsKey = "capcheck:jobs"
 
-func jobKey(id string) string             { return "capcheck:job:{" + id + "}" }
-func chunkKey(id string, i int) string    { return jobKey(id) + ":chunk:" + strconv.Itoa(i) }
+func jobKey(id string) string { return "capcheck:job:{" + id + "}" }
+func chunkKey(id string, i int) string {
+	return "capcheck:job:{" + spreadTag(id, "c", i) + "}:chunk"
+}
+func rejectsBlobKey(id string, k int) string {
+	return "capcheck:job:{" + spreadTag(id, "r", k) + "}:rejects"
+}
+
+// Keys of an earlier layout, read when the new one has nothing (a job
+// enqueued before an upgrade) and expired with the job.
+func oldChunkKey(id string, i int) string { return jobKey(id) + ":chunk:" + strconv.Itoa(i) }
 func outKey(id string, i int) string      { return jobKey(id) + ":out:" + strconv.Itoa(i) }
 func settledKey(id string, i int) string  { return jobKey(id) + ":settled:" + strconv.Itoa(i) }
 func doneKey(id string) string            { return jobKey(id) + ":done" }
@@ -183,6 +196,9 @@ func (s *Store) PutChunk(ctx context.Context, job string, i int, entries []Entry
 func (s *Store) Chunk(ctx context.Context, job string, i int) ([]Entry, error) {
 	b, err := s.rdb.Get(ctx, chunkKey(job, i)).Bytes()
 	if errors.Is(err, redis.Nil) {
+		b, err = s.rdb.Get(ctx, oldChunkKey(job, i)).Bytes()
+	}
+	if errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("job %s chunk %d: %w", job, i, ErrNotFound)
 	}
 	if err != nil {
@@ -208,13 +224,16 @@ func (s *Store) ChunkDone(ctx context.Context, job string, i int) (bool, error) 
 // PutRejects stores blob k of the job's rejects: CSV lines "row,input,reason"
 // without header. Blobs are numbered from 0 in row order.
 func (s *Store) PutRejects(ctx context.Context, job string, k int, blob []byte) error {
-	return s.rdb.HSet(ctx, rejectsKey(job), strconv.Itoa(k), blob).Err()
+	return s.rdb.Set(ctx, rejectsBlobKey(job, k), blob, 0).Err()
 }
 
 // Rejects calls fn with each stored blob of rejects, in row order.
 func (s *Store) Rejects(ctx context.Context, job string, blobs int, fn func([]byte) error) error {
 	for k := range blobs {
-		b, err := s.rdb.HGet(ctx, rejectsKey(job), strconv.Itoa(k)).Bytes()
+		b, err := s.rdb.Get(ctx, rejectsBlobKey(job, k)).Bytes()
+		if errors.Is(err, redis.Nil) {
+			b, err = s.rdb.HGet(ctx, rejectsKey(job), strconv.Itoa(k)).Bytes()
+		}
 		if err != nil {
 			return fmt.Errorf("reading job %s rejects %d: %w", job, k, err)
 		}

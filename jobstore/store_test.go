@@ -304,7 +304,7 @@ func TestExpire(t *testing.T) {
 	if err := b.store.Expire(b.ctx, b.id, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := rdb.Keys(b.ctx, "capcheck:job:{"+b.id+"}*").Result()
+	keys, err := rdb.Keys(b.ctx, "capcheck:job:{"+b.id+"*").Result()
 	if err != nil || len(keys) < 6 {
 		t.Fatalf("job keys = %v, %v", keys, err)
 	}

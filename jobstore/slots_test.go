@@ -1,0 +1,50 @@
+package jobstore
+
+import "testing"
+
+// Redis's own examples of key slots (CLUSTER KEYSLOT).
+func TestCRC16(t *testing.T) {
+	t.Parallel()
+	for key, want := range map[string]int{"123456789": 12739, "foo": 12182, "bar": 5061} {
+		if got := int(crc16(key)) % clusterSlots; got != want {
+			t.Errorf("slot of %q = %d, want %d", key, got, want)
+		}
+	}
+}
+
+// Chunk tags fall evenly on the slot bands: a master owning a third of the
+// slots in one range gets a third of the chunks, within a band.
+func TestSpreadTagEven(t *testing.T) {
+	t.Parallel()
+	const chunks = 200
+	masters := [3]int{}
+	seen := map[string]bool{}
+	for i := range chunks {
+		tag := spreadTag("list-2026-11-30", "c", i)
+		if seen[tag] {
+			t.Fatalf("tag %q twice", tag)
+		}
+		seen[tag] = true
+		slot := int(crc16(tag)) % clusterSlots
+		if band := slot / (clusterSlots / spreadBands); band != i%spreadBands {
+			t.Errorf("chunk %d: slot %d in band %d, want %d", i, slot, band, i%spreadBands)
+		}
+		// redis-cli --cluster create's ranges for three masters.
+		switch {
+		case slot <= 5460:
+			masters[0]++
+		case slot <= 10922:
+			masters[1]++
+		default:
+			masters[2]++
+		}
+	}
+	for m, n := range masters {
+		if share := float64(n) / chunks; share > 0.36 {
+			t.Errorf("master %d holds %d of %d chunks (%.1f%%)", m, n, chunks, 100*share)
+		}
+	}
+	if got, again := spreadTag("j", "r", 5), spreadTag("j", "r", 5); got != again {
+		t.Errorf("spreadTag is not a function of its arguments: %q, %q", got, again)
+	}
+}
