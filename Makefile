@@ -34,6 +34,9 @@ bench-enqueue: ## measure a 1,000,000-row enqueue: rows/s, peak RSS, Redis bytes
 bench-worker: ## measure 3 workers at --rate 200 on 100,000 numbers against mock-api (docs/benchmarks.md)
 	./scripts/bench-worker.sh
 
+bench-cluster: ## a 1,000,000-number job on a 3-master Redis Cluster: bytes per master; 20 replicas on the cluster against one Redis (docs/benchmarks.md)
+	CAPCHECK_BENCH_CLUSTER=1 $(GO) test -count=1 -run TestBenchCluster -v -timeout 30m ./e2e/
+
 bench-callbacks: ## measure capcheck callbacks: callbacks/s, p50/p99 at 10,000/s, peak RSS, Redis bytes per awaited number (docs/benchmarks.md)
 	./scripts/bench-callbacks.sh
 
