@@ -3,7 +3,7 @@ GO  ?= go
 BIN ?= capcheck
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-race test-normalize-diff lint bench bench-enqueue bench-worker bench-callbacks docs clean
+.PHONY: help build test test-race test-normalize-diff lint bench bench-enqueue bench-worker bench-cluster bench-callbacks docs clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-20s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
