@@ -10,7 +10,7 @@ import (
 // Status is a number's final status in results.csv.
 type Status string
 
-// The final statuses of SPEC's results.csv.
+// The final statuses of results.csv (README.md, "What you get").
 const (
 	Accepted Status = "accepted" // the API took it (202)
 	Rejected Status = "rejected" // the API refused this number

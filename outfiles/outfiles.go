@@ -38,7 +38,7 @@ type Format string
 
 // Formats of the results file.
 const (
-	CSV   Format = "csv"   // results.csv, as SPEC says
+	CSV   Format = "csv"   // results.csv, the README's columns
 	JSONL Format = "jsonl" // results.jsonl: one JSON object per line, same fields
 )
 

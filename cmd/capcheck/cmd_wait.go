@@ -117,7 +117,7 @@ func retryHint(id string) string {
 }
 
 // finished prints a finished job's outcome and returns the error that sets
-// the exit code SPEC gives it. again says how to send failed numbers again.
+// the exit code the README gives it. again says how to send failed numbers again.
 func finished(w io.Writer, st *jobstatus.Status, outDir, again string) error {
 	fmt.Fprintf(w, "job %s %s: %d accepted, %d rejected, %d failed; %d rows rejected before the API\n",
 		st.Job, st.State, st.Numbers.Accepted, st.Numbers.Rejected, st.Numbers.Failed,

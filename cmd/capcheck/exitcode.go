@@ -13,7 +13,7 @@ import (
 	"github.com/capcheck/capcheck/configs"
 )
 
-// Exit codes (SPEC "Exit codes").
+// Exit codes (README.md, "Exit codes").
 const (
 	exitOK            = 0 // success
 	exitError         = 1 // runtime error
