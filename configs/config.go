@@ -60,6 +60,7 @@ const (
 	ConcurrencyDefault     = 16
 	ShutdownTimeoutDefault = 30 * time.Second
 	RetentionDefault       = 7 * 24 * time.Hour
+	ForgetAfterDefault     = 90 * 24 * time.Hour
 	MockListenDefault      = "127.0.0.1:8080"
 	MockMaxBatchDefault    = 100
 
@@ -118,6 +119,7 @@ type Config struct {
 	Worker   Worker
 	MockAPI  MockAPI
 	Callback Callback
+	Memory   Memory
 
 	// origins records where Load found each option it set, for messages.
 	origins map[*option]origin
@@ -191,6 +193,19 @@ type Enqueue struct {
 	// the callbacks of its accepted numbers; 0 means it does not wait.
 	// Defaults to 0.
 	CallbackWait time.Duration
+}
+
+// Memory configures the capability memory: every answer remembered per
+// number, across jobs.
+type Memory struct {
+	// RecheckAfter: a number whose remembered answer is newer than this is
+	// not sent but written cached. Defaults to 0 (every number is sent).
+	RecheckAfter time.Duration
+
+	// ForgetAfter bounds how long an answer is remembered: older ones are
+	// ignored and swept. 0 keeps them forever. Defaults to
+	// ForgetAfterDefault (90 days).
+	ForgetAfter time.Duration
 }
 
 // Worker configures a worker process.
@@ -361,6 +376,7 @@ func Defaults() *Config {
 	d := (&Config{}).WithDefaults()
 	d.RedisWait = redisconn.StartupWaitDefault
 	d.Worker.Retention = RetentionDefault
+	d.Memory.ForgetAfter = ForgetAfterDefault
 	d.MockAPI.CapableFraction = MockCapableFractionDefault
 	return d
 }

@@ -48,6 +48,9 @@ const (
 	FlagShutdownTimeout = "shutdown-timeout"
 	FlagRetention       = "retention"
 
+	FlagRecheckAfter = "recheck-after"
+	FlagForgetAfter  = "forget-after"
+
 	FlagCallbackListen      = "callback-listen"
 	FlagCallbackToken       = "callback-token"
 	FlagCallbackTokenFile   = "callback-token-file"
@@ -93,6 +96,7 @@ const (
 	categoryWorker   = "Worker"
 	categoryMockAPI  = "Mock API"
 	categoryCallback = "Callbacks"
+	categoryMemory   = "Memory"
 )
 
 // option is one configuration option: its flag, variable, file key, help,
@@ -217,6 +221,13 @@ func MockAPIFlags() []cli.Flag {
 		optCallbackRefuseRate, optCapableFraction)
 }
 
+// RecheckFlags are --recheck-after and --forget-after: which remembered
+// answers a job uses instead of sending (enqueue, run).
+func RecheckFlags() []cli.Flag { return flags(optRecheckAfter, optForgetAfter) }
+
+// ForgetFlags is --forget-after alone, for the memory command.
+func ForgetFlags() []cli.Flag { return flags(optForgetAfter) }
+
 // ServiceFlags are --metrics-addr and --shutdown-timeout, for long-running
 // commands other than the worker (callbacks).
 func ServiceFlags() []cli.Flag { return flags(optMetricsAddr, optShutdownTimeout) }
@@ -333,6 +344,13 @@ var (
 		usage: "keep a finished job's records in Redis for this `DURATION` (status, retry, export); 0 keeps them",
 		set:   setDuration(func(c *Config) *time.Duration { return &c.Worker.Retention })}
 
+	optRecheckAfter = &option{name: FlagRecheckAfter, category: categoryMemory, def: "0s",
+		usage: "do not send a number whose remembered answer is newer than this `DURATION`: it is written cached (0 = send every number)",
+		set:   setDuration(func(c *Config) *time.Duration { return &c.Memory.RecheckAfter })}
+	optForgetAfter = &option{name: FlagForgetAfter, category: categoryMemory, def: "2160h",
+		usage: "remember a number's answer for this `DURATION`; older answers are ignored and swept (0 = forever)",
+		set:   setDuration(func(c *Config) *time.Duration { return &c.Memory.ForgetAfter })}
+
 	optCallbackListen = &option{name: FlagCallbackListen, category: categoryCallback,
 		usage: "receive the provider's callbacks on `ADDR` (e.g. :8443; run: off when empty)",
 		set:   setString(func(c *Config) *string { return &c.Callback.Listen })}
@@ -424,6 +442,7 @@ var options = []*option{
 	optWireFormat, optBatchSize, optRate, optTimeout, optMaxAttempts,
 	optInput, optColumn, optDefaultRegion, optJob, optChunkSize, optCallbackWait,
 	optConcurrency, optMetricsAddr, optShutdownTimeout, optRetention,
+	optRecheckAfter, optForgetAfter,
 	optCallbackListen, optCallbackToken, optCallbackTokenFile, optCallbackHeader,
 	optCallbackNumberField, optCallbackStatusField, optCallbackCapable, optCallbackNotCapable,
 	optCallbackAllow, optCallbackTLSCert, optCallbackTLSKey,

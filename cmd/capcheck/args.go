@@ -23,6 +23,10 @@ func interspersed(cmds []*cli.Command, args []string) []string {
 	if cmd == nil {
 		return args
 	}
+	// A command with subcommands (memory stats): the same, one level down.
+	if len(cmd.Subcommands) > 0 {
+		return append([]string{args[0]}, interspersed(cmd.Subcommands, args[1:])...)
+	}
 	takesValue := map[string]bool{}
 	for _, f := range cmd.Flags {
 		_, isBool := f.(*cli.BoolFlag)

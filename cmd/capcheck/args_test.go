@@ -16,6 +16,7 @@ func TestInterspersed(t *testing.T) {
 		{"capcheck export JOB -- --format", "capcheck export JOB -- --format"},
 		{"capcheck nosuch a --b c", "capcheck nosuch a --b c"},
 		{"capcheck --help", "capcheck --help"},
+		{"capcheck memory forget +9198 --all --redis r", "capcheck memory forget --all --redis r +9198"},
 	} {
 		got := strings.Join(interspersed(commands(), strings.Fields(tc.in)), " ")
 		if diff := cmp.Diff(tc.want, got); diff != "" {

@@ -37,6 +37,7 @@ func commands() []*cli.Command {
 		exportCommand(),
 		mockAPICommand(),
 		callbacksCommand(),
+		memoryCommand(),
 	}
 }
 

@@ -1,0 +1,281 @@
+package main
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/capcheck/capcheck/capstore"
+	"github.com/capcheck/capcheck/configs"
+	"github.com/capcheck/capcheck/outfiles"
+	"github.com/capcheck/capcheck/phonenorm"
+)
+
+const flagAll = "all"
+
+func memoryCommand() *cli.Command {
+	shared := func() []cli.Flag { return slices.Concat(configs.SharedFlags(), configs.ForgetFlags()) }
+	return &cli.Command{
+		Name:  "memory",
+		Usage: "inspect, export or forget the capability memory (every answer remembered per number)",
+		Description: "The memory holds, per E.164 number, the newest capability (from the provider's\n" +
+			"callbacks) or API rejection and when it came; --recheck-after uses it instead of\n" +
+			"sending. docs/operations.md shows how to operate it.",
+		Subcommands: []*cli.Command{
+			{
+				Name:   "stats",
+				Usage:  "numbers remembered, by capability and age, and the bytes they take in Redis",
+				Flags:  slices.Concat(shared(), []cli.Flag{&cli.BoolFlag{Name: flagJSON, Usage: "print JSON"}}),
+				Action: memoryStatsAction,
+			},
+			{
+				Name:  "export",
+				Usage: "write every remembered answer to standard output: number,capability,at,code,message",
+				Flags: slices.Concat(shared(), []cli.Flag{
+					&cli.StringFlag{Name: flagFormat, Value: string(outfiles.CSV), Usage: "csv or jsonl"},
+				}),
+				Action: memoryExportAction,
+			},
+			{
+				Name:      "forget",
+				Usage:     "forget the answers of numbers (E.164 or as in a list), or of every number with --all",
+				ArgsUsage: "NUMBER... | --all",
+				Flags: slices.Concat(shared(), configs.DefaultRegionFlag(), []cli.Flag{
+					&cli.BoolFlag{Name: flagAll, Usage: "forget every number (e.g. after a provider incident)"},
+				}),
+				Action: memoryForgetAction,
+			},
+			{
+				Name:   "sweep",
+				Usage:  "drop the answers older than --forget-after now (enqueue does it once a day)",
+				Flags:  shared(),
+				Action: memorySweepAction,
+			},
+		},
+	}
+}
+
+// memoryStats are the counts memory stats prints.
+type memoryStats struct {
+	Numbers      int64            `json:"numbers"`
+	ByCapability map[string]int64 `json:"by_capability"`
+	ByAge        map[string]int64 `json:"by_age"`
+	// Stale are older than --forget-after: ignored, dropped by the next sweep.
+	Stale int64 `json:"stale"`
+	// Bytes is MEMORY USAGE of the memory's keys; -1 when Redis cannot say.
+	Bytes          int64   `json:"bytes"`
+	BytesPerNumber float64 `json:"bytes_per_number"`
+}
+
+// ageBins are the age classes of memory stats, youngest first.
+var ageBins = []struct {
+	name string
+	max  time.Duration
+}{
+	{"1d", 24 * time.Hour}, {"7d", 7 * 24 * time.Hour}, {"30d", 30 * 24 * time.Hour},
+	{"90d", 90 * 24 * time.Hour}, {"older", 1<<63 - 1},
+}
+
+func memoryStatsAction(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	s, err := openSession(c, configs.Needs{})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	mem := capstore.New(s.rdb, capstore.Options{})
+	now := time.Now()
+	st := memoryStats{ByCapability: map[string]int64{}, ByAge: map[string]int64{}}
+	err = mem.Each(c.Context, func(_ uint64, r capstore.Record) error {
+		st.Numbers++
+		st.ByCapability[r.Capability.String()]++
+		age := now.Sub(r.At)
+		for _, b := range ageBins {
+			if age < b.max {
+				st.ByAge[b.name]++
+				break
+			}
+		}
+		if r.Stale(now, s.cfg.Memory.ForgetAfter) {
+			st.Stale++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	st.Bytes = -1
+	if b, err := mem.Bytes(c.Context); err == nil {
+		st.Bytes = b
+		if st.Numbers > 0 {
+			st.BytesPerNumber = float64(b) / float64(st.Numbers)
+		}
+	} else {
+		s.log.Warn("Redis cannot measure the memory's bytes", "err", err)
+	}
+	return printMemoryStats(c.App.Writer, st, c.Bool(flagJSON))
+}
+
+func printMemoryStats(w io.Writer, st memoryStats, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	fmt.Fprintf(w, "numbers remembered: %d (%d older than --forget-after, ignored)\n", st.Numbers, st.Stale)
+	fmt.Fprint(w, "by capability:")
+	for _, k := range []capstore.Capability{capstore.Capable, capstore.NotCapable, capstore.Unknown, capstore.Rejected} {
+		fmt.Fprintf(w, " %s %d", k, st.ByCapability[k.String()])
+	}
+	fmt.Fprint(w, "\nby age:")
+	for _, b := range ageBins {
+		label := "< " + b.name
+		if b.name == "older" {
+			label = ">= 90d"
+		}
+		fmt.Fprintf(w, " %s %d", label, st.ByAge[b.name])
+	}
+	if st.Bytes >= 0 {
+		fmt.Fprintf(w, "\nbytes in Redis: %d (%.1f per number)\n", st.Bytes, st.BytesPerNumber)
+	} else {
+		fmt.Fprint(w, "\nbytes in Redis: unknown (no MEMORY USAGE)\n")
+	}
+	return nil
+}
+
+// memoryRow is one remembered answer as memory export writes it.
+type memoryRow struct {
+	Number     string `json:"number"`
+	Capability string `json:"capability"`
+	At         string `json:"at"`
+	Code       string `json:"code,omitempty"`
+	Message    string `json:"message,omitempty"`
+}
+
+func memoryExportAction(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	format := outfiles.Format(c.String(flagFormat))
+	if format != outfiles.CSV && format != outfiles.JSONL {
+		return usageErrorf("--format must be csv or jsonl (got %q)", format)
+	}
+	s, err := openSession(c, configs.Needs{})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	mem := capstore.New(s.rdb, capstore.Options{})
+	reasons, err := mem.Reasons(c.Context)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	w := bufio.NewWriter(c.App.Writer)
+	write, flush := memoryRowWriter(w, format)
+	var n int64
+	err = mem.Each(c.Context, func(num uint64, r capstore.Record) error {
+		if r.Stale(now, s.cfg.Memory.ForgetAfter) {
+			return nil
+		}
+		row := memoryRow{Number: capstore.Digits(num), Capability: r.Capability.String(), At: r.At.UTC().Format(time.RFC3339)}
+		if r.Capability == capstore.Rejected {
+			row.Code, row.Message = reasons[r.Reason].Code, reasons[r.Reason].Message
+		}
+		n++
+		return write(row)
+	})
+	if err != nil {
+		return err
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	s.log.Info("exported the memory", "numbers", n)
+	return nil
+}
+
+// memoryRowWriter returns the writer of rows in format, and its flush.
+func memoryRowWriter(w *bufio.Writer, format outfiles.Format) (write func(memoryRow) error, flush func() error) {
+	if format == outfiles.JSONL {
+		enc := json.NewEncoder(w)
+		return func(r memoryRow) error { return enc.Encode(r) }, w.Flush
+	}
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"number", "capability", "at", "code", "message"}) // errors surface at flush
+	return func(r memoryRow) error {
+			return cw.Write([]string{r.Number, r.Capability, r.At, outfiles.Cell(r.Code), outfiles.Cell(r.Message)})
+		}, func() error {
+			cw.Flush()
+			if err := cw.Error(); err != nil {
+				return err
+			}
+			return w.Flush()
+		}
+}
+
+func memoryForgetAction(c *cli.Context) error {
+	all := c.Bool(flagAll)
+	if all == (c.NArg() > 0) {
+		return usageErrorf("give the numbers to forget, or --all to forget every number")
+	}
+	s, err := openSession(c, configs.Needs{})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	mem := capstore.New(s.rdb, capstore.Options{})
+	if all {
+		n, err := mem.ForgetAll(c.Context)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.Writer, "forgot %d numbers\n", n)
+		return nil
+	}
+	nums := make([]uint64, 0, c.NArg())
+	for _, a := range c.Args().Slice() {
+		r := phonenorm.Normalize(a, s.cfg.Enqueue.DefaultRegion)
+		if !r.Valid() {
+			return usageErrorf("%q is not a valid phone number (write it in E.164, e.g. +919876543210)", a)
+		}
+		nums = append(nums, r.Key)
+	}
+	n, err := mem.Forget(c.Context, nums)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "forgot %d of %d numbers (the others were not remembered)\n", n, len(nums))
+	return nil
+}
+
+func memorySweepAction(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	s, err := openSession(c, configs.Needs{})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	fa := s.cfg.Memory.ForgetAfter
+	if fa == 0 {
+		fmt.Fprintln(c.App.Writer, "--forget-after is 0: the memory keeps every answer, nothing to sweep")
+		return nil
+	}
+	n, err := capstore.New(s.rdb, capstore.Options{}).Sweep(c.Context, time.Now().Add(-fa))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "dropped %s answers older than %s\n", strconv.FormatInt(n, 10), fa)
+	return nil
+}
