@@ -89,6 +89,11 @@ func (cr *chunkRun) settle(ctx context.Context, t *todo) ([]*todo, error) {
 			return nil, err
 		}
 	}
+	if d.verb == settle && d.outcome.Status == jobstore.Rejected {
+		if err := cr.rememberRejected(ctx, d.outcome); err != nil {
+			return nil, err
+		}
+	}
 	if err := cr.record(ctx, d.outcome, d.calls); err != nil {
 		return nil, err
 	}

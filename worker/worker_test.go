@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/capcheck/capcheck/capapi"
+	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/internal/redistest"
 	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/tasks"
@@ -345,6 +347,7 @@ func TestBisection(t *testing.T) {
 			if j.Rejected != 2 || j.Accepted != n-2 || j.Requests != int64(calls) {
 				t.Errorf("job counters = %+v, calls %d", j.Counters, calls)
 			}
+			b.checkRemembered(t, bad)
 		})
 	}
 }
@@ -803,6 +806,34 @@ func TestUnknownTaskTypesAreDropped(t *testing.T) {
 	for _, typ := range []string{"capcheck:other", tasks.TypeChunk + ":v2"} {
 		if err := b.w.ProcessTask(b.ctx, asynq.NewTask(typ, nil)); !errors.Is(err, asynq.SkipRetry) {
 			t.Errorf("task type %q: err = %v, want SkipRetry", typ, err)
+		}
+	}
+}
+
+// checkRemembered checks that the capability memory holds the rejection of
+// each number of bad, with the API's code.
+func (b *bundle) checkRemembered(t *testing.T, bad map[string]bool) {
+	t.Helper()
+	mem := capstore.New(b.rdb.Client(t), capstore.Options{})
+	var nums []uint64
+	for x := range bad {
+		n, err := strconv.ParseUint(x[1:], 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nums = append(nums, n)
+	}
+	recs, err := mem.Lookup(b.ctx, nums)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons, err := mem.Reasons(b.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range recs {
+		if r.Capability != capstore.Rejected || r.At.IsZero() || reasons[r.Reason].Code != "RBC529" {
+			t.Errorf("memory of %d: %+v (reason %+v), want rejected with code RBC529", nums[i], r, reasons[r.Reason])
 		}
 	}
 }
