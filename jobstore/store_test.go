@@ -240,11 +240,31 @@ func TestRejects(t *testing.T) {
 
 func TestLock(t *testing.T) {
 	b := setup(t)
-	l, err := b.store.Lock(b.ctx, b.id, "host:1", 300*time.Millisecond)
+	rdb := redistest.Shared(t).Client(t)
+	key := "capcheck:job:{" + b.id + "}:lock"
+	l, err := b.store.Lock(b.ctx, b.id, "host:1", 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond) // longer than the TTL: the refresh keeps it
+	// The holder refreshes the TTL: wait until it is seen going back up.
+	low := time.Duration(1<<62)
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		ttl, err := rdb.PTTL(b.ctx, key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ttl <= 0 {
+			t.Fatalf("lock key %s has TTL %v: not held", key, ttl)
+		}
+		if ttl > low {
+			break
+		}
+		low = ttl
+		if time.Now().After(deadline) {
+			t.Fatalf("the lock's TTL was never refreshed (lowest %v)", low)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if _, err := b.store.Lock(b.ctx, b.id, "host:2", time.Second); !errors.Is(err, jobstore.ErrLocked) {
 		t.Fatalf("second Lock: err = %v, want ErrLocked", err)
 	}

@@ -200,9 +200,10 @@ func TestExitCode(t *testing.T) {
 // environment), with a time limit.
 func capcheck(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	bin := testbin.Build(t) // before the timeout: a build under load is slow
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, testbin.Build(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	// No test here may reach a Redis: a closed port makes commands that
 	// connect fail at once (with no wait for Redis) instead of using a
 	// machine's own Redis.
