@@ -247,7 +247,7 @@ func TestLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The holder refreshes the TTL: wait until it is seen going back up.
-	low := time.Duration(1<<62)
+	low := time.Duration(1 << 62)
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		ttl, err := rdb.PTTL(b.ctx, key).Result()
 		if err != nil {
