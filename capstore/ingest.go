@@ -60,17 +60,18 @@ func (r Result) String() string {
 // a duplicate of the answer its job already has changes nothing (not even
 // the time).
 var ingestScript = redis.NewScript(`
+local function u32(s) local a, b, c, d = string.byte(s, 1, 4) return ((a * 256 + b) * 256 + c) * 256 + d end
 local out = {}
 for i = 1, #ARGV, 3 do
   local p = tonumber(ARGV[i]) * 2
   local ck, ak, f, v = KEYS[p - 1], KEYS[p], ARGV[i + 1], ARGV[i + 2]
-  local nv = struct.unpack('>I4', v)
+  local nv = u32(v)
   local aw = redis.call('HGET', ak, f)
   local got = aw and string.byte(aw, 1) >= 128
   local cur = redis.call('HGET', ck, f)
   local write = not cur
   if cur then
-    local cv = struct.unpack('>I4', cur)
+    local cv = u32(cur)
     write = math.floor(nv / 4) > math.floor(cv / 4) and not (got and cv % 4 == nv % 4)
   end
   if write then redis.call('HSET', ck, f, v) end

@@ -107,6 +107,7 @@ type Awaited struct {
 // KEYS: cap, await pairs. ARGV: since, then per number its pair index,
 // field, entry.
 var awaitScript = redis.NewScript(`
+local function u32(s) local a, b, c, d = string.byte(s, 1, 4) return ((a * 256 + b) * 256 + c) * 256 + d end
 local since = tonumber(ARGV[1])
 local out = {}
 for i = 2, #ARGV, 3 do
@@ -115,7 +116,7 @@ for i = 2, #ARGV, 3 do
   local cur = redis.call('HGET', KEYS[p - 1], f)
   local c = 0
   if cur then
-    local cv = struct.unpack('>I4', cur)
+    local cv = u32(cur)
     if math.floor(cv / 4) >= since then
       c = cv % 4 + 1
       e = string.char(string.byte(e, 1) + 128) .. string.sub(e, 2)
@@ -166,11 +167,12 @@ func (s *Store) Await(ctx context.Context, job string, ord uint32, items []Await
 // releaseScript deletes the awaiting entries of one job. KEYS: cap, await
 // pairs; ARGV: the ordinal, then per number its pair index and field.
 var releaseScript = redis.NewScript(`
+local function u32(s) local a, b, c, d = string.byte(s, 1, 4) return ((a * 256 + b) * 256 + c) * 256 + d end
 local ord = tonumber(ARGV[1])
 for i = 2, #ARGV, 2 do
   local k = KEYS[tonumber(ARGV[i]) * 2]
   local aw = redis.call('HGET', k, ARGV[i + 1])
-  if aw and struct.unpack('>I4', aw) % 2147483648 == ord then redis.call('HDEL', k, ARGV[i + 1]) end
+  if aw and u32(aw) % 2147483648 == ord then redis.call('HDEL', k, ARGV[i + 1]) end
 end
 return {}`)
 

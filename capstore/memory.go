@@ -120,10 +120,11 @@ func (s *Store) Reasons(ctx context.Context) (map[uint16]Reason, error) {
 // current one. KEYS: cap, await pairs. ARGV: per record its pair index,
 // field, packed record.
 var rememberScript = redis.NewScript(`
+local function u32(s) local a, b, c, d = string.byte(s, 1, 4) return ((a * 256 + b) * 256 + c) * 256 + d end
 for i = 1, #ARGV, 3 do
   local k, f, v = KEYS[tonumber(ARGV[i]) * 2 - 1], ARGV[i + 1], ARGV[i + 2]
   local cur = redis.call('HGET', k, f)
-  if not cur or math.floor(struct.unpack('>I4', v) / 4) > math.floor(struct.unpack('>I4', cur) / 4) then
+  if not cur or math.floor(u32(v) / 4) > math.floor(u32(cur) / 4) then
     redis.call('HSET', k, f, v)
   end
 end
@@ -232,11 +233,12 @@ func (s *Store) ForgetAll(ctx context.Context) (int64, error) {
 // since Epoch) and returns how many. A bucket holds at most about a
 // hundred fields: each call is short.
 var sweepScript = redis.NewScript(`
+local function u32(s) local a, b, c, d = string.byte(s, 1, 4) return ((a * 256 + b) * 256 + c) * 256 + d end
 local before = tonumber(ARGV[1])
 local h = redis.call('HGETALL', KEYS[1])
 local n = 0
 for i = 1, #h, 2 do
-  if math.floor(struct.unpack('>I4', h[i + 1]) / 4) < before then
+  if math.floor(u32(h[i + 1]) / 4) < before then
     redis.call('HDEL', KEYS[1], h[i])
     n = n + 1
   end

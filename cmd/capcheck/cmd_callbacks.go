@@ -52,7 +52,7 @@ func callbacksAction(c *cli.Context) error {
 	defer s.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	serve, err := startReceiver(s.cfg, s.rdb, s.log, reg)
+	serve, _, err := startReceiver(s.cfg, s.rdb, s.log, reg)
 	if err != nil {
 		return err
 	}
@@ -76,12 +76,12 @@ func callbacksAction(c *cli.Context) error {
 // (within --shutdown-timeout). Listening first makes a taken address or an
 // unreadable certificate an error before anything runs.
 func startReceiver(cfg *configs.Config, rdb redis.UniversalClient, log *slog.Logger,
-	reg prometheus.Registerer) (serve func(context.Context) error, err error) {
+	reg prometheus.Registerer) (serve func(context.Context) error, addr string, err error) {
 	cb := cfg.Callback
 	tlsFiles := callbacks.TLS{CertFile: cb.TLSCert, KeyFile: cb.TLSKey}
 	if cb.TLSCert != "" {
 		if _, err := tls.LoadX509KeyPair(cb.TLSCert, cb.TLSKey); err != nil {
-			return nil, usageErrorf("--callback-tls-cert %s / --callback-tls-key %s: %v", cb.TLSCert, cb.TLSKey, err)
+			return nil, "", usageErrorf("--callback-tls-cert %s / --callback-tls-key %s: %v", cb.TLSCert, cb.TLSKey, err)
 		}
 	}
 	recv, err := callbacks.New(capstore.New(rdb, capstore.Options{}), callbacks.Config{
@@ -97,11 +97,11 @@ func startReceiver(cfg *configs.Config, rdb redis.UniversalClient, log *slog.Log
 		Metrics:       callbacks.NewMetrics(reg),
 	})
 	if err != nil {
-		return nil, usageErrorf("%v", err) // configs.Validate checks the same: a backstop
+		return nil, "", usageErrorf("%v", err) // configs.Validate checks the same: a backstop
 	}
 	ln, err := net.Listen("tcp", cb.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("--callback-listen %s: %w", cb.Listen, err)
+		return nil, "", fmt.Errorf("--callback-listen %s: %w", cb.Listen, err)
 	}
 	auth := "token in " + cb.Header
 	if cb.Token.IsZero() {
@@ -111,7 +111,26 @@ func startReceiver(cfg *configs.Config, rdb redis.UniversalClient, log *slog.Log
 		"tls", cb.TLSCert != "", "auth", auth, "number_field", cb.NumberField, "status_field", cb.StatusField)
 	return func(ctx context.Context) error {
 		return recv.Serve(ctx, ln, tlsFiles, cfg.Worker.ShutdownTimeout)
-	}, nil
+	}, ln.Addr().String(), nil
+}
+
+// runReceiver starts the callback receiver in this process (run
+// --callback-listen, run --demo) and returns its address and the function
+// that stops it, after the callbacks in flight are written.
+func runReceiver(ctx context.Context, cfg *configs.Config, rdb redis.UniversalClient, log *slog.Logger) (addr string, stop func(), err error) {
+	serve, addr, err := startReceiver(cfg, rdb, log, nil)
+	if err != nil {
+		return "", nil, err
+	}
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := serve(sctx); err != nil {
+			log.Error("callback receiver stopped", "err", err)
+		}
+	}()
+	return addr, func() { cancel(); <-done }, nil
 }
 
 // serveRegistry serves reg on ln at /metrics until the returned stop is

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/urfave/cli/v2"
 
+	"github.com/capcheck/capcheck/callbacks"
 	"github.com/capcheck/capcheck/configs"
 	"github.com/capcheck/capcheck/embedded"
 	"github.com/capcheck/capcheck/enqueue"
@@ -28,6 +30,10 @@ const (
 	demoSID          = "demo"
 	demoKey          = "demo-key-not-secret"
 	demoRejectSuffix = "0000"
+	// The demo waits this long for its simulator's callbacks unless
+	// --callback-wait says otherwise, and half the numbers are capable.
+	demoCallbackWait    = 30 * time.Second
+	demoCapableFraction = 0.5
 )
 
 func runCommand() *cli.Command {
@@ -40,11 +46,15 @@ func runCommand() *cli.Command {
 			"it works on a bare machine, and what it records is journaled to\n" +
 			"{out}/{job}/journal.jsonl so that re-running the same command resumes without\n" +
 			"sending recorded requests again. With a Redis configured it is one more worker\n" +
-			"replica of the fleet. --demo also serves the API in-process (a simulator that\n" +
-			"refuses numbers ending in 0000), so no account is needed.",
-		Flags: slices.Concat(configs.SharedFlags(), configs.APIFlags(), configs.EnqueueFlags(), configs.WorkerFlags(), []cli.Flag{
-			&cli.BoolFlag{Name: flagDemo, Usage: "call an in-process simulator of the API instead of the provider"},
-		}),
+			"replica of the fleet. With --callback-listen it also receives the provider's\n" +
+			"callbacks in this process (as 'capcheck callbacks' does), for --callback-wait.\n" +
+			"--demo also serves the API in-process (a simulator that refuses numbers ending in\n" +
+			"0000 and calls back with each accepted number's capability), so no account is\n" +
+			"needed; it waits up to --callback-wait (30s unless set) for those callbacks.",
+		Flags: slices.Concat(configs.SharedFlags(), configs.APIFlags(), configs.EnqueueFlags(), configs.WorkerFlags(),
+			configs.CallbackFlags(), []cli.Flag{
+				&cli.BoolFlag{Name: flagDemo, Usage: "call an in-process simulator of the API instead of the provider"},
+			}),
 		Action: runAction,
 	}
 }
@@ -70,8 +80,21 @@ func runAction(c *cli.Context) error {
 		return err
 	}
 	defer r.close()
+	callbackURL := ""
+	if demo && cfg.Callback.Listen == "" {
+		cfg.Callback.Listen = "127.0.0.1:0"
+		cfg.Enqueue.CallbackWait = cmp.Or(cfg.Enqueue.CallbackWait, demoCallbackWait)
+	}
+	if cfg.Callback.Listen != "" {
+		addr, stop, err := runReceiver(ctx, cfg, r.rdb, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		callbackURL = "http://" + addr + callbacks.Path
+	}
 	if demo {
-		stop, err := startDemoAPI(ctx, cfg, log)
+		stop, err := startDemoAPI(ctx, cfg, callbackURL, log)
 		if err != nil {
 			return err
 		}
@@ -224,11 +247,16 @@ func enqueueError(err error) error {
 
 // startDemoAPI serves the API simulator on a loopback port and points cfg's
 // API options at it.
-func startDemoAPI(ctx context.Context, cfg *configs.Config, log *slog.Logger) (stop func(), err error) {
+func startDemoAPI(ctx context.Context, cfg *configs.Config, callbackURL string, log *slog.Logger) (stop func(), err error) {
 	srv, err := mockapi.New(mockapi.Config{
 		SID: demoSID, APIKey: demoKey, RejectSuffix: demoRejectSuffix,
 		Latency: 20 * time.Millisecond, Jitter: 30 * time.Millisecond, FailRate: 0.05, Seed: 1,
 		Logger: log,
+		// Callbacks to the in-process receiver: the capability of a number
+		// is mockapi.Capable(number, 0.5).
+		CallbackURL: callbackURL, CallbackToken: cfg.Callback.Token.Reveal(), CallbackHeader: cfg.Callback.Header,
+		CallbackDelay: 100 * time.Millisecond, CallbackJitter: 400 * time.Millisecond,
+		CapableFraction: demoCapableFraction,
 	})
 	if err != nil {
 		return nil, err
