@@ -1,0 +1,166 @@
+package e2e_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/capcheck/capcheck/capstore"
+	"github.com/capcheck/capcheck/mockapi"
+)
+
+const callbackToken = "e2e-cb-T0KEN-1a2b"
+
+// startReceiver starts capcheck callbacks on addr and waits until it
+// answers.
+func (n *env) startReceiver(name, addr string) *proc {
+	n.t.Helper()
+	args := append([]string{"callbacks", "--callback-listen", addr, "--callback-token", callbackToken,
+		"--log-level", "info"}, n.redisArgs()...)
+	p := n.start(name, nil, args...)
+	waitFor(n.t, name+" answering", 10*time.Second, func() bool {
+		code, _ := tryGet("http://" + addr + "/healthz")
+		return code == 200
+	})
+	return p
+}
+
+// tryGet returns the status of GET url, 0 when it cannot be had.
+func tryGet(url string) (int, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// enqueueWait enqueues l as job id with --callback-wait wait.
+func (n *env) enqueueWait(id string, l *list, wait string) {
+	n.t.Helper()
+	args := append([]string{"enqueue", "--out", n.out, "--input", l.path, "--column", "phone",
+		"--job", id, "--chunk-size", "100", "--callback-wait", wait}, n.redisArgs()...)
+	n.exec("enqueue", 60*time.Second, args...).wantExit(n.t, 0, 0)
+}
+
+// TestCallbacks: enqueue with --callback-wait, three workers, a receiver,
+// and the simulator calling back late, out of order, twice, with a share
+// refused at first and API faults. The receiver is killed with SIGKILL
+// while callbacks stream in and another takes its place. Every accepted
+// number ends with the capability the simulator's function gives, once.
+func TestCallbacks(t *testing.T) {
+	t.Parallel()
+	n := newEnv(t, true)
+	l := n.genList("list.csv", 800, 91, "13", 3)
+	cbAddr := freeAddr(t)
+	recv := n.startReceiver("callbacks 1", cbAddr)
+	m := n.startMock("mock-api", "--reject-suffix", "13", "--fail-rate", "0.1", "--seed", "5",
+		"--callback-url", "http://"+cbAddr+"/callback", "--callback-token", callbackToken,
+		"--callback-delay", "300ms", "--callback-jitter", "1500ms", "--callback-duplicate-rate", "0.2",
+		"--callback-refuse-rate", "0.2", "--capable-fraction", "0.4")
+	for i := range 3 {
+		n.startWorker("worker "+strconv.Itoa(i+1), m, apiKey)
+	}
+	const id = "cbjob"
+	n.enqueueWait(id, l, "2m")
+
+	// Kill the receiver once some callbacks are in; the simulator retries
+	// what it could not deliver, and a new receiver takes them.
+	caps := capstore.New(n.redis.Client(t), capstore.Options{})
+	waitFor(t, "first callbacks", 60*time.Second, func() bool {
+		jc, err := caps.JobCounts(context.Background(), id)
+		return err == nil && jc.Received > 50
+	})
+	recv.signal(t, syscall.SIGKILL)
+	recv.exitCode(t, 10*time.Second)
+	n.startReceiver("callbacks 2", cbAddr)
+
+	j := n.waitJob(id, 120*time.Second)
+	dir := filepath.Join(n.out, id)
+	byRow := checkOutputs(t, dir, l, wantAPI)
+	var last time.Time
+	accepted := 0
+	for num, rec := range byRow {
+		status, capability, at := rec[3], rec[8], rec[9]
+		if status != "accepted" {
+			if capability != "" || at != "" {
+				t.Errorf("row %d (%s): capability %q %q of a number not accepted", num, status, capability, at)
+			}
+			continue
+		}
+		accepted++
+		want := mockapi.CapabilityStatus(rec[2], 0.4)
+		if capability != want {
+			t.Errorf("row %d %s: capability %q, the simulator says %q", num, rec[2], capability, want)
+		}
+		ts, err := time.Parse(time.RFC3339, at)
+		if err != nil {
+			t.Errorf("row %d: capability_at %q: %v", num, at, err)
+		}
+		if ts.After(last) {
+			last = ts
+		}
+	}
+	var sum struct {
+		Capabilities map[string]int64   `json:"capabilities"`
+		Callbacks    capstore.JobCounts `json:"callbacks"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Callbacks.Received != int64(accepted) || sum.Capabilities["no_callback"] != 0 ||
+		sum.Capabilities["capable"]+sum.Capabilities["not_capable"] != int64(accepted) {
+		t.Errorf("summary: %s", b)
+	}
+	// The job leaves the wait on its last callback, not at its deadline.
+	// capability_at is to the second, and the watch looks every 250 ms.
+	gap := j.FinishedAt.Sub(last)
+	t.Logf("%d accepted; finished %v after the last callback's second; duplicates %d", accepted, gap, sum.Callbacks.Duplicates)
+	if gap > 3*time.Second {
+		t.Errorf("job finished %v after its last callback (at %v)", gap, last)
+	}
+}
+
+// TestCallbackWaitPasses: a job whose callbacks never come waits its
+// --callback-wait and ends with no_callback for every accepted number.
+func TestCallbackWaitPasses(t *testing.T) {
+	t.Parallel()
+	n := newEnv(t, true)
+	l := n.genList("list.csv", 150, 7, "13", 3)
+	m := n.startMock("mock-api", "--reject-suffix", "13")
+	n.startWorker("worker", m, apiKey)
+	const id = "nocb"
+	n.enqueueWait(id, l, "2s")
+	j := n.waitJob(id, 60*time.Second)
+	if j.State != "done" {
+		t.Fatalf("job %s", j.State)
+	}
+	byRow := checkOutputs(t, filepath.Join(n.out, id), l, wantAPI)
+	for num, rec := range byRow {
+		want := ""
+		if rec[3] == "accepted" {
+			want = "no_callback"
+		}
+		if rec[8] != want || rec[9] != "" {
+			t.Errorf("row %d (%s): capability %q %q, want %q", num, rec[3], rec[8], rec[9], want)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(n.out, id, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"no_callback": `+strconv.FormatInt(j.Accepted, 10)) {
+		t.Errorf("summary.json does not count %d no_callback:\n%s", j.Accepted, b)
+	}
+}
