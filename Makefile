@@ -31,8 +31,8 @@ bench: ## run every benchmark of the module
 bench-enqueue: ## measure a 1,000,000-row enqueue: rows/s, peak RSS, Redis bytes per number (ROWS=10000000 for 10M)
 	./scripts/bench-enqueue.sh
 
-bench-worker: ## measure 3 workers at --rate 200 on 100,000 numbers against mock-api (docs/benchmarks.md)
-	./scripts/bench-worker.sh
+bench-worker: ## measure worker fleets against mock-api: 200/s x 50 and 1000/s x 10, 3 and 20 replicas, a replica killed mid-run (ROUNDS=10 for ten rounds; docs/benchmarks.md)
+	./scripts/bench-worker.sh suite $(or $(ROUNDS),1)
 
 bench-cluster: ## a 1,000,000-number job on a 3-master Redis Cluster: bytes per master; 20 replicas on the cluster against one Redis (docs/benchmarks.md)
 	CAPCHECK_BENCH_CLUSTER=1 $(GO) test -count=1 -run TestBenchCluster -v -timeout 30m ./e2e/

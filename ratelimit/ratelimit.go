@@ -294,12 +294,11 @@ func (p *Permit) Late() time.Duration { return p.l.clk.Now().Sub(p.start) }
 // returns at once while the slot started at most the send bound ago (about
 // 15 ms at 200 req/s, 11 ms at 1000; see lateTolerance). A later request
 // would crowd the slots after its own into one window, so its slot is given
-// up (counted in Stats.VoidedAtSend) and a new one taken, as Take does; an
-// error means no permit, and the request must not be sent. After maxLate
-// such misses in a row it returns nil: on a machine that stalls that often a
-// slightly crowded window is better than a request that never leaves.
+// up (counted in Stats.VoidedAtSend) and a new one taken, as Take does, as
+// often as it takes: a request is never written late. An error (ctx ended,
+// Redis failed) means no permit, and the request must not be sent.
 func (p *Permit) Ready(ctx context.Context) error {
-	for miss := 0; miss < maxLate && p.Late() > p.l.sendBound; miss++ {
+	for p.Late() > p.l.sendBound {
 		p.l.voidedSend.Add(1)
 		np, err := p.l.Take(ctx)
 		if err != nil {

@@ -19,13 +19,16 @@
 #                   before the enqueue, per queued number: chunk blobs,
 #                   outcomes, bitmaps, counters and the tasks, and the
 #                   buffers of the clients' new connections; the dataset
-#                   figure (used_memory_dataset) leaves those out
+#                   figure (used_memory_dataset) leaves those out, and the
+#                   job-keys figure is the MEMORY USAGE of the job's own keys
 #
 # Usage:
 #   scripts/bench-worker.sh            one run, with the knobs below
-#   scripts/bench-worker.sh suite [N]  N rounds (default 1) of the matrix:
+#   scripts/bench-worker.sh suite [N [K]]
+#                                      N rounds (default 1) of the matrix:
 #                                      200/s x 50 and 1000/s x 10, 3 and 20
-#                                      replicas, and 3 replicas with one
+#                                      replicas, and (in the first K rounds,
+#                                      default N) 3 replicas with one
 #                                      SIGKILLed and another started mid-run
 # Knobs (environment): NUMBERS=90000 RATE=200 BATCH=50 WORKERS=3 KILL=0
 # CONCURRENCY=16 CHUNK=1000 LATENCY=30ms MOCK_RATE=RATE+1
@@ -45,8 +48,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-go build -o "$top/capcheck" ./cmd/capcheck
-bin=$top/capcheck
+bin=${BIN:-}
+if [[ -z $bin ]]; then
+	go build -o "$top/capcheck" ./cmd/capcheck
+	bin=$top/capcheck
+fi
 
 # free_port prints a loopback port nothing answers on.
 free_port() {
@@ -57,9 +63,9 @@ free_port() {
 	done
 }
 
-# wait_until CMD...: retries CMD for up to 10 s.
+# wait_until CMD...: retries CMD for up to 30 s (a loaded host starts slowly).
 wait_until() {
-	for _ in $(seq 100); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+	for _ in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
 	echo "bench-worker: timed out waiting for: $*" >&2
 	return 1
 }
@@ -138,9 +144,13 @@ run_one() {
 	wait "$waiter" || wait_rc=$?
 	local end
 	end=$(now_us)
-	local mem1 data1
+	local mem1 data1 keys
 	mem1=$(rcli info memory | tr -d '\r' | awk -F: '/^used_memory:/ { print $2 }')
 	data1=$(rcli info memory | tr -d '\r' | awk -F: '/^used_memory_dataset:/ { print $2 }')
+	# The job's own keys (chunk blobs, outcomes, bitmaps, counters), by
+	# MEMORY USAGE: what the job costs Redis, without the queue's keys and
+	# the clients' buffers that INFO memory also counts.
+	keys=$(rcli --scan --pattern "capcheck:job:{$job}*" | while read -r k; do rcli memory usage "$k" samples 0; done | awk '{ s += $1 } END { print s + 0 }')
 
 	local live=() p
 	for p in "${wpids[@]}"; do kill -0 "$p" 2>/dev/null && live+=("$p"); done
@@ -160,7 +170,7 @@ run_one() {
 		-v requests="$(jq .requests "$summary")" -v mock_requests="$(jq .requests <<<"$stats")" \
 		-v r429="$(jq .rate_limited <<<"$stats")" -v maxwin="$(jq .max_window <<<"$stats")" \
 		-v first="$(jq .first_arrival_us <<<"$stats")" -v last_answer="$(jq .last_answer_us <<<"$stats")" \
-		-v start="$start" -v end="$end" -v mem="$((mem1 - mem0))" -v data="$((data1 - data0))" \
+		-v start="$start" -v end="$end" -v mem="$((mem1 - mem0))" -v data="$((data1 - data0))" -v keys="$keys" \
 		-v cpu="$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { print t / hz }')" '
 	{ sec[NR] = $1 }
 	END {
@@ -169,9 +179,9 @@ run_one() {
 		for (i = lo; i <= hi; i++) { sum += sec[i]; k++; if (min < 0 || sec[i] < min) min = sec[i]; if (sec[i] > max) max = sec[i] }
 		steady = k ? sum / k / rate : 0
 		ideal = requests / rate
-		printf "RESULT rate=%d batch=%d replicas=%d kill=%d achieved=%.4f sec_min=%d sec_max=%d r429=%d maxwin=%d first_s=%.3f wait_s=%.3f makespan=%.4f cpu_per_1000=%.4f redis_b_per_number=%.1f redis_dataset_b_per_number=%.1f requests=%d mock_requests=%d state=%s wait_rc=%d\n", \
+		printf "RESULT rate=%d batch=%d replicas=%d kill=%d achieved=%.4f sec_min=%d sec_max=%d r429=%d maxwin=%d first_s=%.3f wait_s=%.3f makespan=%.4f cpu_per_1000=%.4f redis_b_per_number=%.1f redis_dataset_b_per_number=%.1f redis_job_keys_b_per_number=%.1f requests=%d mock_requests=%d state=%s wait_rc=%d\n", \
 			rate, batch, workers, kill, steady, min, max, r429, maxwin, (first - start) / 1e6, (end - last_answer) / 1e6, \
-			(end - start) / 1e6 / ideal, cpu / (n / 1000), mem / n, data / n, requests, mock_requests, state, wait_rc
+			(end - start) / 1e6 / ideal, cpu / (n / 1000), mem / n, data / n, keys / n, requests, mock_requests, state, wait_rc
 	}' "$work/per_second"
 	# The limiters' counts, summed over the replicas that shut down.
 	grep -h "rate limiter at shutdown" "$work"/worker*.log | tr ' ' '\n' | awk -F= '
@@ -181,15 +191,20 @@ run_one() {
 }
 
 if [[ ${1:-} == suite ]]; then
-	rounds=${2:-1}
+	# Each run is a process of its own: one that fails (a port taken
+	# meanwhile, a start-up timeout) is reported and the suite goes on.
+	rounds=${2:-1} kill_rounds=${3:-${2:-1}}
+	one() { BIN=$bin NUMBERS=${NUMBERS:-90000} RATE=$1 BATCH=$2 WORKERS=$3 KILL=$4 "$0" || echo "RUN FAILED rate=$1 batch=$2 replicas=$3 kill=$4"; }
 	for round in $(seq "$rounds"); do
 		echo "# round $round of $rounds, $(date -u +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg)"
-		run_one 200 50 3 0
-		run_one 1000 10 3 0
-		run_one 200 50 20 0
-		run_one 1000 10 20 0
-		run_one 200 50 3 1
-		run_one 1000 10 3 1
+		one 200 50 3 0
+		one 1000 10 3 0
+		one 200 50 20 0
+		one 1000 10 20 0
+		if ((round <= kill_rounds)); then
+			one 200 50 3 1
+			one 1000 10 3 1
+		fi
 	done
 else
 	run_one "${RATE:-200}" "${BATCH:-50}" "${WORKERS:-3}" "${KILL:-0}"
