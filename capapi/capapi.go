@@ -23,6 +23,9 @@ import (
 
 // Defaults of [Config].
 const (
+	// BaseURLDefault is the provider's base URL of its default region.
+	// Config.BaseURL has no default; commands offer this one.
+	BaseURLDefault = "https://api.kaleyra.io"
 	// TimeoutDefault is the default per-request timeout.
 	TimeoutDefault = 10 * time.Second
 	// MaxConnsDefault is the default connection pool size per host.
@@ -88,41 +91,78 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate reports the first problem with c, in words that say what to fix.
-// It expects defaults to be filled in already.
+// Validate reports every problem with c (errors.Join), in words that say
+// what to fix. It expects defaults to be filled in already.
 func (c Config) Validate() error {
-	if c.BaseURL == "" {
-		return errors.New("capapi: API base URL is empty: set it, e.g. https://api.kaleyra.io")
+	var errs []error
+	if err := CheckBaseURL(c.BaseURL); err != nil {
+		errs = append(errs, fmt.Errorf("capapi: API base URL %w", err))
 	}
-	u, err := url.Parse(c.BaseURL)
-	if err != nil {
-		// url.Parse's error repeats the input; the input may hold a secret.
-		return errors.New("capapi: API base URL cannot be parsed: use the form https://host[/prefix]")
+	if err := CheckSID(c.SID); err != nil {
+		errs = append(errs, fmt.Errorf("capapi: SID %w", err))
 	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Errorf("capapi: API base URL must start with http:// or https://, got scheme %q", u.Scheme)
-	case u.Host == "":
-		return errors.New("capapi: API base URL has no host: use the form https://host[/prefix]")
-	case u.User != nil:
-		return errors.New("capapi: API base URL must not contain credentials: pass the API key on its own")
-	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		return errors.New("capapi: API base URL must not contain a query or fragment: use the form https://host[/prefix]")
-	}
-	if strings.TrimSpace(c.SID) == "" {
-		return errors.New("capapi: SID is empty: set the account SID")
-	}
-	if c.APIKey == "" {
-		return errors.New("capapi: API key is empty: set the API key (or a file holding it)")
-	}
-	if hasControl(c.APIKey) {
-		return errors.New("capapi: API key contains whitespace or control characters (a trailing newline from a file?): remove them")
+	if err := CheckAPIKey(c.APIKey); err != nil {
+		errs = append(errs, fmt.Errorf("capapi: API key %w", err))
 	}
 	if c.Timeout < 0 {
-		return fmt.Errorf("capapi: timeout must be positive, got %s", c.Timeout)
+		errs = append(errs, fmt.Errorf("capapi: timeout must be positive, got %s", c.Timeout))
 	}
 	if c.MaxConns < 0 {
-		return fmt.Errorf("capapi: max connections must be positive, got %d", c.MaxConns)
+		errs = append(errs, fmt.Errorf("capapi: max connections must be positive, got %d", c.MaxConns))
+	}
+	return errors.Join(errs...)
+}
+
+// The checks of the values an operator configures. Each error reads after
+// the value's name ("must not contain credentials ...") and never repeats
+// the value, which may hold a secret.
+
+// CheckBaseURL says what is wrong with a base URL, if anything: it must be
+// http:// or https://, with a host, and without credentials, query or
+// fragment.
+func CheckBaseURL(base string) error {
+	const form = "use the form https://host[/prefix], such as " + BaseURLDefault
+	if base == "" {
+		return errors.New("is empty: " + form)
+	}
+	// Any '@': user info, even one whose unencoded '/' or '?' hides it
+	// from url.Parse.
+	if strings.Contains(base, "@") {
+		return errors.New("must not contain credentials (user:password@): give the API key on its own")
+	}
+	u, err := url.Parse(base)
+	switch {
+	case err != nil: // url.Parse's error repeats the input
+		return errors.New("cannot be parsed: " + form)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return errors.New("must start with http:// or https://: " + form)
+	case u.Host == "":
+		return errors.New("has no host: " + form)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return errors.New("must not contain a query or fragment: " + form)
+	}
+	return nil
+}
+
+// CheckSID says what is wrong with an account SID, if anything: it is one
+// path segment of the API's URL.
+func CheckSID(sid string) error {
+	switch {
+	case strings.TrimSpace(sid) == "":
+		return errors.New("is empty: set the account SID")
+	case strings.ContainsAny(sid, "/?#%") || hasControl(sid):
+		return errors.New("must be one URL path segment: no /, ?, #, % or spaces")
+	}
+	return nil
+}
+
+// CheckAPIKey says what is wrong with an API key, if anything.
+func CheckAPIKey(key string) error {
+	switch {
+	case key == "":
+		return errors.New("is empty: set the API key (or a file holding it)")
+	case hasControl(key):
+		return errors.New("contains whitespace or control characters (a trailing newline from a file?): remove them")
 	}
 	return nil
 }

@@ -48,5 +48,5 @@ func ExampleNew() {
 	_, err := capapi.New(capapi.Config{BaseURL: "api.kaleyra.io", SID: "HXAP1", APIKey: "k"})
 	fmt.Println(err)
 	// Output:
-	// capapi: API base URL must start with http:// or https://, got scheme ""
+	// capapi: API base URL must start with http:// or https://: use the form https://host[/prefix], such as https://api.kaleyra.io
 }

@@ -19,7 +19,14 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/capcheck/capcheck/callbacks"
+	"github.com/capcheck/capcheck/capapi"
+	"github.com/capcheck/capcheck/enqueue"
+	"github.com/capcheck/capcheck/mockapi"
+	"github.com/capcheck/capcheck/outfiles"
+	"github.com/capcheck/capcheck/phonenorm"
 	"github.com/capcheck/capcheck/redisconn"
+	"github.com/capcheck/capcheck/worker"
 )
 
 // LogFormat is the format of log lines on standard error.
@@ -43,38 +50,29 @@ const (
 	WireFormatE164 WireFormat = "e164"
 )
 
-// Defaults. Options not listed default to their zero value.
+// Defaults owned by no other package. The others are constants of the
+// package that uses the option: outfiles.DirDefault, capapi.BaseURLDefault,
+// capapi.TimeoutDefault, worker.BatchSizeDefault, worker.MaxAttemptsDefault,
+// worker.ConcurrencyDefault, worker.ShutdownTimeoutDefault,
+// phonenorm.DefaultRegionDefault, enqueue.ChunkSizeDefault,
+// mockapi.ListenDefault, mockapi.MaxBatchDefault, callbacks.HeaderDefault,
+// NumberFieldDefault, StatusFieldDefault, CapableDefault and
+// NotCapableDefault. Options not listed default to their zero value.
 const (
-	RedisDefault           = "redis://127.0.0.1:6379/0"
-	OutDefault             = "./out"
-	LogFormatDefault       = LogFormatText
-	LogLevelDefault        = slog.LevelInfo
-	APIURLDefault          = "https://api.kaleyra.io"
-	WireFormatDefault      = WireFormatDigits
-	BatchSizeDefault       = 100
-	RateDefault            = 10.0
-	TimeoutDefault         = 10 * time.Second
-	MaxAttemptsDefault     = 5
-	DefaultRegionDefault   = "IN"
-	ChunkSizeDefault       = 1000
-	ConcurrencyDefault     = 16
-	ShutdownTimeoutDefault = 30 * time.Second
-	RetentionDefault       = 7 * 24 * time.Hour
-	ForgetAfterDefault     = 90 * 24 * time.Hour
-	MockListenDefault      = "127.0.0.1:8080"
-	MockMaxBatchDefault    = 100
-
-	CallbackHeaderDefault      = "Authorization"
-	CallbackNumberFieldDefault = "number"
-	CallbackStatusFieldDefault = "status"
+	RedisDefault      = "redis://127.0.0.1:6379/0"
+	LogFormatDefault  = LogFormatText
+	LogLevelDefault   = slog.LevelInfo
+	WireFormatDefault = WireFormatDigits
+	// RateDefault is the fleet's API requests per second.
+	RateDefault = 10.0
+	// RetentionDefault is how long the commands keep a finished job's
+	// records; worker.Config's zero Retention keeps them for ever.
+	RetentionDefault = 7 * 24 * time.Hour
+	// ForgetAfterDefault is how long the capability memory keeps a number.
+	ForgetAfterDefault = 90 * 24 * time.Hour
+	// MockCapableFractionDefault is the share of numbers mock-api reports
+	// capable; mockapi.Config's zero CapableFraction reports none.
 	MockCapableFractionDefault = 0.5
-)
-
-// CallbackCapableDefault and CallbackNotCapableDefault are the status values
-// read as capable and not capable when none are configured.
-var (
-	CallbackCapableDefault    = []string{"capable", "true", "yes", "1"}
-	CallbackNotCapableDefault = []string{"not_capable", "false", "no", "0"}
 )
 
 // Config is the configuration of every capcheck command. A command fills
@@ -104,7 +102,7 @@ type Config struct {
 	RedisExplicit bool
 
 	// Out is the directory under which each job's output files are written
-	// ({Out}/{job}/). Defaults to OutDefault.
+	// ({Out}/{job}/). Defaults to outfiles.DirDefault.
 	Out string
 
 	// LogFormat is the format of log lines on standard error. Defaults to
@@ -128,7 +126,7 @@ type Config struct {
 // API configures the capability-check API client.
 type API struct {
 	// URL is the provider's regional base URL, without a trailing slash.
-	// Defaults to APIURLDefault.
+	// Defaults to capapi.BaseURLDefault.
 	URL string
 
 	// SID is the account SID. Required by the commands that call the API.
@@ -151,19 +149,19 @@ type API struct {
 	WireFormat WireFormat
 
 	// BatchSize is the number of numbers per API request. Defaults to
-	// BatchSizeDefault.
+	// worker.BatchSizeDefault.
 	BatchSize int
 
 	// Rate is the API requests per second for the whole fleet of workers.
 	// Defaults to RateDefault.
 	Rate float64
 
-	// Timeout bounds one API request. Defaults to TimeoutDefault.
+	// Timeout bounds one API request. Defaults to capapi.TimeoutDefault.
 	Timeout time.Duration
 
 	// MaxAttempts is how many times a request is tried on transient errors
 	// before its numbers end failed (429s do not count). Defaults to
-	// MaxAttemptsDefault.
+	// worker.MaxAttemptsDefault.
 	MaxAttempts int
 }
 
@@ -178,15 +176,15 @@ type Enqueue struct {
 	Column string
 
 	// DefaultRegion is the region (ISO 3166 alpha-2, upper case) for numbers
-	// without a country code. Defaults to DefaultRegionDefault.
+	// without a country code. Defaults to phonenorm.DefaultRegionDefault.
 	DefaultRegion string
 
-	// Job is the job ID: 1..128 of [A-Za-z0-9._-]. Defaults to "" (one is
+	// Job is the job ID (see jobstore.JobIDRule). Defaults to "" (one is
 	// generated).
 	Job string
 
-	// ChunkSize is the number of numbers per task. Defaults to
-	// ChunkSizeDefault.
+	// ChunkSize is the number of numbers per task, at most
+	// enqueue.MaxChunkSize. Defaults to enqueue.ChunkSizeDefault.
 	ChunkSize int
 
 	// CallbackWait is how long a job waits, after its last API answer, for
@@ -211,7 +209,7 @@ type Memory struct {
 // Worker configures a worker process.
 type Worker struct {
 	// Concurrency is the number of chunks one worker processes at once.
-	// Defaults to ConcurrencyDefault.
+	// Defaults to worker.ConcurrencyDefault.
 	Concurrency int
 
 	// MetricsAddr is the address of the Prometheus /metrics listener, e.g.
@@ -219,7 +217,7 @@ type Worker struct {
 	MetricsAddr string
 
 	// ShutdownTimeout bounds the drain of in-flight work on SIGTERM.
-	// Defaults to ShutdownTimeoutDefault.
+	// Defaults to worker.ShutdownTimeoutDefault.
 	ShutdownTimeout time.Duration
 
 	// Retention is how long a finished job's records stay in Redis (for
@@ -281,7 +279,7 @@ func (cb Callback) AllowPrefixes() []netip.Prefix {
 // MockAPI configures the simulator behind capcheck mock-api. Its expected
 // credentials are API.SID and API.Key.
 type MockAPI struct {
-	// Listen is the address to listen on. Defaults to MockListenDefault.
+	// Listen is the address to listen on. Defaults to mockapi.ListenDefault.
 	Listen string
 
 	// Rate is the simulator's own limit of requests per sliding second,
@@ -306,7 +304,7 @@ type MockAPI struct {
 	RejectSuffix string
 
 	// MaxBatch is the most numbers one request may carry. Defaults to
-	// MockMaxBatchDefault.
+	// mockapi.MaxBatchDefault.
 	MaxBatch int
 
 	// Seed seeds the faults and jitter, for reproducible runs. Defaults to 0
@@ -336,47 +334,46 @@ type MockAPI struct {
 	CapableFraction float64
 }
 
-// WithDefaults returns a copy of c whose zero fields are set to their
-// defaults. Fields whose zero value is meaningful (MockAPI.Rate,
-// Worker.Retention, ...) keep it: see Defaults.
-func (c *Config) WithDefaults() *Config {
-	d := *c
-	d.Redis = cmp.Or(d.Redis, RedisDefault)
-	d.Out = cmp.Or(d.Out, OutDefault)
-	d.LogFormat = cmp.Or(d.LogFormat, LogFormatDefault)
-	d.LogLevel = cmp.Or(d.LogLevel, LogLevelDefault)
-	d.API.URL = cmp.Or(d.API.URL, APIURLDefault)
-	d.API.WireFormat = cmp.Or(d.API.WireFormat, WireFormatDefault)
-	d.API.BatchSize = cmp.Or(d.API.BatchSize, BatchSizeDefault)
-	d.API.Rate = cmp.Or(d.API.Rate, RateDefault)
-	d.API.Timeout = cmp.Or(d.API.Timeout, TimeoutDefault)
-	d.API.MaxAttempts = cmp.Or(d.API.MaxAttempts, MaxAttemptsDefault)
-	d.Enqueue.DefaultRegion = cmp.Or(d.Enqueue.DefaultRegion, DefaultRegionDefault)
-	d.Enqueue.ChunkSize = cmp.Or(d.Enqueue.ChunkSize, ChunkSizeDefault)
-	d.Worker.Concurrency = cmp.Or(d.Worker.Concurrency, ConcurrencyDefault)
-	d.Worker.ShutdownTimeout = cmp.Or(d.Worker.ShutdownTimeout, ShutdownTimeoutDefault)
-	d.MockAPI.Listen = cmp.Or(d.MockAPI.Listen, MockListenDefault)
-	d.MockAPI.MaxBatch = cmp.Or(d.MockAPI.MaxBatch, MockMaxBatchDefault)
-	d.Callback.Header = cmp.Or(d.Callback.Header, CallbackHeaderDefault)
-	d.Callback.NumberField = cmp.Or(d.Callback.NumberField, CallbackNumberFieldDefault)
-	d.Callback.StatusField = cmp.Or(d.Callback.StatusField, CallbackStatusFieldDefault)
-	if d.Callback.Capable == nil {
-		d.Callback.Capable = CallbackCapableDefault
+// WithDefaults returns c with its zero fields set to their defaults.
+// Fields whose zero value is meaningful (MockAPI.Rate, Worker.Retention, ...)
+// keep it: see Defaults.
+func (c Config) WithDefaults() Config {
+	c.Redis = cmp.Or(c.Redis, RedisDefault)
+	c.Out = cmp.Or(c.Out, outfiles.DirDefault)
+	c.LogFormat = cmp.Or(c.LogFormat, LogFormatDefault)
+	c.LogLevel = cmp.Or(c.LogLevel, LogLevelDefault)
+	c.API.URL = cmp.Or(c.API.URL, capapi.BaseURLDefault)
+	c.API.WireFormat = cmp.Or(c.API.WireFormat, WireFormatDefault)
+	c.API.BatchSize = cmp.Or(c.API.BatchSize, worker.BatchSizeDefault)
+	c.API.Rate = cmp.Or(c.API.Rate, RateDefault)
+	c.API.Timeout = cmp.Or(c.API.Timeout, capapi.TimeoutDefault)
+	c.API.MaxAttempts = cmp.Or(c.API.MaxAttempts, worker.MaxAttemptsDefault)
+	c.Enqueue.DefaultRegion = cmp.Or(c.Enqueue.DefaultRegion, phonenorm.DefaultRegionDefault)
+	c.Enqueue.ChunkSize = cmp.Or(c.Enqueue.ChunkSize, enqueue.ChunkSizeDefault)
+	c.Worker.Concurrency = cmp.Or(c.Worker.Concurrency, worker.ConcurrencyDefault)
+	c.Worker.ShutdownTimeout = cmp.Or(c.Worker.ShutdownTimeout, worker.ShutdownTimeoutDefault)
+	c.MockAPI.Listen = cmp.Or(c.MockAPI.Listen, mockapi.ListenDefault)
+	c.MockAPI.MaxBatch = cmp.Or(c.MockAPI.MaxBatch, mockapi.MaxBatchDefault)
+	c.Callback.Header = cmp.Or(c.Callback.Header, callbacks.HeaderDefault)
+	c.Callback.NumberField = cmp.Or(c.Callback.NumberField, callbacks.NumberFieldDefault)
+	c.Callback.StatusField = cmp.Or(c.Callback.StatusField, callbacks.StatusFieldDefault)
+	if c.Callback.Capable == nil {
+		c.Callback.Capable = callbacks.CapableDefault
 	}
-	if d.Callback.NotCapable == nil {
-		d.Callback.NotCapable = CallbackNotCapableDefault
+	if c.Callback.NotCapable == nil {
+		c.Callback.NotCapable = callbacks.NotCapableDefault
 	}
-	return &d
+	return c
 }
 
 // Defaults returns the configuration of an empty command line: WithDefaults,
 // plus the defaults whose zero value means something else (a Retention of 0
 // keeps finished jobs, a RedisWait of 0 does not wait).
 func Defaults() *Config {
-	d := (&Config{}).WithDefaults()
+	d := Config{}.WithDefaults()
 	d.RedisWait = redisconn.StartupWaitDefault
 	d.Worker.Retention = RetentionDefault
 	d.Memory.ForgetAfter = ForgetAfterDefault
 	d.MockAPI.CapableFraction = MockCapableFractionDefault
-	return d
+	return &d
 }

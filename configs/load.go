@@ -373,7 +373,7 @@ func show(o *option, v string) string {
 	switch {
 	case o.secret:
 		return redacted
-	case o == optRedis:
+	case o.url:
 		return RedactURL(v)
 	case v == "" || strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == '"' }):
 		return fmt.Sprintf("%q", v)

@@ -12,7 +12,14 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/capcheck/capcheck/callbacks"
+	"github.com/capcheck/capcheck/capapi"
+	"github.com/capcheck/capcheck/enqueue"
+	"github.com/capcheck/capcheck/mockapi"
+	"github.com/capcheck/capcheck/outfiles"
+	"github.com/capcheck/capcheck/phonenorm"
 	"github.com/capcheck/capcheck/redisconn"
+	"github.com/capcheck/capcheck/worker"
 )
 
 // Flag names. The mock-api options reuse "rate" with their own meaning (see
@@ -111,6 +118,7 @@ type option struct {
 	def      string // default as shown in help and docs, "" for none
 	noFile   bool   // not a key of the config file (--config itself)
 	secret   bool   // the value is never echoed
+	url      bool   // the value is a URL, echoed redacted (RedactURL)
 	set      func(c *Config, v string) error
 }
 
@@ -255,13 +263,13 @@ var (
 	optConfig = &option{name: FlagConfig, category: categoryShared, noFile: true,
 		usage: "read options from this YAML `FILE` (flags and variables take precedence)",
 		set:   setString(func(c *Config) *string { return &c.ConfigFile })}
-	optRedis = &option{name: FlagRedis, category: categoryShared, def: RedisDefault,
+	optRedis = &option{name: FlagRedis, category: categoryShared, def: RedisDefault, url: true,
 		usage: "Redis `URL`: redis://, rediss://, redis-socket://, redis-sentinel://HOST:PORT,...?master=NAME or redis-cluster://HOST:PORT,...",
 		set:   setString(func(c *Config) *string { return &c.Redis })}
 	optRedisWait = &option{name: FlagRedisWait, category: categoryShared, def: redisconn.StartupWaitDefault.String(),
 		usage: "at start, wait this `DURATION` for a Redis that does not answer yet (0: fail at once)",
 		set:   setDuration(func(c *Config) *time.Duration { return &c.RedisWait })}
-	optOut = &option{name: FlagOut, category: categoryShared, def: OutDefault,
+	optOut = &option{name: FlagOut, category: categoryShared, def: outfiles.DirDefault,
 		usage: "`DIR` for output files ({out}/{job}/)",
 		set:   setString(func(c *Config) *string { return &c.Out })}
 	optLogFormat = &option{name: FlagLogFormat, category: categoryShared, def: string(LogFormatDefault),
@@ -271,7 +279,7 @@ var (
 		usage: "lowest `LEVEL` logged: debug, info, warn or error",
 		set:   setLogLevel}
 
-	optAPIURL = &option{name: FlagAPIURL, category: categoryAPI, def: APIURLDefault,
+	optAPIURL = &option{name: FlagAPIURL, category: categoryAPI, def: capapi.BaseURLDefault, url: true,
 		usage: "base `URL` of the provider's region (e.g. https://api.in.kaleyra.io)",
 		set: func(c *Config, v string) error {
 			c.API.URL = strings.TrimRight(v, "/")
@@ -295,16 +303,16 @@ var (
 	optWireFormat = &option{name: FlagWireFormat, category: categoryAPI, def: string(WireFormatDefault),
 		usage: "how numbers are sent: `digits` (9198XXXXXXXX) or e164 (+9198XXXXXXXX)",
 		set:   setWireFormat}
-	optBatchSize = &option{name: FlagBatchSize, category: categoryAPI, def: strconv.Itoa(BatchSizeDefault),
+	optBatchSize = &option{name: FlagBatchSize, category: categoryAPI, def: strconv.Itoa(worker.BatchSizeDefault),
 		usage: "`N` numbers per API request",
 		set:   setInt(func(c *Config) *int { return &c.API.BatchSize })}
 	optRate = &option{name: FlagRate, category: categoryAPI, def: formatFloat(RateDefault),
 		usage: "`N` API requests per second for the whole fleet of workers (> 0)",
 		set:   setFloat(func(c *Config) *float64 { return &c.API.Rate })}
-	optTimeout = &option{name: FlagTimeout, category: categoryAPI, def: TimeoutDefault.String(),
+	optTimeout = &option{name: FlagTimeout, category: categoryAPI, def: formatDuration(capapi.TimeoutDefault),
 		usage: "`DURATION` bound of one API request",
 		set:   setDuration(func(c *Config) *time.Duration { return &c.API.Timeout })}
-	optMaxAttempts = &option{name: FlagMaxAttempts, category: categoryAPI, def: strconv.Itoa(MaxAttemptsDefault),
+	optMaxAttempts = &option{name: FlagMaxAttempts, category: categoryAPI, def: strconv.Itoa(worker.MaxAttemptsDefault),
 		usage: "give up after `N` tries of a request on transient errors (its numbers end failed)",
 		set:   setInt(func(c *Config) *int { return &c.API.MaxAttempts })}
 
@@ -314,7 +322,7 @@ var (
 	optColumn = &option{name: FlagColumn, category: categoryEnqueue,
 		usage: "CSV column holding the numbers: header `NAME` or 1-based number",
 		set:   setString(func(c *Config) *string { return &c.Enqueue.Column })}
-	optDefaultRegion = &option{name: FlagDefaultRegion, category: categoryEnqueue, def: DefaultRegionDefault,
+	optDefaultRegion = &option{name: FlagDefaultRegion, category: categoryEnqueue, def: phonenorm.DefaultRegionDefault,
 		usage: "region (`CC`, ISO 3166 alpha-2) for numbers without country code",
 		set: func(c *Config, v string) error {
 			c.Enqueue.DefaultRegion = strings.ToUpper(v)
@@ -323,24 +331,24 @@ var (
 	optJob = &option{name: FlagJob, category: categoryEnqueue,
 		usage: "job `ID` (1-128 of A-Z a-z 0-9 . _ -; generated when empty)",
 		set:   setString(func(c *Config) *string { return &c.Enqueue.Job })}
-	optChunkSize = &option{name: FlagChunkSize, category: categoryEnqueue, def: strconv.Itoa(ChunkSizeDefault),
-		usage: "`N` numbers per task (chunk)",
+	optChunkSize = &option{name: FlagChunkSize, category: categoryEnqueue, def: strconv.Itoa(enqueue.ChunkSizeDefault),
+		usage: "`N` numbers per task (chunk), at most " + strconv.Itoa(enqueue.MaxChunkSize),
 		set:   setInt(func(c *Config) *int { return &c.Enqueue.ChunkSize })}
 
 	optCallbackWait = &option{name: FlagCallbackWait, category: categoryEnqueue, def: "0s",
 		usage: "after its last API answer, wait up to `DURATION` for the callbacks of the accepted numbers (state awaiting_callbacks); 0 = no wait",
 		set:   setDuration(func(c *Config) *time.Duration { return &c.Enqueue.CallbackWait })}
 
-	optConcurrency = &option{name: FlagConcurrency, category: categoryWorker, def: strconv.Itoa(ConcurrencyDefault),
+	optConcurrency = &option{name: FlagConcurrency, category: categoryWorker, def: strconv.Itoa(worker.ConcurrencyDefault),
 		usage: "process `N` chunks at once in one worker",
 		set:   setInt(func(c *Config) *int { return &c.Worker.Concurrency })}
 	optMetricsAddr = &option{name: FlagMetricsAddr, category: categoryWorker,
 		usage: "serve Prometheus /metrics on `ADDR` (e.g. :9090; off when empty)",
 		set:   setString(func(c *Config) *string { return &c.Worker.MetricsAddr })}
-	optShutdownTimeout = &option{name: FlagShutdownTimeout, category: categoryWorker, def: ShutdownTimeoutDefault.String(),
+	optShutdownTimeout = &option{name: FlagShutdownTimeout, category: categoryWorker, def: formatDuration(worker.ShutdownTimeoutDefault),
 		usage: "on SIGTERM, drain in-flight work for at most this `DURATION`",
 		set:   setDuration(func(c *Config) *time.Duration { return &c.Worker.ShutdownTimeout })}
-	optRetention = &option{name: FlagRetention, category: categoryWorker, def: "168h",
+	optRetention = &option{name: FlagRetention, category: categoryWorker, def: formatDuration(RetentionDefault),
 		usage: "keep a finished job's records in Redis for this `DURATION` (status, retry, export); 0 keeps them",
 		set:   setDuration(func(c *Config) *time.Duration { return &c.Worker.Retention })}
 
@@ -363,19 +371,19 @@ var (
 	optCallbackTokenFile = &option{name: FlagCallbackTokenFile, category: categoryCallback,
 		usage: "read the callback token from `FILE` (content trimmed)",
 		set:   setString(func(c *Config) *string { return &c.Callback.TokenFile })}
-	optCallbackHeader = &option{name: FlagCallbackHeader, category: categoryCallback, def: CallbackHeaderDefault,
+	optCallbackHeader = &option{name: FlagCallbackHeader, category: categoryCallback, def: callbacks.HeaderDefault,
 		usage: "request header `NAME` carrying the callback token (its value: the token or Bearer <token>)",
 		set:   setString(func(c *Config) *string { return &c.Callback.Header })}
-	optCallbackNumberField = &option{name: FlagCallbackNumberField, category: categoryCallback, def: CallbackNumberFieldDefault,
+	optCallbackNumberField = &option{name: FlagCallbackNumberField, category: categoryCallback, def: callbacks.NumberFieldDefault,
 		usage: "`PATH` of the number in a callback: a field name or a dot path into JSON (data.mobile)",
 		set:   setString(func(c *Config) *string { return &c.Callback.NumberField })}
-	optCallbackStatusField = &option{name: FlagCallbackStatusField, category: categoryCallback, def: CallbackStatusFieldDefault,
+	optCallbackStatusField = &option{name: FlagCallbackStatusField, category: categoryCallback, def: callbacks.StatusFieldDefault,
 		usage: "`PATH` of the capability status in a callback: a field name or a dot path",
 		set:   setString(func(c *Config) *string { return &c.Callback.StatusField })}
-	optCallbackCapable = &option{name: FlagCallbackCapable, category: categoryCallback, def: strings.Join(CallbackCapableDefault, ","),
+	optCallbackCapable = &option{name: FlagCallbackCapable, category: categoryCallback, def: strings.Join(callbacks.CapableDefault, ","),
 		usage: "status `VALUES` (comma-separated, any case) that mean capable",
 		set:   setList(func(c *Config) *[]string { return &c.Callback.Capable })}
-	optCallbackNotCapable = &option{name: FlagCallbackNotCapable, category: categoryCallback, def: strings.Join(CallbackNotCapableDefault, ","),
+	optCallbackNotCapable = &option{name: FlagCallbackNotCapable, category: categoryCallback, def: strings.Join(callbacks.NotCapableDefault, ","),
 		usage: "status `VALUES` (comma-separated, any case) that mean not capable; any other value is unknown",
 		set:   setList(func(c *Config) *[]string { return &c.Callback.NotCapable })}
 	optCallbackAllow = &option{name: FlagCallbackAllow, category: categoryCallback,
@@ -388,7 +396,7 @@ var (
 		usage: "private key `FILE` (PEM) of --callback-tls-cert",
 		set:   setString(func(c *Config) *string { return &c.Callback.TLSKey })}
 
-	optListen = &option{name: FlagListen, section: mockSection, category: categoryMockAPI, def: MockListenDefault,
+	optListen = &option{name: FlagListen, section: mockSection, category: categoryMockAPI, def: mockapi.ListenDefault,
 		usage: "`ADDR` to listen on",
 		set:   setString(func(c *Config) *string { return &c.MockAPI.Listen })}
 	optMockRate = &option{name: FlagMockRate, section: mockSection, category: categoryMockAPI, def: "0",
@@ -409,7 +417,7 @@ var (
 	optRejectSuffix = &option{name: FlagRejectSuffix, section: mockSection, category: categoryMockAPI,
 		usage: "numbers whose digits end with these `DIGITS` are invalid (the request gets 400)",
 		set:   setString(func(c *Config) *string { return &c.MockAPI.RejectSuffix })}
-	optMaxBatch = &option{name: FlagMaxBatch, section: mockSection, category: categoryMockAPI, def: strconv.Itoa(MockMaxBatchDefault),
+	optMaxBatch = &option{name: FlagMaxBatch, section: mockSection, category: categoryMockAPI, def: strconv.Itoa(mockapi.MaxBatchDefault),
 		usage: "refuse (400) requests with more than `N` numbers",
 		set:   setInt(func(c *Config) *int { return &c.MockAPI.MaxBatch })}
 	optSeed = &option{name: FlagSeed, section: mockSection, category: categoryMockAPI, def: "0",
@@ -576,3 +584,15 @@ func setCIDRs(c *Config, v string) error {
 }
 
 func formatFloat(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+// formatDuration writes d as an operator would: 168h, 1m, 30s.
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}

@@ -7,12 +7,15 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
 
 	"github.com/nyaruka/phonenumbers"
+
+	"github.com/capcheck/capcheck/capapi"
+	"github.com/capcheck/capcheck/enqueue"
+	"github.com/capcheck/capcheck/jobstore"
 )
 
 // Needs says which options a command requires. Values are checked whether
@@ -31,8 +34,8 @@ type Needs struct {
 // problems at once (errors.Join of [*Error]s, each matching ErrUsage), each
 // naming the option, the bad value and every way to set it. It expects the
 // defaults to be filled in (Load and WithDefaults do that).
-func (c *Config) Validate(n Needs) error {
-	v := &validator{c: c}
+func (c Config) Validate(n Needs) error {
+	v := &validator{c: &c}
 
 	if p := redisProblem(c.Redis); p != "" {
 		v.bad(optRedis, c.Redis, p)
@@ -47,22 +50,28 @@ func (c *Config) Validate(n Needs) error {
 		v.bad(optLogFormat, string(c.LogFormat), "must be text or json")
 	}
 
-	if p := apiURLProblem(c.API.URL); p != "" {
-		v.bad(optAPIURL, c.API.URL, p)
+	if err := capapi.CheckBaseURL(c.API.URL); err != nil {
+		v.bad(optAPIURL, c.API.URL, err.Error())
 	}
 	switch {
 	case c.API.SID == "" && n.Credentials:
 		v.missing(optSID, "is required (the account SID)")
-	case strings.ContainsAny(c.API.SID, "/?#%") || strings.ContainsFunc(c.API.SID, unicode.IsSpace):
-		v.bad(optSID, c.API.SID, "must be one URL path segment: no /, ?, #, % or spaces")
+	case c.API.SID == "":
+	default:
+		if err := capapi.CheckSID(c.API.SID); err != nil {
+			v.bad(optSID, c.API.SID, err.Error())
+		}
 	}
 	switch {
 	case c.API.Key.IsZero() && n.Credentials:
 		v.errs = append(v.errs, &Error{Option: FlagAPIKey, Msg: "an API key is required; set --api-key-file, " +
 			optAPIKeyFile.env() + " or api_key_file: in the config file to a file holding it (or --api-key, " +
 			optAPIKey.env() + " or api_key:)"})
-	case strings.ContainsFunc(c.API.Key.Reveal(), func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
-		v.bad(optAPIKey, "", "must not contain spaces or control characters (value not shown)")
+	case c.API.Key.IsZero():
+	default:
+		if err := capapi.CheckAPIKey(c.API.Key.Reveal()); err != nil {
+			v.bad(optAPIKey, "", err.Error()+" (value not shown)")
+		}
 	}
 	if c.API.WireFormat != WireFormatDigits && c.API.WireFormat != WireFormatE164 {
 		v.bad(optWireFormat, string(c.API.WireFormat), "must be digits or e164")
@@ -86,12 +95,12 @@ func (c *Config) Validate(n Needs) error {
 		v.bad(optDefaultRegion, c.Enqueue.DefaultRegion,
 			"must be a region code libphonenumber knows, such as IN, US, GB or DE")
 	}
-	if c.Enqueue.Job != "" {
-		if p := jobIDProblem(c.Enqueue.Job); p != "" {
-			v.bad(optJob, c.Enqueue.Job, p)
-		}
+	if c.Enqueue.Job != "" && !jobstore.ValidJobID(c.Enqueue.Job) {
+		v.bad(optJob, c.Enqueue.Job, "must be "+jobstore.JobIDRule)
 	}
-	v.atLeast(optChunkSize, c.Enqueue.ChunkSize, 1)
+	if n := c.Enqueue.ChunkSize; n < 1 || n > enqueue.MaxChunkSize {
+		v.bad(optChunkSize, strconv.Itoa(n), fmt.Sprintf("must be 1 to %d", enqueue.MaxChunkSize))
+	}
 	if c.Enqueue.CallbackWait < 0 {
 		v.bad(optCallbackWait, c.Enqueue.CallbackWait.String(), "must be >= 0 (0: the job waits for no callbacks)")
 	}
@@ -255,29 +264,11 @@ func (v *validator) atLeast(o *option, n, least int) {
 
 func isFraction(f float64) bool { return f >= 0 && f <= 1 } // false for NaN
 
-func apiURLProblem(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return "must be an http:// or https:// base URL such as " + APIURLDefault
-	}
-	return ""
-}
-
-var jobIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
-
-func jobIDProblem(id string) string {
-	if !jobIDPattern.MatchString(id) || id == "." || id == ".." {
-		return "must be 1 to 128 characters of A-Z, a-z, 0-9, '.', '_' and '-' (and not . or ..)"
-	}
-	return ""
-}
-
-// CheckJobID reports whether id is a valid job ID (1 to 128 characters of
-// A-Z a-z 0-9 . _ -, and neither "." nor ".." since it names a directory),
-// for commands that take a job ID as an argument. The error matches ErrUsage.
+// CheckJobID reports whether id is a valid job ID (jobstore.JobIDRule), for
+// commands that take a job ID as an argument. The error matches ErrUsage.
 func CheckJobID(id string) error {
-	if p := jobIDProblem(id); p != "" {
-		return &Error{Msg: fmt.Sprintf("job ID %q %s", id, p)}
+	if !jobstore.ValidJobID(id) {
+		return &Error{Msg: fmt.Sprintf("job ID %q must be %s", id, jobstore.JobIDRule)}
 	}
 	return nil
 }

@@ -33,7 +33,7 @@ func TestValidate(t *testing.T) {
 		{name: "sid with a slash", args: []string{"--sid", "a/b"},
 			want: "--sid must be one URL path segment: no /, ?, #, % or spaces (got a/b); set --sid, CAPCHECK_SID or sid: in the config file"},
 		{name: "key with a space is not shown", args: []string{"--api-key", "S3CR3T KEY"},
-			want: "--api-key must not contain spaces or control characters (value not shown); set --api-key, CAPCHECK_API_KEY or api_key: in the config file"},
+			want: "--api-key contains whitespace or control characters (a trailing newline from a file?): remove them (value not shown); set --api-key, CAPCHECK_API_KEY or api_key: in the config file"},
 		{name: "missing input", needs: Needs{Input: true},
 			want: "--input is required: a file path, or - for standard input; set --input, CAPCHECK_INPUT or input: in the config file"},
 		{name: "bad redis scheme", args: []string{"--redis", "localhost:6379"},
@@ -50,7 +50,10 @@ func TestValidate(t *testing.T) {
 		{name: "redis sentinel without master", args: []string{"--redis", "redis-sentinel://h1:26379"},
 			want: `--redis must be a Redis URL such as redis://127.0.0.1:6379/0 (forms: redis://, rediss://, redis-socket://PATH, redis-sentinel://HOST:PORT[,...]?master=NAME, redis-cluster://HOST:PORT[,...]): the master name is missing: add ?master=NAME (the name the sentinels monitor) (got redis-sentinel://h1:26379); set --redis, CAPCHECK_REDIS or redis: in the config file`},
 		{name: "api url", args: []string{"--api-url", "api.kaleyra.io"},
-			want: "--api-url must be an http:// or https:// base URL such as https://api.kaleyra.io (got api.kaleyra.io); set --api-url, CAPCHECK_API_URL or api_url: in the config file"},
+			want: "--api-url must start with http:// or https://: use the form https://host[/prefix], such as https://api.kaleyra.io (got api.kaleyra.io); set --api-url, CAPCHECK_API_URL or api_url: in the config file"},
+		{name: "chunk size above the maximum", args: []string{"--chunk-size", "100001"},
+			want: "--chunk-size must be 1 to 100000 (got 100001); set --chunk-size, CAPCHECK_CHUNK_SIZE or chunk_size: in the config file"},
+		{name: "chunk size at the maximum", args: []string{"--chunk-size", "100000"}},
 		{name: "bad job", args: []string{"--job", "../etc"},
 			want: "--job must be 1 to 128 characters of A-Z, a-z, 0-9, '.', '_' and '-' (and not . or ..) (got ../etc); set --job, CAPCHECK_JOB or job: in the config file"},
 		{name: "job ..", args: []string{"--job", ".."},
@@ -65,7 +68,7 @@ func TestValidate(t *testing.T) {
 		{name: "sizes", args: []string{"--batch-size", "0", "--chunk-size", "-5", "--max-attempts", "0", "--concurrency", "0"},
 			want: "--batch-size must be at least 1 (got 0); set --batch-size, CAPCHECK_BATCH_SIZE or batch_size: in the config file\n" +
 				"--max-attempts must be at least 1 (got 0); set --max-attempts, CAPCHECK_MAX_ATTEMPTS or max_attempts: in the config file\n" +
-				"--chunk-size must be at least 1 (got -5); set --chunk-size, CAPCHECK_CHUNK_SIZE or chunk_size: in the config file\n" +
+				"--chunk-size must be 1 to 100000 (got -5); set --chunk-size, CAPCHECK_CHUNK_SIZE or chunk_size: in the config file\n" +
 				"--concurrency must be at least 1 (got 0); set --concurrency, CAPCHECK_CONCURRENCY or concurrency: in the config file"},
 		{name: "durations", args: []string{"--timeout", "0s", "--shutdown-timeout", "-1s"},
 			want: "--timeout must be > 0 (got 0s); set --timeout, CAPCHECK_TIMEOUT or timeout: in the config file\n" +

@@ -108,7 +108,7 @@ func TestUnauthorized(t *testing.T) {
 	start := time.Now()
 	j := e.waitJob(id, 30*time.Second)
 	t.Logf("job %s after %s: %q, %d of %d chunks, %+v", j.State, time.Since(start).Round(time.Millisecond), j.Abort, j.ChunksDone, j.Chunks, j.Counters)
-	if j.State != jobstore.FailedJob || !strings.Contains(j.Abort, "401") || !strings.Contains(j.Abort, "check --api-key") {
+	if j.State != jobstore.FailedJob || !strings.Contains(j.Abort, "401") || !strings.Contains(j.Abort, "check the API key") {
 		t.Errorf("job ended %s with reason %q, want failed naming the 401 and --api-key", j.State, j.Abort)
 	}
 	const most = 4*3 + 1 // concurrency × replicas + 1
@@ -125,7 +125,7 @@ func TestUnauthorized(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(summary), "check --api-key") {
+	if !strings.Contains(string(summary), "check the API key") {
 		t.Errorf("summary.json does not say why the job stopped:\n%s", summary)
 	}
 	e.assertNoKey(badKey)

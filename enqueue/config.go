@@ -14,12 +14,12 @@ import (
 
 	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/listreader"
+	"github.com/capcheck/capcheck/outfiles"
 	"github.com/capcheck/capcheck/phonenorm"
 )
 
 // Defaults of Config.
 const (
-	OutDirDefault  = "out"
 	LockTTLDefault = 30 * time.Second
 	// MaxChunkSize bounds ChunkSize: a chunk is one Redis value and one task.
 	MaxChunkSize = 100_000
@@ -59,7 +59,7 @@ type Config struct {
 	// awaiting_callbacks). Defaults to 0: the job waits for none.
 	CallbackWait time.Duration
 	// OutDir is where {job}/rejects.csv is written. Defaults to
-	// OutDirDefault ("out").
+	// outfiles.DirDefault ("./out").
 	OutDir string
 
 	// Store keeps the job in Redis. Required.
@@ -96,7 +96,7 @@ func (c Config) WithDefaults() Config {
 	}
 	c.DefaultRegion = strings.ToUpper(cmp.Or(c.DefaultRegion, phonenorm.DefaultRegionDefault))
 	c.ChunkSize = cmp.Or(c.ChunkSize, ChunkSizeDefault)
-	c.OutDir = cmp.Or(c.OutDir, OutDirDefault)
+	c.OutDir = cmp.Or(c.OutDir, outfiles.DirDefault)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -135,6 +135,10 @@ func (c Config) Validate() error {
 // (a bad column, region or job ID; another input under the same job ID):
 // the operator has to change the command.
 var ErrConfig = errors.New("bad enqueue configuration")
+
+// ErrRetrying is wrapped by Run's error for a job whose re-drive (Redrive)
+// did not finish: enqueuing it would mark it enqueued with chunks missing.
+var ErrRetrying = errors.New("the job is being retried and the retry did not finish")
 
 // Result says what Run did.
 type Result struct {

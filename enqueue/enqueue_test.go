@@ -340,8 +340,8 @@ func TestRunStdin(t *testing.T) {
 	if want := (Counts{Rows: 3, Valid: 1, Invalid: 1, Duplicates: 1, Chunks: 1}); res.Counts != want {
 		t.Errorf("counts %+v, want %+v", res.Counts, want)
 	}
-	if !strings.Contains(b.logs.String(), "without --job") {
-		t.Errorf("no warning about the missing --job:\n%s", b.logs)
+	if !strings.Contains(b.logs.String(), "without a job ID") {
+		t.Errorf("no warning about the missing job ID:\n%s", b.logs)
 	}
 	data := readFile(t, res.RejectsPath)
 	if want := "row,input,reason\n2,+919876543210,duplicate of row 1\n3,n/a,invalid\n"; string(data) != want {
@@ -556,8 +556,8 @@ func TestRunStdinOtherInput(t *testing.T) {
 	}
 	refused := func(t *testing.T, err error) {
 		t.Helper()
-		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "differs") || !strings.Contains(err.Error(), "--job") {
-			t.Fatalf("err = %v, want ErrConfig: the input differs, pass another --job", err)
+		if !errors.Is(err, ErrConfig) || !errors.Is(err, jobstore.ErrSpecMismatch) || !strings.Contains(err.Error(), "differs") {
+			t.Fatalf("err = %v, want ErrConfig and ErrSpecMismatch: the input differs", err)
 		}
 		t.Logf("refused: %v", err)
 	}

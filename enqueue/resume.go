@@ -105,8 +105,8 @@ func (e *earlier) peek() ([]byte, bool, error) {
 
 // mismatch is the error of a run refused for another input.
 func (e *earlier) mismatch(format string, args ...any) error {
-	return fmt.Errorf("%w: job %s: the input differs from the one the job was started with (%s); "+
-		"pass another --job to enqueue it as a new job", ErrConfig, e.job, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: job %s: %w: the input differs from the one the job was started with (%s); "+
+		"enqueue it as a new job under another ID", ErrConfig, e.job, jobstore.ErrSpecMismatch, fmt.Sprintf(format, args...))
 }
 
 // chunk checks chunk i against the stored one. stored says it was stored

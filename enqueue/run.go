@@ -98,7 +98,7 @@ func open(cfg Config) (*run, error) {
 	if r.cfg.JobID == "" {
 		r.cfg.JobID = in.jobID
 		if in.stream {
-			r.log.Warn("reading a stream without --job: a re-run cannot resume this job; pass --job to make it resumable", "job", r.cfg.JobID)
+			r.log.Warn("reading a stream without a job ID: a re-run cannot resume this job; name the job to make it resumable", "job", r.cfg.JobID)
 		}
 	}
 	r.res.JobID = r.cfg.JobID
@@ -153,7 +153,7 @@ func (r *run) createJob(ctx context.Context) error {
 	if job.Redriving {
 		// Its chunks are being re-enqueued by 'capcheck retry': enqueueing
 		// would mark it enqueued with chunks missing.
-		return fmt.Errorf("job %s is being retried and the retry did not finish: run 'capcheck retry %s' again", job.ID, job.ID)
+		return fmt.Errorf("job %s: %w: retry it again", job.ID, ErrRetrying)
 	}
 	return nil
 }

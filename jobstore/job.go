@@ -33,14 +33,19 @@ func FinalState(abort string) State {
 
 var jobIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 
-// ValidateJobID says what is wrong with a job ID, if anything. IDs become part
-// of Redis keys, task IDs and directory names, hence the narrow alphabet.
+// JobIDRule says what a job ID may be, for messages.
+const JobIDRule = "1 to 128 characters of A-Z, a-z, 0-9, '.', '_' and '-' (and not . or ..)"
+
+// ValidJobID reports whether id follows JobIDRule. IDs become part of Redis
+// keys, task IDs and directory names, hence the narrow alphabet.
+func ValidJobID(id string) bool {
+	return jobIDPattern.MatchString(id) && id != "." && id != ".."
+}
+
+// ValidateJobID says what is wrong with a job ID, if anything.
 func ValidateJobID(id string) error {
-	if !jobIDPattern.MatchString(id) {
-		return fmt.Errorf("job ID %q: use 1 to 128 characters of A-Z a-z 0-9 . _ -", id)
-	}
-	if id == "." || id == ".." {
-		return fmt.Errorf("job ID %q is not a usable directory name", id)
+	if !ValidJobID(id) {
+		return fmt.Errorf("job ID %q: must be %s", id, JobIDRule)
 	}
 	return nil
 }

@@ -122,7 +122,7 @@ func (s *Store) CreateJob(ctx context.Context, spec Spec) (*Job, bool, error) {
 		return nil, false, wrap("creating", spec.ID, err)
 	}
 	if r < 0 {
-		return nil, false, fmt.Errorf("job %s: %w; pass another --job", spec.ID, ErrSpecMismatch)
+		return nil, false, fmt.Errorf("job %s: %w", spec.ID, ErrSpecMismatch)
 	}
 	// The job list lives in a slot of its own (a Redis Cluster may put it on
 	// another master than the job): listed apart from the record, again on

@@ -43,7 +43,8 @@ func isValidNumber(s, region string) bool {
 // one as a word ("phone_verified"), which wins over "number" alone.
 var phoneWords = []string{"phone", "mobile", "msisdn", "cell", "cellphone", "telephone", "tel", "whatsapp"}
 
-// ErrColumn is wrapped by the errors of New about the --column option.
+// ErrColumn is wrapped by the errors of New about the column to read
+// (Config.Column).
 var ErrColumn = errors.New("no such column")
 
 // selectColumn returns the 0-based index of the column named by spec (a
@@ -66,10 +67,10 @@ func selectColumn(header []string, spec string) (int, error) {
 		}
 		switch {
 		case bestScore == 0:
-			return 0, fmt.Errorf("%w: no column's header looks like phone numbers (%s): pass --column NAME or N",
+			return 0, fmt.Errorf("%w: no column's header looks like phone numbers (%s): name the column to read",
 				ErrColumn, quoteList(header))
 		case len(tied) > 1:
-			return 0, fmt.Errorf("%w: several columns look like phone numbers (%s): pass --column NAME or N",
+			return 0, fmt.Errorf("%w: several columns look like phone numbers (%s): name the column to read",
 				ErrColumn, quoteList(tied))
 		}
 		return best, nil

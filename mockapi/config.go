@@ -20,6 +20,9 @@ import (
 const (
 	// MaxBatchDefault is the default largest number of numbers per request.
 	MaxBatchDefault = 100
+	// ListenDefault is the address capcheck mock-api listens on by default:
+	// loopback only.
+	ListenDefault = "127.0.0.1:8080"
 )
 
 // Config configures a [Server].
@@ -120,36 +123,49 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate reports the first problem with c, in words that say what to fix.
-// It expects defaults to be filled in already.
+// Validate reports every problem with c (errors.Join), in words that say
+// what to fix. It expects defaults to be filled in already.
 func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("mockapi: "+format, args...)) }
 	switch {
 	case strings.TrimSpace(c.SID) == "":
-		return errors.New("mockapi: SID is empty: set the SID clients will put in the path")
+		bad("SID is empty: set the SID clients will put in the path")
 	case strings.Contains(c.SID, "/"):
-		return fmt.Errorf("mockapi: SID %q contains '/': use a single path segment", c.SID)
-	case c.APIKey == "":
-		return errors.New("mockapi: API key is empty: set the key clients must send")
-	case c.MaxBatch < 1:
-		return fmt.Errorf("mockapi: max batch must be at least 1, got %d", c.MaxBatch)
-	case math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) || c.Rate < 0 || (c.Rate > 0 && c.Rate < 1):
-		return fmt.Errorf("mockapi: rate must be 0 (unlimited) or at least 1 request per second, got %v", c.Rate)
-	case c.Latency < 0 || c.Jitter < 0:
-		return fmt.Errorf("mockapi: latency and jitter must not be negative, got %s and %s", c.Latency, c.Jitter)
-	case !isFraction(c.FailRate):
-		return fmt.Errorf("mockapi: fail rate must be between 0 and 1, got %v", c.FailRate)
-	case !isFraction(c.ResetRate):
-		return fmt.Errorf("mockapi: reset rate must be between 0 and 1, got %v", c.ResetRate)
-	case c.FailRate+c.ResetRate > 1:
-		return fmt.Errorf("mockapi: fail rate plus reset rate must not exceed 1, got %v", c.FailRate+c.ResetRate)
-	case c.CallbackDelay < 0 || c.CallbackJitter < 0:
-		return fmt.Errorf("mockapi: callback delay and jitter must not be negative, got %s and %s", c.CallbackDelay, c.CallbackJitter)
-	case !isFraction(c.CallbackDuplicateRate) || !isFraction(c.CallbackRefuseRate) || !isFraction(c.CapableFraction):
-		return fmt.Errorf("mockapi: callback duplicate rate, refuse rate and capable fraction must be between 0 and 1")
-	case strings.Trim(c.RejectSuffix, "0123456789") != "":
-		return fmt.Errorf("mockapi: reject suffix must be digits only, got %q", c.RejectSuffix)
+		bad("SID %q contains '/': use a single path segment", c.SID)
 	}
-	return nil
+	if c.APIKey == "" {
+		bad("API key is empty: set the key clients must send")
+	}
+	if c.MaxBatch < 1 {
+		bad("max batch must be at least 1, got %d", c.MaxBatch)
+	}
+	if math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) || c.Rate < 0 || (c.Rate > 0 && c.Rate < 1) {
+		bad("rate must be 0 (unlimited) or at least 1 request per second, got %v", c.Rate)
+	}
+	if c.Latency < 0 || c.Jitter < 0 {
+		bad("latency and jitter must not be negative, got %s and %s", c.Latency, c.Jitter)
+	}
+	failOK, resetOK := isFraction(c.FailRate), isFraction(c.ResetRate)
+	if !failOK {
+		bad("fail rate must be between 0 and 1, got %v", c.FailRate)
+	}
+	if !resetOK {
+		bad("reset rate must be between 0 and 1, got %v", c.ResetRate)
+	}
+	if failOK && resetOK && c.FailRate+c.ResetRate > 1 {
+		bad("fail rate plus reset rate must not exceed 1, got %v", c.FailRate+c.ResetRate)
+	}
+	if c.CallbackDelay < 0 || c.CallbackJitter < 0 {
+		bad("callback delay and jitter must not be negative, got %s and %s", c.CallbackDelay, c.CallbackJitter)
+	}
+	if !isFraction(c.CallbackDuplicateRate) || !isFraction(c.CallbackRefuseRate) || !isFraction(c.CapableFraction) {
+		bad("callback duplicate rate, refuse rate and capable fraction must be between 0 and 1")
+	}
+	if strings.Trim(c.RejectSuffix, "0123456789") != "" {
+		bad("reject suffix must be digits only, got %q", c.RejectSuffix)
+	}
+	return errors.Join(errs...)
 }
 
 func isFraction(f float64) bool { return f >= 0 && f <= 1 } // false for NaN

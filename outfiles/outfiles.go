@@ -25,6 +25,10 @@ import (
 	"github.com/capcheck/capcheck/jobstore"
 )
 
+// DirDefault is the folder under which each job's files are written,
+// {DirDefault}/{job}/, when none is configured.
+const DirDefault = "./out"
+
 // File names in {out}/{job}/.
 const (
 	ResultsCSV   = "results.csv"

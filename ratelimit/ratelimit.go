@@ -103,18 +103,20 @@ func (c Config) WithDefaults() Config {
 // maxRate bounds Limit.Rate so that a slot is at least 1µs long.
 const maxRate = 1e6 * (1 - headroom)
 
-// Validate reports what is wrong with c, with a message that says what to fix.
+// Validate reports everything wrong with c (errors.Join), with messages
+// that say what to fix.
 func (c Config) Validate() error {
-	r := c.Limit.Rate
-	switch {
+	var errs []error
+	switch r := c.Limit.Rate; {
 	case math.IsNaN(r) || r <= 0:
-		return fmt.Errorf("ratelimit: the rate is %v; set a positive number of requests per second for the whole fleet (e.g. ratelimit.PerSecond(200))", r)
+		errs = append(errs, fmt.Errorf("ratelimit: the rate is %v; set a positive number of requests per second for the whole fleet (e.g. ratelimit.PerSecond(200))", r))
 	case r > maxRate:
-		return fmt.Errorf("ratelimit: the rate %v is above the highest supported, %v requests per second; set a lower rate", r, maxRate)
-	case c.Key == "":
-		return errors.New("ratelimit: the Redis key is empty; leave it unset for the default " + KeyDefault + " or name one")
+		errs = append(errs, fmt.Errorf("ratelimit: the rate %v is above the highest supported, %v requests per second; set a lower rate", r, maxRate))
 	}
-	return nil
+	if c.Key == "" {
+		errs = append(errs, errors.New("ratelimit: the Redis key is empty; leave it unset for the default "+KeyDefault+" or name one"))
+	}
+	return errors.Join(errs...)
 }
 
 // Limiter spaces requests evenly for a whole fleet of replicas sharing one

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/capcheck/capcheck/outfiles"
 )
 
 // Defaults of [Config].
@@ -20,8 +22,6 @@ const (
 	// ShutdownTimeoutDefault is the default time a draining worker gives
 	// in-flight calls before it stops waiting for them.
 	ShutdownTimeoutDefault = 30 * time.Second
-	// OutDirDefault is the default directory of the output files.
-	OutDirDefault = "./out"
 	// BackoffBaseDefault is the default first backoff after a transient error.
 	BackoffBaseDefault = 500 * time.Millisecond
 	// BackoffMaxDefault is the default cap of the backoff.
@@ -56,7 +56,7 @@ type Config struct {
 
 	// OutDir is the directory under which the finalize task writes
 	// {OutDir}/{job}/results.csv, rejects.csv and summary.json. Defaults to
-	// OutDirDefault ("./out").
+	// outfiles.DirDefault ("./out").
 	OutDir string
 
 	// BackoffBase is the backoff before the second call of a range after a
@@ -91,7 +91,7 @@ func (c Config) WithDefaults() Config {
 	c.BatchSize = cmp.Or(c.BatchSize, BatchSizeDefault)
 	c.MaxAttempts = cmp.Or(c.MaxAttempts, MaxAttemptsDefault)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
-	c.OutDir = cmp.Or(c.OutDir, OutDirDefault)
+	c.OutDir = cmp.Or(c.OutDir, outfiles.DirDefault)
 	c.BackoffBase = cmp.Or(c.BackoffBase, BackoffBaseDefault)
 	c.BackoffMax = cmp.Or(c.BackoffMax, BackoffMaxDefault)
 	c.PauseDefault = cmp.Or(c.PauseDefault, PauseDefaultDefault)
@@ -104,28 +104,37 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate reports the first problem with c, in words that say what to fix.
-// It expects defaults to be filled in already.
+// Validate reports every problem with c (errors.Join), in words that say
+// what to fix. It expects defaults to be filled in already.
 func (c Config) Validate() error {
-	switch {
-	case c.Concurrency < 1:
-		return fmt.Errorf("worker: concurrency must be at least 1, got %d", c.Concurrency)
-	case c.BatchSize < 1:
-		return fmt.Errorf("worker: batch size must be at least 1, got %d", c.BatchSize)
-	case c.MaxAttempts < 1:
-		return fmt.Errorf("worker: max attempts must be at least 1, got %d", c.MaxAttempts)
-	case c.ShutdownTimeout <= 0:
-		return fmt.Errorf("worker: shutdown timeout must be positive, got %s", c.ShutdownTimeout)
-	case c.OutDir == "":
-		return errors.New("worker: the output directory is empty: set --out")
-	case c.BackoffBase <= 0 || c.BackoffMax <= 0:
-		return fmt.Errorf("worker: backoff base and max must be positive, got %s and %s", c.BackoffBase, c.BackoffMax)
-	case c.BackoffMax < c.BackoffBase:
-		return fmt.Errorf("worker: backoff max (%s) must not be below backoff base (%s)", c.BackoffMax, c.BackoffBase)
-	case c.PauseDefault <= 0:
-		return fmt.Errorf("worker: default 429 pause must be positive, got %s", c.PauseDefault)
-	case c.Retention < 0:
-		return fmt.Errorf("worker: retention must be >= 0 (0 keeps finished jobs), got %s", c.Retention)
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("worker: "+format, args...)) }
+	if c.Concurrency < 1 {
+		bad("concurrency must be at least 1, got %d", c.Concurrency)
 	}
-	return nil
+	if c.BatchSize < 1 {
+		bad("batch size must be at least 1, got %d", c.BatchSize)
+	}
+	if c.MaxAttempts < 1 {
+		bad("max attempts must be at least 1, got %d", c.MaxAttempts)
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown timeout must be positive, got %s", c.ShutdownTimeout)
+	}
+	if c.OutDir == "" {
+		bad("the output directory is empty: name one")
+	}
+	switch {
+	case c.BackoffBase <= 0 || c.BackoffMax <= 0:
+		bad("backoff base and max must be positive, got %s and %s", c.BackoffBase, c.BackoffMax)
+	case c.BackoffMax < c.BackoffBase:
+		bad("backoff max (%s) must not be below backoff base (%s)", c.BackoffMax, c.BackoffBase)
+	}
+	if c.PauseDefault <= 0 {
+		bad("default 429 pause must be positive, got %s", c.PauseDefault)
+	}
+	if c.Retention < 0 {
+		bad("retention must be >= 0 (0 keeps finished jobs), got %s", c.Retention)
+	}
+	return errors.Join(errs...)
 }

@@ -162,15 +162,15 @@ func abortReason(res capapi.Result) string {
 	answer = strings.Join(strings.Fields(answer), " ")
 	switch {
 	case res.Class == capapi.Unauthorized && res.StatusCode == 403:
-		return fmt.Sprintf("the API refused the key (%s): check --api-key-file (or --api-key) and that the account may use the capability check", answer)
+		return fmt.Sprintf("the API refused the key (%s): check the API key and that the account may use the capability check", answer)
 	case res.Class == capapi.Unauthorized:
-		return fmt.Sprintf("the API refused the key (%s): check --api-key-file (or --api-key)", answer)
+		return fmt.Sprintf("the API refused the key (%s): check the API key", answer)
 	case res.StatusCode == 404 || res.StatusCode == 405:
-		return fmt.Sprintf("the API answered %d for the capability-check URL: check --api-url and --sid", res.StatusCode)
+		return fmt.Sprintf("the API answered %d for the capability-check URL: check the API URL and the SID", res.StatusCode)
 	case res.StatusCode == 0:
-		return fmt.Sprintf("the API cannot be reached (%s): check --api-url", cause(res))
+		return fmt.Sprintf("the API cannot be reached (%s): check the API URL", cause(res))
 	default:
-		return fmt.Sprintf("the API gave an answer no retry can fix (%s): check --api-url", cause(res))
+		return fmt.Sprintf("the API gave an answer no retry can fix (%s): check the API URL", cause(res))
 	}
 }
 

@@ -507,7 +507,7 @@ func TestUnauthorizedStopsTheJob(t *testing.T) {
 		t.Errorf("%d calls, want 1: the job stops at the first 401", calls)
 	}
 	j := b.jobRecord(t)
-	const reason = "the API refused the key (401 RBC401 Unauthorized): check --api-key-file (or --api-key)"
+	const reason = "the API refused the key (401 RBC401 Unauthorized): check the API key"
 	if j.Abort != reason {
 		t.Errorf("abort reason %q, want %q", j.Abort, reason)
 	}
@@ -532,7 +532,7 @@ func TestUnauthorizedStopsTheJob(t *testing.T) {
 		t.Errorf("state %s, want failed", st)
 	}
 	data, _ := os.ReadFile(filepath.Join(b.out, b.job, "summary.json"))
-	if !strings.Contains(string(data), "check --api-key") {
+	if !strings.Contains(string(data), "check the API key") {
 		t.Errorf("summary.json does not name the cause: %s", data)
 	}
 }
@@ -543,7 +543,7 @@ func TestFatalAnswerStopsTheJob(t *testing.T) {
 		return capapi.Result{Class: capapi.Fatal, StatusCode: 404, Message: "Not Found", Err: errors.New("HTTP 404 Not Found from POST http://x/v1/sid/...: check the API base URL and SID")}
 	}
 	b.mustRun(t, 0)
-	const reason = "the API answered 404 for the capability-check URL: check --api-url and --sid"
+	const reason = "the API answered 404 for the capability-check URL: check the API URL and the SID"
 	if j := b.jobRecord(t); j.Abort != reason || j.Failed != 20 || j.Requests != 1 {
 		t.Errorf("job = abort %q, %+v", j.Abort, j.Counters)
 	}
@@ -741,6 +741,10 @@ func TestConfig(t *testing.T) {
 		if err := bad.WithDefaults().Validate(); err == nil {
 			t.Errorf("Validate(%+v) = nil", bad)
 		}
+	}
+	err := worker.Config{Concurrency: -1, BatchSize: -1}.WithDefaults().Validate()
+	if err == nil || !strings.Contains(err.Error(), "concurrency") || !strings.Contains(err.Error(), "batch size") {
+		t.Errorf("Validate of two bad fields = %v; want both reported", err)
 	}
 	if _, err := worker.New(nil, &fakeAPI{}, &fakeLimiter{}, worker.Config{}); err == nil {
 		t.Error("New with a nil store succeeded")

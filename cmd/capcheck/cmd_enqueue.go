@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -9,6 +10,8 @@ import (
 
 	"github.com/capcheck/capcheck/configs"
 	"github.com/capcheck/capcheck/enqueue"
+	"github.com/capcheck/capcheck/jobstore"
+	"github.com/capcheck/capcheck/listreader"
 )
 
 func enqueueCommand() *cli.Command {
@@ -51,8 +54,24 @@ func enqueueAction(c *cli.Context) error {
 		Progress:      c.App.ErrWriter,
 	})
 	if err != nil {
-		return enqueueError(err)
+		return enqueueError(err, res.JobID)
 	}
 	fmt.Fprintln(c.App.Writer, res.JobID)
 	return nil
+}
+
+// enqueueError keeps enqueue's configuration errors usage errors (exit 2)
+// and adds the flag or command that fixes them.
+func enqueueError(err error, id string) error {
+	switch {
+	case errors.Is(err, enqueue.ErrRetrying):
+		return fmt.Errorf("%w; run 'capcheck retry %s' again", err, id)
+	case !errors.Is(err, enqueue.ErrConfig):
+		return err
+	case errors.Is(err, listreader.ErrColumn):
+		return usageErrorf("%v; --column NAME or N says which column holds the numbers", err)
+	case errors.Is(err, jobstore.ErrSpecMismatch):
+		return usageErrorf("%v; pass another --job", err)
+	}
+	return usageErrorf("%v", err)
 }

@@ -189,7 +189,7 @@ func (r *runRedis) enqueue(c *cli.Context, cfg *configs.Config, log *slog.Logger
 			return "", usageErrorf("%s holds job %s of another input or other options (its journal must not be replayed on this one); "+
 				"pass another --job, or move %s away to start the job afresh", dir, res.JobID, dir)
 		}
-		return "", enqueueError(err)
+		return "", enqueueError(err, res.JobID)
 	}
 	fmt.Fprintln(c.App.Writer, res.JobID)
 	if r.emb != nil {
@@ -232,14 +232,6 @@ func outError(err error, out string) error {
 	case errors.As(err, &target):
 		return usageErrorf("%v: pass another --out (or --job), or move %s away", err, target.Dir)
 	case errors.Is(err, embedded.ErrSymlink):
-		return usageErrorf("%v", err)
-	}
-	return err
-}
-
-// enqueueError keeps enqueue's configuration errors usage errors (exit 2).
-func enqueueError(err error) error {
-	if errors.Is(err, enqueue.ErrConfig) {
 		return usageErrorf("%v", err)
 	}
 	return err

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -129,9 +130,29 @@ func finished(w io.Writer, st *jobstatus.Status, outDir, again string) error {
 	fmt.Fprintf(w, "results: %s\n", filepath.Join(outfiles.Dir(outDir, st.Job), outfiles.ResultsCSV))
 	switch {
 	case st.State == string(jobstore.FailedJob):
-		return fmt.Errorf("job %s failed: %s; once fixed, %s", st.Job, st.StoppedBecause, again)
+		return fmt.Errorf("job %s failed: %s%s; once fixed, %s", st.Job, st.StoppedBecause, settingsHint(st.StoppedBecause), again)
 	case st.Numbers.Failed > 0:
 		return &failedNumbersError{Job: st.Job, Failed: st.Numbers.Failed, Again: again}
 	}
 	return nil
+}
+
+// settingsHint names the options behind the settings a job's stop reason
+// asks to check ("check the API key"): the worker speaks of settings, the
+// operator sets flags.
+func settingsHint(reason string) string {
+	var flags []string
+	for _, s := range []struct{ setting, flags string }{
+		{"the API URL", "--api-url"},
+		{"the SID", "--sid"},
+		{"the API key", "--api-key-file or --api-key"},
+	} {
+		if strings.Contains(reason, s.setting) {
+			flags = append(flags, s.flags)
+		}
+	}
+	if len(flags) == 0 {
+		return ""
+	}
+	return " (check " + strings.Join(flags, " and ") + ")"
 }
