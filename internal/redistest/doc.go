@@ -48,10 +48,11 @@
 //
 // The binary is the one named by the environment variable
 // CAPCHECK_TEST_REDIS_SERVER (a path or a name looked up in PATH), else
-// redis-server from PATH, /usr/bin or /usr/local/bin. When none is found the test
-// is skipped with a message that says how to install it (apt-get install -y
-// redis-server); when CI=true it fails instead, so CI cannot go green by
-// skipping every Redis test.
+// redis-server from PATH, /usr/bin or /usr/local/bin. When none is found, or it
+// does not start, the test fails (never skips) with a message that says how to
+// install it (apt-get install -y redis-server): a run that skipped every test
+// needing Redis must not look green, on CI or anywhere else.
+// ./scripts/test.sh checks for the binary before it runs any test.
 //
 // The server runs with no persistence (--save "" --appendonly no) and
 // --maxmemory-policy noeviction, bound to 127.0.0.1 only. On Linux it is also
