@@ -21,6 +21,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/capcheck/capcheck/phonenorm"
 )
 
 // Defaults of [Config].
@@ -28,7 +30,6 @@ const (
 	HeaderDefault        = "Authorization"
 	NumberFieldDefault   = "number"
 	StatusFieldDefault   = "status"
-	DefaultRegionDefault = "IN"
 	MaxBodyDefault       = 1 << 20
 	QueueLimitDefault    = 20_000
 	MaxBatchDefault      = 1_000
@@ -70,7 +71,7 @@ type Config struct {
 	Allow []netip.Prefix
 
 	// DefaultRegion reads numbers without country code, as enqueue does.
-	// Defaults to DefaultRegionDefault.
+	// Defaults to phonenorm.DefaultRegionDefault.
 	DefaultRegion string
 
 	// MaxBody bounds a request body in bytes; larger ones get 413.
@@ -116,7 +117,7 @@ func (c Config) WithDefaults() Config {
 	if len(c.NotCapable) == 0 {
 		c.NotCapable = NotCapableDefault
 	}
-	c.DefaultRegion = cmp.Or(c.DefaultRegion, DefaultRegionDefault)
+	c.DefaultRegion = cmp.Or(c.DefaultRegion, phonenorm.DefaultRegionDefault)
 	c.MaxBody = cmp.Or(c.MaxBody, MaxBodyDefault)
 	c.QueueLimit = cmp.Or(c.QueueLimit, QueueLimitDefault)
 	c.MaxBatch = cmp.Or(c.MaxBatch, MaxBatchDefault)
