@@ -50,12 +50,14 @@ func StartCluster(tb testing.TB) *Cluster {
 	return c
 }
 
-func startCluster() (c *Cluster, err error) {
+func startCluster() (_ *Cluster, err error) {
 	cli, err := findCLI()
 	if err != nil {
 		return nil, err
 	}
-	c = &Cluster{}
+	// Not the named result: that is nil on the error paths, and the nodes
+	// started so far must still be stopped.
+	c := &Cluster{}
 	defer func() {
 		if err != nil {
 			c.Stop()
