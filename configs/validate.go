@@ -16,6 +16,7 @@ import (
 	"github.com/capcheck/capcheck/capapi"
 	"github.com/capcheck/capcheck/enqueue"
 	"github.com/capcheck/capcheck/jobstore"
+	"github.com/capcheck/capcheck/redisconn"
 )
 
 // Needs says which options a command requires. Values are checked whether
@@ -273,16 +274,34 @@ func CheckJobID(id string) error {
 	return nil
 }
 
-// RedactURL returns u with its password replaced by "xxxxx", for logs and
-// messages. A URL that does not parse is returned as "[unparsable URL]" when
-// it could hold a password (it has an '@').
+// RedactURL returns u for logs and messages: its password and the values of
+// its query replaced by "xxxxx", its fragment dropped. A URL that does not
+// parse, or with an '@' after its host (a password with '/', '?' or '#' not
+// percent-encoded), is not shown at all when it may hold a password.
 func RedactURL(u string) string {
 	p, err := url.Parse(u)
-	if err != nil {
-		if strings.Contains(u, "@") {
-			return "[unparsable URL]"
+	switch {
+	case redisconn.MisplacedAt(u):
+		return "[URL not shown]"
+	case err != nil && strings.Contains(u, "@"):
+		return "[unparsable URL]"
+	case err != nil:
+		if i := strings.IndexAny(u, "?#"); i >= 0 {
+			return u[:i] + "?xxxxx"
 		}
 		return u
 	}
+	if p.RawQuery != "" {
+		parts := strings.Split(p.RawQuery, "&")
+		for i, kv := range parts {
+			k, _, ok := strings.Cut(kv, "=")
+			if !ok {
+				k = "" // a bare word may be a token itself
+			}
+			parts[i] = k + "=xxxxx"
+		}
+		p.RawQuery = strings.Join(parts, "&")
+	}
+	p.Fragment, p.RawFragment = "", ""
 	return p.Redacted()
 }

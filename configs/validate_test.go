@@ -54,6 +54,12 @@ func TestValidate(t *testing.T) {
 		{name: "chunk size above the maximum", args: []string{"--chunk-size", "100001"},
 			want: "--chunk-size must be 1 to 100000 (got 100001); set --chunk-size, CAPCHECK_CHUNK_SIZE or chunk_size: in the config file"},
 		{name: "chunk size at the maximum", args: []string{"--chunk-size", "100000"}},
+		{name: "api url with credentials", args: []string{"--api-url", "https://u:hunter2@api.kaleyra.io"},
+			want: "--api-url must not contain credentials (user:password@): give the API key on its own (got https://u:xxxxx@api.kaleyra.io); set --api-url, CAPCHECK_API_URL or api_url: in the config file"},
+		{name: "api url query is not shown", args: []string{"--api-url", "https://api.kaleyra.io/?token=hunter2"},
+			want: "--api-url must not contain a query or fragment: use the form https://host[/prefix], such as https://api.kaleyra.io (got https://api.kaleyra.io/?token=xxxxx); set --api-url, CAPCHECK_API_URL or api_url: in the config file"},
+		{name: "redis password with a '?' is not shown", args: []string{"--redis", "redis://:12345?hunter2@h:6379/0"},
+			want: `--redis must be a Redis URL such as redis://127.0.0.1:6379/0 (forms: redis://, rediss://, redis-socket://PATH, redis-sentinel://HOST:PORT[,...]?master=NAME, redis-cluster://HOST:PORT[,...]): an '@' after the host: percent-encode '/', '?', '#' and '@' in a password (%2F, %3F, %23, %40) (got [URL not shown]); set --redis, CAPCHECK_REDIS or redis: in the config file`},
 		{name: "bad job", args: []string{"--job", "../etc"},
 			want: "--job must be 1 to 128 characters of A-Z, a-z, 0-9, '.', '_' and '-' (and not . or ..) (got ../etc); set --job, CAPCHECK_JOB or job: in the config file"},
 		{name: "job ..", args: []string{"--job", ".."},
@@ -169,7 +175,16 @@ func TestRedactURL(t *testing.T) {
 		"redis://:pw@h:6379/0":             "redis://:xxxxx@h:6379/0",
 		"redis-socket://:pw@/run/r.sock":   "redis-socket://:xxxxx@/run/r.sock",
 		"redis://:p w@h\x7f:1/0":           "[unparsable URL]",
-		"redis-sentinel://:pw@a:1,b:2?m=x": "redis-sentinel://:xxxxx@a:1,b:2?m=x",
+		"redis-sentinel://:pw@a:1,b:2?m=x": "redis-sentinel://:xxxxx@a:1,b:2?m=xxxxx",
+		// A password with '?', '/' or '#' not percent-encoded.
+		"redis://:12345?topsecret@h:1/0": "[URL not shown]",
+		"redis://:top/secret@h:1":        "[URL not shown]",
+		"https://u:top#secret@api.x":     "[URL not shown]",
+		// Query values and fragments may be tokens.
+		"https://api.x/?token=topsecret":   "https://api.x/?token=xxxxx",
+		"https://api.x/?topsecret":         "https://api.x/?=xxxxx",
+		"https://api.x/#topsecret":         "https://api.x/",
+		"https://api.x:x/?token=topsecret": "https://api.x:x/?xxxxx",
 	} {
 		if got := RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q; want %q", in, got, want)

@@ -56,6 +56,11 @@ type URL struct {
 // the master (asynq sends it to the sentinels only, which leaves no way to
 // reach a master that has a password). Errors never hold the password.
 func Parse(raw string) (*URL, error) {
+	if MisplacedAt(raw) {
+		// net/url would read part of the password as a port, a path or
+		// a query, and its errors (and ours) would show it.
+		return nil, errors.New("an '@' after the host: percent-encode '/', '?', '#' and '@' in a password (%2F, %3F, %23, %40)")
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		var ue *url.Error
@@ -234,4 +239,17 @@ func cloneTLS(c *tls.Config) *tls.Config {
 		return nil
 	}
 	return c.Clone()
+}
+
+// MisplacedAt reports whether raw holds an '@' after the end of its
+// authority (the first '/', '?' or '#' after "://"): the mark of a password
+// with one of those characters not percent-encoded, whose tail would be read
+// as a port, a path or a query and shown by any message that quotes them.
+func MisplacedAt(raw string) bool {
+	_, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return false
+	}
+	end := strings.IndexAny(rest, "/?#")
+	return end >= 0 && strings.Contains(rest[end:], "@")
 }

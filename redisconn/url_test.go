@@ -113,6 +113,13 @@ func TestParseErrors(t *testing.T) {
 		{"redis-cluster://:s3cret@10.0.0.1:7000/1", "database 0 only"},
 		{"redis-cluster://:s3cret@10.0.0.1:7000?read_only=true", "query parameters are not supported"},
 		{"redis://:s3cret@local host:6379", "not a URL"},
+		// A password with '?', '/' or '#' not percent-encoded: no part of
+		// it is shown (net/url reads its tail as a query, a path or a port).
+		{"redis://:12345?s3cret@localhost:6379/0", "percent-encode"},
+		{"redis://:s3c/s3cret@localhost:6379", "percent-encode"},
+		{"redis://u:s3c#s3cret@localhost:6379", "percent-encode"},
+		{"redis-sentinel://:s3c?s3cret@10.0.0.1:26379?master=m", "percent-encode"},
+		{"redis-cluster://:s3c/s3cret@10.0.0.1:7000", "percent-encode"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
