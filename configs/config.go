@@ -105,6 +105,12 @@ type Config struct {
 	// ({Out}/{job}/). Defaults to outfiles.DirDefault.
 	Out string
 
+	// OutExplicit reports whether Out was set by a flag, the environment or
+	// the config file. A worker writes a job's files only then (its --out is
+	// a folder meant to be shared); wait, run and export always write them.
+	// Defaults to false.
+	OutExplicit bool
+
 	// LogFormat is the format of log lines on standard error. Defaults to
 	// LogFormatDefault.
 	LogFormat LogFormat

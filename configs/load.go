@@ -119,6 +119,7 @@ func load(c *cli.Context, lookupEnv func(string) (string, bool)) (*Config, error
 		return nil, errors.Join(errs...)
 	}
 	cfg.RedisExplicit = cfg.origins[optRedis].source != sourceDefault
+	cfg.OutExplicit = cfg.origins[optOut].source != sourceDefault
 	return cfg, nil
 }
 

@@ -2,6 +2,8 @@ package e2e_test
 
 import (
 	"context"
+	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -30,20 +32,33 @@ func newEnvOn(t *testing.T, url string) *env {
 	return n
 }
 
-// runUnderFailover runs a job with three workers and a wait on e, calls
-// failover once the API has seen some of its requests, and checks that the
-// job finishes with exact files and that wait says so. It returns the
-// simulator's statistics at the end.
+// startWorkerNoDisk starts a worker as startWorker does but without --out:
+// it writes no files (it would write them under ./out, which is e.out).
+func (n *env) startWorkerNoDisk(name string, m *mock, extra ...string) *proc {
+	n.t.Helper()
+	args := append([]string{"worker"}, n.redisArgs()...)
+	args = append(args, m.apiArgs(apiKey)...)
+	args = append(args, "--batch-size", "50", "--concurrency", "4", "--timeout", "5s",
+		"--max-attempts", "8", "--shutdown-timeout", "10s")
+	return n.start(name, nil, append(args, extra...)...)
+}
+
+// runUnderFailover runs a job with three workers that share no disk and a
+// wait on e, calls failover once the API has seen some of its requests, and
+// checks that the job finishes, that wait writes exact files on its own
+// host, and that no worker wrote any. It returns the simulator's statistics
+// at the end.
 func runUnderFailover(t *testing.T, e *env, id string, failover func()) mockStats {
 	t.Helper()
 	m := e.startMock("mock-api", "--reject-suffix", rejectSuffix, "--latency", "20ms", "--seed", "7")
 	for _, name := range []string{"worker-1", "worker-2", "worker-3"} {
 		// A slow rate, so that the failover falls mid-run.
-		e.startWorker(name, m, apiKey, "--rate", "40")
+		e.startWorkerNoDisk(name, m, "--rate", "40")
 	}
 	l := e.genList("input.csv", 4000, 7, rejectSuffix, 1)
 	e.enqueue(id, l, 100)
-	wait := e.start("wait", nil, append([]string{"wait", id, "--out", e.out}, e.redisArgs()...)...)
+	waitOut := filepath.Join(e.dir, "wait-host")
+	wait := e.start("wait", nil, append([]string{"wait", id, "--out", waitOut}, e.redisArgs()...)...)
 
 	var before mockStats
 	if failover != nil {
@@ -59,7 +74,11 @@ func runUnderFailover(t *testing.T, e *env, id string, failover func()) mockStat
 	if j.State != jobstore.Done || j.Abort != "" {
 		t.Fatalf("job ended %s (%s)", j.State, j.Abort)
 	}
-	checkOutputs(t, filepath.Join(e.out, id), l, wantAPI)
+	checkOutputs(t, filepath.Join(waitOut, id), l, wantAPI)
+	// enqueue wrote rejects.csv there; the workers wrote nothing.
+	if _, err := os.Stat(filepath.Join(e.out, id, "results.csv")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a worker without --out wrote results.csv under ./out (stat: %v)", err)
+	}
 	st := m.stats(t)
 	t.Logf("requests before the failover %d; at the end %+v", before.Requests, st)
 	return st

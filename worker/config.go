@@ -59,6 +59,12 @@ type Config struct {
 	// outfiles.DirDefault ("./out").
 	OutDir string
 
+	// NoFiles makes the finalize task write no files: it only moves the job
+	// to its final state, and whoever waits for the job (wait, run, export)
+	// streams the files from Redis on its own host. Workers then need no
+	// shared disk. Defaults to false.
+	NoFiles bool
+
 	// BackoffBase is the backoff before the second call of a range after a
 	// transient error; it doubles for each further call, with full jitter
 	// (a random wait between 0 and the doubled value). Defaults to

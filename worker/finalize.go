@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -32,6 +33,15 @@ func (w *Worker) processFinalize(ctx context.Context, t *asynq.Task) error {
 		log.Debug("stale finalize task: skipped")
 		return nil
 	}
+	if w.cfg.NoFiles {
+		st, err := w.store.EndFinalize(ctx, f.Job, f.Gen)
+		if err != nil {
+			return err
+		}
+		w.expire(ctx, f.Job, log)
+		log.Info("job finished; its files are written by whoever waits for it (wait, run, export)", "state", st)
+		return nil
+	}
 	start := time.Now()
 	sum, err := outfiles.Write(ctx, w.store, f.Job, w.cfg.OutDir)
 	if err != nil {
@@ -43,12 +53,7 @@ func (w *Worker) processFinalize(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	if w.cfg.Retention > 0 {
-		// Not worth a retry: the files are written and the job is finished.
-		if err := w.store.Expire(ctx, f.Job, w.cfg.Retention); err != nil {
-			log.Warn("could not set the expiry of the job's records; they stay in Redis", "err", err)
-		}
-	}
+	w.expire(ctx, f.Job, log)
 	log.Info("job finished",
 		"state", st,
 		"dir", outfiles.Dir(w.cfg.OutDir, f.Job),
@@ -65,6 +70,17 @@ func (w *Worker) processFinalize(ctx context.Context, t *asynq.Task) error {
 		"stopped_because", sum.Reason,
 	)
 	return nil
+}
+
+// expire sets the retention of a finished job's records. Not worth a retry:
+// the job is finished.
+func (w *Worker) expire(ctx context.Context, job string, log *slog.Logger) {
+	if w.cfg.Retention <= 0 {
+		return
+	}
+	if err := w.store.Expire(ctx, job, w.cfg.Retention); err != nil {
+		log.Warn("could not set the expiry of the job's records; they stay in Redis", "err", err)
+	}
 }
 
 func round(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }

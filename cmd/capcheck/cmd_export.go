@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 
 	"github.com/urfave/cli/v2"
@@ -41,36 +43,40 @@ func exportAction(c *cli.Context) error {
 		return err
 	}
 	defer s.Close()
-	store, cfg := s.store, s.cfg
-	j, err := store.Job(c.Context, id)
+	sum, err := writeFiles(c.Context, s.store, id, s.cfg.Out, format, s.log)
 	if err != nil {
 		return err
 	}
-	// A finalizing job has every number settled; its finalize task may have
-	// given up (e.g. the workers' output folder was not writable): export
-	// writes the files and finishes it.
-	if !j.State.Finished() && j.State != jobstore.Finalizing {
-		return fmt.Errorf("job %s is %s: export works on finished jobs ('capcheck wait %s' first)", id, j.State, id)
-	}
-	if j.State == jobstore.Finalizing {
-		// Finish it as its finalize task would: results.csv first, whatever
-		// --format asks for, then the job's records expire in due time.
-		if _, err := outfiles.Write(c.Context, store, id, cfg.Out); err != nil {
-			return err
-		}
-		if _, err := store.EndFinalize(c.Context, id, j.Gen); err != nil {
-			return err
-		}
-		if err := store.Expire(c.Context, id, configs.RetentionDefault); err != nil {
-			s.log.Warn("could not set the expiry of the job's records", "job", id, "err", err)
-		}
-		s.log.Info("finished a job whose finalize task gave up", "job", id, "records_expire_in", configs.RetentionDefault)
-	}
-	sum, err := outfiles.Export(c.Context, store, id, cfg.Out, format)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(c.App.Writer, "wrote %s: %d accepted, %d rejected, %d failed\n", outfiles.Dir(cfg.Out, id),
+	fmt.Fprintf(c.App.Writer, "wrote %s: %d accepted, %d rejected, %d failed\n", outfiles.Dir(s.cfg.Out, id),
 		sum.Results["accepted"], sum.Results["rejected"], sum.Results["failed"])
 	return nil
+}
+
+// writeFiles writes job id's output files under out on this host, streamed
+// from what Redis holds: export, wait and run do, so that workers need no
+// shared disk. A job still finalizing (its finalize task gave up, say) has
+// every number settled: it is finished here as its finalize task would.
+func writeFiles(ctx context.Context, store *jobstore.Store, id, out string, format outfiles.Format, log *slog.Logger) (*outfiles.Summary, error) {
+	j, err := store.Job(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !j.State.Finished() && j.State != jobstore.Finalizing {
+		return nil, fmt.Errorf("job %s is %s: export works on finished jobs ('capcheck wait %s' first)", id, j.State, id)
+	}
+	if j.State == jobstore.Finalizing {
+		// results.csv first, whatever format asks for, then the job's
+		// records expire in due time.
+		if _, err := outfiles.Write(ctx, store, id, out); err != nil {
+			return nil, err
+		}
+		if _, err := store.EndFinalize(ctx, id, j.Gen); err != nil {
+			return nil, err
+		}
+		if err := store.Expire(ctx, id, configs.RetentionDefault); err != nil {
+			log.Warn("could not set the expiry of the job's records", "job", id, "err", err)
+		}
+		log.Info("finished a job whose finalize task gave up", "job", id, "records_expire_in", configs.RetentionDefault)
+	}
+	return outfiles.Export(ctx, store, id, out, format)
 }

@@ -104,7 +104,9 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	_, stopWorker, err := startWorker(cfg, r.rdb, r.store, log)
+	// run writes the files itself once the job is finished, whichever
+	// replica finalizes it.
+	_, stopWorker, err := startWorker(cfg, r.rdb, r.store, log, true)
 	if err != nil {
 		return err
 	}
@@ -117,6 +119,9 @@ func runAction(c *cli.Context) error {
 		}
 		log.Info("interrupted: draining in-flight calls; run the same command again to resume", "job", id)
 		return r.interrupted(id)
+	}
+	if _, err := writeFiles(ctx, r.store, id, cfg.Out, outfiles.CSV, log); err != nil {
+		return fmt.Errorf("job %s finished, but writing its files under %s failed: %w", id, cfg.Out, err)
 	}
 	return finished(c.App.Writer, st, cfg.Out, r.again(id))
 }

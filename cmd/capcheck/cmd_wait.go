@@ -61,6 +61,10 @@ func waitAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// The files on this host, from Redis: the workers need no shared disk.
+	if _, err := writeFiles(c.Context, s.store, id, s.cfg.Out, outfiles.CSV, s.log); err != nil {
+		return fmt.Errorf("job %s finished, but writing its files under %s failed: %w", id, s.cfg.Out, err)
+	}
 	return finished(c.App.Writer, st, s.cfg.Out, retryHint(id))
 }
 

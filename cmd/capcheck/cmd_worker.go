@@ -34,7 +34,7 @@ func workerAction(c *cli.Context) error {
 		return err
 	}
 	defer s.Close()
-	_, stop, err := startWorker(s.cfg, s.rdb, s.store, s.log)
+	_, stop, err := startWorker(s.cfg, s.rdb, s.store, s.log, !s.cfg.OutExplicit)
 	if err != nil {
 		return err
 	}

@@ -25,9 +25,10 @@ import (
 // client, the asynq server and, with --metrics-addr, /metrics and /healthz.
 // stop drains it (in-flight calls finish and are recorded; /metrics stays up
 // meanwhile), then closes the API client and the metrics server; calling it
-// twice is harmless.
+// twice is harmless. With noFiles the worker writes no output files (wait,
+// run and export write them where they run).
 func startWorker(cfg *configs.Config, rdb redis.UniversalClient, store *jobstore.Store,
-	log *slog.Logger) (w *worker.Worker, stop func(), err error) {
+	log *slog.Logger, noFiles bool) (w *worker.Worker, stop func(), err error) {
 	reg := prometheus.NewRegistry()
 	_ = reg.Register(collectors.NewGoCollector())
 	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -66,6 +67,7 @@ func startWorker(cfg *configs.Config, rdb redis.UniversalClient, store *jobstore
 		ShutdownTimeout: cfg.Worker.ShutdownTimeout,
 		Retention:       cfg.Worker.Retention,
 		OutDir:          cfg.Out,
+		NoFiles:         noFiles,
 		Logger:          log,
 		Metrics:         worker.NewMetrics(reg),
 	})
@@ -93,6 +95,7 @@ func startWorker(cfg *configs.Config, rdb redis.UniversalClient, store *jobstore
 		"max_attempts", cfg.API.MaxAttempts,
 		"api_url", cfg.API.URL,
 		"out", cfg.Out,
+		"writes_files", !noFiles,
 	)
 	stopped := false
 	return w, func() {
