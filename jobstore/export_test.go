@@ -4,3 +4,6 @@ import "time"
 
 // SetClock makes s read the time from now, for tests.
 func (s *Store) SetClock(now func() time.Time) { s.now = now }
+
+// ChunkKeyForTest is the key of chunk i's blob, for tests.
+func ChunkKeyForTest(id string, i int) string { return chunkKey(id, i) }

@@ -19,9 +19,10 @@ var ErrSpecMismatch = errors.New("job exists with another input or options")
 
 // Store reads and writes jobs in Redis. It is safe for concurrent use.
 type Store struct {
-	rdb      redis.UniversalClient
-	now      func() time.Time
-	onRecord func(job string, r Recorded) error
+	rdb         redis.UniversalClient
+	now         func() time.Time
+	onRecord    func(job string, r Recorded) error
+	replicaWait time.Duration // see WithReplicaWait
 }
 
 // Option is an optional setting of a Store, for New.
@@ -186,7 +187,13 @@ func (s *Store) PutChunk(ctx context.Context, job string, i int, entries []Entry
 	if err != nil {
 		return fmt.Errorf("job %s chunk %d: %w", job, i, err)
 	}
-	if err := s.rdb.Set(ctx, chunkKey(job, i), b, 0).Err(); err != nil {
+	key := chunkKey(job, i)
+	if s.replicaWait > 0 {
+		if s.replicated(ctx, key, func(p redis.Pipeliner) { p.Set(ctx, key, b, 0) }) == nil {
+			return nil
+		}
+	}
+	if err := s.rdb.Set(ctx, key, b, 0).Err(); err != nil {
 		return fmt.Errorf("storing job %s chunk %d: %w", job, i, err)
 	}
 	return nil
@@ -470,7 +477,17 @@ var ErrUnsettled = errors.New("chunk has numbers without a final outcome")
 // settled: the caller then enqueues the finalize task of gen (its ID makes a
 // second one a no-op).
 func (s *Store) FinishChunk(ctx context.Context, job string, gen, i, n int) (allDone bool, err error) {
-	r, err := finishChunkScript.Run(ctx, s.rdb, []string{jobKey(job), doneKey(job), settledKey(job, i)}, i, gen, n).Int64Slice()
+	keys := []string{jobKey(job), doneKey(job), settledKey(job, i)}
+	var cmd *redis.Cmd
+	if s.replicaWait > 0 && s.replicated(ctx, jobKey(job), func(p redis.Pipeliner) {
+		cmd = finishChunkScript.Eval(ctx, p, keys, i, gen, n)
+	}) != nil {
+		cmd = nil
+	}
+	if cmd == nil {
+		cmd = finishChunkScript.Run(ctx, s.rdb, keys, i, gen, n)
+	}
+	r, err := cmd.Int64Slice()
 	if err != nil {
 		return false, fmt.Errorf("finishing job %s chunk %d: %w", job, i, err)
 	}

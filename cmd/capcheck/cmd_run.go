@@ -142,7 +142,7 @@ func openRunRedis(ctx context.Context, cfg *configs.Config, demo bool, log *slog
 		if err != nil {
 			return nil, err
 		}
-		return &runRedis{rdb: rdb, store: jobstore.New(rdb)}, nil
+		return &runRedis{rdb: rdb, store: jobstore.New(rdb, storeOptions(cfg)...)}, nil
 	}
 	// What the job's numbers are checked against: a journal is only
 	// replayed for the same one (a demo's answers are not the API's).

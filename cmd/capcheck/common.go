@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/urfave/cli/v2"
@@ -34,6 +35,19 @@ func connectRedis(ctx context.Context, cfg *configs.Config, log *slog.Logger) (r
 		return nil, fmt.Errorf("%w (start it, or point --redis, CAPCHECK_REDIS or redis: in the config file at it; --redis-wait says how long to wait for it)", err)
 	}
 	return rdb, nil
+}
+
+// replicaWait bounds the wait for a replica after the writes that must
+// outlive a failover (see jobstore.WithReplicaWait).
+const replicaWait = time.Second
+
+// storeOptions are the job store's options for cfg's Redis: with replicas
+// (Sentinel, Cluster), the writes a failover must not lose wait for one.
+func storeOptions(cfg *configs.Config) []jobstore.Option {
+	if u, err := redisconn.Parse(cfg.Redis); err == nil && u.Kind() != redisconn.Single {
+		return []jobstore.Option{jobstore.WithReplicaWait(replicaWait)}
+	}
+	return nil
 }
 
 // jobArg returns the JOB argument of a command that takes exactly one.
@@ -88,7 +102,7 @@ func openSession(c *cli.Context, n configs.Needs) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &session{cfg: cfg, log: log, rdb: rdb, store: jobstore.New(rdb)}, nil
+	return &session{cfg: cfg, log: log, rdb: rdb, store: jobstore.New(rdb, storeOptions(cfg)...)}, nil
 }
 
 func (s *session) Close() { s.rdb.Close() }
