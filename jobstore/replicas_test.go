@@ -83,4 +83,6 @@ func onSomeReplica(t *testing.T, rs []*redis.Client, id string, i int) bool {
 	return false
 }
 
-func isNotCluster(err error) bool { return err != nil && err.Error() == "ERR This instance has cluster support disabled" }
+func isNotCluster(err error) bool {
+	return err != nil && err.Error() == "ERR This instance has cluster support disabled"
+}
