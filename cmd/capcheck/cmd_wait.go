@@ -31,7 +31,8 @@ func waitCommand() *cli.Command {
 		Usage:     "block until a job is finished; the exit code tells the outcome",
 		ArgsUsage: "JOB",
 		Description: "Shows a progress bar with counts and ETA on a terminal, a log line every 10s\n" +
-			"otherwise. Exit code: 0 every number has a final status and none failed; 3 the job\n" +
+			"otherwise. Once the job is finished, writes its files under --out on this host, from\n" +
+			"Redis (the workers need no shared disk). Exit code: 0 every number has a final status and none failed; 3 the job\n" +
 			"finished with failed numbers; 1 the job failed (e.g. the API refused the key) or\n" +
 			"--timeout passed; 2 bad usage.",
 		Flags: slices.Concat(configs.SharedFlags(), []cli.Flag{
