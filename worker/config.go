@@ -82,6 +82,10 @@ type Config struct {
 	// its files are written; 0 keeps them. Defaults to 0.
 	Retention time.Duration
 
+	// ForgetAfter: once a day one worker of the fleet drops the capability
+	// memory's answers older than this. Defaults to 0 (no sweep).
+	ForgetAfter time.Duration
+
 	// Logger receives the worker's logs, with job, chunk and attempt
 	// attributes, and asynq's own logs. Defaults to slog.Default().
 	Logger *slog.Logger
@@ -141,6 +145,9 @@ func (c Config) Validate() error {
 	}
 	if c.Retention < 0 {
 		bad("retention must be >= 0 (0 keeps finished jobs), got %s", c.Retention)
+	}
+	if c.ForgetAfter < 0 {
+		bad("forget-after must be >= 0, got %s", c.ForgetAfter)
 	}
 	return errors.Join(errs...)
 }

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"time"
 
 	"github.com/hibiken/asynq"
 )
@@ -9,4 +10,10 @@ import (
 // SweepOnce runs one sweep of archived chunk tasks, for tests.
 func (w *Worker) SweepOnce(ctx context.Context) error {
 	return w.sweepOnce(ctx, asynq.NewInspectorFromRedisClient(w.store.Redis()))
+}
+
+// SweepMemoryOnce runs the capability memory's sweep as of now when it is
+// due, for tests.
+func (w *Worker) SweepMemoryOnce(ctx context.Context, now time.Time) (bool, error) {
+	return w.sweepMemoryOnce(ctx, now)
 }

@@ -3,7 +3,9 @@ package worker
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
+	"time"
 
 	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/jobstore"
@@ -24,4 +26,46 @@ func (cr *chunkRun) rememberRejected(ctx context.Context, o jobstore.Outcome) er
 		ans = append(ans, capstore.Answer{Number: n, Capability: capstore.Rejected, Code: o.Code, Message: o.Message, At: at})
 	}
 	return cr.w.caps.Remember(ctx, ans)
+}
+
+// memorySweepCheck is how often a worker offers to sweep the capability
+// memory; memorySweepEvery is how often the fleet sweeps it (one worker
+// does, whichever asks first).
+const (
+	memorySweepCheck = time.Hour
+	memorySweepEvery = 24 * time.Hour
+)
+
+// sweepMemory drops the memory's answers older than ForgetAfter once a day
+// for the fleet. A worker is where it costs least: it runs anyway, between
+// nights mostly idle, and each step is one short script on one bucket.
+func (w *Worker) sweepMemory(ctx context.Context) {
+	if w.cfg.ForgetAfter <= 0 {
+		return
+	}
+	for {
+		if _, err := w.sweepMemoryOnce(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			w.log.Warn("sweeping the capability memory failed; trying again later", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(memorySweepCheck/2 + rand.N(memorySweepCheck)):
+		}
+	}
+}
+
+// sweepMemoryOnce sweeps when the fleet's daily sweep is due, and reports
+// whether it did.
+func (w *Worker) sweepMemoryOnce(ctx context.Context, now time.Time) (bool, error) {
+	due, err := w.caps.SweepDue(ctx, memorySweepEvery)
+	if err != nil || !due {
+		return false, err
+	}
+	n, err := w.caps.Sweep(ctx, now.Add(-w.cfg.ForgetAfter))
+	if err != nil {
+		return true, err
+	}
+	w.log.Info("swept the capability memory", "dropped", n, "forget_after", w.cfg.ForgetAfter)
+	return true, nil
 }

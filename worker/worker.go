@@ -197,6 +197,8 @@ func (w *Worker) Start() error {
 	go func() { defer w.bg.Done(); w.sweep(w.drain) }()
 	w.bg.Add(1)
 	go func() { defer w.bg.Done(); w.watchAwaiting(w.drain) }()
+	w.bg.Add(1)
+	go func() { defer w.bg.Done(); w.sweepMemory(w.drain) }()
 	return nil
 }
 

@@ -51,7 +51,7 @@ func runCommand() *cli.Command {
 			"--demo also serves the API in-process (a simulator that refuses numbers ending in\n" +
 			"0000 and calls back with each accepted number's capability), so no account is\n" +
 			"needed; it waits up to --callback-wait (30s unless set) for those callbacks.",
-		Flags: slices.Concat(configs.SharedFlags(), configs.APIFlags(), configs.EnqueueFlags(), configs.WorkerFlags(),
+		Flags: slices.Concat(configs.SharedFlags(), configs.APIFlags(), configs.EnqueueFlags(), configs.WorkerFlags(), configs.ForgetFlags(),
 			configs.CallbackFlags(), []cli.Flag{
 				&cli.BoolFlag{Name: flagDemo, Usage: "call an in-process simulator of the API instead of the provider"},
 			}),

@@ -66,6 +66,7 @@ func startWorker(cfg *configs.Config, rdb redis.UniversalClient, store *jobstore
 		MaxAttempts:     cfg.API.MaxAttempts,
 		ShutdownTimeout: cfg.Worker.ShutdownTimeout,
 		Retention:       cfg.Worker.Retention,
+		ForgetAfter:     cfg.Memory.ForgetAfter,
 		OutDir:          cfg.Out,
 		NoFiles:         noFiles,
 		Logger:          log,
