@@ -202,10 +202,6 @@ type Enqueue struct {
 // Memory configures the capability memory: every answer remembered per
 // number, across jobs.
 type Memory struct {
-	// RecheckAfter: a number whose remembered answer is newer than this is
-	// not sent but written cached. Defaults to 0 (every number is sent).
-	RecheckAfter time.Duration
-
 	// ForgetAfter bounds how long an answer is remembered: older ones are
 	// ignored and swept. 0 keeps them forever. Defaults to
 	// ForgetAfterDefault (90 days).

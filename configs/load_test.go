@@ -20,7 +20,7 @@ import (
 // apiSideFlags are the flags of a command using every non-mock group;
 // mockSideFlags those of mock-api. One command cannot have both (two --rate).
 func apiSideFlags() []cli.Flag {
-	return slices.Concat(SharedFlags(), APIFlags(), EnqueueFlags(), WorkerFlags(), CallbackFlags(), RecheckFlags())
+	return slices.Concat(SharedFlags(), APIFlags(), EnqueueFlags(), WorkerFlags(), CallbackFlags(), ForgetFlags())
 }
 
 func mockSideFlags() []cli.Flag {
@@ -143,7 +143,6 @@ func samples(t *testing.T) map[*option][2]string {
 		optMetricsAddr:       {":9090", "127.0.0.1:9191"},
 		optShutdownTimeout:   {"5s", "2m"},
 		optRetention:         {"0s", "24h"},
-		optRecheckAfter:      {"24h", "0s"},
 		optForgetAfter:       {"0s", "720h"},
 		optListen:            {"127.0.0.1:0", ":8181"},
 		optMockRate:          {"5", "1000"},

@@ -55,8 +55,7 @@ const (
 	FlagShutdownTimeout = "shutdown-timeout"
 	FlagRetention       = "retention"
 
-	FlagRecheckAfter = "recheck-after"
-	FlagForgetAfter  = "forget-after"
+	FlagForgetAfter = "forget-after"
 
 	FlagCallbackListen      = "callback-listen"
 	FlagCallbackToken       = "callback-token"
@@ -229,11 +228,8 @@ func MockAPIFlags() []cli.Flag {
 		optCallbackRefuseRate, optCapableFraction)
 }
 
-// RecheckFlags are --recheck-after and --forget-after: which remembered
-// answers a job uses instead of sending (enqueue, run).
-func RecheckFlags() []cli.Flag { return flags(optRecheckAfter, optForgetAfter) }
-
-// ForgetFlags is --forget-after alone, for the memory command.
+// ForgetFlags is --forget-after: how long the capability memory keeps an
+// answer (worker, run, memory).
 func ForgetFlags() []cli.Flag { return flags(optForgetAfter) }
 
 // ServiceFlags are --metrics-addr and --shutdown-timeout, for long-running
@@ -352,11 +348,8 @@ var (
 		usage: "keep a finished job's records in Redis for this `DURATION` (status, retry, export); 0 keeps them",
 		set:   setDuration(func(c *Config) *time.Duration { return &c.Worker.Retention })}
 
-	optRecheckAfter = &option{name: FlagRecheckAfter, category: categoryMemory, def: "0s",
-		usage: "do not send a number whose remembered answer is newer than this `DURATION`: it is written cached (0 = send every number)",
-		set:   setDuration(func(c *Config) *time.Duration { return &c.Memory.RecheckAfter })}
 	optForgetAfter = &option{name: FlagForgetAfter, category: categoryMemory, def: "2160h",
-		usage: "remember a number's answer for this `DURATION`; older answers are ignored and swept (0 = forever)",
+		usage: "remember a number's answer (capability or API rejection) for this `DURATION`; older ones are ignored and swept daily (0 = forever)",
 		set:   setDuration(func(c *Config) *time.Duration { return &c.Memory.ForgetAfter })}
 
 	optCallbackListen = &option{name: FlagCallbackListen, category: categoryCallback,
@@ -450,7 +443,7 @@ var options = []*option{
 	optWireFormat, optBatchSize, optRate, optTimeout, optMaxAttempts,
 	optInput, optColumn, optDefaultRegion, optJob, optChunkSize, optCallbackWait,
 	optConcurrency, optMetricsAddr, optShutdownTimeout, optRetention,
-	optRecheckAfter, optForgetAfter,
+	optForgetAfter,
 	optCallbackListen, optCallbackToken, optCallbackTokenFile, optCallbackHeader,
 	optCallbackNumberField, optCallbackStatusField, optCallbackCapable, optCallbackNotCapable,
 	optCallbackAllow, optCallbackTLSCert, optCallbackTLSKey,

@@ -118,9 +118,6 @@ func (c Config) Validate(n Needs) error {
 	if c.Worker.Retention < 0 {
 		v.bad(optRetention, c.Worker.Retention.String(), "must be >= 0 (0 keeps finished jobs)")
 	}
-	if c.Memory.RecheckAfter < 0 {
-		v.bad(optRecheckAfter, c.Memory.RecheckAfter.String(), "must be >= 0 (0 sends every number)")
-	}
 	if c.Memory.ForgetAfter < 0 {
 		v.bad(optForgetAfter, c.Memory.ForgetAfter.String(), "must be >= 0 (0 remembers forever)")
 	}

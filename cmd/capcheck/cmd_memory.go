@@ -26,8 +26,9 @@ func memoryCommand() *cli.Command {
 		Name:  "memory",
 		Usage: "inspect, export or forget the capability memory (every answer remembered per number)",
 		Description: "The memory holds, per E.164 number, the newest capability (from the provider's\n" +
-			"callbacks) or API rejection and when it came; --recheck-after uses it instead of\n" +
-			"sending. docs/operations.md shows how to operate it.",
+			"callbacks) or API rejection and when it came, across jobs, in Redis; answers older\n" +
+			"than --forget-after are ignored and swept daily by a worker. docs/operations.md\n" +
+			"shows how to operate it.",
 		Subcommands: []*cli.Command{
 			{
 				Name:   "stats",
