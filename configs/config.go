@@ -87,7 +87,7 @@ type Config struct {
 	// Redis is the Redis URL, in a form asynq.ParseRedisURI accepts
 	// (redis://, rediss://, redis-socket://, redis-sentinel://) or
 	// redis-cluster://HOST:PORT[,HOST:PORT...] (see redisconn.Parse). It may
-	// hold a password: print it with [RedactURL]. Defaults to RedisDefault.
+	// hold a password: print it with redact.URL. Defaults to RedisDefault.
 	Redis string
 
 	// RedisWait is how long a command waits at start for a Redis that does

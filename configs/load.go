@@ -10,6 +10,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 	"gopkg.in/yaml.v3"
+
+	"github.com/capcheck/capcheck/internal/redact"
 )
 
 // Why a hand-rolled loader and not urfave/cli's altsrc: altsrc applies file
@@ -375,7 +377,7 @@ func show(o *option, v string) string {
 	case o.secret:
 		return redacted
 	case o.url:
-		return RedactURL(v)
+		return redact.URL(v)
 	case v == "" || strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == '"' }):
 		return fmt.Sprintf("%q", v)
 	}

@@ -117,7 +117,7 @@ type option struct {
 	def      string // default as shown in help and docs, "" for none
 	noFile   bool   // not a key of the config file (--config itself)
 	secret   bool   // the value is never echoed
-	url      bool   // the value is a URL, echoed redacted (RedactURL)
+	url      bool   // the value is a URL, echoed through redact.URL
 	set      func(c *Config, v string) error
 }
 
@@ -416,7 +416,7 @@ var (
 	optSeed = &option{name: FlagSeed, section: mockSection, category: categoryMockAPI, def: "0",
 		usage: "`SEED` of faults and jitter, for reproducible runs (0 = random)",
 		set:   setInt64(func(c *Config) *int64 { return &c.MockAPI.Seed })}
-	optCallbackURL = &option{name: FlagCallbackURL, section: mockSection, category: categoryMockAPI,
+	optCallbackURL = &option{name: FlagCallbackURL, section: mockSection, category: categoryMockAPI, url: true,
 		usage: "send each accepted number's capability to this callback `URL` (off when empty)",
 		set:   setString(func(c *Config) *string { return &c.MockAPI.CallbackURL })}
 	optCallbackDelay = &option{name: FlagCallbackDelay, section: mockSection, category: categoryMockAPI, def: "0s",
@@ -588,4 +588,17 @@ func formatDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+// HidesValue reports whether the value of the flag name is never shown (a
+// secret such as --api-key) or shown redacted (a URL such as --redis). An
+// argument that follows such a flag on a command line may be its value, so
+// the command layer does not echo it either.
+func HidesValue(name string) bool {
+	for _, o := range options {
+		if o.name == name && (o.secret || o.url) {
+			return true
+		}
+	}
+	return false
 }

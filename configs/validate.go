@@ -16,7 +16,6 @@ import (
 	"github.com/capcheck/capcheck/capapi"
 	"github.com/capcheck/capcheck/enqueue"
 	"github.com/capcheck/capcheck/jobstore"
-	"github.com/capcheck/capcheck/redisconn"
 )
 
 // Needs says which options a command requires. Values are checked whether
@@ -269,36 +268,4 @@ func CheckJobID(id string) error {
 		return &Error{Msg: fmt.Sprintf("job ID %q must be %s", id, jobstore.JobIDRule)}
 	}
 	return nil
-}
-
-// RedactURL returns u for logs and messages: its password and the values of
-// its query replaced by "xxxxx", its fragment dropped. A URL that does not
-// parse, or with an '@' after its host (a password with '/', '?' or '#' not
-// percent-encoded), is not shown at all when it may hold a password.
-func RedactURL(u string) string {
-	p, err := url.Parse(u)
-	switch {
-	case redisconn.MisplacedAt(u):
-		return "[URL not shown]"
-	case err != nil && strings.Contains(u, "@"):
-		return "[unparsable URL]"
-	case err != nil:
-		if i := strings.IndexAny(u, "?#"); i >= 0 {
-			return u[:i] + "?xxxxx"
-		}
-		return u
-	}
-	if p.RawQuery != "" {
-		parts := strings.Split(p.RawQuery, "&")
-		for i, kv := range parts {
-			k, _, ok := strings.Cut(kv, "=")
-			if !ok {
-				k = "" // a bare word may be a token itself
-			}
-			parts[i] = k + "=xxxxx"
-		}
-		p.RawQuery = strings.Join(parts, "&")
-	}
-	p.Fragment, p.RawFragment = "", ""
-	return p.Redacted()
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/capcheck/capcheck/internal/redact"
 )
 
 // Kind is the topology a URL names.
@@ -69,7 +71,7 @@ func Parse(raw string) (*URL, error) {
 		}
 		return nil, fmt.Errorf("not a URL: %v", err)
 	}
-	r := &URL{redacted: u.Redacted()}
+	r := &URL{redacted: redact.URL(raw)}
 	switch u.Scheme {
 	case "redis", "rediss":
 		err = r.parseSingle(u)

@@ -35,13 +35,13 @@ func TestParse(t *testing.T) {
 		},
 		{
 			url: "redis-socket://:s3cret@/run/redis.sock?db=3", kind: Single, addrs: []string{"/run/redis.sock"},
-			redacted: "redis-socket://:xxxxx@/run/redis.sock?db=3",
+			redacted: "redis-socket://:xxxxx@/run/redis.sock?db=xxxxx",
 			opt:      asynq.RedisClientOpt{Network: "unix", Addr: "/run/redis.sock", Password: "s3cret", DB: 3},
 		},
 		{
 			url:  "redis-sentinel://:s3cret@10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379?master=mymaster",
 			kind: Sentinel, addrs: []string{"10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379"},
-			redacted: "redis-sentinel://:xxxxx@10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379?master=mymaster",
+			redacted: "redis-sentinel://:xxxxx@10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379?master=xxxxx",
 			opt: asynq.RedisFailoverClientOpt{
 				MasterName: "mymaster", SentinelAddrs: []string{"10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379"},
 				SentinelPassword: "s3cret", Password: "s3cret",
@@ -131,7 +131,7 @@ func TestParseErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Parse(%q) = %v, want an error containing %q", tt.url, err, tt.want)
 			}
-			if strings.Contains(err.Error(), "s3cret") {
+			if strings.Contains(err.Error(), "s3") || strings.Contains(err.Error(), "cret") {
 				t.Errorf("Parse(%q) = %v: the error shows the password", tt.url, err)
 			}
 		})

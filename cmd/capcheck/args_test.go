@@ -24,3 +24,39 @@ func TestInterspersed(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckArgs(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want string }{
+		{"capcheck worker --sid --api-key K", "flag --sid has no value"},
+		{"capcheck run --input x --job --api-key=K", "flag --job has no value"},
+		{"capcheck memory stats --out --redis R", "flag --out has no value"},
+		{"capcheck status --log-level --api-key K", "flag --log-level has no value"},
+		{"capcheck worker --sid S --api-key K", ""},
+		{"capcheck worker --sid= --api-key K", ""},
+		{"capcheck enqueue --input - --job j", ""},
+		{"capcheck enqueue --column -1", ""},
+		{"capcheck export JOB -- --out --redis", ""},
+	} {
+		err := checkArgs(commands(), strings.Fields(tc.in))
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
+			t.Errorf("checkArgs(%q) = %q; want %q", tc.in, got, tc.want)
+		}
+		if strings.Contains(got, "K") || strings.Contains(got, "api-key") || strings.Contains(got, "redis") {
+			t.Errorf("checkArgs(%q) = %q names what follows the flag", tc.in, got)
+		}
+	}
+}
+
+func TestSecretArgs(t *testing.T) {
+	t.Parallel()
+	got := secretArgs(strings.Fields("capcheck worker --api-key K1 x --api-key= K2 --redis=R1 y --redis R2 --out O --callback-token T"))
+	want := map[string]bool{"K1": true, "K2": true, "R1": true, "R2": true, "T": true}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("secretArgs (-want +got):\n%s", diff)
+	}
+}

@@ -247,7 +247,7 @@ func memoryForgetAction(c *cli.Context) error {
 	for _, a := range c.Args().Slice() {
 		r := phonenorm.Normalize(a, s.cfg.Enqueue.DefaultRegion)
 		if !r.Valid() {
-			return usageErrorf("%q is not a valid phone number (write it in E.164, e.g. +919876543210)", a)
+			return usageErrorf("%s is not a valid phone number (write it in E.164, e.g. +919876543210)", shownArg(c, a))
 		}
 		nums = append(nums, r.Key)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/capcheck/capcheck/configs"
 	"github.com/capcheck/capcheck/embedded"
 	"github.com/capcheck/capcheck/enqueue"
+	"github.com/capcheck/capcheck/internal/redact"
 	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/mockapi"
 	"github.com/capcheck/capcheck/outfiles"
@@ -146,7 +147,7 @@ func openRunRedis(ctx context.Context, cfg *configs.Config, demo bool, log *slog
 	}
 	// What the job's numbers are checked against: a journal is only
 	// replayed for the same one (a demo's answers are not the API's).
-	target := cfg.API.URL + " SID " + cfg.API.SID
+	target := redact.URL(cfg.API.URL) + " SID " + cfg.API.SID
 	if demo {
 		target = "the --demo simulator"
 	}

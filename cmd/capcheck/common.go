@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -11,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/capcheck/capcheck/configs"
+	"github.com/capcheck/capcheck/internal/redact"
 	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/redisconn"
 )
@@ -24,7 +26,7 @@ func connectRedis(ctx context.Context, cfg *configs.Config, log *slog.Logger) (r
 	u, err := redisconn.Parse(cfg.Redis)
 	if err != nil {
 		// Validate checks the URL; this is a backstop.
-		return nil, usageErrorf("--redis %s: %v", configs.RedactURL(cfg.Redis), err)
+		return nil, usageErrorf("--redis %s: %v", redact.URL(cfg.Redis), err)
 	}
 	rdb := u.NewClient(redisconn.Options{Logger: log})
 	if err := u.Wait(ctx, rdb, redisconn.WaitOptions{Logger: log, Max: cfg.RedisWait}); err != nil {
@@ -57,6 +59,9 @@ func jobArg(c *cli.Context) (string, error) {
 			c.Command.HelpName, c.NArg())
 	}
 	id := c.Args().First()
+	if s := shownArg(c, id); !strings.HasPrefix(s, `"`) {
+		return "", usageErrorf("%s needs a JOB argument (the ID enqueue printed), got one %s", c.Command.HelpName, s)
+	}
 	if err := configs.CheckJobID(id); err != nil {
 		return "", err
 	}

@@ -66,7 +66,11 @@ func exitCode(err error) int {
 // run runs app and returns the exit code, having printed the error, if any,
 // once to app.ErrWriter, each line prefixed with "capcheck: ".
 func run(ctx context.Context, app *cli.App, args []string) int {
-	err := app.RunContext(ctx, interspersed(app.Commands, args))
+	app.Metadata = map[string]any{metaSecretArgs: secretArgs(args)}
+	err := checkArgs(app.Commands, args)
+	if err == nil {
+		err = app.RunContext(ctx, interspersed(app.Commands, args))
+	}
 	if err != nil {
 		for line := range strings.Lines(err.Error()) {
 			fmt.Fprintf(app.ErrWriter, "capcheck: %s", line)
@@ -105,7 +109,7 @@ func dashes(flag string) string {
 // rootAction runs for "capcheck" with no command or an unknown one.
 func rootAction(c *cli.Context) error {
 	if c.Args().Present() {
-		return usageErrorf("unknown command %q; run 'capcheck --help' for the commands", c.Args().First())
+		return usageErrorf("unknown command %s; run 'capcheck --help' for the commands", shownArg(c, c.Args().First()))
 	}
 	_ = cli.ShowAppHelp(c)
 	return usageErrorf("no command given")
@@ -114,8 +118,8 @@ func rootAction(c *cli.Context) error {
 // noArgs rejects positional arguments, for commands that take none.
 func noArgs(c *cli.Context) error {
 	if c.Args().Present() {
-		return usageErrorf("%s takes no arguments, got %q (flags go before arguments); run '%s --help' for the flags",
-			c.Command.HelpName, c.Args().First(), c.Command.HelpName)
+		return usageErrorf("%s takes no arguments, got %s; run '%s --help' for the flags",
+			c.Command.HelpName, shownArg(c, c.Args().First()), c.Command.HelpName)
 	}
 	return nil
 }

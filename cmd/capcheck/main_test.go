@@ -300,6 +300,75 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	}
 }
 
+// allCommands lists every command line's command: "worker", "memory stats".
+func allCommands() [][]string {
+	var out [][]string
+	for _, c := range commands() {
+		if len(c.Subcommands) == 0 {
+			out = append(out, []string{c.Name})
+		}
+		for _, sub := range c.Subcommands {
+			out = append(out, []string{c.Name, sub.Name})
+		}
+	}
+	return out
+}
+
+// TestEmptyFlagThenSecret runs every command with a flag whose value is
+// missing ("--sid $SID" with SID empty) followed by a secret given on the
+// command line: the secret is in no output, and the message names the flag
+// without a value.
+func TestEmptyFlagThenSecret(t *testing.T) {
+	t.Parallel()
+	secrets := map[string][]string{
+		"key":            {"--api-key", testKey},
+		"key with =":     {"--api-key=", testKey},
+		"token":          {"--callback-token", testKey},
+		"redis password": {"--redis", "redis://:" + testKey + "@127.0.0.1:1/0"},
+	}
+	for _, cmd := range allCommands() {
+		for name, secret := range secrets {
+			args := slices.Concat(cmd, []string{"--log-level"}, secret)
+			t.Run(strings.Join(args[:len(args)-1], " "), func(t *testing.T) {
+				t.Parallel()
+				code, stdout, stderr := capcheck(t, nil, args...)
+				if strings.Contains(stdout+stderr, testKey) {
+					t.Errorf("capcheck %q printed the secret (%s):\nstdout:\n%s\nstderr:\n%s", args, name, stdout, stderr)
+				}
+				if code != exitUsage || !strings.Contains(stderr, "--log-level") {
+					t.Errorf("capcheck %q: exit %d, stderr:\n%s\nwant exit %d naming --log-level", args, code, stderr, exitUsage)
+				}
+			})
+		}
+	}
+}
+
+// TestURLPasswordsNeverPrinted gives Redis and API URLs whose passwords hold
+// an unencoded / ? or #: the command stops (exit 2) without showing them.
+func TestURLPasswordsNeverPrinted(t *testing.T) {
+	t.Parallel()
+	const pw = "PW0rd"
+	for _, args := range [][]string{
+		{"status", "--redis", "redis://:" + pw + "/x@127.0.0.1:1/0"},
+		{"status", "--redis", "redis://:12345?" + pw + "@127.0.0.1:1/0"},
+		{"status", "--redis", "redis://:" + pw + "#x@127.0.0.1:1/0"},
+		{"worker", "--sid", "S", "--api-key", "k", "--api-url", "https://u:" + pw + "@api.example.com"},
+		{"worker", "--sid", "S", "--api-key", "k", "--api-url", "https://u:" + pw + "/x@api.example.com"},
+		{"run", "--input", "x.csv", "--sid", "S", "--api-key", "k", "--api-url", "https://api.example.com/?key=" + pw},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			t.Parallel()
+			code, stdout, stderr := capcheck(t, nil, args...)
+			if strings.Contains(stdout+stderr, pw) || strings.Contains(stdout+stderr, "12345") {
+				t.Errorf("capcheck %q printed the password:\nstdout:\n%s\nstderr:\n%s", args, stdout, stderr)
+			}
+			if code != exitUsage {
+				t.Errorf("capcheck %q: exit %d; want %d. stderr:\n%s", args, code, exitUsage, stderr)
+			}
+		})
+	}
+}
+
 // TestBinaryMockAPI runs capcheck mock-api briefly with the key given each
 // way: it answers 202 with that key and 401 without it, logs (at debug level)
 // without the key, and exits 0 on SIGTERM and SIGINT.

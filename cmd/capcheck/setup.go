@@ -16,6 +16,7 @@ import (
 
 	"github.com/capcheck/capcheck/capapi"
 	"github.com/capcheck/capcheck/configs"
+	"github.com/capcheck/capcheck/internal/redact"
 	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/ratelimit"
 	"github.com/capcheck/capcheck/worker"
@@ -94,7 +95,7 @@ func startWorker(cfg *configs.Config, rdb redis.UniversalClient, store *jobstore
 		"rate", cfg.API.Rate,
 		"batch_size", cfg.API.BatchSize,
 		"max_attempts", cfg.API.MaxAttempts,
-		"api_url", cfg.API.URL,
+		"api_url", redact.URL(cfg.API.URL),
 		"out", cfg.Out,
 		"writes_files", !noFiles,
 	)
