@@ -84,6 +84,10 @@ func loadConfig(c *cli.Context, n configs.Needs) (*configs.Config, error) {
 	if err := cfg.Validate(n); err != nil {
 		return nil, err
 	}
+	log := newLogger(cfg, c.App.ErrWriter)
+	for _, w := range cfg.Warnings() {
+		log.Warn(w)
+	}
 	return cfg, nil
 }
 
