@@ -3,7 +3,7 @@ GO  ?= go
 BIN ?= capcheck
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-race test-normalize-diff lint bench bench-enqueue bench-worker bench-cluster bench-callbacks docs clean
+.PHONY: help build test test-race test-normalize-diff lint bench bench-enqueue bench-worker bench-cluster bench-callbacks docs report-screenshot clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-20s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,6 +39,9 @@ bench-cluster: ## a 1,000,000-number job on a 3-master Redis Cluster: bytes per 
 
 bench-callbacks: ## measure capcheck callbacks: callbacks/s, p50/p99 at 10,000/s, peak RSS, Redis bytes per awaited number (docs/benchmarks.md)
 	./scripts/bench-callbacks.sh
+
+report-screenshot: ## remake docs/report-demo.png: the demo job's report.html in headless Chromium
+	./scripts/report-screenshot.sh
 
 docs: ## regenerate the configuration table in README.md from configs
 	$(GO) test ./configs -run TestREADMETable -update

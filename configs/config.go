@@ -124,6 +124,7 @@ type Config struct {
 	MockAPI  MockAPI
 	Callback Callback
 	Memory   Memory
+	Report   Report
 
 	// origins records where Load found each option it set, for messages.
 	origins map[*option]origin
@@ -278,6 +279,23 @@ func (cb Callback) AllowPrefixes() []netip.Prefix {
 	return out
 }
 
+// ReportFormat is what capcheck report writes.
+type ReportFormat string
+
+// Report formats.
+const (
+	ReportHTML ReportFormat = "html" // report.html, the whole report
+	ReportPNG  ReportFormat = "png"  // report.png, the request-rate plot
+
+	ReportFormatDefault = ReportHTML
+)
+
+// Report configures capcheck report.
+type Report struct {
+	// Format is what it writes. Defaults to ReportFormatDefault.
+	Format ReportFormat
+}
+
 // MockAPI configures the simulator behind capcheck mock-api. Its expected
 // credentials are API.SID and API.Key.
 type MockAPI struct {
@@ -355,6 +373,7 @@ func (c Config) WithDefaults() Config {
 	c.Worker.Concurrency = cmp.Or(c.Worker.Concurrency, worker.ConcurrencyDefault)
 	c.Worker.ShutdownTimeout = cmp.Or(c.Worker.ShutdownTimeout, worker.ShutdownTimeoutDefault)
 	c.MockAPI.Listen = cmp.Or(c.MockAPI.Listen, mockapi.ListenDefault)
+	c.Report.Format = cmp.Or(c.Report.Format, ReportFormatDefault)
 	c.MockAPI.MaxBatch = cmp.Or(c.MockAPI.MaxBatch, mockapi.MaxBatchDefault)
 	c.Callback.Header = cmp.Or(c.Callback.Header, callbacks.HeaderDefault)
 	c.Callback.NumberField = cmp.Or(c.Callback.NumberField, callbacks.NumberFieldDefault)

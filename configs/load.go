@@ -287,8 +287,8 @@ func (p *fileParser) mapping(n *yaml.Node, section string) {
 			continue
 		}
 		seen[key] = true
-		if section == "" && key == mockSection {
-			p.mapping(v, mockSection)
+		if section == "" && (key == mockSection || key == reportSection) {
+			p.mapping(v, key)
 			continue
 		}
 		o := lookupKey(section, key)

@@ -20,7 +20,7 @@ import (
 // apiSideFlags are the flags of a command using every non-mock group;
 // mockSideFlags those of mock-api. One command cannot have both (two --rate).
 func apiSideFlags() []cli.Flag {
-	return slices.Concat(SharedFlags(), APIFlags(), EnqueueFlags(), WorkerFlags(), CallbackFlags(), ForgetFlags())
+	return slices.Concat(SharedFlags(), APIFlags(), EnqueueFlags(), WorkerFlags(), CallbackFlags(), ForgetFlags(), ReportFlags())
 }
 
 func mockSideFlags() []cli.Flag {
@@ -172,6 +172,7 @@ func samples(t *testing.T) map[*option][2]string {
 		optCallbackAllow:         {"203.0.113.0/24", "10.0.0.1,192.0.2.0/25"},
 		optCallbackTLSCert:       {"a.pem", "b.pem"},
 		optCallbackTLSKey:        {"a.key", "b.key"},
+		optReportFormat:          {"png", "html"},
 	}
 }
 

@@ -85,6 +85,8 @@ const (
 	FlagCallbackDuplicateRate = "callback-duplicate-rate"
 	FlagCallbackRefuseRate    = "callback-refuse-rate"
 	FlagCapableFraction       = "capable-fraction"
+
+	FlagReportFormat = "format" // report's --format: CAPCHECK_REPORT_FORMAT, report: format:
 )
 
 // envPrefix starts every environment variable.
@@ -93,6 +95,10 @@ const envPrefix = "CAPCHECK_"
 // mockSection is the YAML section (and, upper-cased, the environment infix)
 // of the mock-api options.
 const mockSection = "mock_api"
+
+// reportSection is the YAML section (and environment infix) of the report
+// command's options.
+const reportSection = "report"
 
 // Help categories.
 const (
@@ -103,6 +109,7 @@ const (
 	categoryMockAPI  = "Mock API"
 	categoryCallback = "Callbacks"
 	categoryMemory   = "Memory"
+	categoryReport   = "Report"
 )
 
 // option is one configuration option: its flag, variable, file key, help,
@@ -250,6 +257,9 @@ func CallbackFlags() []cli.Flag {
 		optCallbackNumberField, optCallbackStatusField, optCallbackCapable, optCallbackNotCapable,
 		optCallbackAllow, optCallbackTLSCert, optCallbackTLSKey)
 }
+
+// ReportFlags are the report command's own options.
+func ReportFlags() []cli.Flag { return flags(optReportFormat) }
 
 // DefaultRegionFlag is --default-region alone, for commands that read
 // numbers without enqueuing (callbacks).
@@ -434,6 +444,17 @@ var (
 	optCapableFraction = &option{name: FlagCapableFraction, section: mockSection, category: categoryMockAPI, def: formatFloat(MockCapableFractionDefault),
 		usage: "`FRACTION` (0..1) of numbers the simulator calls capable (a fixed function of the number)",
 		set:   setFloat(func(c *Config) *float64 { return &c.MockAPI.CapableFraction })}
+
+	optReportFormat = &option{name: FlagReportFormat, section: reportSection, category: categoryReport, def: string(ReportFormatDefault),
+		usage: "what capcheck report writes: `html` ({out}/{job}/report.html) or png (report.png, the request-rate plot, for a chat message)",
+		set: func(c *Config, v string) error {
+			switch f := ReportFormat(strings.ToLower(v)); f {
+			case ReportHTML, ReportPNG:
+				c.Report.Format = f
+				return nil
+			}
+			return errors.New("must be html or png")
+		}}
 )
 
 // options lists every option, in the order of help, docs and messages.
@@ -451,6 +472,7 @@ var options = []*option{
 	optResetRate, optRejectSuffix, optMaxBatch, optSeed,
 	optCallbackURL, optCallbackDelay, optCallbackJitter, optCallbackDuplicateRate,
 	optCallbackRefuseRate, optCapableFraction,
+	optReportFormat,
 }
 
 // Parsers. Their errors say what the value must be; Load adds the option,

@@ -4,6 +4,7 @@
 package jobstatus
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -18,8 +19,11 @@ import (
 // Status is one job's progress. Its JSON form is a documented interface:
 // fields are only ever added.
 type Status struct {
-	Job            string    `json:"job"`
-	State          string    `json:"state"`
+	Job   string `json:"job"`
+	State string `json:"state"`
+	// Report names a finished job's report in the job list: its file, or
+	// the command that writes it.
+	Report         string    `json:"report,omitempty"`
 	StoppedBecause string    `json:"stopped_because,omitempty"`
 	Input          string    `json:"input"`
 	Generation     int       `json:"generation"`
@@ -191,10 +195,10 @@ func PauseLine(until time.Time) string {
 // RenderList writes one line per job, newest first.
 func RenderList(w io.Writer, list []*Status) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "JOB\tSTATE\tCREATED\tROWS\tACCEPTED\tREJECTED\tFAILED\tPROGRESS")
+	fmt.Fprintln(tw, "JOB\tSTATE\tCREATED\tROWS\tACCEPTED\tREJECTED\tFAILED\tPROGRESS\tREPORT")
 	for _, s := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%.0f%%\n", s.Job, s.State, s.CreatedAt.Local().Format("2006-01-02 15:04"),
-			s.Rows, s.Numbers.Accepted, s.Numbers.Rejected, s.Numbers.Failed, 100*s.Progress)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%.0f%%\t%s\n", s.Job, s.State, s.CreatedAt.Local().Format("2006-01-02 15:04"),
+			s.Rows, s.Numbers.Accepted, s.Numbers.Rejected, s.Numbers.Failed, 100*s.Progress, cmp.Or(s.Report, "-"))
 	}
 	return tw.Flush()
 }

@@ -41,7 +41,7 @@ local st = redis.call('HGET', KEYS[1], 'state')
 if st == 'awaiting_callbacks' then return 1 end
 if st ~= 'enqueued' then return 0 end
 if redis.call('SCARD', KEYS[2]) < tonumber(redis.call('HGET', KEYS[1], 'chunks')) then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'awaiting_callbacks', 'await_until', ARGV[2])
+redis.call('HSET', KEYS[1], 'state', 'awaiting_callbacks', 'await_until', ARGV[2], 'await_at', ARGV[3])
 return 1`)
 
 // BeginAwait moves generation gen of a job whose chunks are all settled to
@@ -56,7 +56,7 @@ func (s *Store) BeginAwait(ctx context.Context, job string, gen int, wait time.D
 	if err := s.rdb.ZAddNX(ctx, awaitingKey, redis.Z{Score: float64(until), Member: job}).Err(); err != nil {
 		return false, wrap("listing as awaiting callbacks", job, err)
 	}
-	r, err := beginAwaitScript.Run(ctx, s.rdb, []string{jobKey(job), doneKey(job)}, gen, until).Int()
+	r, err := beginAwaitScript.Run(ctx, s.rdb, []string{jobKey(job), doneKey(job)}, gen, until, msOf(s.now())).Int()
 	if err != nil {
 		return false, wrap("awaiting callbacks of", job, err)
 	}

@@ -109,6 +109,10 @@ type Job struct {
 	EnqueuedAt time.Time
 	StartedAt  time.Time // first API call
 	FinishedAt time.Time
+	// AwaitAt and FinalizingAt are when the job entered AwaitingCallbacks
+	// and Finalizing (zero when it has not).
+	AwaitAt      time.Time
+	FinalizingAt time.Time
 }
 
 // Hash field names of the job record.
@@ -176,6 +180,7 @@ func parseJob(h map[string]string) *Job {
 		},
 		RejectBlobs: int(i64(fRejectBlobs)), Chunks: int(i64(fChunks)), ChunksEnqueued: int(i64(fChunksEnq)),
 		CreatedAt: ms(fCreated), EnqueuedAt: ms(fEnqueued), StartedAt: ms(fStarted), FinishedAt: ms(fFinished),
+		AwaitAt: ms("await_at"), FinalizingAt: ms("finalizing_at"),
 	}
 }
 

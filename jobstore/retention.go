@@ -11,7 +11,7 @@ import (
 // jobKeys returns every key of a job of n chunks and rejectBlobs blobs of
 // rejects.
 func jobKeys(id string, chunks, rejectBlobs int) []string {
-	keys := []string{jobKey(id), doneKey(id), rejectsKey(id), rpsKey(id),
+	keys := []string{jobKey(id), doneKey(id), rejectsKey(id), rpsKey(id), seriesKey(id), reportKey(id),
 		// capstore's callback counts of the job
 		jobKey(id) + ":cb", jobKey(id) + ":cbgot", jobKey(id) + ":cbraw"}
 	for i := range chunks {

@@ -23,6 +23,7 @@ type Store struct {
 	now         func() time.Time
 	onRecord    func(job string, r Recorded) error
 	replicaWait time.Duration // see WithReplicaWait
+	limit       string        // the fleet's rate, noted in the series; "" when unknown
 }
 
 // Option is an optional setting of a Store, for New.
@@ -321,11 +322,12 @@ var ErrStale = errors.New("task of an earlier generation of the job")
 // range not settled yet, as Settle reads the list (the first outcome of an
 // entry wins). Calls are counted either way: they were sent.
 //
-// KEYS: job, out list, settled bitmap, rps hash.
-// ARGV: gen, outcome, lo, hi, final (0/1), now ms, now s, then field/delta
-// pairs: call counters first, then a ("|", 0) pair, then the status counter
-// (its delta is replaced by the number of entries newly settled).
-var recordScript = redis.NewScript(`
+// KEYS: job, out list, settled bitmap, rps hash, series hash.
+// ARGV: gen, outcome, lo, hi, final (0/1), now ms, now s, fleet limit, then
+// field/delta pairs: call counters first, then a ("|", 0) pair, then the
+// status counter (its delta is replaced by the number of entries newly
+// settled).
+var recordScript = redis.NewScript(seriesLua + `
 if (redis.call('HGET', KEYS[1], 'gen') or '') ~= ARGV[1] then return -1 end
 local lo, hi = tonumber(ARGV[3]), tonumber(ARGV[4])
 local fresh = hi - lo
@@ -336,7 +338,8 @@ if ARGV[5] == '1' then
   end
 end
 local status = false
-for k = 8, #ARGV, 2 do
+series_limit(KEYS[5], ARGV[8])
+for k = 9, #ARGV, 2 do
   if ARGV[k] == '|' then
     status = true
   elseif status then
@@ -347,6 +350,7 @@ for k = 8, #ARGV, 2 do
       redis.call('HSETNX', KEYS[1], 'started_at', ARGV[6])
       redis.call('HINCRBY', KEYS[4], ARGV[7], ARGV[k + 1])
     end
+    if series_kinds[ARGV[k]] then series_add(KEYS[5], tonumber(ARGV[7]), series_kinds[ARGV[k]], ARGV[k + 1]) end
   end
 end
 if fresh == 0 then return 0 end
@@ -370,14 +374,14 @@ func (s *Store) Record(ctx context.Context, job string, gen, i int, o Outcome, c
 	if o.Final() {
 		final = "1"
 	}
-	args := []any{gen, v, o.Lo, o.Hi, final, now.UnixMilli(), now.Unix()}
+	args := []any{gen, v, o.Lo, o.Hi, final, now.UnixMilli(), now.Unix(), s.limit}
 	args = append(args, c.callFields()...)
 	args = append(args, "|", 0) // a pair, to keep the loop in step
 	if o.Final() {
 		// The script counts the entries it settles under their status.
 		args = append(args, string(o.Status), 0)
 	}
-	r, err := recordScript.Run(ctx, s.rdb, []string{jobKey(job), outKey(job, i), settledKey(job, i), rpsKey(job)}, args...).Int()
+	r, err := recordScript.Run(ctx, s.rdb, []string{jobKey(job), outKey(job, i), settledKey(job, i), rpsKey(job), seriesKey(job)}, args...).Int()
 	if err != nil {
 		return fmt.Errorf("recording job %s chunk %d: %w", job, i, err)
 	}
@@ -387,30 +391,38 @@ func (s *Store) Record(ctx context.Context, job string, gen, i int, o Outcome, c
 	return s.recorded(job, Recorded{Chunk: i, Gen: gen, Outcome: &o, Counters: c, At: now})
 }
 
+// addScript adds call and status counters to the job, its rps and its
+// series, in one step.
+// KEYS: job, rps hash, series hash. ARGV: now ms, now s, fleet limit, then
+// field/delta pairs.
+var addScript = redis.NewScript(seriesLua + `
+series_limit(KEYS[3], ARGV[3])
+for k = 4, #ARGV, 2 do
+  redis.call('HINCRBY', KEYS[1], ARGV[k], ARGV[k + 1])
+  if ARGV[k] == 'requests' then
+    redis.call('HSETNX', KEYS[1], 'started_at', ARGV[1])
+    redis.call('HINCRBY', KEYS[2], ARGV[2], ARGV[k + 1])
+  end
+  if series_kinds[ARGV[k]] then series_add(KEYS[3], tonumber(ARGV[2]), series_kinds[ARGV[k]], ARGV[k + 1]) end
+end
+return 0`)
+
 // Add adds c to the job's counters.
 func (s *Store) Add(ctx context.Context, job string, c Counters) error {
 	now := s.now()
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		s.addCounters(ctx, p, job, c, now)
-		return nil
-	})
-	if err != nil {
+	args := []any{now.UnixMilli(), now.Unix(), s.limit}
+	for _, f := range c.fields() {
+		if f.v != 0 {
+			args = append(args, f.name, f.v)
+		}
+	}
+	if len(args) == 3 {
+		return s.recorded(job, Recorded{Chunk: -1, Counters: c, At: now})
+	}
+	if err := addScript.Run(ctx, s.rdb, []string{jobKey(job), rpsKey(job), seriesKey(job)}, args...).Err(); err != nil {
 		return wrap("counting for", job, err)
 	}
 	return s.recorded(job, Recorded{Chunk: -1, Counters: c, At: now})
-}
-
-// addCounters adds c; now is when its requests were sent.
-func (s *Store) addCounters(ctx context.Context, p redis.Pipeliner, job string, c Counters, now time.Time) {
-	for _, f := range c.fields() {
-		if f.v != 0 {
-			p.HIncrBy(ctx, jobKey(job), f.name, f.v)
-		}
-	}
-	if c.Requests != 0 {
-		p.HSetNX(ctx, jobKey(job), fStarted, msOf(now))
-		p.HIncrBy(ctx, rpsKey(job), strconv.FormatInt(now.Unix(), 10), c.Requests)
-	}
 }
 
 // Rate returns job j's API request rate, the one figure status shows: while
@@ -520,14 +532,14 @@ local st = redis.call('HGET', KEYS[1], 'state')
 if (redis.call('HGET', KEYS[1], 'gen') or '0') ~= ARGV[1] then return 0 end
 if st == 'finalizing' then return 1 end
 if (st ~= 'enqueued' and st ~= 'awaiting_callbacks') or not all_done() then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'finalizing')
+redis.call('HSET', KEYS[1], 'state', 'finalizing', 'finalizing_at', ARGV[2])
 return 1`)
 
 // BeginFinalize moves generation gen of the job to Finalizing. It reports
 // false when there is nothing to finalize (another generation, already done,
 // or not every chunk settled), which makes the finalize task idempotent.
 func (s *Store) BeginFinalize(ctx context.Context, job string, gen int) (bool, error) {
-	r, err := beginFinalizeScript.Run(ctx, s.rdb, []string{jobKey(job), doneKey(job)}, gen).Int()
+	r, err := beginFinalizeScript.Run(ctx, s.rdb, []string{jobKey(job), doneKey(job)}, gen, msOf(s.now())).Int()
 	if err != nil {
 		return false, wrap("finalizing", job, err)
 	}

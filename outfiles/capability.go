@@ -17,6 +17,7 @@ const NoCallback = "no_callback"
 // capability is what the capability and capability_at columns say.
 type capability struct {
 	name, at string
+	unix     int64 // at, in Unix seconds; 0 when none
 }
 
 // capabilities reads the capabilities of a job's accepted numbers, chunk by
@@ -66,7 +67,7 @@ func (c *capabilities) chunk(ctx context.Context, entries []jobstore.Entry, per 
 		case r.At.Before(c.since) || r.Capability == capstore.None || r.Capability == capstore.Rejected:
 			out[idx[i]] = capability{name: NoCallback}
 		default:
-			out[idx[i]] = capability{name: r.Capability.String(), at: r.At.Format(time.RFC3339)}
+			out[idx[i]] = capability{name: r.Capability.String(), at: r.At.Format(time.RFC3339), unix: r.At.Unix()}
 		}
 	}
 	if ord, err := c.caps.RegisterJob(ctx, c.job.ID); err == nil {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/jobstore"
+	"github.com/capcheck/capcheck/report"
 )
 
 // DirDefault is the folder under which each job's files are written,
@@ -73,11 +74,12 @@ func Export(ctx context.Context, s *jobstore.Store, jobID, outDir string, format
 		return nil, err
 	}
 	dir := Dir(outDir, jobID)
-	if err := os.MkdirAll(dir, DirMode); err != nil {
-		return nil, fmt.Errorf("creating output folder: %w", err)
+	if err := mkdir(dir); err != nil {
+		return nil, err
 	}
 	removeStaleTemps(dir)
 	sum := newSummary(j)
+	sum.tally = report.NewTally()
 	name := ResultsCSV
 	if format == JSONL {
 		name = ResultsJSONL
@@ -108,7 +110,17 @@ func Export(ctx context.Context, s *jobstore.Store, jobID, outDir string, format
 	}); err != nil {
 		return nil, err
 	}
+	if err := keepReport(ctx, s, j, dir, sum.tally.Numbers(startOf(j))); err != nil {
+		return nil, err
+	}
 	return sum, nil
+}
+
+func mkdir(dir string) error {
+	if err := os.MkdirAll(dir, DirMode); err != nil {
+		return fmt.Errorf("creating output folder: %w", err)
+	}
+	return nil
 }
 
 // ErrUnsettled is returned when a job still has numbers without a final status.
@@ -158,7 +170,7 @@ func writeResults(ctx context.Context, s *jobstore.Store, j *jobstore.Job, w io.
 		}
 		for k, e := range c.entries {
 			o, cp := &per[k], capOf[k]
-			sum.add(*o, cp.name)
+			sum.add(e.Number, *o, cp)
 			if format == CSV {
 				rw.row(e, o, cp)
 				continue

@@ -5,6 +5,7 @@ import (
 
 	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/jobstore"
+	"github.com/capcheck/capcheck/report"
 )
 
 // Summary is summary.json: what a job did, in numbers.
@@ -52,6 +53,7 @@ type Summary struct {
 	Callbacks *capstore.JobCounts `json:"callbacks,omitempty"`
 
 	lastChecked int64
+	tally       *report.Tally // counts for the report; nil for none
 }
 
 func newSummary(j *jobstore.Job) *Summary {
@@ -66,7 +68,11 @@ func newSummary(j *jobstore.Job) *Summary {
 	}
 }
 
-func (s *Summary) add(o jobstore.Outcome, capability string) {
+func (s *Summary) add(number string, o jobstore.Outcome, c capability) {
+	if s.tally != nil {
+		s.tally.Add(number, string(o.Status), c.name, c.unix, o.CheckedAt)
+	}
+	capability := c.name
 	s.Results[string(o.Status)]++
 	if capability != "" {
 		if s.Capabilities == nil {

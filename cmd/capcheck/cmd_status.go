@@ -31,7 +31,8 @@ func statusCommand() *cli.Command {
 		Description: "With JOB: state, counts, chunks, numbers accepted/rejected/failed so far, requests,\n" +
 			"429s, retries, the request rate over the last minute, elapsed time and ETA, and\n" +
 			"the fleet's pause after a 429 while one holds every job (and when it ends).\n" +
-			"Without JOB: recent jobs, one per line, newest first.\n" +
+			"Without JOB: recent jobs, one per line, newest first, each finished one with its report\n" +
+			"({out}/{job}/report.html when this host has it, else the 'capcheck report JOB' that writes it).\n" +
 			"--json prints the same as a stable JSON document (docs/status-json.md).",
 		Flags: slices.Concat(configs.SharedFlags(), []cli.Flag{
 			&cli.BoolFlag{Name: flagJSON, Usage: "print JSON (fields documented in docs/status-json.md)"},
@@ -80,6 +81,7 @@ func statusAction(c *cli.Context) error {
 			if err != nil {
 				return err
 			}
+			setReports(list, s.cfg.Out)
 			doc = list
 		}
 		showFleetPause(c, s, doc)

@@ -133,6 +133,7 @@ func finished(w io.Writer, st *jobstatus.Status, outDir, again string) error {
 			c.Capable, c.NotCapable, c.Unknown, c.Awaited)
 	}
 	fmt.Fprintf(w, "results: %s\n", filepath.Join(outfiles.Dir(outDir, st.Job), outfiles.ResultsCSV))
+	fmt.Fprintf(w, "report: %s\n", outfiles.ReportPath(outDir, st.Job))
 	switch {
 	case st.State == string(jobstore.FailedJob):
 		return fmt.Errorf("job %s failed: %s%s; once fixed, %s", st.Job, st.StoppedBecause, settingsHint(st.StoppedBecause), again)

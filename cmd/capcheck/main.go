@@ -35,6 +35,7 @@ func commands() []*cli.Command {
 		waitCommand(),
 		retryCommand(),
 		exportCommand(),
+		reportCommand(),
 		mockAPICommand(),
 		callbacksCommand(),
 		memoryCommand(),

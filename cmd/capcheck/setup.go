@@ -45,6 +45,7 @@ func startWorker(cfg *configs.Config, rdb redis.UniversalClient, store *jobstore
 			}
 		}()
 	}
+	store.SetFleetLimit(cfg.API.Rate) // drawn in the jobs' reports
 	lim, err := ratelimit.New(rdb, ratelimit.Config{Limit: ratelimit.PerSecond(cfg.API.Rate), Logger: log})
 	if err != nil {
 		return nil, nil, usageErrorf("--rate: %v", err)
