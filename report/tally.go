@@ -24,6 +24,10 @@ type Tally struct {
 	results  map[string]int64
 	caps     map[string]int64
 	prefixes map[uint64]*prefixCount
+	// byPrefix indexes prefixes (+1) by a number's first prefixDigits
+	// digits: an array lookup per number instead of a map's.
+	byPrefix []int32
+	list     []*prefixCount
 	cbSecs   map[int64]int64
 	last     int64
 }
@@ -59,11 +63,25 @@ func (t *Tally) Add(number, status, capability string, capAt, checkedMs int64) {
 			n++
 		}
 	}
-	key = key*10 + uint64(n) // two prefixes of different lengths differ
-	p := t.prefixes[key]
-	if p == nil {
-		p = &prefixCount{sample: number}
-		t.prefixes[key] = p
+	var p *prefixCount
+	if n == prefixDigits {
+		if t.byPrefix == nil {
+			t.byPrefix = make([]int32, pow10(prefixDigits))
+		}
+		if k := t.byPrefix[key]; k > 0 {
+			p = t.list[k-1]
+		} else {
+			p = &prefixCount{sample: number}
+			t.list = append(t.list, p)
+			t.byPrefix[key] = int32(len(t.list))
+			t.prefixes[key*10+uint64(n)] = p
+		}
+	} else {
+		key = key*10 + uint64(n) // two prefixes of different lengths differ
+		if p = t.prefixes[key]; p == nil {
+			p = &prefixCount{sample: number}
+			t.prefixes[key] = p
+		}
 	}
 	count(&p.g, status, capability)
 }
@@ -213,4 +231,12 @@ func prefixList(m map[int]bool) string {
 		b.WriteString(strconv.Itoa(p))
 	}
 	return b.String()
+}
+
+func pow10(n int) int {
+	p := 1
+	for range n {
+		p *= 10
+	}
+	return p
 }
