@@ -86,6 +86,11 @@ func flagName(a string) string {
 // SID and leave the key a stray argument. The error names the flag without
 // a value, never what follows it.
 func checkArgs(cmds []*cli.Command, args []string) error {
+	return checkArgsOf("capcheck", cmds, args)
+}
+
+// checkArgsOf is checkArgs for the commands cmds of the command path.
+func checkArgsOf(path string, cmds []*cli.Command, args []string) error {
 	if len(args) < 3 {
 		return nil
 	}
@@ -94,7 +99,7 @@ func checkArgs(cmds []*cli.Command, args []string) error {
 		return nil
 	}
 	if len(cmd.Subcommands) > 0 {
-		return checkArgs(cmd.Subcommands, args[1:])
+		return checkArgsOf(path+" "+cmd.Name, cmd.Subcommands, args[1:])
 	}
 	takesValue := flagValues(cmd)
 	rest := args[2:]
@@ -113,7 +118,7 @@ func checkArgs(cmds []*cli.Command, args []string) error {
 			if _, known := takesValue[next]; known || strings.HasPrefix(rest[i+1], "--") {
 				return usageErrorf("flag %s has no value (the next argument is another flag); "+
 					"give it one, or write %s= for an empty value; run '%s --help' for the flags",
-					dashes(name), dashes(name), cmd.HelpName)
+					dashes(name), dashes(name), path+" "+cmd.Name)
 			}
 		}
 		i++ // the value

@@ -28,9 +28,9 @@ func TestInterspersed(t *testing.T) {
 func TestCheckArgs(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
-		{"capcheck worker --sid --api-key K", "flag --sid has no value"},
+		{"capcheck worker --sid --api-key K", "flag --sid has no value (the next argument is another flag); give it one, or write --sid= for an empty value; run 'capcheck worker --help' for the flags"},
 		{"capcheck run --input x --job --api-key=K", "flag --job has no value"},
-		{"capcheck memory stats --out --redis R", "flag --out has no value"},
+		{"capcheck memory stats --out --redis R", "run 'capcheck memory stats --help'"},
 		{"capcheck status --log-level --api-key K", "flag --log-level has no value"},
 		{"capcheck worker --sid S --api-key K", ""},
 		{"capcheck worker --sid= --api-key K", ""},
