@@ -23,7 +23,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,6 +30,7 @@ import (
 	"github.com/nyaruka/phonenumbers"
 
 	"github.com/capcheck/capcheck/internal/redistest"
+	"github.com/capcheck/capcheck/internal/syncbuf"
 	"github.com/capcheck/capcheck/internal/testbin"
 	"github.com/capcheck/capcheck/jobstore"
 )
@@ -74,23 +74,6 @@ func newEnv(t *testing.T, withRedis bool) *env {
 	return n
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // cleanEnv is the environment without CAPCHECK_ variables, so that the
 // caller's settings cannot leak into the processes under test.
 func cleanEnv() []string {
@@ -126,7 +109,7 @@ func freeAddr(t *testing.T) string {
 type proc struct {
 	name     string
 	cmd      *exec.Cmd
-	out, err syncBuffer
+	out, err syncbuf.Buffer
 	done     chan struct{}
 	werr     error // exit status, once done is closed
 	started  time.Time

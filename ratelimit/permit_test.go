@@ -1,16 +1,15 @@
 package ratelimit
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/capcheck/capcheck/internal/redistest"
+	"github.com/capcheck/capcheck/internal/syncbuf"
 )
 
 // A permit whose request is about to be written within the send bound of its
@@ -78,24 +77,6 @@ func TestPermitReady(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger shared by goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Replicas started with different rates: the fleet sends at the lowest, and
 // the faster replica says so once.
 func TestMixedRates(t *testing.T) {
@@ -106,7 +87,7 @@ func TestMixedRates(t *testing.T) {
 			c := newFakeClock()
 			rdb := b.newClient(t)
 			key := redistest.NewPrefix(t) + ":ratelimit"
-			var logs syncBuffer
+			var logs syncbuf.Buffer
 			fast, err := New(rdb, Config{Key: key, Limit: PerSecond(100), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			if err != nil {
 				t.Fatal(err)
