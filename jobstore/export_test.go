@@ -7,3 +7,12 @@ func (s *Store) SetClock(now func() time.Time) { s.now = now }
 
 // ChunkKeyForTest is the key of chunk i's blob, for tests.
 func ChunkKeyForTest(id string, i int) string { return chunkKey(id, i) }
+
+// OutKey is the key of chunk i's outcome list.
+func OutKey(id string, i int) string { return outKey(id, i) }
+
+// EncodeOutcome and DecodeOutcomes are the stored form of outcomes.
+var (
+	EncodeOutcome  = encodeOutcome
+	DecodeOutcomes = decodeOutcomes
+)

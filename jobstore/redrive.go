@@ -82,17 +82,15 @@ func (s *Store) redriveChunk(ctx context.Context, id string, i int) (int, error)
 		if err != nil {
 			return err
 		}
-		var keep []any
+		outs, err := decodeOutcomes(raw)
+		if err != nil {
+			return err
+		}
 		var settled []Outcome
 		dropped = 0
-		for _, r := range raw {
-			o, err := decodeOutcome(r)
-			if err != nil {
-				return err
-			}
+		for _, o := range outs {
 			switch {
 			case !o.Redriven():
-				keep = append(keep, r)
 				settled = append(settled, o)
 			case o.Final(): // failed
 				dropped += o.Hi - o.Lo
@@ -101,6 +99,11 @@ func (s *Store) redriveChunk(ctx context.Context, id string, i int) (int, error)
 		if dropped == 0 {
 			// Splits alone are harmless; keep the list as it is.
 			return nil
+		}
+		// Re-packed: an outcome may take its texts from the list's first.
+		keep, err := encodeOutcomes(settled)
+		if err != nil {
+			return err
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Del(ctx, outKey(id, i), settledKey(id, i))

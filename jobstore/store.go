@@ -297,13 +297,9 @@ func (s *Store) Outcomes(ctx context.Context, job string, i int) ([]Outcome, err
 	if err != nil {
 		return nil, fmt.Errorf("reading job %s chunk %d outcomes: %w", job, i, err)
 	}
-	out := make([]Outcome, 0, len(raw))
-	for _, r := range raw {
-		o, err := decodeOutcome(r)
-		if err != nil {
-			return nil, fmt.Errorf("job %s chunk %d: %w", job, i, err)
-		}
-		out = append(out, o)
+	out, err := decodeOutcomes(raw)
+	if err != nil {
+		return nil, fmt.Errorf("job %s chunk %d: %w", job, i, err)
 	}
 	return out, nil
 }
@@ -327,7 +323,7 @@ var ErrStale = errors.New("task of an earlier generation of the job")
 // field/delta pairs: call counters first, then a ("|", 0) pair, then the
 // status counter (its delta is replaced by the number of entries newly
 // settled).
-var recordScript = redis.NewScript(seriesLua + `
+var recordScript = redis.NewScript(seriesLua + packedLua + `
 if (redis.call('HGET', KEYS[1], 'gen') or '') ~= ARGV[1] then return -1 end
 local lo, hi = tonumber(ARGV[3]), tonumber(ARGV[4])
 local fresh = hi - lo
@@ -354,7 +350,7 @@ for k = 9, #ARGV, 2 do
   end
 end
 if fresh == 0 then return 0 end
-redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('RPUSH', KEYS[2], packed_ref(KEYS[2], ARGV[2]))
 return 1`)
 
 // Record appends o to chunk i's outcomes and adds c's call counters to the
