@@ -352,6 +352,11 @@ type MockAPI struct {
 	// reports capable (mockapi.Capability). Defaults to
 	// MockCapableFractionDefault.
 	CapableFraction float64
+
+	// FlipFraction is the fraction (0..1) of numbers whose answer is the
+	// other way round from CapableFraction's (mockapi.Flipped). Defaults
+	// to 0.
+	FlipFraction float64
 }
 
 // WithDefaults returns c with its zero fields set to their defaults.

@@ -161,6 +161,7 @@ func samples(t *testing.T) map[*option][2]string {
 		optCallbackDuplicateRate: {"0.1", "0.5"},
 		optCallbackRefuseRate:    {"0.2", "1"},
 		optCapableFraction:       {"0", "0.25"},
+		optFlipFraction:          {"0.01", "0"},
 		optCallbackListen:        {"127.0.0.1:8081", "localhost:9443"},
 		optCallbackToken:         {"tok-a", "tok-b"},
 		optCallbackTokenFile:     {keyFile("ta", "file-tok-a"), keyFile("tb", "file-tok-b")},

@@ -85,6 +85,7 @@ const (
 	FlagCallbackDuplicateRate = "callback-duplicate-rate"
 	FlagCallbackRefuseRate    = "callback-refuse-rate"
 	FlagCapableFraction       = "capable-fraction"
+	FlagFlipFraction          = "flip-fraction"
 
 	FlagReportFormat = "format" // report's --format: CAPCHECK_REPORT_FORMAT, report: format:
 )
@@ -232,7 +233,7 @@ func MockAPIFlags() []cli.Flag {
 	return flags(optListen, optMockRate, optLatency, optJitter, optFailRate,
 		optResetRate, optRejectSuffix, optMaxBatch, optSeed,
 		optCallbackURL, optCallbackDelay, optCallbackJitter, optCallbackDuplicateRate,
-		optCallbackRefuseRate, optCapableFraction)
+		optCallbackRefuseRate, optCapableFraction, optFlipFraction)
 }
 
 // ForgetFlags is --forget-after: how long the capability memory keeps an
@@ -444,6 +445,9 @@ var (
 	optCapableFraction = &option{name: FlagCapableFraction, section: mockSection, category: categoryMockAPI, def: formatFloat(MockCapableFractionDefault),
 		usage: "`FRACTION` (0..1) of numbers the simulator calls capable (a fixed function of the number)",
 		set:   setFloat(func(c *Config) *float64 { return &c.MockAPI.CapableFraction })}
+	optFlipFraction = &option{name: FlagFlipFraction, section: mockSection, category: categoryMockAPI, def: "0",
+		usage: "`FRACTION` (0..1) of numbers whose answer is the other way round (a fixed function of the number, mockapi.Flipped): a provider whose answers changed since an earlier run",
+		set:   setFloat(func(c *Config) *float64 { return &c.MockAPI.FlipFraction })}
 
 	optReportFormat = &option{name: FlagReportFormat, section: reportSection, category: categoryReport, def: string(ReportFormatDefault),
 		usage: "what capcheck report writes: `html` ({out}/{job}/report.html) or png (report.png, the request-rate plot, for a chat message)",
@@ -471,7 +475,7 @@ var options = []*option{
 	optListen, optMockRate, optLatency, optJitter, optFailRate,
 	optResetRate, optRejectSuffix, optMaxBatch, optSeed,
 	optCallbackURL, optCallbackDelay, optCallbackJitter, optCallbackDuplicateRate,
-	optCallbackRefuseRate, optCapableFraction,
+	optCallbackRefuseRate, optCapableFraction, optFlipFraction,
 	optReportFormat,
 }
 

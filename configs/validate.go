@@ -170,7 +170,7 @@ func (v *validator) mockCallbacks(m MockAPI) {
 		o *option
 		v float64
 	}{{optCallbackDuplicateRate, m.CallbackDuplicateRate}, {optCallbackRefuseRate, m.CallbackRefuseRate},
-		{optCapableFraction, m.CapableFraction}} {
+		{optCapableFraction, m.CapableFraction}, {optFlipFraction, m.FlipFraction}} {
 		if !isFraction(f.v) {
 			v.bad(f.o, formatFloat(f.v), "must be between 0 and 1")
 		}

@@ -24,18 +24,45 @@ import (
 // capable at any larger fraction), and a test can tell every number's
 // answer. A number that is not all digits is not capable.
 func Capable(number string, fraction float64) bool {
+	d, ok := digits(number)
+	return ok && unit(splitmix64(d)) < fraction
+}
+
+// Flipped reports whether the simulator's answer for a number is flipped
+// (Config.FlipFraction): with d the integer of its digits, when
+// splitmix64(d ^ 0x9e3779b97f4a7c15) / 2^64 < fraction. It does not depend
+// on Capable's fraction, so a test knows exactly which numbers changed
+// between a simulator without flips and one with them; a number flipped at
+// 0.01 is flipped at any larger fraction. A number that is not all digits
+// is never flipped.
+func Flipped(number string, fraction float64) bool {
+	d, ok := digits(number)
+	return ok && unit(splitmix64(d^flipSalt)) < fraction
+}
+
+// CapableAfterFlips is the simulator's answer for a number: Capable at
+// capable, the other way round when Flipped at flip.
+func CapableAfterFlips(number string, capable, flip float64) bool {
+	return Capable(number, capable) != Flipped(number, flip)
+}
+
+const flipSalt = 0x9e3779b97f4a7c15
+
+func digits(number string) (uint64, bool) {
 	d, err := strconv.ParseUint(strings.TrimPrefix(number, "+"), 10, 64)
-	if err != nil {
-		return false
-	}
-	x := d
+	return d, err == nil
+}
+
+func splitmix64(x uint64) uint64 {
 	x ^= x >> 30
 	x *= 0xbf58476d1ce4e5b9
 	x ^= x >> 27
 	x *= 0x94d049bb133111eb
 	x ^= x >> 31
-	return float64(x)/math.Exp2(64) < fraction
+	return x
 }
+
+func unit(x uint64) float64 { return float64(x) / math.Exp2(64) }
 
 // Status values the simulator's callbacks carry (capcheck's defaults read
 // them).
@@ -44,10 +71,15 @@ const (
 	StatusNotCapable = "not_capable"
 )
 
-// CapabilityStatus is the status value of number's callback: StatusCapable
-// or StatusNotCapable, as Capable says.
+// CapabilityStatus is the status value of number's callback from a
+// simulator without flips: StatusCapable or StatusNotCapable, as Capable
+// says.
 func CapabilityStatus(number string, fraction float64) string {
-	if Capable(number, fraction) {
+	return statusOf(Capable(number, fraction))
+}
+
+func statusOf(capable bool) string {
+	if capable {
 		return StatusCapable
 	}
 	return StatusNotCapable
@@ -137,7 +169,7 @@ func (s *sender) accepted(numbers []string) {
 		}
 		for range copies {
 			d := &delivery{at: now.Add(s.cfg.CallbackDelay + s.jitter()), number: n,
-				status: CapabilityStatus(n, s.cfg.CapableFraction), badToken: s.rng.Float64() < s.cfg.CallbackRefuseRate}
+				status: statusOf(CapableAfterFlips(n, s.cfg.CapableFraction, s.cfg.FlipFraction)), badToken: s.rng.Float64() < s.cfg.CallbackRefuseRate}
 			heap.Push(&s.due, d)
 			s.pending.Add(1)
 		}

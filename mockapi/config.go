@@ -76,7 +76,8 @@ type Config struct {
 	TrackNumbers bool
 
 	// CallbackURL, when set, receives one callback per accepted number:
-	// POST, JSON {"number": as sent, "status": CapabilityStatus}, with
+	// POST, JSON {"number": as sent, "status": "capable" or "not_capable"
+	// as [CapableAfterFlips] says}, with
 	// CallbackToken in CallbackHeader ("Bearer <token>"); a non-2xx answer is
 	// retried with backoff. Defaults to "" (no callbacks).
 	CallbackURL string
@@ -106,6 +107,11 @@ type Config struct {
 	// CapableFraction is the share of numbers reported capable (see
 	// [Capable]). Defaults to 0.
 	CapableFraction float64
+
+	// FlipFraction is the share of numbers whose answer is the other way
+	// round from CapableFraction's (see [Flipped]): a provider whose answers
+	// changed since an earlier run. Defaults to 0.
+	FlipFraction float64
 
 	// Logger gets one debug line per request and the listen address at
 	// info level. Defaults to nil (no logging).
@@ -159,8 +165,9 @@ func (c Config) Validate() error {
 	if c.CallbackDelay < 0 || c.CallbackJitter < 0 {
 		bad("callback delay and jitter must not be negative, got %s and %s", c.CallbackDelay, c.CallbackJitter)
 	}
-	if !isFraction(c.CallbackDuplicateRate) || !isFraction(c.CallbackRefuseRate) || !isFraction(c.CapableFraction) {
-		bad("callback duplicate rate, refuse rate and capable fraction must be between 0 and 1")
+	if !isFraction(c.CallbackDuplicateRate) || !isFraction(c.CallbackRefuseRate) || !isFraction(c.CapableFraction) ||
+		!isFraction(c.FlipFraction) {
+		bad("callback duplicate rate, refuse rate, capable fraction and flip fraction must be between 0 and 1")
 	}
 	if strings.Trim(c.RejectSuffix, "0123456789") != "" {
 		bad("reject suffix must be digits only, got %q", c.RejectSuffix)

@@ -19,8 +19,9 @@ func mockAPICommand() *cli.Command {
 			"saw. With --callback-url it calls back like the provider: one callback per accepted\n" +
 			"number, {\"number\":..., \"status\":\"capable\"|\"not_capable\"} with --callback-token in\n" +
 			"--callback-header, after --callback-delay plus jitter, retried until answered 2xx;\n" +
-			"a number is capable when the FNV-1a hash of its digits over 2^64 is below\n" +
-			"--capable-fraction. It runs until SIGINT or SIGTERM, then shuts down gracefully.\n\n" +
+			"a number is capable when the SplitMix64 hash of its digits over 2^64 is below\n" +
+			"--capable-fraction (mockapi.Capable), the other way round for the --flip-fraction\n" +
+			"of numbers mockapi.Flipped picks. It runs until SIGINT or SIGTERM, then shuts down gracefully.\n\n" +
 			"Its options have variables CAPCHECK_MOCK_API_* and keys under mock_api: in the\n" +
 			"config file; --rate here is the simulator's own limit, not the client's rate.",
 		Flags: slices.Concat(configs.CommonFlags(), configs.CredentialFlags(), configs.MockAPIFlags(),
@@ -59,6 +60,7 @@ func mockAPI(c *cli.Context) error {
 		CallbackDuplicateRate: m.CallbackDuplicateRate,
 		CallbackRefuseRate:    m.CallbackRefuseRate,
 		CapableFraction:       m.CapableFraction,
+		FlipFraction:          m.FlipFraction,
 	})
 	if err != nil {
 		// configs.Validate checks what mockapi checks; this is a backstop.
