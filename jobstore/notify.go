@@ -1,6 +1,9 @@
 package jobstore
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 // finishedChannel is the pub/sub channel on which EndFinalize announces that
 // a job finished.
@@ -47,4 +50,38 @@ func (s *Store) WatchFinished(ctx context.Context, job string) (*Watch, error) {
 // every few seconds.
 func (s *Store) announceFinished(ctx context.Context, job string, st State) {
 	s.rdb.Publish(ctx, finishedChannel(job), string(st))
+}
+
+// abortsChannel is the pub/sub channel on which Abort announces the job it
+// stopped (the message is the job's ID).
+const abortsChannel = "capcheck:aborts"
+
+// AbortWatch is a subscription to the announcements of jobs aborted.
+type AbortWatch struct {
+	// C receives the ID of a job that may have been aborted: read the job
+	// to know. A hint only, as Watch's.
+	C     <-chan string
+	close func() error
+}
+
+// Close ends the subscription.
+func (w *AbortWatch) Close() error { return w.close() }
+
+// WatchAborts subscribes to the announcements Abort makes. It returns once
+// Redis has confirmed the subscription.
+func (s *Store) WatchAborts(ctx context.Context) (*AbortWatch, error) {
+	ps := s.rdb.Subscribe(ctx, abortsChannel)
+	if _, err := ps.Receive(ctx); err != nil {
+		_ = ps.Close()
+		return nil, fmt.Errorf("watching aborted jobs: %w", err)
+	}
+	c := make(chan string, 16)
+	msgs := ps.Channel()
+	go func() {
+		defer close(c)
+		for m := range msgs {
+			c <- m.Payload
+		}
+	}()
+	return &AbortWatch{C: c, close: ps.Close}, nil
 }

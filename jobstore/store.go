@@ -509,9 +509,15 @@ func (s *Store) FinishChunk(ctx context.Context, job string, gen, i, n int) (all
 }
 
 // Abort stops the job for reason: workers send no more calls for it and
-// record its remaining numbers failed. The first reason wins.
+// record its remaining numbers failed. The first reason wins. It is
+// announced to WatchAborts's subscribers.
 func (s *Store) Abort(ctx context.Context, job, reason string) error {
-	return s.rdb.HSetNX(ctx, jobKey(job), fAbort, reason).Err()
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSetNX(ctx, jobKey(job), fAbort, reason)
+		p.Publish(ctx, abortsChannel, job)
+		return nil
+	})
+	return err
 }
 
 // Aborted returns the job's abort reason, empty when it runs normally.

@@ -145,13 +145,16 @@ func (cr *chunkRun) send(ctx context.Context, r jobstore.Range) (decision, error
 		cr.calls++
 		cr.w.m.apiRequests.WithLabelValues(res.Class.String()).Inc()
 		cr.w.m.apiDuration.Observe(res.Latency.Seconds())
-		log := cr.log.With("lo", r.Lo, "hi", r.Hi, "attempt", r.Attempts+tries+1)
-		log.Debug("api call", "result", res.Class.String(), "status", res.StatusCode, "latency", res.Latency)
+		// The call's logger is built only for what is logged: not per call.
+		log := func() *slog.Logger { return cr.log.With("lo", r.Lo, "hi", r.Hi, "attempt", r.Attempts+tries+1) }
+		if cr.log.Enabled(ctx, slog.LevelDebug) {
+			log().Debug("api call", "result", res.Class.String(), "status", res.StatusCode, "latency", res.Latency)
+		}
 		d := decide(answer{res: res, r: r, tries: tries, at: time.Now().UnixMilli(), canceled: ctx.Err() != nil}, cr.w.policy)
 		switch d.verb {
 		case settle, split:
 			if d.outcome.Status == jobstore.Failed {
-				log.Warn("numbers failed after retries", "cause", cause(res))
+				log().Warn("numbers failed after retries", "cause", cause(res))
 			}
 			return d, nil
 		case abortJob:
@@ -163,11 +166,11 @@ func (cr *chunkRun) send(ctx context.Context, r jobstore.Range) (decision, error
 			// resumed and this call repeated.
 			return d, ctx.Err()
 		case pauseFleet:
-			err = cr.pauseFleet(ctx, waitCtx, d, log)
+			err = cr.pauseFleet(ctx, waitCtx, d, log())
 		case retryAfter:
 			tries++
 			cr.w.m.retries.Inc()
-			log.Info("transient API error: retrying", "cause", cause(res), "backoff", d.wait)
+			log().Info("transient API error: retrying", "cause", cause(res), "backoff", d.wait)
 			err = cr.retryAfter(ctx, waitCtx, d)
 		}
 		if err != nil {
@@ -196,7 +199,7 @@ func (cr *chunkRun) permit(ctx, waitCtx context.Context) (context.Context, error
 	if err != nil {
 		return nil, cr.handBackErr(waitCtx, fmt.Errorf("waiting for the rate limit: %w", err))
 	}
-	reason, err := w.store.Aborted(ctx, cr.c.Job) // one HGET per call
+	reason, err := w.jobAborted(ctx, cr.c)
 	if err != nil {
 		return nil, fmt.Errorf("reading job %s: %w", cr.c.Job, err)
 	}

@@ -110,6 +110,11 @@ type Worker struct {
 	// so its other chunks of the job skip the limiter wait without asking
 	// Redis. A retry is a new generation, which is not aborted.
 	aborted sync.Map
+	// abortReads holds, per job, when its abort reason was last read
+	// (job → *abortRead; see jobAborted); abortWatch starts the watch that
+	// resets them.
+	abortReads sync.Map
+	abortWatch sync.Once
 
 	mu       sync.Mutex
 	srv      *asynq.Server

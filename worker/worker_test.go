@@ -497,6 +497,45 @@ func TestUnauthorizedStopsCallsWaitingForTheLimiter(t *testing.T) {
 	}
 }
 
+// TestAbortByAnotherReplicaStopsWaitingCalls: a job aborted elsewhere (by
+// another replica's 401) sends no more calls, though the worker read its
+// abort reason a moment before: the announcement makes it read again.
+func TestAbortByAnotherReplicaStopsWaitingCalls(t *testing.T) {
+	b := setup(t, worker.Config{BatchSize: 10}, false, 30)
+	b.api.fn = func(int, []string) capapi.Result { return accepted }
+	b.lim.gate = make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- b.run(0) }()
+	b.lim.gate <- struct{}{} // the first call
+	deadline := time.Now().Add(10 * time.Second)
+	for len(b.api.Calls()) < 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	const reason = "stopped by another replica"
+	if err := b.store.Abort(b.ctx, b.job, reason); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the announcement's way; under the second between reads
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if calls := len(b.api.Calls()); calls != 1 {
+				t.Errorf("%d calls, want 1: a job aborted elsewhere must send no call after the announcement", calls)
+			}
+			if j := b.jobRecord(t); j.Failed != 20 || j.Accepted != 10 {
+				t.Errorf("job = %+v, want 10 accepted, 20 failed", j.Counters)
+			}
+			return
+		case b.lim.gate <- struct{}{}:
+		case <-time.After(10 * time.Second):
+			t.Fatal("chunk still running")
+		}
+	}
+}
+
 func TestUnauthorizedStopsTheJob(t *testing.T) {
 	b := setup(t, worker.Config{BatchSize: 10}, false, 30, 30, 30)
 	b.api.fn = func(int, []string) capapi.Result { return unauth }
