@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -117,8 +118,12 @@ type writer struct {
 	cancel   context.CancelCauseFunc
 	wg       sync.WaitGroup
 	enqueued int // read after close
-	err      error
-	closed   atomic.Bool
+	// announced is when enqueued tasks were last announced to idle
+	// workers, unannounced whether some were enqueued since.
+	announced   time.Time
+	unannounced bool
+	err         error
+	closed      atomic.Bool
 }
 
 func newWriter(ctx context.Context, cfg Config, job *jobstore.Job, prev *earlier) *writer {
@@ -148,6 +153,24 @@ func (w *writer) run() {
 			w.err = err
 			w.cancel(err)
 		}
+	}
+	if w.unannounced {
+		tasks.Announce(w.ctx, w.cfg.Store.Redis())
+	}
+}
+
+// announceEvery spaces the announcements of chunk tasks: one wakes every
+// idle worker, and each takes tasks until the queue is empty.
+const announceEvery = 20 * time.Millisecond
+
+// announce tells idle workers about the tasks just enqueued: the first at
+// once, later ones at most every announceEvery (the last when the writer
+// closes).
+func (w *writer) announce() {
+	w.unannounced = true
+	if now := time.Now(); now.Sub(w.announced) >= announceEvery {
+		tasks.Announce(w.ctx, w.cfg.Store.Redis())
+		w.announced, w.unannounced = now, false
 	}
 }
 
@@ -187,6 +210,7 @@ func (w *writer) do(o op) error {
 		switch {
 		case err == nil:
 			w.enqueued++
+			w.announce()
 		case errors.Is(err, asynq.ErrTaskIDConflict):
 			// Enqueued by the run that was killed before it could
 			// record so: the task is there, once.

@@ -11,6 +11,7 @@ import (
 	"math"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/capcheck/capcheck/jobstore"
 )
@@ -156,4 +157,20 @@ func FinalizeWhenDone(ctx context.Context, c *asynq.Client, allDone bool, f Fina
 		return false, nil
 	}
 	return Enqueue(ctx, c, NewFinalize(f))
+}
+
+// WakeChannel is the pub/sub channel on which enqueued tasks are announced:
+// idle workers wait on it between looks at the queue instead of polling.
+const WakeChannel = "capcheck:tasks"
+
+// Publisher is the part of a Redis client Announce uses.
+type Publisher interface {
+	Publish(ctx context.Context, channel string, message any) *redis.IntCmd
+}
+
+// Announce tells idle workers that tasks were enqueued. It is a hint: one
+// lost costs an idle worker's longest wait (a second), and a failure is not
+// the caller's, so it returns nothing.
+func Announce(ctx context.Context, rdb Publisher) {
+	rdb.Publish(ctx, WakeChannel, "")
 }

@@ -114,6 +114,7 @@ func (w *Worker) finishChunk(ctx context.Context, c tasks.Chunk, n int, log *slo
 	case err != nil:
 		return err
 	case enqueued:
+		tasks.Announce(ctx, w.store.Redis())
 		log.Info("last chunk done; finalize enqueued", "gen", c.Gen)
 	case allDone:
 		log.Debug("finalize task already enqueued", "gen", c.Gen)

@@ -63,8 +63,8 @@ var (
 
 // Asynq settings (see docs/design.md): short check intervals, because the
 // defaults (1s, 5s) turn a re-queue with no delay into seconds of idling. An
-// idle server sleeps 1/2 to 3/2 of taskCheckInterval between polls: it is
-// how soon a job's first chunk and its finalize are picked up.
+// idle server sleeps 1/2 to 3/2 of taskCheckInterval between polls, after
+// idleWait's wait for an announcement.
 const (
 	taskCheckInterval        = 50 * time.Millisecond
 	delayedTaskCheckInterval = 500 * time.Millisecond
@@ -177,6 +177,8 @@ func (w *Worker) Start() error {
 	case w.draining():
 		return errors.New("worker: already shut down")
 	}
+	idle := &idleWait{wake: make(chan struct{}, 1), drain: w.drain.Done()}
+	w.store.Redis().AddHook(idle)
 	srv := asynq.NewServerFromRedisClient(w.store.Redis(), asynq.Config{
 		Concurrency:              w.cfg.Concurrency,
 		Queues:                   map[string]int{tasks.Queue: 1},
@@ -198,6 +200,8 @@ func (w *Worker) Start() error {
 		return fmt.Errorf("worker: starting: %w", err)
 	}
 	w.srv, w.started = srv, true
+	w.bg.Add(1)
+	go func() { defer w.bg.Done(); w.listenForTasks(w.drain, idle) }()
 	w.bg.Add(1)
 	go func() { defer w.bg.Done(); w.sweep(w.drain) }()
 	w.bg.Add(1)

@@ -740,6 +740,39 @@ func waitState(t *testing.T, b *bundle, want jobstore.State, timeout time.Durati
 	}
 }
 
+// TestIdleWorkerWaitsForAnnouncedTasks: an idle worker looks at the empty
+// queue about once a second rather than twenty times, and a task announced
+// (tasks.Announce) is taken at once.
+func TestIdleWorkerWaitsForAnnouncedTasks(t *testing.T) {
+	b := setup(t, worker.Config{BatchSize: 10}, true, 10)
+	b.api.fn = func(int, []string) capapi.Result { return accepted }
+	rdb := b.store.Redis()
+	if err := b.w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // started and idle
+	dequeues := func() int {
+		stats, err := rdb.Info(b.ctx, "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rest, _ := strings.Cut(stats, "cmdstat_rpoplpush:calls=") // run by asynq's dequeue script only
+		n, _ := strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
+		return n
+	}
+	before := dequeues()
+	time.Sleep(3 * time.Second)
+	if n := dequeues() - before; n > 9 {
+		t.Errorf("%d looks at the empty queue in 3s, want at most 9 (asynq alone polls every 50ms)", n)
+	}
+	client := asynq.NewClientFromRedisClient(rdb)
+	if _, err := client.Enqueue(tasks.NewChunk(tasks.Chunk{Job: b.job, Chunk: 0})); err != nil {
+		t.Fatal(err)
+	}
+	tasks.Announce(b.ctx, rdb)
+	waitState(t, b, jobstore.Done, 10*time.Second)
+}
+
 // TestGiveUp: a chunk task asynq stops retrying still settles its numbers,
 // and the job finishes.
 func TestGiveUp(t *testing.T) {
