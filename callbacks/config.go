@@ -137,21 +137,15 @@ func (c Config) WithDefaults() Config {
 func (c Config) Validate() error {
 	var errs []error
 	for _, f := range []struct{ name, path string }{{"number field", c.NumberField}, {"status field", c.StatusField}} {
-		if p := pathProblem(f.path); p != "" {
-			errs = append(errs, fmt.Errorf("callbacks: %s %q %s", f.name, f.path, p))
+		if err := CheckField(f.path); err != nil {
+			errs = append(errs, fmt.Errorf("callbacks: %s %q %w", f.name, f.path, err))
 		}
 	}
-	seen := map[string]string{}
-	for _, v := range c.Capable {
-		seen[norm(v)] = "capable"
+	if v, ok := Overlap(c.Capable, c.NotCapable); ok {
+		errs = append(errs, fmt.Errorf("callbacks: status value %q is both capable and not capable", v))
 	}
-	for _, v := range c.NotCapable {
-		if seen[norm(v)] == "capable" {
-			errs = append(errs, fmt.Errorf("callbacks: status value %q is both capable and not capable", v))
-		}
-	}
-	if strings.ContainsFunc(c.Header, func(r rune) bool { return r <= ' ' || r == ':' || r > '~' }) {
-		errs = append(errs, fmt.Errorf("callbacks: header name %q is not a valid HTTP header name", c.Header))
+	if err := CheckHeader(c.Header); err != nil {
+		errs = append(errs, fmt.Errorf("callbacks: header name %q %w", c.Header, err))
 	}
 	if c.MaxBody < 1 || c.QueueLimit < 1 || c.MaxBatch < 1 || c.Committers < 1 || c.CommitTimeout <= 0 {
 		errs = append(errs, errors.New("callbacks: body limit, queue limit, batch size, committers and commit timeout must be positive"))
@@ -159,11 +153,37 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func pathProblem(p string) string {
+// CheckField says what is wrong with the dot path of a field
+// (NumberField, StatusField), if anything.
+func CheckField(p string) error {
 	if p == "" || strings.HasPrefix(p, ".") || strings.HasSuffix(p, ".") || strings.Contains(p, "..") {
-		return "must be a field name or a dot path such as data.mobile"
+		return errors.New("must be a field name or a dot path such as data.mobile")
 	}
-	return ""
+	return nil
+}
+
+// CheckHeader says what is wrong with the name of the token's header, if
+// anything.
+func CheckHeader(h string) error {
+	if h == "" || strings.ContainsFunc(h, func(r rune) bool { return r <= ' ' || r == ':' || r > '~' }) {
+		return errors.New("must be an HTTP header name such as Authorization or X-Api-Key")
+	}
+	return nil
+}
+
+// Overlap returns the first value of notCapable that is also in capable
+// (as the receiver compares them: case and surrounding space ignored).
+func Overlap(capable, notCapable []string) (v string, ok bool) {
+	seen := map[string]bool{}
+	for _, v := range capable {
+		seen[norm(v)] = true
+	}
+	for _, v := range notCapable {
+		if seen[norm(v)] {
+			return v, true
+		}
+	}
+	return "", false
 }
 
 func norm(s string) string { return strings.ToLower(strings.TrimSpace(s)) }

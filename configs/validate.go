@@ -5,16 +5,17 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
 	"unicode"
 
 	"github.com/nyaruka/phonenumbers"
 
+	"github.com/capcheck/capcheck/callbacks"
 	"github.com/capcheck/capcheck/capapi"
 	"github.com/capcheck/capcheck/enqueue"
 	"github.com/capcheck/capcheck/jobstore"
+	"github.com/capcheck/capcheck/mockapi"
 )
 
 // Needs says which options a command requires. Values are checked whether
@@ -35,7 +36,18 @@ type Needs struct {
 // defaults to be filled in (Load and WithDefaults do that).
 func (c Config) Validate(n Needs) error {
 	v := &validator{c: &c}
+	v.general()
+	v.api(n)
+	v.enqueue(n)
+	v.worker()
+	v.mockAPI()
+	v.callback(n)
+	return errors.Join(v.errs...)
+}
 
+// general checks the options every command shares.
+func (v *validator) general() {
+	c := v.c
 	if p := redisProblem(c.Redis); p != "" {
 		v.bad(optRedis, c.Redis, p)
 	}
@@ -48,118 +60,114 @@ func (c Config) Validate(n Needs) error {
 	if c.LogFormat != LogFormatText && c.LogFormat != LogFormatJSON {
 		v.bad(optLogFormat, string(c.LogFormat), "must be text or json")
 	}
+}
 
-	if err := capapi.CheckBaseURL(c.API.URL); err != nil {
-		v.bad(optAPIURL, c.API.URL, err.Error())
+// api checks the options of the API client; capapi owns the URL, SID and
+// key rules.
+func (v *validator) api(n Needs) {
+	a := v.c.API
+	if err := capapi.CheckBaseURL(a.URL); err != nil {
+		v.bad(optAPIURL, a.URL, err.Error())
 	}
 	switch {
-	case c.API.SID == "" && n.Credentials:
+	case a.SID == "" && n.Credentials:
 		v.missing(optSID, "is required (the account SID)")
-	case c.API.SID == "":
+	case a.SID == "":
 	default:
-		if err := capapi.CheckSID(c.API.SID); err != nil {
-			v.bad(optSID, c.API.SID, err.Error())
+		if err := capapi.CheckSID(a.SID); err != nil {
+			v.bad(optSID, a.SID, err.Error())
 		}
 	}
 	switch {
-	case c.API.Key.IsZero() && n.Credentials:
+	case a.Key.IsZero() && n.Credentials:
 		v.errs = append(v.errs, &Error{Option: FlagAPIKey, Msg: "an API key is required; set --api-key-file, " +
 			optAPIKeyFile.env() + " or api_key_file: in the config file to a file holding it (or --api-key, " +
 			optAPIKey.env() + " or api_key:)"})
-	case c.API.Key.IsZero():
+	case a.Key.IsZero():
 	default:
-		if err := capapi.CheckAPIKey(c.API.Key.Reveal()); err != nil {
+		if err := capapi.CheckAPIKey(a.Key.Reveal()); err != nil {
 			v.bad(optAPIKey, "", err.Error()+" (value not shown)")
 		}
 	}
-	if c.API.WireFormat != WireFormatDigits && c.API.WireFormat != WireFormatE164 {
-		v.bad(optWireFormat, string(c.API.WireFormat), "must be digits or e164")
+	if a.WireFormat != WireFormatDigits && a.WireFormat != WireFormatE164 {
+		v.bad(optWireFormat, string(a.WireFormat), "must be digits or e164")
 	}
-	v.atLeast(optBatchSize, c.API.BatchSize, 1)
-	if !(c.API.Rate > 0) || math.IsInf(c.API.Rate, 0) {
-		v.bad(optRate, formatFloat(c.API.Rate), "must be > 0")
+	v.atLeast(optBatchSize, a.BatchSize, 1)
+	if !(a.Rate > 0) || math.IsInf(a.Rate, 0) {
+		v.bad(optRate, formatFloat(a.Rate), "must be > 0")
 	}
-	if c.API.Timeout <= 0 {
-		v.bad(optTimeout, c.API.Timeout.String(), "must be > 0")
+	if a.Timeout <= 0 {
+		v.bad(optTimeout, a.Timeout.String(), "must be > 0")
 	}
-	v.atLeast(optMaxAttempts, c.API.MaxAttempts, 1)
+	v.atLeast(optMaxAttempts, a.MaxAttempts, 1)
+}
 
-	if c.Enqueue.Input == "" && n.Input {
+// enqueue checks the options of enqueue: the list, its numbers and the job.
+func (v *validator) enqueue(n Needs) {
+	e := v.c.Enqueue
+	if e.Input == "" && n.Input {
 		v.missing(optInput, "is required: a file path, or - for standard input")
 	}
-	if i, err := strconv.Atoi(c.Enqueue.Column); err == nil && i < 1 {
-		v.bad(optColumn, c.Enqueue.Column, "must be a header name or a column number from 1")
+	if i, err := strconv.Atoi(e.Column); err == nil && i < 1 {
+		v.bad(optColumn, e.Column, "must be a header name or a column number from 1")
 	}
-	if !phonenumbers.GetSupportedRegions()[c.Enqueue.DefaultRegion] {
-		v.bad(optDefaultRegion, c.Enqueue.DefaultRegion,
+	if !phonenumbers.GetSupportedRegions()[e.DefaultRegion] {
+		v.bad(optDefaultRegion, e.DefaultRegion,
 			"must be a region code libphonenumber knows, such as IN, US, GB or DE")
 	}
-	if c.Enqueue.Job != "" && !jobstore.ValidJobID(c.Enqueue.Job) {
-		v.bad(optJob, c.Enqueue.Job, "must be "+jobstore.JobIDRule)
+	if e.Job != "" && !jobstore.ValidJobID(e.Job) {
+		v.bad(optJob, e.Job, "must be "+jobstore.JobIDRule)
 	}
-	if n := c.Enqueue.ChunkSize; n < 1 || n > enqueue.MaxChunkSize {
+	if n := e.ChunkSize; n < 1 || n > enqueue.MaxChunkSize {
 		v.bad(optChunkSize, strconv.Itoa(n), fmt.Sprintf("must be 1 to %d", enqueue.MaxChunkSize))
 	}
-	if c.Enqueue.CallbackWait < 0 {
-		v.bad(optCallbackWait, c.Enqueue.CallbackWait.String(), "must be >= 0 (0: the job waits for no callbacks)")
+	if e.CallbackWait < 0 {
+		v.bad(optCallbackWait, e.CallbackWait.String(), "must be >= 0 (0: the job waits for no callbacks)")
 	}
+}
 
-	v.atLeast(optConcurrency, c.Worker.Concurrency, 1)
-	if c.Worker.MetricsAddr != "" {
-		if _, _, err := net.SplitHostPort(c.Worker.MetricsAddr); err != nil {
-			v.bad(optMetricsAddr, c.Worker.MetricsAddr, "must be HOST:PORT or :PORT, such as :9090")
+// worker checks the options of workers, the capability memory's included.
+func (v *validator) worker() {
+	w := v.c.Worker
+	v.atLeast(optConcurrency, w.Concurrency, 1)
+	if w.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(w.MetricsAddr); err != nil {
+			v.bad(optMetricsAddr, w.MetricsAddr, "must be HOST:PORT or :PORT, such as :9090")
 		}
 	}
-	if c.Worker.ShutdownTimeout <= 0 {
-		v.bad(optShutdownTimeout, c.Worker.ShutdownTimeout.String(), "must be > 0")
+	if w.ShutdownTimeout <= 0 {
+		v.bad(optShutdownTimeout, w.ShutdownTimeout.String(), "must be > 0")
 	}
-	if c.Worker.Retention < 0 {
-		v.bad(optRetention, c.Worker.Retention.String(), "must be >= 0 (0 keeps finished jobs)")
+	if w.Retention < 0 {
+		v.bad(optRetention, w.Retention.String(), "must be >= 0 (0 keeps finished jobs)")
 	}
-	if c.Memory.ForgetAfter < 0 {
-		v.bad(optForgetAfter, c.Memory.ForgetAfter.String(), "must be >= 0 (0 remembers forever)")
+	if f := v.c.Memory.ForgetAfter; f < 0 {
+		v.bad(optForgetAfter, f.String(), "must be >= 0 (0 remembers forever)")
 	}
+}
 
-	m := c.MockAPI
+// mockAPI checks the simulator's options; mockapi owns its rules.
+func (v *validator) mockAPI() {
+	m := v.c.MockAPI
 	if _, _, err := net.SplitHostPort(m.Listen); err != nil {
 		v.bad(optListen, m.Listen, "must be HOST:PORT or :PORT, such as 127.0.0.1:8080")
 	}
-	if m.Rate != 0 && !(m.Rate >= 1) || math.IsInf(m.Rate, 0) {
-		v.bad(optMockRate, formatFloat(m.Rate), "must be 0 (no limit) or at least 1")
-	}
+	v.check(optMockRate, formatFloat(m.Rate), mockapi.CheckRate(m.Rate))
 	if m.Latency < 0 {
 		v.bad(optLatency, m.Latency.String(), "must not be negative")
 	}
 	if m.Jitter < 0 {
 		v.bad(optJitter, m.Jitter.String(), "must not be negative")
 	}
-	failOK, resetOK := isFraction(m.FailRate), isFraction(m.ResetRate)
-	if !failOK {
-		v.bad(optFailRate, formatFloat(m.FailRate), "must be between 0 and 1")
-	}
-	if !resetOK {
-		v.bad(optResetRate, formatFloat(m.ResetRate), "must be between 0 and 1")
-	}
-	if failOK && resetOK && m.FailRate+m.ResetRate > 1 {
+	v.check(optFailRate, formatFloat(m.FailRate), mockapi.CheckFraction(m.FailRate))
+	v.check(optResetRate, formatFloat(m.ResetRate), mockapi.CheckFraction(m.ResetRate))
+	if mockapi.CheckFaultRates(m.FailRate, m.ResetRate) != nil {
 		v.errs = append(v.errs, newError(optFailRate, "plus --reset-rate must not exceed 1",
-			formatFloat(m.FailRate)+" + "+formatFloat(m.ResetRate), c.origins[optFailRate]))
+			formatFloat(m.FailRate)+" + "+formatFloat(m.ResetRate), v.c.origins[optFailRate]))
 	}
-	if strings.Trim(m.RejectSuffix, "0123456789") != "" {
-		v.bad(optRejectSuffix, m.RejectSuffix, "must be digits only")
-	}
+	v.check(optRejectSuffix, m.RejectSuffix, mockapi.CheckRejectSuffix(m.RejectSuffix))
 	v.atLeast(optMaxBatch, m.MaxBatch, 1)
-	v.mockCallbacks(m)
-	v.callback(c.Callback, n)
-
-	return errors.Join(v.errs...)
-}
-
-func (v *validator) mockCallbacks(m MockAPI) {
-	if m.CallbackURL != "" {
-		if u, err := url.Parse(m.CallbackURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			v.bad(optCallbackURL, m.CallbackURL, "must be an http:// or https:// URL such as http://127.0.0.1:8081/callback")
-		}
-	}
+	v.check(optCallbackURL, m.CallbackURL, mockapi.CheckCallbackURL(m.CallbackURL))
 	if m.CallbackDelay < 0 {
 		v.bad(optCallbackDelay, m.CallbackDelay.String(), "must not be negative")
 	}
@@ -171,13 +179,14 @@ func (v *validator) mockCallbacks(m MockAPI) {
 		v float64
 	}{{optCallbackDuplicateRate, m.CallbackDuplicateRate}, {optCallbackRefuseRate, m.CallbackRefuseRate},
 		{optCapableFraction, m.CapableFraction}, {optFlipFraction, m.FlipFraction}} {
-		if !isFraction(f.v) {
-			v.bad(f.o, formatFloat(f.v), "must be between 0 and 1")
-		}
+		v.check(f.o, formatFloat(f.v), mockapi.CheckFraction(f.v))
 	}
 }
 
-func (v *validator) callback(cb Callback, n Needs) {
+// callback checks the options of the callback receiver; callbacks owns the
+// rules of its header, fields and status values.
+func (v *validator) callback(n Needs) {
+	cb := v.c.Callback
 	switch {
 	case cb.Listen == "" && n.CallbackListen:
 		v.missing(optCallbackListen, "is required: the address the provider's callbacks come to, such as :8443")
@@ -194,27 +203,12 @@ func (v *validator) callback(cb Callback, n Needs) {
 	if strings.ContainsFunc(cb.Token.Reveal(), func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
 		v.bad(optCallbackToken, "", "must not contain spaces or control characters (value not shown)")
 	}
-	if cb.Header == "" || strings.ContainsFunc(cb.Header, func(r rune) bool { return r <= ' ' || r == ':' || r > '~' }) {
-		v.bad(optCallbackHeader, cb.Header, "must be an HTTP header name such as Authorization or X-Api-Key")
-	}
-	for _, f := range []struct {
-		o *option
-		p string
-	}{{optCallbackNumberField, cb.NumberField}, {optCallbackStatusField, cb.StatusField}} {
-		if f.p == "" || strings.HasPrefix(f.p, ".") || strings.HasSuffix(f.p, ".") || strings.Contains(f.p, "..") {
-			v.bad(f.o, f.p, "must be a field name or a dot path such as data.mobile")
-		}
-	}
-	capable := map[string]bool{}
-	for _, s := range cb.Capable {
-		capable[strings.ToLower(s)] = true
-	}
-	for _, s := range cb.NotCapable {
-		if capable[strings.ToLower(s)] {
-			v.bad(optCallbackNotCapable, strings.Join(cb.NotCapable, ","),
-				fmt.Sprintf("must not repeat a value of --%s (%q)", FlagCallbackCapable, s))
-			break
-		}
+	v.check(optCallbackHeader, cb.Header, callbacks.CheckHeader(cb.Header))
+	v.check(optCallbackNumberField, cb.NumberField, callbacks.CheckField(cb.NumberField))
+	v.check(optCallbackStatusField, cb.StatusField, callbacks.CheckField(cb.StatusField))
+	if s, ok := callbacks.Overlap(cb.Capable, cb.NotCapable); ok {
+		v.bad(optCallbackNotCapable, strings.Join(cb.NotCapable, ","),
+			fmt.Sprintf("must not repeat a value of --%s (%q)", FlagCallbackCapable, s))
 	}
 	if (cb.TLSCert == "") != (cb.TLSKey == "") {
 		v.missing(optCallbackTLSKey, "and --"+FlagCallbackTLSCert+" go together: set both files, or neither (TLS terminated in front)")
@@ -244,6 +238,13 @@ func (v *validator) bad(o *option, value, problem string) {
 	v.errs = append(v.errs, newError(o, problem, value, v.c.origins[o]))
 }
 
+// check reports err, a problem of value, if not nil.
+func (v *validator) check(o *option, value string, err error) {
+	if err != nil {
+		v.bad(o, value, err.Error())
+	}
+}
+
 func (v *validator) missing(o *option, problem string) {
 	v.errs = append(v.errs, &Error{Option: o.name, Msg: "--" + o.name + " " + problem + "; " + o.hint()})
 }
@@ -253,8 +254,6 @@ func (v *validator) atLeast(o *option, n, least int) {
 		v.bad(o, strconv.Itoa(n), fmt.Sprintf("must be at least %d", least))
 	}
 }
-
-func isFraction(f float64) bool { return f >= 0 && f <= 1 } // false for NaN
 
 // CheckJobID reports whether id is a valid job ID (jobstore.JobIDRule), for
 // commands that take a job ID as an argument. The error matches ErrUsage.

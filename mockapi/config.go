@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -23,6 +24,9 @@ const (
 	// ListenDefault is the address capcheck mock-api listens on by default:
 	// loopback only.
 	ListenDefault = "127.0.0.1:8080"
+	// CallbackHeaderDefault is the header callbacks carry their token in by
+	// default, as the provider's callback profiles do.
+	CallbackHeaderDefault = "Authorization"
 )
 
 // Config configures a [Server].
@@ -87,7 +91,7 @@ type Config struct {
 	CallbackToken string
 
 	// CallbackHeader is the header carrying the token. Defaults to
-	// "Authorization".
+	// CallbackHeaderDefault.
 	CallbackHeader string
 
 	// CallbackDelay and CallbackJitter: a callback is sent CallbackDelay
@@ -122,7 +126,7 @@ type Config struct {
 // defaults.
 func (c Config) WithDefaults() Config {
 	c.MaxBatch = cmp.Or(c.MaxBatch, MaxBatchDefault)
-	c.CallbackHeader = cmp.Or(c.CallbackHeader, "Authorization")
+	c.CallbackHeader = cmp.Or(c.CallbackHeader, CallbackHeaderDefault)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -134,6 +138,11 @@ func (c Config) WithDefaults() Config {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("mockapi: "+format, args...)) }
+	check := func(name string, value any, err error) {
+		if err != nil {
+			bad("%s %v (got %v)", name, err, value)
+		}
+	}
 	switch {
 	case strings.TrimSpace(c.SID) == "":
 		bad("SID is empty: set the SID clients will put in the path")
@@ -146,33 +155,71 @@ func (c Config) Validate() error {
 	if c.MaxBatch < 1 {
 		bad("max batch must be at least 1, got %d", c.MaxBatch)
 	}
-	if math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) || c.Rate < 0 || (c.Rate > 0 && c.Rate < 1) {
-		bad("rate must be 0 (unlimited) or at least 1 request per second, got %v", c.Rate)
-	}
+	check("rate", c.Rate, CheckRate(c.Rate))
 	if c.Latency < 0 || c.Jitter < 0 {
 		bad("latency and jitter must not be negative, got %s and %s", c.Latency, c.Jitter)
 	}
-	failOK, resetOK := isFraction(c.FailRate), isFraction(c.ResetRate)
-	if !failOK {
-		bad("fail rate must be between 0 and 1, got %v", c.FailRate)
-	}
-	if !resetOK {
-		bad("reset rate must be between 0 and 1, got %v", c.ResetRate)
-	}
-	if failOK && resetOK && c.FailRate+c.ResetRate > 1 {
-		bad("fail rate plus reset rate must not exceed 1, got %v", c.FailRate+c.ResetRate)
-	}
+	check("fail rate", c.FailRate, CheckFraction(c.FailRate))
+	check("reset rate", c.ResetRate, CheckFraction(c.ResetRate))
+	check("fail rate plus reset rate", c.FailRate+c.ResetRate, CheckFaultRates(c.FailRate, c.ResetRate))
+	check("callback URL", c.CallbackURL, CheckCallbackURL(c.CallbackURL))
 	if c.CallbackDelay < 0 || c.CallbackJitter < 0 {
 		bad("callback delay and jitter must not be negative, got %s and %s", c.CallbackDelay, c.CallbackJitter)
 	}
-	if !isFraction(c.CallbackDuplicateRate) || !isFraction(c.CallbackRefuseRate) || !isFraction(c.CapableFraction) ||
-		!isFraction(c.FlipFraction) {
-		bad("callback duplicate rate, refuse rate, capable fraction and flip fraction must be between 0 and 1")
-	}
-	if strings.Trim(c.RejectSuffix, "0123456789") != "" {
-		bad("reject suffix must be digits only, got %q", c.RejectSuffix)
-	}
+	check("callback duplicate rate", c.CallbackDuplicateRate, CheckFraction(c.CallbackDuplicateRate))
+	check("callback refuse rate", c.CallbackRefuseRate, CheckFraction(c.CallbackRefuseRate))
+	check("capable fraction", c.CapableFraction, CheckFraction(c.CapableFraction))
+	check("flip fraction", c.FlipFraction, CheckFraction(c.FlipFraction))
+	check("reject suffix", c.RejectSuffix, CheckRejectSuffix(c.RejectSuffix))
 	return errors.Join(errs...)
 }
 
-func isFraction(f float64) bool { return f >= 0 && f <= 1 } // false for NaN
+// The checks below say what is wrong with one value of [Config], if
+// anything, without naming it: the caller does (Validate, or the command
+// line's own checks).
+
+// CheckRate checks Rate: 0 (no limit) or at least 1.
+func CheckRate(r float64) error {
+	if r != 0 && !(r >= 1) || math.IsInf(r, 0) {
+		return errors.New("must be 0 (no limit) or at least 1")
+	}
+	return nil
+}
+
+// CheckFraction checks a fraction (FailRate, ResetRate, the callback rates,
+// CapableFraction): between 0 and 1.
+func CheckFraction(f float64) error {
+	if !(f >= 0 && f <= 1) { // true for NaN
+		return errors.New("must be between 0 and 1")
+	}
+	return nil
+}
+
+// CheckFaultRates checks that FailRate plus ResetRate does not exceed 1,
+// when each is a fraction (CheckFraction reports the others).
+func CheckFaultRates(fail, reset float64) error {
+	if CheckFraction(fail) == nil && CheckFraction(reset) == nil && fail+reset > 1 {
+		return errors.New("must not exceed 1")
+	}
+	return nil
+}
+
+// CheckRejectSuffix checks RejectSuffix: digits only.
+func CheckRejectSuffix(s string) error {
+	if strings.Trim(s, "0123456789") != "" {
+		return errors.New("must be digits only")
+	}
+	return nil
+}
+
+// CheckCallbackURL checks CallbackURL: empty, or an http:// or https://
+// URL with a host.
+func CheckCallbackURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	if u, err := url.Parse(s); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("must be an http:// or https:// URL such as http://127.0.0.1:8081/callback")
+	}
+	return nil
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -127,6 +128,9 @@ func TestValidate(t *testing.T) {
 		{"reset rate negative", func(c *Config) { c.ResetRate = -0.1 }, "reset rate"},
 		{"rates sum above 1", func(c *Config) { c.FailRate, c.ResetRate = 0.6, 0.6 }, "plus reset rate"},
 		{"suffix not digits", func(c *Config) { c.RejectSuffix = "9x" }, "digits only"},
+		{"callback URL without scheme", func(c *Config) { c.CallbackURL = "127.0.0.1:8081/callback" }, "callback URL must be"},
+		{"callback refuse rate above 1", func(c *Config) { c.CallbackRefuseRate = 2 }, "callback refuse rate must be between 0 and 1 (got 2)"},
+		{"capable fraction NaN", func(c *Config) { c.CapableFraction = math.NaN() }, "capable fraction must be"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
