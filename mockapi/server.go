@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/capcheck/capcheck/internal/sleep"
 )
 
 // maxBodyBytes bounds a request body: 100 numbers take a few kilobytes.
@@ -133,7 +135,7 @@ type reply struct {
 
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) (status, numbers int) {
 	rep := s.decide(r)
-	s.sleep(r.Context())
+	s.delay(r.Context())
 	// Counted before answering, so a client that has its answer sees it in
 	// the Stats.
 	if rep.drop {
@@ -225,8 +227,8 @@ func (s *Server) decide(r *http.Request) reply {
 	return reply{status: http.StatusAccepted, code: codeOK, msg: msgOK, numbers: len(numbers)}
 }
 
-// sleep waits Latency plus jitter, or until the client is gone.
-func (s *Server) sleep(ctx context.Context) {
+// delay waits Latency plus jitter, or until the client is gone.
+func (s *Server) delay(ctx context.Context) {
 	d := s.cfg.Latency
 	if s.cfg.Jitter > 0 {
 		s.mu.Lock()
@@ -237,15 +239,7 @@ func (s *Server) sleep(ctx context.Context) {
 		d += time.Duration(s.rng.Int64N(n))
 		s.mu.Unlock()
 	}
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
+	_ = sleep.For(ctx, d) // a client gone is not an error here
 }
 
 // takeConnection takes the client's connection over, set so that closing

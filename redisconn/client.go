@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/capcheck/capcheck/internal/sleep"
 )
 
 // RideThroughDefault is how long a command is retried while Redis does not
@@ -200,12 +202,8 @@ func (h *rideThrough) do(ctx context.Context, f func() error) error {
 			h.reload(rctx)
 			cancel()
 		}
-		t := time.NewTimer(Backoff(attempt))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if sleep.For(ctx, Backoff(attempt)) != nil {
 			return err
-		case <-t.C:
 		}
 	}
 }

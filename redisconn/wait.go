@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/capcheck/capcheck/internal/sleep"
 )
 
 // StartupWaitDefault is how long a command waits at start for a Redis that
@@ -74,12 +76,8 @@ func (r *URL) Wait(ctx context.Context, rdb redis.UniversalClient, o WaitOptions
 			log.Warn("waiting for Redis", "redis", r.redacted, "topology", r.kind.String(), "err", err,
 				"waited", waited.Round(time.Millisecond))
 		}
-		t := time.NewTimer(backoff(attempt))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if sleep.For(ctx, backoff(attempt)) != nil {
 			return context.Cause(ctx)
-		case <-t.C:
 		}
 	}
 }

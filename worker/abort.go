@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/capcheck/capcheck/internal/sleep"
 	"github.com/capcheck/capcheck/tasks"
 )
 
@@ -64,7 +65,7 @@ func (w *Worker) watchAborts(ctx context.Context) {
 		sub, err := w.store.WatchAborts(ctx)
 		if err != nil {
 			w.log.Debug("cannot watch for aborted jobs now; reading them every second", "err", err)
-			_ = sleep(ctx, abortReadEvery)
+			_ = sleep.For(ctx, abortReadEvery)
 			continue
 		}
 		for open := true; open; {

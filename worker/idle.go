@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/capcheck/capcheck/internal/sleep"
 	"github.com/capcheck/capcheck/tasks"
 )
 
@@ -90,7 +91,7 @@ func (w *Worker) listenForTasks(ctx context.Context, h *idleWait) {
 			if ctx.Err() == nil && !errors.As(err, &ne) {
 				w.log.Debug("cannot listen for enqueued tasks now; looking every second", "err", err)
 			}
-			_ = sleep(ctx, idleWaitMax)
+			_ = sleep.For(ctx, idleWaitMax)
 			continue
 		}
 		h.hint()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/capcheck/capcheck/capapi"
+	"github.com/capcheck/capcheck/internal/sleep"
 	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/tasks"
 )
@@ -239,7 +240,7 @@ func (cr *chunkRun) pauseFleet(ctx, waitCtx context.Context, d decision, log *sl
 	if err := cr.w.lim.Pause(ctx, d.wait); err != nil {
 		// Without the shared pause, at least this caller waits.
 		log.Warn("could not pause the fleet; waiting here", "err", err)
-		if err := sleep(waitCtx, d.wait); err != nil {
+		if err := sleep.For(waitCtx, d.wait); err != nil {
 			return cr.handBackErr(waitCtx, err)
 		}
 	}
@@ -251,7 +252,7 @@ func (cr *chunkRun) retryAfter(ctx, waitCtx context.Context, d decision) error {
 	if err := cr.w.store.Add(ctx, cr.c.Job, d.calls); err != nil {
 		return err
 	}
-	if err := sleep(waitCtx, d.wait); err != nil {
+	if err := sleep.For(waitCtx, d.wait); err != nil {
 		return cr.handBackErr(waitCtx, err)
 	}
 	return nil
@@ -299,19 +300,4 @@ func (cr *chunkRun) abortJob(ctx context.Context, reason string) (string, error)
 	cr.w.aborted.Store(abortKey(cr.c), reason)
 	cr.log.Error("job aborted: no more API calls for it", "reason", reason)
 	return reason, nil
-}
-
-// sleep waits for d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
