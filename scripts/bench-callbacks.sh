@@ -17,41 +17,21 @@ RATE=${RATE:-10000}
 CONNS=${CONNS:-128}
 JOBS=${JOBS:-10}
 
-for tool in redis-server redis-cli curl; do
-	command -v "$tool" >/dev/null || { echo "bench-callbacks: $tool is needed (apt-get install -y redis-server curl)" >&2; exit 2; }
-done
+prog=bench-callbacks
+. scripts/lib.sh
+need redis-server redis-cli curl
 
 work=$(mktemp -d)
-pids=()
 cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
+	stop_all
 	rm -rf "$work"
 }
 trap cleanup EXIT
 
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 20000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-	done
-}
-
-wait_until() {
-	for _ in $(seq 100); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-	echo "bench-callbacks: timed out waiting for: $*" >&2
-	return 1
-}
-
 go build -o "$work/capcheck" ./cmd/capcheck
 go build -o "$work/loadgen" ./callbacks/internal/loadgen
 
-redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
-	--daemonize no --dir "$work" --loglevel warning >"$work/redis.log" 2>&1 &
-pids+=($!)
-wait_until redis-cli -p "$redis_port" ping
+start_redis "$work"
 
 token=bench-token-$RANDOM$RANDOM
 printf '%s' "$token" >"$work/token"
@@ -64,7 +44,6 @@ wait_until curl -sf "http://127.0.0.1:$cb_port/healthz"
 
 # cpu PID: user + system CPU seconds of a process so far.
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
-redis_pid=${pids[0]}
 recv_cpu0=$(cpu "$recv")
 redis_cpu0=$(cpu "$redis_pid")
 "$work/loadgen" -redis "127.0.0.1:$redis_port" -url "http://127.0.0.1:$cb_port/callback" -token "$token" \

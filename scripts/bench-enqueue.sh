@@ -32,25 +32,16 @@ if [[ ! -s "$list" ]]; then
 	"$WORK/benchgen" -rows "$ROWS" -out "$list"
 fi
 
-# A private redis-server on a free loopback port: never the system one.
-port=""
-for p in $(shuf -i 20000-60000 -n 50); do
-	if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
-done
-[[ -n "$port" ]] || { echo "no free port" >&2; exit 1; }
-redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
-	--maxmemory-policy noeviction --dir "$WORK" >"$WORK/redis.log" 2>&1 &
-rpid=$!
+prog=bench-enqueue
+. scripts/lib.sh
+need redis-server redis-cli
 cleanup() {
-	kill "$rpid" 2>/dev/null || true
-	wait "$rpid" 2>/dev/null || true
+	stop_all
 	if [[ "${KEEP:-0}" != 1 ]]; then rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
-for _ in $(seq 100); do
-	[[ "$(redis-cli -p "$port" ping 2>/dev/null)" == PONG ]] && break
-	sleep 0.05
-done
+start_redis "$WORK"
+port=$redis_port
 url="redis://127.0.0.1:$port/0"
 used() { redis-cli -p "$port" info memory | tr -d '\r' | awk -F: '/^used_memory:/ {print $2}'; }
 

@@ -35,15 +35,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for tool in redis-server redis-cli curl jq; do
-	command -v "$tool" >/dev/null || { echo "bench-worker: $tool is needed (apt-get install -y redis-server curl jq)" >&2; exit 2; }
-done
+prog=bench-worker
+. scripts/lib.sh
+need redis-server redis-cli curl jq
 
 top=$(mktemp -d)
-pids=()
 cleanup() {
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
+	stop_all
 	rm -rf "$top"
 }
 trap cleanup EXIT
@@ -53,22 +51,6 @@ if [[ -z $bin ]]; then
 	go build -o "$top/capcheck" ./cmd/capcheck
 	bin=$top/capcheck
 fi
-
-# free_port prints a loopback port nothing answers on.
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 20000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-	done
-}
-
-# wait_until CMD...: retries CMD for up to 30 s (a loaded host starts slowly).
-wait_until() {
-	for _ in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-	echo "bench-worker: timed out waiting for: $*" >&2
-	return 1
-}
 
 now_us() { echo $(($(date +%s%N) / 1000)); }
 
@@ -87,13 +69,8 @@ run_one() {
 	local work
 	work=$(mktemp -d -p "$top")
 
-	local redis_port
-	redis_port=$(free_port)
-	redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
-		--daemonize no --dir "$work" --loglevel warning >"$work/redis.log" 2>&1 &
-	local redis_pid=$!
-	pids+=("$redis_pid")
-	wait_until redis-cli -p "$redis_port" ping
+	local redis_port redis_pid
+	start_redis "$work"
 	local redis_url=redis://127.0.0.1:$redis_port/0
 	rcli() { redis-cli -p "$redis_port" "$@"; }
 
