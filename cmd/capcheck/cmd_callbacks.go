@@ -3,17 +3,12 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"slices"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"github.com/urfave/cli/v2"
 
@@ -37,35 +32,24 @@ func callbacksCommand() *cli.Command {
 			"written and answered. docs/operations.md shows the callback profile to set up.",
 		Flags: slices.Concat(configs.SharedFlags(), configs.CallbackFlags(), configs.DefaultRegionFlag(),
 			configs.ServiceFlags()),
-		Action: callbacksAction,
+		Action: sessionAction(configs.Needs{CallbackListen: true}, callbacksAction),
 	}
 }
 
-func callbacksAction(c *cli.Context) error {
-	if err := noArgs(c); err != nil {
-		return err
-	}
-	s, err := openSession(c, configs.Needs{CallbackListen: true})
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+func callbacksAction(c *cli.Context, s *session) error {
+	reg := newRegistry()
 	serve, _, err := startReceiver(s.cfg, s.rdb, s.log, reg)
 	if err != nil {
 		return err
 	}
-	stopMetrics := func() {}
-	if addr := s.cfg.Worker.MetricsAddr; addr != "" {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("--metrics-addr %s: %w", addr, err)
-		}
-		stopMetrics = serveRegistry(ln, reg, s.log)
+	ln, err := listenMetrics(s.cfg.Worker.MetricsAddr)
+	if err != nil {
+		return err
+	}
+	if ln != nil {
+		defer serveMetrics(ln, reg, nil, s.log)()
 		s.log.Info("serving /metrics", "addr", ln.Addr().String())
 	}
-	defer stopMetrics()
 	err = serve(c.Context)
 	s.log.Info("callback receiver stopped")
 	return err
@@ -131,22 +115,4 @@ func runReceiver(ctx context.Context, cfg *configs.Config, rdb redis.UniversalCl
 		}
 	}()
 	return addr, func() { cancel(); <-done }, nil
-}
-
-// serveRegistry serves reg on ln at /metrics until the returned stop is
-// called.
-func serveRegistry(ln net.Listener, reg *prometheus.Registry, log *slog.Logger) (stop func()) {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server stopped", "err", err)
-		}
-	}()
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	}
 }

@@ -25,19 +25,11 @@ func enqueueCommand() *cli.Command {
 			"the file and the options, so re-running the same nightly command resumes the same\n" +
 			"job: it completes a half-enqueued job and changes nothing for a complete one.",
 		Flags:  slices.Concat(configs.SharedFlags(), configs.EnqueueFlags()),
-		Action: enqueueAction,
+		Action: sessionAction(configs.Needs{Input: true}, enqueueAction),
 	}
 }
 
-func enqueueAction(c *cli.Context) error {
-	if err := noArgs(c); err != nil {
-		return err
-	}
-	s, err := openSession(c, configs.Needs{Input: true})
-	if err != nil {
-		return err
-	}
-	defer s.Close()
+func enqueueAction(c *cli.Context, s *session) error {
 	cfg := s.cfg
 	res, err := enqueue.Run(c.Context, enqueue.Config{
 		Input:         cfg.Enqueue.Input,

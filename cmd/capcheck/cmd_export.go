@@ -22,27 +22,25 @@ func exportCommand() *cli.Command {
 		ArgsUsage: "JOB",
 		Description: "Writes {out}/{job}/results.csv (or results.jsonl with --format jsonl), rejects.csv\n" +
 			"and summary.json again from Redis: after the output folder was lost, or to get JSON lines.",
-		Flags: slices.Concat(configs.SharedFlags(), []cli.Flag{
-			&cli.StringFlag{Name: flagFormat, Value: string(outfiles.CSV), Usage: "results format: csv or jsonl"},
-		}),
-		Action: exportAction,
+		Flags:  slices.Concat(configs.SharedFlags(), []cli.Flag{formatFlag("results format: csv or jsonl")}),
+		Action: jobAction(configs.Needs{}, exportAction),
 	}
 }
 
-func exportAction(c *cli.Context) error {
-	id, err := jobArg(c)
-	if err != nil {
-		return err
-	}
+// formatFlag is --format of the commands that write results or rows: csv
+// (the default) or jsonl, checked as the command line is read.
+func formatFlag(usage string) *cli.StringFlag {
+	return &cli.StringFlag{Name: flagFormat, Value: string(outfiles.CSV), Usage: usage,
+		Action: func(_ *cli.Context, f string) error {
+			if format := outfiles.Format(f); format != outfiles.CSV && format != outfiles.JSONL {
+				return usageErrorf("--format must be csv or jsonl (got %q)", format)
+			}
+			return nil
+		}}
+}
+
+func exportAction(c *cli.Context, s *session, id string) error {
 	format := outfiles.Format(c.String(flagFormat))
-	if format != outfiles.CSV && format != outfiles.JSONL {
-		return usageErrorf("--format must be csv or jsonl (got %q)", format)
-	}
-	s, err := openSession(c, configs.Needs{})
-	if err != nil {
-		return err
-	}
-	defer s.Close()
 	sum, err := writeFiles(c.Context, s.store, id, s.cfg.Out, format, s.log)
 	if err != nil {
 		return err

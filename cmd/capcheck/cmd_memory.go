@@ -34,15 +34,13 @@ func memoryCommand() *cli.Command {
 				Name:   "stats",
 				Usage:  "numbers remembered, by capability and age, and the bytes they take in Redis",
 				Flags:  slices.Concat(shared(), []cli.Flag{&cli.BoolFlag{Name: flagJSON, Usage: "print JSON"}}),
-				Action: memoryStatsAction,
+				Action: sessionAction(configs.Needs{}, memoryStatsAction),
 			},
 			{
-				Name:  "export",
-				Usage: "write every remembered answer to standard output: number,capability,at,code,message",
-				Flags: slices.Concat(shared(), []cli.Flag{
-					&cli.StringFlag{Name: flagFormat, Value: string(outfiles.CSV), Usage: "csv or jsonl"},
-				}),
-				Action: memoryExportAction,
+				Name:   "export",
+				Usage:  "write every remembered answer to standard output: number,capability,at,code,message",
+				Flags:  slices.Concat(shared(), []cli.Flag{formatFlag("csv or jsonl")}),
+				Action: sessionAction(configs.Needs{}, memoryExportAction),
 			},
 			{
 				Name:      "forget",
@@ -57,7 +55,7 @@ func memoryCommand() *cli.Command {
 				Name:   "sweep",
 				Usage:  "drop the answers older than --forget-after now (enqueue does it once a day)",
 				Flags:  shared(),
-				Action: memorySweepAction,
+				Action: sessionAction(configs.Needs{}, memorySweepAction),
 			},
 		},
 	}
@@ -84,19 +82,11 @@ var ageBins = []struct {
 	{"90d", 90 * 24 * time.Hour}, {"older", 1<<63 - 1},
 }
 
-func memoryStatsAction(c *cli.Context) error {
-	if err := noArgs(c); err != nil {
-		return err
-	}
-	s, err := openSession(c, configs.Needs{})
-	if err != nil {
-		return err
-	}
-	defer s.Close()
+func memoryStatsAction(c *cli.Context, s *session) error {
 	mem := capstore.New(s.rdb, capstore.Options{})
 	now := time.Now()
 	st := memoryStats{ByCapability: map[string]int64{}, ByAge: map[string]int64{}}
-	err = mem.Each(c.Context, func(_ uint64, r capstore.Record) error {
+	err := mem.Each(c.Context, func(_ uint64, r capstore.Record) error {
 		st.Numbers++
 		st.ByCapability[r.Capability.String()]++
 		age := now.Sub(r.At)
@@ -162,19 +152,8 @@ type memoryRow struct {
 	Message    string `json:"message,omitempty"`
 }
 
-func memoryExportAction(c *cli.Context) error {
-	if err := noArgs(c); err != nil {
-		return err
-	}
+func memoryExportAction(c *cli.Context, s *session) error {
 	format := outfiles.Format(c.String(flagFormat))
-	if format != outfiles.CSV && format != outfiles.JSONL {
-		return usageErrorf("--format must be csv or jsonl (got %q)", format)
-	}
-	s, err := openSession(c, configs.Needs{})
-	if err != nil {
-		return err
-	}
-	defer s.Close()
 	mem := capstore.New(s.rdb, capstore.Options{})
 	reasons, err := mem.Reasons(c.Context)
 	if err != nil {
@@ -259,15 +238,7 @@ func memoryForgetAction(c *cli.Context) error {
 	return nil
 }
 
-func memorySweepAction(c *cli.Context) error {
-	if err := noArgs(c); err != nil {
-		return err
-	}
-	s, err := openSession(c, configs.Needs{})
-	if err != nil {
-		return err
-	}
-	defer s.Close()
+func memorySweepAction(c *cli.Context, s *session) error {
 	fa := s.cfg.Memory.ForgetAfter
 	if fa == 0 {
 		fmt.Fprintln(c.App.Writer, "--forget-after is 0: the memory keeps every answer, nothing to sweep")

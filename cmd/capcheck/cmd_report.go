@@ -29,20 +29,11 @@ func reportCommand() *cli.Command {
 			"on the host that asks. The page is self-contained: no network, no JavaScript.\n" +
 			"--format png writes report.png, the request-rate plot, for a chat message.",
 		Flags:  slices.Concat(configs.SharedFlags(), configs.ReportFlags()),
-		Action: reportAction,
+		Action: jobAction(configs.Needs{}, reportAction),
 	}
 }
 
-func reportAction(c *cli.Context) error {
-	id, err := jobArg(c)
-	if err != nil {
-		return err
-	}
-	s, err := openSession(c, configs.Needs{})
-	if err != nil {
-		return err
-	}
-	defer s.Close()
+func reportAction(c *cli.Context, s *session, id string) error {
 	if s.cfg.Report.Format == configs.ReportHTML {
 		path, err := outfiles.WriteReport(c.Context, s.store, id, s.cfg.Out)
 		if err != nil {

@@ -23,20 +23,11 @@ func retryCommand() *cli.Command {
 			"When they are done the job's output files are written again. Prints the job ID;\n" +
 			"follow with 'capcheck wait JOB'.",
 		Flags:  configs.SharedFlags(),
-		Action: retryAction,
+		Action: jobAction(configs.Needs{}, retryAction),
 	}
 }
 
-func retryAction(c *cli.Context) error {
-	id, err := jobArg(c)
-	if err != nil {
-		return err
-	}
-	s, err := openSession(c, configs.Needs{})
-	if err != nil {
-		return err
-	}
-	defer s.Close()
+func retryAction(c *cli.Context, s *session, id string) error {
 	done, err := enqueue.Redrive(c.Context, s.store, asynq.NewClientFromRedisClient(s.rdb), id)
 	var unfinished *enqueue.RedriveError
 	switch {

@@ -36,25 +36,19 @@ func waitCommand() *cli.Command {
 			"finished with failed numbers; 1 the job failed (e.g. the API refused the key) or\n" +
 			"--timeout passed; 2 bad usage.",
 		Flags: slices.Concat(configs.SharedFlags(), []cli.Flag{
-			&cli.DurationFlag{Name: flagWaitTimeout, Usage: "give up (exit 1) after this long; 0 waits for ever"},
+			&cli.DurationFlag{Name: flagWaitTimeout, Usage: "give up (exit 1) after this long; 0 waits for ever",
+				Action: func(_ *cli.Context, d time.Duration) error {
+					if d < 0 {
+						return usageErrorf("--timeout must be >= 0 (got %s)", d)
+					}
+					return nil
+				}},
 		}),
-		Action: waitAction,
+		Action: jobAction(configs.Needs{}, waitAction),
 	}
 }
 
-func waitAction(c *cli.Context) error {
-	id, err := jobArg(c)
-	if err != nil {
-		return err
-	}
-	if c.Duration(flagWaitTimeout) < 0 {
-		return usageErrorf("--timeout must be >= 0 (got %s)", c.Duration(flagWaitTimeout))
-	}
-	s, err := openSession(c, configs.Needs{})
-	if err != nil {
-		return err
-	}
-	defer s.Close()
+func waitAction(c *cli.Context, s *session, id string) error {
 	if _, err := s.store.Job(c.Context, id); err != nil {
 		return err // a typo in the ID should not wait for ever
 	}

@@ -21,19 +21,11 @@ func workerCommand() *cli.Command {
 			"With --metrics-addr it serves Prometheus metrics on /metrics (docs/metrics.md)\n" +
 			"and a health check on /healthz.",
 		Flags:  slices.Concat(configs.SharedFlags(), configs.APIFlags(), configs.WorkerFlags()),
-		Action: workerAction,
+		Action: sessionAction(configs.Needs{Credentials: true}, workerAction),
 	}
 }
 
-func workerAction(c *cli.Context) error {
-	if err := noArgs(c); err != nil {
-		return err
-	}
-	s, err := openSession(c, configs.Needs{Credentials: true})
-	if err != nil {
-		return err
-	}
-	defer s.Close()
+func workerAction(c *cli.Context, s *session) error {
 	_, stop, err := startWorker(s.cfg, s.rdb, s.store, s.log, !s.cfg.OutExplicit)
 	if err != nil {
 		return err

@@ -115,3 +115,37 @@ func openSession(c *cli.Context, n configs.Needs) (*session, error) {
 }
 
 func (s *session) Close() { s.rdb.Close() }
+
+// sessionAction is the action of a command that takes no argument and
+// works on Redis: the session opens (configuration checked for n), act runs
+// on it, the session closes.
+func sessionAction(n configs.Needs, act func(*cli.Context, *session) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if err := noArgs(c); err != nil {
+			return err
+		}
+		return inSession(c, n, func(s *session) error { return act(c, s) })
+	}
+}
+
+// jobAction is the action of a command whose one argument is a JOB, as
+// sessionAction.
+func jobAction(n configs.Needs, act func(c *cli.Context, s *session, id string) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		id, err := jobArg(c)
+		if err != nil {
+			return err
+		}
+		return inSession(c, n, func(s *session) error { return act(c, s, id) })
+	}
+}
+
+// inSession runs act on a session opened for n, then closes it.
+func inSession(c *cli.Context, n configs.Needs, act func(*session) error) error {
+	s, err := openSession(c, n)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return act(s)
+}

@@ -57,7 +57,8 @@ func TestHealthzHidesRedisErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := serveMetrics(ln, prometheus.NewRegistry(), rdb, w, slog.New(slog.DiscardHandler))
+	log := slog.New(slog.DiscardHandler)
+	stop := serveMetrics(ln, prometheus.NewRegistry(), workerHealthz(rdb, w, log), log)
 	t.Cleanup(stop)
 
 	resp, err := http.Get("http://" + ln.Addr().String() + "/healthz")

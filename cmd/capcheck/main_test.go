@@ -105,6 +105,12 @@ func usageCases(t *testing.T) []usageCase {
 			want: `capcheck: capcheck mock-api takes no arguments, got "extra"`},
 		{name: "bad value of a command's own flag", args: []string{"wait", "--timeout", "soon", "job"},
 			want: `capcheck: invalid value "soon" for flag --timeout: parse error; run 'capcheck wait --help' for the flags`},
+		{name: "bad --format, before any Redis", args: []string{"export", "--format", "xml", "--redis", "redis://127.0.0.1:1/0", "--redis-wait", "0s", "job"},
+			want: `capcheck: --format must be csv or jsonl (got "xml")`},
+		{name: "bad --format of memory export", args: []string{"memory", "export", "--format", "xml", "--redis", "redis://127.0.0.1:1/0", "--redis-wait", "0s"},
+			want: `capcheck: --format must be csv or jsonl (got "xml")`},
+		{name: "negative --timeout of wait", args: []string{"wait", "--timeout", "-1s", "--redis", "redis://127.0.0.1:1/0", "--redis-wait", "0s", "job"},
+			want: `capcheck: --timeout must be >= 0 (got -1s)`},
 		{name: "help on an unknown topic", args: []string{"help", "frobnicate"},
 			want: `capcheck: No help topic for 'frobnicate'`},
 	}

@@ -2,16 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/capcheck/capcheck/capapi"
@@ -30,55 +24,23 @@ import (
 // run and export write them where they run).
 func startWorker(cfg *configs.Config, rdb redis.UniversalClient, store *jobstore.Store,
 	log *slog.Logger, noFiles bool) (w *worker.Worker, stop func(), err error) {
-	reg := prometheus.NewRegistry()
-	_ = reg.Register(collectors.NewGoCollector())
-	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newRegistry()
 	// Listen first: a taken address is refused before any task is taken.
-	var ln net.Listener
-	if cfg.Worker.MetricsAddr != "" {
-		if ln, err = net.Listen("tcp", cfg.Worker.MetricsAddr); err != nil {
-			return nil, nil, fmt.Errorf("--metrics-addr %s: %w", cfg.Worker.MetricsAddr, err)
+	ln, err := listenMetrics(cfg.Worker.MetricsAddr)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if err != nil && ln != nil {
+			ln.Close()
 		}
-		defer func() {
-			if err != nil {
-				ln.Close()
-			}
-		}()
-	}
+	}()
 	store.SetFleetLimit(cfg.API.Rate) // drawn in the jobs' reports
-	lim, err := ratelimit.New(rdb, ratelimit.Config{Limit: ratelimit.PerSecond(cfg.API.Rate), Logger: log})
+	lim, api, err := newAPIClient(cfg, rdb, log)
 	if err != nil {
-		return nil, nil, usageErrorf("--rate: %v", err)
+		return nil, nil, err
 	}
-	api, err := capapi.New(capapi.Config{
-		BaseURL:           cfg.API.URL,
-		SID:               cfg.API.SID,
-		APIKey:            cfg.API.Key.Reveal(), // the one use of the key: the client's header
-		CallbackProfileID: cfg.API.CallbackProfileID,
-		Timeout:           cfg.API.Timeout,
-		MaxConns:          cfg.Worker.Concurrency,
-		WireE164:          cfg.API.WireFormat == configs.WireFormatE164,
-	})
-	if err != nil {
-		return nil, nil, usageErrorf("%v", err)
-	}
-	w, err = worker.New(store, api, lim, worker.Config{
-		Concurrency:     cfg.Worker.Concurrency,
-		BatchSize:       cfg.API.BatchSize,
-		MaxAttempts:     cfg.API.MaxAttempts,
-		ShutdownTimeout: cfg.Worker.ShutdownTimeout,
-		Retention:       cfg.Worker.Retention,
-		ForgetAfter:     cfg.Memory.ForgetAfter,
-		OutDir:          cfg.Out,
-		NoFiles:         noFiles,
-		Logger:          log,
-		Metrics:         worker.NewMetrics(reg),
-	})
-	if err != nil {
-		api.CloseIdleConnections()
-		return nil, nil, usageErrorf("%v", err)
-	}
-	if err := w.Start(); err != nil {
+	if w, err = newWorker(cfg, store, api, lim, worker.NewMetrics(reg), noFiles, log); err != nil {
 		api.CloseIdleConnections()
 		return nil, nil, err
 	}
@@ -88,7 +50,7 @@ func startWorker(cfg *configs.Config, rdb redis.UniversalClient, store *jobstore
 	}
 	stopMetrics := func() {}
 	if ln != nil {
-		stopMetrics = serveMetrics(ln, reg, rdb, w, log)
+		stopMetrics = serveMetrics(ln, reg, workerHealthz(rdb, w, log), log)
 		log.Info("serving /metrics and /healthz", "addr", ln.Addr().String())
 	}
 	log.Info("worker started",
@@ -115,13 +77,56 @@ func startWorker(cfg *configs.Config, rdb redis.UniversalClient, store *jobstore
 	}, nil
 }
 
-// serveMetrics serves /metrics and /healthz on ln until the returned stop is
-// called. /healthz answers 200 while Redis answers and the worker is not
+// newAPIClient returns the fleet's rate limiter on rdb and the API client of
+// cfg.
+func newAPIClient(cfg *configs.Config, rdb redis.UniversalClient, log *slog.Logger) (*ratelimit.Limiter, *capapi.Client, error) {
+	lim, err := ratelimit.New(rdb, ratelimit.Config{Limit: ratelimit.PerSecond(cfg.API.Rate), Logger: log})
+	if err != nil {
+		return nil, nil, usageErrorf("--rate: %v", err)
+	}
+	api, err := capapi.New(capapi.Config{
+		BaseURL:           cfg.API.URL,
+		SID:               cfg.API.SID,
+		APIKey:            cfg.API.Key.Reveal(), // the one use of the key: the client's header
+		CallbackProfileID: cfg.API.CallbackProfileID,
+		Timeout:           cfg.API.Timeout,
+		MaxConns:          cfg.Worker.Concurrency,
+		WireE164:          cfg.API.WireFormat == configs.WireFormatE164,
+	})
+	if err != nil {
+		return nil, nil, usageErrorf("%v", err)
+	}
+	return lim, api, nil
+}
+
+// newWorker returns a started worker of cfg.
+func newWorker(cfg *configs.Config, store *jobstore.Store, api *capapi.Client, lim *ratelimit.Limiter,
+	m *worker.Metrics, noFiles bool, log *slog.Logger) (*worker.Worker, error) {
+	w, err := worker.New(store, api, lim, worker.Config{
+		Concurrency:     cfg.Worker.Concurrency,
+		BatchSize:       cfg.API.BatchSize,
+		MaxAttempts:     cfg.API.MaxAttempts,
+		ShutdownTimeout: cfg.Worker.ShutdownTimeout,
+		Retention:       cfg.Worker.Retention,
+		ForgetAfter:     cfg.Memory.ForgetAfter,
+		OutDir:          cfg.Out,
+		NoFiles:         noFiles,
+		Logger:          log,
+		Metrics:         m,
+	})
+	if err != nil {
+		return nil, usageErrorf("%v", err)
+	}
+	if err := w.Start(); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// workerHealthz answers 200 while Redis answers and the worker w is not
 // draining, 503 otherwise.
-func serveMetrics(ln net.Listener, reg *prometheus.Registry, rdb redis.UniversalClient, w *worker.Worker, log *slog.Logger) (stop func()) {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, r *http.Request) {
+func workerHealthz(rdb redis.UniversalClient, w *worker.Worker, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		select {
 		case <-w.Draining():
 			http.Error(rw, "draining", http.StatusServiceUnavailable)
@@ -139,15 +144,4 @@ func serveMetrics(ln net.Listener, reg *prometheus.Registry, rdb redis.Universal
 		}
 		_, _ = rw.Write([]byte("ok\n"))
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server stopped", "err", err)
-		}
-	}()
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	}
 }
