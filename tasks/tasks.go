@@ -40,11 +40,21 @@ type Chunk struct {
 	// Gen is the job's generation: 0 when enqueued, bumped by each re-drive so
 	// that new tasks get new IDs.
 	Gen int `json:"gen"`
+	// Retake counts the takeovers of the chunk from workers that died
+	// running it (the worker's chunk holds); 0 for the task enqueued.
+	Retake int `json:"retake,omitempty"`
 }
 
 // ID is the task ID: re-enqueueing the same chunk of the same generation
-// conflicts instead of creating a second task.
-func (c Chunk) ID() string { return fmt.Sprintf("%s:chunk:%d:%d", c.Job, c.Chunk, c.Gen) }
+// conflicts instead of creating a second task. A takeover has an ID of its
+// own: the dead worker's task is still in asynq's hands until its lease
+// expires.
+func (c Chunk) ID() string {
+	if c.Retake > 0 {
+		return fmt.Sprintf("%s:chunk:%d:%d:retake:%d", c.Job, c.Chunk, c.Gen, c.Retake)
+	}
+	return fmt.Sprintf("%s:chunk:%d:%d", c.Job, c.Chunk, c.Gen)
+}
 
 // NewChunk returns the task for c, with its ID, queue and retry limit set.
 func NewChunk(c Chunk) *asynq.Task {
@@ -66,6 +76,9 @@ func ParseChunk(t *asynq.Task) (Chunk, error) {
 	}
 	if c.Chunk < 0 || c.Chunk > IndexMax {
 		return c, fmt.Errorf("decoding chunk task: %w: chunk %d is outside 0 to %d", ErrBadPayload, c.Chunk, IndexMax)
+	}
+	if c.Retake < 0 || c.Retake > IndexMax {
+		return c, fmt.Errorf("decoding chunk task: %w: retake %d is outside 0 to %d", ErrBadPayload, c.Retake, IndexMax)
 	}
 	return c, nil
 }

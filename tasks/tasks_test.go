@@ -75,3 +75,20 @@ func TestParseRefusesBadPayloads(t *testing.T) {
 // job's keys, or nothing usable.
 var hostileIDs = []string{"", "../escaped", "a/b", "..", ".", "/etc", "x}:chunk:0", "j\x00k", "a\nb",
 	strings.Repeat("a", 129), strings.Repeat("a", 1<<20)}
+
+func TestRetakeHasItsOwnID(t *testing.T) {
+	c := tasks.Chunk{Job: "j", Chunk: 3, Gen: 1}
+	r := c
+	r.Retake = 2
+	if c.ID() == r.ID() {
+		t.Fatalf("a takeover shares its task's ID %q", c.ID())
+	}
+	got, err := tasks.ParseChunk(tasks.NewChunk(r))
+	if err != nil || got != r {
+		t.Fatalf("ParseChunk(NewChunk(%+v)) = %+v, %v", r, got, err)
+	}
+	bad := asynq.NewTask(tasks.TypeChunk, []byte(`{"job":"j","chunk":3,"gen":1,"retake":-1}`))
+	if _, err := tasks.ParseChunk(bad); !errors.Is(err, tasks.ErrBadPayload) {
+		t.Errorf("a negative retake: err = %v, want ErrBadPayload", err)
+	}
+}

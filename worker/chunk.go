@@ -29,6 +29,7 @@ func (w *Worker) processChunk(ctx context.Context, t *asynq.Task) error {
 	}
 	log := w.log.With("job", c.Job, "chunk", c.Chunk)
 	start := time.Now()
+	defer w.hold(ctx, c)()
 	result, err := w.runChunk(ctx, c, log)
 	if err != nil && !errors.Is(err, ErrHandedBack) && w.draining() && ctx.Err() != nil {
 		// Canceled by Shutdown: hand the chunk back like any drained one.

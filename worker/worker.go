@@ -105,6 +105,11 @@ type Worker struct {
 	haltNow    context.CancelFunc
 	handlers   sync.WaitGroup
 	bg         sync.WaitGroup // the sweep
+	// holds are the chunk runs held in the job store (holds.go), renewed
+	// until stopHolds, once the handlers have returned.
+	holds     *holds
+	holdsCtx  context.Context
+	stopHolds context.CancelFunc
 
 	// aborted holds the jobs this worker saw aborted (abortKey → reason),
 	// so its other chunks of the job skip the limiter wait without asking
@@ -148,6 +153,8 @@ func New(store *jobstore.Store, api Checker, lim Limiter, cfg Config) (*Worker, 
 	}
 	w.mux.HandleFunc(tasks.TypeChunk, w.processChunk)
 	w.mux.HandleFunc(tasks.TypeFinalize, w.processFinalize)
+	w.holds = newHolds()
+	w.holdsCtx, w.stopHolds = context.WithCancel(context.Background())
 	w.drain, w.startDrain = context.WithCancel(context.Background())
 	w.halt, w.haltNow = context.WithCancel(context.Background())
 	return w, nil
@@ -203,6 +210,8 @@ func (w *Worker) Start() error {
 	w.bg.Add(1)
 	go func() { defer w.bg.Done(); w.listenForTasks(w.drain, idle) }()
 	w.bg.Add(1)
+	go func() { defer w.bg.Done(); w.keepHolds(w.holdsCtx) }()
+	w.bg.Add(1)
 	go func() { defer w.bg.Done(); w.sweep(w.drain) }()
 	w.bg.Add(1)
 	go func() { defer w.bg.Done(); w.watchAwaiting(w.drain) }()
@@ -241,6 +250,7 @@ func (w *Worker) Shutdown() {
 		if !waitTimeout(&w.handlers, max(time.Until(end), waitHandlersMin)) {
 			w.log.Warn("worker: handlers still running after shutdown; their chunks were re-queued")
 		}
+		w.stopHolds()
 		w.bg.Wait()
 	})
 }

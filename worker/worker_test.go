@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -771,6 +772,32 @@ func TestIdleWorkerWaitsForAnnouncedTasks(t *testing.T) {
 	}
 	tasks.Announce(b.ctx, rdb)
 	waitState(t, b, jobstore.Done, 10*time.Second)
+}
+
+// TestChunkOfADeadWorkerIsTakenOver: a chunk whose worker stopped renewing
+// its hold (killed) is run by another worker within seconds, as a task of
+// its own, while asynq still holds the dead worker's task.
+func TestChunkOfADeadWorkerIsTakenOver(t *testing.T) {
+	b := setup(t, worker.Config{BatchSize: 10}, true, 20)
+	b.api.fn = func(int, []string) capapi.Result { return accepted }
+	payload, _ := json.Marshal(tasks.Chunk{Job: b.job, Chunk: 0})
+	if err := b.store.HoldRuns(b.ctx, 0, "deadworker "+string(payload)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := b.w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, b, jobstore.Done, 10*time.Second)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("taken over after %s, want within seconds", d)
+	}
+	if n := len(b.api.Calls()); n != 2 {
+		t.Errorf("%d calls, want 2", n)
+	}
+	if runs, err := b.store.ClaimLapsedRuns(b.ctx, 10); err != nil || len(runs) != 0 {
+		t.Errorf("holds left after the job: %q, %v", runs, err)
+	}
 }
 
 // TestGiveUp: a chunk task asynq stops retrying still settles its numbers,
