@@ -1,6 +1,9 @@
 package outfiles
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/capcheck/capcheck/capstore"
@@ -97,4 +100,25 @@ func (s *Summary) finish(j *jobstore.Job) {
 		}
 	}
 	s.TotalSeconds = s.FinishedAt.Sub(j.CreatedAt).Seconds()
+}
+
+// Current reports whether outDir holds the files of finished job j already:
+// its summary.json, written last, is of this job (created then), generation
+// and final state, and was written by the finalize that finished it. A
+// worker on the same disk wrote them: writing them again would only cost
+// the time of it.
+func Current(outDir string, j *jobstore.Job) bool {
+	if !j.State.Finished() || j.FinalizingAt.IsZero() {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join(Dir(outDir, j.ID), SummaryJSON))
+	if err != nil {
+		return false
+	}
+	var s Summary
+	if json.Unmarshal(b, &s) != nil {
+		return false
+	}
+	return s.Job == j.ID && s.Gen == j.Gen && s.State == string(j.State) && s.CreatedAt.Equal(j.CreatedAt) &&
+		!s.FinishedAt.Before(j.FinalizingAt) && !s.FinishedAt.After(j.FinishedAt)
 }

@@ -57,6 +57,10 @@ func waitAction(c *cli.Context, s *session, id string) error {
 		return err
 	}
 	// The files on this host, from Redis: the workers need no shared disk.
+	// A worker sharing this disk wrote them already.
+	if j, err := s.store.Job(c.Context, id); err == nil && outfiles.Current(s.cfg.Out, j) {
+		return finished(c.App.Writer, st, s.cfg.Out, retryHint(id))
+	}
 	if _, err := writeFiles(c.Context, s.store, id, s.cfg.Out, outfiles.CSV, s.log); err != nil {
 		return fmt.Errorf("job %s finished, but writing its files under %s failed: %w", id, s.cfg.Out, err)
 	}
