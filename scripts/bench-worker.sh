@@ -126,8 +126,9 @@ run_one() {
 	data1=$(rcli info memory | tr -d '\r' | awk -F: '/^used_memory_dataset:/ { print $2 }')
 	# The job's own keys (chunk blobs, outcomes, bitmaps, counters), by
 	# MEMORY USAGE: what the job costs Redis, without the queue's keys and
-	# the clients' buffers that INFO memory also counts.
-	keys=$(rcli --scan --pattern "capcheck:job:{$job}*" | while read -r k; do rcli memory usage "$k" samples 0; done | awk '{ s += $1 } END { print s + 0 }')
+	# the clients' buffers that INFO memory also counts. The chunk blobs
+	# have hash tags of their own ({job:c...}).
+	keys=$(rcli --scan --pattern "capcheck:job:{$job[}:]*" | while read -r k; do rcli memory usage "$k" samples 0; done | awk '{ s += $1 } END { print s + 0 }')
 
 	local live=() p
 	for p in "${wpids[@]}"; do kill -0 "$p" 2>/dev/null && live+=("$p"); done
