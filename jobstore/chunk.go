@@ -15,41 +15,167 @@ type Entry struct {
 	Input  string // the raw text of the input field
 }
 
-// chunkVersion is the first byte of an encoded chunk.
-const chunkVersion = 1
+// The first byte of an encoded chunk: its version. Version 1 (read only)
+// stored an input that is not the number itself as its whole text;
+// version 2 keeps it as a template of the number's digits, once per chunk.
+const (
+	chunkV1      = 1
+	chunkVersion = 2
+)
 
-// Tags of the input field: most inputs are the number itself, so they cost one byte.
+// Tags of the input field: most inputs are the number itself, so they cost
+// one byte.
 const (
 	inputIsE164   = 0 // Input == Number
 	inputIsDigits = 1 // Input == Number without '+'
-	inputLiteral  = 2 // Input follows, its length is tag-inputLiteral
+	// v1: Input follows, its length is tag-inputLiteral. v2: tag-inputTemplate
+	// is the index of the input's template when below the chunk's count of
+	// templates (T); else Input follows, its length is tag-inputTemplate-T.
+	inputLiteral  = 2
+	inputTemplate = 2
 )
 
+// An input is written the same way all over a list ("+91 98765 43210",
+// "098765 43210", "0091-98765-43210"): its template is the input with each
+// run of the number's trailing digits replaced by one byte, the run's
+// length (1 to maxRun), so that the template repeats from number to number
+// and a chunk stores each template once. Decoding puts the number's last
+// digits back in order.
+const (
+	maxRun       = 15
+	maxTemplates = 64 // per chunk; inputs of other shapes are stored whole
+)
+
+// templateOf returns the template of input for the number's digits, or
+// false when input does not end with them in that way or holds control
+// bytes (which the runs' bytes would be read as).
+func templateOf(input, digits string) (string, bool) {
+	for i := 0; i < len(input); i++ {
+		if input[i] < ' ' {
+			return "", false
+		}
+	}
+	// From the end, the input's digits that are the number's last ones,
+	// separators in between; the rest (a trunk or international prefix,
+	// text) stays as it is.
+	i, j := len(input), len(digits)
+	for i > 0 && j > 0 {
+		c := input[i-1]
+		if c >= '0' && c <= '9' {
+			if c != digits[j-1] {
+				break
+			}
+			j--
+		}
+		i--
+	}
+	if j == len(digits) {
+		return "", false
+	}
+	t := make([]byte, 0, i+8)
+	t = append(t, input[:i]...)
+	run := 0
+	for k := i; k < len(input); k++ {
+		if c := input[k]; c >= '0' && c <= '9' {
+			if run == maxRun {
+				t, run = append(t, byte(run)), 0
+			}
+			run++
+			continue
+		}
+		if run > 0 {
+			t, run = append(t, byte(run)), 0
+		}
+		t = append(t, input[k])
+	}
+	if run > 0 {
+		t = append(t, byte(run))
+	}
+	return string(t), true
+}
+
+// fromTemplate is the inverse of templateOf; false when the template takes
+// more digits than the number has.
+func fromTemplate(t, digits string) (string, bool) {
+	need := 0
+	for i := 0; i < len(t); i++ {
+		if t[i] < ' ' {
+			need += int(t[i])
+		}
+	}
+	if need > len(digits) {
+		return "", false
+	}
+	b := make([]byte, 0, len(t)+need)
+	d := digits[len(digits)-need:]
+	for i := 0; i < len(t); i++ {
+		if n := int(t[i]); n < ' ' {
+			b, d = append(b, d[:n]...), d[n:]
+		} else {
+			b = append(b, t[i])
+		}
+	}
+	return string(b), true
+}
+
 // EncodeChunk packs entries into the compact blob stored in Redis: rows as
-// deltas, numbers as integers, inputs only when they differ from the number.
-// Rows must increase strictly and numbers must be E.164.
+// deltas, numbers as integers, inputs only when they differ from the number,
+// as templates of its digits stored once per chunk where they fit. Rows
+// must increase strictly and numbers must be E.164.
 func EncodeChunk(entries []Entry) ([]byte, error) {
-	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(entries)*10)
-	b = append(b, chunkVersion)
-	b = binary.AppendUvarint(b, uint64(len(entries)))
+	nums := make([]uint64, len(entries))
+	tags := make([]int, len(entries)) // -1: literal
+	var templates []string
+	index := make(map[string]int)
 	var prev int64
 	for i, e := range entries {
 		if e.Row <= prev {
 			return nil, fmt.Errorf("entry %d: row %d does not follow row %d", i, e.Row, prev)
 		}
+		prev = e.Row
 		n, err := NumberToUint(e.Number)
 		if err != nil {
 			return nil, fmt.Errorf("entry %d (row %d): %w", i, e.Row, err)
 		}
-		b = binary.AppendUvarint(b, uint64(e.Row-prev))
-		b = binary.AppendUvarint(b, n)
+		nums[i] = n
 		switch {
 		case e.Input == e.Number:
-			b = binary.AppendUvarint(b, inputIsE164)
+			tags[i] = inputIsE164
 		case e.Input == e.Number[1:]:
-			b = binary.AppendUvarint(b, inputIsDigits)
+			tags[i] = inputIsDigits
 		default:
-			b = binary.AppendUvarint(b, uint64(inputLiteral+len(e.Input)))
+			tags[i] = -1
+			t, ok := templateOf(e.Input, e.Number[1:])
+			if !ok || len(t) >= len(e.Input) {
+				break
+			}
+			k, seen := index[t]
+			if !seen && len(templates) < maxTemplates {
+				k, seen = len(templates), true
+				index[t] = k
+				templates = append(templates, t)
+			}
+			if seen {
+				tags[i] = inputTemplate + k
+			}
+		}
+	}
+	b := make([]byte, 0, 2+binary.MaxVarintLen64+len(entries)*10)
+	b = append(b, chunkVersion)
+	b = binary.AppendUvarint(b, uint64(len(entries)))
+	b = binary.AppendUvarint(b, uint64(len(templates)))
+	for _, t := range templates {
+		b = binary.AppendUvarint(b, uint64(len(t)))
+		b = append(b, t...)
+	}
+	prev = 0
+	for i, e := range entries {
+		b = binary.AppendUvarint(b, uint64(e.Row-prev))
+		b = binary.AppendUvarint(b, nums[i])
+		if tags[i] >= 0 {
+			b = binary.AppendUvarint(b, uint64(tags[i]))
+		} else {
+			b = binary.AppendUvarint(b, uint64(inputTemplate+len(templates)+len(e.Input)))
 			b = append(b, e.Input...)
 		}
 		prev = e.Row
@@ -59,11 +185,12 @@ func EncodeChunk(entries []Entry) ([]byte, error) {
 
 var errCorruptChunk = errors.New("corrupt chunk blob")
 
-// DecodeChunk is the inverse of EncodeChunk.
+// DecodeChunk is the inverse of EncodeChunk; it reads blobs of version 1 too.
 func DecodeChunk(b []byte) ([]Entry, error) {
-	if len(b) == 0 || b[0] != chunkVersion {
+	if len(b) == 0 || (b[0] != chunkVersion && b[0] != chunkV1) {
 		return nil, fmt.Errorf("%w: unknown version", errCorruptChunk)
 	}
+	v := b[0]
 	b = b[1:]
 	next := func() (uint64, error) {
 		v, n := binary.Uvarint(b)
@@ -73,9 +200,37 @@ func DecodeChunk(b []byte) ([]Entry, error) {
 		b = b[n:]
 		return v, nil
 	}
+	bytesOf := func(l uint64) (string, error) {
+		if l > uint64(len(b)) {
+			return "", errCorruptChunk
+		}
+		s := string(b[:l])
+		b = b[l:]
+		return s, nil
+	}
 	count, err := next()
 	if err != nil || count > uint64(len(b)) {
 		return nil, errCorruptChunk
+	}
+	var templates []string
+	literal := uint64(inputLiteral)
+	if v == chunkVersion {
+		nt, err := next()
+		if err != nil || nt > maxTemplates {
+			return nil, errCorruptChunk
+		}
+		for range nt {
+			l, err := next()
+			if err != nil {
+				return nil, err
+			}
+			t, err := bytesOf(l)
+			if err != nil {
+				return nil, err
+			}
+			templates = append(templates, t)
+		}
+		literal = uint64(inputTemplate + len(templates))
 	}
 	entries := make([]Entry, 0, count)
 	var row int64
@@ -99,13 +254,15 @@ func DecodeChunk(b []byte) ([]Entry, error) {
 			e.Input = e.Number
 		case tag == inputIsDigits:
 			e.Input = e.Number[1:]
-		default:
-			l := tag - inputLiteral
-			if l > uint64(len(b)) {
+		case tag < literal:
+			var ok bool
+			if e.Input, ok = fromTemplate(templates[tag-inputTemplate], e.Number[1:]); !ok {
 				return nil, errCorruptChunk
 			}
-			e.Input = string(b[:l])
-			b = b[l:]
+		default:
+			if e.Input, err = bytesOf(tag - literal); err != nil {
+				return nil, err
+			}
 		}
 		entries = append(entries, e)
 	}

@@ -1,6 +1,9 @@
 package jobstore
 
 import (
+	"encoding/binary"
+	"fmt"
+	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -85,6 +88,87 @@ func FuzzDecodeChunk(f *testing.F) {
 		}
 		if _, err := DecodeChunk(again); err != nil {
 			t.Fatalf("re-encoded chunk does not decode: %v", err)
+		}
+	})
+}
+
+// Inputs written the list's own way are stored as templates of the number's
+// digits, once per chunk; every input still reads back exactly.
+func TestChunkTemplates(t *testing.T) {
+	t.Parallel()
+	inputs := []string{
+		"+91 98765 43210", "+91 98765 43211", "098765 43212", "0091-98765-43213", "(0)98765.43214",
+		"9876543215 ", " 919876543216", "91 9876543217 home", "\t+919876543218", "98765432190",
+		"+91 9876543210 é", "1", "", "+", "91987654321x", "0000000000000000000009876543211",
+	}
+	var entries []Entry
+	for i, in := range inputs {
+		entries = append(entries, Entry{Row: int64(i + 1), Number: "+9198765432" + fmt.Sprintf("%02d", i%100), Input: in})
+	}
+	entries = append(entries, Entry{Row: 100, Number: "+123456789012345", Input: "00 123456789012345"})
+	b, err := EncodeChunk(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeChunk(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(entries, got); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+
+	// A list of spaced and national numbers: about 9 bytes a number.
+	spaced := make([]Entry, 1000)
+	for i := range spaced {
+		n := fmt.Sprintf("%010d", 9876000000+i*7919)
+		spaced[i] = Entry{Row: int64(i + 1), Number: "+91" + n, Input: "+91 " + n[:5] + " " + n[5:]}
+		if i%2 == 1 {
+			spaced[i].Input = "0" + n[:5] + "-" + n[5:]
+		}
+	}
+	if b, err = EncodeChunk(spaced); err != nil {
+		t.Fatal(err)
+	}
+	if per := float64(len(b)) / 1000; per > 9 {
+		t.Errorf("spaced and national inputs take %.1f bytes per number, want <= 9", per)
+	}
+	if got, err := DecodeChunk(b); err != nil || !cmp.Equal(got, spaced) {
+		t.Errorf("spaced chunk does not read back: %v", err)
+	}
+}
+
+// Blobs of version 1 (enqueued before templates) still read.
+func TestDecodeChunkVersion1(t *testing.T) {
+	t.Parallel()
+	b := []byte{chunkV1, 2}
+	b = binary.AppendUvarint(b, 1)
+	b = binary.AppendUvarint(b, 919876543210)
+	b = binary.AppendUvarint(b, inputIsDigits)
+	b = binary.AppendUvarint(b, 2)
+	b = binary.AppendUvarint(b, 14155550123)
+	b = binary.AppendUvarint(b, inputLiteral+3)
+	b = append(b, "x y"...)
+	want := []Entry{{Row: 1, Number: "+919876543210", Input: "919876543210"}, {Row: 3, Number: "+14155550123", Input: "x y"}}
+	got, err := DecodeChunk(b)
+	if err != nil || !cmp.Equal(got, want) {
+		t.Errorf("DecodeChunk(v1) = %+v, %v", got, err)
+	}
+}
+
+func FuzzChunkInput(f *testing.F) {
+	f.Add("+91 98765 43210", uint64(919876543210))
+	f.Add("0098765-43210", uint64(919876543210))
+	f.Fuzz(func(t *testing.T, input string, n uint64) {
+		n = n%999_999_999_999_999 + 1
+		e := []Entry{{Row: 1, Number: "+" + strconv.FormatUint(n, 10), Input: input}}
+		b, err := EncodeChunk(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := DecodeChunk(b)
+		if err != nil || !cmp.Equal(got, e) {
+			t.Fatalf("%q: read back %+v, %v", input, got, err)
 		}
 	})
 }
