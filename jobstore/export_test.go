@@ -16,3 +16,6 @@ var (
 	EncodeOutcome  = encodeOutcome
 	DecodeOutcomes = decodeOutcomes
 )
+
+// RejectsKeyForTest is the key of rejects blob k.
+func RejectsKeyForTest(id string, k int) string { return rejectsBlobKey(id, k) }

@@ -232,7 +232,11 @@ func (s *Store) ChunkDone(ctx context.Context, job string, i int) (bool, error) 
 // PutRejects stores blob k of the job's rejects: CSV lines "row,input,reason"
 // without header. Blobs are numbered from 0 in row order.
 func (s *Store) PutRejects(ctx context.Context, job string, k int, blob []byte) error {
-	return s.rdb.Set(ctx, rejectsBlobKey(job, k), blob, 0).Err()
+	packed, err := packRejects(blob)
+	if err != nil {
+		return fmt.Errorf("packing job %s rejects %d: %w", job, k, err)
+	}
+	return s.rdb.Set(ctx, rejectsBlobKey(job, k), packed, 0).Err()
 }
 
 // Rejects calls fn with each stored blob of rejects, in row order.
@@ -241,6 +245,9 @@ func (s *Store) Rejects(ctx context.Context, job string, blobs int, fn func([]by
 		b, err := s.rdb.Get(ctx, rejectsBlobKey(job, k)).Bytes()
 		if errors.Is(err, redis.Nil) {
 			b, err = s.rdb.HGet(ctx, rejectsKey(job), strconv.Itoa(k)).Bytes()
+		}
+		if err == nil {
+			b, err = unpackRejects(b)
 		}
 		if err != nil {
 			return fmt.Errorf("reading job %s rejects %d: %w", job, k, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -235,6 +236,28 @@ func TestRejects(t *testing.T) {
 	err := b.store.Rejects(b.ctx, b.id, 2, func(p []byte) error { got += string(p); return nil })
 	if err != nil || got != "1,y,missing\n3,x,invalid\n" {
 		t.Fatalf("Rejects = %q, %v", got, err)
+	}
+
+	// Stored deflated: the lines repeat their text. A blob stored plain
+	// (before) reads as it is.
+	var big strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&big, "%d,+91 98765 %05d,duplicate of row %d\n", 2*i+2, i, 2*i+1)
+	}
+	if err := b.store.PutRejects(b.ctx, b.id, 0, []byte(big.String())); err != nil {
+		t.Fatal(err)
+	}
+	rdb := b.store.Redis()
+	if n, _ := rdb.StrLen(b.ctx, jobstore.RejectsKeyForTest(b.id, 0)).Result(); n*3 > int64(big.Len()) {
+		t.Errorf("rejects blob of %d bytes stored in %d", big.Len(), n)
+	}
+	if err := rdb.Set(b.ctx, jobstore.RejectsKeyForTest(b.id, 1), "7,z,invalid\n", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	got = ""
+	err = b.store.Rejects(b.ctx, b.id, 2, func(p []byte) error { got += string(p); return nil })
+	if err != nil || got != big.String()+"7,z,invalid\n" {
+		t.Fatalf("Rejects = %d bytes, %v; want the blobs back", len(got), err)
 	}
 }
 
