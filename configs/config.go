@@ -198,6 +198,11 @@ type Enqueue struct {
 	// the callbacks of its accepted numbers; 0 means it does not wait.
 	// Defaults to 0.
 	CallbackWait time.Duration
+
+	// RecheckAfter: a number whose remembered answer (capability memory)
+	// is newer than this is not sent; results.csv gives it as cached. 0
+	// sends every number. Defaults to 0.
+	RecheckAfter time.Duration
 }
 
 // Memory configures the capability memory: every answer remembered per

@@ -144,6 +144,7 @@ func samples(t *testing.T) map[*option][2]string {
 		optShutdownTimeout:   {"5s", "2m"},
 		optRetention:         {"0s", "24h"},
 		optForgetAfter:       {"0s", "720h"},
+		optRecheckAfter:      {"24h", "0s"},
 		optListen:            {"127.0.0.1:0", ":8181"},
 		optMockRate:          {"5", "1000"},
 		optLatency:           {"20ms", "1s"},

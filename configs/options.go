@@ -49,6 +49,7 @@ const (
 	FlagJob           = "job"
 	FlagChunkSize     = "chunk-size"
 	FlagCallbackWait  = "callback-wait"
+	FlagRecheckAfter  = "recheck-after"
 
 	FlagConcurrency     = "concurrency"
 	FlagMetricsAddr     = "metrics-addr"
@@ -219,7 +220,7 @@ func APIFlags() []cli.Flag {
 
 // EnqueueFlags are the options of reading and enqueuing a list.
 func EnqueueFlags() []cli.Flag {
-	return flags(optInput, optColumn, optDefaultRegion, optJob, optChunkSize, optCallbackWait)
+	return flags(optInput, optColumn, optDefaultRegion, optJob, optChunkSize, optCallbackWait, optRecheckAfter)
 }
 
 // WorkerFlags are the options of a worker process.
@@ -237,7 +238,7 @@ func MockAPIFlags() []cli.Flag {
 }
 
 // ForgetFlags is --forget-after: how long the capability memory keeps an
-// answer (worker, run, memory).
+// answer (worker, run, enqueue, memory).
 func ForgetFlags() []cli.Flag { return flags(optForgetAfter) }
 
 // ServiceFlags are --metrics-addr and --shutdown-timeout, for long-running
@@ -345,6 +346,10 @@ var (
 	optCallbackWait = &option{name: FlagCallbackWait, category: categoryEnqueue, def: "0s",
 		usage: "after its last API answer, wait up to `DURATION` for the callbacks of the accepted numbers (state awaiting_callbacks); 0 = no wait",
 		set:   setDuration(func(c *Config) *time.Duration { return &c.Enqueue.CallbackWait })}
+
+	optRecheckAfter = &option{name: FlagRecheckAfter, category: categoryEnqueue, def: "0s",
+		usage: "do not send a number whose remembered answer is newer than `DURATION` (results.csv: cached); 0 = send every number",
+		set:   setDuration(func(c *Config) *time.Duration { return &c.Enqueue.RecheckAfter })}
 
 	optConcurrency = &option{name: FlagConcurrency, category: categoryWorker, def: strconv.Itoa(worker.ConcurrencyDefault),
 		usage: "process `N` chunks at once in one worker",
@@ -466,7 +471,7 @@ var options = []*option{
 	optConfig, optRedis, optRedisWait, optOut, optLogFormat, optLogLevel,
 	optAPIURL, optSID, optAPIKey, optAPIKeyFile, optCallbackProfileID,
 	optWireFormat, optBatchSize, optRate, optTimeout, optMaxAttempts,
-	optInput, optColumn, optDefaultRegion, optJob, optChunkSize, optCallbackWait,
+	optInput, optColumn, optDefaultRegion, optJob, optChunkSize, optCallbackWait, optRecheckAfter,
 	optConcurrency, optMetricsAddr, optShutdownTimeout, optRetention,
 	optForgetAfter,
 	optCallbackListen, optCallbackToken, optCallbackTokenFile, optCallbackHeader,

@@ -124,6 +124,9 @@ func (v *validator) enqueue(n Needs) {
 	if e.CallbackWait < 0 {
 		v.bad(optCallbackWait, e.CallbackWait.String(), "must be >= 0 (0: the job waits for no callbacks)")
 	}
+	if e.RecheckAfter < 0 {
+		v.bad(optRecheckAfter, e.RecheckAfter.String(), "must be >= 0 (0: every number is sent)")
+	}
 }
 
 // worker checks the options of workers, the capability memory's included.

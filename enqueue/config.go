@@ -58,6 +58,19 @@ type Config struct {
 	// for the provider's callbacks of its accepted numbers (state
 	// awaiting_callbacks). Defaults to 0: the job waits for none.
 	CallbackWait time.Duration
+	// Memory is the capability memory: what it holds of each number is
+	// noted for changes.csv, and with RecheckAfter a recent answer is used
+	// instead of sending the number. Defaults to none (every number is
+	// sent, nothing is noted).
+	Memory Memory
+	// RecheckAfter: a number whose remembered answer was received less
+	// than this before the job was created is not sent (results.csv status
+	// cached, or rejected for a remembered rejection). Defaults to 0: every
+	// number is sent.
+	RecheckAfter time.Duration
+	// ForgetAfter: a remembered answer older than this is ignored, as the
+	// memory's sweep would drop it. Defaults to 0 (no bound).
+	ForgetAfter time.Duration
 	// OutDir is where {job}/rejects.csv is written. Defaults to
 	// outfiles.DirDefault ("./out").
 	OutDir string
@@ -124,6 +137,12 @@ func (c Config) Validate() error {
 	}
 	if c.Store == nil || c.Client == nil {
 		errs = append(errs, errors.New("enqueue needs a job store and an asynq client"))
+	}
+	if c.RecheckAfter < 0 || c.ForgetAfter < 0 {
+		errs = append(errs, errors.New("the recheck and forget durations must be >= 0"))
+	}
+	if c.RecheckAfter > 0 && c.Memory == nil {
+		errs = append(errs, errors.New("a recheck duration needs the capability memory"))
 	}
 	if c.Workers < 0 || c.LockTTL < time.Second {
 		errs = append(errs, errors.New("workers must be >= 0 and the lock TTL at least 1s"))

@@ -2,8 +2,11 @@ package enqueue
 
 import (
 	"context"
+	"errors"
+	"time"
 
 	"github.com/capcheck/capcheck/capstore"
+	"github.com/capcheck/capcheck/jobstore"
 )
 
 // Memory is the capability memory as enqueue reads it: what was last
@@ -18,3 +21,57 @@ type Memory interface {
 }
 
 var _ Memory = (*capstore.Store)(nil)
+
+// freshness returns whether a remembered answer is recent enough, for a
+// job created at created, not to be sent: received within recheckAfter
+// before the job (0: none is) and not older than forgetAfter (0: no
+// bound). The job's creation is the clock, so a resumed run decides alike.
+func freshness(created time.Time, recheckAfter, forgetAfter time.Duration) func(capstore.Record) bool {
+	since := created.Add(-recheckAfter)
+	return func(r capstore.Record) bool {
+		return recheckAfter > 0 && !r.IsZero() && r.At.After(since) && !r.Stale(created, forgetAfter)
+	}
+}
+
+// decisions are the numbers earlier runs of a job took as answered by the
+// memory, read blob by blob as the rows go by (the cached blobs are
+// written before their chunk): a resumed run decides as they did for
+// every row they covered, whatever the memory holds now.
+type decisions struct {
+	store *jobstore.Store
+	job   string
+	next  int // index of the next blob to read
+	cur   jobstore.CachedBlob
+	pos   int
+	have  bool // cur was read
+	end   bool // no blob past cur
+}
+
+// find reports whether an earlier run decided row (rows come in
+// increasing order) and, if so, whether it took the number as cached and
+// with which answer.
+func (d *decisions) find(ctx context.Context, row int64) (covered bool, known capstore.Record, cached bool, err error) {
+	for !d.end && (!d.have || row > d.cur.Through) {
+		c, err := d.store.CachedNumbers(ctx, d.job, d.next)
+		if errors.Is(err, jobstore.ErrNotFound) {
+			d.end = true
+			break
+		}
+		if err != nil {
+			return false, capstore.Record{}, false, err
+		}
+		d.cur, d.pos, d.have = c, 0, true
+		d.next++
+	}
+	if !d.have || row > d.cur.Through {
+		return false, capstore.Record{}, false, nil
+	}
+	ns := d.cur.Numbers
+	for d.pos < len(ns) && ns[d.pos].Row < row {
+		d.pos++
+	}
+	if d.pos < len(ns) && ns[d.pos].Row == row {
+		return true, ns[d.pos].Known, true, nil
+	}
+	return true, capstore.Record{}, false, nil
+}

@@ -3,10 +3,13 @@ package enqueue
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sync"
 
+	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/listreader"
 	"github.com/capcheck/capcheck/phonenorm"
 )
@@ -24,6 +27,9 @@ type Record struct {
 	Input  string // the raw text of the number's field (see listreader.Record)
 	Number string // E.164 when the number goes on; "" when the record is rejected
 	Reason string // "" when the number goes on, else why not: invalid, missing, malformed, duplicate of row N
+	// Known is what the capability memory held for the number
+	// (PipelineConfig.Memory); zero when nothing, or no memory was read.
+	Known capstore.Record
 }
 
 // Sink receives what a pipeline makes of its input, in row order, from one
@@ -36,6 +42,17 @@ type Sink interface {
 	// Reject is called with each record that goes no further; its Reason
 	// is set.
 	Reject(ctx context.Context, rec Record) error
+}
+
+// CacheSink is a Sink that may answer numbers from the capability memory
+// instead of sending them.
+type CacheSink interface {
+	Sink
+	// Cache is called, in row order, with each valid first-seen number
+	// before it is put in a chunk. When it reports true, the sink took the
+	// number as answered (rec.Known, which it may set, is the answer): it
+	// goes in no chunk and counts as Cached.
+	Cache(ctx context.Context, rec *Record) (bool, error)
 }
 
 // PipelineConfig tunes Process.
@@ -55,6 +72,9 @@ type PipelineConfig struct {
 	// Progress, when set, is called from the reading goroutine after each
 	// batch with the number of records read so far. Defaults to none.
 	Progress func(rows int64)
+	// Memory, when set, is read for every valid number (Record.Known), by
+	// the normalizing goroutines, a batch at a time. Defaults to none.
+	Memory Memory
 }
 
 // Counts says what became of the records of an input.
@@ -65,7 +85,12 @@ type Counts struct {
 	Missing    int64
 	Malformed  int64
 	Duplicates int64
-	Chunks     int
+	// Cached are the valid numbers a CacheSink took as answered (counted
+	// in Valid, in no chunk); CachedRejected those answered with the API's
+	// rejection.
+	Cached         int64
+	CachedRejected int64
+	Chunks         int
 	// Library counts the values libphonenumber's own parser read because
 	// the fast path was not sure of them; statistics only.
 	Library int64
@@ -120,9 +145,10 @@ func Process(ctx context.Context, rd *listreader.Reader, cfg PipelineConfig, sin
 	// their next channel operation, and we wait for them.
 	p.wg.Add(1)
 	go p.read(ctx, rd)
-	p.normalize(ctx)
+	p.normalize(ctx, cancel)
 
-	d := deduper{sink: sink, chunkSize: cfg.ChunkSize, seen: phonenorm.NewSet(), chunk: make([]Record, 0, cfg.ChunkSize)}
+	cache, _ := sink.(CacheSink)
+	d := deduper{sink: sink, cache: cache, chunkSize: cfg.ChunkSize, seen: phonenorm.NewSet(), chunk: make([]Record, 0, cfg.ChunkSize)}
 	defer d.seen.Free()
 	err := d.consume(ctx, p.done, p.tokens, p.free, window)
 	cancel()
@@ -131,6 +157,9 @@ func Process(ctx context.Context, rd *listreader.Reader, cfg PipelineConfig, sin
 	p.wg.Wait()
 	if err == nil {
 		err = p.errRead
+	}
+	if err == nil {
+		err = p.errRecall
 	}
 	if err == nil {
 		// Cancelled mid-way, the reader stopped early: no partial chunk.
@@ -152,6 +181,9 @@ type stages struct {
 	free    chan *batch   // recycled batches
 	wg      sync.WaitGroup
 	errRead error // set by the reader before it closes todo
+
+	recallOnce sync.Once
+	errRecall  error // the memory's first failure, set before done closes
 }
 
 // read reads rd into batches for the workers, then closes todo.
@@ -199,14 +231,16 @@ func (p *stages) read(ctx context.Context, rd *listreader.Reader) {
 	}
 }
 
-// normalize starts the workers that normalize the numbers of each batch;
-// the last one to stop closes done.
-func (p *stages) normalize(ctx context.Context) {
+// normalize starts the workers that normalize the numbers of each batch
+// (and read what the memory holds of them); the last one to stop closes
+// done. A failure of the memory stops the pipeline through cancel.
+func (p *stages) normalize(ctx context.Context, cancel context.CancelFunc) {
 	var wg sync.WaitGroup
 	for range p.cfg.Workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var known []capstore.Record
 			for b := range p.todo {
 				for i := range b.recs {
 					r := &b.recs[i]
@@ -219,6 +253,17 @@ func (p *stages) normalize(ctx context.Context) {
 						}
 					}
 					b.keys = append(b.keys, key)
+				}
+				if p.cfg.Memory != nil {
+					known = slices.Grow(known[:0], len(b.keys))[:len(b.keys)]
+					if err := p.cfg.Memory.Recall(ctx, b.keys, known); err != nil {
+						p.recallOnce.Do(func() { p.errRecall = fmt.Errorf("reading the capability memory: %w", err) })
+						cancel()
+						return
+					}
+					for i := range b.recs {
+						b.recs[i].Known = known[i]
+					}
 				}
 				select {
 				case p.done <- b:
@@ -237,6 +282,7 @@ func (p *stages) normalize(ctx context.Context) {
 // deduper puts batches back in row order, dedupes and cuts chunks.
 type deduper struct {
 	sink      Sink
+	cache     CacheSink // sink, when it is one
 	chunkSize int
 	seen      *phonenorm.Set
 	chunk     []Record
@@ -286,6 +332,19 @@ func (d *deduper) batch(ctx context.Context, b *batch) error {
 			continue
 		}
 		d.counts.Valid++
+		if d.cache != nil {
+			cached, err := d.cache.Cache(ctx, &r)
+			if err != nil {
+				return err
+			}
+			if cached {
+				d.counts.Cached++
+				if r.Known.Capability == capstore.Rejected {
+					d.counts.CachedRejected++
+				}
+				continue
+			}
+		}
 		d.chunk = append(d.chunk, r)
 		if len(d.chunk) == d.chunkSize {
 			if err := d.flush(ctx); err != nil {

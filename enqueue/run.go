@@ -261,7 +261,7 @@ func (r *run) report() {
 	}
 	r.log.Info(msg, "job", res.JobID, "column", column, "rows", counts.Rows, "valid", counts.Valid,
 		"invalid", counts.Invalid, "missing", counts.Missing, "malformed", counts.Malformed,
-		"duplicates", counts.Duplicates, "chunks", counts.Chunks, "chunks_enqueued_now", res.ChunksEnqueued,
+		"duplicates", counts.Duplicates, "cached", counts.Cached, "chunks", counts.Chunks, "chunks_enqueued_now", res.ChunksEnqueued,
 		"rejects", res.RejectsPath, "seconds", round2(secs), "rows_per_s", int64(float64(counts.Rows)/max(secs, 1e-9)))
 	r.log.Debug("normalizer", "rows", counts.Rows, "parsed_by_library", counts.Library,
 		"fast_path_share", round2(1-float64(counts.Library)/float64(max(counts.Rows, 1))))
@@ -309,12 +309,12 @@ func takeLock(ctx context.Context, cfg Config, log *slog.Logger) (*jobstore.Lock
 
 func toStore(c Counts) jobstore.Counts {
 	return jobstore.Counts{Rows: c.Rows, Valid: c.Valid, Invalid: c.Invalid, Missing: c.Missing,
-		Malformed: c.Malformed, Duplicates: c.Duplicates}
+		Malformed: c.Malformed, Duplicates: c.Duplicates, Cached: c.Cached, CachedRejected: c.CachedRejected}
 }
 
 func fromStore(c jobstore.Counts, chunks int) Counts {
 	return Counts{Rows: c.Rows, Valid: c.Valid, Invalid: c.Invalid, Missing: c.Missing,
-		Malformed: c.Malformed, Duplicates: c.Duplicates, Chunks: chunks}
+		Malformed: c.Malformed, Duplicates: c.Duplicates, Cached: c.Cached, CachedRejected: c.CachedRejected, Chunks: chunks}
 }
 
 func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/listreader"
 	"github.com/capcheck/capcheck/outfiles"
@@ -27,12 +28,24 @@ const rejectBlobSize = 64 << 10
 // and returns the counts, the number of blobs of rejects and the error that
 // stopped it, if any.
 func feed(ctx context.Context, cfg Config, rd *listreader.Reader, w *writer, file io.Writer, progress func(int64)) (Counts, int, error) {
-	s := &sink{w: w, file: file}
+	s := &sink{w: w, file: file, memory: cfg.Memory != nil}
 	s.csv = csv.NewWriter(&s.blob)
-	pcfg := PipelineConfig{DefaultRegion: cfg.DefaultRegion, ChunkSize: cfg.ChunkSize, Workers: cfg.Workers, Progress: progress}
+	if s.memory {
+		s.fresh = freshness(w.job.CreatedAt, cfg.RecheckAfter, cfg.ForgetAfter)
+		if w.prev != nil {
+			s.decided = &decisions{store: cfg.Store, job: w.job.ID}
+		}
+	}
+	pcfg := PipelineConfig{DefaultRegion: cfg.DefaultRegion, ChunkSize: cfg.ChunkSize, Workers: cfg.Workers,
+		Progress: progress, Memory: cfg.Memory}
 	counts, err := Process(w.ctx, rd, pcfg, s)
 	if err == nil {
 		err = s.flushRejects(w.ctx)
+	}
+	if err == nil && s.memory {
+		// The numbers answered after the last chunk.
+		err = w.send(w.ctx, op{chunk: counts.Chunks, tail: true,
+			cached: jobstore.CachedBlob{Through: counts.Rows, Numbers: s.cached}})
 	}
 	// When Run is cancelled, the writer's failure is a consequence (some
 	// clients do not wrap context.Canceled); otherwise a writer's error is
@@ -56,6 +69,11 @@ type sink struct {
 	csv   *csv.Writer
 	blobs int
 	rec   [3]string
+
+	memory  bool                       // the job reads the capability memory
+	fresh   func(capstore.Record) bool // a remembered answer good enough not to send
+	decided *decisions                 // what earlier runs decided; nil on a first run
+	cached  []jobstore.CachedNumber    // answered since the last chunk
 }
 
 func (s *sink) Chunk(ctx context.Context, index int, recs []Record) error {
@@ -65,7 +83,43 @@ func (s *sink) Chunk(ctx context.Context, index int, recs []Record) error {
 	for i, r := range recs {
 		entries[i] = jobstore.Entry{Row: r.Row, Number: r.Number, Input: r.Input}
 	}
-	return s.w.send(ctx, op{chunk: index, entries: entries})
+	o := op{chunk: index, entries: entries}
+	if s.memory {
+		o.before = make([]capstore.Record, len(recs))
+		for i, r := range recs {
+			o.before[i] = r.Known
+		}
+		o.cached = jobstore.CachedBlob{Through: recs[len(recs)-1].Row, Numbers: s.cached}
+		s.cached = nil
+	}
+	return s.w.send(ctx, o)
+}
+
+// Cache takes a number as answered when the memory's answer is fresh
+// enough; for the rows an earlier run of the job decided, it decides as
+// that run did.
+func (s *sink) Cache(ctx context.Context, r *Record) (bool, error) {
+	if !s.memory {
+		return false, nil
+	}
+	if s.decided != nil {
+		covered, known, cached, err := s.decided.find(ctx, r.Row)
+		if err != nil {
+			return false, err
+		}
+		if covered {
+			if cached {
+				r.Known = known
+				s.cached = append(s.cached, jobstore.CachedNumber{Entry: jobstore.Entry{Row: r.Row, Number: r.Number, Input: r.Input}, Known: known})
+			}
+			return cached, nil
+		}
+	}
+	if !s.fresh(r.Known) {
+		return false, nil
+	}
+	s.cached = append(s.cached, jobstore.CachedNumber{Entry: jobstore.Entry{Row: r.Row, Number: r.Number, Input: r.Input}, Known: r.Known})
+	return true, nil
 }
 
 func (s *sink) Reject(ctx context.Context, r Record) error {
@@ -97,11 +151,16 @@ func (s *sink) flushRejects(ctx context.Context) error {
 	return s.w.send(ctx, op{chunk: -1, blob: k, data: b})
 }
 
-// op is one write for the writer goroutine: a chunk (chunk >= 0) or a blob
-// of rejects.
+// op is one write for the writer goroutine: a chunk (chunk >= 0), with
+// the numbers the memory answered before it and what it held of the
+// chunk's; the numbers answered after the last chunk (tail); or a blob of
+// rejects.
 type op struct {
 	chunk   int
 	entries []jobstore.Entry
+	before  []capstore.Record
+	cached  jobstore.CachedBlob
+	tail    bool
 	blob    int
 	data    []byte
 }
@@ -176,6 +235,12 @@ func (w *writer) announce() {
 
 func (w *writer) do(o op) error {
 	ctx, id := w.ctx, w.job.ID
+	if o.tail {
+		if w.prev != nil && w.prev.enqueued {
+			return nil // a check: nothing is written
+		}
+		return w.cfg.Store.PutCached(ctx, id, o.chunk, o.cached, nil)
+	}
 	if w.prev != nil {
 		var stored bool
 		var err error
@@ -190,6 +255,13 @@ func (w *writer) do(o op) error {
 	}
 	if o.chunk < 0 {
 		return w.cfg.Store.PutRejects(ctx, id, o.blob, o.data)
+	}
+	// The decisions of the memory first: a run that resumes after the
+	// chunk was stored makes the same ones.
+	if o.before != nil {
+		if err := w.cfg.Store.PutCached(ctx, id, o.chunk, o.cached, o.before); err != nil {
+			return err
+		}
 	}
 	if err := w.cfg.Store.PutChunk(ctx, id, o.chunk, o.entries); err != nil {
 		return err

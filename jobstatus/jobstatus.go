@@ -49,6 +49,9 @@ type Status struct {
 	// holds every job's requests and this job is not finished (see
 	// SetFleetPause); absent otherwise.
 	FleetPausedUntil time.Time `json:"fleet_paused_until,omitzero"`
+	// Changes counts the numbers whose capability differs from what the
+	// memory held before the job (changes.csv); known once finished.
+	Changes int64 `json:"changes"`
 	// Callbacks are the provider's callbacks of the job's accepted numbers
 	// so far; only for a job that waits for callbacks (--callback-wait).
 	Callbacks *Callbacks `json:"callbacks,omitempty"`
@@ -89,12 +92,17 @@ type Chunks struct {
 	Done     int `json:"done"`
 }
 
-// Numbers counts valid numbers by final status so far.
+// Numbers counts valid numbers by final status so far, as results.csv
+// gives them: Rejected counts the remembered rejections too (numbers the
+// memory answered with the API's rejection), Cached the other numbers the
+// memory answered. Neither kind is sent.
 type Numbers struct {
-	Accepted int64 `json:"accepted"`
-	Rejected int64 `json:"rejected"`
-	Failed   int64 `json:"failed"`
-	Pending  int64 `json:"pending"`
+	Accepted             int64 `json:"accepted"`
+	Rejected             int64 `json:"rejected"`
+	Failed               int64 `json:"failed"`
+	Cached               int64 `json:"cached"`
+	RememberedRejections int64 `json:"remembered_rejections"`
+	Pending              int64 `json:"pending"`
 }
 
 // Finished reports whether the job reached a final state.
@@ -126,9 +134,11 @@ func fromJob(j *jobstore.Job, rate float64, now time.Time) *Status {
 	s := &Status{
 		Job: j.ID, State: string(j.State), StoppedBecause: j.Abort, Input: j.Input, Generation: j.Gen,
 		Rows: j.Rows, Valid: j.Valid,
-		Rejects:  Rejects{Invalid: j.Invalid, Missing: j.Missing, Malformed: j.Malformed, Duplicates: j.Duplicates},
-		Chunks:   Chunks{Total: j.Chunks, Enqueued: j.ChunksEnqueued, Done: j.ChunksDone},
-		Numbers:  Numbers{Accepted: j.Accepted, Rejected: j.Rejected, Failed: j.Failed},
+		Rejects: Rejects{Invalid: j.Invalid, Missing: j.Missing, Malformed: j.Malformed, Duplicates: j.Duplicates},
+		Chunks:  Chunks{Total: j.Chunks, Enqueued: j.ChunksEnqueued, Done: j.ChunksDone},
+		Numbers: Numbers{Accepted: j.Accepted, Rejected: j.Rejected + j.CachedRejected, Failed: j.Failed,
+			Cached: j.Cached - j.CachedRejected, RememberedRejections: j.CachedRejected},
+		Changes:  j.Changes,
 		Requests: j.Requests, RateLimited: j.RateLimited, Retries: j.Retries, RateLastMinute: rate,
 		CreatedAt: j.CreatedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt,
 	}
@@ -144,8 +154,9 @@ func fromJob(j *jobstore.Job, rate float64, now time.Time) *Status {
 	case j.Valid > 0:
 		s.Progress = float64(j.Settled()) / float64(j.Valid)
 	}
-	if !j.State.Finished() && !j.StartedAt.IsZero() && j.Settled() > 0 && j.State != jobstore.Enqueuing {
-		pace := float64(j.Settled()) / now.Sub(j.StartedAt).Seconds()
+	// The pace is the sent numbers': the cached ones were settled at once.
+	if sent := j.Settled() - j.Cached; !j.State.Finished() && !j.StartedAt.IsZero() && sent > 0 && j.State != jobstore.Enqueuing {
+		pace := float64(sent) / now.Sub(j.StartedAt).Seconds()
 		eta := float64(s.Numbers.Pending) / pace
 		s.ETASeconds = &eta
 	}
@@ -168,6 +179,9 @@ func Render(w io.Writer, s *Status) error {
 	p("chunks", "%d/%d done", s.Chunks.Done, s.Chunks.Total)
 	p("numbers", "%d accepted, %d rejected, %d failed, %d pending (%.1f%%)",
 		s.Numbers.Accepted, s.Numbers.Rejected, s.Numbers.Failed, s.Numbers.Pending, 100*s.Progress)
+	if n := s.Numbers; n.Cached+n.RememberedRejections > 0 || s.Changes > 0 {
+		p("memory", "%d cached, %d remembered rejections (not sent); %d changed capability", n.Cached, n.RememberedRejections, s.Changes)
+	}
 	p("requests", "%d (429s %d, retries %d), %.1f/s over the last minute", s.Requests, s.RateLimited, s.Retries, s.RateLastMinute)
 	if !s.FleetPausedUntil.IsZero() {
 		p("fleet", "%s", PauseLine(s.FleetPausedUntil))
@@ -220,8 +234,12 @@ func List(ctx context.Context, store *jobstore.Store, n int) ([]*Status, error) 
 // Line is a one-line summary for logs and progress bars.
 func (s *Status) Line() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %d/%d numbers (%d accepted, %d rejected, %d failed), chunks %d/%d",
-		s.State, s.Valid-s.Numbers.Pending, s.Valid, s.Numbers.Accepted, s.Numbers.Rejected, s.Numbers.Failed, s.Chunks.Done, s.Chunks.Total)
+	fmt.Fprintf(&b, "%s: %d/%d numbers (%d accepted, %d rejected, %d failed", s.State, s.Valid-s.Numbers.Pending, s.Valid,
+		s.Numbers.Accepted, s.Numbers.Rejected, s.Numbers.Failed)
+	if s.Numbers.Cached > 0 {
+		fmt.Fprintf(&b, ", %d cached", s.Numbers.Cached)
+	}
+	fmt.Fprintf(&b, "), chunks %d/%d", s.Chunks.Done, s.Chunks.Total)
 	if s.ETASeconds != nil {
 		fmt.Fprintf(&b, ", ETA %s", time.Duration(*s.ETASeconds)*time.Second)
 	}

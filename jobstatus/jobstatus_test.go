@@ -57,7 +57,7 @@ func TestStatusJSONFields(t *testing.T) {
 	slices.Sort(keys)
 	// The documented fields of status --json (docs/status-json.md); eta_seconds
 	// and finished_at appear when known.
-	want := []string{"chunks", "created_at", "elapsed_seconds", "eta_seconds", "generation", "input", "job", "numbers",
+	want := []string{"changes", "chunks", "created_at", "elapsed_seconds", "eta_seconds", "generation", "input", "job", "numbers",
 		"progress", "rate_limited_429s", "rejects", "requests", "requests_per_second_last_minute", "retries", "rows",
 		"started_at", "state", "valid"}
 	if diff := cmp.Diff(want, keys); diff != "" {

@@ -62,12 +62,20 @@ type Spec struct {
 // Counts are the per-record counts of the enqueue.
 type Counts struct {
 	Rows       int64 // data records read
-	Valid      int64 // valid, first-seen numbers (sent to the API)
+	Valid      int64 // valid, first-seen numbers: sent to the API, or Cached
 	Invalid    int64
 	Missing    int64
 	Malformed  int64
 	Duplicates int64
+	// Cached are the valid numbers the capability memory answered (not
+	// sent; see --recheck-after), CachedRejected those of them it answered
+	// with the API's rejection.
+	Cached         int64
+	CachedRejected int64
 }
+
+// Sent is the number of valid numbers sent to the API.
+func (c Counts) Sent() int64 { return c.Valid - c.Cached }
 
 // Counters are the running counts the workers add to.
 type Counters struct {
@@ -94,6 +102,10 @@ type Job struct {
 
 	Counts
 	Counters
+	// Changes is the numbers whose capability changed from what the memory
+	// held before the job (changes.csv); set by finalize.
+	Changes int64
+
 	RejectBlobs    int // stored blobs of rejects
 	Chunks         int // total; known once State is past Enqueuing
 	ChunksEnqueued int // chunks [0, ChunksEnqueued) are stored and enqueued
@@ -121,6 +133,7 @@ const (
 	fState, fAbort, fGen                  = "state", "abort", "gen"
 	fRows, fValid, fInvalid, fMissing     = "rows", "valid", "invalid", "missing"
 	fMalformed, fDuplicates               = "malformed", "duplicates"
+	fCached, fCachedRejected, fChanges    = "cached", "cached_rejected", "changes"
 	fAccepted, fRejected, fFailed         = "accepted", "rejected", "failed"
 	fRequests, fRateLimited, fRetries     = "requests", "rate_limited", "retries"
 	fRejectBlobs, fChunks, fChunksEnq     = "reject_blobs", "chunks", "chunks_enqueued"
@@ -173,7 +186,9 @@ func parseJob(h map[string]string) *Job {
 		Counts: Counts{
 			Rows: i64(fRows), Valid: i64(fValid), Invalid: i64(fInvalid),
 			Missing: i64(fMissing), Malformed: i64(fMalformed), Duplicates: i64(fDuplicates),
+			Cached: i64(fCached), CachedRejected: i64(fCachedRejected),
 		},
+		Changes: i64(fChanges),
 		Counters: Counters{
 			Accepted: i64(fAccepted), Rejected: i64(fRejected), Failed: i64(fFailed),
 			Requests: i64(fRequests), RateLimited: i64(fRateLimited), Retries: i64(fRetries),
@@ -184,5 +199,6 @@ func parseJob(h map[string]string) *Job {
 	}
 }
 
-// Settled is the number of valid numbers with a final status so far.
-func (j *Job) Settled() int64 { return j.Accepted + j.Rejected + j.Failed }
+// Settled is the number of valid numbers with a final status so far: the
+// cached ones have theirs from the start.
+func (j *Job) Settled() int64 { return j.Accepted + j.Rejected + j.Failed + j.Cached }

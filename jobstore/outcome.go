@@ -17,6 +17,8 @@ const (
 	Accepted Status = "accepted" // the API took it (202)
 	Rejected Status = "rejected" // the API refused this number
 	Failed   Status = "failed"   // gave up on transient errors, or the job was stopped
+	// Cached: not sent, the capability memory answered it (results.csv only).
+	Cached Status = "cached"
 )
 
 // Outcome is what one API call (or one decision) settled for the entries

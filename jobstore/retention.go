@@ -15,8 +15,10 @@ func jobKeys(id string, chunks, rejectBlobs int) []string {
 		// capstore's callback counts of the job
 		jobKey(id) + ":cb", jobKey(id) + ":cbgot", jobKey(id) + ":cbraw"}
 	for i := range chunks {
-		keys = append(keys, chunkKey(id, i), oldChunkKey(id, i), outKey(id, i), settledKey(id, i))
+		keys = append(keys, chunkKey(id, i), oldChunkKey(id, i), outKey(id, i), settledKey(id, i),
+			cachedKey(id, i), beforeKey(id, i))
 	}
+	keys = append(keys, cachedKey(id, chunks))
 	for k := range rejectBlobs {
 		keys = append(keys, rejectsBlobKey(id, k))
 	}

@@ -288,7 +288,7 @@ func (s *Store) FinishEnqueue(ctx context.Context, job string, c Counts, chunks,
 	args := []any{
 		fState, string(Enqueued), fEnqueued, msOf(s.now()),
 		fRows, c.Rows, fValid, c.Valid, fInvalid, c.Invalid, fMissing, c.Missing,
-		fMalformed, c.Malformed, fDuplicates, c.Duplicates,
+		fMalformed, c.Malformed, fDuplicates, c.Duplicates, fCached, c.Cached, fCachedRejected, c.CachedRejected,
 		fChunks, chunks, fChunksEnq, chunks, fRejectBlobs, rejectBlobs,
 	}
 	r, err := finishEnqueueScript.Run(ctx, s.rdb, []string{jobKey(job), doneKey(job)}, args...).Int()

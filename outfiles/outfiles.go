@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -84,10 +85,25 @@ func Export(ctx context.Context, s *jobstore.Store, jobID, outDir string, format
 	if format == JSONL {
 		name = ResultsJSONL
 	}
-	err = WriteAtomic(filepath.Join(dir, name), func(w io.Writer) error {
-		return writeResults(ctx, s, j, w, format, sum)
+	var mem *memory
+	// changes.csv is written along with the results, from the same reads.
+	err = WriteAtomic(filepath.Join(dir, ChangesCSV), func(cw io.Writer) error {
+		if _, err := io.WriteString(cw, ChangesHeader); err != nil {
+			return err
+		}
+		var err error
+		if mem, err = newMemory(ctx, s, j, cw); err != nil {
+			return err
+		}
+		return WriteAtomic(filepath.Join(dir, name), func(w io.Writer) error {
+			return writeResults(ctx, s, j, w, format, sum, mem)
+		})
 	})
 	if err != nil {
+		return nil, err
+	}
+	sum.Changes = mem.total
+	if err := s.SetChanges(ctx, j.ID, mem.total); err != nil {
 		return nil, err
 	}
 	if err := WriteAtomic(filepath.Join(dir, RejectsCSV), func(w io.Writer) error {
@@ -110,7 +126,9 @@ func Export(ctx context.Context, s *jobstore.Store, jobID, outDir string, format
 	}); err != nil {
 		return nil, err
 	}
-	if err := keepReport(ctx, s, j, dir, sum.tally.Numbers(startOf(j))); err != nil {
+	nums := sum.tally.Numbers(startOf(j))
+	nums.Changes = mem.report()
+	if err := keepReport(ctx, s, j, dir, nums); err != nil {
 		return nil, err
 	}
 	return sum, nil
@@ -141,7 +159,7 @@ type resultJSON struct {
 	CapabilityAt string `json:"capability_at,omitempty"`
 }
 
-func writeResults(ctx context.Context, s *jobstore.Store, j *jobstore.Job, w io.Writer, format Format, sum *Summary) error {
+func writeResults(ctx context.Context, s *jobstore.Store, j *jobstore.Job, w io.Writer, format Format, sum *Summary, mem *memory) error {
 	var rw *rowWriter
 	var enc *json.Encoder
 	if format == JSONL {
@@ -149,6 +167,30 @@ func writeResults(ctx context.Context, s *jobstore.Store, j *jobstore.Job, w io.
 	} else {
 		rw = &rowWriter{}
 		rw.buf = appendRecord(rw.buf, ResultsHeader)
+	}
+	line := func(e jobstore.Entry, o *jobstore.Outcome, cp capability) error {
+		sum.add(e.Number, *o, cp)
+		if format == CSV {
+			rw.row(e, o, cp)
+			return nil
+		}
+		checked := ""
+		if t := o.Time(); !t.IsZero() {
+			checked = t.Format(time.RFC3339Nano)
+		}
+		return enc.Encode(resultJSON{e.Row, e.Input, e.Number, string(o.Status), o.Code, o.Message, o.Attempts, checked, cp.name, cp.at})
+	}
+	// The numbers the memory answered before row (all with math.MaxInt64).
+	cachedBefore := func(cached []jobstore.CachedNumber, row int64) ([]jobstore.CachedNumber, error) {
+		for len(cached) > 0 && cached[0].Row < row {
+			o, cp := mem.cachedRow(cached[0])
+			sum.cached(o)
+			if err := line(cached[0].Entry, &o, cp); err != nil {
+				return nil, err
+			}
+			cached = cached[1:]
+		}
+		return cached, nil
 	}
 	caps := newCapabilities(s, j)
 	// The next chunk is read from Redis while this one is written.
@@ -168,20 +210,22 @@ func writeResults(ctx context.Context, s *jobstore.Store, j *jobstore.Job, w io.
 		if err != nil {
 			return err
 		}
+		cached := c.cached
 		for k, e := range c.entries {
-			o, cp := &per[k], capOf[k]
-			sum.add(e.Number, *o, cp)
-			if format == CSV {
-				rw.row(e, o, cp)
-				continue
-			}
-			checked := ""
-			if t := o.Time(); !t.IsZero() {
-				checked = t.Format(time.RFC3339Nano)
-			}
-			if err := enc.Encode(resultJSON{e.Row, e.Input, e.Number, string(o.Status), o.Code, o.Message, o.Attempts, checked, cp.name, cp.at}); err != nil {
+			if cached, err = cachedBefore(cached, e.Row); err != nil {
 				return err
 			}
+			o, cp := &per[k], capOf[k]
+			if err := line(e, o, cp); err != nil {
+				return err
+			}
+			mem.change(e, c.before[k], answer(o, cp))
+		}
+		if _, err := cachedBefore(cached, math.MaxInt64); err != nil {
+			return err
+		}
+		if err := mem.flush(); err != nil {
+			return err
 		}
 		if rw != nil {
 			if _, err := w.Write(rw.buf); err != nil {
@@ -193,11 +237,16 @@ func writeResults(ctx context.Context, s *jobstore.Store, j *jobstore.Job, w io.
 	return nil
 }
 
-// chunkData is a chunk's entries and outcomes, read ahead of writing.
+// chunkData is a chunk's entries and outcomes, what the memory held of
+// its numbers before the job, and the numbers the memory answered that
+// come before its end, read ahead of writing. The last one (i == Chunks)
+// is only the numbers answered after the last chunk.
 type chunkData struct {
 	i       int
 	entries []jobstore.Entry
 	outs    []jobstore.Outcome
+	before  []capstore.Record
+	cached  []jobstore.CachedNumber
 	err     error
 }
 
@@ -205,11 +254,21 @@ type chunkData struct {
 // the first error (sent too) or when ctx ends.
 func readChunks(ctx context.Context, s *jobstore.Store, j *jobstore.Job, out chan<- chunkData) {
 	defer close(out)
-	for i := range j.Chunks {
+	for i := range j.Chunks + 1 {
 		c := chunkData{i: i}
-		c.entries, c.err = s.Chunk(ctx, j.ID, i)
-		if c.err == nil {
-			c.outs, c.err = s.Outcomes(ctx, j.ID, i)
+		if i < j.Chunks {
+			c.entries, c.err = s.Chunk(ctx, j.ID, i)
+			if c.err == nil {
+				c.outs, c.err = s.Outcomes(ctx, j.ID, i)
+			}
+			if c.err == nil {
+				c.before, c.err = s.Before(ctx, j.ID, i, len(c.entries))
+			}
+		}
+		if c.err == nil && j.Cached > 0 {
+			var b jobstore.CachedBlob
+			b, c.err = s.CachedNumbers(ctx, j.ID, i)
+			c.cached = b.Numbers
 		}
 		select {
 		case out <- c:

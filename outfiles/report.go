@@ -79,10 +79,15 @@ func ReportData(ctx context.Context, s *jobstore.Store, jobID string) (*report.D
 	case j.State.Finished() || j.State == jobstore.Finalizing:
 		sum := newSummary(j)
 		sum.tally = report.NewTally()
-		if err := writeResults(ctx, s, j, io.Discard, CSV, sum); err != nil {
+		mem, err := newMemory(ctx, s, j, io.Discard)
+		if err != nil {
+			return nil, err
+		}
+		if err := writeResults(ctx, s, j, io.Discard, CSV, sum, mem); err != nil {
 			return nil, err
 		}
 		nums = sum.tally.Numbers(startOf(j))
+		nums.Changes = mem.report()
 	}
 	return reportData(ctx, s, j, nums)
 }

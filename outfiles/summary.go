@@ -49,6 +49,13 @@ type Summary struct {
 	// not_capable, unknown, no_callback); only for a job that waited for
 	// callbacks.
 	Capabilities map[string]int64 `json:"capabilities,omitempty"`
+	// RememberedRejections counts the results.csv lines of status rejected
+	// that the memory answered (not sent); only when there are.
+	RememberedRejections int64 `json:"remembered_rejections,omitempty"`
+	// Changes counts changes.csv lines: numbers whose capability differs
+	// from what the memory held before the job.
+	Changes int64 `json:"changes"`
+
 	// Callbacks are the job's callback counts: received (numbers
 	// answered), duplicates, by capability, the fleet's unsolicited and
 	// refused callbacks while the job ran, and the status values read as
@@ -60,7 +67,7 @@ type Summary struct {
 }
 
 func newSummary(j *jobstore.Job) *Summary {
-	return &Summary{
+	sum := &Summary{
 		Job: j.ID, Input: j.Input, Gen: j.Gen, Reason: j.Abort, Rows: j.Rows,
 		Results: map[string]int64{string(jobstore.Accepted): 0, string(jobstore.Rejected): 0, string(jobstore.Failed): 0},
 		Rejects: map[string]int64{
@@ -69,6 +76,10 @@ func newSummary(j *jobstore.Job) *Summary {
 		Requests: j.Requests, RateLimited: j.RateLimited, Retries: j.Retries,
 		CreatedAt: j.CreatedAt, StartedAt: j.StartedAt,
 	}
+	if j.Cached > j.CachedRejected {
+		sum.Results[string(jobstore.Cached)] = 0
+	}
+	return sum
 }
 
 func (s *Summary) add(number string, o jobstore.Outcome, c capability) {
@@ -85,6 +96,13 @@ func (s *Summary) add(number string, o jobstore.Outcome, c capability) {
 	}
 	s.Attempts += int64(o.Attempts)
 	s.lastChecked = max(s.lastChecked, o.CheckedAt)
+}
+
+// cached counts a number the memory answered; add counts its line.
+func (s *Summary) cached(o jobstore.Outcome) {
+	if o.Status == jobstore.Rejected {
+		s.RememberedRejections++
+	}
 }
 
 func (s *Summary) finish(j *jobstore.Job) {

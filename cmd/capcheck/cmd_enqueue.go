@@ -8,6 +8,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/urfave/cli/v2"
 
+	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/configs"
 	"github.com/capcheck/capcheck/enqueue"
 	"github.com/capcheck/capcheck/jobstore"
@@ -24,7 +25,7 @@ func enqueueCommand() *cli.Command {
 			"workers. Prints the job ID alone on stdout. Without --job, the ID is derived from\n" +
 			"the file and the options, so re-running the same nightly command resumes the same\n" +
 			"job: it completes a half-enqueued job and changes nothing for a complete one.",
-		Flags:  slices.Concat(configs.SharedFlags(), configs.EnqueueFlags()),
+		Flags:  slices.Concat(configs.SharedFlags(), configs.EnqueueFlags(), configs.ForgetFlags()),
 		Action: sessionAction(configs.Needs{Input: true}, enqueueAction),
 	}
 }
@@ -39,6 +40,9 @@ func enqueueAction(c *cli.Context, s *session) error {
 		JobID:         cfg.Enqueue.Job,
 		ChunkSize:     cfg.Enqueue.ChunkSize,
 		CallbackWait:  cfg.Enqueue.CallbackWait,
+		Memory:        capstore.New(s.rdb, capstore.Options{}),
+		RecheckAfter:  cfg.Enqueue.RecheckAfter,
+		ForgetAfter:   cfg.Memory.ForgetAfter,
 		OutDir:        cfg.Out,
 		Store:         s.store,
 		Client:        asynq.NewClientFromRedisClient(s.rdb),

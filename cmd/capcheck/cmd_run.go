@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/capcheck/capcheck/callbacks"
+	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/configs"
 	"github.com/capcheck/capcheck/embedded"
 	"github.com/capcheck/capcheck/enqueue"
@@ -183,6 +184,9 @@ func (r *runRedis) enqueue(c *cli.Context, cfg *configs.Config, log *slog.Logger
 		JobID:         cfg.Enqueue.Job,
 		ChunkSize:     cfg.Enqueue.ChunkSize,
 		CallbackWait:  cfg.Enqueue.CallbackWait,
+		Memory:        capstore.New(r.rdb, capstore.Options{}),
+		RecheckAfter:  cfg.Enqueue.RecheckAfter,
+		ForgetAfter:   cfg.Memory.ForgetAfter,
 		OutDir:        cfg.Out,
 		Store:         r.store,
 		Client:        asynq.NewClientFromRedisClient(r.rdb),
