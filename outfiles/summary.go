@@ -121,10 +121,10 @@ func (s *Summary) finish(j *jobstore.Job) {
 }
 
 // Current reports whether outDir holds the files of finished job j already:
-// its summary.json, written last, is of this job (created then), generation
-// and final state, and was written by the finalize that finished it. A
-// worker on the same disk wrote them: writing them again would only cost
-// the time of it.
+// its summary.json is of this job (created then), generation and final
+// state, and was written by the finalize that finished it (which moved the
+// job to its final state only once every file was written). A worker on the
+// same disk wrote them: writing them again would only cost the time of it.
 func Current(outDir string, j *jobstore.Job) bool {
 	if !j.State.Finished() || j.FinalizingAt.IsZero() {
 		return false
