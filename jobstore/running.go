@@ -24,12 +24,12 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
+// holdScript holds the runs ARGV[3:] for ARGV[1] ms, then claims up to
+// ARGV[2] lapsed ones: one round trip for a worker's tick.
 var holdScript = redis.NewScript(redisNowMS + `
-for i = 2, #ARGV do redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[i]) end
-return 0`)
-
-var claimScript = redis.NewScript(redisNowMS + `
-local lapsed = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for i = 3, #ARGV do redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[i]) end
+if ARGV[2] == '0' then return {} end
+local lapsed = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 for _, m in ipairs(lapsed) do redis.call('ZREM', KEYS[1], m) end
 return lapsed`)
 
@@ -38,15 +38,33 @@ func (s *Store) HoldRuns(ctx context.Context, ttl time.Duration, runs ...string)
 	if len(runs) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 1+len(runs))
-	args = append(args, ttl.Milliseconds())
+	_, err := s.holdAndClaim(ctx, ttl, 0, runs)
+	return err
+}
+
+// HoldAndClaimRuns holds the runs as HoldRuns does, then removes and returns
+// up to n runs whose hold lapsed, in one round trip: each is returned to
+// one caller only.
+func (s *Store) HoldAndClaimRuns(ctx context.Context, ttl time.Duration, n int, runs ...string) ([]string, error) {
+	return s.holdAndClaim(ctx, ttl, n, runs)
+}
+
+// ClaimLapsedRuns removes and returns up to n runs whose hold lapsed.
+func (s *Store) ClaimLapsedRuns(ctx context.Context, n int) ([]string, error) {
+	return s.holdAndClaim(ctx, 0, n, nil)
+}
+
+func (s *Store) holdAndClaim(ctx context.Context, ttl time.Duration, n int, runs []string) ([]string, error) {
+	args := make([]any, 0, 2+len(runs))
+	args = append(args, ttl.Milliseconds(), n)
 	for _, r := range runs {
 		args = append(args, r)
 	}
-	if err := holdScript.Run(ctx, s.rdb, []string{runningKey}, args...).Err(); err != nil {
-		return fmt.Errorf("holding chunk runs: %w", err)
+	lapsed, err := holdScript.Run(ctx, s.rdb, []string{runningKey}, args...).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("holding chunk runs: %w", err)
 	}
-	return nil
+	return lapsed, nil
 }
 
 // ReleaseRun drops the hold of a run that ended.
@@ -55,14 +73,4 @@ func (s *Store) ReleaseRun(ctx context.Context, run string) error {
 		return fmt.Errorf("releasing a chunk run: %w", err)
 	}
 	return nil
-}
-
-// ClaimLapsedRuns removes and returns up to n runs whose hold lapsed: each
-// is returned to one caller only.
-func (s *Store) ClaimLapsedRuns(ctx context.Context, n int) ([]string, error) {
-	runs, err := claimScript.Run(ctx, s.rdb, []string{runningKey}, n).StringSlice()
-	if err != nil {
-		return nil, fmt.Errorf("claiming lapsed chunk runs: %w", err)
-	}
-	return runs, nil
 }

@@ -106,20 +106,23 @@ func (w *Worker) keepHolds(ctx context.Context) {
 			runs = append(runs, m)
 		}
 		w.holds.mu.Unlock()
-		if err := w.store.HoldRuns(ctx, holdTTL, runs...); err != nil && ctx.Err() == nil {
-			w.log.Warn("could not renew the holds of the chunks running here; another worker may run them too", "err", err)
+		lapsed, err := w.store.HoldAndClaimRuns(ctx, holdTTL, claimMax, runs...)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("could not renew the holds of the chunks running here; another worker may run them too", "err", err)
+			}
+			continue
 		}
-		if err := w.takeOver(ctx); err != nil && ctx.Err() == nil {
+		if err := w.takeOver(ctx, lapsed); err != nil && ctx.Err() == nil {
 			w.log.Warn("could not take over the chunks of a worker gone", "err", err)
 		}
 	}
 }
 
-// takeOver claims lapsed holds and enqueues a takeover of each chunk.
-func (w *Worker) takeOver(ctx context.Context) error {
-	lapsed, err := w.store.ClaimLapsedRuns(ctx, claimMax)
-	if err != nil || len(lapsed) == 0 {
-		return err
+// takeOver enqueues a takeover of each chunk whose hold lapsed.
+func (w *Worker) takeOver(ctx context.Context, lapsed []string) error {
+	if len(lapsed) == 0 {
+		return nil
 	}
 	n := 0
 	for _, m := range lapsed {
