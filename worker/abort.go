@@ -44,18 +44,24 @@ func (w *Worker) jobAborted(ctx context.Context, c tasks.Chunk) (string, error) 
 	return reason, nil
 }
 
-// watchAbortsOnce starts watchAborts with the first chunk, unless the worker
-// drains.
+// watchAbortsOnce starts watchAborts with the first chunk of a worker not
+// started (Start does it), unless the worker drains.
 func (w *Worker) watchAbortsOnce() {
 	w.abortWatch.Do(func() {
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		if w.draining() {
-			return
-		}
-		w.bg.Add(1)
-		go func() { defer w.bg.Done(); w.watchAborts(w.drain) }()
+		w.startWatchingAborts()
 	})
+}
+
+// startWatchingAborts starts watchAborts unless the worker drains; the
+// caller holds w.mu.
+func (w *Worker) startWatchingAborts() {
+	if w.draining() {
+		return
+	}
+	w.bg.Add(1)
+	go func() { defer w.bg.Done(); w.watchAborts(w.drain) }()
 }
 
 // watchAborts marks the jobs Abort announces to be read again, until ctx

@@ -207,6 +207,7 @@ func (w *Worker) Start() error {
 		return fmt.Errorf("worker: starting: %w", err)
 	}
 	w.srv, w.started = srv, true
+	w.abortWatch.Do(w.startWatchingAborts) // before the first task, not with it
 	w.bg.Add(1)
 	go func() { defer w.bg.Done(); w.listenForTasks(w.drain, idle) }()
 	w.bg.Add(1)

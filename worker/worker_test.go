@@ -512,6 +512,16 @@ func TestAbortByAnotherReplicaStopsWaitingCalls(t *testing.T) {
 	for len(b.api.Calls()) < 1 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
+	for { // the worker listens for announcements from its first call on
+		subs, err := b.store.Redis().PubSubNumSub(b.ctx, "capcheck:aborts").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if subs["capcheck:aborts"] > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	const reason = "stopped by another replica"
 	if err := b.store.Abort(b.ctx, b.job, reason); err != nil {
 		t.Fatal(err)
