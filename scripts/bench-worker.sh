@@ -109,8 +109,8 @@ run_one() {
 	local waiter=$! killed_ticks=0
 	pids+=("$waiter")
 	if ((kill)); then
-		# Mid-run, one replica is SIGKILLed (its chunks in flight come back
-		# when asynq's lease on them expires) and another one starts.
+		# Mid-run, one replica is SIGKILLed (its chunks in flight are taken
+		# over once their holds lapse, ~6 s) and another one starts.
 		sleep "$(awk -v n="$numbers" -v b="$batch" -v r="$rate" 'BEGIN { print n / b / r / 2 }')"
 		killed_ticks=$(cpu_ticks "${wpids[0]}")
 		kill -9 "${wpids[0]}"
