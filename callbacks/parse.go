@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"mime"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -25,11 +26,12 @@ func badf(format string, args ...any) error { return &badRequest{msg: fmt.Sprint
 
 // extract reads the callbacks of a request: the body as JSON (object or
 // array of objects) or as a form, else the query string.
-func (r *Receiver) extract(contentType string, body []byte, query url.Values) ([]field, error) {
-	mt, _, _ := mime.ParseMediaType(contentType)
+func (r *Receiver) extract(req *http.Request, body []byte) ([]field, error) {
+	mt := mediaType(req.Header.Get("Content-Type"))
 	t := bytes.TrimSpace(body)
 	switch {
 	case len(t) == 0:
+		query := req.URL.Query()
 		if len(query) == 0 {
 			return nil, badf("no callback: the body and the query string are empty")
 		}
@@ -46,6 +48,16 @@ func (r *Receiver) extract(contentType string, body []byte, query url.Values) ([
 	return nil, badf("content type %q is not read: send JSON, a form or a query string", mt)
 }
 
+// mediaType is the content type without parameters, lower case; "" when
+// it does not parse.
+func mediaType(ct string) string {
+	if ct == "application/json" || ct == "" { // what nearly every callback sends
+		return ct
+	}
+	mt, _, _ := mime.ParseMediaType(ct)
+	return mt
+}
+
 func (r *Receiver) fromValues(v url.Values, where string) ([]field, error) {
 	f := field{number: strings.TrimSpace(v.Get(r.cfg.NumberField)), status: strings.TrimSpace(v.Get(r.cfg.StatusField))}
 	if f.number == "" {
@@ -58,6 +70,15 @@ func (r *Receiver) fromValues(v url.Values, where string) ([]field, error) {
 }
 
 func (r *Receiver) fromJSON(body []byte) ([]field, error) {
+	if fs, ok := scanJSON(body, r.numberPath, r.statusPath); ok {
+		return fs, nil
+	}
+	return r.decodeJSON(body)
+}
+
+// decodeJSON decodes the whole body and follows the paths: the reading
+// of any JSON body, and the one that names what is wrong.
+func (r *Receiver) decodeJSON(body []byte) ([]field, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var v any

@@ -1,6 +1,7 @@
 package callbacks
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -29,6 +31,8 @@ type Receiver struct {
 	status  map[string]capstore.Capability
 	q       *queue
 	logSome map[string]*rate.Sometimes // per kind of problem
+
+	numberPath, statusPath []string // the fields' paths, split at '.'
 }
 
 // New returns a receiver writing to store. Start its committers with
@@ -38,7 +42,8 @@ func New(store *capstore.Store, cfg Config) (*Receiver, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Receiver{cfg: cfg, store: store, status: map[string]capstore.Capability{}}
+	r := &Receiver{cfg: cfg, store: store, status: map[string]capstore.Capability{},
+		numberPath: strings.Split(cfg.NumberField, "."), statusPath: strings.Split(cfg.StatusField, ".")}
 	for _, v := range cfg.Capable {
 		r.status[norm(v)] = capstore.Capable
 	}
@@ -96,36 +101,38 @@ func (r *Receiver) serveCallback(w http.ResponseWriter, req *http.Request) {
 		r.answer(w, http.StatusMethodNotAllowed, reply{Error: "use POST, PUT or GET"})
 		return
 	}
-	src := sourceAddr(req.RemoteAddr)
-	if code, why := r.admit(req, src); code != 0 {
+	if code, why := r.admit(req); code != 0 {
 		r.count(outcomeRefused, 1)
-		r.logf(outcomeRefused, "callback refused", "source", src.String(), "reason", why)
+		r.logf(outcomeRefused, "callback refused", "source", source(req), "reason", why)
 		if code == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="capcheck callbacks"`)
 		}
 		r.answer(w, code, reply{Error: why})
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, r.cfg.MaxBody))
+	buf := bodies.Get().(*bytes.Buffer)
+	defer putBody(buf)
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, req.Body, r.cfg.MaxBody))
+	body := buf.Bytes()
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		r.bad(w, http.StatusRequestEntityTooLarge, src, "body larger than "+strconv.FormatInt(r.cfg.MaxBody, 10)+" bytes", nil)
+		r.bad(w, http.StatusRequestEntityTooLarge, req, "body larger than "+strconv.FormatInt(r.cfg.MaxBody, 10)+" bytes", nil)
 		return
 	case err != nil:
-		r.bad(w, http.StatusBadRequest, src, "reading body: "+err.Error(), nil)
+		r.bad(w, http.StatusBadRequest, req, "reading body: "+err.Error(), nil)
 		return
 	}
 	cbs, err := r.callbacks(req, body, start)
 	if err != nil && len(cbs) == 0 {
-		r.bad(w, http.StatusBadRequest, src, err.Error(), body)
+		r.bad(w, http.StatusBadRequest, req, err.Error(), body)
 		return
 	}
 	rep, code := r.commit(req.Context(), cbs)
 	if code == http.StatusOK && err != nil {
 		// The good callbacks of the request are stored; the bad ones are
 		// named, and a retry of the whole request stores nothing twice.
-		r.bad(w, http.StatusBadRequest, src, err.Error(), body)
+		r.bad(w, http.StatusBadRequest, req, err.Error(), body)
 		return
 	}
 	if code == http.StatusServiceUnavailable {
@@ -135,9 +142,20 @@ func (r *Receiver) serveCallback(w http.ResponseWriter, req *http.Request) {
 	r.answer(w, code, rep)
 }
 
+// bodies recycles request bodies: nothing read from one outlives its
+// request.
+var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func putBody(b *bytes.Buffer) {
+	if b.Cap() <= 64<<10 { // a rare large body is left to the GC
+		b.Reset()
+		bodies.Put(b)
+	}
+}
+
 // admit checks the source and the token; it returns 0 for a request let in.
-func (r *Receiver) admit(req *http.Request, src netip.Addr) (int, string) {
-	if len(r.cfg.Allow) > 0 && !allowed(r.cfg.Allow, src) {
+func (r *Receiver) admit(req *http.Request) (int, string) {
+	if len(r.cfg.Allow) > 0 && !allowed(r.cfg.Allow, sourceAddr(req.RemoteAddr)) {
 		return http.StatusForbidden, "source address not allowed"
 	}
 	if r.cfg.Token == "" {
@@ -165,6 +183,9 @@ func allowed(nets []netip.Prefix, a netip.Addr) bool {
 	return false
 }
 
+// source is the request's source address, as logs name it.
+func source(req *http.Request) string { return sourceAddr(req.RemoteAddr).String() }
+
 func sourceAddr(remote string) netip.Addr {
 	host, _, err := net.SplitHostPort(remote)
 	if err != nil {
@@ -177,7 +198,7 @@ func sourceAddr(remote string) netip.Addr {
 // callbacks turns a request into callbacks; with an error, those of its
 // parts that were good.
 func (r *Receiver) callbacks(req *http.Request, body []byte, at time.Time) ([]capstore.Callback, error) {
-	fields, err := r.extract(req.Header.Get("Content-Type"), body, req.URL.Query())
+	fields, err := r.extract(req, body)
 	cbs := make([]capstore.Callback, 0, len(fields))
 	var errs []error
 	if err != nil {
@@ -213,18 +234,47 @@ func (r *Receiver) normalize(raw string) (uint64, bool) {
 	return n.Key, n.Valid()
 }
 
-func (r *Receiver) bad(w http.ResponseWriter, code int, src netip.Addr, msg string, body []byte) {
+func (r *Receiver) bad(w http.ResponseWriter, code int, req *http.Request, msg string, body []byte) {
 	r.count(outcomeBadRequest, 1)
-	r.logf(outcomeBadRequest, "bad callback request", "source", src.String(), "status", code,
+	r.logf(outcomeBadRequest, "bad callback request", "source", source(req), "status", code,
 		"problem", msg, "sample", clip(string(body)))
 	r.answer(w, code, reply{Error: msg})
 }
 
 func (r *Receiver) answer(w http.ResponseWriter, code int, rep reply) {
-	b, _ := json.Marshal(rep) // plain struct: cannot fail
-	w.Header().Set("Content-Type", "application/json")
+	var buf [64]byte
+	b := rep.append(buf[:0])
+	w.Header()["Content-Type"] = contentJSON
 	w.WriteHeader(code)
 	_, _ = w.Write(append(b, '\n'))
+}
+
+var contentJSON = []string{"application/json"}
+
+// append appends rep as json.Marshal writes it; by hand but for an error,
+// since every callback gets a reply.
+func (rep reply) append(b []byte) []byte {
+	if rep.Error != "" {
+		j, _ := json.Marshal(rep) // plain struct: cannot fail
+		return append(b, j...)
+	}
+	b = append(b, '{')
+	for _, f := range [...]struct {
+		name string
+		n    int
+	}{{"stored", rep.Stored}, {"duplicate", rep.Duplicate}, {"unsolicited", rep.Unsolicited}} {
+		if f.n == 0 {
+			continue
+		}
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, f.name...)
+		b = append(b, `":`...)
+		b = strconv.AppendInt(b, int64(f.n), 10)
+	}
+	return append(b, '}')
 }
 
 // logf logs a line for a kind of problem, sampled: a flood of bad requests
