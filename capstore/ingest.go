@@ -84,30 +84,35 @@ return out`)
 
 // jobScript counts answers for one job: the first answer of an entry (a
 // bit of the job's bitmap) counts as received and under its capability,
-// any later one as a duplicate. It returns, per answer, 1 for the first,
-// 0 for a duplicate, -1 when the job's callback record is gone (expired).
+// any later one as a duplicate (one HINCRBY per count a call changes, not
+// per answer). It returns, per answer, 1 for the first, 0 for a duplicate,
+// -1 when the job's callback record is gone (expired).
 //
 // KEYS: the job's cb hash, got bitmap, raw hash. ARGV: per answer, the
 // entry's index, capability name, raw status value ("" unless unknown).
 var jobScript = redis.NewScript(`
 local out = {}
-local alive = redis.call('EXISTS', KEYS[1]) == 1
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  for i = 1, #ARGV, 3 do out[#out + 1] = -1 end
+  return out
+end
+local add, raws = {}, {}
 for i = 1, #ARGV, 3 do
-  if not alive then
-    out[#out + 1] = -1
-  elseif redis.call('SETBIT', KEYS[2], ARGV[i], 1) == 0 then
-    redis.call('HINCRBY', KEYS[1], 'received', 1)
-    redis.call('HINCRBY', KEYS[1], ARGV[i + 1], 1)
+  if redis.call('SETBIT', KEYS[2], ARGV[i], 1) == 0 then
+    add.received = (add.received or 0) + 1
+    add[ARGV[i + 1]] = (add[ARGV[i + 1]] or 0) + 1
     local raw = ARGV[i + 2]
-    if raw ~= '' then
-      if redis.call('HEXISTS', KEYS[3], raw) == 0 and redis.call('HLEN', KEYS[3]) >= 100 then raw = '(other)' end
-      redis.call('HINCRBY', KEYS[3], raw, 1)
-    end
+    if raw ~= '' then raws[#raws + 1] = raw end
     out[#out + 1] = 1
   else
-    redis.call('HINCRBY', KEYS[1], 'duplicates', 1)
+    add.duplicates = (add.duplicates or 0) + 1
     out[#out + 1] = 0
   end
+end
+for f, n in pairs(add) do redis.call('HINCRBY', KEYS[1], f, n) end
+for _, raw in ipairs(raws) do
+  if redis.call('HEXISTS', KEYS[3], raw) == 0 and redis.call('HLEN', KEYS[3]) >= 100 then raw = '(other)' end
+  redis.call('HINCRBY', KEYS[3], raw, 1)
 end
 return out`)
 
