@@ -8,23 +8,28 @@
 //  2. latency: the rest paced at RATE requests/s (open loop: a request's
 //     latency counts from when it was due, so a stall is not hidden).
 //
-// It prints callbacks/s, p50/p99/max latency and Redis bytes per awaited
-// number (INFO memory, before registering and after ingesting).
+// It prints callbacks/s, p50/p99/max latency, Redis bytes per awaited
+// number (INFO memory, before registering and after ingesting) and Redis's
+// CPU per callback while they were sent (INFO cpu).
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
-	"net/http"
+	"net"
+	neturl "net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -46,27 +51,53 @@ func main() {
 	rdb := redis.NewClient(&redis.Options{Addr: *redisAddr, PoolSize: 32})
 	before := usedMemory(ctx, rdb)
 	register(ctx, capstore.New(rdb, capstore.Options{}), *numbers, *jobs)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conns, MaxConnsPerHost: *conns}}
-	send := func(i int) (int, error) { return post(client, *url, *token, number(i)) }
+	target, err := neturl.Parse(*url)
+	if err != nil {
+		log.Fatal(err)
+	}
+	newConn := func() *conn { return &conn{host: target.Host, path: target.RequestURI(), token: *token} }
 
+	cpu0, own0 := redisCPU(ctx, rdb), ownCPU()
 	fast := *numbers - *paced
 	start := time.Now()
-	errs := runFast(send, fast, *conns)
+	errs := runFast(newConn, fast, *conns)
 	el := time.Since(start)
 	fmt.Printf("throughput   %d callbacks in %.2f s: %.0f callbacks/s (%d connections, %d errors)\n",
 		fast, el.Seconds(), float64(fast)/el.Seconds(), *conns, errs)
 
-	lat, errs := runPaced(send, fast, *paced, *rate, *conns)
+	lat, errs := runPaced(newConn, fast, *paced, *rate, *conns)
 	slices.Sort(lat)
 	q := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
 	fmt.Printf("latency      at %.0f/s: p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d requests, %d errors)\n",
 		*rate, ms(q(0.5)), ms(q(0.99)), ms(lat[len(lat)-1]), len(lat), errs)
+	cpu1, own1 := redisCPU(ctx, rdb), ownCPU()
 	after := usedMemory(ctx, rdb)
-	fmt.Printf("redis        %.1f bytes per awaited number (records, awaiting entries, job bitmaps)\n",
-		float64(after-before)/float64(*numbers))
+	fmt.Printf("redis        %.1f bytes per awaited number (records, awaiting entries, job bitmaps); %.1f us of CPU per callback\n",
+		float64(after-before)/float64(*numbers), (cpu1-cpu0)/float64(*numbers)*1e6)
+	fmt.Printf("loadgen      %.1f us of CPU per callback\n", (own1-own0)/float64(*numbers)*1e6)
 }
 
-func number(i int) string { return "9198" + fmt.Sprintf("%08d", i) }
+// ownCPU is the CPU seconds this process has used (user and system).
+func ownCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		log.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// number is the i-th number: 9198 and 8 digits.
+func number(i int) string { return string(appendNumber(nil, i)) }
+
+func appendNumber(b []byte, i int) []byte {
+	b = append(b, "9198"...)
+	var d [8]byte
+	for k := 7; k >= 0; k-- {
+		d[k] = byte('0' + i%10)
+		i /= 10
+	}
+	return append(b, d[:]...)
+}
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
@@ -92,38 +123,100 @@ func register(ctx context.Context, st *capstore.Store, n, jobs int) {
 	}
 }
 
-func post(c *http.Client, url, token, num string) (int, error) {
-	body := `{"number":"` + num + `","status":"capable"}`
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader([]byte(body)))
-	if err != nil {
-		return 0, err
+// conn is one keep-alive connection to the receiver.
+type conn struct {
+	host, path, token string
+	c                 net.Conn
+	r                 *bufio.Reader
+	req               []byte
+}
+
+// post sends the callback of number i and returns the answer's status.
+func (c *conn) post(i int) (int, error) {
+	if c.c == nil {
+		nc, err := net.Dial("tcp", c.host)
+		if err != nil {
+			return 0, err
+		}
+		c.c, c.r = nc, bufio.NewReader(nc)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, err
+	body := `{"number":"` + number(i) + `","status":"capable"}`
+	c.req = append(c.req[:0], "POST "+c.path+" HTTP/1.1\r\nHost: "+c.host+
+		"\r\nAuthorization: Bearer "+c.token+"\r\nContent-Type: application/json\r\nContent-Length: "...)
+	c.req = strconv.AppendInt(c.req, int64(len(body)), 10)
+	c.req = append(append(c.req, "\r\n\r\n"...), body...)
+	code, keep, err := c.exchange()
+	if err != nil || !keep {
+		c.c.Close()
+		c.c = nil
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, nil
+	return code, err
+}
+
+// exchange writes the request and reads the answer: status line, headers,
+// a body of Content-Length bytes.
+func (c *conn) exchange() (code int, keep bool, err error) {
+	if _, err := c.c.Write(c.req); err != nil {
+		return 0, false, err
+	}
+	line, err := c.r.ReadSlice('\n')
+	if err != nil {
+		return 0, false, err
+	}
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.1 ")) {
+		return 0, false, fmt.Errorf("bad status line %q", line)
+	}
+	if code, err = strconv.Atoi(string(line[9:12])); err != nil {
+		return 0, false, fmt.Errorf("bad status line %q", line)
+	}
+	length, keep := -1, true
+	for {
+		h, err := c.r.ReadSlice('\n')
+		if err != nil {
+			return 0, false, err
+		}
+		h = bytes.TrimSpace(h)
+		if len(h) == 0 {
+			break
+		}
+		k, v, _ := bytes.Cut(h, []byte(":"))
+		v = bytes.TrimSpace(v)
+		switch {
+		case bytes.EqualFold(k, []byte("Content-Length")):
+			length, err = strconv.Atoi(string(v))
+			if err != nil {
+				return 0, false, fmt.Errorf("bad Content-Length %q", v)
+			}
+		case bytes.EqualFold(k, []byte("Connection")) && bytes.EqualFold(v, []byte("close")):
+			keep = false
+		}
+	}
+	if length < 0 {
+		return 0, false, errors.New("answer without Content-Length")
+	}
+	if _, err := c.r.Discard(length); err != nil {
+		return 0, false, err
+	}
+	return code, keep, nil
 }
 
 // runFast sends numbers [0, n) from conns goroutines; a request answered
 // 503 is sent again, as a provider would.
-func runFast(send func(int) (int, error), n, conns int) int64 {
+func runFast(newConn func() *conn, n, conns int) int64 {
 	var next, errs atomic.Int64
 	var wg sync.WaitGroup
 	for range conns {
 		wg.Go(func() {
+			c := newConn()
 			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
 				for {
-					code, err := send(i)
+					code, err := c.post(i)
 					if err == nil && code == 200 {
 						break
 					}
 					errs.Add(1)
-					if err != nil && !strings.Contains(err.Error(), "reset") {
+					// A connection the receiver closed is opened again.
+					if err != nil && !errors.Is(err, io.EOF) && !strings.Contains(err.Error(), "reset") {
 						log.Fatal(err)
 					}
 				}
@@ -136,7 +229,7 @@ func runFast(send func(int) (int, error), n, conns int) int64 {
 
 // runPaced sends numbers [from, from+n) at rate per second and returns the
 // latency of each, counted from when it was due.
-func runPaced(send func(int) (int, error), from, n int, rate float64, conns int) ([]time.Duration, int64) {
+func runPaced(newConn func() *conn, from, n int, rate float64, conns int) ([]time.Duration, int64) {
 	type job struct {
 		i   int
 		due time.Time
@@ -147,8 +240,9 @@ func runPaced(send func(int) (int, error), from, n int, rate float64, conns int)
 	var wg sync.WaitGroup
 	for range conns {
 		wg.Go(func() {
+			c := newConn()
 			for j := range ch {
-				code, err := send(j.i)
+				code, err := c.post(j.i)
 				lat[j.i-from] = time.Since(j.due)
 				if err != nil || code != 200 {
 					errs.Add(1)
@@ -167,6 +261,24 @@ func runPaced(send func(int) (int, error), from, n int, rate float64, conns int)
 	close(ch)
 	wg.Wait()
 	return lat, errs.Load()
+}
+
+// redisCPU is the CPU seconds Redis has used (user and system).
+func redisCPU(ctx context.Context, rdb *redis.Client) float64 {
+	info, err := rdb.Info(ctx, "cpu").Result()
+	if err != nil {
+		log.Fatal(err)
+	}
+	var sum float64
+	for l := range strings.SplitSeq(info, "\r\n") {
+		for _, k := range []string{"used_cpu_sys:", "used_cpu_user:"} {
+			if v, ok := strings.CutPrefix(l, k); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				sum += f
+			}
+		}
+	}
+	return sum
 }
 
 func usedMemory(ctx context.Context, rdb *redis.Client) int64 {
