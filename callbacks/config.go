@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/phonenorm"
 )
 
@@ -94,6 +95,12 @@ type Config struct {
 	// CommitTimeout bounds the write of one batch; its requests get 503
 	// (the provider retries). Defaults to CommitTimeoutDefault.
 	CommitTimeout time.Duration
+
+	// OnStored, when not nil, is called with each batch of callbacks once
+	// Redis took it, before any of its requests is answered; an error
+	// answers them 503 (the provider retries). The embedded run journals
+	// callbacks with it.
+	OnStored func(cbs []capstore.Callback) error
 
 	// Logger gets one line per refused or bad request (sampled under a
 	// flood). Defaults to nil (no logging).

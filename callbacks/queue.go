@@ -134,12 +134,15 @@ func (q *queue) write(batch []item, cbs []capstore.Callback) {
 	ctx, cancel := context.WithTimeout(context.Background(), q.cfg.CommitTimeout)
 	res, err := q.store.Ingest(ctx, cbs)
 	cancel()
+	if err == nil && q.cfg.OnStored != nil {
+		err = q.cfg.OnStored(cbs)
+	}
 	q.queued.Add(-int64(len(batch)))
 	if m := q.cfg.Metrics; m != nil {
 		m.batch.Observe(float64(len(batch)))
 	}
 	if err != nil {
-		q.cfg.Logger.Error("writing callbacks to Redis failed; they are answered 503 and the provider retries them",
+		q.cfg.Logger.Error("storing callbacks failed; they are answered 503 and the provider retries them",
 			"callbacks", len(batch), "err", err)
 	}
 	for k, it := range batch {

@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/mockapi"
@@ -162,5 +165,56 @@ func TestCallbackWaitPasses(t *testing.T) {
 	}
 	if !strings.Contains(string(b), `"no_callback": `+strconv.FormatInt(j.Accepted, 10)) {
 		t.Errorf("summary.json does not count %d no_callback:\n%s", j.Accepted, b)
+	}
+}
+
+// TestRunAgainKeepsCapabilities: `run --demo` again in the same --out
+// finds the finished job in the journal and writes the same files. The
+// embedded Redis is a new one: the capabilities, and the job's callback
+// counts, come back from the journaled callbacks, and the job does not wait
+// for callbacks again.
+func TestRunAgainKeepsCapabilities(t *testing.T) {
+	t.Parallel()
+	n := newEnv(t, false)
+	l := n.genList("again.csv", 300, 17, "0000", 1)
+	args := []string{"run", "--demo", "--input", l.path, "--column", "phone", "--out", n.out, "--rate", "200", "--batch-size", "20"}
+	p := n.start("run 1", nil, args...)
+	id := p.firstLine(t, 30*time.Second)
+	p.wantExit(t, 90*time.Second, 0)
+	dir := filepath.Join(n.out, id)
+	read := func() ([]byte, capstore.JobCounts) {
+		results, err := os.ReadFile(filepath.Join(dir, "results.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sum struct {
+			Callbacks capstore.JobCounts `json:"callbacks"`
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+		if err == nil {
+			err = json.Unmarshal(b, &sum)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return results, sum.Callbacks
+	}
+	results1, counts1 := read()
+	if counts1.Received == 0 || !bytes.Contains(results1, []byte(",capable,")) || bytes.Contains(results1, []byte("no_callback")) {
+		t.Fatalf("first run: callbacks %+v, results.csv:\n%s", counts1, results1)
+	}
+
+	start := time.Now()
+	p = n.start("run 2", nil, args...)
+	p.wantExit(t, 90*time.Second, 0)
+	if el := time.Since(start); el > 20*time.Second { // the demo waits 30 s for callbacks
+		t.Errorf("the second run took %v: it waited for callbacks again", el)
+	}
+	results2, counts2 := read()
+	if !bytes.Equal(results1, results2) {
+		t.Errorf("results.csv of the second run differs:\n%s", cmp.Diff(string(results1), string(results2)))
+	}
+	if counts1.Received != counts2.Received || counts1.Capable != counts2.Capable || counts1.Duplicates != counts2.Duplicates {
+		t.Errorf("callbacks in summary.json: first run %+v, second %+v", counts1, counts2)
 	}
 }

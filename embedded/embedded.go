@@ -40,6 +40,8 @@ type Run struct {
 	opt     asynq.RedisClientOpt
 	journal *journal
 	store   *jobstore.Store
+	cbMu    sync.Mutex
+	cbFile  *os.File // the callbacks journal, once a callback came
 	closed  sync.Once
 	err     error // of Close
 }
@@ -91,7 +93,12 @@ func (r *Run) Store() *jobstore.Store { return r.store }
 // folder up. Stop every user of the Redis first. Closing twice is harmless.
 func (r *Run) Close() error {
 	r.closed.Do(func() {
-		r.err = errors.Join(r.journal.Close(), r.rdb.Close())
+		r.cbMu.Lock()
+		if r.cbFile != nil {
+			r.err = r.cbFile.Close()
+		}
+		r.cbMu.Unlock()
+		r.err = errors.Join(r.err, r.journal.Close(), r.rdb.Close())
 		r.mr.Close()
 		r.unlock()
 	})
@@ -124,7 +131,8 @@ func (r *Run) Restore(ctx context.Context, id string) error {
 // another target, then replays the journal so that recorded calls are not
 // sent again. Call it before any worker starts.
 func (r *Run) Resume(ctx context.Context, id string) error {
-	if err := r.saveJob(ctx, id); err != nil {
+	created, err := r.saveJob(ctx, id)
+	if err != nil {
 		return err
 	}
 	f, err := openNoFollow(r.journal.path(id), os.O_RDONLY, 0)
@@ -139,6 +147,14 @@ func (r *Run) Resume(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("replaying %s: %w (move it away to start the job afresh)", f.Name(), err)
 	}
-	r.log.Info("resumed from the journal of an earlier run", "job", id, "entries", n)
+	// The job began with its first run: callbacks that came then answer it.
+	if err := r.store.Backdate(ctx, id, created); err != nil {
+		return err
+	}
+	cbs, err := r.restoreCallbacks(ctx, id, created)
+	if err != nil {
+		return err
+	}
+	r.log.Info("resumed from the journal of an earlier run", "job", id, "entries", n, "callbacks", cbs)
 	return nil
 }

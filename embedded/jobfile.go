@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/outfiles"
@@ -26,6 +27,8 @@ type jobFile struct {
 	jobstore.Spec
 	// Target is what the journaled calls were sent to.
 	Target string `json:"target"`
+	// Created is when the job was first created, by the first run.
+	Created time.Time `json:"created,omitzero"`
 }
 
 // maxJobFile bounds what is read of a spec file (a few hundred bytes).
@@ -68,32 +71,37 @@ func readJobFile(out, id string) (*jobFile, string, error) {
 }
 
 // saveJob writes the spec of job id and the run's target next to its
-// journal, before anything is journaled, for Restore; see TargetError.
-func (r *Run) saveJob(ctx context.Context, id string) error {
+// journal, before anything is journaled, for Restore; see TargetError. It
+// returns when the job was first created (by the first run in the folder).
+func (r *Run) saveJob(ctx context.Context, id string) (time.Time, error) {
 	saved, path, err := readJobFile(r.cfg.Out, id)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	if saved != nil && saved.Target != "" && saved.Target != r.cfg.Target {
 		answers, err := hasAnswers(r.journal.path(id))
 		if err != nil {
-			return err
+			return time.Time{}, err
 		}
 		if answers {
-			return &TargetError{Dir: outfiles.Dir(r.cfg.Out, id), Job: id, Saved: saved.Target, Target: r.cfg.Target}
+			return time.Time{}, &TargetError{Dir: outfiles.Dir(r.cfg.Out, id), Job: id, Saved: saved.Target, Target: r.cfg.Target}
 		}
 	}
 	j, err := r.store.Job(ctx, id)
 	if err != nil {
-		return err
+		return time.Time{}, err
+	}
+	created := j.CreatedAt
+	if saved != nil && !saved.Created.IsZero() && saved.Created.Before(created) {
+		created = saved.Created
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
+		return time.Time{}, err
 	}
 	// A temporary file renamed over path: a link at path is replaced, not
 	// followed.
-	return outfiles.WriteAtomic(path, func(w io.Writer) error {
-		return json.NewEncoder(w).Encode(jobFile{Spec: j.Spec, Target: r.cfg.Target})
+	return created, outfiles.WriteAtomic(path, func(w io.Writer) error {
+		return json.NewEncoder(w).Encode(jobFile{Spec: j.Spec, Target: r.cfg.Target, Created: created})
 	})
 }
 

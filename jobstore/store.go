@@ -136,6 +136,26 @@ func (s *Store) CreateJob(ctx context.Context, spec Spec) (*Job, bool, error) {
 	return j, r == 1, err
 }
 
+// backdateScript sets the creation time of a job to ARGV[1] (Unix ms) when
+// that is earlier.
+var backdateScript = redis.NewScript(`
+local cur = tonumber(redis.call('HGET', KEYS[1], 'created_at'))
+if cur and tonumber(ARGV[1]) < cur then redis.call('HSET', KEYS[1], 'created_at', ARGV[1]) end
+return 0`)
+
+// Backdate makes job id created at t when t is earlier than its record
+// says: a job resumed from a journal began with the run that wrote it.
+// A zero t changes nothing.
+func (s *Store) Backdate(ctx context.Context, id string, t time.Time) error {
+	if t.IsZero() {
+		return nil
+	}
+	if err := backdateScript.Run(ctx, s.rdb, []string{jobKey(id)}, msOf(t)).Err(); err != nil {
+		return wrap("backdating", id, err)
+	}
+	return nil
+}
+
 // Job returns the record of job id, or ErrNotFound. An id that is not a valid
 // job ID (a forged task's, say) is refused before it names a key.
 func (s *Store) Job(ctx context.Context, id string) (*Job, error) {

@@ -38,7 +38,7 @@ func callbacksCommand() *cli.Command {
 
 func callbacksAction(c *cli.Context, s *session) error {
 	reg := newRegistry()
-	serve, _, err := startReceiver(s.cfg, s.rdb, s.log, reg)
+	serve, _, err := startReceiver(s.cfg, s.rdb, s.log, reg, nil)
 	if err != nil {
 		return err
 	}
@@ -60,7 +60,7 @@ func callbacksAction(c *cli.Context, s *session) error {
 // (within --shutdown-timeout). Listening first makes a taken address or an
 // unreadable certificate an error before anything runs.
 func startReceiver(cfg *configs.Config, rdb redis.UniversalClient, log *slog.Logger,
-	reg prometheus.Registerer) (serve func(context.Context) error, addr string, err error) {
+	reg prometheus.Registerer, onStored func([]capstore.Callback) error) (serve func(context.Context) error, addr string, err error) {
 	cb := cfg.Callback
 	tlsFiles := callbacks.TLS{CertFile: cb.TLSCert, KeyFile: cb.TLSKey}
 	if cb.TLSCert != "" {
@@ -79,6 +79,7 @@ func startReceiver(cfg *configs.Config, rdb redis.UniversalClient, log *slog.Log
 		DefaultRegion: cfg.Enqueue.DefaultRegion,
 		Logger:        log,
 		Metrics:       callbacks.NewMetrics(reg),
+		OnStored:      onStored,
 	})
 	if err != nil {
 		return nil, "", usageErrorf("%v", err) // configs.Validate checks the same: a backstop
@@ -100,9 +101,14 @@ func startReceiver(cfg *configs.Config, rdb redis.UniversalClient, log *slog.Log
 
 // runReceiver starts the callback receiver in this process (run
 // --callback-listen, run --demo) and returns its address and the function
-// that stops it, after the callbacks in flight are written.
-func runReceiver(ctx context.Context, cfg *configs.Config, rdb redis.UniversalClient, log *slog.Logger) (addr string, stop func(), err error) {
-	serve, addr, err := startReceiver(cfg, rdb, log, nil)
+// that stops it, after the callbacks in flight are written. On the
+// embedded Redis the callbacks are journaled before they are acknowledged.
+func runReceiver(ctx context.Context, cfg *configs.Config, r *runRedis, log *slog.Logger) (addr string, stop func(), err error) {
+	var onStored func([]capstore.Callback) error
+	if r.emb != nil {
+		onStored = r.emb.JournalCallbacks
+	}
+	serve, addr, err := startReceiver(cfg, r.rdb, log, nil, onStored)
 	if err != nil {
 		return "", nil, err
 	}

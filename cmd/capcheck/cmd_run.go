@@ -88,7 +88,7 @@ func runAction(c *cli.Context) error {
 		cfg.Enqueue.CallbackWait = cmp.Or(cfg.Enqueue.CallbackWait, demoCallbackWait)
 	}
 	if cfg.Callback.Listen != "" {
-		addr, stop, err := runReceiver(ctx, cfg, r.rdb, log)
+		addr, stop, err := runReceiver(ctx, cfg, r, log)
 		if err != nil {
 			return err
 		}
