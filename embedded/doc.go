@@ -10,8 +10,11 @@
 //   - {out}/{job}/journal.jsonl: every outcome and counter the job store
 //     records, one JSON line each, synced before the next call.
 //   - {out}/{job}/journal-job.json: the job's spec (input fingerprint, chunk
-//     size) and the target its calls were sent to (an API and account, or a
-//     simulator).
+//     size), when it was first created, and the target its calls were sent
+//     to (an API and account, or a simulator).
+//   - {out}/callbacks.jsonl: every callback the run's receiver stored, synced
+//     before it is acknowledged ([Run.JournalCallbacks]); Resume stores them
+//     again, after the job's accepted numbers await again.
 //
 // None of them is followed when it is a symbolic link: a link planted in the
 // folder would have the run write through it to another file.
