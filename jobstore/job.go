@@ -106,7 +106,10 @@ type Job struct {
 	// held before the job (changes.csv); set by finalize.
 	Changes int64
 
-	RejectBlobs    int // stored blobs of rejects
+	RejectBlobs int // stored blobs of rejects
+	// GroupChunks is how many chunks share a group of keys (GroupChunks
+	// when the job was created); 0 for a job created before groups.
+	GroupChunks    int
 	Chunks         int // total; known once State is past Enqueuing
 	ChunksEnqueued int // chunks [0, ChunksEnqueued) are stored and enqueued
 	ChunksDone     int
@@ -193,6 +196,7 @@ func parseJob(h map[string]string) *Job {
 			Accepted: i64(fAccepted), Rejected: i64(fRejected), Failed: i64(fFailed),
 			Requests: i64(fRequests), RateLimited: i64(fRateLimited), Retries: i64(fRetries),
 		},
+		GroupChunks: int(i64(fGroupChunks)),
 		RejectBlobs: int(i64(fRejectBlobs)), Chunks: int(i64(fChunks)), ChunksEnqueued: int(i64(fChunksEnq)),
 		CreatedAt: ms(fCreated), EnqueuedAt: ms(fEnqueued), StartedAt: ms(fStarted), FinishedAt: ms(fFinished),
 		AwaitAt: ms("await_at"), FinalizingAt: ms("finalizing_at"),

@@ -49,8 +49,13 @@ func (s *Store) Redrive(ctx context.Context, id string) (gen int, chunks []int, 
 	if g < 0 {
 		return 0, nil, fmt.Errorf("job %s is %s: only a finished job can be retried", id, j.State)
 	}
+	// The groups take the new generation before any outcome is dropped:
+	// from then on a task of an earlier one records nothing.
+	if err := s.setGroupsGen(ctx, j, g); err != nil {
+		return 0, nil, err
+	}
 	for i := range j.Chunks {
-		if _, err := s.redriveChunk(ctx, id, i); err != nil {
+		if _, err := s.redriveChunk(ctx, j, i); err != nil {
 			return 0, nil, err
 		}
 	}
@@ -75,10 +80,12 @@ func (s *Store) Redrive(ctx context.Context, id string) (gen int, chunks []int, 
 
 // redriveChunk drops chunk i's failed outcomes and reports how many numbers
 // they settled; a chunk with none stays done.
-func (s *Store) redriveChunk(ctx context.Context, id string, i int) (int, error) {
+func (s *Store) redriveChunk(ctx context.Context, j *Job, i int) (int, error) {
+	id, k := j.ID, j.GroupChunks
+	out, settledK, counters := outKey(id, k, i), settledKey(id, k, i), groupKey(id, groupOf(i, k))
 	var dropped int
 	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-		raw, err := tx.LRange(ctx, outKey(id, i), 0, -1).Result()
+		raw, err := tx.LRange(ctx, out, 0, -1).Result()
 		if err != nil {
 			return err
 		}
@@ -105,20 +112,25 @@ func (s *Store) redriveChunk(ctx context.Context, id string, i int) (int, error)
 		if err != nil {
 			return err
 		}
+		// The done mark goes first (it is in the job's slot, the rest in
+		// the chunk's group's): a Redrive interrupted between the two finds
+		// the outcomes still to drop, and the chunk among those to enqueue.
+		if err := s.rdb.SRem(ctx, doneKey(id), i).Err(); err != nil {
+			return err
+		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Del(ctx, outKey(id, i), settledKey(id, i))
+			p.Del(ctx, out, settledK)
 			if len(keep) > 0 {
-				p.RPush(ctx, outKey(id, i), keep...)
+				p.RPush(ctx, out, keep...)
 			}
 			if bits := settledBits(settled); len(bits) > 0 {
-				p.Set(ctx, settledKey(id, i), bits, 0)
+				p.Set(ctx, settledK, bits, 0)
 			}
-			p.SRem(ctx, doneKey(id), i)
-			p.HIncrBy(ctx, jobKey(id), fFailed, int64(-dropped))
+			p.HIncrBy(ctx, counters, fFailed, int64(-dropped))
 			return nil
 		})
 		return err
-	}, outKey(id, i))
+	}, out)
 	if err != nil {
 		return 0, fmt.Errorf("re-driving job %s chunk %d: %w", id, i, err)
 	}

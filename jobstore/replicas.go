@@ -42,3 +42,15 @@ func (s *Store) replicated(ctx context.Context, key string, write func(p redis.P
 	_, err := p.Exec(ctx)
 	return err
 }
+
+// runReplicated runs script on keys and, with WithReplicaWait, waits for a
+// replica as replicated does (without it when that fails, as there).
+func (s *Store) runReplicated(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
+	var cmd *redis.Cmd
+	if s.replicaWait > 0 && s.replicated(ctx, keys[0], func(p redis.Pipeliner) {
+		cmd = script.Eval(ctx, p, keys, args...)
+	}) == nil {
+		return cmd
+	}
+	return script.Run(ctx, s.rdb, keys, args...)
+}

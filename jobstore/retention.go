@@ -8,19 +8,22 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// jobKeys returns every key of a job of n chunks and rejectBlobs blobs of
-// rejects.
-func jobKeys(id string, chunks, rejectBlobs int) []string {
-	keys := []string{jobKey(id), doneKey(id), rejectsKey(id), rpsKey(id), seriesKey(id), reportKey(id),
+// jobKeys returns every key of job j.
+func jobKeys(j *Job) []string {
+	id, k := j.ID, j.GroupChunks
+	keys := []string{jobKey(id), doneKey(id), rejectsKey(id), rpsKey(id, -1), seriesKey(id, -1), reportKey(id),
 		// capstore's callback counts of the job
 		jobKey(id) + ":cb", jobKey(id) + ":cbgot", jobKey(id) + ":cbraw"}
-	for i := range chunks {
-		keys = append(keys, chunkKey(id, i), oldChunkKey(id, i), outKey(id, i), settledKey(id, i),
+	for g := range j.groups() {
+		keys = append(keys, groupKey(id, g), rpsKey(id, g), seriesKey(id, g))
+	}
+	for i := range j.Chunks {
+		keys = append(keys, chunkKey(id, i), oldChunkKey(id, i), outKey(id, k, i), settledKey(id, k, i),
 			cachedKey(id, i), beforeKey(id, i))
 	}
-	keys = append(keys, cachedKey(id, chunks))
-	for k := range rejectBlobs {
-		keys = append(keys, rejectsBlobKey(id, k))
+	keys = append(keys, cachedKey(id, j.Chunks))
+	for b := range j.RejectBlobs {
+		keys = append(keys, rejectsBlobKey(id, b))
 	}
 	return keys
 }
@@ -44,7 +47,7 @@ func (s *Store) persist(ctx context.Context, j *Job) error {
 // eachKey calls fn for every key of the job in pipelines of a bounded size.
 func (s *Store) eachKey(ctx context.Context, j *Job, fn func(redis.Pipeliner, string)) error {
 	id := j.ID
-	keys := jobKeys(id, j.Chunks, j.RejectBlobs)
+	keys := jobKeys(j)
 	for len(keys) > 0 {
 		n := min(len(keys), 1000)
 		p := s.rdb.Pipeline()

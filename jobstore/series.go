@@ -30,15 +30,19 @@ const (
 	SeriesRetries     = 't'
 )
 
-func seriesKey(id string) string { return jobKey(id) + ":series" }
+// seriesKey is the series of group g of job id (g < 0: the job's own).
+func seriesKey(id string, g int) string { return groupKey(id, g) + ":series" }
 
-// seriesLua defines series_add(key, now_s, kind, n): the bucket of now_s
-// counts n more of kind. The hash's t0 (set by the first call) is the start
-// the buckets are measured from; fields are kind..start..":"..width.
+// seriesLua defines series_add(key, now_s, kind, n, t0): the bucket of
+// now_s counts n more of kind. t0 is the start the buckets are measured
+// from: the job's creation, the same for every group of the job so that
+// their buckets add up; when it is "" (a job created before groups), the
+// hash's own t0, set by the first call. Fields are kind..start..":"..width.
 // series_limit(key, rate) keeps the lowest fleet rate seen.
 var seriesLua = `
-local function series_add(key, now_s, kind, n)
-  local t0 = tonumber(redis.call('HGET', key, 't0'))
+local function series_add(key, now_s, kind, n, t0)
+  t0 = tonumber(t0)
+  if not t0 then t0 = tonumber(redis.call('HGET', key, 't0')) end
   if not t0 then
     t0 = now_s
     redis.call('HSET', key, 't0', t0)
@@ -83,15 +87,37 @@ type Series struct {
 	Limit float64
 }
 
-// Series returns the job's time series.
+// Series returns the job's time series: the sum of its groups'.
 func (s *Store) Series(ctx context.Context, id string) (*Series, error) {
-	h, err := s.rdb.HGetAll(ctx, seriesKey(id)).Result()
+	j, err := s.Head(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		j, err = &Job{Spec: Spec{ID: id}}, nil
+	}
 	if err != nil {
+		return nil, err
+	}
+	p := s.rdb.Pipeline()
+	var cmds []*redis.MapStringStringCmd
+	for g := -1; g < j.groups(); g++ {
+		cmds = append(cmds, p.HGetAll(ctx, seriesKey(id, g)))
+	}
+	if _, err := p.Exec(ctx); err != nil {
 		return nil, wrap("reading the series of", id, err)
 	}
 	out := &Series{}
-	out.Limit, _ = strconv.ParseFloat(h["limit"], 64)
-	for f, v := range h {
+	sum := map[string]int64{}
+	for _, c := range cmds {
+		h := c.Val()
+		if l, err := strconv.ParseFloat(h["limit"], 64); err == nil && (out.Limit == 0 || l < out.Limit) {
+			out.Limit = l
+		}
+		for f, v := range h {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				sum[f] += n
+			}
+		}
+	}
+	for f, n := range sum {
 		if len(f) < 2 {
 			continue
 		}
@@ -101,8 +127,7 @@ func (s *Store) Series(ctx context.Context, id string) (*Series, error) {
 		}
 		st, err1 := strconv.ParseInt(start, 10, 64)
 		w, err2 := strconv.ParseInt(width, 10, 64)
-		n, err3 := strconv.ParseInt(v, 10, 64)
-		if err1 != nil || err2 != nil || err3 != nil || w < 1 {
+		if err1 != nil || err2 != nil || w < 1 {
 			continue
 		}
 		b := Bucket{Start: time.Unix(st, 0).UTC(), Width: time.Duration(w) * time.Second, N: n}

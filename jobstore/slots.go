@@ -18,9 +18,13 @@ const (
 // whose slot is in i's band. It is a pure function of its arguments, so every
 // process names the same key. IDs have no ':', so no two jobs share a tag.
 func spreadTag(id, kind string, i int) string {
-	base := id + ":" + kind + strconv.Itoa(i)
+	return bandTag(id+":"+kind+strconv.Itoa(i), i%spreadBands)
+}
+
+// bandTag returns base or "base.<salt>", the first whose slot is in band.
+func bandTag(base string, band int) string {
 	width := clusterSlots / spreadBands
-	lo := (i % spreadBands) * width
+	lo := band * width
 	tag := base
 	for salt := 0; salt < 64*spreadBands; salt++ {
 		if salt > 0 {

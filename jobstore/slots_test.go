@@ -48,3 +48,36 @@ func TestSpreadTagEven(t *testing.T) {
 		t.Errorf("spreadTag is not a function of its arguments: %q, %q", got, again)
 	}
 }
+
+// The groups of a job fall evenly on three masters' slot ranges, whatever
+// the job's number of groups, from a few dozen on.
+func TestGroupTagsEven(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{32, 50, 63, 125, 200, 1250} {
+		masters := [3]int{}
+		seen := map[int]bool{}
+		for g := range n {
+			slot := int(crc16(groupTag("list-2026-11-30", g))) % clusterSlots
+			if g < spreadBands && seen[slot/(clusterSlots/spreadBands)] {
+				t.Fatalf("%d groups: group %d in a band taken already", n, g)
+			}
+			seen[slot/(clusterSlots/spreadBands)] = true
+			switch {
+			case slot <= 5460:
+				masters[0]++
+			case slot <= 10922:
+				masters[1]++
+			default:
+				masters[2]++
+			}
+		}
+		for m, k := range masters {
+			if share := float64(k) / float64(n); share > 0.375 {
+				t.Errorf("%d groups: master %d holds %d (%.1f%%)", n, m, k, 100*share)
+			}
+		}
+	}
+	if groupTag("j", -1) != "j" {
+		t.Errorf("groupTag(j, -1) = %q, want the job's own tag", groupTag("j", -1))
+	}
+}

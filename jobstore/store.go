@@ -24,6 +24,7 @@ type Store struct {
 	onRecord    func(job string, r Recorded) error
 	replicaWait time.Duration // see WithReplicaWait
 	limit       string        // the fleet's rate, noted in the series; "" when unknown
+	layouts     layouts
 }
 
 // Option is an optional setting of a Store, for New.
@@ -72,12 +73,12 @@ func (s *Store) recorded(job string, r Recorded) error {
 // Redis returns the client the store uses.
 func (s *Store) Redis() redis.UniversalClient { return s.rdb }
 
-// Keys. The job ID is a hash tag so that the job's record and what its
-// scripts touch together (outcomes, settled bitmaps, counters) share a
-// Cluster slot. The bulk of a job's bytes, the chunk input blobs and the
-// rejects, are read and written one key at a time, by no script: each has a
-// hash tag of its own (spreadTag), so on a Redis Cluster they spread evenly
-// over the masters.
+// Keys. The job ID is the hash tag of the job's record and of what its
+// scripts touch together with it (the done set). What the workers record
+// for a chunk is under its group's tag (groups.go). The chunk input blobs
+// and the rejects, read and written one key at a time by no script, each
+// have a hash tag of their own (spreadTag). So on a Redis Cluster a job's
+// bytes spread evenly over the masters.
 const jobsKey = "capcheck:jobs"
 
 func jobKey(id string) string { return "capcheck:job:{" + id + "}" }
@@ -91,14 +92,21 @@ func rejectsBlobKey(id string, k int) string {
 // Keys of an earlier layout, read when the new one has nothing (a job
 // enqueued before an upgrade) and expired with the job.
 func oldChunkKey(id string, i int) string { return jobKey(id) + ":chunk:" + strconv.Itoa(i) }
-func outKey(id string, i int) string      { return jobKey(id) + ":out:" + strconv.Itoa(i) }
-func settledKey(id string, i int) string  { return jobKey(id) + ":settled:" + strconv.Itoa(i) }
 func doneKey(id string) string            { return jobKey(id) + ":done" }
 func rejectsKey(id string) string         { return jobKey(id) + ":rejects" }
-func rpsKey(id string) string             { return jobKey(id) + ":rps" }
 func lockKey(id string) string            { return jobKey(id) + ":lock" }
 func msOf(t time.Time) string             { return strconv.FormatInt(t.UnixMilli(), 10) }
 func wrap(op, id string, err error) error { return fmt.Errorf("%s job %s: %w", op, id, err) }
+
+// Keys of chunk i of a job of k chunks a group, and of group g's per-second
+// request counts (g < 0: the job's own).
+func outKey(id string, k, i int) string {
+	return groupKey(id, groupOf(i, k)) + ":out:" + strconv.Itoa(i)
+}
+func settledKey(id string, k, i int) string {
+	return groupKey(id, groupOf(i, k)) + ":settled:" + strconv.Itoa(i)
+}
+func rpsKey(id string, g int) string { return groupKey(id, g) + ":rps" }
 
 var createScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -108,7 +116,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'input', ARGV[2], 'fingerprint', ARGV[3], 'chunk_size', ARGV[4],
-  'state', 'enqueuing', 'gen', '0', 'created_at', ARGV[5])
+  'state', 'enqueuing', 'gen', '0', 'created_at', ARGV[5], 'group_chunks', ARGV[6])
 return 1`)
 
 // CreateJob creates the record of spec.ID in state Enqueuing, or returns the
@@ -119,7 +127,7 @@ func (s *Store) CreateJob(ctx context.Context, spec Spec) (*Job, bool, error) {
 	}
 	now := s.now()
 	r, err := createScript.Run(ctx, s.rdb, []string{jobKey(spec.ID)},
-		spec.ID, spec.Input, spec.Fingerprint, spec.ChunkSize, msOf(now)).Int()
+		spec.ID, spec.Input, spec.Fingerprint, spec.ChunkSize, msOf(now), GroupChunks).Int()
 	if err != nil {
 		return nil, false, wrap("creating", spec.ID, err)
 	}
@@ -153,12 +161,40 @@ func (s *Store) Backdate(ctx context.Context, id string, t time.Time) error {
 	if err := backdateScript.Run(ctx, s.rdb, []string{jobKey(id)}, msOf(t)).Err(); err != nil {
 		return wrap("backdating", id, err)
 	}
+	s.layouts.forget(id) // its series count from the new creation time
 	return nil
 }
 
-// Job returns the record of job id, or ErrNotFound. An id that is not a valid
-// job ID (a forged task's, say) is refused before it names a key.
+// Job returns the record of job id with its counts, or ErrNotFound. An id
+// that is not a valid job ID (a forged task's, say) is refused before it
+// names a key. It costs two round trips: the record, then the counts of
+// its groups in one pipeline.
 func (s *Store) Job(ctx context.Context, id string) (*Job, error) {
+	j, err := s.record(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.addGroups(ctx, j); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// Head returns the record of job id as Job does but without the counts the
+// workers add (Counters and StartedAt are zero), in one round trip whatever
+// the job's size: for a caller that needs its state, generation or stop
+// flag.
+func (s *Store) Head(ctx context.Context, id string) (*Job, error) {
+	j, err := s.record(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	j.Counters, j.StartedAt = Counters{}, time.Time{}
+	return j, nil
+}
+
+// record reads the job record and its done set.
+func (s *Store) record(ctx context.Context, id string) (*Job, error) {
 	if err := ValidateJobID(id); err != nil {
 		return nil, err
 	}
@@ -320,7 +356,11 @@ func (s *Store) FinishEnqueue(ctx context.Context, job string, c Counts, chunks,
 
 // Outcomes returns what has been recorded for chunk i, in order.
 func (s *Store) Outcomes(ctx context.Context, job string, i int) ([]Outcome, error) {
-	raw, err := s.rdb.LRange(ctx, outKey(job, i), 0, -1).Result()
+	l, err := s.layoutOf(ctx, job)
+	if err != nil && !errors.Is(err, errNoJob) {
+		return nil, err
+	}
+	raw, err := s.rdb.LRange(ctx, outKey(job, l.k, i), 0, -1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("reading job %s chunk %d outcomes: %w", job, i, err)
 	}
@@ -345,13 +385,14 @@ var ErrStale = errors.New("task of an earlier generation of the job")
 // range not settled yet, as Settle reads the list (the first outcome of an
 // entry wins). Calls are counted either way: they were sent.
 //
-// KEYS: job, out list, settled bitmap, rps hash, series hash.
-// ARGV: gen, outcome, lo, hi, final (0/1), now ms, now s, fleet limit, then
-// field/delta pairs: call counters first, then a ("|", 0) pair, then the
-// status counter (its delta is replaced by the number of entries newly
+// KEYS: the chunk's group's counters, out list, settled bitmap, rps hash,
+// series hash. ARGV: gen, outcome, lo, hi, final (0/1), now ms, now s,
+// fleet limit, series t0, the generation of a counters hash without one,
+// then field/delta pairs: call counters first, then a ("|", 0) pair, then
+// the status counter (its delta is replaced by the number of entries newly
 // settled).
 var recordScript = redis.NewScript(seriesLua + packedLua + `
-if (redis.call('HGET', KEYS[1], 'gen') or '') ~= ARGV[1] then return -1 end
+if (redis.call('HGET', KEYS[1], 'gen') or ARGV[10]) ~= ARGV[1] then return -1 end
 local lo, hi = tonumber(ARGV[3]), tonumber(ARGV[4])
 local fresh = hi - lo
 if ARGV[5] == '1' then
@@ -362,7 +403,7 @@ if ARGV[5] == '1' then
 end
 local status = false
 series_limit(KEYS[5], ARGV[8])
-for k = 9, #ARGV, 2 do
+for k = 11, #ARGV, 2 do
   if ARGV[k] == '|' then
     status = true
   elseif status then
@@ -373,7 +414,7 @@ for k = 9, #ARGV, 2 do
       redis.call('HSETNX', KEYS[1], 'started_at', ARGV[6])
       redis.call('HINCRBY', KEYS[4], ARGV[7], ARGV[k + 1])
     end
-    if series_kinds[ARGV[k]] then series_add(KEYS[5], tonumber(ARGV[7]), series_kinds[ARGV[k]], ARGV[k + 1]) end
+    if series_kinds[ARGV[k]] then series_add(KEYS[5], tonumber(ARGV[7]), series_kinds[ARGV[k]], ARGV[k + 1], ARGV[9]) end
   end
 end
 if fresh == 0 then return 0 end
@@ -388,6 +429,13 @@ return 1`)
 // settled keep their first outcome, as in results.csv: an outcome that
 // settles none is dropped (its calls still count).
 func (s *Store) Record(ctx context.Context, job string, gen, i int, o Outcome, c Counters) error {
+	l, err := s.layoutOf(ctx, job)
+	if errors.Is(err, errNoJob) {
+		return fmt.Errorf("recording job %s chunk %d (generation %d): %w", job, i, gen, ErrStale)
+	}
+	if err != nil {
+		return err
+	}
 	now := s.now()
 	v, err := encodeOutcome(o)
 	if err != nil {
@@ -397,14 +445,16 @@ func (s *Store) Record(ctx context.Context, job string, gen, i int, o Outcome, c
 	if o.Final() {
 		final = "1"
 	}
-	args := []any{gen, v, o.Lo, o.Hi, final, now.UnixMilli(), now.Unix(), s.limit}
+	args := []any{gen, v, o.Lo, o.Hi, final, now.UnixMilli(), now.Unix(), s.limit, l.t0Arg(), l.genDefault()}
 	args = append(args, c.callFields()...)
 	args = append(args, "|", 0) // a pair, to keep the loop in step
 	if o.Final() {
 		// The script counts the entries it settles under their status.
 		args = append(args, string(o.Status), 0)
 	}
-	r, err := recordScript.Run(ctx, s.rdb, []string{jobKey(job), outKey(job, i), settledKey(job, i), rpsKey(job), seriesKey(job)}, args...).Int()
+	g := groupOf(i, l.k)
+	keys := []string{groupKey(job, g), outKey(job, l.k, i), settledKey(job, l.k, i), rpsKey(job, g), seriesKey(job, g)}
+	r, err := recordScript.Run(ctx, s.rdb, keys, args...).Int()
 	if err != nil {
 		return fmt.Errorf("recording job %s chunk %d: %w", job, i, err)
 	}
@@ -416,33 +466,38 @@ func (s *Store) Record(ctx context.Context, job string, gen, i int, o Outcome, c
 
 // addScript adds call and status counters to the job, its rps and its
 // series, in one step.
-// KEYS: job, rps hash, series hash. ARGV: now ms, now s, fleet limit, then
-// field/delta pairs.
+// KEYS: job, rps hash, series hash. ARGV: now ms, now s, fleet limit,
+// series t0, then field/delta pairs.
 var addScript = redis.NewScript(seriesLua + `
 series_limit(KEYS[3], ARGV[3])
-for k = 4, #ARGV, 2 do
+for k = 5, #ARGV, 2 do
   redis.call('HINCRBY', KEYS[1], ARGV[k], ARGV[k + 1])
   if ARGV[k] == 'requests' then
     redis.call('HSETNX', KEYS[1], 'started_at', ARGV[1])
     redis.call('HINCRBY', KEYS[2], ARGV[2], ARGV[k + 1])
   end
-  if series_kinds[ARGV[k]] then series_add(KEYS[3], tonumber(ARGV[2]), series_kinds[ARGV[k]], ARGV[k + 1]) end
+  if series_kinds[ARGV[k]] then series_add(KEYS[3], tonumber(ARGV[2]), series_kinds[ARGV[k]], ARGV[k + 1], ARGV[4]) end
 end
 return 0`)
 
-// Add adds c to the job's counters.
+// Add adds c to the job's counters (its record's, which Job adds to its
+// groups').
 func (s *Store) Add(ctx context.Context, job string, c Counters) error {
+	l, err := s.layoutOf(ctx, job)
+	if err != nil && !errors.Is(err, errNoJob) {
+		return err
+	}
 	now := s.now()
-	args := []any{now.UnixMilli(), now.Unix(), s.limit}
+	args := []any{now.UnixMilli(), now.Unix(), s.limit, l.t0Arg()}
 	for _, f := range c.fields() {
 		if f.v != 0 {
 			args = append(args, f.name, f.v)
 		}
 	}
-	if len(args) == 3 {
+	if len(args) == 4 {
 		return s.recorded(job, Recorded{Chunk: -1, Counters: c, At: now})
 	}
-	if err := addScript.Run(ctx, s.rdb, []string{jobKey(job), rpsKey(job), seriesKey(job)}, args...).Err(); err != nil {
+	if err := addScript.Run(ctx, s.rdb, []string{jobKey(job), rpsKey(job, -1), seriesKey(job, -1)}, args...).Err(); err != nil {
 		return wrap("counting for", job, err)
 	}
 	return s.recorded(job, Recorded{Chunk: -1, Counters: c, At: now})
@@ -454,17 +509,15 @@ func (s *Store) Add(ctx context.Context, job string, c Counters) error {
 // over the seconds in which it sent requests (its pace, not diluted by the
 // hours between a run and its retry).
 func (s *Store) Rate(ctx context.Context, j *Job) (float64, error) {
-	var counts []any
+	// Each counters hash of the job (its own, its groups') has its rps.
+	p := s.rdb.Pipeline()
+	var all []*redis.MapStringStringCmd
+	var some []*redis.SliceCmd
 	var seconds int64
 	if j.State.Finished() {
-		all, err := s.rdb.HVals(ctx, rpsKey(j.ID)).Result()
-		if err != nil {
-			return 0, wrap("reading rate of", j.ID, err)
+		for g := -1; g < j.groups(); g++ {
+			all = append(all, p.HGetAll(ctx, rpsKey(j.ID, g)))
 		}
-		for _, v := range all {
-			counts = append(counts, v)
-		}
-		seconds = int64(len(all))
 	} else {
 		last := s.now().Unix() - 1 // whole seconds only
 		seconds = 60
@@ -475,28 +528,56 @@ func (s *Store) Rate(ctx context.Context, j *Job) (float64, error) {
 		for i := range fields {
 			fields[i] = strconv.FormatInt(last-int64(i), 10)
 		}
-		var err error
-		if counts, err = s.rdb.HMGet(ctx, rpsKey(j.ID), fields...).Result(); err != nil {
-			return 0, wrap("reading rate of", j.ID, err)
+		for g := -1; g < j.groups(); g++ {
+			some = append(some, p.HMGet(ctx, rpsKey(j.ID, g), fields...))
 		}
 	}
-	if seconds == 0 {
-		return 0, nil
+	if _, err := p.Exec(ctx); err != nil {
+		return 0, wrap("reading rate of", j.ID, err)
 	}
 	var sum int64
-	for _, v := range counts {
+	add := func(v any) {
 		if str, ok := v.(string); ok {
 			n, _ := strconv.ParseInt(str, 10, 64)
 			sum += n
 		}
 	}
+	busy := map[string]bool{} // the seconds in which requests were sent
+	for _, c := range all {
+		for sec, v := range c.Val() {
+			busy[sec] = true
+			add(v)
+		}
+	}
+	for _, c := range some {
+		for _, v := range c.Val() {
+			add(v)
+		}
+	}
+	if j.State.Finished() {
+		seconds = int64(len(busy))
+	}
+	if seconds == 0 {
+		return 0, nil
+	}
 	return float64(sum) / float64(seconds), nil
 }
+
+// settledScript checks, in the chunk's group, that every entry of the chunk
+// is settled, for a task of the group's generation. It writes the time, so
+// that a WAIT after it covers the chunk's outcomes (WAIT waits for its own
+// connection's last write).
+// KEYS: the group's counters, the chunk's settled bitmap. ARGV: gen, the
+// generation of a counters hash without one, entries, now ms.
+var settledScript = redis.NewScript(`
+if (redis.call('HGET', KEYS[1], 'gen') or ARGV[2]) ~= ARGV[1] then return -1 end
+if redis.call('BITCOUNT', KEYS[2]) < tonumber(ARGV[3]) then return -2 end
+redis.call('HSET', KEYS[1], 'settled_at', ARGV[4])
+return 0`)
 
 var finishChunkScript = doneScript(`
 local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '-1')
 if gen ~= tonumber(ARGV[2]) then return {-1, gen} end
-if redis.call('BITCOUNT', KEYS[3]) < tonumber(ARGV[3]) then return {-2, gen} end
 redis.call('SADD', KEYS[2], ARGV[1])
 local st = redis.call('HGET', KEYS[1], 'state')
 if (st == 'enqueued' or st == 'finalizing') and all_done() then return {1, gen} end
@@ -512,27 +593,36 @@ var ErrUnsettled = errors.New("chunk has numbers without a final outcome")
 // settled: the caller then enqueues the finalize task of gen (its ID makes a
 // second one a no-op).
 func (s *Store) FinishChunk(ctx context.Context, job string, gen, i, n int) (allDone bool, err error) {
-	keys := []string{jobKey(job), doneKey(job), settledKey(job, i)}
-	var cmd *redis.Cmd
-	if s.replicaWait > 0 && s.replicated(ctx, jobKey(job), func(p redis.Pipeliner) {
-		cmd = finishChunkScript.Eval(ctx, p, keys, i, gen, n)
-	}) != nil {
-		cmd = nil
+	l, err := s.layoutOf(ctx, job)
+	if errors.Is(err, errNoJob) {
+		return false, fmt.Errorf("finishing job %s chunk %d (generation %d): %w", job, i, gen, ErrStale)
 	}
-	if cmd == nil {
-		cmd = finishChunkScript.Run(ctx, s.rdb, keys, i, gen, n)
+	if err != nil {
+		return false, err
 	}
-	r, err := cmd.Int64Slice()
+	// First the chunk's group: are its entries settled? Settled bits are
+	// never cleared but by a re-drive, which changes the generation that
+	// the job's step checks next.
+	g := groupOf(i, l.k)
+	r, err := s.runReplicated(ctx, settledScript, []string{groupKey(job, g), settledKey(job, l.k, i)},
+		gen, l.genDefault(), n, msOf(s.now())).Int()
 	if err != nil {
 		return false, fmt.Errorf("finishing job %s chunk %d: %w", job, i, err)
 	}
-	switch r[0] {
+	switch r {
 	case -1:
 		return false, fmt.Errorf("finishing job %s chunk %d (generation %d): %w", job, i, gen, ErrStale)
 	case -2:
 		return false, fmt.Errorf("finishing job %s chunk %d: %w", job, i, ErrUnsettled)
 	}
-	return r[0] == 1, nil
+	rs, err := s.runReplicated(ctx, finishChunkScript, []string{jobKey(job), doneKey(job)}, i, gen).Int64Slice()
+	if err != nil {
+		return false, fmt.Errorf("finishing job %s chunk %d: %w", job, i, err)
+	}
+	if rs[0] == -1 {
+		return false, fmt.Errorf("finishing job %s chunk %d (generation %d): %w", job, i, gen, ErrStale)
+	}
+	return rs[0] == 1, nil
 }
 
 // Abort stops the job for reason: workers send no more calls for it and

@@ -55,7 +55,7 @@ func (w *Worker) processChunk(ctx context.Context, t *asynq.Task) error {
 // runChunk does processChunk's work and returns the result for the
 // capcheck_chunks_total metric.
 func (w *Worker) runChunk(ctx context.Context, c tasks.Chunk, log *slog.Logger) (string, error) {
-	job, err := w.store.Job(ctx, c.Job)
+	job, err := w.store.Head(ctx, c.Job)
 	if errors.Is(err, jobstore.ErrNotFound) {
 		log.Warn("chunk task of a job that does not exist: skipped")
 		return chunkStale, nil
@@ -128,7 +128,7 @@ func (w *Worker) finishChunk(ctx context.Context, c tasks.Chunk, n int, log *slo
 // that could not be done (the caller may try again later).
 func (w *Worker) giveUp(ctx context.Context, c tasks.Chunk, cause error) error {
 	log := w.log.With("job", c.Job, "chunk", c.Chunk)
-	job, err := w.store.Job(ctx, c.Job)
+	job, err := w.store.Head(ctx, c.Job)
 	if errors.Is(err, jobstore.ErrNotFound) || (err == nil && (job.State.Finished() || job.Gen != c.Gen)) {
 		log.Warn("chunk task given up; nothing to settle", "err", cause)
 		return nil

@@ -1,0 +1,179 @@
+package jobstore_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/capcheck/capcheck/internal/redistest"
+	"github.com/capcheck/capcheck/jobstore"
+)
+
+// TestGroups: a job of several chunk groups, on one Redis and on a Redis
+// Cluster (where each script must touch one slot): the counts are exact sums
+// over the groups, the rate and the series too; a re-drive fences and drops
+// in every group; Expire reaches every key; on the cluster the recorded
+// outcomes sit on more than one master.
+func TestGroups(t *testing.T) {
+	t.Parallel()
+	for name, start := range map[string]func(t *testing.T) (redis.UniversalClient, func(t *testing.T) []*redis.Client){
+		"one redis": func(t *testing.T) (redis.UniversalClient, func(t *testing.T) []*redis.Client) {
+			rdb := redistest.Shared(t).Client(t)
+			return rdb, func(*testing.T) []*redis.Client { return []*redis.Client{rdb} }
+		},
+		"cluster": func(t *testing.T) (redis.UniversalClient, func(t *testing.T) []*redis.Client) {
+			c := redistest.StartCluster(t)
+			return c.Client(t), func(t *testing.T) []*redis.Client {
+				var ms []*redis.Client
+				for _, addr := range c.Masters(t) {
+					ms = append(ms, c.Node(t, addr).Client(t))
+				}
+				return ms
+			}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			rdb, masters := start(t)
+			t0 := time.Unix(1_800_000_000, 0)
+			now := t0
+			store := jobstore.New(rdb, jobstore.WithClock(func() time.Time { return now }))
+			b := bundle{ctx: context.Background(), store: store, id: redistest.NewPrefix(t)}
+			chunks := 4*jobstore.GroupChunks + 1 // five groups, the last of one chunk
+			b.enqueued(t, chunks, 2)
+			var want jobstore.Counters
+			for i := range chunks {
+				now = t0.Add(time.Duration(i%3) * time.Second)
+				st := jobstore.Accepted
+				if i%5 == 0 {
+					st = jobstore.Failed
+				}
+				c := jobstore.Counters{Requests: 2, Retries: 1}
+				if err := store.Record(b.ctx, b.id, 0, i, jobstore.Outcome{Lo: 0, Hi: 2, Status: st}, c); err != nil {
+					t.Fatal(err)
+				}
+				// The same outcome again (a re-delivered task) settles nothing.
+				if err := store.Record(b.ctx, b.id, 0, i, jobstore.Outcome{Lo: 0, Hi: 2, Status: st}, jobstore.Counters{}); err != nil {
+					t.Fatal(err)
+				}
+				want.Requests += 2
+				want.Retries++
+				if st == jobstore.Failed {
+					want.Failed += 2
+				} else {
+					want.Accepted += 2
+				}
+				all, err := store.FinishChunk(b.ctx, b.id, 0, i, 2)
+				if err != nil || all != (i == chunks-1) {
+					t.Fatalf("FinishChunk(%d) = %v, %v", i, all, err)
+				}
+			}
+			// Calls counted outside any chunk (Add) add to the groups'.
+			if err := store.Add(b.ctx, b.id, jobstore.Counters{Requests: 1, RateLimited: 1}); err != nil {
+				t.Fatal(err)
+			}
+			want.Requests++
+			want.RateLimited++
+			j, err := store.Job(b.ctx, b.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, j.Counters); diff != "" {
+				t.Errorf("counts (-want +got):\n%s", diff)
+			}
+			if !j.StartedAt.Equal(t0) {
+				t.Errorf("StartedAt = %v, want the first call's %v", j.StartedAt, t0)
+			}
+			if h, _ := store.Head(b.ctx, b.id); h.Counters != (jobstore.Counters{}) || h.ChunksDone != chunks {
+				t.Errorf("Head = %+v, want no counts and %d chunks done", h, chunks)
+			}
+			// 2·chunks+1 requests in the seconds 0, 1, 2; the Add in second 2.
+			now = t0.Add(3 * time.Second)
+			if r, err := store.Rate(b.ctx, j); err != nil || r != float64(want.Requests)/3 {
+				t.Errorf("Rate = %v, %v; want %v", r, err, float64(want.Requests)/3)
+			}
+			ser, err := store.Series(b.ctx, b.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n int64
+			for _, bk := range ser.Requests {
+				if bk.Width != time.Second || bk.Start.Before(t0) || !bk.Start.Before(t0.Add(3*time.Second)) {
+					t.Errorf("bucket %+v, want one second within the first three", bk)
+				}
+				n += bk.N
+			}
+			if n != want.Requests || len(ser.Requests) != 3 {
+				t.Errorf("series: %d requests in %d buckets, want %d in 3", n, len(ser.Requests), want.Requests)
+			}
+
+			if ok, err := store.BeginFinalize(b.ctx, b.id, 0); err != nil || !ok {
+				t.Fatalf("BeginFinalize = %v, %v", ok, err)
+			}
+			if _, err := store.EndFinalize(b.ctx, b.id, 0); err != nil {
+				t.Fatal(err)
+			}
+			gen, redo, err := store.Redrive(b.ctx, b.id)
+			if err != nil || gen != 1 {
+				t.Fatalf("Redrive = %d, %v, %v", gen, redo, err)
+			}
+			var wantRedo []int
+			for i := 0; i < chunks; i += 5 {
+				wantRedo = append(wantRedo, i)
+			}
+			if !cmp.Equal(redo, wantRedo) {
+				t.Errorf("chunks to re-drive %v, want %v", redo, wantRedo)
+			}
+			// Generation 0 records nothing more, in any group.
+			if err := store.Record(b.ctx, b.id, 0, chunks-1, jobstore.Outcome{Lo: 0, Hi: 2, Status: jobstore.Accepted}, jobstore.Counters{}); err == nil {
+				t.Error("a task of generation 0 recorded after the re-drive")
+			}
+			for _, i := range redo {
+				if err := store.Record(b.ctx, b.id, 1, i, jobstore.Outcome{Lo: 0, Hi: 2, Status: jobstore.Accepted}, jobstore.Counters{Requests: 1}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := store.FinishChunk(b.ctx, b.id, 1, i, 2); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := store.FinishRedrive(b.ctx, b.id); err != nil {
+				t.Fatal(err)
+			}
+			j, _ = store.Job(b.ctx, b.id)
+			if j.Failed != 0 || j.Accepted != 2*int64(chunks) || j.ChunksDone != chunks {
+				t.Errorf("after the re-drive: %d failed, %d accepted, %d chunks done; want 0, %d, %d",
+					j.Failed, j.Accepted, j.ChunksDone, 2*chunks, chunks)
+			}
+
+			if err := store.Expire(b.ctx, b.id, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			holding := 0
+			for _, m := range masters(t) {
+				keys, err := m.Keys(b.ctx, "capcheck:job:{"+b.id+"*").Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				outs := 0
+				for _, k := range keys {
+					if ttl := m.TTL(b.ctx, k).Val(); ttl <= 0 || ttl > time.Hour {
+						t.Errorf("TTL of %s = %v, want up to 1h", k, ttl)
+					}
+					if strings.Contains(k, ":out:") {
+						outs++
+					}
+				}
+				if outs > 0 {
+					holding++
+				}
+			}
+			if name == "cluster" && holding < 2 {
+				t.Errorf("the outcomes of %d chunk groups are on %d master(s), want them spread", (chunks+jobstore.GroupChunks-1)/jobstore.GroupChunks, holding)
+			}
+		})
+	}
+}
