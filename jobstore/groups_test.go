@@ -2,6 +2,7 @@ package jobstore_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -175,5 +176,48 @@ func TestGroups(t *testing.T) {
 				t.Errorf("the outcomes of %d chunk groups are on %d master(s), want them spread", (chunks+jobstore.GroupChunks-1)/jobstore.GroupChunks, holding)
 			}
 		})
+	}
+}
+
+// TestJobWithoutGroups: a job created before chunk groups (its record has
+// no group size) keeps every key in its own slot, where it is read and
+// counted as then.
+func TestJobWithoutGroups(t *testing.T) {
+	b := setup(t)
+	if _, _, err := b.store.CreateJob(b.ctx, jobstore.Spec{ID: b.id, Input: "in.csv", Fingerprint: "fp", ChunkSize: 1}); err != nil {
+		t.Fatal(err)
+	}
+	rdb := b.store.Redis()
+	if err := rdb.HDel(b.ctx, "capcheck:job:{"+b.id+"}", "group_chunks").Err(); err != nil {
+		t.Fatal(err)
+	}
+	chunks := jobstore.GroupChunks + 1
+	for i := range chunks {
+		if err := b.store.PutChunk(b.ctx, b.id, i, []jobstore.Entry{{Row: int64(i + 1), Number: "+14155550100", Input: "x"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.store.FinishEnqueue(b.ctx, b.id, jobstore.Counts{Rows: int64(chunks), Valid: int64(chunks)}, chunks, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := range chunks {
+		if err := b.store.Record(b.ctx, b.id, 0, i, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Rejected}, jobstore.Counters{Requests: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.store.FinishChunk(b.ctx, b.id, 0, i, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j, err := b.store.Job(b.ctx, b.id)
+	if err != nil || j.Rejected != int64(chunks) || j.Requests != int64(chunks) || j.ChunksDone != chunks {
+		t.Fatalf("Job = %+v, %v; want %d rejected, requests and chunks done", j, err, chunks)
+	}
+	for i := range chunks {
+		if n := rdb.LLen(b.ctx, "capcheck:job:{"+b.id+"}:out:"+strconv.Itoa(i)).Val(); n != 1 {
+			t.Errorf("chunk %d: %d outcomes under the job's own tag, want 1", i, n)
+		}
+	}
+	if h := rdb.HGet(b.ctx, "capcheck:job:{"+b.id+"}", "rejected").Val(); h != strconv.Itoa(chunks) {
+		t.Errorf("the record counts %q rejected, want %d", h, chunks)
 	}
 }
