@@ -143,6 +143,10 @@ type Limiter struct {
 	local *rate.Limiter // paces this replica's reservations
 	slot  chan struct{} // 1-slot semaphore: at most one reservation outstanding
 	next  reservation   // guarded by slot: taken for the next holder, or zero
+	// seen is the start (µs, Redis clock) of the latest slot this replica
+	// was handed, 0 before the first; guarded by slot. The script learns
+	// from it that its state lost writes (see gcra.lua).
+	seen float64
 	// queued counts the goroutines in Wait that do not hold slot yet.
 	queued atomic.Int64
 
@@ -332,6 +336,7 @@ type reservation struct {
 	start float64   // µs, Redis clock
 	now   float64   // µs, Redis clock, when the slot was taken
 	sent  time.Time // local clock, when the request that took it left
+	ep    string    // the epoch of the state that handed it out
 }
 
 // due returns when the slot starts on the local clock, counted from when the
@@ -366,11 +371,11 @@ func (l *Limiter) wait(ctx context.Context) (time.Time, error) {
 	}
 	if !ok {
 		sent := l.clk.Now()
-		st, err := l.run(ctx, "reserve")
+		st, err := l.run(ctx, "reserve", "")
 		if err != nil {
 			return time.Time{}, fmt.Errorf("ratelimit: reserving a slot: %w", err)
 		}
-		res = reservation{start: st.x, now: st.now, sent: sent}
+		res = reservation{start: st.x, now: st.now, sent: sent, ep: st.ep}
 		if st.x <= st.now {
 			// The slot has started (at most the tolerance ago), and
 			// Redis has just checked the pause.
@@ -397,17 +402,17 @@ func (l *Limiter) wait(ctx context.Context) (time.Time, error) {
 			wantNext = "1"
 		}
 		sent := l.clk.Now()
-		st, err := l.run(ctx, "confirm", formatUS(res.start), acceptLate, wantNext, l.confirmLate)
+		st, err := l.run(ctx, "confirm", res.ep, formatUS(res.start), acceptLate, wantNext, l.confirmLate)
 		if err != nil {
 			return time.Time{}, fmt.Errorf("ratelimit: confirming a slot: %w", err)
 		}
 		if !st.renewed {
 			if st.hasNext {
-				l.next = reservation{start: st.next, now: st.now, sent: sent}
+				l.next = reservation{start: st.next, now: st.now, sent: sent, ep: st.ep}
 			}
 			// The slot stands. A little early if the clocks' rates
 			// differ slightly: wait the rest.
-			res = reservation{start: res.start, now: st.now, sent: sent}
+			res = reservation{start: res.start, now: st.now, sent: sent, ep: st.ep}
 			return res.due(), l.clk.Sleep(ctx, usToDuration(res.start-st.now))
 		}
 		if st.pause > st.now {
@@ -415,7 +420,7 @@ func (l *Limiter) wait(ctx context.Context) (time.Time, error) {
 		} else {
 			l.voidedLate.Add(1)
 		}
-		res = reservation{start: st.x, now: st.now, sent: sent}
+		res = reservation{start: st.x, now: st.now, sent: sent, ep: st.ep}
 		if st.x <= st.now {
 			return res.due(), nil // the new slot has started (catching up)
 		}
@@ -431,7 +436,7 @@ func (l *Limiter) Pause(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 	d = min(d, PauseMax)
-	if _, err := l.run(ctx, "pause", formatUS(durationToUS(d))); err != nil {
+	if _, err := l.run(ctx, "pause", "", formatUS(durationToUS(d))); err != nil {
 		return fmt.Errorf("ratelimit: pausing the fleet for %v: %w", d, err)
 	}
 	return nil
@@ -440,7 +445,7 @@ func (l *Limiter) Pause(ctx context.Context, d time.Duration) error {
 // PausedFor returns how long the fleet's pause still lasts, 0 when the fleet
 // is not paused.
 func (l *Limiter) PausedFor(ctx context.Context) (time.Duration, error) {
-	st, err := l.run(ctx, "peek")
+	st, err := l.run(ctx, "peek", "")
 	if err != nil {
 		return 0, fmt.Errorf("ratelimit: reading the fleet pause: %w", err)
 	}
@@ -475,27 +480,34 @@ type state struct {
 	renewed    bool    // confirm took a new slot
 	next       float64 // confirm: the next slot's start, if hasNext
 	hasNext    bool
+	ep         string // reserve, confirm: the state's epoch
 }
 
-// run runs the script in mode with the arguments every mode takes, then
-// the mode's own.
-func (l *Limiter) run(ctx context.Context, mode string, args ...any) (state, error) {
+// run runs the script in mode with the arguments every mode takes (ep is
+// the epoch of the slot confirm holds), then the mode's own. In the modes
+// that hand out slots the caller holds l.slot.
+func (l *Limiter) run(ctx context.Context, mode, ep string, args ...any) (state, error) {
 	now := ""
 	if l.scriptNow {
 		now = formatUS(float64(l.clk.Now().UnixNano()) / 1e3)
 	}
-	common := []any{mode, now, l.interval, l.tolerance, formatUS(durationToUS(pauseLimit)), l.leadLimit}
+	hands := mode == "reserve" || mode == "confirm"
+	seen := ""
+	if hands && l.seen > 0 {
+		seen = formatUS(l.seen)
+	}
+	common := []any{mode, now, l.interval, l.tolerance, formatUS(durationToUS(pauseLimit)), l.leadLimit, seen, ep}
 	vals, err := script.Run(ctx, l.rdb, l.key, append(common, args...)...).StringSlice()
 	if err != nil {
 		return state{}, err
 	}
-	if len(vals) != 6 {
+	if len(vals) != 7 {
 		return state{}, fmt.Errorf("unexpected script answer %q", vals)
 	}
-	if (mode == "reserve" || mode == "confirm") && vals[5] != l.interval {
+	if hands && vals[5] != l.interval {
 		l.fleetRate(vals[5])
 	}
-	st := state{renewed: vals[3] == "1", hasNext: vals[4] != ""}
+	st := state{renewed: vals[3] == "1", hasNext: vals[4] != "", ep: vals[6]}
 	fields := map[int]*float64{0: &st.now, 1: &st.pause, 2: &st.x}
 	if st.hasNext {
 		fields[4] = &st.next
@@ -504,6 +516,9 @@ func (l *Limiter) run(ctx context.Context, mode string, args ...any) (state, err
 		if *p, err = strconv.ParseFloat(vals[i], 64); err != nil {
 			return state{}, fmt.Errorf("unexpected script answer %q: %w", vals, err)
 		}
+	}
+	if hands {
+		l.seen = max(l.seen, st.x, st.next)
 	}
 	return st, nil
 }

@@ -383,11 +383,15 @@ func TestScript(t *testing.T) {
 			ctx := context.Background()
 			l := newLimiter(t, b.newClient(t), redistest.NewPrefix(t)+":ratelimit", 10)
 			iv, _ := strconv.ParseFloat(l.interval, 64)
+			ep := "" // the epoch of the slots handed out
 			run := func(mode string, args ...any) state {
 				t.Helper()
-				st, err := l.run(ctx, mode, args...)
+				st, err := l.run(ctx, mode, ep, args...)
 				if err != nil {
 					t.Fatalf("%s: %v", mode, err)
+				}
+				if st.ep != "" {
+					ep = st.ep
 				}
 				return st
 			}
@@ -439,7 +443,7 @@ func TestScript(t *testing.T) {
 			if st = run("peek"); st.pause != pst.pause {
 				t.Errorf("peek: pause %.3f, want %.3f", st.pause, pst.pause)
 			}
-			if _, err := l.run(ctx, "bogus"); err == nil || !strings.Contains(err.Error(), "unknown mode") {
+			if _, err := l.run(ctx, "bogus", ""); err == nil || !strings.Contains(err.Error(), "unknown mode") {
 				t.Errorf("unknown mode: %v, want an error", err)
 			}
 		})
@@ -528,14 +532,14 @@ func TestScriptClamps(t *testing.T) {
 			}
 			l := fakeLimiter(t, c, rdb, key, 10)
 			lead := mustFloat(t, l.leadLimit)
-			peek, err := l.run(ctx, "peek")
+			peek, err := l.run(ctx, "peek", "")
 			if err != nil {
 				t.Fatal(err)
 			}
 			if peek.pause > now+limitUS || peek.x > max(now, peek.pause)+lead {
 				t.Errorf("peek: pause %.0f, tat %.0f; want at most %.0f and %.0f", peek.pause, peek.x, now+limitUS, max(now, peek.pause)+lead)
 			}
-			res, err := l.run(ctx, "reserve")
+			res, err := l.run(ctx, "reserve", "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -737,8 +741,8 @@ func TestKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := slices.Sorted(mapsKeys(fields)); !slices.Equal(got, []string{"iv", "ivat", "pause", "tat"}) {
-		t.Errorf("fields of %s = %v, want [iv ivat pause tat]", key, got)
+	if got := slices.Sorted(mapsKeys(fields)); !slices.Equal(got, []string{"ep", "iv", "ivat", "pause", "tat"}) {
+		t.Errorf("fields of %s = %v, want [ep iv ivat pause tat]", key, got)
 	}
 	ttl := rdb.PTTL(ctx, key).Val()
 	if ttl < 60*time.Second || ttl > 66*time.Second {
@@ -869,5 +873,39 @@ func BenchmarkWait(b *testing.B) {
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "permits/s")
 			})
 		}
+	}
+}
+
+// A failover that loses the limiter's last writes (the promoted replica
+// lagged) or its whole state rolls tat back: slots handed out before it may
+// be handed out again. The fleet still keeps its bound.
+func TestStateRolledBack(t *testing.T) {
+	t.Parallel()
+	for _, lost := range []time.Duration{100 * time.Millisecond, 0} { // 0: the key is gone
+		t.Run(lost.String(), func(t *testing.T) {
+			t.Parallel()
+			const rate = 40
+			c := newFakeClock()
+			rdb := redistest.Shared(t).Client(t)
+			key := redistest.NewPrefix(t) + ":ratelimit"
+			var limiters []*Limiter
+			for range 3 {
+				limiters = append(limiters, fakeLimiter(t, c, rdb, key, rate))
+			}
+			ctx := context.Background()
+			at := epoch.Add(time.Second)
+			var snap map[string]string
+			ts := simulate(t, c, limiters, 60,
+				event{at.Add(-lost), func() { snap = rdb.HGetAll(ctx, key).Val() }},
+				event{at, func() {
+					rdb.Del(ctx, key)
+					if lost > 0 {
+						rdb.HSet(ctx, key, snap)
+					}
+				}})
+			if most := maxWindow(ts, time.Second); most > rate+1 {
+				t.Errorf("a 1s window carries %d permits, want at most %d", most, rate+1)
+			}
+		})
 	}
 }
