@@ -297,3 +297,99 @@ func (c *Cluster) servesAll(ctx context.Context) error {
 	}
 	return nil
 }
+
+// MigrateSlots moves each of slots to the master at to, the way redis-cli
+// --cluster reshard does, while clients go on: the slot is set IMPORTING on
+// to and MIGRATING on its owner, its keys are moved one at a time (MIGRATE),
+// with pause between two, so that clients meet the slot half moved (ASK and
+// TRYAGAIN redirections), then every master is told the slot's new owner.
+// Slots that to owns already are left alone.
+func (c *Cluster) MigrateSlots(tb testing.TB, slots []int, to string, pause time.Duration) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), failoverWait)
+	defer cancel()
+	if err := c.migrateSlots(ctx, slots, to, pause); err != nil {
+		tb.Fatalf("redistest: migrating slots %v to %s: %v", slots, to, err)
+	}
+}
+
+func (c *Cluster) migrateSlots(ctx context.Context, slots []int, to string, pause time.Duration) error {
+	clients := map[string]*redis.Client{}
+	defer func() {
+		for _, cl := range clients {
+			cl.Close()
+		}
+	}()
+	node := func(addr string) *redis.Client {
+		if clients[addr] == nil {
+			clients[addr] = redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+		}
+		return clients[addr]
+	}
+	dst := node(to)
+	dstID, err := dst.ClusterMyID(ctx).Result()
+	if err != nil {
+		return err
+	}
+	masters, err := c.masters(ctx)
+	if err != nil {
+		return err
+	}
+	ranges, err := dst.ClusterSlots(ctx).Result()
+	if err != nil {
+		return err
+	}
+	owner := func(slot int) (redis.ClusterNode, bool) {
+		for _, r := range ranges {
+			if r.Start <= slot && slot <= r.End && len(r.Nodes) > 0 {
+				return r.Nodes[0], true
+			}
+		}
+		return redis.ClusterNode{}, false
+	}
+	host, port, err := net.SplitHostPort(to)
+	if err != nil {
+		return err
+	}
+	for _, slot := range slots {
+		from, ok := owner(slot)
+		if !ok {
+			return fmt.Errorf("slot %d has no owner", slot)
+		}
+		if from.ID == dstID {
+			continue
+		}
+		src := node(from.Addr)
+		if err := dst.Do(ctx, "cluster", "setslot", slot, "importing", from.ID).Err(); err != nil {
+			return fmt.Errorf("slot %d importing on %s: %w", slot, to, err)
+		}
+		if err := src.Do(ctx, "cluster", "setslot", slot, "migrating", dstID).Err(); err != nil {
+			return fmt.Errorf("slot %d migrating on %s: %w", slot, from.Addr, err)
+		}
+		for {
+			keys, err := src.ClusterGetKeysInSlot(ctx, slot, 1).Result()
+			if err != nil {
+				return err
+			}
+			if len(keys) == 0 {
+				break
+			}
+			if err := src.Do(ctx, "migrate", host, port, keys[0], 0, 5000).Err(); err != nil {
+				return fmt.Errorf("slot %d: MIGRATE %s: %w", slot, keys[0], err)
+			}
+			select {
+			case <-time.After(pause):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		// The new owner first, then the old one (it stops redirecting with
+		// ASK), then the others, as redis-cli does.
+		for _, addr := range append([]string{to, from.Addr}, masters...) {
+			if err := node(addr).Do(ctx, "cluster", "setslot", slot, "node", dstID).Err(); err != nil {
+				return fmt.Errorf("slot %d: telling %s its owner: %w", slot, addr, err)
+			}
+		}
+	}
+	return poll(ctx, func() error { return c.servesAll(ctx) })
+}
