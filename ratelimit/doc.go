@@ -121,6 +121,20 @@
 // and the key expires a minute after them. The Go side also converts times
 // to Durations saturating, never wrapping around.
 //
+// # A state that lost writes
+//
+// Redis replicates asynchronously: a failover can promote a replica whose
+// hash lags (or that never had it), so tat goes back and the state would
+// hand out again slots it handed out before, while their holders still
+// confirm and use them: up to one extra request per replica in a second.
+// Each replica passes the start of the latest slot it was handed; a tat
+// short of it by more than one interval tells the script that its state is
+// behind, and it begins a new epoch (the hash's ep) with tat past that
+// slot. Every slot is handed out with its epoch, and a held slot of another
+// epoch is void at its confirm (counted with the late ones): its holder takes
+// a new one. So after the first call of a replica that was handed a lost
+// slot, no slot of the old state is used alongside the new ones.
+//
 // # Time in tests
 //
 // Every mode takes an optional "now" argument that replaces Redis's TIME.
