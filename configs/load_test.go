@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/urfave/cli/v2"
+
+	"github.com/capcheck/capcheck/internal/filetest"
 )
 
 // apiSideFlags are the flags of a command using every non-mock group;
@@ -72,15 +74,6 @@ func mustLoad(t *testing.T, flags []cli.Flag, env map[string]string, args ...str
 		t.Fatalf("load %q with env %v: %v", args, env, err)
 	}
 	return cfg
-}
-
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // yamlFor is a config file setting option o to v.
@@ -208,7 +201,7 @@ func TestPrecedence(t *testing.T) {
 					envs[o.env()] = env
 				}
 				if file != "" {
-					args = append(args, "--config", writeFile(t, "c.yaml", yamlFor(o, file)))
+					args = append(args, "--config", filetest.Temp(t, "c.yaml", yamlFor(o, file)))
 				}
 				return mustLoad(t, flags(), envs, args...)
 			}
@@ -241,7 +234,7 @@ func TestPrecedence(t *testing.T) {
 }
 
 func TestLoad(t *testing.T) {
-	mockCfg := writeFile(t, "mock.yaml", "rate: 3\nmock_api:\n  rate: 7\n")
+	mockCfg := filetest.Temp(t, "mock.yaml", "rate: 3\nmock_api:\n  rate: 7\n")
 	tests := []struct {
 		name  string
 		flags func() []cli.Flag
@@ -252,13 +245,13 @@ func TestLoad(t *testing.T) {
 		name:  "env beats file",
 		flags: apiSideFlags,
 		env:   map[string]string{"CAPCHECK_RATE": "4"},
-		args:  []string{"--config", writeFile(t, "c.yaml", "rate: 3\nbatch_size: 20\n")},
+		args:  []string{"--config", filetest.Temp(t, "c.yaml", "rate: 3\nbatch_size: 20\n")},
 		want:  func(c *Config) { c.API.Rate, c.API.BatchSize = 4, 20 },
 	}, {
 		name:  "empty variable counts as unset",
 		flags: apiSideFlags,
 		env:   map[string]string{"CAPCHECK_RATE": "", "CAPCHECK_SID": ""},
-		args:  []string{"--config", writeFile(t, "c.yaml", "rate: 3\n")},
+		args:  []string{"--config", filetest.Temp(t, "c.yaml", "rate: 3\n")},
 		want:  func(c *Config) { c.API.Rate = 3 },
 	}, {
 		name:  "redis from the environment is explicit",
@@ -268,23 +261,23 @@ func TestLoad(t *testing.T) {
 	}, {
 		name:  "redis from the file is explicit",
 		flags: apiSideFlags,
-		args:  []string{"--config", writeFile(t, "c.yaml", "redis: redis://r:6379/0\n")},
+		args:  []string{"--config", filetest.Temp(t, "c.yaml", "redis: redis://r:6379/0\n")},
 		want:  func(c *Config) { c.Redis, c.RedisExplicit = "redis://r:6379/0", true },
 	}, {
 		name:  "redis key with no value is not explicit",
 		flags: apiSideFlags,
-		args:  []string{"--config", writeFile(t, "c.yaml", "redis:\nsid: ~\n")},
+		args:  []string{"--config", filetest.Temp(t, "c.yaml", "redis:\nsid: ~\n")},
 		want:  func(c *Config) {},
 	}, {
 		name:  "--config beats CAPCHECK_CONFIG",
 		flags: apiSideFlags,
-		env:   map[string]string{"CAPCHECK_CONFIG": writeFile(t, "env.yaml", "batch_size: 1\n")},
-		args:  []string{"--config", writeFile(t, "flag.yaml", "batch_size: 2\n")},
+		env:   map[string]string{"CAPCHECK_CONFIG": filetest.Temp(t, "env.yaml", "batch_size: 1\n")},
+		args:  []string{"--config", filetest.Temp(t, "flag.yaml", "batch_size: 2\n")},
 		want:  func(c *Config) { c.API.BatchSize = 2 },
 	}, {
 		name:  "CAPCHECK_CONFIG alone",
 		flags: apiSideFlags,
-		env:   map[string]string{"CAPCHECK_CONFIG": writeFile(t, "env.yaml", "batch_size: 1\n")},
+		env:   map[string]string{"CAPCHECK_CONFIG": filetest.Temp(t, "env.yaml", "batch_size: 1\n")},
 		want:  func(c *Config) { c.API.BatchSize = 1 },
 	}, {
 		name:  "mock-api reads mock_api.rate, not rate",
@@ -364,7 +357,7 @@ func TestLoadSubcommand(t *testing.T) {
 }
 
 func TestLoadAPIKey(t *testing.T) {
-	keyFile := writeFile(t, "key", "  from-file\n")
+	keyFile := filetest.Temp(t, "key", "  from-file\n")
 	tests := []struct {
 		name     string
 		env      map[string]string
@@ -383,7 +376,7 @@ func TestLoadAPIKey(t *testing.T) {
 			args: []string{"--api-key", "from-flag"}, wantKey: "from-flag"},
 		{name: "key file variable beats key in config file",
 			env:  map[string]string{"CAPCHECK_API_KEY_FILE": keyFile},
-			args: []string{"--config", writeFile(t, "c.yaml", "api_key: from-yaml\n")}, wantKey: "from-file", wantFile: keyFile},
+			args: []string{"--config", filetest.Temp(t, "c.yaml", "api_key: from-yaml\n")}, wantKey: "from-file", wantFile: keyFile},
 		{name: "both flags",
 			args:    []string{"--api-key", "from-flag", "--api-key-file", keyFile},
 			wantErr: "both an API key (--api-key) and an API key file (--api-key-file) are set; keep one of them"},
@@ -391,7 +384,7 @@ func TestLoadAPIKey(t *testing.T) {
 			args:    []string{"--api-key-file", "/nonexistent/key"},
 			wantErr: `--api-key-file names a file that cannot be read ("/nonexistent/key": no such file or directory); set --api-key-file, CAPCHECK_API_KEY_FILE or api_key_file: in the config file`},
 		{name: "empty file",
-			env:     map[string]string{"CAPCHECK_API_KEY_FILE": writeFile(t, "empty", " \n")},
+			env:     map[string]string{"CAPCHECK_API_KEY_FILE": filetest.Temp(t, "empty", " \n")},
 			wantErr: `names an empty file`},
 	}
 	for _, tc := range tests {
@@ -504,7 +497,7 @@ func TestLoadErrors(t *testing.T) {
 			}
 			args, want := tc.args, tc.want
 			if tc.file != "" {
-				path := writeFile(t, "c.yaml", tc.file)
+				path := filetest.Temp(t, "c.yaml", tc.file)
 				args = append(args, "--config", path)
 				want = strings.ReplaceAll(want, "FILE", path)
 			}
@@ -524,7 +517,7 @@ func TestLoadErrors(t *testing.T) {
 
 func TestLoadEmptyFile(t *testing.T) {
 	for _, content := range []string{"", "# only a comment\n", "---\n", "mock_api:\n"} {
-		got := mustLoad(t, apiSideFlags(), nil, "--config", writeFile(t, "c.yaml", content))
+		got := mustLoad(t, apiSideFlags(), nil, "--config", filetest.Temp(t, "c.yaml", content))
 		if diff := cmp.Diff(defaults(), got, ignoreOrigins, cmpopts.IgnoreFields(Config{}, "ConfigFile")); diff != "" {
 			t.Errorf("file %q: (-want +got):\n%s", content, diff)
 		}

@@ -7,11 +7,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/capcheck/capcheck/internal/filetest"
 	"github.com/capcheck/capcheck/redisconn"
 )
 
 func TestValidate(t *testing.T) {
-	key := writeFile(t, "key", "k\n")
+	key := filetest.Temp(t, "key", "k\n")
 	creds := []string{"--sid", "S", "--api-key-file", key}
 	tests := []struct {
 		name  string

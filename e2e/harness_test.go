@@ -9,7 +9,6 @@ package e2e_test
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/nyaruka/phonenumbers"
 
+	"github.com/capcheck/capcheck/internal/filetest"
 	"github.com/capcheck/capcheck/internal/redistest"
 	"github.com/capcheck/capcheck/internal/syncbuf"
 	"github.com/capcheck/capcheck/internal/testbin"
@@ -489,25 +489,6 @@ func (n *env) genList(name string, rows int, seed uint64, suffix string, refuseP
 	return l
 }
 
-// readCSV reads a CSV file with its header, failing the test when it
-// cannot.
-func readCSV(t *testing.T, path string) [][]string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	if len(recs) == 0 {
-		t.Fatalf("%s is empty: no header", path)
-	}
-	return recs
-}
-
 // wantAPI is the status of a row that goes to a healthy simulator.
 func wantAPI(r row) string {
 	if r.refuse {
@@ -525,8 +506,8 @@ func wantAPI(r row) string {
 // of results.csv by row.
 func checkOutputs(t *testing.T, dir string, l *list, want func(row) string) map[int][]string {
 	t.Helper()
-	results := readCSV(t, filepath.Join(dir, "results.csv"))
-	rejects := readCSV(t, filepath.Join(dir, "rejects.csv"))
+	results := filetest.ReadCSV(t, filepath.Join(dir, "results.csv"))
+	rejects := filetest.ReadCSV(t, filepath.Join(dir, "rejects.csv"))
 	if got := strings.Join(results[0], ","); got != "row,input,number,status,code,message,attempts,checked_at,capability,capability_at" {
 		t.Fatalf("results.csv header %q", got)
 	}

@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/capcheck/capcheck/internal/filetest"
 )
 
 // TestNightlyRunDemo: `capcheck run --demo` on a bare machine (embedded
@@ -69,8 +71,8 @@ func TestNightlyRunDemo(t *testing.T) {
 // suffix rejected by the API, the others accepted.
 func checkAnyOutputs(t *testing.T, dir, suffix string) {
 	t.Helper()
-	results := readCSV(t, filepath.Join(dir, "results.csv"))
-	rejects := readCSV(t, filepath.Join(dir, "rejects.csv"))
+	results := filetest.ReadCSV(t, filepath.Join(dir, "results.csv"))
+	rejects := filetest.ReadCSV(t, filepath.Join(dir, "rejects.csv"))
 	data, err := os.ReadFile(filepath.Join(dir, "summary.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -233,7 +235,7 @@ func TestNightlyRunSameJob(t *testing.T) {
 	checkOutputs(t, dir, a, wantAPI)
 	files := map[string][]byte{}
 	for _, f := range []string{"results.csv", "rejects.csv"} {
-		files[f] = readFile(t, filepath.Join(dir, f))
+		files[f] = filetest.Read(t, filepath.Join(dir, f))
 	}
 	sent := m.stats(t)
 
@@ -243,7 +245,7 @@ func TestNightlyRunSameJob(t *testing.T) {
 		t.Errorf("the re-run of a finished job sent %d requests, want none", st.Requests-sent.Requests)
 	}
 	for f, data := range files {
-		if got := readFile(t, filepath.Join(dir, f)); !bytes.Equal(got, data) {
+		if got := filetest.Read(t, filepath.Join(dir, f)); !bytes.Equal(got, data) {
 			t.Errorf("the re-run of a finished job changed %s: %s", f, firstDiff(data, got))
 		}
 	}
@@ -259,7 +261,7 @@ func TestNightlyRunSameJob(t *testing.T) {
 		t.Errorf("run --job %s on another list: exit %d, %q; want 2 saying to pass another --job", id, code, lastLine(msg))
 	}
 	for f, data := range files {
-		if got := readFile(t, filepath.Join(dir, f)); !bytes.Equal(got, data) {
+		if got := filetest.Read(t, filepath.Join(dir, f)); !bytes.Equal(got, data) {
 			t.Errorf("the refused run changed %s: %s", f, firstDiff(data, got))
 		}
 	}
@@ -354,12 +356,12 @@ func TestNightlyWaitStatusExport(t *testing.T) {
 	// export --format jsonl: results.jsonl holds what results.csv holds.
 	ex := n.exec("export --format jsonl", 30*time.Second, append(append([]string{"export", "--format", "jsonl", "--out", n.out}, redis...), id)...)
 	ex.wantExit(t, 0, 0)
-	checkJSONL(t, filepath.Join(dir, "results.jsonl"), readCSV(t, filepath.Join(dir, "results.csv")))
+	checkJSONL(t, filepath.Join(dir, "results.jsonl"), filetest.ReadCSV(t, filepath.Join(dir, "results.csv")))
 
 	// export after the folder was lost: the same files again.
 	before := map[string][]byte{}
 	for _, f := range []string{"results.csv", "rejects.csv", "summary.json"} {
-		before[f] = readFile(t, filepath.Join(dir, f))
+		before[f] = filetest.Read(t, filepath.Join(dir, f))
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
@@ -367,11 +369,11 @@ func TestNightlyWaitStatusExport(t *testing.T) {
 	ex = n.exec("export", 30*time.Second, append(append([]string{"export", "--out", n.out}, redis...), id)...)
 	ex.wantExit(t, 0, 0)
 	for _, f := range []string{"results.csv", "rejects.csv"} {
-		if got := readFile(t, filepath.Join(dir, f)); !bytes.Equal(got, before[f]) {
+		if got := filetest.Read(t, filepath.Join(dir, f)); !bytes.Equal(got, before[f]) {
 			t.Errorf("export rebuilt %s differently:\n%s", f, firstDiff(before[f], got))
 		}
 	}
-	a, b := summaryMap(t, before["summary.json"]), summaryMap(t, readFile(t, filepath.Join(dir, "summary.json")))
+	a, b := summaryMap(t, before["summary.json"]), summaryMap(t, filetest.Read(t, filepath.Join(dir, "summary.json")))
 	if !maps.EqualFunc(a, b, func(x, y any) bool { return fmt.Sprint(x) == fmt.Sprint(y) }) {
 		t.Errorf("export rebuilt summary.json differently:\nbefore %v\nafter  %v", a, b)
 	}
@@ -389,15 +391,6 @@ func summaryMap(t *testing.T, data []byte) map[string]any {
 	delete(m, "finished_at")
 	delete(m, "total_seconds") // finished_at - created_at
 	return m
-}
-
-func readFile(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func firstDiff(a, b []byte) string {
@@ -503,7 +496,7 @@ type statusDoc struct {
 // table of docs/status-json.md.
 func docStatusFields(t *testing.T) map[string]bool {
 	t.Helper()
-	data := readFile(t, filepath.Join("..", "docs", "status-json.md"))
+	data := filetest.Read(t, filepath.Join("..", "docs", "status-json.md"))
 	fields := map[string]bool{}
 	name := regexp.MustCompile("`([a-z0-9_]+)`")
 	for line := range strings.Lines(string(data)) {

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/capcheck/capcheck/embedded"
+	"github.com/capcheck/capcheck/internal/filetest"
 	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/tasks"
 )
@@ -120,7 +121,7 @@ func TestResumeReplaysTheJournal(t *testing.T) {
 	}
 	// The next entry cuts the torn line and starts a line of its own.
 	record(t, second, jobstore.Outcome{Lo: 2, Hi: 3, Status: jobstore.Rejected, Attempts: 1}, jobstore.Counters{Requests: 1, Rejected: 1})
-	lines := strings.Split(strings.TrimSuffix(readFile(t, path), "\n"), "\n")
+	lines := strings.Split(strings.TrimSuffix(string(filetest.Read(t, path)), "\n"), "\n")
 	if len(lines) != 4 || !strings.Contains(lines[3], `"s":"rejected"`) {
 		t.Errorf("journal after the torn line:\n%s", strings.Join(lines, "\n"))
 	}
@@ -252,7 +253,7 @@ func TestRedisRequiresThePassword(t *testing.T) {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		if strings.Contains(readFile(t, path), opts.Password) {
+		if strings.Contains(string(filetest.Read(t, path)), opts.Password) {
 			t.Errorf("the password is in %s", path)
 		}
 		return nil
@@ -274,15 +275,6 @@ func appendFile(t *testing.T, path, s string) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // TestSymlinksAreNotFollowed: a link planted in the output folder in place

@@ -2,7 +2,6 @@ package enqueue
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -23,6 +22,8 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/capcheck/capcheck/internal/filetest"
+	"github.com/capcheck/capcheck/internal/numgen"
 	"github.com/capcheck/capcheck/internal/redistest"
 	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/listreader"
@@ -73,7 +74,7 @@ func (b *bundle) writeList(t *testing.T, name string, n int) string {
 	t.Helper()
 	var sb strings.Builder
 	sb.WriteString("id,name,phone\n")
-	for i, s := range sampleNumbers(n, 5) {
+	for i, s := range numgen.Sample(n, 5) {
 		fmt.Fprintf(&sb, "%d,name %d,%s\n", i+1, i+1, s)
 	}
 	path := filepath.Join(b.dir, name)
@@ -216,7 +217,7 @@ func TestRunTwice(t *testing.T) {
 func TestRunResumesAfterCancel(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	data := readFile(t, b.writeList(t, "list.csv", 2_000))
+	data := filetest.Read(t, b.writeList(t, "list.csv", 2_000))
 	cfg := b.config("list.csv")
 	cfg.JobID, cfg.ChunkSize = "resume-1", 20
 
@@ -343,7 +344,7 @@ func TestRunStdin(t *testing.T) {
 	if !strings.Contains(b.logs.String(), "without a job ID") {
 		t.Errorf("no warning about the missing job ID:\n%s", b.logs)
 	}
-	data := readFile(t, res.RejectsPath)
+	data := filetest.Read(t, res.RejectsPath)
 	if want := "row,input,reason\n2,+919876543210,duplicate of row 1\n3,n/a,invalid\n"; string(data) != want {
 		t.Errorf("rejects.csv:\n%s\nwant:\n%s", data, want)
 	}
@@ -353,7 +354,7 @@ func TestRunStdin(t *testing.T) {
 func TestRunEmpty(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	path := writeFile(t, filepath.Join(b.dir, "empty.csv"), []byte("phone\n"))
+	path := filetest.Write(t, filepath.Join(b.dir, "empty.csv"), []byte("phone\n"))
 	res, err := Run(t.Context(), b.config(path))
 	if err != nil {
 		t.Fatal(err)
@@ -375,7 +376,7 @@ func TestRunBadConfig(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	path := b.writeList(t, "l.csv", 10)
-	wide := writeFile(t, filepath.Join(b.dir, "wide.csv"),
+	wide := filetest.Write(t, filepath.Join(b.dir, "wide.csv"),
 		[]byte("phone"+strings.Repeat(",", listreader.MaxFields)+"\n+919876543210\n"))
 	for name, mod := range map[string]func(*Config){
 		"header of too many fields": func(c *Config) { c.Input = wide },
@@ -400,7 +401,7 @@ func TestRunBadConfig(t *testing.T) {
 func TestJobIDDerived(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	path := writeFile(t, filepath.Join(dir, "Leads 2026.csv.gz"), []byte("phone\n"))
+	path := filetest.Write(t, filepath.Join(dir, "Leads 2026.csv.gz"), []byte("phone\n"))
 	mtime := time.Date(2026, 3, 4, 1, 2, 3, 0, time.UTC)
 	if err := os.Chtimes(path, mtime, mtime); err != nil {
 		t.Fatal(err)
@@ -449,8 +450,8 @@ func TestProgressLine(t *testing.T) {
 func TestRunGzip(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	path := writeFile(t, filepath.Join(b.dir, "list.csv.gz"),
-		gzipped(t, "\xef\xbb\xbfmobile;name\r\n+919876543210;a\r\n+447911123456;b\r\n"))
+	path := filetest.Write(t, filepath.Join(b.dir, "list.csv.gz"),
+		filetest.Gzip(t, strings.NewReader("\xef\xbb\xbfmobile;name\r\n+919876543210;a\r\n+447911123456;b\r\n")))
 	res, err := Run(t.Context(), b.config(path))
 	if err != nil {
 		t.Fatal(err)
@@ -484,45 +485,12 @@ func TestRunRedisFails(t *testing.T) {
 	}
 }
 
-// readFile returns the content of path.
-func readFile(t *testing.T, path string) []byte {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
-
-// writeFile writes data to path and returns path.
-func writeFile(t *testing.T, path string, data []byte) string {
-	t.Helper()
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// gzipped returns s compressed with gzip.
-func gzipped(t *testing.T, s string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	if _, err := io.WriteString(zw, s); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 // stdinList returns a plain list of n lines: sample numbers (seed 5, with
 // some invalid ones and some duplicates), every third line a long invalid
 // one so that the rejects fill blobs; line i is edits[i] when given.
 func stdinList(n int, edits map[int]string) string {
 	var sb strings.Builder
-	for i, s := range sampleNumbers(n, 5) {
+	for i, s := range numgen.Sample(n, 5) {
 		if i%3 == 2 {
 			s = fmt.Sprintf("n/a %d %s", i, strings.Repeat("x", 150))
 		}

@@ -10,6 +10,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/capcheck/capcheck/capstore"
+	"github.com/capcheck/capcheck/internal/filetest"
+	"github.com/capcheck/capcheck/internal/numgen"
 	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/phonenorm"
 )
@@ -18,9 +20,9 @@ import (
 // (the sample has no duplicates among its first numbers).
 func (b *bundle) memoryList(t *testing.T, n int) ([]byte, []jobstore.Entry) {
 	t.Helper()
-	data := readFile(t, b.writeList(t, "list.csv", n))
+	data := filetest.Read(t, b.writeList(t, "list.csv", n))
 	var valid []jobstore.Entry
-	for i, s := range sampleNumbers(n, 5) {
+	for i, s := range numgen.Sample(n, 5) {
 		r := phonenorm.Normalize(s, "IN")
 		if r.Reason == "" && !containsNumber(valid, r.E164) {
 			valid = append(valid, jobstore.Entry{Row: int64(i + 1), Number: r.E164, Input: s})

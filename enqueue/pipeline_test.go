@@ -143,7 +143,7 @@ func TestProcessMessyInput(t *testing.T) {
 // cut into many small batches for many workers.
 func TestProcessOrder(t *testing.T) {
 	t.Parallel()
-	nums := sampleNumbers(5_000, 3)
+	nums := numgen.Sample(5_000, 3)
 	input := "phone\n" + strings.Join(nums, "\n") + "\n"
 	want, wantCounts := process(t, input, listreader.Config{}, PipelineConfig{ChunkSize: 100, Workers: 1, BatchSize: 5_000})
 	got, counts := process(t, input, listreader.Config{}, PipelineConfig{ChunkSize: 100, Workers: 8, BatchSize: 7})
@@ -244,7 +244,7 @@ func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 func BenchmarkPipeline(b *testing.B) {
 	const n = 100_000
-	nums := sampleNumbers(n, 11)
+	nums := numgen.Sample(n, 11)
 	input := "id,name,phone\n"
 	var sb strings.Builder
 	sb.WriteString(input)
@@ -271,14 +271,3 @@ type discard struct{}
 
 func (discard) Chunk(context.Context, int, []Record) error { return nil }
 func (discard) Reject(context.Context, Record) error       { return nil }
-
-// sampleNumbers returns n realistic values (several countries and formats, a
-// few duplicates and invalid ones).
-func sampleNumbers(n int, seed uint64) []string {
-	g := numgen.New(seed)
-	out := make([]string, n)
-	for i := range out {
-		out[i] = g.Next()
-	}
-	return out
-}

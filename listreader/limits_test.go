@@ -2,7 +2,6 @@ package listreader
 
 import (
 	"bytes"
-	"compress/gzip"
 	"errors"
 	"io"
 	"runtime"
@@ -11,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/capcheck/capcheck/internal/filetest"
 )
 
 // fields returns a line of n fields: first, then empty ones.
@@ -89,7 +90,7 @@ func TestReaderBoundedMemory(t *testing.T) {
 			name := tt.name
 			if gz {
 				name += ", gzip"
-				src = bytes.NewReader(compress(t, src))
+				src = bytes.NewReader(filetest.Gzip(t, src))
 			}
 			var before, after runtime.MemStats
 			runtime.GC()
@@ -126,17 +127,4 @@ func readRecords(src io.Reader) ([]Record, error) {
 		}
 		out = append(out, r)
 	}
-}
-
-func compress(t *testing.T, r io.Reader) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	if _, err := io.Copy(zw, r); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }

@@ -2,7 +2,6 @@ package outfiles_test
 
 import (
 	"context"
-	"encoding/csv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/capcheck/capcheck/internal/filetest"
 	"github.com/capcheck/capcheck/internal/redistest"
 	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/outfiles"
@@ -82,7 +82,7 @@ func TestResultsCellsAreText(t *testing.T) {
 	if _, err := outfiles.Write(ctx, s, id, out); err != nil {
 		t.Fatal(err)
 	}
-	rows := readCSV(t, filepath.Join(out, id, outfiles.ResultsCSV))
+	rows := filetest.ReadCSV(t, filepath.Join(out, id, outfiles.ResultsCSV))
 	want := [][]string{
 		{"1", "'=1+1", "+919876543210", "rejected", "'@x", "'=HYPERLINK(\"http://x\")"},
 		{"2", "+91 98765 43211", "+919876543211", "accepted", "MSG402", "'-ok"},
@@ -102,18 +102,4 @@ func TestResultsCellsAreText(t *testing.T) {
 	if !strings.Contains(string(data), `"input":"=1+1"`) {
 		t.Errorf("results.jsonl changed the input:\n%s", data)
 	}
-}
-
-func readCSV(t *testing.T, path string) [][]string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rows
 }

@@ -10,10 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/capcheck/capcheck/internal/redistest"
 	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/outfiles"
-	"github.com/google/go-cmp/cmp"
 )
 
 func TestMain(m *testing.M) { redistest.Main(m) }

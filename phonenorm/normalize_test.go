@@ -54,7 +54,7 @@ func TestNormalize(t *testing.T) {
 // the fast path against the library's own Parse/IsValidNumber/Format.
 func TestNormalizeMatchesFormat(t *testing.T) {
 	t.Parallel()
-	inputs := append(sampleNumbers(2000, 1), "06 6982 1234", "+39 06 6982 1234", "+39 0 1", "1", "12", "a1b2", "+", "++91 98765 43210")
+	inputs := append(numgen.Sample(2000, 1), "06 6982 1234", "+39 06 6982 1234", "+39 0 1", "1", "12", "a1b2", "+", "++91 98765 43210")
 	for _, in := range inputs {
 		r := Normalize(in, "IN")
 		e, reason := r.E164, r.Reason
@@ -106,7 +106,7 @@ func TestDigitsKey(t *testing.T) {
 }
 
 func BenchmarkNormalize(b *testing.B) {
-	inputs := sampleNumbers(4096, 7)
+	inputs := numgen.Sample(4096, 7)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
@@ -117,7 +117,7 @@ func BenchmarkNormalize(b *testing.B) {
 // BenchmarkNormalizeLibrary is the plain Parse/IsValidNumber/Format path, to
 // show what Normalize saves.
 func BenchmarkNormalizeLibrary(b *testing.B) {
-	inputs := sampleNumbers(4096, 7)
+	inputs := numgen.Sample(4096, 7)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
@@ -126,15 +126,4 @@ func BenchmarkNormalizeLibrary(b *testing.B) {
 			_ = phonenumbers.Format(num, phonenumbers.E164)
 		}
 	}
-}
-
-// sampleNumbers returns n realistic values (several countries and formats, a
-// few duplicates and invalid ones).
-func sampleNumbers(n int, seed uint64) []string {
-	g := numgen.New(seed)
-	out := make([]string, n)
-	for i := range out {
-		out[i] = g.Next()
-	}
-	return out
 }

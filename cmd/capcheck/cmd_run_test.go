@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/capcheck/capcheck/internal/filetest"
 )
 
 // TestRunRefusesSymlinksInOut: a symbolic link in --out in place of the
@@ -17,7 +19,7 @@ func TestRunRefusesSymlinksInOut(t *testing.T) {
 		// Not parallel: apps run at once race on urfave/cli's shared help flag.
 		t.Run(name, func(t *testing.T) {
 			out := t.TempDir()
-			victim := writeFile(t, "victim", "not capcheck's\n")
+			victim := filetest.Temp(t, "victim", "not capcheck's\n")
 			link := filepath.Join(out, name)
 			if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
 				t.Fatal(err)
@@ -25,7 +27,7 @@ func TestRunRefusesSymlinksInOut(t *testing.T) {
 			if err := os.Symlink(victim, link); err != nil {
 				t.Fatal(err)
 			}
-			input := writeFile(t, "in.csv", "phone\n+14155550100\n")
+			input := filetest.Temp(t, "in.csv", "phone\n+14155550100\n")
 			var stdout, stderr bytes.Buffer
 			app := newApp(&stdout, &stderr, commands())
 			code := run(t.Context(), app, []string{"capcheck", "run", "--demo", "--job", "nightly", "--input", input, "--out", out})

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/csv"
 	"errors"
 	"os"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/capcheck/capcheck/internal/filetest"
 	"github.com/capcheck/capcheck/internal/testbin"
 	"github.com/capcheck/capcheck/listreader"
 )
@@ -120,13 +120,5 @@ func readCSV(t *testing.T, out, file string) [][]string {
 	if err != nil || len(paths) != 1 {
 		t.Fatalf("%s in %s: %v, %v", file, out, paths, err)
 	}
-	data, err := os.ReadFile(paths[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
-	if err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-	return recs
+	return filetest.ReadCSV(t, paths[0])
 }

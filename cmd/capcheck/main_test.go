@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -21,6 +20,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/capcheck/capcheck/configs"
+	"github.com/capcheck/capcheck/internal/filetest"
 	"github.com/capcheck/capcheck/internal/testbin"
 )
 
@@ -58,15 +58,6 @@ func runInProcess(t *testing.T, env map[string]string, args ...string) (code int
 	return code, out.String(), errb.String()
 }
 
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 type usageCase struct {
 	name string
 	env  map[string]string
@@ -75,7 +66,7 @@ type usageCase struct {
 }
 
 func usageCases(t *testing.T) []usageCase {
-	key := writeFile(t, "key", testKey+"\n")
+	key := filetest.Temp(t, "key", testKey+"\n")
 	return []usageCase{
 		{name: "unknown command", args: []string{"frobnicate"},
 			want: `capcheck: unknown command "frobnicate"; run 'capcheck --help' for the commands`},
@@ -95,9 +86,9 @@ func usageCases(t *testing.T) []usageCase {
 			want: `capcheck: an API key is required`},
 		{name: "unreadable key file", args: []string{"mock-api", "--sid", "S", "--api-key-file", "/nonexistent/key"},
 			want: `capcheck: --api-key-file names a file that cannot be read ("/nonexistent/key": no such file or directory)`},
-		{name: "unknown YAML key", args: []string{"mock-api", "--config", writeFile(t, "c.yaml", "sid: S\nrat: 1\n")},
+		{name: "unknown YAML key", args: []string{"mock-api", "--config", filetest.Temp(t, "c.yaml", "sid: S\nrat: 1\n")},
 			want: `line 2: unknown key "rat"`},
-		{name: "unknown YAML key from CAPCHECK_CONFIG", env: map[string]string{"CAPCHECK_CONFIG": writeFile(t, "c.yaml", "mock_api:\n  rat: 1\n")},
+		{name: "unknown YAML key from CAPCHECK_CONFIG", env: map[string]string{"CAPCHECK_CONFIG": filetest.Temp(t, "c.yaml", "mock_api:\n  rat: 1\n")},
 			args: []string{"mock-api"}, want: `line 2: unknown key "rat" under mock_api:`},
 		{name: "bad value from the environment", env: map[string]string{"CAPCHECK_MOCK_API_LATENCY": "fast"},
 			args: []string{"mock-api"}, want: `capcheck: --latency must be a duration such as 500ms, 10s or 1m30s (got fast from CAPCHECK_MOCK_API_LATENCY)`},
@@ -264,11 +255,11 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		{"API key", testKey, "--api-key", "CAPCHECK_API_KEY", "api_key"},
 		{"callback token", testToken, "--callback-token", "CAPCHECK_CALLBACK_TOKEN", "callback_token"},
 	} {
-		file := writeFile(t, sec.key, sec.value+"\n")
+		file := filetest.Temp(t, sec.key, sec.value+"\n")
 		deliveries[sec.name+" flag"] = delivery{args: []string{sec.flag, sec.value}}
 		deliveries[sec.name+" variable"] = delivery{env: []string{sec.env + "=" + sec.value}}
 		deliveries[sec.name+" file"] = delivery{env: []string{sec.env + "_FILE=" + file}}
-		deliveries[sec.name+" config"] = delivery{env: []string{"CAPCHECK_CONFIG=" + writeFile(t, sec.key+".yaml", sec.key+": "+sec.value+"\n")}}
+		deliveries[sec.name+" config"] = delivery{env: []string{"CAPCHECK_CONFIG=" + filetest.Temp(t, sec.key+".yaml", sec.key+": "+sec.value+"\n")}}
 	}
 	type run struct {
 		name string
@@ -380,7 +371,7 @@ func TestURLPasswordsNeverPrinted(t *testing.T) {
 // without the key, and exits 0 on SIGTERM and SIGINT.
 func TestBinaryMockAPI(t *testing.T) {
 	t.Parallel()
-	keyFile := writeFile(t, "key", testKey+"\n")
+	keyFile := filetest.Temp(t, "key", testKey+"\n")
 	for _, tc := range []struct {
 		name string
 		sig  syscall.Signal

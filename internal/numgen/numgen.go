@@ -86,6 +86,16 @@ func (g *Gen) Next() string {
 	return s
 }
 
+// Sample returns the first n values of a Gen of seed.
+func Sample(n int, seed uint64) []string {
+	g := New(seed)
+	out := make([]string, n)
+	for i := range out {
+		out[i] = g.Next()
+	}
+	return out
+}
+
 func (g *Gen) fresh() string {
 	t := templates[g.rng.IntN(len(templates))]
 	nsn := t.prefix + digits(g.rng.Uint64(), t.tail)
