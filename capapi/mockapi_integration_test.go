@@ -51,22 +51,7 @@ func TestAgainstMockAPI(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			mcfg := tt.mock
-			mcfg.SID, mcfg.APIKey = testSID, testKey
-			mock, err := mockapi.New(mcfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := httptest.NewServer(mock.Handler())
-			t.Cleanup(srv.Close)
-			ccfg := capapi.Config{BaseURL: srv.URL, SID: testSID, APIKey: testKey}
-			if tt.client != nil {
-				tt.client(&ccfg)
-			}
-			c, err := capapi.New(ccfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := againstMock(t, tt.mock, tt.client)
 			var res capapi.Result
 			for range max(tt.calls, 1) {
 				res = c.Check(context.Background(), tt.numbers)
@@ -114,16 +99,7 @@ func TestMockCountsClientNumbers(t *testing.T) {
 
 func TestCanceledAgainstMockAPI(t *testing.T) {
 	t.Parallel()
-	mock, err := mockapi.New(mockapi.Config{SID: testSID, APIKey: testKey, Latency: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(mock.Handler())
-	defer srv.Close()
-	c, err := capapi.New(capapi.Config{BaseURL: srv.URL, SID: testSID, APIKey: testKey})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := againstMock(t, mockapi.Config{Latency: time.Second}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
 	res := c.Check(ctx, []string{"+919812345678"})
@@ -135,16 +111,7 @@ func TestCanceledAgainstMockAPI(t *testing.T) {
 // BenchmarkCheckMockAPI measures a client call against the simulator, with
 // as many concurrent callers as GOMAXPROCS.
 func BenchmarkCheckMockAPI(b *testing.B) {
-	mock, err := mockapi.New(mockapi.Config{SID: testSID, APIKey: testKey})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(mock.Handler())
-	defer srv.Close()
-	c, err := capapi.New(capapi.Config{BaseURL: srv.URL, SID: testSID, APIKey: testKey})
-	if err != nil {
-		b.Fatal(err)
-	}
+	c := againstMock(b, mockapi.Config{}, nil)
 	batch := make([]string, 100)
 	for i := range batch {
 		batch[i] = "+9198" + strings.Repeat("0", 7) + string(rune('0'+i%10))
@@ -157,4 +124,27 @@ func BenchmarkCheckMockAPI(b *testing.B) {
 			}
 		}
 	})
+}
+
+// againstMock starts a simulator of mcfg, expecting the test's SID and key,
+// until tb ends, and returns a client of it, its options changed by client
+// when not nil.
+func againstMock(tb testing.TB, mcfg mockapi.Config, client func(*capapi.Config)) *capapi.Client {
+	tb.Helper()
+	mcfg.SID, mcfg.APIKey = testSID, testKey
+	mock, err := mockapi.New(mcfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := httptest.NewServer(mock.Handler())
+	tb.Cleanup(srv.Close)
+	ccfg := capapi.Config{BaseURL: srv.URL, SID: testSID, APIKey: testKey}
+	if client != nil {
+		client(&ccfg)
+	}
+	c, err := capapi.New(ccfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
 }

@@ -62,21 +62,24 @@ func points(bs []jobstore.Bucket) []Point {
 	return out
 }
 
-func timeAxis(p *plot.Plot) {
+// perSecondPlot is an empty plot of a rate over time: what per second
+// (y, from 0) against the time of day in UTC (x).
+func perSecondPlot(title, what string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = title
+	p.Y.Label.Text = what + "/s"
+	p.Y.Min = 0
 	p.X.Tick.Marker = plot.TimeTicks{Format: "15:04:05", Time: func(t float64) time.Time {
 		return time.Unix(int64(t), 0).UTC()
 	}}
 	p.X.Label.Text = "time (UTC)"
+	return p
 }
 
 // RatePlot is the main plot: API requests per second over the job, the
 // fleet limit, and the seconds with 429s and with retries marked.
 func (d *Data) RatePlot() (*plot.Plot, error) {
-	p := plot.New()
-	p.Title.Text = "API requests per second"
-	p.Y.Label.Text = "requests/s"
-	p.Y.Min = 0
-	timeAxis(p)
+	p := perSecondPlot("API requests per second", "requests")
 	p.Legend.Top = true
 	p.Legend.Left = true
 	p.Legend.XOffs = vg.Points(8)
@@ -138,11 +141,7 @@ func marks(p *plot.Plot, bs []jobstore.Bucket, ref plotter.XYs, c color.Color, g
 
 // CallbackPlot draws the callbacks received per second over time.
 func (d *Data) CallbackPlot() (*plot.Plot, error) {
-	p := plot.New()
-	p.Title.Text = "Callbacks received per second"
-	p.Y.Label.Text = "callbacks/s"
-	p.Y.Min = 0
-	timeAxis(p)
+	p := perSecondPlot("Callbacks received per second", "callbacks")
 	if d.Numbers == nil || len(d.Callbacks) == 0 {
 		return nil, nil
 	}

@@ -68,11 +68,8 @@ func NewChunk(c Chunk) *asynq.Task {
 // payload that is not one capcheck writes wraps ErrBadPayload.
 func ParseChunk(t *asynq.Task) (Chunk, error) {
 	var c Chunk
-	if err := decode(t, &c); err != nil {
-		return c, fmt.Errorf("decoding chunk task: %w", err)
-	}
-	if err := check(c.Job, c.Gen); err != nil {
-		return c, fmt.Errorf("decoding chunk task: %w", err)
+	if err := parse(t, "chunk", &c, &c.Job, &c.Gen); err != nil {
+		return c, err
 	}
 	if c.Chunk < 0 || c.Chunk > IndexMax {
 		return c, fmt.Errorf("decoding chunk task: %w: chunk %d is outside 0 to %d", ErrBadPayload, c.Chunk, IndexMax)
@@ -94,26 +91,23 @@ const IndexMax = math.MaxInt32
 // payloadMax bounds a payload: capcheck's are under 200 bytes.
 const payloadMax = 1024
 
-// decode reads t's JSON payload into v.
-func decode(t *asynq.Task, v any) error {
+// parse reads the JSON payload of t, a kind task, into v, then checks the
+// job ID (the rule of the command line) and the generation it read into
+// job and gen.
+func parse(t *asynq.Task, kind string, v any, job *string, gen *int) error {
+	bad := func(err error) error { return fmt.Errorf("decoding %s task: %w: %w", kind, ErrBadPayload, err) }
 	p := t.Payload()
 	if len(p) > payloadMax {
-		return fmt.Errorf("%w: %d bytes, more than %d", ErrBadPayload, len(p), payloadMax)
+		return bad(fmt.Errorf("%d bytes, more than %d", len(p), payloadMax))
 	}
 	if err := json.Unmarshal(p, v); err != nil {
-		return fmt.Errorf("%w: %w", ErrBadPayload, err)
+		return bad(err)
 	}
-	return nil
-}
-
-// check checks a payload's job ID (the rule of the command line) and
-// generation.
-func check(job string, gen int) error {
-	if err := jobstore.ValidateJobID(job); err != nil {
-		return fmt.Errorf("%w: %w", ErrBadPayload, err)
+	if err := jobstore.ValidateJobID(*job); err != nil {
+		return bad(err)
 	}
-	if gen < 0 || gen > IndexMax {
-		return fmt.Errorf("%w: generation %d is outside 0 to %d", ErrBadPayload, gen, IndexMax)
+	if *gen < 0 || *gen > IndexMax {
+		return bad(fmt.Errorf("generation %d is outside 0 to %d", *gen, IndexMax))
 	}
 	return nil
 }
@@ -137,13 +131,8 @@ func NewFinalize(f Finalize) *asynq.Task {
 // ParseChunk checks a chunk's.
 func ParseFinalize(t *asynq.Task) (Finalize, error) {
 	var f Finalize
-	if err := decode(t, &f); err != nil {
-		return f, fmt.Errorf("decoding finalize task: %w", err)
-	}
-	if err := check(f.Job, f.Gen); err != nil {
-		return f, fmt.Errorf("decoding finalize task: %w", err)
-	}
-	return f, nil
+	err := parse(t, "finalize", &f, &f.Job, &f.Gen)
+	return f, err
 }
 
 // Enqueue enqueues t unless a task with its ID is already queued, running or

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -14,20 +15,13 @@ import (
 // JOB": urfave/cli stops reading flags at the first argument. args is
 // os.Args; anything after "--" is left as it is.
 func interspersed(cmds []*cli.Command, args []string) []string {
-	if len(args) < 3 {
-		return args
-	}
-	cmd := findCommand(cmds, args[1])
+	cmd, _, first := leafCommand(cmds, args)
 	if cmd == nil {
 		return args
 	}
-	// A command with subcommands (memory stats): the same, one level down.
-	if len(cmd.Subcommands) > 0 {
-		return append([]string{args[0]}, interspersed(cmd.Subcommands, args[1:])...)
-	}
 	takesValue := flagValues(cmd)
 	var flags, positional []string
-	rest := args[2:]
+	rest := args[first:]
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
 		switch {
@@ -45,8 +39,27 @@ func interspersed(cmds []*cli.Command, args []string) []string {
 			positional = append(positional, a)
 		}
 	}
-	out := append([]string{args[0], args[1]}, flags...)
+	out := append(slices.Clone(args[:first]), flags...)
 	return append(out, positional...)
+}
+
+// leafCommand finds the command args (os.Args) run, one level down for a
+// command with subcommands (memory stats): the command, its path
+// ("capcheck memory stats") and the index of its first argument. It returns
+// a nil command when args name none, or when no argument follows its name.
+func leafCommand(cmds []*cli.Command, args []string) (cmd *cli.Command, path string, first int) {
+	path = "capcheck"
+	for i := 1; i < len(args)-1; i++ {
+		if cmd = findCommand(cmds, args[i]); cmd == nil {
+			return nil, "", 0
+		}
+		path += " " + cmd.Name
+		if len(cmd.Subcommands) == 0 {
+			return cmd, path, i + 1
+		}
+		cmds = cmd.Subcommands
+	}
+	return nil, "", 0
 }
 
 func findCommand(cmds []*cli.Command, name string) *cli.Command {
@@ -86,23 +99,12 @@ func flagName(a string) string {
 // SID and leave the key a stray argument. The error names the flag without
 // a value, never what follows it.
 func checkArgs(cmds []*cli.Command, args []string) error {
-	return checkArgsOf("capcheck", cmds, args)
-}
-
-// checkArgsOf is checkArgs for the commands cmds of the command path.
-func checkArgsOf(path string, cmds []*cli.Command, args []string) error {
-	if len(args) < 3 {
-		return nil
-	}
-	cmd := findCommand(cmds, args[1])
+	cmd, path, first := leafCommand(cmds, args)
 	if cmd == nil {
 		return nil
 	}
-	if len(cmd.Subcommands) > 0 {
-		return checkArgsOf(path+" "+cmd.Name, cmd.Subcommands, args[1:])
-	}
 	takesValue := flagValues(cmd)
-	rest := args[2:]
+	rest := args[first:]
 	for i := 0; i < len(rest)-1; i++ {
 		a := rest[i]
 		if a == "--" {
@@ -118,7 +120,7 @@ func checkArgsOf(path string, cmds []*cli.Command, args []string) error {
 			if _, known := takesValue[next]; known || strings.HasPrefix(rest[i+1], "--") {
 				return usageErrorf("flag %s has no value (the next argument is another flag); "+
 					"give it one, or write %s= for an empty value; run '%s --help' for the flags",
-					dashes(name), dashes(name), path+" "+cmd.Name)
+					dashes(name), dashes(name), path)
 			}
 		}
 		i++ // the value

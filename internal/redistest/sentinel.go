@@ -196,14 +196,20 @@ func (s *Sentinel) waitReady(ctx context.Context) error {
 
 // inSync checks that the replica at addr has a live link to its master.
 func inSync(ctx context.Context, addr string) error {
+	return replicationSays(ctx, addr, "master_link_status:up", "replica %s: link to its master not up yet")
+}
+
+// replicationSays checks that the server at addr has field:value in its
+// INFO replication; notYet, with addr for its %s, says what it is not yet.
+func replicationSays(ctx context.Context, addr, fieldValue, notYet string) error {
 	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 	defer c.Close()
 	info, err := c.Info(ctx, "replication").Result()
 	if err != nil {
 		return err
 	}
-	if !strings.Contains(info, "master_link_status:up") {
-		return fmt.Errorf("replica %s: link to its master not up yet", addr)
+	if !strings.Contains(info, fieldValue) {
+		return fmt.Errorf(notYet, addr)
 	}
 	return nil
 }
@@ -330,16 +336,7 @@ func (s *Sentinel) KillMaster(tb testing.TB) *Server {
 
 // isMaster checks that the server at addr reports role master.
 func isMaster(ctx context.Context, addr string) error {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	defer c.Close()
-	info, err := c.Info(ctx, "replication").Result()
-	if err != nil {
-		return err
-	}
-	if !strings.Contains(info, "role:master") {
-		return fmt.Errorf("%s is not a master yet", addr)
-	}
-	return nil
+	return replicationSays(ctx, addr, "role:master", "%s is not a master yet")
 }
 
 // poll calls f every 50ms until it returns nil or ctx ends, and then
