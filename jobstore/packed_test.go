@@ -81,12 +81,7 @@ func TestOutcomesArePackedInRedis(t *testing.T) {
 	if all, err := b.store.FinishChunk(b.ctx, b.id, 0, 0, 8); err != nil || !all {
 		t.Fatalf("FinishChunk = %v, %v", all, err)
 	}
-	if ok, err := b.store.BeginFinalize(b.ctx, b.id, 0); err != nil || !ok {
-		t.Fatalf("BeginFinalize = %v, %v", ok, err)
-	}
-	if _, err := b.store.EndFinalize(b.ctx, b.id, 0); err != nil {
-		t.Fatal(err)
-	}
+	b.finalize(t)
 	if _, _, err := b.store.Redrive(b.ctx, b.id); err != nil {
 		t.Fatal(err)
 	}

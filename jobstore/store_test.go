@@ -50,6 +50,17 @@ func (b bundle) enqueued(t *testing.T, chunks, n int) {
 	}
 }
 
+// finalize finalizes the job's generation 0, every chunk of it finished.
+func (b bundle) finalize(t *testing.T) {
+	t.Helper()
+	if ok, err := b.store.BeginFinalize(b.ctx, b.id, 0); err != nil || !ok {
+		t.Fatalf("BeginFinalize = %v, %v", ok, err)
+	}
+	if _, err := b.store.EndFinalize(b.ctx, b.id, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func padded(n int64) string { return fmt.Sprintf("%04d", n) }
 
 func TestCreateJob(t *testing.T) {
@@ -202,12 +213,7 @@ func TestRedriveNothing(t *testing.T) {
 	if _, err := b.store.FinishChunk(b.ctx, b.id, 0, 0, 1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.store.BeginFinalize(b.ctx, b.id, 0); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.store.EndFinalize(b.ctx, b.id, 0); err != nil {
-		t.Fatal(err)
-	}
+	b.finalize(t)
 	if _, _, err := b.store.Redrive(b.ctx, b.id); !errors.Is(err, jobstore.ErrNothingToRedrive) {
 		t.Fatalf("Redrive with nothing failed: err = %v", err)
 	}
@@ -338,12 +344,7 @@ func TestExpire(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := b.store.BeginFinalize(b.ctx, b.id, 0); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.store.EndFinalize(b.ctx, b.id, 0); err != nil {
-		t.Fatal(err)
-	}
+	b.finalize(t)
 	if err := b.store.Expire(b.ctx, b.id, time.Hour); err != nil {
 		t.Fatal(err)
 	}
@@ -441,12 +442,7 @@ func TestRedriveAgainAfterAnInterruptedOne(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := b.store.BeginFinalize(b.ctx, b.id, 0); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.store.EndFinalize(b.ctx, b.id, 0); err != nil {
-		t.Fatal(err)
-	}
+	b.finalize(t)
 	gen, chunks, err := b.store.Redrive(b.ctx, b.id)
 	if err != nil || gen != 1 || !cmp.Equal(chunks, []int{0, 2}) {
 		t.Fatalf("Redrive = %d, %v, %v", gen, chunks, err)

@@ -26,6 +26,17 @@ type backend struct {
 	newClient func(t testing.TB) *redis.Client
 }
 
+// onBackends runs f as a parallel subtest on each backend, with a client of
+// it and a key of the subtest's own.
+func onBackends(t *testing.T, f func(t *testing.T, rdb *redis.Client, key string)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			f(t, b.newClient(t), redistest.NewPrefix(t)+":ratelimit")
+		})
+	}
+}
+
 var backends = []backend{
 	{"redis", func(t testing.TB) *redis.Client { return redistest.Shared(t).Client(t) }},
 	{"miniredis", func(t testing.TB) *redis.Client {
@@ -281,83 +292,73 @@ func checkSpacing(t *testing.T, ts []time.Time, rate float64) {
 // evenly spaced.
 func TestFleetSimulated(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			const rate = 100
-			c := newFakeClock()
-			rdb := b.newClient(t)
-			key := redistest.NewPrefix(t) + ":ratelimit"
-			limiters := []*Limiter{fakeLimiter(t, c, rdb, key, rate), fakeLimiter(t, c, rdb, key, rate), fakeLimiter(t, c, rdb, key, rate)}
-			ts := simulate(t, c, limiters, 100)
-			checkSpacing(t, ts, rate)
-		})
-	}
+	onBackends(t, func(t *testing.T, rdb *redis.Client, key string) {
+		const rate = 100
+		c := newFakeClock()
+		limiters := []*Limiter{fakeLimiter(t, c, rdb, key, rate), fakeLimiter(t, c, rdb, key, rate), fakeLimiter(t, c, rdb, key, rate)}
+		ts := simulate(t, c, limiters, 100)
+		checkSpacing(t, ts, rate)
+	})
 }
 
 // A 429 pauses the whole fleet: no permit until the pause ends, then the
 // fleet resumes at once, evenly spaced.
 func TestPause(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			const rate = 100
-			const pause = time.Second
-			c := newFakeClock()
-			rdb := b.newClient(t)
-			key := redistest.NewPrefix(t) + ":ratelimit"
-			limiters := []*Limiter{fakeLimiter(t, c, rdb, key, rate), fakeLimiter(t, c, rdb, key, rate)}
-			other := fakeLimiter(t, c, rdb, key, rate) // the replica that got a 429
-			ctx := context.Background()
+	onBackends(t, func(t *testing.T, rdb *redis.Client, key string) {
+		const rate = 100
+		const pause = time.Second
+		c := newFakeClock()
+		limiters := []*Limiter{fakeLimiter(t, c, rdb, key, rate), fakeLimiter(t, c, rdb, key, rate)}
+		other := fakeLimiter(t, c, rdb, key, rate) // the replica that got a 429
+		ctx := context.Background()
 
-			at := epoch.Add(300 * time.Millisecond)
-			ts := simulate(t, c, limiters, 100, event{at, func() {
-				if err := other.Pause(ctx, pause); err != nil {
-					t.Fatalf("Pause: %v", err)
-				}
-				if left, err := limiters[0].PausedFor(ctx); err != nil || left != pause {
-					t.Errorf("PausedFor right after Pause(%v) = %v, %v; want %v", pause, left, err, pause)
-				}
-				// A shorter pause does not shorten the one in force.
-				if err := other.Pause(ctx, 10*time.Millisecond); err != nil {
-					t.Fatalf("Pause: %v", err)
-				}
-				if left, err := other.PausedFor(ctx); err != nil || left != pause {
-					t.Errorf("after a shorter Pause, PausedFor = %v, %v; want %v kept", left, err, pause)
-				}
-			}})
-			if left, err := other.PausedFor(ctx); err != nil || left != 0 {
-				t.Errorf("PausedFor after the pause = %v, %v; want 0, nil", left, err)
+		at := epoch.Add(300 * time.Millisecond)
+		ts := simulate(t, c, limiters, 100, event{at, func() {
+			if err := other.Pause(ctx, pause); err != nil {
+				t.Fatalf("Pause: %v", err)
 			}
+			if left, err := limiters[0].PausedFor(ctx); err != nil || left != pause {
+				t.Errorf("PausedFor right after Pause(%v) = %v, %v; want %v", pause, left, err, pause)
+			}
+			// A shorter pause does not shorten the one in force.
+			if err := other.Pause(ctx, 10*time.Millisecond); err != nil {
+				t.Fatalf("Pause: %v", err)
+			}
+			if left, err := other.PausedFor(ctx); err != nil || left != pause {
+				t.Errorf("after a shorter Pause, PausedFor = %v, %v; want %v kept", left, err, pause)
+			}
+		}})
+		if left, err := other.PausedFor(ctx); err != nil || left != 0 {
+			t.Errorf("PausedFor after the pause = %v, %v; want 0, nil", left, err)
+		}
 
-			end := at.Add(pause)
-			var before, during, after []time.Time
-			for _, tm := range ts {
-				switch {
-				case tm.Before(at):
-					before = append(before, tm)
-				case tm.Before(end):
-					during = append(during, tm)
-				default:
-					after = append(after, tm)
-				}
+		end := at.Add(pause)
+		var before, during, after []time.Time
+		for _, tm := range ts {
+			switch {
+			case tm.Before(at):
+				before = append(before, tm)
+			case tm.Before(end):
+				during = append(during, tm)
+			default:
+				after = append(after, tm)
 			}
-			if len(during) > 0 {
-				t.Errorf("%d permits during the pause, the first %v after it began", len(during), during[0].Sub(at))
-			}
-			if len(before) == 0 || len(after) == 0 {
-				t.Fatalf("permits: %d before the pause, %d after; want some of each", len(before), len(after))
-			}
-			if resumed := after[0].Sub(end); resumed > time.Second/rate {
-				t.Errorf("first permit %v after the pause ended, want within one slot", resumed)
-			}
-			checkSpacing(t, after, rate)
-			if most := maxWindow(ts, time.Second); most > rate+1 {
-				t.Errorf("a 1s window carries %d permits, want at most %d", most, rate+1)
-			}
-		})
-	}
+		}
+		if len(during) > 0 {
+			t.Errorf("%d permits during the pause, the first %v after it began", len(during), during[0].Sub(at))
+		}
+		if len(before) == 0 || len(after) == 0 {
+			t.Fatalf("permits: %d before the pause, %d after; want some of each", len(before), len(after))
+		}
+		if resumed := after[0].Sub(end); resumed > time.Second/rate {
+			t.Errorf("first permit %v after the pause ended, want within one slot", resumed)
+		}
+		checkSpacing(t, after, rate)
+		if most := maxWindow(ts, time.Second); most > rate+1 {
+			t.Errorf("a 1s window carries %d permits, want at most %d", most, rate+1)
+		}
+	})
 }
 
 // A pause is capped at PauseMax, whatever the 429 asked for.
@@ -377,77 +378,74 @@ func TestPauseMax(t *testing.T) {
 // The script's modes, step by step, on both backends.
 func TestScript(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			l := newLimiter(t, b.newClient(t), redistest.NewPrefix(t)+":ratelimit", 10)
-			iv, _ := strconv.ParseFloat(l.interval, 64)
-			ep := "" // the epoch of the slots handed out
-			run := func(mode string, args ...any) state {
-				t.Helper()
-				st, err := l.run(ctx, mode, ep, args...)
-				if err != nil {
-					t.Fatalf("%s: %v", mode, err)
-				}
-				if st.ep != "" {
-					ep = st.ep
-				}
-				return st
+	onBackends(t, func(t *testing.T, rdb *redis.Client, key string) {
+		ctx := context.Background()
+		l := newLimiter(t, rdb, key, 10)
+		iv, _ := strconv.ParseFloat(l.interval, 64)
+		ep := "" // the epoch of the slots handed out
+		run := func(mode string, args ...any) state {
+			t.Helper()
+			st, err := l.run(ctx, mode, ep, args...)
+			if err != nil {
+				t.Fatalf("%s: %v", mode, err)
 			}
-			near := func(what string, got, want float64) {
-				t.Helper()
-				if math.Abs(got-want) > 1 {
-					t.Errorf("%s = %.3f, want %.3f", what, got, want)
-				}
+			if st.ep != "" {
+				ep = st.ep
 			}
+			return st
+		}
+		near := func(what string, got, want float64) {
+			t.Helper()
+			if math.Abs(got-want) > 1 {
+				t.Errorf("%s = %.3f, want %.3f", what, got, want)
+			}
+		}
 
-			// A new key: the first slot starts at once (catching up by
-			// the tolerance), the next one interval later.
-			first := run("reserve")
-			near("first slot", first.x, first.now-l.toleranceUS)
-			second := run("reserve")
-			near("second slot", second.x, first.x+iv)
+		// A new key: the first slot starts at once (catching up by
+		// the tolerance), the next one interval later.
+		first := run("reserve")
+		near("first slot", first.x, first.now-l.toleranceUS)
+		second := run("reserve")
+		near("second slot", second.x, first.x+iv)
 
-			// Confirming on time keeps the slot and takes the next one.
-			st := run("confirm", formatUS(second.x), "0", "1")
-			if st.renewed || !st.hasNext {
-				t.Fatalf("confirm on time: renewed %v, next %v; want the slot kept and a next one", st.renewed, st.hasNext)
-			}
-			near("kept slot", st.x, second.x)
-			near("next slot", st.next, second.x+iv)
-			tat := st.next + iv
+		// Confirming on time keeps the slot and takes the next one.
+		st := run("confirm", formatUS(second.x), "0", "1")
+		if st.renewed || !st.hasNext {
+			t.Fatalf("confirm on time: renewed %v, next %v; want the slot kept and a next one", st.renewed, st.hasNext)
+		}
+		near("kept slot", st.x, second.x)
+		near("next slot", st.next, second.x+iv)
+		tat := st.next + iv
 
-			// Too late: the slot is void and a new one taken.
-			late := formatUS(st.now - 2*l.toleranceUS)
-			st = run("confirm", late, "0", "1")
-			if !st.renewed || st.hasNext {
-				t.Fatalf("confirm late: renewed %v, next %v; want a new slot only", st.renewed, st.hasNext)
-			}
-			near("new slot", st.x, max(tat, st.now-l.toleranceUS))
-			// ... unless told to accept it.
-			if st = run("confirm", late, "1", "0"); st.renewed {
-				t.Errorf("confirm late, accepting late: slot renewed")
-			}
+		// Too late: the slot is void and a new one taken.
+		late := formatUS(st.now - 2*l.toleranceUS)
+		st = run("confirm", late, "0", "1")
+		if !st.renewed || st.hasNext {
+			t.Fatalf("confirm late: renewed %v, next %v; want a new slot only", st.renewed, st.hasNext)
+		}
+		near("new slot", st.x, max(tat, st.now-l.toleranceUS))
+		// ... unless told to accept it.
+		if st = run("confirm", late, "1", "0"); st.renewed {
+			t.Errorf("confirm late, accepting late: slot renewed")
+		}
 
-			// A pause voids slots before its end, not those after.
-			pst := run("pause", formatUS(5e6))
-			near("pause", pst.pause, pst.now+5e6)
-			st = run("confirm", formatUS(pst.now), "0", "0")
-			if !st.renewed || st.x < pst.pause {
-				t.Errorf("confirm during a pause: renewed %v at %.3f; want a new slot after the pause at %.3f", st.renewed, st.x, pst.pause)
-			}
-			if st = run("confirm", formatUS(pst.pause+1), "0", "0"); st.renewed {
-				t.Errorf("confirm of a slot after the pause: renewed")
-			}
-			if st = run("peek"); st.pause != pst.pause {
-				t.Errorf("peek: pause %.3f, want %.3f", st.pause, pst.pause)
-			}
-			if _, err := l.run(ctx, "bogus", ""); err == nil || !strings.Contains(err.Error(), "unknown mode") {
-				t.Errorf("unknown mode: %v, want an error", err)
-			}
-		})
-	}
+		// A pause voids slots before its end, not those after.
+		pst := run("pause", formatUS(5e6))
+		near("pause", pst.pause, pst.now+5e6)
+		st = run("confirm", formatUS(pst.now), "0", "0")
+		if !st.renewed || st.x < pst.pause {
+			t.Errorf("confirm during a pause: renewed %v at %.3f; want a new slot after the pause at %.3f", st.renewed, st.x, pst.pause)
+		}
+		if st = run("confirm", formatUS(pst.pause+1), "0", "0"); st.renewed {
+			t.Errorf("confirm of a slot after the pause: renewed")
+		}
+		if st = run("peek"); st.pause != pst.pause {
+			t.Errorf("peek: pause %.3f, want %.3f", st.pause, pst.pause)
+		}
+		if _, err := l.run(ctx, "bogus", ""); err == nil || !strings.Contains(err.Error(), "unknown mode") {
+			t.Errorf("unknown mode: %v, want an error", err)
+		}
+	})
 }
 
 // hostileStates are limiter hashes that capcheck never writes: a stray
@@ -595,79 +593,74 @@ func TestFleetPause(t *testing.T) {
 
 func TestWaitContext(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			c := newFakeClock()
-			rdb := b.newClient(t)
-			key := redistest.NewPrefix(t) + ":ratelimit"
-			l := fakeLimiter(t, c, rdb, key, 0.5) // one slot per ~2s
+	onBackends(t, func(t *testing.T, rdb *redis.Client, key string) {
+		c := newFakeClock()
+		l := fakeLimiter(t, c, rdb, key, 0.5) // one slot per ~2s
 
-			// The first permit is immediate.
-			if waited, err := l.Wait(context.Background()); err != nil || waited != 0 {
-				t.Fatalf("first Wait = %v, %v; want an immediate permit", waited, err)
+		// The first permit is immediate.
+		if waited, err := l.Wait(context.Background()); err != nil || waited != 0 {
+			t.Fatalf("first Wait = %v, %v; want an immediate permit", waited, err)
+		}
+
+		t.Run("canceled before", func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			if _, err := l.Wait(ctx); !errors.Is(err, context.Canceled) {
+				t.Errorf("Wait = %v, want context.Canceled", err)
 			}
+		})
 
-			t.Run("canceled before", func(t *testing.T) {
-				ctx, cancel := context.WithCancel(context.Background())
-				cancel()
-				if _, err := l.Wait(ctx); !errors.Is(err, context.Canceled) {
-					t.Errorf("Wait = %v, want context.Canceled", err)
-				}
-			})
-
-			t.Run("holder and queued", func(t *testing.T) {
-				// Three goroutines: one holds the reservation and
-				// sleeps for its slot, two queue behind it.
-				ctx, cancel := context.WithCancel(context.Background())
-				errs := make(chan error, 3)
-				for range 3 {
-					go func() { _, err := l.Wait(ctx); errs <- err }()
-				}
-				// Whether the other two queued yet or not, none may
-				// get a permit: the holder's slot is 2s away.
-				for n, _ := c.sleeping(); n < 1; n, _ = c.sleeping() {
-					c.await(t)
-				}
-				cancel()
-				for range 3 {
-					if err := <-errs; !errors.Is(err, context.Canceled) {
-						t.Errorf("Wait = %v, want context.Canceled", err)
-					}
-				}
-			})
-
-			t.Run("paused", func(t *testing.T) {
-				if err := l.Pause(context.Background(), 10*time.Second); err != nil {
-					t.Fatal(err)
-				}
-				ctx, cancel := context.WithCancel(context.Background())
-				errs := make(chan error, 1)
-				go func() { _, err := l.Wait(ctx); errs <- err; c.notify() }()
-				// Up to a moment before the pause ends, no permit.
-				end := c.Now().Add(10*time.Second - time.Millisecond)
-				for {
-					select {
-					case err := <-errs:
-						t.Fatalf("Wait returned during the pause: %v", err)
-					default:
-					}
-					n, until := c.sleeping()
-					if n >= 1 && until.After(end) {
-						break
-					}
-					if n >= 1 {
-						c.set(until)
-					}
-					c.await(t)
-				}
-				cancel()
+		t.Run("holder and queued", func(t *testing.T) {
+			// Three goroutines: one holds the reservation and
+			// sleeps for its slot, two queue behind it.
+			ctx, cancel := context.WithCancel(context.Background())
+			errs := make(chan error, 3)
+			for range 3 {
+				go func() { _, err := l.Wait(ctx); errs <- err }()
+			}
+			// Whether the other two queued yet or not, none may
+			// get a permit: the holder's slot is 2s away.
+			for n, _ := c.sleeping(); n < 1; n, _ = c.sleeping() {
+				c.await(t)
+			}
+			cancel()
+			for range 3 {
 				if err := <-errs; !errors.Is(err, context.Canceled) {
 					t.Errorf("Wait = %v, want context.Canceled", err)
 				}
-			})
+			}
 		})
-	}
+
+		t.Run("paused", func(t *testing.T) {
+			if err := l.Pause(context.Background(), 10*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			errs := make(chan error, 1)
+			go func() { _, err := l.Wait(ctx); errs <- err; c.notify() }()
+			// Up to a moment before the pause ends, no permit.
+			end := c.Now().Add(10*time.Second - time.Millisecond)
+			for {
+				select {
+				case err := <-errs:
+					t.Fatalf("Wait returned during the pause: %v", err)
+				default:
+				}
+				n, until := c.sleeping()
+				if n >= 1 && until.After(end) {
+					break
+				}
+				if n >= 1 {
+					c.set(until)
+				}
+				c.await(t)
+			}
+			cancel()
+			if err := <-errs; !errors.Is(err, context.Canceled) {
+				t.Errorf("Wait = %v, want context.Canceled", err)
+			}
+		})
+	})
 }
 
 // downScripter is a Redis that answers every command with err.
