@@ -479,7 +479,7 @@ type statusDoc struct {
 	Valid          int64  `json:"valid"`
 	Rejects        struct{ Invalid, Missing, Malformed, Duplicates int64 }
 	Chunks         struct{ Total, Enqueued, Done int64 }
-	Numbers        struct{ Accepted, Rejected, Failed, Pending int64 }
+	Numbers        struct{ Accepted, Rejected, Failed, Cached, Pending int64 }
 	Requests       int64      `json:"requests"`
 	RateLimited    int64      `json:"rate_limited_429s"`
 	Retries        int64      `json:"retries"`
@@ -557,7 +557,7 @@ func checkStatus(t *testing.T, raw []byte, w statusWant) statusDoc {
 	for field, sub := range map[string][]string{
 		"rejects": {"invalid", "missing", "malformed", "duplicates"},
 		"chunks":  {"total", "enqueued", "done"},
-		"numbers": {"accepted", "rejected", "failed", "pending"},
+		"numbers": {"accepted", "rejected", "failed", "cached", "pending", "remembered_rejections"},
 	} {
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal(keys[field], &m); err != nil {
@@ -576,7 +576,7 @@ func checkStatus(t *testing.T, raw []byte, w statusWant) statusDoc {
 	valid, _ := w.list.count()
 	invalid, missing, dups := w.list.rejectCounts()
 	chunks := int64((valid + w.chunkSize - 1) / w.chunkSize)
-	settled := s.Numbers.Accepted + s.Numbers.Rejected + s.Numbers.Failed
+	settled := s.Numbers.Accepted + s.Numbers.Rejected + s.Numbers.Failed + s.Numbers.Cached
 	bad := func(format string, args ...any) {
 		t.Helper()
 		t.Errorf("status --json (%s): "+format+"\n%s", append([]any{w.phase}, append(args, raw)...)...)
