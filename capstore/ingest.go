@@ -52,13 +52,13 @@ func (r Result) String() string {
 
 // ingestScript writes callbacks to the records of their numbers and marks
 // awaited numbers answered, atomically per number. It returns, per
-// callback, the awaiting entry as it was before ("" when none): the caller
-// counts the answer for that job.
+// callback, the awaiting entries as they were before ("" when none): the
+// caller counts the answer for each of their jobs.
 //
 // KEYS: cap, await hash pairs. ARGV: per callback, its pair index, field,
 // packed record. A record is replaced by a strictly newer one, except that
-// a duplicate of the answer its job already has changes nothing (not even
-// the time).
+// a duplicate of the answer every awaiting job already has changes nothing
+// (not even the time).
 var ingestScript = redis.NewScript(`
 local function u32(s) local a, b, c, d = string.byte(s, 1, 4) return ((a * 256 + b) * 256 + c) * 256 + d end
 local out = {}
@@ -67,7 +67,16 @@ for i = 1, #ARGV, 3 do
   local ck, ak, f, v = KEYS[p - 1], KEYS[p], ARGV[i + 1], ARGV[i + 2]
   local nv = u32(v)
   local aw = redis.call('HGET', ak, f)
-  local got = aw and string.byte(aw, 1) >= 128
+  local got, marked = aw ~= false, aw
+  if aw then
+    local parts = {}
+    for k = 1, #aw, 8 do
+      local b = string.byte(aw, k)
+      if b < 128 then got = false b = b + 128 end
+      parts[#parts + 1] = string.char(b) .. string.sub(aw, k + 1, k + 7)
+    end
+    marked = table.concat(parts)
+  end
   local cur = redis.call('HGET', ck, f)
   local write = not cur
   if cur then
@@ -75,9 +84,7 @@ for i = 1, #ARGV, 3 do
     write = math.floor(nv / 4) > math.floor(cv / 4) and not (got and cv % 4 == nv % 4)
   end
   if write then redis.call('HSET', ck, f, v) end
-  if aw and not got then
-    redis.call('HSET', ak, f, string.char(string.byte(aw, 1) + 128) .. string.sub(aw, 2))
-  end
+  if aw and not got then redis.call('HSET', ak, f, marked) end
   out[#out + 1] = aw or ''
 end
 return out`)
@@ -142,27 +149,30 @@ func (s *Store) Ingest(ctx context.Context, cbs []Callback) ([]Result, error) {
 	for gi, g := range gs {
 		for k, i := range g.items {
 			aw, _ := replies[gi][k].(string)
-			if len(aw) != 8 {
-				res[i] = Unsolicited
-				continue
+			for e := 0; e+awaitLen <= len(aw); e += awaitLen { // one entry per job awaiting it
+				a := decodeAwait(aw[e : e+awaitLen])
+				a.pos, a.cap, a.raw = i, cbs[i].Capability, cbs[i].Raw
+				answers = append(answers, a)
 			}
-			a := decodeAwait(aw)
-			a.pos, a.cap, a.raw = i, cbs[i].Capability, cbs[i].Raw
-			answers = append(answers, a)
 		}
 	}
 	firsts, err := s.countAnswers(ctx, answers)
 	if err != nil {
 		return nil, err
 	}
+	// Stored when it is the first answer for any of the jobs; Duplicate
+	// when every job had it; Unsolicited when no job (alive) awaits it.
 	for k, a := range answers {
-		switch firsts[k] {
-		case 1:
+		switch {
+		case firsts[k] == 1:
 			res[a.pos] = Stored
-		case 0:
+		case firsts[k] == 0 && res[a.pos] != Stored:
 			res[a.pos] = Duplicate
-		default:
-			res[a.pos] = Unsolicited
+		}
+	}
+	for i := range res {
+		if res[i] == 0 {
+			res[i] = Unsolicited
 		}
 	}
 	return res, nil
@@ -179,7 +189,13 @@ type answer struct {
 
 // An awaiting entry is 8 bytes: the job's ordinal (its top bit set once
 // the number is answered) and the number's index in the job, big-endian.
-const answeredBit = 1 << 31
+// A number awaited by several jobs at once has one entry per job, one
+// after the other in its field (at most maxAwaiting).
+const (
+	answeredBit = 1 << 31
+	awaitLen    = 8
+	maxAwaiting = 8
+)
 
 func encodeAwait(ordinal, index uint32) string {
 	var b [8]byte

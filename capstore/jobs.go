@@ -99,10 +99,12 @@ type Awaited struct {
 	Index  uint32
 }
 
-// awaitScript registers awaiting entries. A number whose record is at
-// least as new as ARGV[1] (seconds since Epoch: the request was sent then)
-// was answered before its entry existed: the entry is written answered and
-// the capability is returned for the caller to count; else 0.
+// awaitScript registers awaiting entries, next to those of other jobs
+// awaiting the same number (the oldest dropped beyond maxAwaiting); a job
+// registering a number again replaces its entry. A number whose record is
+// at least as new as ARGV[1] (seconds since Epoch: the request was sent
+// then) was answered before its entry existed: the entry is written
+// answered and the capability is returned for the caller to count; else 0.
 //
 // KEYS: cap, await pairs. ARGV: since, then per number its pair index,
 // field, entry.
@@ -113,6 +115,7 @@ local out = {}
 for i = 2, #ARGV, 3 do
   local p = tonumber(ARGV[i]) * 2
   local f, e = ARGV[i + 1], ARGV[i + 2]
+  local ord = u32(e)
   local cur = redis.call('HGET', KEYS[p - 1], f)
   local c = 0
   if cur then
@@ -122,6 +125,17 @@ for i = 2, #ARGV, 3 do
       e = string.char(string.byte(e, 1) + 128) .. string.sub(e, 2)
     end
   end
+  local old = redis.call('HGET', KEYS[p], f)
+  if old then
+    local keep = {}
+    for k = 1, #old, 8 do
+      local x = string.sub(old, k, k + 7)
+      if u32(x) % 2147483648 ~= ord then keep[#keep + 1] = x end
+    end
+    while #keep >= ` + strconv.Itoa(maxAwaiting) + ` do table.remove(keep, 1) end
+    keep[#keep + 1] = e
+    e = table.concat(keep)
+  end
   redis.call('HSET', KEYS[p], f, e)
   out[#out + 1] = c
 end
@@ -130,9 +144,10 @@ return out`)
 // Await registers the numbers job (of ordinal ord, from RegisterJob) waits
 // on, sent to the API at sentAt. A number answered since sentAt (its
 // callback came before this call) is counted for the job at once.
-// Registering a number again is harmless. A number awaited by two jobs at
-// once is awaited by the later one only; the other still gets its
-// capability at finalize, from the record, but not the early end.
+// Registering a number again is harmless. A number awaited by several jobs
+// at once is awaited by each (up to maxAwaiting at once; beyond, the oldest
+// registration is dropped, and that job gets the capability at finalize,
+// from the record, but not the early end): its callback counts for all.
 func (s *Store) Await(ctx context.Context, job string, ord uint32, items []Awaited, sentAt time.Time) error {
 	if len(items) == 0 {
 		return nil
@@ -164,20 +179,32 @@ func (s *Store) Await(ctx context.Context, job string, ord uint32, items []Await
 	return err
 }
 
-// releaseScript deletes the awaiting entries of one job. KEYS: cap, await
-// pairs; ARGV: the ordinal, then per number its pair index and field.
+// releaseScript deletes the awaiting entries of one job, leaving those of
+// other jobs. KEYS: cap, await pairs; ARGV: the ordinal, then per number
+// its pair index and field.
 var releaseScript = redis.NewScript(`
 local function u32(s) local a, b, c, d = string.byte(s, 1, 4) return ((a * 256 + b) * 256 + c) * 256 + d end
 local ord = tonumber(ARGV[1])
 for i = 2, #ARGV, 2 do
   local k = KEYS[tonumber(ARGV[i]) * 2]
   local aw = redis.call('HGET', k, ARGV[i + 1])
-  if aw and u32(aw) % 2147483648 == ord then redis.call('HDEL', k, ARGV[i + 1]) end
+  if aw then
+    local keep = {}
+    for j = 1, #aw, 8 do
+      local x = string.sub(aw, j, j + 7)
+      if u32(x) % 2147483648 ~= ord then keep[#keep + 1] = x end
+    end
+    if #keep == 0 then
+      redis.call('HDEL', k, ARGV[i + 1])
+    elseif #keep * 8 < #aw then
+      redis.call('HSET', k, ARGV[i + 1], table.concat(keep))
+    end
+  end
 end
 return {}`)
 
-// Release deletes the awaiting entries of the job's numbers (those another
-// job took over stay), once the job is finalized.
+// Release deletes the awaiting entries of the job's numbers (those of
+// other jobs awaiting the same numbers stay), once the job is finalized.
 func (s *Store) Release(ctx context.Context, ord uint32, numbers []uint64) error {
 	if len(numbers) == 0 {
 		return nil

@@ -158,3 +158,58 @@ func TestIngestTwice(t *testing.T) {
 		t.Errorf("counts %+v", jc)
 	}
 }
+
+// A number two jobs await at once: its callback is the answer of both
+// (each may end early), a job awaiting it again keeps one entry, and
+// releasing one job leaves the other awaiting.
+func TestNumberAwaitedByTwoJobs(t *testing.T) {
+	b := setup(t)
+	const shared, own = 919812340001, 919812340002
+	ords := map[string]uint32{}
+	for _, job := range []string{"a", "b"} {
+		ord, err := b.store.RegisterJob(b.ctx, job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ords[job] = ord
+		for range 2 { // registering again is harmless
+			if err := b.store.Await(b.ctx, job, ord, []capstore.Awaited{{Number: shared, Index: 0}, {Number: own, Index: 1}}, t0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	counts := func(job string) capstore.JobCounts {
+		t.Helper()
+		jc, err := b.store.JobCounts(b.ctx, job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return jc
+	}
+	at := t0.Add(time.Minute)
+	if r := b.ingest(t, cb(shared, capstore.Capable, at)); r[0] != capstore.Stored {
+		t.Fatalf("first callback = %v, want stored", r[0])
+	}
+	for _, job := range []string{"a", "b"} {
+		if jc := counts(job); jc.Received != 1 || jc.Capable != 1 || jc.Duplicates != 0 {
+			t.Errorf("job %s after the callback: %+v, want it received once", job, jc)
+		}
+	}
+	if r := b.ingest(t, cb(shared, capstore.Capable, at.Add(time.Second))); r[0] != capstore.Duplicate {
+		t.Fatalf("second callback = %v, want duplicate", r[0])
+	}
+	if r := b.lookup(t, shared)[0]; !r.At.Equal(at) {
+		t.Errorf("a duplicate both jobs had moved capability_at to %v", r.At)
+	}
+	if err := b.store.Release(b.ctx, ords["a"], []uint64{shared, own}); err != nil {
+		t.Fatal(err)
+	}
+	// b still awaits both numbers; a awaits nothing.
+	if r := b.ingest(t, cb(own, capstore.NotCapable, at)); r[0] != capstore.Stored {
+		t.Fatalf("callback for b's own number after a's release = %v, want stored", r[0])
+	}
+	b.ingest(t, cb(shared, capstore.Capable, at.Add(2*time.Second)))
+	if a, bc := counts("a"), counts("b"); a.Received != 1 || a.Duplicates != 1 || bc.Received != 2 || bc.Duplicates != 2 {
+		t.Errorf("after a's release: a %+v, b %+v", a, bc)
+	}
+}
