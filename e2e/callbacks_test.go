@@ -137,6 +137,8 @@ func TestCallbacks(t *testing.T) {
 
 // TestCallbackWaitPasses: a job whose callbacks never come waits its
 // --callback-wait and ends with no_callback for every accepted number.
+// Callbacks that come after it finished are recorded, and export rewrites
+// the files with them.
 func TestCallbackWaitPasses(t *testing.T) {
 	t.Parallel()
 	n := newEnv(t, true)
@@ -165,6 +167,53 @@ func TestCallbackWaitPasses(t *testing.T) {
 	}
 	if !strings.Contains(string(b), `"no_callback": `+strconv.FormatInt(j.Accepted, 10)) {
 		t.Errorf("summary.json does not count %d no_callback:\n%s", j.Accepted, b)
+	}
+
+	// Late callbacks for the accepted numbers of odd rows.
+	addr := freeAddr(t)
+	n.startReceiver("callbacks", addr)
+	late := map[int]string{}
+	for num, rec := range byRow {
+		if rec[3] != "accepted" || num%2 == 0 {
+			continue
+		}
+		status := []string{"capable", "not_capable"}[num/2%2]
+		late[num] = status
+		body := `{"number":"` + strings.TrimPrefix(rec[2], "+") + `","status":"` + status + `"}`
+		req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/callback", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+callbackToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("late callback for row %d: %s", num, resp.Status)
+		}
+	}
+	if len(late) < 10 {
+		t.Fatalf("only %d late callbacks: the test shows little", len(late))
+	}
+	n.exec("export", 30*time.Second, append([]string{"export", "--out", n.out, id}, n.redisArgs()...)...).wantExit(t, 0, 0)
+	byRow = checkOutputs(t, filepath.Join(n.out, id), l, wantAPI)
+	for num, rec := range byRow {
+		want := late[num]
+		if want == "" && rec[3] == "accepted" {
+			want = "no_callback"
+		}
+		if rec[8] != want || (late[num] != "") != (rec[9] != "") {
+			t.Errorf("after export, row %d (%s): capability %q %q, want %q", num, rec[3], rec[8], rec[9], want)
+		}
+	}
+	b, err = os.ReadFile(filepath.Join(n.out, id, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"no_callback": `+strconv.FormatInt(j.Accepted-int64(len(late)), 10)) {
+		t.Errorf("summary.json after export does not count %d no_callback:\n%s", j.Accepted-int64(len(late)), b)
 	}
 }
 
