@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -388,4 +389,24 @@ func (b *tailBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return strings.TrimSpace(b.buf.String())
+}
+
+// Freeze stops the server's process (SIGSTOP) until the returned thaw is
+// called (SIGCONT): a master that stops answering, as while a failover
+// runs, and keeps its data. tb.Cleanup thaws it if the test did not.
+func (s *Server) Freeze(tb testing.TB) (thaw func()) {
+	tb.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		tb.Fatalf("freezing redis-server: %v", err)
+	}
+	var once sync.Once
+	thaw = func() {
+		once.Do(func() {
+			if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil && !s.exited() {
+				tb.Errorf("thawing redis-server: %v", err)
+			}
+		})
+	}
+	tb.Cleanup(thaw)
+	return thaw
 }
