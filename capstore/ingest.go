@@ -68,7 +68,10 @@ for i = 1, #ARGV, 3 do
   local nv = u32(v)
   local aw = redis.call('HGET', ak, f)
   local got, marked = aw ~= false, aw
-  if aw then
+  if aw and #aw == 8 then -- one job awaits it: the common case
+    local b = string.byte(aw, 1)
+    if b < 128 then got, marked = false, string.char(b + 128) .. string.sub(aw, 2) end
+  elseif aw then
     local parts = {}
     for k = 1, #aw, 8 do
       local b = string.byte(aw, k)
