@@ -116,6 +116,29 @@ func (s *Store) Reasons(ctx context.Context) (map[uint16]Reason, error) {
 	return out, nil
 }
 
+// RestoreReasons puts rejection reasons back under their references, into
+// a store that has none yet (a fresh embedded Redis), so that records kept
+// elsewhere with those references (the embedded run's file) read right,
+// and new reasons are numbered after them.
+func (s *Store) RestoreReasons(ctx context.Context, reasons map[uint16]Reason) error {
+	if len(reasons) == 0 {
+		return nil
+	}
+	byID := make(map[string]any, len(reasons))
+	byText := make(map[string]any, len(reasons))
+	for id, r := range reasons {
+		t := r.Code + "\x00" + r.Message
+		byID[strconv.Itoa(int(id))], byText[t] = t, strconv.Itoa(int(id))
+	}
+	pipe := s.rdb.Pipeline()
+	pipe.HSet(ctx, s.reasonByIDKey(), byID)
+	pipe.HSet(ctx, s.reasonByTextKey(), byText)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("restoring rejection reasons: %w", err)
+	}
+	return nil
+}
+
 // rememberScript writes records, a strictly newer one replacing the
 // current one. KEYS: cap, await pairs. ARGV: per record its pair index,
 // field, packed record.
@@ -296,23 +319,31 @@ func (s *Store) Each(ctx context.Context, fn func(number uint64, r Record) error
 		}
 		return func() error {
 			for i, c := range cmds {
-				for f, v := range c.Val() {
-					n, err := numberOf(first+uint32(i), f)
-					if err != nil {
-						return err
-					}
-					r, err := unpackRecord(v)
-					if err != nil {
-						return fmt.Errorf("number %s: %w", Digits(n), err)
-					}
-					if err := fn(n, r); err != nil {
-						return err
-					}
+				if err := eachField(first+uint32(i), c.Val(), fn); err != nil {
+					return err
 				}
 			}
 			return nil
 		}, nil
 	})
+}
+
+// eachField calls fn for every record of bucket b, read as h.
+func eachField(b uint32, h map[string]string, fn func(number uint64, r Record) error) error {
+	for f, v := range h {
+		n, err := numberOf(b, f)
+		if err != nil {
+			return err
+		}
+		r, err := unpackRecord(v)
+		if err != nil {
+			return fmt.Errorf("number %s: %w", Digits(n), err)
+		}
+		if err := fn(n, r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Bytes returns the memory's size in Redis as MEMORY USAGE counts it (the

@@ -48,6 +48,31 @@ func TestRememberRejectionKeepsReason(t *testing.T) {
 	}
 }
 
+// Reasons restored under their references read back the same, and new
+// ones are numbered after them.
+func TestRestoreReasons(t *testing.T) {
+	b := setup(t)
+	kept := map[uint16]capstore.Reason{1: {Code: "E21", Message: "not a mobile number"}, 2: {Code: "E30", Message: "barred"}}
+	if err := b.store.RestoreReasons(b.ctx, kept); err != nil {
+		t.Fatal(err)
+	}
+	b.remember(t,
+		capstore.Answer{Number: 919876500121, Capability: capstore.Rejected, Code: "E30", Message: "barred", At: t0},
+		capstore.Answer{Number: 919876500122, Capability: capstore.Rejected, Code: "E40", Message: "new", At: t0})
+	recs := b.lookup(t, 919876500121, 919876500122)
+	if recs[0].Reason != 2 || recs[1].Reason != 3 {
+		t.Fatalf("references %d and %d, want 2 (restored) and 3 (new)", recs[0].Reason, recs[1].Reason)
+	}
+	reasons, err := b.store.Reasons(b.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept[3] = capstore.Reason{Code: "E40", Message: "new"}
+	if diff := cmp.Diff(kept, reasons); diff != "" {
+		t.Fatalf("reasons (-want +got):\n%s", diff)
+	}
+}
+
 func TestRememberNewerWinsOverCallbacks(t *testing.T) {
 	b := setup(t)
 	const n = 919876500111

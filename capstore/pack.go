@@ -60,33 +60,51 @@ type Record struct {
 // IsZero reports whether r holds nothing (no record).
 func (r Record) IsZero() bool { return r.Capability == None }
 
-// packRecord is a record as the 4 bytes stored in Redis: seconds since
-// Epoch << 2 | (capability - 1), big-endian. Scripts compare the seconds
-// (the value / 4) to let the newer answer win.
+// PackedSize is the size of a record as [Record.Pack] writes it.
+const PackedSize = 6
+
+// Pack returns r as 6 bytes: seconds since Epoch << 2 | (capability - 1),
+// big-endian in 4 bytes, then the reason's reference in 2 (0 but for
+// Rejected). Redis keeps the first 4 (all 6 for a rejection); files of the
+// memory keep all 6. r must not be zero.
+func (r Record) Pack() [PackedSize]byte {
+	var b [PackedSize]byte
+	binary.BigEndian.PutUint32(b[:], uint32(seconds(r.At))<<2|uint32(r.Capability-1)&3)
+	binary.BigEndian.PutUint16(b[4:], r.Reason)
+	return b
+}
+
+// UnpackRecord is the inverse of [Record.Pack].
+func UnpackRecord(b [PackedSize]byte) Record {
+	u := binary.BigEndian.Uint32(b[:])
+	return Record{
+		Capability: Capability(u&3) + 1,
+		At:         Epoch.Add(time.Duration(u>>2) * time.Second),
+		Reason:     binary.BigEndian.Uint16(b[4:]),
+	}
+}
+
+// packRecord is a record as the 4 bytes stored in Redis. Scripts compare
+// the seconds (the value / 4) to let the newer answer win.
 func packRecord(c Capability, at time.Time) string {
-	var b [4]byte
-	binary.BigEndian.PutUint32(b[:], uint32(seconds(at))<<2|uint32(c-1)&3)
-	return string(b[:])
+	b := Record{Capability: c, At: at}.Pack()
+	return string(b[:4])
 }
 
 // packRejection is a rejection's record: the 4 bytes of packRecord and the
 // 2 of its reason's reference. Scripts read the first 4 bytes only.
 func packRejection(at time.Time, reason uint16) string {
-	var b [2]byte
-	binary.BigEndian.PutUint16(b[:], reason)
-	return packRecord(Rejected, at) + string(b[:])
+	b := Record{Capability: Rejected, At: at, Reason: reason}.Pack()
+	return string(b[:])
 }
 
 func unpackRecord(v string) (Record, error) {
-	if len(v) != 4 && len(v) != 6 {
+	if len(v) != 4 && len(v) != PackedSize {
 		return Record{}, fmt.Errorf("capability record of %d bytes, want 4 or 6", len(v))
 	}
-	u := binary.BigEndian.Uint32([]byte(v))
-	r := Record{Capability: Capability(u&3) + 1, At: Epoch.Add(time.Duration(u>>2) * time.Second)}
-	if len(v) == 6 {
-		r.Reason = binary.BigEndian.Uint16([]byte(v[4:]))
-	}
-	return r, nil
+	var b [PackedSize]byte
+	copy(b[:], v)
+	return UnpackRecord(b), nil
 }
 
 // Stale reports whether r is older than forgetAfter at now: the memory

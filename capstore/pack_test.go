@@ -56,6 +56,10 @@ func TestRecordRoundTrip(t *testing.T) {
 			t.Errorf("unpack(pack(%v, %v)) = %+v, %v", c, at, r, err)
 		}
 	}
+	rej := Record{Capability: Rejected, At: at, Reason: 65_000}
+	if got := UnpackRecord(rej.Pack()); got != rej {
+		t.Errorf("UnpackRecord(Pack(%+v)) = %+v", rej, got)
+	}
 	if _, err := unpackRecord("abc"); err == nil {
 		t.Error("unpackRecord took 3 bytes")
 	}
