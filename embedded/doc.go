@@ -15,6 +15,9 @@
 //   - {out}/callbacks.jsonl: every callback the run's receiver stored, synced
 //     before it is acknowledged ([Run.JournalCallbacks]); Resume stores them
 //     again, after the job's accepted numbers await again.
+//   - {out}/.capability-memory: the capability memory of every run in the
+//     folder (package memfile), mapped at Open, merged with what the run
+//     learned at Close (written to a temporary file, renamed over it).
 //
 // None of them is followed when it is a symbolic link: a link planted in the
 // folder would have the run write through it to another file.
@@ -26,9 +29,9 @@
 // A run goes:
 //
 //	r, err := embedded.Open(embedded.Config{Out: out, Target: target, Logger: log})
-//	defer r.Close()
+//	defer r.Close()                    // after the workers and the receiver: saves the memory
 //	r.Restore(ctx, jobID)              // before enqueue: the job's record, from its spec file
-//	res, err := enqueue.Run(ctx, enqueue.Config{Store: r.Store(), ...})
+//	res, err := enqueue.Run(ctx, enqueue.Config{Store: r.Store(), Memory: r.Memory(), ...})
 //	r.Resume(ctx, res.JobID)           // after enqueue, before any worker: spec file, replay
 //	// workers on r.Redis(), r.RedisConnOpt() and r.Store()
 //

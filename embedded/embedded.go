@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
@@ -26,6 +27,9 @@ type Config struct {
 	// and account, or a simulator): a journal holding answers is replayed
 	// only for the target it was written for.
 	Target string
+	// ForgetAfter: the capability memory file drops answers older than this
+	// when the run saves it. Defaults to 0: it keeps every answer.
+	ForgetAfter time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -42,6 +46,7 @@ type Run struct {
 	store   *jobstore.Store
 	cbMu    sync.Mutex
 	cbFile  *os.File // the callbacks journal, once a callback came
+	memory  *Memory
 	closed  sync.Once
 	err     error // of Close
 }
@@ -76,6 +81,12 @@ func Open(cfg Config) (*Run, error) {
 		journal: newJournal(cfg.Out),
 	}
 	r.store = jobstore.New(r.rdb, jobstore.OnRecord(r.journal.append))
+	if err := r.openMemory(context.Background()); err != nil {
+		r.rdb.Close()
+		mr.Close()
+		unlock()
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -89,16 +100,22 @@ func (r *Run) RedisConnOpt() asynq.RedisConnOpt { return r.opt }
 // journaled.
 func (r *Run) Store() *jobstore.Store { return r.store }
 
-// Close closes the journal and the embedded Redis and gives the output
-// folder up. Stop every user of the Redis first. Closing twice is harmless.
+// Close saves the capability memory (what the run learned, merged into the
+// file of earlier runs), closes the journal and the embedded Redis and gives
+// the output folder up. Stop every user of the Redis first (the workers,
+// the callback receiver). Closing twice is harmless.
 func (r *Run) Close() error {
 	r.closed.Do(func() {
+		saved := r.saveMemory(context.Background())
+		if saved != nil {
+			r.log.Error("the answers of this run are not remembered", "err", saved)
+		}
 		r.cbMu.Lock()
 		if r.cbFile != nil {
 			r.err = r.cbFile.Close()
 		}
 		r.cbMu.Unlock()
-		r.err = errors.Join(r.err, r.journal.Close(), r.rdb.Close())
+		r.err = errors.Join(saved, r.err, r.memory.file.Close(), r.journal.Close(), r.rdb.Close())
 		r.mr.Close()
 		r.unlock()
 	})

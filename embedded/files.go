@@ -30,6 +30,16 @@ func openNoFollow(path string, flag int, perm os.FileMode) (*os.File, error) {
 	return nil, err
 }
 
+// openExisting opens path for reading like openNoFollow; nil, nil when
+// there is no such file.
+func openExisting(path string) (*os.File, error) {
+	f, err := openNoFollow(path, os.O_RDONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return f, err
+}
+
 // LockedError is returned by Open when another process works in the
 // output folder.
 type LockedError struct {

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
@@ -14,6 +16,8 @@ import (
 
 	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/configs"
+	"github.com/capcheck/capcheck/embedded"
+	"github.com/capcheck/capcheck/memfile"
 	"github.com/capcheck/capcheck/outfiles"
 	"github.com/capcheck/capcheck/phonenorm"
 )
@@ -27,20 +31,23 @@ func memoryCommand() *cli.Command {
 		Usage: "inspect, export or forget the capability memory (every answer remembered per number)",
 		Description: "The memory holds, per E.164 number, the newest capability (from the provider's\n" +
 			"callbacks) or API rejection and when it came, across jobs, in Redis; answers older\n" +
-			"than --forget-after are ignored and swept daily by a worker. docs/operations.md\n" +
-			"shows how to operate it.",
+			"than --forget-after are ignored and swept daily by a worker. With no Redis\n" +
+			"configured (no --redis, CAPCHECK_REDIS or redis: in the config file), as 'capcheck\n" +
+			"run' on its embedded Redis, it is the file {out}/" + memoryFileName + " that such\n" +
+			"runs keep (forget and sweep are refused while such a run works in --out).\n" +
+			"docs/operations.md shows how to operate it.",
 		Subcommands: []*cli.Command{
 			{
 				Name:   "stats",
-				Usage:  "numbers remembered, by capability and age, and the bytes they take in Redis",
+				Usage:  "numbers remembered, by capability and age, and the bytes they take in Redis (or the file)",
 				Flags:  slices.Concat(shared(), []cli.Flag{&cli.BoolFlag{Name: flagJSON, Usage: "print JSON"}}),
-				Action: sessionAction(configs.Needs{}, memoryStatsAction),
+				Action: memoryStatsAction,
 			},
 			{
 				Name:   "export",
 				Usage:  "write every remembered answer to standard output: number,capability,at,code,message",
 				Flags:  slices.Concat(shared(), []cli.Flag{formatFlag("csv or jsonl")}),
-				Action: sessionAction(configs.Needs{}, memoryExportAction),
+				Action: memoryExportAction,
 			},
 			{
 				Name:      "forget",
@@ -55,7 +62,7 @@ func memoryCommand() *cli.Command {
 				Name:   "sweep",
 				Usage:  "drop the answers older than --forget-after now (enqueue does it once a day)",
 				Flags:  shared(),
-				Action: sessionAction(configs.Needs{}, memorySweepAction),
+				Action: memorySweepAction,
 			},
 		},
 	}
@@ -68,9 +75,61 @@ type memoryStats struct {
 	ByAge        map[string]int64 `json:"by_age"`
 	// Stale are older than --forget-after: ignored, dropped by the next sweep.
 	Stale int64 `json:"stale"`
-	// Bytes is MEMORY USAGE of the memory's keys; -1 when Redis cannot say.
+	// Bytes is MEMORY USAGE of the memory's keys, or the file's size; -1
+	// when Redis cannot say.
 	Bytes          int64   `json:"bytes"`
 	BytesPerNumber float64 `json:"bytes_per_number"`
+	// File is the memory's file of runs on the embedded Redis; empty for
+	// Redis.
+	File string `json:"file,omitempty"`
+}
+
+// memoryFileName is the memory's file under --out, for help texts.
+var memoryFileName = filepath.Base(embedded.MemoryPath(""))
+
+// memorySource is the memory that stats and export read: the fleet's in
+// Redis or, with no Redis configured (as run decides), the file that runs
+// on the embedded Redis keep under --out.
+type memorySource struct {
+	cfg     *configs.Config
+	log     *slog.Logger
+	file    string // the file; empty for Redis
+	each    func(fn func(uint64, capstore.Record) error) error
+	reasons func() (map[uint16]capstore.Reason, error)
+	bytes   func() (int64, error)
+	close   func()
+}
+
+func openMemorySource(c *cli.Context) (*memorySource, error) {
+	cfg, err := loadConfig(c, configs.Needs{})
+	if err != nil {
+		return nil, err
+	}
+	if !cfg.RedisExplicit {
+		m, err := embedded.OpenMemory(cfg.Out)
+		if err != nil {
+			return nil, outError(err, cfg.Out)
+		}
+		return &memorySource{
+			cfg: cfg, log: newLogger(cfg, c.App.ErrWriter), file: embedded.MemoryPath(cfg.Out),
+			each:    m.Each,
+			reasons: func() (map[uint16]capstore.Reason, error) { return m.Reasons(), nil },
+			bytes:   func() (int64, error) { return m.Size(), nil },
+			close:   func() { m.Close() },
+		}, nil
+	}
+	s, err := connectSession(c, cfg)
+	if err != nil {
+		return nil, err
+	}
+	mem := capstore.New(s.rdb, capstore.Options{})
+	return &memorySource{
+		cfg: cfg, log: s.log,
+		each:    func(fn func(uint64, capstore.Record) error) error { return mem.Each(c.Context, fn) },
+		reasons: func() (map[uint16]capstore.Reason, error) { return mem.Reasons(c.Context) },
+		bytes:   func() (int64, error) { return mem.Bytes(c.Context) },
+		close:   s.Close,
+	}, nil
 }
 
 // ageBins are the age classes of memory stats, youngest first.
@@ -82,11 +141,18 @@ var ageBins = []struct {
 	{"90d", 90 * 24 * time.Hour}, {"older", 1<<63 - 1},
 }
 
-func memoryStatsAction(c *cli.Context, s *session) error {
-	mem := capstore.New(s.rdb, capstore.Options{})
+func memoryStatsAction(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	s, err := openMemorySource(c)
+	if err != nil {
+		return err
+	}
+	defer s.close()
 	now := time.Now()
-	st := memoryStats{ByCapability: map[string]int64{}, ByAge: map[string]int64{}}
-	err := mem.Each(c.Context, func(_ uint64, r capstore.Record) error {
+	st := memoryStats{ByCapability: map[string]int64{}, ByAge: map[string]int64{}, File: s.file}
+	err = s.each(func(_ uint64, r capstore.Record) error {
 		st.Numbers++
 		st.ByCapability[r.Capability.String()]++
 		age := now.Sub(r.At)
@@ -105,7 +171,7 @@ func memoryStatsAction(c *cli.Context, s *session) error {
 		return err
 	}
 	st.Bytes = -1
-	if b, err := mem.Bytes(c.Context); err == nil {
+	if b, err := s.bytes(); err == nil {
 		st.Bytes = b
 		if st.Numbers > 0 {
 			st.BytesPerNumber = float64(b) / float64(st.Numbers)
@@ -135,9 +201,12 @@ func printMemoryStats(w io.Writer, st memoryStats, asJSON bool) error {
 		}
 		fmt.Fprintf(w, " %s %d", label, st.ByAge[b.name])
 	}
-	if st.Bytes >= 0 {
+	switch {
+	case st.File != "":
+		fmt.Fprintf(w, "\nbytes in %s: %d (%.1f per number)\n", st.File, st.Bytes, st.BytesPerNumber)
+	case st.Bytes >= 0:
 		fmt.Fprintf(w, "\nbytes in Redis: %d (%.1f per number)\n", st.Bytes, st.BytesPerNumber)
-	} else {
+	default:
 		fmt.Fprint(w, "\nbytes in Redis: unknown (no MEMORY USAGE)\n")
 	}
 	return nil
@@ -152,10 +221,17 @@ type memoryRow struct {
 	Message    string `json:"message,omitempty"`
 }
 
-func memoryExportAction(c *cli.Context, s *session) error {
+func memoryExportAction(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
 	format := outfiles.Format(c.String(flagFormat))
-	mem := capstore.New(s.rdb, capstore.Options{})
-	reasons, err := mem.Reasons(c.Context)
+	s, err := openMemorySource(c)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	reasons, err := s.reasons()
 	if err != nil {
 		return err
 	}
@@ -163,7 +239,7 @@ func memoryExportAction(c *cli.Context, s *session) error {
 	w := bufio.NewWriter(c.App.Writer)
 	write, flush := memoryRowWriter(w, format)
 	var n int64
-	err = mem.Each(c.Context, func(num uint64, r capstore.Record) error {
+	err = s.each(func(num uint64, r capstore.Record) error {
 		if r.Stale(now, s.cfg.Memory.ForgetAfter) {
 			return nil
 		}
@@ -208,7 +284,35 @@ func memoryForgetAction(c *cli.Context) error {
 	if all == (c.NArg() > 0) {
 		return usageErrorf("give the numbers to forget, or --all to forget every number")
 	}
-	s, err := openSession(c, configs.Needs{})
+	cfg, err := loadConfig(c, configs.Needs{})
+	if err != nil {
+		return err
+	}
+	if all && !cfg.RedisExplicit {
+		n, err := embedded.ForgetMemory(cfg.Out)
+		if err != nil {
+			return outError(err, cfg.Out)
+		}
+		fmt.Fprintf(c.App.Writer, "forgot %d numbers\n", n)
+		return nil
+	}
+	nums := make([]uint64, 0, c.NArg())
+	for _, a := range c.Args().Slice() {
+		r := phonenorm.Normalize(a, cfg.Enqueue.DefaultRegion)
+		if !r.Valid() {
+			return usageErrorf("%s is not a valid phone number (write it in E.164, e.g. +919876543210)", shownArg(c, a))
+		}
+		nums = append(nums, r.Key)
+	}
+	if !cfg.RedisExplicit {
+		st, err := embedded.EditMemory(cfg.Out, memfile.MergeOptions{Forget: nums})
+		if err != nil {
+			return outError(err, cfg.Out)
+		}
+		fmt.Fprintf(c.App.Writer, "forgot %d of %d numbers (the others were not remembered)\n", st.Forgotten, len(nums))
+		return nil
+	}
+	s, err := connectSession(c, cfg)
 	if err != nil {
 		return err
 	}
@@ -222,14 +326,6 @@ func memoryForgetAction(c *cli.Context) error {
 		fmt.Fprintf(c.App.Writer, "forgot %d numbers\n", n)
 		return nil
 	}
-	nums := make([]uint64, 0, c.NArg())
-	for _, a := range c.Args().Slice() {
-		r := phonenorm.Normalize(a, s.cfg.Enqueue.DefaultRegion)
-		if !r.Valid() {
-			return usageErrorf("%s is not a valid phone number (write it in E.164, e.g. +919876543210)", shownArg(c, a))
-		}
-		nums = append(nums, r.Key)
-	}
 	n, err := mem.Forget(c.Context, nums)
 	if err != nil {
 		return err
@@ -238,15 +334,35 @@ func memoryForgetAction(c *cli.Context) error {
 	return nil
 }
 
-func memorySweepAction(c *cli.Context, s *session) error {
-	fa := s.cfg.Memory.ForgetAfter
+func memorySweepAction(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(c, configs.Needs{})
+	if err != nil {
+		return err
+	}
+	fa := cfg.Memory.ForgetAfter
 	if fa == 0 {
 		fmt.Fprintln(c.App.Writer, "--forget-after is 0: the memory keeps every answer, nothing to sweep")
 		return nil
 	}
-	n, err := capstore.New(s.rdb, capstore.Options{}).Sweep(c.Context, time.Now().Add(-fa))
-	if err != nil {
-		return err
+	var n int64
+	if cfg.RedisExplicit {
+		s, err := connectSession(c, cfg)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		if n, err = capstore.New(s.rdb, capstore.Options{}).Sweep(c.Context, time.Now().Add(-fa)); err != nil {
+			return err
+		}
+	} else {
+		st, err := embedded.EditMemory(cfg.Out, memfile.MergeOptions{Now: time.Now(), ForgetAfter: fa})
+		if err != nil {
+			return outError(err, cfg.Out)
+		}
+		n = int64(st.Expired)
 	}
 	fmt.Fprintf(c.App.Writer, "dropped %s answers older than %s\n", strconv.FormatInt(n, 10), fa)
 	return nil

@@ -152,7 +152,7 @@ func openRunRedis(ctx context.Context, cfg *configs.Config, demo bool, log *slog
 	if demo {
 		target = "the --demo simulator"
 	}
-	emb, err := embedded.Open(embedded.Config{Out: cfg.Out, Target: target, Logger: log})
+	emb, err := embedded.Open(embedded.Config{Out: cfg.Out, Target: target, ForgetAfter: cfg.Memory.ForgetAfter, Logger: log})
 	if err != nil {
 		return nil, outError(err, cfg.Out)
 	}

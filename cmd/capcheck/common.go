@@ -106,6 +106,11 @@ func openSession(c *cli.Context, n configs.Needs) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	return connectSession(c, cfg)
+}
+
+// connectSession connects to the Redis of a loaded configuration.
+func connectSession(c *cli.Context, cfg *configs.Config) (*session, error) {
 	log := newLogger(cfg, c.App.ErrWriter)
 	rdb, err := connectRedis(c.Context, cfg, log)
 	if err != nil {

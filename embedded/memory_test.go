@@ -1,0 +1,291 @@
+package embedded_test
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/capcheck/capcheck/capstore"
+	"github.com/capcheck/capcheck/embedded"
+	"github.com/capcheck/capcheck/memfile"
+)
+
+// openFor opens a run on out that forgets answers older than forgetAfter.
+func openFor(t *testing.T, out string, forgetAfter time.Duration) *embedded.Run {
+	t.Helper()
+	r, err := embedded.Open(embedded.Config{Out: out, Target: apiA, ForgetAfter: forgetAfter, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func closeRun(t *testing.T, r *embedded.Run) {
+	t.Helper()
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func recallRun(t *testing.T, r *embedded.Run, nums ...uint64) []capstore.Record {
+	t.Helper()
+	out := make([]capstore.Record, len(nums))
+	if err := r.Memory().Recall(t.Context(), nums, out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// The memory outlives the process: a run remembers what earlier runs
+// learned (a rejection with its code and message too), learns newer
+// answers on top, and an older answer arriving late changes nothing.
+func TestMemoryAcrossRuns(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	ctx := t.Context()
+	now := time.Now().UTC().Truncate(time.Second)
+	const a, b, c, d = 919876500001, 919876500002, 919876500003, 919876500004
+
+	first := openFor(t, out, 0)
+	caps := capstore.New(first.Redis(), capstore.Options{})
+	if err := caps.Remember(ctx, []capstore.Answer{
+		{Number: a, Capability: capstore.Capable, At: now.Add(-2 * time.Hour)},
+		{Number: b, Capability: capstore.Rejected, Code: "E21", Message: "not a mobile number", At: now.Add(-2 * time.Hour)},
+		{Number: c, Capability: capstore.NotCapable, At: now.Add(-2 * time.Hour)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	closeRun(t, first)
+
+	second := openFor(t, out, 0)
+	got := recallRun(t, second, a, b, c, d)
+	if got[0].Capability != capstore.Capable || got[1].Capability != capstore.Rejected || got[2].Capability != capstore.NotCapable || !got[3].IsZero() {
+		t.Fatalf("second run recalls %+v", got)
+	}
+	caps = capstore.New(second.Redis(), capstore.Options{})
+	reasons, err := caps.Reasons(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(capstore.Reason{Code: "E21", Message: "not a mobile number"}, reasons[got[1].Reason]); diff != "" {
+		t.Fatalf("the remembered rejection's reason (-want +got):\n%s", diff)
+	}
+	// c: a callback newer than the file's answer; a: a late one, older.
+	if _, err := caps.Ingest(ctx, []capstore.Callback{
+		{Number: c, Capability: capstore.Capable, At: now.Add(-time.Hour)},
+		{Number: a, Capability: capstore.NotCapable, At: now.Add(-3 * time.Hour)},
+		{Number: d, Capability: capstore.Unknown, At: now},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := caps.Remember(ctx, []capstore.Answer{
+		{Number: d, Capability: capstore.Rejected, Code: "E30", Message: "barred", At: now.Add(time.Second)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []capstore.Record{
+		{Capability: capstore.Capable, At: now.Add(-2 * time.Hour)},
+		{Capability: capstore.Rejected, At: now.Add(-2 * time.Hour), Reason: got[1].Reason},
+		{Capability: capstore.Capable, At: now.Add(-time.Hour)},
+		{Capability: capstore.Rejected, At: now.Add(time.Second), Reason: got[1].Reason + 1},
+	}
+	if diff := cmp.Diff(want, recallRun(t, second, a, b, c, d)); diff != "" {
+		t.Fatalf("during the second run (-want +got):\n%s", diff)
+	}
+	closeRun(t, second)
+
+	third := openFor(t, out, 0)
+	defer closeRun(t, third)
+	if diff := cmp.Diff(want, recallRun(t, third, a, b, c, d)); diff != "" {
+		t.Fatalf("third run (-want +got):\n%s", diff)
+	}
+	m, err := embedded.OpenMemory(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if diff := cmp.Diff(map[uint16]capstore.Reason{1: {Code: "E21", Message: "not a mobile number"}, 2: {Code: "E30", Message: "barred"}},
+		m.Reasons()); diff != "" {
+		t.Fatalf("reasons in the file (-want +got):\n%s", diff)
+	}
+}
+
+// Saving drops the answers older than --forget-after; a run that learned
+// nothing leaves the file alone.
+func TestMemoryForgetAfter(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	now := time.Now().UTC().Truncate(time.Second)
+	first := openFor(t, out, 0)
+	if err := capstore.New(first.Redis(), capstore.Options{}).Remember(t.Context(), []capstore.Answer{
+		{Number: 33612345601, Capability: capstore.Capable, At: now.Add(-48 * time.Hour)},
+		{Number: 33612345602, Capability: capstore.Capable, At: now.Add(-time.Hour)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	closeRun(t, first)
+	before, err := os.Stat(embedded.MemoryPath(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeRun(t, openFor(t, out, 24*time.Hour)) // learned nothing
+	if after, err := os.Stat(embedded.MemoryPath(out)); err != nil || !os.SameFile(before, after) {
+		t.Fatalf("a run that learned nothing rewrote the file (%v)", err)
+	}
+
+	second := openFor(t, out, 24*time.Hour)
+	if err := capstore.New(second.Redis(), capstore.Options{}).Remember(t.Context(), []capstore.Answer{
+		{Number: 33612345603, Capability: capstore.NotCapable, At: now},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	closeRun(t, second)
+	third := openFor(t, out, 24*time.Hour)
+	defer closeRun(t, third)
+	got := recallRun(t, third, 33612345601, 33612345602, 33612345603)
+	if !got[0].IsZero() || got[1].IsZero() || got[2].IsZero() {
+		t.Fatalf("after a save with --forget-after 24h: %+v, want the 48h-old answer dropped", got)
+	}
+}
+
+// memory forget and sweep rewrite the file, and wait for no run: they are
+// refused while one works in the folder.
+func TestEditMemory(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	now := time.Now().UTC().Truncate(time.Second)
+	r := openFor(t, out, 0)
+	if err := capstore.New(r.Redis(), capstore.Options{}).Remember(t.Context(), []capstore.Answer{
+		{Number: 33612345601, Capability: capstore.Capable, At: now.Add(-48 * time.Hour)},
+		{Number: 33612345602, Capability: capstore.Capable, At: now},
+		{Number: 33612345603, Capability: capstore.Capable, At: now},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var locked *embedded.LockedError
+	if _, err := embedded.EditMemory(out, memfile.MergeOptions{}); !errors.As(err, &locked) {
+		t.Fatalf("EditMemory during a run: %v, want a LockedError", err)
+	}
+	if _, err := embedded.ForgetMemory(out); !errors.As(err, &locked) {
+		t.Fatalf("ForgetMemory during a run: %v, want a LockedError", err)
+	}
+	closeRun(t, r)
+	st, err := embedded.EditMemory(out, memfile.MergeOptions{Now: now, ForgetAfter: 24 * time.Hour, Forget: []uint64{33612345603}})
+	if err != nil || st != (memfile.MergeStats{Numbers: 1, Expired: 1, Forgotten: 1}) {
+		t.Fatalf("EditMemory = %+v, %v", st, err)
+	}
+	n, err := embedded.ForgetMemory(out)
+	if err != nil || n != 1 {
+		t.Fatalf("ForgetMemory = %d, %v; want 1", n, err)
+	}
+	if m, err := embedded.OpenMemory(out); err != nil || m != nil {
+		t.Fatalf("after ForgetMemory: %v, %v; want no memory", m, err)
+	}
+}
+
+// A save killed at any moment (SIGKILL) leaves the file of the last whole
+// save: the next run reads it, and removes the torn temporary file.
+func TestMemorySaveKilled(t *testing.T) {
+	if os.Getenv(saverEnv) != "" {
+		return // the saver below runs in its own process
+	}
+	t.Parallel()
+	out := t.TempDir()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	// A memory of 300,000 numbers (3.9 MB), so that a save spends a good
+	// part of its time writing the file.
+	const seeded = 300_000
+	var add memfile.Answers
+	for i := range uint64(seeded) {
+		add.Add(14150000000+i, capstore.Record{Capability: capstore.NotCapable, At: time.Now()})
+	}
+	var buf bytes.Buffer
+	if _, err := memfile.Merge(&buf, nil, &add, memfile.MergeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(embedded.MemoryPath(out), buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tornSeen := 0
+	for round := range 6 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestMemorySaver$")
+		cmd.Env = append(os.Environ(), saverEnv+"="+out)
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Killed once it has saved twice (timed), at a random moment of a
+		// save's length: before, during or after the rename.
+		sc := bufio.NewScanner(stdout)
+		var took time.Duration
+		for saves := 0; saves < 2 && sc.Scan(); saves++ {
+			took, _ = time.ParseDuration(strings.TrimPrefix(sc.Text(), "saved in "))
+		}
+		if took == 0 {
+			_ = cmd.Process.Kill()
+			t.Fatalf("round %d: the saver did not save: %v", round, cmd.Wait())
+		}
+		time.Sleep(time.Duration(rng.Int64N(int64(took))))
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+
+		m, err := embedded.OpenMemory(out)
+		if err != nil {
+			t.Fatalf("round %d: after SIGKILL: %v", round, err)
+		}
+		if err := m.Each(func(uint64, capstore.Record) error { return nil }); err != nil {
+			t.Fatalf("round %d: after SIGKILL: %v", round, err)
+		}
+		if m.Len() < seeded {
+			t.Fatalf("round %d: after SIGKILL the memory holds %d numbers, fewer than before", round, m.Len())
+		}
+		m.Close()
+		if torn, _ := filepath.Glob(filepath.Join(out, "..capability-memory.tmp-*")); len(torn) != 0 {
+			tornSeen++
+		}
+		r := openFor(t, out, 0) // removes a torn temporary file
+		closeRun(t, r)
+		if torn, _ := filepath.Glob(filepath.Join(out, "..capability-memory.tmp-*")); len(torn) != 0 {
+			t.Fatalf("round %d: torn files left: %v", round, torn)
+		}
+	}
+	t.Logf("%d of 6 kills cut a write of the file short", tornSeen)
+}
+
+const saverEnv = "CAPCHECK_TEST_MEMORY_SAVER"
+
+// TestMemorySaver, in a process of its own, saves the memory again and
+// again, each time with more numbers, until it is killed.
+func TestMemorySaver(t *testing.T) {
+	out := os.Getenv(saverEnv)
+	if out == "" {
+		t.Skip("runs as TestMemorySaveKilled's saver")
+	}
+	for i := 0; ; i++ {
+		start := time.Now()
+		r := openFor(t, out, 0)
+		ans := make([]capstore.Answer, 2000)
+		for k := range ans {
+			ans[k] = capstore.Answer{Number: 919800000000 + uint64(i*len(ans)+k), Capability: capstore.Capable, At: time.Now()}
+		}
+		if err := capstore.New(r.Redis(), capstore.Options{}).Remember(t.Context(), ans); err != nil {
+			t.Fatal(err)
+		}
+		closeRun(t, r)
+		fmt.Printf("saved in %s\n", time.Since(start))
+	}
+}
