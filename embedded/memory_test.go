@@ -18,8 +18,11 @@ import (
 
 	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/embedded"
+	enqueuepkg "github.com/capcheck/capcheck/enqueue"
 	"github.com/capcheck/capcheck/memfile"
 )
+
+var _ enqueuepkg.Memory = (*embedded.Memory)(nil)
 
 // openFor opens a run on out that forgets answers older than forgetAfter.
 func openFor(t *testing.T, out string, forgetAfter time.Duration) *embedded.Run {

@@ -184,7 +184,7 @@ func (r *runRedis) enqueue(c *cli.Context, cfg *configs.Config, log *slog.Logger
 		JobID:         cfg.Enqueue.Job,
 		ChunkSize:     cfg.Enqueue.ChunkSize,
 		CallbackWait:  cfg.Enqueue.CallbackWait,
-		Memory:        capstore.New(r.rdb, capstore.Options{}),
+		Memory:        r.memory(),
 		RecheckAfter:  cfg.Enqueue.RecheckAfter,
 		ForgetAfter:   cfg.Memory.ForgetAfter,
 		OutDir:        cfg.Out,
@@ -208,6 +208,15 @@ func (r *runRedis) enqueue(c *cli.Context, cfg *configs.Config, log *slog.Logger
 		}
 	}
 	return res.JobID, nil
+}
+
+// memory is the capability memory enqueue reads: the fleet's in Redis, or
+// the embedded run's file with what the run learns.
+func (r *runRedis) memory() enqueue.Memory {
+	if r.emb != nil {
+		return r.emb.Memory()
+	}
+	return capstore.New(r.rdb, capstore.Options{})
 }
 
 // interrupted is the error of a run stopped before job id finished. Not
