@@ -150,6 +150,20 @@ func TestSentinelFailover(t *testing.T) {
 	t.Logf("numbers sent again after the failover: %d", st.Repeated)
 }
 
+// recordMaster returns the cluster master that holds job id's record.
+func recordMaster(t *testing.T, e *env, id string) *redis.Client {
+	t.Helper()
+	cc, ok := e.store.Redis().(*redis.ClusterClient)
+	if !ok {
+		t.Fatalf("the store's client is a %T, want a cluster client", e.store.Redis())
+	}
+	node, err := cc.MasterForKey(context.Background(), "capcheck:job:{"+id+"}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return node
+}
+
 // TestClusterFailover: the master that holds the job's record (and the
 // outcomes of some of its chunk groups) is killed mid-run; its replica
 // takes over and the job finishes with exact files.
@@ -159,15 +173,7 @@ func TestClusterFailover(t *testing.T) {
 	e := newEnvOn(t, c.URL)
 	const id = "e2e-cluster-failover"
 	st := runUnderFailover(t, e, id, false, func() {
-		cc, ok := e.store.Redis().(*redis.ClusterClient)
-		if !ok {
-			t.Fatalf("the store's client is a %T, want a cluster client", e.store.Redis())
-		}
-		node, err := cc.MasterForKey(context.Background(), "capcheck:job:{"+id+"}")
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.KillMaster(t, node.Options().Addr)
+		c.KillMaster(t, recordMaster(t, e, id).Options().Addr)
 	})
 	t.Logf("numbers sent again after the failover: %d", st.Repeated)
 }
@@ -183,14 +189,7 @@ func TestClusterSlotMigration(t *testing.T) {
 	const id = "e2e-cluster-migration"
 	st := runUnderFailover(t, e, id, false, func() {
 		ctx := context.Background()
-		cc, ok := e.store.Redis().(*redis.ClusterClient)
-		if !ok {
-			t.Fatalf("the store's client is a %T, want a cluster client", e.store.Redis())
-		}
-		node, err := cc.MasterForKey(ctx, "capcheck:job:{"+id+"}")
-		if err != nil {
-			t.Fatal(err)
-		}
+		node := recordMaster(t, e, id)
 		from := node.Options().Addr
 		slots := map[int]bool{}
 		iter := node.Scan(ctx, 0, "capcheck:job:{"+id+"*", 1000).Iterator()

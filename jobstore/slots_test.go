@@ -12,6 +12,18 @@ func TestCRC16(t *testing.T) {
 	}
 }
 
+// masterOf returns which of three masters owns slot with redis-cli
+// --cluster create's ranges.
+func masterOf(slot int) int {
+	switch {
+	case slot <= 5460:
+		return 0
+	case slot <= 10922:
+		return 1
+	}
+	return 2
+}
+
 // Chunk tags fall evenly on the slot bands: a master owning a third of the
 // slots in one range gets a third of the chunks, within a band.
 func TestSpreadTagEven(t *testing.T) {
@@ -29,15 +41,7 @@ func TestSpreadTagEven(t *testing.T) {
 		if band := slot / (clusterSlots / spreadBands); band != i%spreadBands {
 			t.Errorf("chunk %d: slot %d in band %d, want %d", i, slot, band, i%spreadBands)
 		}
-		// redis-cli --cluster create's ranges for three masters.
-		switch {
-		case slot <= 5460:
-			masters[0]++
-		case slot <= 10922:
-			masters[1]++
-		default:
-			masters[2]++
-		}
+		masters[masterOf(slot)]++
 	}
 	for m, n := range masters {
 		if share := float64(n) / chunks; share > 0.36 {
@@ -62,14 +66,7 @@ func TestGroupTagsEven(t *testing.T) {
 				t.Fatalf("%d groups: group %d in a band taken already", n, g)
 			}
 			seen[slot/(clusterSlots/spreadBands)] = true
-			switch {
-			case slot <= 5460:
-				masters[0]++
-			case slot <= 10922:
-				masters[1]++
-			default:
-				masters[2]++
-			}
+			masters[masterOf(slot)]++
 		}
 		for m, k := range masters {
 			if share := float64(k) / float64(n); share > 0.375 {
