@@ -211,3 +211,29 @@ func TestRecheckResumeDecidesAlike(t *testing.T) {
 		t.Fatalf("run again: %+v, %v", res, err)
 	}
 }
+
+func TestFreshness(t *testing.T) {
+	created := time.Date(2026, 11, 30, 2, 0, 0, 0, time.UTC)
+	at := func(ago time.Duration) capstore.Record {
+		return capstore.Record{Capability: capstore.Capable, At: created.Add(-ago)}
+	}
+	for _, c := range []struct {
+		name            string
+		recheck, forget time.Duration
+		rec             capstore.Record
+		want            bool
+	}{
+		{"recent", 24 * time.Hour, 0, at(time.Hour), true},
+		{"a remembered rejection", 24 * time.Hour, 0, capstore.Record{Capability: capstore.Rejected, At: created.Add(-time.Hour)}, true},
+		{"older than --recheck-after", 24 * time.Hour, 0, at(25 * time.Hour), false},
+		{"--recheck-after 0 sends every number", 0, 0, at(time.Second), false},
+		{"nothing remembered", 24 * time.Hour, 0, capstore.Record{}, false},
+		{"past --forget-after: ignored", 30 * 24 * time.Hour, 7 * 24 * time.Hour, at(8 * 24 * time.Hour), false},
+		{"within both", 30 * 24 * time.Hour, 7 * 24 * time.Hour, at(6 * 24 * time.Hour), true},
+		{"answered after the job was created", time.Hour, 0, at(-time.Minute), true},
+	} {
+		if got := freshness(created, c.recheck, c.forget)(c.rec); got != c.want {
+			t.Errorf("%s: fresh = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

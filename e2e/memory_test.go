@@ -1,0 +1,255 @@
+package e2e_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/nyaruka/phonenumbers"
+
+	"github.com/capcheck/capcheck/mockapi"
+)
+
+// The simulator's answers in the nights: capable at 0.4, and on night 3 a
+// twentieth of the numbers the other way round.
+const (
+	nightsCapable = 0.4
+	nightsFlip    = 0.05
+)
+
+// night runs one nightly job on n's Redis: a simulator of its own (with
+// callbacks to the receiver at cbAddr, and extra flags), a worker on it,
+// the enqueue with extra flags, the wait. It returns the simulator's
+// counts and results.csv by row.
+func (n *env) night(id string, l *list, cbAddr string, enqueueArgs []string, mockArgs ...string) (mockStats, map[int][]string) {
+	n.t.Helper()
+	args := append([]string{"--reject-suffix", rejectSuffix, "--seed", "3",
+		"--callback-url", "http://" + cbAddr + "/callback", "--callback-token", callbackToken,
+		"--callback-delay", "100ms", "--callback-jitter", "400ms",
+		"--capable-fraction", strconv.FormatFloat(nightsCapable, 'f', -1, 64)}, mockArgs...)
+	m := n.startMock("mock-api "+id, args...)
+	w := n.startWorker("worker "+id, m, apiKey)
+	eargs := append([]string{"enqueue", "--out", n.out, "--input", l.path, "--column", "phone",
+		"--job", id, "--chunk-size", "100", "--callback-wait", "2m"}, n.redisArgs()...)
+	n.exec("enqueue "+id, 60*time.Second, append(eargs, enqueueArgs...)...).wantExit(n.t, 0, 0)
+	if j := n.waitJob(id, 150*time.Second); j.State != "done" {
+		n.t.Fatalf("job %s: %s", id, j.State)
+	}
+	w.signal(n.t, syscall.SIGTERM)
+	w.exitCode(n.t, 20*time.Second)
+	byRow := map[int][]string{}
+	for _, rec := range readCSV(n.t, filepath.Join(n.out, id, "results.csv"))[1:] {
+		r, _ := strconv.Atoi(rec[0])
+		byRow[r] = rec
+	}
+	return m.stats(n.t), byRow
+}
+
+// replaced returns a copy of l, written to name, whose valid numbers are
+// replaced by new ones in about pct percent of the rows (rows that no
+// duplicate refers to), and the rows replaced.
+func (n *env) replaced(l *list, name string, pct int, seed uint64) (*list, map[int]bool) {
+	n.t.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed))
+	refs := map[string]int{}
+	for _, r := range l.rows {
+		if r.e164 != "" {
+			refs[r.e164]++
+		}
+	}
+	out := &list{path: filepath.Join(n.dir, name), rows: append([]row(nil), l.rows...)}
+	changed := map[int]bool{}
+	var b strings.Builder
+	b.WriteString("id,phone,name\n")
+	for i, r := range out.rows {
+		if r.reason == "" && refs[r.e164] == 1 && rng.IntN(100) < pct {
+			for {
+				d := fmt.Sprintf("8%09d", rng.IntN(1_000_000_000))
+				num, err := phonenumbers.Parse(d, "IN")
+				if err != nil || !phonenumbers.IsValidNumber(num) || strings.HasSuffix(d, rejectSuffix) {
+					continue
+				}
+				e := phonenumbers.Format(num, phonenumbers.E164)
+				if refs[e] > 0 {
+					continue
+				}
+				refs[e] = 1
+				out.rows[i] = row{input: d, e164: e}
+				changed[i+1] = true
+				break
+			}
+		}
+		fmt.Fprintf(&b, "%d,%s,name %d\n", i+1, out.rows[i].input, i+1)
+	}
+	if err := os.WriteFile(out.path, []byte(b.String()), 0o644); err != nil {
+		n.t.Fatal(err)
+	}
+	return out, changed
+}
+
+// capabilityOf is the simulator's answer for a number.
+func capabilityOf(e164 string, flip float64) string {
+	if mockapi.CapableAfterFlips(e164, nightsCapable, flip) {
+		return "capable"
+	}
+	return "not_capable"
+}
+
+// TestNights: three nights of one list on a real Redis, the provider's
+// answers coming back by callbacks. Night 1 sends every number. Night 2,
+// the list with 5% of its numbers replaced and three numbers forgotten,
+// with --recheck-after 24h: only the new and forgotten numbers are sent;
+// the others are cached with night 1's capability (a remembered rejection
+// stays rejected, not sent). Night 3, after the provider changed its
+// answer for a twentieth of the numbers, with --recheck-after 0: every
+// number is sent, and changes.csv holds exactly the changed ones.
+func TestNights(t *testing.T) {
+	t.Parallel()
+	n := newEnv(t, true)
+	cbAddr := freeAddr(t)
+	n.startReceiver("callbacks", cbAddr)
+	l1 := n.genList("night1.csv", 500, 17, rejectSuffix, 4)
+
+	_, r1 := n.night("night1", l1, cbAddr, nil)
+	checkOutputs(t, filepath.Join(n.out, "night1"), l1, wantAPI)
+	for num, rec := range r1 {
+		if rec[3] == "accepted" && rec[8] != capabilityOf(rec[2], 0) {
+			t.Fatalf("night 1 row %d: capability %q", num, rec[8])
+		}
+	}
+
+	// Night 2.
+	l2, fresh := n.replaced(l1, "night2.csv", 5, 23)
+	var forgotten []string
+	for i, r := range l2.valid() {
+		if i%97 == 5 && !fresh[slices.Index(l2.rows, r)+1] {
+			forgotten = append(forgotten, r.e164)
+		}
+	}
+	n.exec("memory forget", 30*time.Second, append(append([]string{"memory", "forget"}, forgotten...), n.redisArgs()...)...).wantExit(t, 0, 0)
+	st2, r2 := n.night("night2", l2, cbAddr, []string{"--recheck-after", "24h"})
+	sent := 0
+	sentAccepted := int64(0)
+	for i, r := range l2.rows {
+		num := i + 1
+		rec, ok := r2[num]
+		if r.reason != "" || r.e164 == "" {
+			continue
+		}
+		if !ok {
+			t.Fatalf("night 2 row %d (%s) missing from results.csv", num, r.e164)
+		}
+		isNew := fresh[num] || slices.Contains(forgotten, r.e164)
+		status, attempts := rec[3], rec[6]
+		switch {
+		case isNew:
+			sent++
+			if status != wantAPI(r) || attempts == "0" {
+				t.Errorf("night 2 row %d (%s), new or forgotten: %s attempts %s, want %s sent", num, r.e164, status, attempts, wantAPI(r))
+			}
+			if status == "accepted" {
+				sentAccepted++
+			}
+		case r.refuse:
+			// A remembered rejection: rejected with the API's code, not sent.
+			old := r1[num]
+			if status != "rejected" || attempts != "0" || rec[4] != old[4] || rec[5] != old[5] || !sameSecond(rec[7], old[7]) || rec[8] != "" {
+				t.Errorf("night 2 row %d (%s): %q, want night 1's rejection %q remembered", num, r.e164, rec, old)
+			}
+		default:
+			old := r1[num]
+			if status != "cached" || attempts != "0" || rec[4] != "" || rec[7] != "" || rec[8] != old[8] || rec[9] != old[9] {
+				t.Errorf("night 2 row %d (%s): %q, want cached with night 1's %q %q", num, r.e164, rec, old[8], old[9])
+			}
+		}
+	}
+	if len(fresh) < 10 || sent < len(fresh)+len(forgotten) {
+		t.Fatalf("night 2: %d rows replaced, %d forgotten, %d sent", len(fresh), len(forgotten), sent)
+	}
+	// Nothing else reached the simulator, and nothing twice.
+	if st2.Accepted != sentAccepted || st2.Repeated != 0 {
+		t.Errorf("night 2: the simulator accepted %d numbers (%d repeated), results.csv says %d were sent and accepted",
+			st2.Accepted, st2.Repeated, sentAccepted)
+	}
+	if got := readCSV(t, filepath.Join(n.out, "night2", "changes.csv")); len(got) != 1 {
+		t.Errorf("night 2 changes.csv: %q, want the header alone (no answer changed)", got)
+	}
+	// export writes the same files again, though the memory has changed
+	// since (the forgotten numbers were answered again).
+	n.checkExportSame("night2", "results.csv", "changes.csv", "summary.json")
+
+	// Night 3: the provider's answer changed for some numbers.
+	_, r3 := n.night("night3", l2, cbAddr, []string{"--recheck-after", "0"}, "--flip-fraction", strconv.FormatFloat(nightsFlip, 'f', -1, 64))
+	want := [][]string{{"row", "number", "before", "after", "before_at", "after_at"}}
+	for i, r := range l2.rows {
+		num := i + 1
+		if r.reason != "" || r.refuse {
+			continue
+		}
+		rec := r3[num]
+		if rec[3] != "accepted" || rec[8] != capabilityOf(r.e164, nightsFlip) {
+			t.Fatalf("night 3 row %d: %q", num, rec)
+		}
+		if mockapi.Flipped(r.e164, nightsFlip) {
+			want = append(want, []string{strconv.Itoa(num), r.e164, r2[num][8], rec[8], r2[num][9], rec[9]})
+		}
+	}
+	got := readCSV(t, filepath.Join(n.out, "night3", "changes.csv"))
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("night 3 changes.csv (-want +got):\n%s", diff)
+	}
+	if len(want) < 5 {
+		t.Errorf("only %d numbers flipped: the test needs more", len(want)-1)
+	}
+	n.checkExportSame("night3", "results.csv", "changes.csv")
+	t.Logf("night 2: %d of %d valid sent; night 3: %d changes", sent, len(l2.valid()), len(got)-1)
+}
+
+// sameSecond reports whether two RFC 3339 times fall in the same second.
+func sameSecond(a, b string) bool {
+	ta, err1 := time.Parse(time.RFC3339Nano, a)
+	tb, err2 := time.Parse(time.RFC3339Nano, b)
+	return err1 == nil && err2 == nil && ta.Truncate(time.Second).Equal(tb.Truncate(time.Second))
+}
+
+// checkExportSame runs capcheck export of job id into another folder and
+// checks that it writes files the same as the finalize's (summary.json but
+// for its time of writing).
+func (n *env) checkExportSame(id string, files ...string) {
+	n.t.Helper()
+	out := filepath.Join(n.dir, "export")
+	n.exec("export "+id, 60*time.Second, append([]string{"export", id, "--out", out}, n.redisArgs()...)...).wantExit(n.t, 0, 0)
+	for _, f := range files {
+		a, err1 := os.ReadFile(filepath.Join(n.out, id, f))
+		b, err2 := os.ReadFile(filepath.Join(out, id, f))
+		if err1 != nil || err2 != nil {
+			n.t.Fatalf("%s: %v, %v", f, err1, err2)
+		}
+		if f == "summary.json" {
+			a, b = withoutTimes(a), withoutTimes(b)
+		}
+		if string(a) != string(b) {
+			n.t.Errorf("job %s: export's %s differs from the finalize's:\n%s\n---\n%s", id, f, a, b)
+		}
+	}
+}
+
+// withoutTimes drops the lines of a summary.json that say when it was
+// written.
+func withoutTimes(b []byte) []byte {
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.Contains(l, `"finished_at"`) && !strings.Contains(l, `"total_seconds"`) {
+			out = append(out, l)
+		}
+	}
+	return []byte(strings.Join(out, "\n"))
+}
