@@ -1,6 +1,8 @@
 package capstore_test
 
 import (
+	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -10,6 +12,16 @@ import (
 )
 
 func TestRecall(t *testing.T) {
+	t.Run("store", func(t *testing.T) { testRecall(t, func(s *capstore.Store) recaller { return s }) })
+	// A snapshot reads whole buckets, and keeps them.
+	t.Run("snapshot", func(t *testing.T) { testRecall(t, func(s *capstore.Store) recaller { return s.Snapshot() }) })
+}
+
+type recaller interface {
+	Recall(ctx context.Context, numbers []uint64, out []capstore.Record) error
+}
+
+func testRecall(t *testing.T, recall func(*capstore.Store) recaller) {
 	b := setup(t)
 	// Enough numbers that several pipelines of buckets are read, some
 	// buckets holding more than one asked number.
@@ -40,13 +52,24 @@ func TestRecall(t *testing.T) {
 	for i := range out {
 		out[i] = capstore.Record{Capability: capstore.Unknown} // overwritten
 	}
-	if err := b.store.Recall(b.ctx, nums, out); err != nil {
+	r := recall(b.store)
+	if err := r.Recall(b.ctx, nums, out); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(want, out); diff != "" {
 		t.Fatalf("Recall (-want +got):\n%s", diff)
 	}
-	if err := b.store.Recall(b.ctx, nums, out[:1]); err == nil {
+	// Asked again, in another order: the same answers.
+	rev := slices.Clone(nums)
+	slices.Reverse(rev)
+	if err := r.Recall(b.ctx, rev, out); err != nil {
+		t.Fatal(err)
+	}
+	slices.Reverse(out)
+	if diff := cmp.Diff(want, out); diff != "" {
+		t.Fatalf("Recall again (-want +got):\n%s", diff)
+	}
+	if err := r.Recall(b.ctx, nums, out[:1]); err == nil {
 		t.Fatal("Recall into too few records: no error")
 	}
 }

@@ -20,7 +20,10 @@ type Memory interface {
 	Recall(ctx context.Context, numbers []uint64, out []capstore.Record) error
 }
 
-var _ Memory = (*capstore.Store)(nil)
+var (
+	_ Memory = (*capstore.Store)(nil)
+	_ Memory = (*capstore.Snapshot)(nil)
+)
 
 // freshness returns whether a remembered answer is recent enough, for a
 // job created at created, not to be sent: received within recheckAfter

@@ -40,7 +40,7 @@ func enqueueAction(c *cli.Context, s *session) error {
 		JobID:         cfg.Enqueue.Job,
 		ChunkSize:     cfg.Enqueue.ChunkSize,
 		CallbackWait:  cfg.Enqueue.CallbackWait,
-		Memory:        capstore.New(s.rdb, capstore.Options{}),
+		Memory:        capstore.New(s.rdb, capstore.Options{}).Snapshot(),
 		RecheckAfter:  cfg.Enqueue.RecheckAfter,
 		ForgetAfter:   cfg.Memory.ForgetAfter,
 		OutDir:        cfg.Out,

@@ -216,7 +216,7 @@ func (r *runRedis) memory() enqueue.Memory {
 	if r.emb != nil {
 		return r.emb.Memory()
 	}
-	return capstore.New(r.rdb, capstore.Options{})
+	return capstore.New(r.rdb, capstore.Options{}).Snapshot()
 }
 
 // interrupted is the error of a run stopped before job id finished. Not

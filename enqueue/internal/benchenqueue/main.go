@@ -1,26 +1,37 @@
 // Command benchenqueue runs enqueue.Run once against a Redis and prints what
 // the enqueue benchmark reports: rows/s, peak RSS, and the Redis memory each
-// enqueued number takes. scripts/bench-enqueue.sh drives it.
+// enqueued number takes. scripts/bench-enqueue.sh drives it, and
+// scripts/bench-memory.sh with the capability memory: -remember F first
+// makes the memory hold an answer of an hour ago for a fraction F of the
+// list's numbers (untimed), -memory has the enqueue read it, and
+// -recheck-after D not send what it answered within D.
 //
 //	go run ./enqueue/internal/benchenqueue -input list.csv -redis redis://127.0.0.1:6390/0
+//	go run ./enqueue/internal/benchenqueue -input list.csv -remember 0.9 -memory -recheck-after 24h
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/enqueue"
 	"github.com/capcheck/capcheck/jobstore"
+	"github.com/capcheck/capcheck/listreader"
+	"github.com/capcheck/capcheck/phonenorm"
 )
 
 func main() {
@@ -29,14 +40,31 @@ func main() {
 	job := flag.String("job", "", "job ID (default: derived)")
 	chunk := flag.Int("chunk-size", enqueue.ChunkSizeDefault, "numbers per chunk")
 	out := flag.String("out", os.TempDir(), "output folder")
+	flag.Float64Var(&remember, "remember", 0, "first remember an answer for this fraction of the list's numbers")
+	flag.BoolVar(&useMemory, "memory", false, "read the capability memory")
+	flag.DurationVar(&recheckAfter, "recheck-after", 0, "do not send a number answered within this duration")
+	prof := flag.String("cpuprofile", "", "write a CPU profile to this file")
 	flag.Parse()
+	if *prof != "" {
+		f, err := os.Create(*prof)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, *input, *url, *job, *chunk, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "benchenqueue:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
+
+var (
+	remember     float64
+	useMemory    bool
+	recheckAfter time.Duration
+)
 
 func run(ctx context.Context, input, url, job string, chunk int, out string) error {
 	opt, err := redis.ParseURL(url)
@@ -45,16 +73,26 @@ func run(ctx context.Context, input, url, job string, chunk int, out string) err
 	}
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
+	caps := capstore.New(rdb, capstore.Options{})
+	if remember > 0 {
+		if err := rememberList(ctx, caps, input, remember); err != nil {
+			return err
+		}
+	}
 	before, err := usedMemory(ctx, rdb)
 	if err != nil {
 		return err
 	}
-	res, err := enqueue.Run(ctx, enqueue.Config{
+	cfg := enqueue.Config{
 		Input: input, JobID: job, ChunkSize: chunk, OutDir: out,
 		Store: jobstore.New(rdb), Client: asynq.NewClientFromRedisClient(rdb),
 		Logger:   slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		Progress: os.Stderr,
-	})
+	}
+	if useMemory {
+		cfg.Memory, cfg.RecheckAfter = caps.Snapshot(), recheckAfter
+	}
+	res, err := enqueue.Run(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -67,14 +105,58 @@ func run(ctx context.Context, input, url, job string, chunk int, out string) err
 	c := res.Counts
 	secs := res.Elapsed.Seconds()
 	fmt.Printf("job %s\n", res.JobID)
-	fmt.Printf("rows %d, valid %d, duplicates %d, invalid %d, missing %d, malformed %d, chunks %d\n",
-		c.Rows, c.Valid, c.Duplicates, c.Invalid, c.Missing, c.Malformed, c.Chunks)
+	fmt.Printf("rows %d, valid %d, duplicates %d, invalid %d, missing %d, malformed %d, chunks %d, cached %d\n",
+		c.Rows, c.Valid, c.Duplicates, c.Invalid, c.Missing, c.Malformed, c.Chunks, c.Cached)
 	fmt.Printf("elapsed %.2fs, %.0f rows/s\n", secs, float64(c.Rows)/secs)
 	fmt.Printf("peak RSS %.1f MB (getrusage)\n", float64(ru.Maxrss)/1024) // KiB on Linux
 	if c.Valid > 0 {
 		fmt.Printf("redis used_memory +%.1f MB, %.1f bytes per enqueued number\n",
 			float64(after-before)/(1<<20), float64(after-before)/float64(c.Valid))
 	}
+	return nil
+}
+
+// rememberList makes the memory hold a capable answer of an hour ago for a
+// fraction of the list's valid numbers (the same ones on every run).
+func rememberList(ctx context.Context, caps *capstore.Store, input string, fraction float64) error {
+	f, err := os.Open(input)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	rd, err := listreader.New(f, listreader.Config{DefaultRegion: phonenorm.DefaultRegionDefault})
+	if err != nil {
+		return err
+	}
+	at := time.Now().Add(-time.Hour)
+	var batch []capstore.Answer
+	n := 0
+	for {
+		r, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		k := phonenorm.Normalize(r.Input, phonenorm.DefaultRegionDefault).Key
+		if k == 0 || float64(k*0x9e3779b97f4a7c15>>11)/(1<<53) >= fraction {
+			continue
+		}
+		batch = append(batch, capstore.Answer{Number: k, Capability: capstore.Capable, At: at})
+		if len(batch) == 10_000 {
+			if err := caps.Remember(ctx, batch); err != nil {
+				return err
+			}
+			n += len(batch)
+			batch = batch[:0]
+		}
+	}
+	n += len(batch)
+	if err := caps.Remember(ctx, batch); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "remembered %d numbers\n", n)
 	return nil
 }
 
