@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/nyaruka/phonenumbers"
 
+	"github.com/capcheck/capcheck/internal/filetest"
 	"github.com/capcheck/capcheck/mockapi"
 )
 
@@ -46,7 +47,7 @@ func (n *env) night(id string, l *list, cbAddr string, enqueueArgs []string, moc
 	w.signal(n.t, syscall.SIGTERM)
 	w.exitCode(n.t, 20*time.Second)
 	byRow := map[int][]string{}
-	for _, rec := range readCSV(n.t, filepath.Join(n.out, id, "results.csv"))[1:] {
+	for _, rec := range filetest.ReadCSV(n.t, filepath.Join(n.out, id, "results.csv"))[1:] {
 		r, _ := strconv.Atoi(rec[0])
 		byRow[r] = rec
 	}
@@ -179,7 +180,7 @@ func TestNights(t *testing.T) {
 		t.Errorf("night 2: the simulator accepted %d numbers (%d repeated), results.csv says %d were sent and accepted",
 			st2.Accepted, st2.Repeated, sentAccepted)
 	}
-	if got := readCSV(t, filepath.Join(n.out, "night2", "changes.csv")); len(got) != 1 {
+	if got := filetest.ReadCSV(t, filepath.Join(n.out, "night2", "changes.csv")); len(got) != 1 {
 		t.Errorf("night 2 changes.csv: %q, want the header alone (no answer changed)", got)
 	}
 	// export writes the same files again, though the memory has changed
@@ -202,7 +203,7 @@ func TestNights(t *testing.T) {
 			want = append(want, []string{strconv.Itoa(num), r.e164, r2[num][8], rec[8], r2[num][9], rec[9]})
 		}
 	}
-	got := readCSV(t, filepath.Join(n.out, "night3", "changes.csv"))
+	got := filetest.ReadCSV(t, filepath.Join(n.out, "night3", "changes.csv"))
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("night 3 changes.csv (-want +got):\n%s", diff)
 	}
