@@ -190,86 +190,104 @@ func DecodeChunk(b []byte) ([]Entry, error) {
 	if len(b) == 0 || (b[0] != chunkVersion && b[0] != chunkV1) {
 		return nil, fmt.Errorf("%w: unknown version", errCorruptChunk)
 	}
-	v := b[0]
-	b = b[1:]
-	next := func() (uint64, error) {
-		v, n := binary.Uvarint(b)
-		if n <= 0 {
-			return 0, errCorruptChunk
-		}
-		b = b[n:]
-		return v, nil
-	}
-	bytesOf := func(l uint64) (string, error) {
-		if l > uint64(len(b)) {
-			return "", errCorruptChunk
-		}
-		s := string(b[:l])
-		b = b[l:]
-		return s, nil
-	}
-	count, err := next()
-	if err != nil || count > uint64(len(b)) {
+	r := &chunkReader{b: b[1:]}
+	count, err := r.next()
+	if err != nil || count > uint64(len(r.b)) {
 		return nil, errCorruptChunk
 	}
 	var templates []string
 	literal := uint64(inputLiteral)
-	if v == chunkVersion {
-		nt, err := next()
-		if err != nil || nt > maxTemplates {
-			return nil, errCorruptChunk
-		}
-		for range nt {
-			l, err := next()
-			if err != nil {
-				return nil, err
-			}
-			t, err := bytesOf(l)
-			if err != nil {
-				return nil, err
-			}
-			templates = append(templates, t)
+	if b[0] == chunkVersion {
+		if templates, err = r.templates(); err != nil {
+			return nil, err
 		}
 		literal = uint64(inputTemplate + len(templates))
 	}
 	entries := make([]Entry, 0, count)
 	var row int64
 	for range count {
-		d, err := next()
+		e, err := r.entry(row, templates, literal)
 		if err != nil {
 			return nil, err
 		}
-		n, err := next()
-		if err != nil {
-			return nil, err
-		}
-		tag, err := next()
-		if err != nil {
-			return nil, err
-		}
-		row += int64(d)
-		e := Entry{Row: row, Number: "+" + strconv.FormatUint(n, 10)}
-		switch {
-		case tag == inputIsE164:
-			e.Input = e.Number
-		case tag == inputIsDigits:
-			e.Input = e.Number[1:]
-		case tag < literal:
-			var ok bool
-			if e.Input, ok = fromTemplate(templates[tag-inputTemplate], e.Number[1:]); !ok {
-				return nil, errCorruptChunk
-			}
-		default:
-			if e.Input, err = bytesOf(tag - literal); err != nil {
-				return nil, err
-			}
-		}
+		row = e.Row
 		entries = append(entries, e)
 	}
-	if len(b) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", errCorruptChunk, len(b))
+	if len(r.b) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", errCorruptChunk, len(r.b))
 	}
 	return entries, nil
+}
+
+// chunkReader reads a chunk blob from its front.
+type chunkReader struct{ b []byte }
+
+func (r *chunkReader) next() (uint64, error) {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		return 0, errCorruptChunk
+	}
+	r.b = r.b[n:]
+	return v, nil
+}
+
+func (r *chunkReader) bytes(l uint64) (string, error) {
+	if l > uint64(len(r.b)) {
+		return "", errCorruptChunk
+	}
+	s := string(r.b[:l])
+	r.b = r.b[l:]
+	return s, nil
+}
+
+// templates reads the chunk's input templates (version 2 on).
+func (r *chunkReader) templates() ([]string, error) {
+	nt, err := r.next()
+	if err != nil || nt > maxTemplates {
+		return nil, errCorruptChunk
+	}
+	var templates []string
+	for range nt {
+		l, err := r.next()
+		if err != nil {
+			return nil, err
+		}
+		t, err := r.bytes(l)
+		if err != nil {
+			return nil, err
+		}
+		templates = append(templates, t)
+	}
+	return templates, nil
+}
+
+// entry reads the entry after the one at row; tags from literal on are
+// inputs written out.
+func (r *chunkReader) entry(row int64, templates []string, literal uint64) (Entry, error) {
+	var f [3]uint64 // row delta, number, input tag
+	for i := range f {
+		v, err := r.next()
+		if err != nil {
+			return Entry{}, err
+		}
+		f[i] = v
+	}
+	e := Entry{Row: row + int64(f[0]), Number: "+" + strconv.FormatUint(f[1], 10)}
+	var err error
+	switch tag := f[2]; {
+	case tag == inputIsE164:
+		e.Input = e.Number
+	case tag == inputIsDigits:
+		e.Input = e.Number[1:]
+	case tag < literal:
+		var ok bool
+		if e.Input, ok = fromTemplate(templates[tag-inputTemplate], e.Number[1:]); !ok {
+			return Entry{}, errCorruptChunk
+		}
+	default:
+		e.Input, err = r.bytes(tag - literal)
+	}
+	return e, err
 }
 
 // NumberToUint returns the digits of an E.164 number as an integer: E.164 has at
