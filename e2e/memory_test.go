@@ -32,11 +32,7 @@ const (
 // counts and results.csv by row.
 func (n *env) night(id string, l *list, cbAddr string, enqueueArgs []string, mockArgs ...string) (mockStats, map[int][]string) {
 	n.t.Helper()
-	args := append([]string{"--reject-suffix", rejectSuffix, "--seed", "3",
-		"--callback-url", "http://" + cbAddr + "/callback", "--callback-token", callbackToken,
-		"--callback-delay", "100ms", "--callback-jitter", "400ms",
-		"--capable-fraction", strconv.FormatFloat(nightsCapable, 'f', -1, 64)}, mockArgs...)
-	m := n.startMock("mock-api "+id, args...)
+	m := n.startMock("mock-api "+id, append(nightMockArgs(cbAddr), mockArgs...)...)
 	w := n.startWorker("worker "+id, m, apiKey)
 	eargs := append([]string{"enqueue", "--out", n.out, "--input", l.path, "--column", "phone",
 		"--job", id, "--chunk-size", "100", "--callback-wait", "2m"}, n.redisArgs()...)
@@ -46,12 +42,27 @@ func (n *env) night(id string, l *list, cbAddr string, enqueueArgs []string, moc
 	}
 	w.signal(n.t, syscall.SIGTERM)
 	w.exitCode(n.t, 20*time.Second)
+	return m.stats(n.t), n.resultsByRow(id)
+}
+
+// nightMockArgs are the simulator's options in the nights, its callbacks
+// going to the receiver at cbAddr.
+func nightMockArgs(cbAddr string) []string {
+	return []string{"--reject-suffix", rejectSuffix, "--seed", "3",
+		"--callback-url", "http://" + cbAddr + "/callback", "--callback-token", callbackToken,
+		"--callback-delay", "100ms", "--callback-jitter", "400ms",
+		"--capable-fraction", strconv.FormatFloat(nightsCapable, 'f', -1, 64)}
+}
+
+// resultsByRow reads results.csv of job id by row.
+func (n *env) resultsByRow(id string) map[int][]string {
+	n.t.Helper()
 	byRow := map[int][]string{}
 	for _, rec := range filetest.ReadCSV(n.t, filepath.Join(n.out, id, "results.csv"))[1:] {
 		r, _ := strconv.Atoi(rec[0])
 		byRow[r] = rec
 	}
-	return m.stats(n.t), byRow
+	return byRow
 }
 
 // replaced returns a copy of l, written to name, whose valid numbers are
@@ -137,6 +148,25 @@ func TestNights(t *testing.T) {
 	}
 	n.exec("memory forget", 30*time.Second, append(append([]string{"memory", "forget"}, forgotten...), n.redisArgs()...)...).wantExit(t, 0, 0)
 	st2, r2 := n.night("night2", l2, cbAddr, []string{"--recheck-after", "24h"})
+	sent := checkNight2(t, filepath.Join(n.out, "night2"), l2, fresh, forgotten, r1, r2, st2)
+	// export writes the same files again, though the memory has changed
+	// since (the forgotten numbers were answered again).
+	n.checkExportSame("night2", "results.csv", "changes.csv", "summary.json")
+
+	// Night 3: the provider's answer changed for some numbers.
+	_, r3 := n.night("night3", l2, cbAddr, []string{"--recheck-after", "0"}, "--flip-fraction", strconv.FormatFloat(nightsFlip, 'f', -1, 64))
+	changes := checkNight3(t, l2, r2, r3, filepath.Join(n.out, "night3", "changes.csv"))
+	n.checkExportSame("night3", "results.csv", "changes.csv")
+	t.Logf("night 2: %d of %d valid sent; night 3: %d changes", sent, len(l2.valid()), changes)
+}
+
+// checkNight2 checks night 2 (its folder dir, results.csv by row r2, the
+// simulator's counts st2) against night 1's results r1: the new and
+// forgotten numbers sent, the others cached with night 1's capability, a
+// remembered rejection rejected as night 1 said and not sent, nothing else
+// sent and nothing twice, no change. It returns how many were sent.
+func checkNight2(t *testing.T, dir string, l2 *list, fresh map[int]bool, forgotten []string, r1, r2 map[int][]string, st2 mockStats) int {
+	t.Helper()
 	sent := 0
 	sentAccepted := int64(0)
 	for i, r := range l2.rows {
@@ -180,15 +210,17 @@ func TestNights(t *testing.T) {
 		t.Errorf("night 2: the simulator accepted %d numbers (%d repeated), results.csv says %d were sent and accepted",
 			st2.Accepted, st2.Repeated, sentAccepted)
 	}
-	if got := filetest.ReadCSV(t, filepath.Join(n.out, "night2", "changes.csv")); len(got) != 1 {
+	if got := filetest.ReadCSV(t, filepath.Join(dir, "changes.csv")); len(got) != 1 {
 		t.Errorf("night 2 changes.csv: %q, want the header alone (no answer changed)", got)
 	}
-	// export writes the same files again, though the memory has changed
-	// since (the forgotten numbers were answered again).
-	n.checkExportSame("night2", "results.csv", "changes.csv", "summary.json")
+	return sent
+}
 
-	// Night 3: the provider's answer changed for some numbers.
-	_, r3 := n.night("night3", l2, cbAddr, []string{"--recheck-after", "0"}, "--flip-fraction", strconv.FormatFloat(nightsFlip, 'f', -1, 64))
+// checkNight3 checks night 3's changes.csv at path: exactly the numbers
+// whose answer flipped since night 2 (results r2), with night 2's answer
+// before and night 3's (r3) after. It returns how many changed.
+func checkNight3(t *testing.T, l2 *list, r2, r3 map[int][]string, path string) int {
+	t.Helper()
 	want := [][]string{{"row", "number", "before", "after", "before_at", "after_at"}}
 	for i, r := range l2.rows {
 		num := i + 1
@@ -203,15 +235,14 @@ func TestNights(t *testing.T) {
 			want = append(want, []string{strconv.Itoa(num), r.e164, r2[num][8], rec[8], r2[num][9], rec[9]})
 		}
 	}
-	got := filetest.ReadCSV(t, filepath.Join(n.out, "night3", "changes.csv"))
+	got := filetest.ReadCSV(t, path)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("night 3 changes.csv (-want +got):\n%s", diff)
 	}
 	if len(want) < 5 {
 		t.Errorf("only %d numbers flipped: the test needs more", len(want)-1)
 	}
-	n.checkExportSame("night3", "results.csv", "changes.csv")
-	t.Logf("night 2: %d of %d valid sent; night 3: %d changes", sent, len(l2.valid()), len(got)-1)
+	return len(got) - 1
 }
 
 // sameSecond reports whether two RFC 3339 times fall in the same second.
