@@ -39,6 +39,7 @@ func (w *Worker) processFinalize(ctx context.Context, t *asynq.Task) error {
 			return err
 		}
 		w.expire(ctx, f.Job, log)
+		w.countMemory(ctx, f.Job)
 		log.Info("job finished; its files are written by whoever waits for it (wait, run, export)", "state", st)
 		return nil
 	}
@@ -54,12 +55,16 @@ func (w *Worker) processFinalize(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	w.expire(ctx, f.Job, log)
+	w.countMemory(ctx, f.Job)
 	log.Info("job finished",
 		"state", st,
 		"dir", outfiles.Dir(w.cfg.OutDir, f.Job),
 		"accepted", sum.Results["accepted"],
 		"rejected", sum.Results["rejected"],
 		"failed", sum.Results["failed"],
+		"cached", sum.Results["cached"],
+		"remembered_rejections", sum.RememberedRejections,
+		"changes", sum.Changes,
 		"requests", sum.Requests,
 		"rate_limited", sum.RateLimited,
 		"retries", sum.Retries,
@@ -81,6 +86,25 @@ func (w *Worker) expire(ctx context.Context, job string, log *slog.Logger) {
 	if err := w.store.Expire(ctx, job, w.cfg.Retention); err != nil {
 		log.Warn("could not set the expiry of the job's records; they stay in Redis", "err", err)
 	}
+}
+
+// Results of capcheck_memory_lookups_total.
+const (
+	memoryHit  = "hit"
+	memoryMiss = "miss"
+)
+
+// countMemory counts, once the job is finished (once per generation: a
+// retried finalize finds it finished and stops before), what the memory
+// did for its numbers: enqueue looked each valid number up, and did not
+// send the cached ones.
+func (w *Worker) countMemory(ctx context.Context, job string) {
+	j, err := w.store.Job(ctx, job)
+	if err != nil {
+		return // a metric is not worth a retry
+	}
+	w.m.memory.WithLabelValues(memoryHit).Add(float64(j.Cached))
+	w.m.memory.WithLabelValues(memoryMiss).Add(float64(j.Sent()))
 }
 
 func round(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }

@@ -17,6 +17,7 @@ type Metrics struct {
 	retries     prometheus.Counter     // capcheck_retries_total
 	chunkDur    prometheus.Histogram   // capcheck_chunk_duration_seconds
 	chunks      *prometheus.CounterVec // capcheck_chunks_total{result}
+	memory      *prometheus.CounterVec // capcheck_memory_lookups_total{result}
 }
 
 // Results of capcheck_chunks_total.
@@ -68,6 +69,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "capcheck_chunks_total",
 			Help: "Chunk tasks handled, by result (done, draining, error, gave_up, stale).",
 		}, []string{"result"}),
+		memory: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "capcheck_memory_lookups_total",
+			Help: "Valid numbers of the jobs this worker finished, by what the capability memory did for them (hit: not sent, its answer used; miss: sent).",
+		}, []string{"result"}),
 	}
 	// Pre-create the label values, so that dashboards see zeros rather than
 	// no series at all.
@@ -80,6 +85,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, r := range []string{chunkDone, chunkDraining, chunkError, chunkGaveUp, chunkStale} {
 		m.chunks.WithLabelValues(r)
 	}
+	for _, r := range []string{memoryHit, memoryMiss} {
+		m.memory.WithLabelValues(r)
+	}
 	if reg != nil {
 		m.apiRequests = register(reg, m.apiRequests)
 		m.apiDuration = register(reg, m.apiDuration)
@@ -89,6 +97,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.retries = register(reg, m.retries)
 		m.chunkDur = register(reg, m.chunkDur)
 		m.chunks = register(reg, m.chunks)
+		m.memory = register(reg, m.memory)
 	}
 	return m
 }

@@ -272,6 +272,10 @@ func TestAccepted(t *testing.T) {
 	if st := b.jobRecord(t).State; st != jobstore.Done {
 		t.Errorf("job state %s after finalize, want done", st)
 	}
+	// Every number was sent: 250 misses of the memory, counted at finalize.
+	if miss, hit := counter(t, b.reg, "capcheck_memory_lookups_total", "miss"), counter(t, b.reg, "capcheck_memory_lookups_total", "hit"); miss != 250 || hit != 0 {
+		t.Errorf("capcheck_memory_lookups_total: miss %v hit %v, want 250 and 0", miss, hit)
+	}
 	// Finished, the job's records expire after Config.Retention.
 	if ttl := b.store.Redis().TTL(b.ctx, "capcheck:job:{"+b.job+"}").Val(); ttl <= 0 || ttl > time.Hour {
 		t.Errorf("TTL of the job record = %v, want up to Retention (1h)", ttl)
