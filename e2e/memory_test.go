@@ -157,7 +157,23 @@ func TestNights(t *testing.T) {
 	_, r3 := n.night("night3", l2, cbAddr, []string{"--recheck-after", "0"}, "--flip-fraction", strconv.FormatFloat(nightsFlip, 'f', -1, 64))
 	changes := checkNight3(t, l2, r2, r3, filepath.Join(n.out, "night3", "changes.csv"))
 	n.checkExportSame("night3", "results.csv", "changes.csv")
+	// The morning reports: night 2's counts the cached numbers, night 3's
+	// the changes since the previous job of the list.
+	checkReport(t, filepath.Join(n.out, "night2", "report.html"), "<td>cached</td>", `id="changes">0 numbers changed capability`)
+	checkReport(t, filepath.Join(n.out, "night3", "report.html"), fmt.Sprintf(`id="changes">%d numbers changed capability`, changes),
+		"<td>capable → not_capable</td>", "<td>not_capable → capable</td>")
 	t.Logf("night 2: %d of %d valid sent; night 3: %d changes", sent, len(l2.valid()), changes)
+}
+
+// checkReport fails the test unless the report at path holds each of want.
+func checkReport(t *testing.T, path string, want ...string) {
+	t.Helper()
+	b := filetest.Read(t, path)
+	for _, w := range want {
+		if !strings.Contains(string(b), w) {
+			t.Errorf("%s does not say %q", path, w)
+		}
+	}
 }
 
 // checkNight2 checks night 2 (its folder dir, results.csv by row r2, the
