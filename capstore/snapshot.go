@@ -41,15 +41,17 @@ func (sn *Snapshot) Recall(ctx context.Context, numbers []uint64, out []Record) 
 		return fmt.Errorf("recalling %d numbers into %d records", len(numbers), len(out))
 	}
 	sn.prefetch.Do(func() { go sn.readAll(ctx) })
-	slots := make([]slot, len(numbers))
+	// A number's slot as its mixed value: bucket in the low bits, field
+	// above (slotOf without the field's string).
+	mixed := make([]uint64, len(numbers))
 	var missing []uint32
 	for i, n := range numbers {
 		if n == 0 || n > MaxNumber {
 			continue
 		}
-		slots[i] = slotOf(n)
-		if sn.buckets[slots[i].bucket].Load() == nil {
-			missing = append(missing, slots[i].bucket)
+		mixed[i] = mix(n)
+		if b := uint32(mixed[i] & (buckets - 1)); sn.buckets[b].Load() == nil {
+			missing = append(missing, b)
 		}
 	}
 	slices.Sort(missing)
@@ -61,7 +63,8 @@ func (sn *Snapshot) Recall(ctx context.Context, numbers []uint64, out []Record) 
 		if n == 0 || n > MaxNumber {
 			continue
 		}
-		v, ok := find(*sn.buckets[slots[i].bucket].Load(), slots[i].field)
+		x := mixed[i]
+		v, ok := find(*sn.buckets[uint32(x&(buckets-1))].Load(), x>>bucketBits)
 		if !ok {
 			continue
 		}
@@ -74,14 +77,16 @@ func (sn *Snapshot) Recall(ctx context.Context, numbers []uint64, out []Record) 
 	return nil
 }
 
-// find returns the record of field in a packed bucket.
-func find(packed, field string) (string, bool) {
+// find returns the record of a field (its 40 bits, as slotOf writes them
+// big-endian) in a packed bucket.
+func find(packed string, field uint64) (string, bool) {
 	for len(packed) >= 6 {
 		l := int(packed[5])
 		if len(packed) < 6+l {
 			return "", false
 		}
-		if packed[:5] == field {
+		f := uint64(packed[0])<<32 | uint64(packed[1])<<24 | uint64(packed[2])<<16 | uint64(packed[3])<<8 | uint64(packed[4])
+		if f == field {
 			return packed[6 : 6+l], true
 		}
 		packed = packed[6+l:]

@@ -30,9 +30,17 @@ var (
 // before the job (0: none is) and not older than forgetAfter (0: no
 // bound). The job's creation is the clock, so a resumed run decides alike.
 func freshness(created time.Time, recheckAfter, forgetAfter time.Duration) func(capstore.Record) bool {
-	since := created.Add(-recheckAfter)
+	if recheckAfter <= 0 {
+		return func(capstore.Record) bool { return false }
+	}
+	// In Unix seconds (records hold whole seconds): newer than since, and
+	// unless forgetAfter is 0 newer than forgotten (Record.Stale).
+	since := created.Add(-recheckAfter).Unix()
+	if forgetAfter > 0 {
+		since = max(since, created.Add(-forgetAfter).Unix())
+	}
 	return func(r capstore.Record) bool {
-		return recheckAfter > 0 && !r.IsZero() && r.At.After(since) && !r.Stale(created, forgetAfter)
+		return !r.IsZero() && r.At.Unix() > since
 	}
 }
 
