@@ -17,3 +17,10 @@ func (w *Worker) SweepOnce(ctx context.Context) error {
 func (w *Worker) SweepMemoryOnce(ctx context.Context, now time.Time) (bool, error) {
 	return w.sweepMemoryOnce(ctx, now)
 }
+
+// AbortAnnounced reports whether an announcement of job's abort reached w, so
+// that its next permit reads the reason again, for tests.
+func (w *Worker) AbortAnnounced(job string) bool {
+	v, ok := w.abortReads.Load(job)
+	return ok && v.(*abortRead).at.Load() == 0
+}

@@ -530,7 +530,12 @@ func TestAbortByAnotherReplicaStopsWaitingCalls(t *testing.T) {
 	if err := b.store.Abort(b.ctx, b.job, reason); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // the announcement's way; under the second between reads
+	for !b.w.AbortAnnounced(b.job) { // the announcement's way, not the second between reads
+		if time.Now().After(deadline) {
+			t.Fatal("the abort was not announced to the worker")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 	for {
 		select {
 		case err := <-done:
