@@ -25,8 +25,8 @@ func TestStartSentinel(t *testing.T) {
 			t.Fatal(err)
 		}
 		// What the master had replicated survives its death.
-		if err := rdb.Wait(ctx, 1, time.Second).Err(); err != nil {
-			t.Fatal(err)
+		if n, err := rdb.Wait(ctx, 1, 10*time.Second).Result(); err != nil || n < 1 {
+			t.Fatalf("WAIT 1: %d replicas acknowledged the write (%v)", n, err)
 		}
 		next := s.KillMaster(t)
 		if next != s.Data[1] {
