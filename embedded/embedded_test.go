@@ -77,6 +77,7 @@ func TestResumeReplaysTheJournal(t *testing.T) {
 	t.Parallel()
 	out := t.TempDir()
 	first := open(t, out, apiA)
+	first.Store().SetFleetLimit(40)
 	if err := enqueue(t, first, "fp"); err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +119,9 @@ func TestResumeReplaysTheJournal(t *testing.T) {
 	}
 	if j.Accepted != 2 || j.Failed != 0 || j.Requests != 3 || j.RateLimited != 1 {
 		t.Errorf("after replay counters = %+v", j.Counters)
+	}
+	if ser, err := s.Series(t.Context(), job); err != nil || ser.Limit != 40 {
+		t.Errorf("after replay the series' fleet limit = %v (%v), want the first run's 40", ser, err)
 	}
 	// The next entry cuts the torn line and starts a line of its own.
 	record(t, second, jobstore.Outcome{Lo: 2, Hi: 3, Status: jobstore.Rejected, Attempts: 1}, jobstore.Counters{Requests: 1, Rejected: 1})

@@ -33,6 +33,8 @@ type entry struct {
 	Counters jobstore.Counters `json:"c"`
 	// At is when it was recorded, in Unix milliseconds.
 	At int64 `json:"t"`
+	// Limit is the fleet limit the report draws (requests per second).
+	Limit float64 `json:"l,omitempty"`
 }
 
 // journal appends what the job store records to {out}/{job}/journal.jsonl,
@@ -54,7 +56,7 @@ func (j *journal) path(job string) string {
 
 // append is the job store's OnRecord hook.
 func (j *journal) append(job string, r jobstore.Recorded) error {
-	e := entry{Chunk: r.Chunk, Gen: r.Gen, Outcome: r.Outcome, Counters: r.Counters, At: r.At.UnixMilli()}
+	e := entry{Chunk: r.Chunk, Gen: r.Gen, Outcome: r.Outcome, Counters: r.Counters, At: r.At.UnixMilli(), Limit: r.Limit}
 	if r.Outcome == nil {
 		e.Chunk = -1
 	}
@@ -161,6 +163,7 @@ func replay(ctx context.Context, rdb redis.UniversalClient, job string, r io.Rea
 			continue
 		}
 		at = time.UnixMilli(e.At)
+		store.SetFleetLimit(e.Limit) // a journal from before limits were journaled has none
 		if o := e.Outcome; o != nil && !o.Redriven() {
 			err = store.Record(ctx, job, j.Gen, e.Chunk, *o, e.Counters)
 		} else {

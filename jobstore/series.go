@@ -69,6 +69,7 @@ local series_kinds = {requests = 'r', rate_limited = 'l', retries = 't'}
 func (s *Store) SetFleetLimit(rate float64) {
 	if rate > 0 {
 		s.limit = strconv.FormatFloat(rate, 'f', -1, 64)
+		s.limitRate = rate
 	}
 }
 

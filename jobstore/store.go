@@ -24,6 +24,7 @@ type Store struct {
 	onRecord    func(job string, r Recorded) error
 	replicaWait time.Duration // see WithReplicaWait
 	limit       string        // the fleet's rate, noted in the series; "" when unknown
+	limitRate   float64       // the same as a number
 	layouts     layouts
 }
 
@@ -41,6 +42,9 @@ type Recorded struct {
 	Outcome  *Outcome
 	Counters Counters
 	At       time.Time // the store's time of it
+	// Limit is the fleet limit the store notes in the job's series
+	// (SetFleetLimit); 0 when unknown.
+	Limit float64
 }
 
 // OnRecord makes the store call fn with what each Record and Add took, once
@@ -64,6 +68,7 @@ func (s *Store) recorded(job string, r Recorded) error {
 	if s.onRecord == nil {
 		return nil
 	}
+	r.Limit = s.limitRate
 	if err := s.onRecord(job, r); err != nil {
 		return fmt.Errorf("job %s: %w", job, err)
 	}
