@@ -109,18 +109,11 @@ func (w *Worker) callbacksDone(ctx context.Context, j *jobstore.Job) (bool, erro
 // once it has them all or its wait is over. Every worker watches; the
 // finalize task's ID makes the extra ones no-ops.
 func (w *Worker) watchAwaiting(ctx context.Context) {
-	t := time.NewTicker(awaitWatchInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, awaitWatchInterval, func() {
 		if err := w.checkAwaiting(ctx); err != nil && ctx.Err() == nil {
 			w.log.Warn("checking the jobs awaiting callbacks failed; trying again", "err", err)
 		}
-	}
+	})
 }
 
 func (w *Worker) checkAwaiting(ctx context.Context) error {

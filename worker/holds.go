@@ -92,29 +92,39 @@ func (w *Worker) hold(ctx context.Context, c tasks.Chunk) (release func()) {
 // keepHolds renews this worker's holds and takes over lapsed ones every
 // holdEvery until ctx ends.
 func (w *Worker) keepHolds(ctx context.Context) {
-	t := time.NewTicker(holdEvery)
+	every(ctx, holdEvery, func() { w.renewHolds(ctx) })
+}
+
+// renewHolds renews this worker's holds and takes over lapsed ones, once.
+func (w *Worker) renewHolds(ctx context.Context) {
+	w.holds.mu.Lock()
+	runs := make([]string, 0, len(w.holds.runs))
+	for m := range w.holds.runs {
+		runs = append(runs, m)
+	}
+	w.holds.mu.Unlock()
+	lapsed, err := w.store.HoldAndClaimRuns(ctx, holdTTL, claimMax, runs...)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("could not renew the holds of the chunks running here; another worker may run them too", "err", err)
+		}
+		return
+	}
+	if err := w.takeOver(ctx, lapsed); err != nil && ctx.Err() == nil {
+		w.log.Warn("could not take over the chunks of a worker gone", "err", err)
+	}
+}
+
+// every calls fn every d until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-		w.holds.mu.Lock()
-		runs := make([]string, 0, len(w.holds.runs))
-		for m := range w.holds.runs {
-			runs = append(runs, m)
-		}
-		w.holds.mu.Unlock()
-		lapsed, err := w.store.HoldAndClaimRuns(ctx, holdTTL, claimMax, runs...)
-		if err != nil {
-			if ctx.Err() == nil {
-				w.log.Warn("could not renew the holds of the chunks running here; another worker may run them too", "err", err)
-			}
-			continue
-		}
-		if err := w.takeOver(ctx, lapsed); err != nil && ctx.Err() == nil {
-			w.log.Warn("could not take over the chunks of a worker gone", "err", err)
+			fn()
 		}
 	}
 }
