@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/outfiles"
 )
@@ -141,7 +142,8 @@ func (j *journal) Close() error {
 // at the time it was first recorded; not journaled again. A last line cut
 // short by a crash is ignored. Outcomes a re-drive drops
 // (jobstore.Outcome.Redriven) are not replayed, so their numbers are sent
-// again; their calls still count. It returns the entries replayed.
+// again; their calls still count. The API's rejections are remembered
+// again (see rememberRejections). It returns the entries replayed.
 func replay(ctx context.Context, rdb redis.UniversalClient, job string, r io.Reader) (int, error) {
 	var at time.Time
 	store := jobstore.New(rdb, jobstore.WithClock(func() time.Time { return at }))
@@ -153,6 +155,7 @@ func replay(ctx context.Context, rdb redis.UniversalClient, job string, r io.Rea
 	sc.Buffer(make([]byte, 64<<10), maxLine)
 	n := 0
 	var bad error
+	rejected := map[int][]jobstore.Outcome{}
 	for sc.Scan() {
 		if bad != nil {
 			return n, bad // a bad line followed by more lines is not a torn tail
@@ -166,6 +169,13 @@ func replay(ctx context.Context, rdb redis.UniversalClient, job string, r io.Rea
 		store.SetFleetLimit(e.Limit) // a journal from before limits were journaled has none
 		if o := e.Outcome; o != nil && !o.Redriven() {
 			err = store.Record(ctx, job, j.Gen, e.Chunk, *o, e.Counters)
+			if o.Status == jobstore.Rejected {
+				r := *o
+				if r.CheckedAt == 0 {
+					r.CheckedAt = e.At
+				}
+				rejected[e.Chunk] = append(rejected[e.Chunk], r)
+			}
 		} else {
 			e.Counters.Failed = 0
 			err = store.Add(ctx, job, e.Counters)
@@ -175,5 +185,41 @@ func replay(ctx context.Context, rdb redis.UniversalClient, job string, r io.Rea
 		}
 		n++
 	}
-	return n, sc.Err()
+	if err := sc.Err(); err != nil {
+		return n, err
+	}
+	return n, rememberRejections(ctx, rdb, store, job, rejected)
+}
+
+// rememberRejections writes the replayed rejections (by chunk) to the
+// capability memory of the embedded Redis, as the workers did before
+// recording them: a run killed before it saved the memory file would
+// otherwise forget them. Each is remembered with the time of its deciding
+// call, so newer wins against the file as for any answer.
+func rememberRejections(ctx context.Context, rdb redis.UniversalClient, store *jobstore.Store, job string, rejected map[int][]jobstore.Outcome) error {
+	var ans []capstore.Answer
+	for i, outs := range rejected {
+		entries, err := store.Chunk(ctx, job, i)
+		if err != nil {
+			return err
+		}
+		for _, o := range outs {
+			for k := o.Lo; k < o.Hi && k < len(entries); k++ {
+				n, err := jobstore.NumberToUint(entries[k].Number)
+				if err != nil {
+					return fmt.Errorf("job %s chunk %d entry %d: %w", job, i, k, err)
+				}
+				ans = append(ans, capstore.Answer{Number: n, Capability: capstore.Rejected, Code: o.Code, Message: o.Message, At: o.Time()})
+			}
+		}
+	}
+	caps := capstore.New(rdb, capstore.Options{})
+	for len(ans) > 0 { // small script calls: the embedded Redis runs Lua slowly
+		k := min(len(ans), 1000)
+		if err := caps.Remember(ctx, ans[:k]); err != nil {
+			return fmt.Errorf("remembering the journal's rejections: %w", err)
+		}
+		ans = ans[k:]
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/embedded"
 	enqueuepkg "github.com/capcheck/capcheck/enqueue"
+	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/memfile"
 )
 
@@ -222,18 +224,9 @@ func TestMemorySaveKilled(t *testing.T) {
 	}
 	tornSeen := 0
 	for round := range 6 {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestMemorySaver$")
-		cmd.Env = append(os.Environ(), saverEnv+"="+out)
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, sc := startTest(t, "TestMemorySaver", saverEnv+"="+out)
 		// Killed once it has saved twice (timed), at a random moment of a
 		// save's length: before, during or after the rename.
-		sc := bufio.NewScanner(stdout)
 		var took time.Duration
 		var said []string
 		for saves := 0; saves < 2 && sc.Scan(); {
@@ -276,6 +269,22 @@ func TestMemorySaveKilled(t *testing.T) {
 
 const saverEnv = "CAPCHECK_TEST_MEMORY_SAVER"
 
+// startTest starts the test name of this binary in a process of its own,
+// with env added, and returns it with a scanner of its stdout.
+func startTest(t *testing.T, name string, env ...string) (*exec.Cmd, *bufio.Scanner) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+name+"$")
+	cmd.Env = append(os.Environ(), env...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, bufio.NewScanner(stdout)
+}
+
 // TestMemorySaver, in a process of its own, saves the memory again and
 // again, each time with more numbers, until it is killed.
 func TestMemorySaver(t *testing.T) {
@@ -301,4 +310,108 @@ func TestMemorySaver(t *testing.T) {
 		closeRun(t, r)
 		fmt.Printf("saved in %s\n", time.Since(start))
 	}
+}
+
+const killedRunEnv = "CAPCHECK_TEST_KILLED_RUN"
+
+// The API's rejections of a run killed before it saved the memory file are
+// remembered all the same: the next run of the job replays them from the
+// journal, by number and with their time, and newer wins against the file.
+func TestRejectionsOfAKilledRun(t *testing.T) {
+	if os.Getenv(killedRunEnv) != "" {
+		return // the killed run below runs in its own process
+	}
+	t.Parallel()
+	out := t.TempDir()
+	at := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	const first, second = 14155550001, 14155550002 // entries 1 and 2 of the job
+	// An earlier run remembered an older answer for the first number and a
+	// newer one for the second than the rejections to come.
+	earlier := openFor(t, out, 0)
+	if err := capstore.New(earlier.Redis(), capstore.Options{}).Remember(t.Context(), []capstore.Answer{
+		{Number: first, Capability: capstore.NotCapable, At: at.Add(-time.Hour)},
+		{Number: second, Capability: capstore.Capable, At: at.Add(time.Hour)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	closeRun(t, earlier)
+
+	cmd, sc := startTest(t, "TestKilledRun", killedRunEnv+"="+out, killedRunEnv+"_AT="+strconv.FormatInt(at.UnixMilli(), 10))
+	var said []string
+	for sc.Scan() && sc.Text() != "recorded" {
+		said = append(said, sc.Text())
+	}
+	_ = cmd.Process.Kill()
+	werr := cmd.Wait()
+	if sc.Text() != "recorded" {
+		t.Fatalf("the run did not record its rejections (%v):\n%s", werr, strings.Join(said, "\n"))
+	}
+	m, err := embedded.OpenMemory(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inFile := make([]capstore.Record, 2)
+	if err := m.Recall(t.Context(), []uint64{first, second}, inFile); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	if inFile[0].Capability != capstore.NotCapable {
+		t.Fatalf("the killed run saved the memory file (%+v): the test needs it killed before", inFile)
+	}
+
+	rerun := openFor(t, out, 0)
+	if err := enqueue(t, rerun, "fp"); err != nil {
+		t.Fatal(err)
+	}
+	rejected := func(rec capstore.Record) capstore.Record {
+		return capstore.Record{Capability: capstore.Rejected, At: at, Reason: rec.Reason}
+	}
+	got := recallRun(t, rerun, first, second)
+	want := []capstore.Record{rejected(got[0]), {Capability: capstore.Capable, At: at.Add(time.Hour)}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("the re-run recalls (-want +got):\n%s", diff)
+	}
+	closeRun(t, rerun)
+	next := openFor(t, out, 0)
+	defer closeRun(t, next)
+	got = recallRun(t, next, first, second)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("the run after recalls (-want +got):\n%s", diff)
+	}
+	reasons, err := capstore.New(next.Redis(), capstore.Options{}).Reasons(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(capstore.Reason{Code: "RBC529", Message: "not a mobile number"}, reasons[got[0].Reason]); diff != "" {
+		t.Fatalf("the remembered rejection's reason (-want +got):\n%s", diff)
+	}
+}
+
+// TestKilledRun, in a process of its own, enqueues the job, has the API
+// reject its entries 1 and 2 as a worker records it (remembered in the
+// embedded Redis, then the outcome journaled), says so and waits to be
+// killed: the memory file never learns of them.
+func TestKilledRun(t *testing.T) {
+	out := os.Getenv(killedRunEnv)
+	if out == "" {
+		t.Skip("runs as TestRejectionsOfAKilledRun's killed run")
+	}
+	ms, err := strconv.ParseInt(os.Getenv(killedRunEnv+"_AT"), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := openFor(t, out, 0)
+	if err := enqueue(t, r, "fp"); err != nil {
+		t.Fatal(err)
+	}
+	o := jobstore.Outcome{Lo: 1, Hi: 3, Status: jobstore.Rejected, Code: "RBC529", Message: "not a mobile number", Attempts: 1, CheckedAt: ms}
+	if err := capstore.New(r.Redis(), capstore.Options{}).Remember(t.Context(), []capstore.Answer{
+		{Number: 14155550001, Capability: capstore.Rejected, Code: o.Code, Message: o.Message, At: o.Time()},
+		{Number: 14155550002, Capability: capstore.Rejected, Code: o.Code, Message: o.Message, At: o.Time()},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	record(t, r, o, jobstore.Counters{Requests: 1, Rejected: 2})
+	fmt.Println("recorded")
+	time.Sleep(time.Hour)
 }
