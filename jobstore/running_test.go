@@ -1,36 +1,103 @@
 package jobstore_test
 
 import (
-	"slices"
 	"testing"
 	"time"
+
+	"github.com/capcheck/capcheck/jobstore"
 )
 
 // A run held is not claimed while its hold lasts; a lapsed one is claimed
-// by one caller only. The runs' key is the fleet's: the test uses members
+// by one caller only. The runs' key is the fleet's: the test uses chunks
 // of its own and looks for them only.
 func TestHoldAndClaimRuns(t *testing.T) {
 	b := setup(t)
-	live, dead := b.id+" live", b.id+" dead"
-	if err := b.store.HoldRuns(b.ctx, time.Minute, live); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.store.HoldRuns(b.ctx, 0, dead); err != nil {
-		t.Fatal(err)
-	}
+	live := jobstore.Run{Chunk: b.id + "/0/0", Member: "w1 live"}
+	dead := jobstore.Run{Chunk: b.id + "/0/1", Member: "w2 dead"}
+	take(t, b, time.Minute, live, true)
+	take(t, b, 0, dead, true)
 	time.Sleep(5 * time.Millisecond)
-	var claimed []string
+	var claimed []jobstore.Run
 	for range 2 {
-		got, err := b.store.HoldAndClaimRuns(b.ctx, time.Minute, 1000, live)
+		lost, got, err := b.store.RenewRuns(b.ctx, time.Minute, 1000, live)
 		if err != nil {
 			t.Fatal(err)
 		}
-		claimed = append(claimed, got...)
+		if len(lost) != 0 {
+			t.Errorf("lost %v, want the live hold kept", lost)
+		}
+		claimed = append(claimed, mine(b, got)...)
 	}
-	if slices.Contains(claimed, live) || !slices.Contains(claimed, dead) || len(slices.DeleteFunc(claimed, func(r string) bool { return r != dead })) != 1 {
+	if len(claimed) != 1 || claimed[0] != dead {
 		t.Errorf("claimed %q: want the lapsed run once and not the held one", claimed)
 	}
 	if err := b.store.ReleaseRun(b.ctx, live); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A chunk is held by one run at a time: another run of it is refused while
+// the hold lasts and takes it once the hold lapsed; the run whose hold was
+// claimed or taken learns it at its next renewal and does not get it back.
+func TestRunHoldsItsChunkAlone(t *testing.T) {
+	b := setup(t)
+	chunk := b.id + "/0/0"
+	first := jobstore.Run{Chunk: chunk, Member: "w1 run"}
+	second := jobstore.Run{Chunk: chunk, Member: "w2 run"}
+	take(t, b, time.Minute, first, true)
+	take(t, b, time.Minute, second, false)
+	take(t, b, 0, first, true) // lapses at once
+	time.Sleep(5 * time.Millisecond)
+	take(t, b, time.Minute, second, true)
+	lost, _, err := b.store.RenewRuns(b.ctx, time.Minute, 0, first, second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lost) != 1 || lost[0] != first {
+		t.Errorf("lost %v, want the first run's hold only", lost)
+	}
+	take(t, b, 0, second, true)
+	time.Sleep(5 * time.Millisecond)
+	claimed, err := b.store.ClaimLapsedRuns(b.ctx, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mine(b, claimed); len(got) != 1 || got[0] != second {
+		t.Errorf("claimed %v, want the second run", got)
+	}
+	if lost, _, err := b.store.RenewRuns(b.ctx, time.Minute, 0, second); err != nil || len(lost) != 1 {
+		t.Errorf("renewing a claimed hold: lost %v, %v; want it lost", lost, err)
+	}
+	// The chunk is free again: a takeover holds it.
+	third := jobstore.Run{Chunk: chunk, Member: "w3 run"}
+	take(t, b, time.Minute, third, true)
+	if err := b.store.ReleaseRun(b.ctx, third); err != nil {
+		t.Fatal(err)
+	}
+	take(t, b, time.Minute, first, true)
+	if err := b.store.ReleaseRun(b.ctx, first); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func take(t *testing.T, b bundle, ttl time.Duration, r jobstore.Run, want bool) {
+	t.Helper()
+	got, err := b.store.TakeRun(b.ctx, ttl, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("TakeRun(%v) = %v, want %v", r, got, want)
+	}
+}
+
+// mine are the runs of b's job among runs: other tests share the key.
+func mine(b bundle, runs []jobstore.Run) []jobstore.Run {
+	var out []jobstore.Run
+	for _, r := range runs {
+		if len(r.Chunk) > len(b.id) && r.Chunk[:len(b.id)+1] == b.id+"/" {
+			out = append(out, r)
+		}
+	}
+	return out
 }

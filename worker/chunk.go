@@ -29,8 +29,20 @@ func (w *Worker) processChunk(ctx context.Context, t *asynq.Task) error {
 	}
 	log := w.log.With("job", c.Job, "chunk", c.Chunk)
 	start := time.Now()
-	defer w.hold(ctx, c)()
-	result, err := w.runChunk(ctx, c, log)
+	hd, release, err := w.hold(ctx, c)
+	if errors.Is(err, errHeldElsewhere) {
+		// That run settles it; were it to die, its hold lapses and is
+		// taken over.
+		log.Info("chunk held by another run of it: skipped", "retake", c.Retake)
+		w.m.chunks.WithLabelValues(chunkStale).Inc()
+		return nil
+	}
+	if err != nil {
+		w.m.chunks.WithLabelValues(chunkError).Inc()
+		return fmt.Errorf("holding chunk %d of job %s: %w", c.Chunk, c.Job, err)
+	}
+	defer release()
+	result, err := w.runChunk(ctx, c, hd, log)
 	if err != nil && !errors.Is(err, ErrHandedBack) && w.draining() && ctx.Err() != nil {
 		// Canceled by Shutdown: hand the chunk back like any drained one.
 		err = fmt.Errorf("%w: %w", ErrDraining, err)
@@ -54,7 +66,7 @@ func (w *Worker) processChunk(ctx context.Context, t *asynq.Task) error {
 
 // runChunk does processChunk's work and returns the result for the
 // capcheck_chunks_total metric.
-func (w *Worker) runChunk(ctx context.Context, c tasks.Chunk, log *slog.Logger) (string, error) {
+func (w *Worker) runChunk(ctx context.Context, c tasks.Chunk, hd *held, log *slog.Logger) (string, error) {
 	job, err := w.store.Head(ctx, c.Job)
 	if errors.Is(err, jobstore.ErrNotFound) {
 		log.Warn("chunk task of a job that does not exist: skipped")
@@ -72,6 +84,7 @@ func (w *Worker) runChunk(ctx context.Context, c tasks.Chunk, log *slog.Logger) 
 		return chunkError, err
 	}
 	cr := w.newChunkRun(c, entries, job.Abort, log)
+	cr.held = hd
 	if wm, ok := w.api.(warmer); ok {
 		// Before the first permit, so that DNS, TCP and TLS are not paid
 		// inside a slot; nothing to do when the pool is open already.

@@ -24,3 +24,10 @@ func (w *Worker) AbortAnnounced(job string) bool {
 	v, ok := w.abortReads.Load(job)
 	return ok && v.(*abortRead).at.Load() == 0
 }
+
+// StarveHolds stops the worker's ticks that renew its holds and moves its
+// clock of the holds d ahead, as a process starved for d sees it, for tests.
+func (w *Worker) StarveHolds(d time.Duration) {
+	w.holds.starved.Store(true)
+	w.holds.skew.Add(int64(d))
+}

@@ -22,6 +22,7 @@ type chunkRun struct {
 	abort   string    // why the job was aborted; "" while it runs
 	calls   int       // API calls sent
 	await   *awaitRef // the job waits for callbacks: register accepted numbers
+	held    *held     // the run's hold on the chunk; nil when not held
 }
 
 func (w *Worker) newChunkRun(c tasks.Chunk, entries []jobstore.Entry, abort string, log *slog.Logger) *chunkRun {
@@ -185,6 +186,9 @@ func (cr *chunkRun) send(ctx context.Context, r jobstore.Range) (decision, error
 // aborted by another worker's 401 while this call waited costs no call.
 func (cr *chunkRun) permit(ctx, waitCtx context.Context) (context.Context, error) {
 	w := cr.w
+	if err := w.holdReady(ctx, cr.held); err != nil {
+		return nil, err
+	}
 	if cr.abort == "" {
 		cr.abort = w.abortedJob(cr.c) // aborted by a call of this worker
 	}
@@ -195,7 +199,7 @@ func (cr *chunkRun) permit(ctx, waitCtx context.Context) (context.Context, error
 		return nil, err
 	}
 	begin := time.Now()
-	sendCtx, err := w.take(ctx, waitCtx)
+	sendCtx, err := w.take(ctx, waitCtx, cr.held)
 	w.m.rateWait.Observe(time.Since(begin).Seconds())
 	if err != nil {
 		return nil, cr.handBackErr(waitCtx, fmt.Errorf("waiting for the rate limit: %w", err))
@@ -209,20 +213,38 @@ func (cr *chunkRun) permit(ctx, waitCtx context.Context) (context.Context, error
 }
 
 // take waits on the fleet limiter and returns the context to send under:
-// with a limiter that hands out permits, the API client checks the permit
-// again when the request is about to be written, so a stall after the wait
-// cannot send it late.
-func (w *Worker) take(ctx, waitCtx context.Context) (context.Context, error) {
+// the API client checks the permit (with a limiter that hands out permits)
+// and the run's hold again when the request is about to be written, so a
+// stall after the wait cannot send it late or after a takeover.
+func (w *Worker) take(ctx, waitCtx context.Context, hd *held) (context.Context, error) {
+	g := holdGate{w: w, hd: hd}
 	pt, ok := w.lim.(permitTaker)
 	if !ok {
 		_, err := w.lim.Wait(waitCtx)
-		return ctx, err
+		return capapi.WithSendGate(ctx, g), err
 	}
 	p, err := pt.Take(waitCtx)
 	if err != nil {
 		return nil, err
 	}
-	return capapi.WithSendGate(ctx, p), nil
+	g.permit = p
+	return capapi.WithSendGate(ctx, g), nil
+}
+
+// holdGate is the send gate of a request: its permit's, then its run's hold.
+type holdGate struct {
+	w      *Worker
+	hd     *held
+	permit capapi.SendGate // nil without one
+}
+
+func (g holdGate) Ready(ctx context.Context) error {
+	if g.permit != nil {
+		if err := g.permit.Ready(ctx); err != nil {
+			return err
+		}
+	}
+	return g.w.holdReady(ctx, g.hd)
 }
 
 // pauseFleet carries out a 429: the whole fleet pauses for d.wait.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/capcheck/capcheck/capapi"
 	"github.com/capcheck/capcheck/capstore"
@@ -800,8 +801,9 @@ func TestChunkOfADeadWorkerIsTakenOver(t *testing.T) {
 	b := setup(t, worker.Config{BatchSize: 10}, true, 20)
 	b.api.fn = func(int, []string) capapi.Result { return accepted }
 	payload, _ := json.Marshal(tasks.Chunk{Job: b.job, Chunk: 0})
-	if err := b.store.HoldRuns(b.ctx, 0, "deadworker "+string(payload)); err != nil {
-		t.Fatal(err)
+	dead := jobstore.Run{Chunk: b.job + "/0/0", Member: "deadworker " + string(payload)}
+	if ok, err := b.store.TakeRun(b.ctx, 0, dead); err != nil || !ok {
+		t.Fatalf("holding the dead worker's run: %v, %v", ok, err)
 	}
 	start := time.Now()
 	if err := b.w.Start(); err != nil {
@@ -816,6 +818,95 @@ func TestChunkOfADeadWorkerIsTakenOver(t *testing.T) {
 	}
 	if runs, err := b.store.ClaimLapsedRuns(b.ctx, 10); err != nil || len(runs) != 0 {
 		t.Errorf("holds left after the job: %q, %v", runs, err)
+	}
+}
+
+// TestRunStopsWhenItsHoldIsTakenOver: a worker starved past its hold's
+// lapse, whose chunk another worker claimed meanwhile, records the answer
+// of its call in flight and hands the task back without sending again; the
+// takeover sends the rest, each number once.
+func TestRunStopsWhenItsHoldIsTakenOver(t *testing.T) {
+	b := setup(t, worker.Config{BatchSize: 10}, true, 40)
+	if err := b.w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	b.api.fn = func(i int, _ []string) capapi.Result {
+		if i == 0 {
+			// Starved in flight for longer than a hold lasts, while
+			// another worker claims the lapsed hold.
+			b.w.StarveHolds(time.Minute)
+			claimRun(t, b, b.job+"/0/0")
+		}
+		return accepted
+	}
+	if err := b.run(0); !errors.Is(err, worker.ErrHandedBack) {
+		t.Fatalf("the starved run returned %v, want it handed back", err)
+	}
+	if n := len(b.api.Calls()); n != 1 {
+		t.Fatalf("%d calls by the starved run, want 1 (none after its hold was taken)", n)
+	}
+	takeover := tasks.NewChunk(tasks.Chunk{Job: b.job, Chunk: 0, Retake: 1})
+	if err := b.w.ProcessTask(b.ctx, takeover); err != nil {
+		t.Fatal(err)
+	}
+	b.mustRun(t, 0) // the handed-back task, re-queued: nothing left
+	sent := map[string]int{}
+	for _, c := range b.api.Calls() {
+		for _, n := range c {
+			sent[n]++
+		}
+	}
+	for row := 1; row <= 40; row++ {
+		if sent[number(row)] != 1 {
+			t.Errorf("%s sent %d times, want once", number(row), sent[number(row)])
+		}
+	}
+	b.settled(t, 0)
+}
+
+// claimRun makes the hold of chunk lapse and claims it, as another worker
+// does when the holder stops renewing.
+func claimRun(t *testing.T, b *bundle, chunk string) {
+	t.Helper()
+	rdb := b.store.Redis()
+	m, err := rdb.HGet(b.ctx, "capcheck:{running}:chunks", chunk).Result()
+	if err != nil {
+		t.Fatalf("the chunk's hold: %v", err)
+	}
+	if err := rdb.ZAddXX(b.ctx, "capcheck:{running}", redis.Z{Score: 0, Member: m}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	runs, err := b.store.ClaimLapsedRuns(b.ctx, 10)
+	if err != nil || len(runs) != 1 || runs[0].Chunk != chunk {
+		t.Fatalf("claimed %v, %v; want the chunk's run", runs, err)
+	}
+}
+
+// TestChunkHeldByAnotherRunIsSkipped: a task of a chunk that another live
+// run holds (asynq re-delivered it, or a takeover came late) sends nothing;
+// once the hold is released the chunk runs.
+func TestChunkHeldByAnotherRunIsSkipped(t *testing.T) {
+	b := setup(t, worker.Config{BatchSize: 10}, true, 20)
+	if err := b.w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	other := jobstore.Run{Chunk: b.job + "/0/0", Member: "otherworker run"}
+	if ok, err := b.store.TakeRun(b.ctx, time.Minute, other); err != nil || !ok {
+		t.Fatalf("holding the other run: %v, %v", ok, err)
+	}
+	b.mustRun(t, 0)
+	if n := len(b.api.Calls()); n != 0 {
+		t.Fatalf("%d calls while another run held the chunk, want 0", n)
+	}
+	if got := counter(t, b.reg, "capcheck_chunks_total", "stale"); got != 1 {
+		t.Errorf("chunks skipped: %v, want 1", got)
+	}
+	if err := b.store.ReleaseRun(b.ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	b.mustRun(t, 0)
+	if n := len(b.api.Calls()); n != 2 {
+		t.Errorf("%d calls, want 2", n)
 	}
 }
 
