@@ -1,6 +1,10 @@
 package jobstore
 
-import "strconv"
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+)
 
 // Redis Cluster hashes a key's tag with CRC16 (XMODEM) into one of 16384
 // slots. Left to chance, the tags of a few hundred chunks fall unevenly on
@@ -22,7 +26,38 @@ func spreadTag(id, kind string, i int) string {
 }
 
 // bandTag returns base or "base.<salt>", the first whose slot is in band.
+// Finding it hashes about spreadBands salted tags, and every outcome recorded
+// names a group's keys five times: the answers are kept (see tagCache).
 func bandTag(base string, band int) string {
+	k := tagKey{base, band}
+	if t, ok := tagCache.m.Load(k); ok {
+		return t.(string)
+	}
+	t := findBandTag(base, band)
+	if tagCache.n.Add(1) > tagCacheMax {
+		// Bounded: the tags of the jobs running now are found again.
+		tagCache.m.Clear()
+		tagCache.n.Store(0)
+	}
+	tagCache.m.Store(k, t)
+	return t
+}
+
+// tagCacheMax bounds the tags kept: a few jobs' groups and chunks.
+const tagCacheMax = 1 << 16
+
+type tagKey struct {
+	base string
+	band int
+}
+
+// tagCache holds bandTag's answers (tagKey → string); n counts the stores.
+var tagCache struct {
+	m sync.Map
+	n atomic.Int64
+}
+
+func findBandTag(base string, band int) string {
 	width := clusterSlots / spreadBands
 	lo := band * width
 	tag := base
@@ -41,7 +76,15 @@ func bandTag(base string, band int) string {
 func crc16(s string) uint16 {
 	var crc uint16
 	for i := 0; i < len(s); i++ {
-		crc ^= uint16(s[i]) << 8
+		crc = crc<<8 ^ crc16Table[byte(crc>>8)^s[i]]
+	}
+	return crc
+}
+
+// crc16Table is CRC-16/XMODEM of each byte value.
+var crc16Table = func() (t [256]uint16) {
+	for b := range t {
+		crc := uint16(b) << 8
 		for range 8 {
 			if crc&0x8000 != 0 {
 				crc = crc<<1 ^ 0x1021
@@ -49,6 +92,7 @@ func crc16(s string) uint16 {
 				crc <<= 1
 			}
 		}
+		t[b] = crc
 	}
-	return crc
-}
+	return t
+}()
