@@ -29,9 +29,11 @@ func (cr *chunkRun) rememberRejected(ctx context.Context, o jobstore.Outcome) er
 }
 
 // memorySweepCheck is how often a worker offers to sweep the capability
-// memory; memorySweepEvery is how often the fleet sweeps it (one worker
-// does, whichever asks first).
+// memory, the first time about memorySweepStart after it starts;
+// memorySweepEvery is how often the fleet sweeps it (one worker does,
+// whichever asks first).
 const (
+	memorySweepStart = time.Minute
 	memorySweepCheck = time.Hour
 	memorySweepEvery = 24 * time.Hour
 )
@@ -43,15 +45,19 @@ func (w *Worker) sweepMemory(ctx context.Context) {
 	if w.cfg.ForgetAfter <= 0 {
 		return
 	}
+	// Not at start: a worker starts when jobs come, and the sweep walks
+	// all 131,072 buckets (a script call each).
+	wait := memorySweepStart/2 + rand.N(memorySweepStart)
 	for {
-		if _, err := w.sweepMemoryOnce(ctx, time.Now()); err != nil && ctx.Err() == nil {
-			w.log.Warn("sweeping the capability memory failed; trying again later", "err", err)
-		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(memorySweepCheck/2 + rand.N(memorySweepCheck)):
+		case <-time.After(wait):
 		}
+		if _, err := w.sweepMemoryOnce(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			w.log.Warn("sweeping the capability memory failed; trying again later", "err", err)
+		}
+		wait = memorySweepCheck/2 + rand.N(memorySweepCheck)
 	}
 }
 
