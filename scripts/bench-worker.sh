@@ -15,6 +15,8 @@
 #   wait return     from the simulator's last answer to `capcheck wait` exiting
 #   makespan        start of enqueue to wait's exit, over requests/RATE
 #   CPU/1000        the workers' CPU seconds (user+system) per 1,000 numbers
+#   ctxsw/call      the workers' voluntary context switches (all threads) per
+#                   API call the simulator answered
 #   Redis B/number  Redis used_memory (INFO memory) when the job is done, less
 #                   before the enqueue, per queued number: chunk blobs,
 #                   outcomes, bitmaps, counters and the tasks, and the
@@ -53,6 +55,14 @@ if [[ -z $bin ]]; then
 fi
 
 now_us() { echo $(($(date +%s%N) / 1000)); }
+
+# ctx_switches PID...: the voluntary context switches of the processes'
+# threads (a thread that exited is not counted: Go keeps its threads).
+ctx_switches() {
+	local t=0 p
+	for p in "$@"; do t=$((t + $(cat /proc/"$p"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ { s += $2 } END { print s + 0 }'))); done
+	echo "$t"
+}
 
 # cpu_ticks PID...: user+system clock ticks of the processes.
 cpu_ticks() {
@@ -106,13 +116,13 @@ run_one() {
 	"$bin" enqueue --redis "$redis_url" --out "$work/out" --input "$work/input.csv" --job "$job" \
 		--chunk-size "$chunk" --log-level warn >/dev/null
 	"$bin" wait "$job" --redis "$redis_url" --out "$work/out" --log-level warn >/dev/null 2>"$work/wait.log" &
-	local waiter=$! killed_ticks=0
+	local waiter=$! killed_ticks=0 killed_switches=0
 	pids+=("$waiter")
 	if ((kill)); then
 		# Mid-run, one replica is SIGKILLed (its chunks in flight are taken
 		# over once their holds lapse, ~6 s) and another one starts.
 		sleep "$(awk -v n="$numbers" -v b="$batch" -v r="$rate" 'BEGIN { print n / b / r / 2 }')"
-		killed_ticks=$(cpu_ticks "${wpids[0]}")
+		killed_ticks=$(cpu_ticks "${wpids[0]}") killed_switches=$(ctx_switches "${wpids[0]}")
 		kill -9 "${wpids[0]}"
 		wait "${wpids[0]}" 2>/dev/null || true
 		start_worker new
@@ -134,6 +144,8 @@ run_one() {
 	for p in "${wpids[@]}"; do kill -0 "$p" 2>/dev/null && live+=("$p"); done
 	local ticks
 	ticks=$(($(cpu_ticks "${live[@]}") + killed_ticks))
+	local switches
+	switches=$(($(ctx_switches "${live[@]}") + killed_switches))
 	for p in "${live[@]}"; do kill -TERM "$p"; done
 	for p in "${live[@]}"; do wait "$p" || { echo "bench-worker: a worker exited $? on SIGTERM" >&2; }; done
 
@@ -148,7 +160,7 @@ run_one() {
 		-v requests="$(jq .requests "$summary")" -v mock_requests="$(jq .requests <<<"$stats")" \
 		-v r429="$(jq .rate_limited <<<"$stats")" -v maxwin="$(jq .max_window <<<"$stats")" \
 		-v first="$(jq .first_arrival_us <<<"$stats")" -v last_answer="$(jq .last_answer_us <<<"$stats")" \
-		-v start="$start" -v end="$end" -v mem="$((mem1 - mem0))" -v data="$((data1 - data0))" -v keys="$keys" \
+		-v switches="$switches" -v start="$start" -v end="$end" -v mem="$((mem1 - mem0))" -v data="$((data1 - data0))" -v keys="$keys" \
 		-v cpu="$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { print t / hz }')" '
 	{ sec[NR] = $1 }
 	END {
@@ -157,9 +169,9 @@ run_one() {
 		for (i = lo; i <= hi; i++) { sum += sec[i]; k++; if (min < 0 || sec[i] < min) min = sec[i]; if (sec[i] > max) max = sec[i] }
 		steady = k ? sum / k / rate : 0
 		ideal = requests / rate
-		printf "RESULT rate=%d batch=%d replicas=%d kill=%d achieved=%.4f sec_min=%d sec_max=%d r429=%d maxwin=%d first_s=%.3f wait_s=%.3f makespan=%.4f cpu_per_1000=%.4f redis_b_per_number=%.1f redis_dataset_b_per_number=%.1f redis_job_keys_b_per_number=%.1f requests=%d mock_requests=%d state=%s wait_rc=%d\n", \
+		printf "RESULT rate=%d batch=%d replicas=%d kill=%d achieved=%.4f sec_min=%d sec_max=%d r429=%d maxwin=%d first_s=%.3f wait_s=%.3f makespan=%.4f cpu_per_1000=%.4f ctxsw_per_call=%.1f redis_b_per_number=%.1f redis_dataset_b_per_number=%.1f redis_job_keys_b_per_number=%.1f requests=%d mock_requests=%d state=%s wait_rc=%d\n", \
 			rate, batch, workers, kill, steady, min, max, r429, maxwin, (first - start) / 1e6, (end - last_answer) / 1e6, \
-			(end - start) / 1e6 / ideal, cpu / (n / 1000), mem / n, data / n, keys / n, requests, mock_requests, state, wait_rc
+			(end - start) / 1e6 / ideal, cpu / (n / 1000), switches / (mock_requests ? mock_requests : 1), mem / n, data / n, keys / n, requests, mock_requests, state, wait_rc
 	}' "$work/per_second"
 	# The limiters' counts, summed over the replicas that shut down.
 	grep -h "rate limiter at shutdown" "$work"/worker*.log | tr ' ' '\n' | awk -F= '
