@@ -177,22 +177,22 @@ func checkReport(t *testing.T, path string, want ...string) {
 }
 
 // checkNight2 checks night 2 (its folder dir, results.csv by row r2, the
-// simulator's counts st2) against night 1's results r1: the new and
-// forgotten numbers sent, the others cached with night 1's capability, a
-// remembered rejection rejected as night 1 said and not sent, nothing else
-// sent and nothing twice, no change. It returns how many were sent.
+// simulator's counts st2) against night 1's results r1, row by row: each
+// row once, in results.csv or rejects.csv (with its reason); the new and
+// forgotten numbers sent, with the simulator's capability; the others
+// cached with night 1's capability; a remembered rejection rejected as
+// night 1 said and not sent; nothing else sent and nothing twice; no
+// change. It returns how many were sent.
 func checkNight2(t *testing.T, dir string, l2 *list, fresh map[int]bool, forgotten []string, r1, r2 map[int][]string, st2 mockStats) int {
 	t.Helper()
 	sent := 0
-	sentAccepted := int64(0)
+	sentAccepted, sentRejected := int64(0), 0
+	checkNight2Rows(t, dir, l2, r2)
 	for i, r := range l2.rows {
 		num := i + 1
-		rec, ok := r2[num]
-		if r.reason != "" || r.e164 == "" {
+		rec := r2[num]
+		if r.reason != "" {
 			continue
-		}
-		if !ok {
-			t.Fatalf("night 2 row %d (%s) missing from results.csv", num, r.e164)
 		}
 		isNew := fresh[num] || slices.Contains(forgotten, r.e164)
 		status, attempts := rec[3], rec[6]
@@ -204,6 +204,11 @@ func checkNight2(t *testing.T, dir string, l2 *list, fresh map[int]bool, forgott
 			}
 			if status == "accepted" {
 				sentAccepted++
+				if rec[8] != capabilityOf(r.e164, 0) || rec[9] == "" {
+					t.Errorf("night 2 row %d (%s), sent: capability %q at %q, want the simulator's %s", num, r.e164, rec[8], rec[9], capabilityOf(r.e164, 0))
+				}
+			} else {
+				sentRejected++
 			}
 		case r.refuse:
 			// A remembered rejection: rejected with the API's code, not sent.
@@ -213,18 +218,20 @@ func checkNight2(t *testing.T, dir string, l2 *list, fresh map[int]bool, forgott
 			}
 		default:
 			old := r1[num]
-			if status != "cached" || attempts != "0" || rec[4] != "" || rec[7] != "" || rec[8] != old[8] || rec[9] != old[9] {
+			if status != "cached" || attempts != "0" || rec[4] != "" || rec[5] != "" || rec[7] != "" ||
+				rec[8] != capabilityOf(r.e164, 0) || rec[8] != old[8] || rec[9] != old[9] {
 				t.Errorf("night 2 row %d (%s): %q, want cached with night 1's %q %q", num, r.e164, rec, old[8], old[9])
 			}
 		}
 	}
-	if len(fresh) < 10 || sent < len(fresh)+len(forgotten) {
+	if len(fresh) < 10 || sent != len(fresh)+len(forgotten) {
 		t.Fatalf("night 2: %d rows replaced, %d forgotten, %d sent", len(fresh), len(forgotten), sent)
 	}
-	// Nothing else reached the simulator, and nothing twice.
-	if st2.Accepted != sentAccepted || st2.Repeated != 0 {
-		t.Errorf("night 2: the simulator accepted %d numbers (%d repeated), results.csv says %d were sent and accepted",
-			st2.Accepted, st2.Repeated, sentAccepted)
+	// Nothing else reached the simulator, and nothing twice: it refuses a
+	// request (400) only when a number it rejects is in it.
+	if st2.Accepted != sentAccepted || st2.Repeated != 0 || (st2.ByStatus[400] > 0) != (sentRejected > 0) {
+		t.Errorf("night 2: the simulator accepted %d numbers (%d repeated) and refused %d requests; results.csv says %d were sent and accepted, %d sent and rejected",
+			st2.Accepted, st2.Repeated, st2.ByStatus[400], sentAccepted, sentRejected)
 	}
 	if got := filetest.ReadCSV(t, filepath.Join(dir, "changes.csv")); len(got) != 1 {
 		t.Errorf("night 2 changes.csv: %q, want the header alone (no answer changed)", got)
@@ -232,7 +239,33 @@ func checkNight2(t *testing.T, dir string, l2 *list, fresh map[int]bool, forgott
 	return sent
 }
 
-// checkNight3 checks night 3's changes.csv at path: exactly the numbers
+// checkNight2Rows checks that night 2's results.csv (by row r2) and
+// rejects.csv in dir hold each row of l2 once, a valid one in results.csv
+// with its number, the others in rejects.csv with their reason.
+func checkNight2Rows(t *testing.T, dir string, l2 *list, r2 map[int][]string) {
+	t.Helper()
+	rejects := map[int]string{}
+	for _, rec := range filetest.ReadCSV(t, filepath.Join(dir, "rejects.csv"))[1:] {
+		num, _ := strconv.Atoi(rec[0])
+		rejects[num] = rec[2]
+	}
+	if len(r2)+len(rejects) != len(l2.rows) {
+		t.Errorf("night 2: %d rows in results.csv and %d in rejects.csv, want the list's %d once each", len(r2), len(rejects), len(l2.rows))
+	}
+	for i, r := range l2.rows {
+		rec, inResults := r2[i+1]
+		reason, inRejects := rejects[i+1]
+		switch {
+		case r.reason != "" && (inResults || !inRejects || reason != r.reason):
+			t.Errorf("night 2 row %d (%q): in results.csv %v, in rejects.csv as %q; want rejects.csv, %q", i+1, r.input, inResults, reason, r.reason)
+		case r.reason == "" && (!inResults || inRejects || rec[2] != r.e164):
+			t.Fatalf("night 2 row %d (%s): results.csv %q, in rejects.csv %v", i+1, r.e164, rec, inRejects)
+		}
+	}
+}
+
+// checkNight3 checks night 3 (--recheck-after 0): every number sent again,
+// a remembered rejection too; changes.csv at path exactly the numbers
 // whose answer flipped since night 2 (results r2), with night 2's answer
 // before and night 3's (r3) after. It returns how many changed.
 func checkNight3(t *testing.T, l2 *list, r2, r3 map[int][]string, path string) int {
@@ -240,10 +273,16 @@ func checkNight3(t *testing.T, l2 *list, r2, r3 map[int][]string, path string) i
 	want := [][]string{{"row", "number", "before", "after", "before_at", "after_at"}}
 	for i, r := range l2.rows {
 		num := i + 1
-		if r.reason != "" || r.refuse {
+		if r.reason != "" {
 			continue
 		}
 		rec := r3[num]
+		if r.refuse { // a remembered rejection, sent again all the same
+			if rec[3] != "rejected" || rec[6] == "0" {
+				t.Fatalf("night 3 row %d: %q, want rejected again by the API", num, rec)
+			}
+			continue
+		}
 		if rec[3] != "accepted" || rec[8] != capabilityOf(r.e164, nightsFlip) {
 			t.Fatalf("night 3 row %d: %q", num, rec)
 		}

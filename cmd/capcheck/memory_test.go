@@ -88,6 +88,12 @@ func TestMemoryCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "forgot 1 numbers") {
 		t.Fatalf("memory forget --all: exit %d\n%s%s", code, out, errs)
 	}
+	if recs, err := mem.Lookup(ctx, []uint64{919876500004}); err != nil || !recs[0].IsZero() {
+		t.Fatalf("after memory forget --all: %+v, %v; want nothing remembered", recs, err)
+	}
+	if reasons, err := mem.Reasons(ctx); err != nil || len(reasons) != 0 {
+		t.Fatalf("after memory forget --all the reasons are %v (%v), want none", reasons, err)
+	}
 }
 
 // With no Redis configured, the memory commands work on the file that runs
