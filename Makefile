@@ -37,7 +37,7 @@ bench-worker: ## measure worker fleets against mock-api: 200/s x 50 and 1000/s x
 bench-cluster: ## a 1,000,000-number job on a 3-master Redis Cluster: bytes per master; 20 replicas on the cluster against one Redis (docs/benchmarks.md)
 	CAPCHECK_BENCH_CLUSTER=1 $(GO) test -count=1 -run TestBenchCluster -v -timeout 30m ./e2e/
 
-bench-memory: ## three nights of a 1,000,000-number list with the capability memory: requests and makespan night 2 vs 1, changes.csv vs flips, Redis bytes per remembered number, enqueue rows/s with and without it (docs/benchmarks.md)
+bench-memory: ## three nights of a 1,000,000-number list with the capability memory: requests and makespan night 2 vs 1, changes.csv vs flips, Redis bytes per remembered number at 1M and at 10M (FILL), enqueue rows/s with and without it (docs/benchmarks.md)
 	./scripts/bench-memory.sh
 
 bench-callbacks: ## measure capcheck callbacks: callbacks/s, p50/p99 at 10,000/s, peak RSS, Redis bytes per awaited number (docs/benchmarks.md)

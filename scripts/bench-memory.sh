@@ -9,12 +9,17 @@
 # makespans' ratio, night 3's changes.csv rows against the simulator's flips
 # among the numbers answered capable or not (must match), Redis bytes per
 # remembered number (INFO memory used_memory, the memory's keys alone, after
-# the jobs' keys are deleted; target <= 16), and enqueue rows/s and CPU of
-# the list with and without the memory (benchenqueue, 90% of its numbers
-# remembered, --recheck-after 24h against none).
+# the jobs' keys are deleted), the same at FILL remembered numbers (the
+# target's scale: a fresh redis-server filled through capstore.Remember by
+# capstore/internal/benchfill, INFO memory used_memory before and after;
+# target <= 16), and enqueue rows/s and CPU of the list with and without
+# the memory (benchenqueue, 90% of its numbers remembered, --recheck-after
+# 24h against none).
 #
 # Usage: scripts/bench-memory.sh   (or: make bench-memory)
 # Knobs (environment): ROWS=1000000 RATE=2000 BATCH=100 FLIP=0.01 CAPABLE=0.4
+#   FILL=10000000 (0 skips the stage at scale: ~160 MB of Redis, 8 min at load 20)
+#   REDIS_WAIT=180 (seconds a fresh redis-server may take to answer)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +28,7 @@ RATE=${RATE:-2000}
 BATCH=${BATCH:-100}
 FLIP=${FLIP:-0.01}
 CAPABLE=${CAPABLE:-0.4}
+FILL=${FILL:-10000000}
 
 prog=bench-memory
 . scripts/lib.sh
@@ -38,6 +44,7 @@ trap cleanup EXIT
 go build -o "$work/capcheck" ./cmd/capcheck
 go build -o "$work/benchgen" ./enqueue/internal/benchgen
 go build -o "$work/benchenqueue" ./enqueue/internal/benchenqueue
+go build -o "$work/benchfill" ./capstore/internal/benchfill
 
 list1="$work/night1.csv"
 "$work/benchgen" -rows "$ROWS" -out "$list1"
@@ -131,13 +138,21 @@ remembered=$("$work/capcheck" memory stats --redis "$redis" --json | python3 -c 
 redis-cli -p "$redis_port" --scan --pattern 'capcheck:job:*' | xargs -r -n 1000 redis-cli -p "$redis_port" unlink >/dev/null
 redis-cli -p "$redis_port" --scan --pattern 'asynq:*' | xargs -r -n 1000 redis-cli -p "$redis_port" unlink >/dev/null
 mem=$(used)
-empty_port=$(free_port)
-redis-server --port "$empty_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no --dir "$work" >/dev/null 2>&1 &
-pids+=($!)
-wait_until redis-cli -p "$empty_port" ping
-base=$(redis-cli -p "$empty_port" info memory | tr -d '\r' | awk -F: '/^used_memory:/ {print $2}')
+start_redis "$work"
+base=$(used)
+{ kill -9 "$redis_pid"; wait "$redis_pid"; } 2>/dev/null || true
 awk -v m="$mem" -v b="$base" -v n="$remembered" 'BEGIN {
-	printf "memory: %d numbers remembered, Redis %.1f MB over an empty server: %.1f bytes per number (target <= 16)\n", n, (m - b) / 1048576, (m - b) / n }'
+	printf "memory: %d numbers remembered, Redis %.1f MB over an empty server: %.1f bytes per number (the target, <= 16, is at 10M: below)\n", n, (m - b) / 1048576, (m - b) / n }'
+
+# The memory at the target's scale: FILL numbers remembered on a fresh server.
+if ((FILL > 0)); then
+	start_redis "$work"
+	"$work/benchfill" -redis "redis://127.0.0.1:$redis_port/0" -numbers "$FILL" 2>"$work/benchfill.log" >"$work/benchfill.out" ||
+		{ echo "$prog: benchfill failed: $(tail -n 3 "$work/benchfill.log")" >&2; exit 1; }
+	sed 's/^/memory at scale: /' "$work/benchfill.out"
+	echo "memory at scale: target <= 16 bytes per remembered number at 10M (load average $(cut -d' ' -f1 /proc/loadavg))"
+	{ kill -9 "$redis_pid"; wait "$redis_pid"; } 2>/dev/null || true
+fi
 
 # Enqueue with and without the memory, alternated, on a fresh server each.
 for round in 1 2 3; do

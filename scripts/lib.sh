@@ -30,16 +30,37 @@ wait_until() {
 	return 1
 }
 
+# REDIS_WAIT: how long start_redis waits for a fresh server to answer (a
+# host at load 20+ may take well over 30 s to run a new process).
+REDIS_WAIT=${REDIS_WAIT:-180}
+
 # start_redis DIR: starts a private redis-server on a free loopback port
-# (never the system one), its files in DIR, and returns once it answers. It
-# sets redis_port and redis_pid (declare them local to keep them local).
+# (never the system one), its files in DIR, and returns once it answers
+# PING, waiting up to REDIS_WAIT seconds. A server that exits (its port
+# taken meanwhile) is started again on another port. It sets redis_port and
+# redis_pid (declare them local to keep them local).
 start_redis() {
-	redis_port=$(free_port)
-	redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
-		--daemonize no --dir "$1" --loglevel warning >"$1/redis.log" 2>&1 &
-	redis_pid=$!
-	pids+=("$redis_pid")
-	wait_until redis-cli -p "$redis_port" ping
+	local try start
+	for try in 1 2 3; do
+		redis_port=$(free_port)
+		redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+			--daemonize no --dir "$1" --loglevel warning >"$1/redis.log" 2>&1 &
+		redis_pid=$!
+		pids+=("$redis_pid")
+		start=$SECONDS
+		while ((SECONDS - start < REDIS_WAIT)); do
+			[[ $(redis-cli -p "$redis_port" ping 2>/dev/null) == PONG ]] && return 0
+			kill -0 "$redis_pid" 2>/dev/null || break
+			sleep 0.2
+		done
+		if kill -0 "$redis_pid" 2>/dev/null; then
+			echo "$prog: redis-server on port $redis_port did not answer PING within ${REDIS_WAIT}s" \
+				"(load average $(cut -d' ' -f1-3 /proc/loadavg)); raise REDIS_WAIT on a busy host" >&2
+			return 1
+		fi
+		echo "$prog: redis-server on port $redis_port exited (try $try of 3): $(tail -n 3 "$1/redis.log" | tr '\n' ' ')" >&2
+	done
+	return 1
 }
 
 # stop_all kills the processes of pids and waits for them.
