@@ -43,14 +43,8 @@ func main() {
 	flag.Float64Var(&remember, "remember", 0, "first remember an answer for this fraction of the list's numbers")
 	flag.BoolVar(&useMemory, "memory", false, "read the capability memory")
 	flag.DurationVar(&recheckAfter, "recheck-after", 0, "do not send a number answered within this duration")
-	prof := flag.String("cpuprofile", "", "write a CPU profile to this file")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the enqueue (not of -remember) to this file")
 	flag.Parse()
-	if *prof != "" {
-		f, err := os.Create(*prof)
-		if err == nil && pprof.StartCPUProfile(f) == nil {
-			defer pprof.StopCPUProfile()
-		}
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, *input, *url, *job, *chunk, *out); err != nil {
@@ -64,6 +58,7 @@ var (
 	remember     float64
 	useMemory    bool
 	recheckAfter time.Duration
+	cpuProfile   string
 )
 
 func run(ctx context.Context, input, url, job string, chunk int, out string) error {
@@ -83,6 +78,21 @@ func run(ctx context.Context, input, url, job string, chunk int, out string) err
 	if err != nil {
 		return err
 	}
+	cpu0, err := redisCPU(ctx, rdb)
+	if err != nil {
+		return err
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
+	client0 := clientCPU()
 	cfg := enqueue.Config{
 		Input: input, JobID: job, ChunkSize: chunk, OutDir: out,
 		Store: jobstore.New(rdb), Client: asynq.NewClientFromRedisClient(rdb),
@@ -93,6 +103,12 @@ func run(ctx context.Context, input, url, job string, chunk int, out string) err
 		cfg.Memory, cfg.RecheckAfter = caps.Snapshot(), recheckAfter
 	}
 	res, err := enqueue.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	client := clientCPU() - client0
+	pprof.StopCPUProfile()
+	cpu1, err := redisCPU(ctx, rdb)
 	if err != nil {
 		return err
 	}
@@ -108,6 +124,9 @@ func run(ctx context.Context, input, url, job string, chunk int, out string) err
 	fmt.Printf("rows %d, valid %d, duplicates %d, invalid %d, missing %d, malformed %d, chunks %d, cached %d\n",
 		c.Rows, c.Valid, c.Duplicates, c.Invalid, c.Missing, c.Malformed, c.Chunks, c.Cached)
 	fmt.Printf("elapsed %.2fs, %.0f rows/s\n", secs, float64(c.Rows)/secs)
+	// The CPU of the enqueue alone (not of -remember): this process's
+	// user+sys, and Redis's from INFO cpu.
+	fmt.Printf("client CPU %.2fs, redis CPU %.2fs\n", client.Seconds(), cpu1-cpu0)
 	fmt.Printf("peak RSS %.1f MB (getrusage)\n", float64(ru.Maxrss)/1024) // KiB on Linux
 	if c.Valid > 0 {
 		fmt.Printf("redis used_memory +%.1f MB, %.1f bytes per enqueued number\n",
@@ -158,6 +177,33 @@ func rememberList(ctx context.Context, caps *capstore.Store, input string, fract
 	}
 	fmt.Fprintf(os.Stderr, "remembered %d numbers\n", n)
 	return nil
+}
+
+// clientCPU is the user+sys CPU this process has used.
+func clientCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// redisCPU is the user+sys CPU seconds of the Redis server (INFO cpu).
+func redisCPU(ctx context.Context, rdb *redis.Client) (float64, error) {
+	info, err := rdb.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0, err
+	}
+	var s float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_user" || k == "used_cpu_sys") {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return 0, err
+			}
+			s += f
+		}
+	}
+	return s, nil
 }
 
 func usedMemory(ctx context.Context, rdb *redis.Client) (int64, error) {
