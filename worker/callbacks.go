@@ -14,9 +14,15 @@ import (
 )
 
 // awaitWatchInterval is how often a worker looks at the jobs awaiting
-// callbacks: a job leaves the wait within about this long (plus a finalize
-// task's pick-up) of its last callback.
-const awaitWatchInterval = 250 * time.Millisecond
+// callbacks while some are listed: a job leaves the wait within about this
+// long (plus a finalize task's pick-up) of its last callback. With none
+// listed it looks every awaitIdleInterval, or at once when one of its own
+// finalize tasks lists a job: the worker that lists a job watches it
+// closely from the start, the others within awaitIdleInterval.
+const (
+	awaitWatchInterval = 250 * time.Millisecond
+	awaitIdleInterval  = 2 * time.Second
+)
 
 // awaitRef is what a chunk run of a job waiting for callbacks needs to
 // register its accepted numbers.
@@ -80,6 +86,7 @@ func (w *Worker) holdForCallbacks(ctx context.Context, f tasks.Finalize, log *sl
 			return false, err
 		}
 		log.Info("every chunk settled; awaiting callbacks", "accepted", j.Accepted, "wait", j.CallbackWait)
+		w.wakeAwaitWatch()
 		j, err = w.store.Job(ctx, f.Job)
 		if err != nil {
 			return false, err
@@ -109,22 +116,56 @@ func (w *Worker) callbacksDone(ctx context.Context, j *jobstore.Job) (bool, erro
 // once it has them all or its wait is over. Every worker watches; the
 // finalize task's ID makes the extra ones no-ops.
 func (w *Worker) watchAwaiting(ctx context.Context) {
-	every(ctx, awaitWatchInterval, func() {
-		if err := w.checkAwaiting(ctx); err != nil && ctx.Err() == nil {
+	t := time.NewTimer(awaitIdleInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-w.awaitWake:
+		}
+		listed, err := w.checkAwaiting(ctx)
+		if err != nil && ctx.Err() == nil {
 			w.log.Warn("checking the jobs awaiting callbacks failed; trying again", "err", err)
 		}
-	})
+		if listed || err != nil {
+			t.Reset(awaitWatchInterval)
+		} else {
+			t.Reset(awaitIdleInterval)
+		}
+	}
 }
 
-func (w *Worker) checkAwaiting(ctx context.Context) error {
+// wakeAwaitWatch makes watchAwaiting look now, and closely until the jobs
+// listed are gone.
+func (w *Worker) wakeAwaitWatch() {
+	select {
+	case w.awaitWake <- struct{}{}:
+	default:
+	}
+}
+
+// checkAwaiting enqueues the finalize tasks due; it reports whether any job
+// is listed as awaiting callbacks.
+func (w *Worker) checkAwaiting(ctx context.Context) (bool, error) {
 	ids, err := w.store.AwaitingJobs(ctx, 100)
 	if err != nil {
-		return err
+		return false, err
 	}
+	return len(ids) > 0, w.finalizeAwaited(ctx, ids)
+}
+
+// finalizeAwaited enqueues the finalize task of each job of ids whose wait
+// is over, and unlists those no longer awaiting.
+func (w *Worker) finalizeAwaited(ctx context.Context, ids []string) error {
 	for _, id := range ids {
 		j, err := w.store.Job(ctx, id)
 		if errors.Is(err, jobstore.ErrNotFound) {
-			err = w.store.Unlist(ctx, id)
+			if err := w.store.Unlist(ctx, id); err != nil {
+				return err
+			}
+			continue // deleted: nothing to finalize (j is nil)
 		}
 		if err != nil {
 			return err

@@ -31,3 +31,9 @@ func (w *Worker) StarveHolds(d time.Duration) {
 	w.holds.starved.Store(true)
 	w.holds.skew.Add(int64(d))
 }
+
+// CheckAwaiting runs one look of the watch of jobs awaiting callbacks, for
+// tests; it reports whether any job is listed.
+func (w *Worker) CheckAwaiting(ctx context.Context) (bool, error) {
+	return w.checkAwaiting(ctx)
+}

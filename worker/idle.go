@@ -50,6 +50,10 @@ func (h *idleWait) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		select {
 		case <-h.wake:
 		case <-t.C:
+			// Nothing announced: asynq looks again after its short
+			// sleep, and this waits again; a second look now would
+			// only double the idle worker's commands.
+			return err
 		case <-h.drain:
 			return err
 		case <-ctx.Done():

@@ -120,6 +120,8 @@ type Worker struct {
 	// resets them.
 	abortReads sync.Map
 	abortWatch sync.Once
+	// awaitWake makes the watch of jobs awaiting callbacks look now.
+	awaitWake chan struct{}
 
 	mu       sync.Mutex
 	srv      *asynq.Server
@@ -147,9 +149,10 @@ func New(store *jobstore.Store, api Checker, lim Limiter, cfg Config) (*Worker, 
 	w := &Worker{
 		store: store, api: api, lim: lim, cfg: cfg, policy: newPolicy(cfg),
 		log: cfg.Logger, m: cfg.Metrics,
-		enq:  asynq.NewClientFromRedisClient(store.Redis()),
-		mux:  asynq.NewServeMux(),
-		caps: capstore.New(store.Redis(), capstore.Options{}),
+		enq:       asynq.NewClientFromRedisClient(store.Redis()),
+		mux:       asynq.NewServeMux(),
+		caps:      capstore.New(store.Redis(), capstore.Options{}),
+		awaitWake: make(chan struct{}, 1),
 	}
 	w.mux.HandleFunc(tasks.TypeChunk, w.processChunk)
 	w.mux.HandleFunc(tasks.TypeFinalize, w.processFinalize)

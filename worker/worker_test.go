@@ -1050,3 +1050,20 @@ func (b *bundle) checkRemembered(t *testing.T, bad map[string]bool) {
 		}
 	}
 }
+
+// A job listed as awaiting callbacks but deleted meanwhile (retention) is
+// unlisted by the watch, which goes on.
+func TestAwaitWatchUnlistsDeletedJob(t *testing.T) {
+	b := setup(t, worker.Config{}, true, 1)
+	rdb := b.rdb.Client(t)
+	if err := rdb.ZAdd(b.ctx, "capcheck:awaiting", redis.Z{Score: 1, Member: "deleted-job"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	listed, err := b.w.CheckAwaiting(b.ctx)
+	if err != nil || !listed {
+		t.Fatalf("CheckAwaiting = %v, %v; want listed, no error", listed, err)
+	}
+	if n, err := rdb.ZCard(b.ctx, "capcheck:awaiting").Result(); err != nil || n != 0 {
+		t.Errorf("jobs still listed as awaiting: %d, %v; want 0", n, err)
+	}
+}
