@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/capcheck/capcheck/internal/metric"
 )
 
 // Outcomes of capcheck_callbacks_total besides capstore's results (stored,
@@ -25,29 +27,17 @@ type Metrics struct {
 // NewMetrics returns the receiver metrics, registered with reg when reg is
 // not nil.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
-		callbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "capcheck_callbacks_total",
-			Help: "Callbacks received, by outcome (stored, duplicate, unsolicited); requests refused (refused, bad_request) and callbacks turned away (overloaded).",
-		}, []string{"outcome"}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "capcheck_callback_ingest_seconds",
-			Help:    "Time from a callback request's arrival to its answer, once written to Redis.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
-		}),
-		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "capcheck_callback_batch_size",
-			Help:    "Callbacks written to Redis in one round trip (group commit).",
-			Buckets: prometheus.ExponentialBuckets(1, 2, 11),
-		}),
+	return &Metrics{
+		callbacks: metric.CounterVec(reg, "capcheck_callbacks_total",
+			"Callbacks received, by outcome (stored, duplicate, unsolicited); requests refused (refused, bad_request) and callbacks turned away (overloaded).",
+			"outcome", "stored", "duplicate", "unsolicited", outcomeRefused, outcomeBadRequest, outcomeOverloaded),
+		latency: metric.Histogram(reg, "capcheck_callback_ingest_seconds",
+			"Time from a callback request's arrival to its answer, once written to Redis.",
+			[]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10}),
+		batch: metric.Histogram(reg, "capcheck_callback_batch_size",
+			"Callbacks written to Redis in one round trip (group commit).",
+			prometheus.ExponentialBuckets(1, 2, 11)),
 	}
-	for _, o := range []string{"stored", "duplicate", "unsolicited", outcomeRefused, outcomeBadRequest, outcomeOverloaded} {
-		m.callbacks.WithLabelValues(o)
-	}
-	if reg != nil {
-		reg.MustRegister(m.callbacks, m.latency, m.batch)
-	}
-	return m
 }
 
 func (r *Receiver) observe(start time.Time) {
