@@ -301,67 +301,16 @@ type Report struct {
 	Format ReportFormat
 }
 
-// MockAPI configures the simulator behind capcheck mock-api. Its expected
-// credentials are API.SID and API.Key.
+// MockAPI configures the simulator behind capcheck mock-api: where it
+// listens, and mockapi's own Config, whose fields and defaults mockapi
+// documents (CapableFraction defaults to MockCapableFractionDefault here).
+// Config's credentials, callback token and header and logger are not set
+// here: capcheck mock-api takes them from API, Callback and the log options.
 type MockAPI struct {
 	// Listen is the address to listen on. Defaults to mockapi.ListenDefault.
 	Listen string
 
-	// Rate is the simulator's own limit of requests per sliding second,
-	// answered 429 beyond it; 0 means none. Defaults to 0.
-	Rate float64
-
-	// Latency is added to every answer. Defaults to 0.
-	Latency time.Duration
-
-	// Jitter adds a random delay in [0, Jitter]. Defaults to 0.
-	Jitter time.Duration
-
-	// FailRate is the fraction (0..1) of requests answered 503. Defaults to 0.
-	FailRate float64
-
-	// ResetRate is the fraction (0..1) of requests whose connection is
-	// dropped. Defaults to 0.
-	ResetRate float64
-
-	// RejectSuffix makes numbers whose digits end with it invalid (the
-	// request is refused 400). Defaults to "" (none).
-	RejectSuffix string
-
-	// MaxBatch is the most numbers one request may carry. Defaults to
-	// mockapi.MaxBatchDefault.
-	MaxBatch int
-
-	// Seed seeds the faults and jitter, for reproducible runs. Defaults to 0
-	// (a random seed).
-	Seed int64
-
-	// CallbackURL is where the simulator sends a callback for each accepted
-	// number, with Callback.Token in Callback.Header. Defaults to "" (none).
-	CallbackURL string
-
-	// CallbackDelay and CallbackJitter: a callback is sent CallbackDelay
-	// plus a random [0, CallbackJitter] after its request. Default to 0.
-	CallbackDelay, CallbackJitter time.Duration
-
-	// CallbackDuplicateRate is the fraction (0..1) of callbacks sent twice.
-	// Defaults to 0.
-	CallbackDuplicateRate float64
-
-	// CallbackRefuseRate is the fraction (0..1) of callbacks first sent with
-	// a wrong token, so the receiver refuses them and they are retried.
-	// Defaults to 0.
-	CallbackRefuseRate float64
-
-	// CapableFraction is the fraction (0..1) of numbers the simulator
-	// reports capable (mockapi.Capability). Defaults to
-	// MockCapableFractionDefault.
-	CapableFraction float64
-
-	// FlipFraction is the fraction (0..1) of numbers whose answer is the
-	// other way round from CapableFraction's (mockapi.Flipped). Defaults
-	// to 0.
-	FlipFraction float64
+	mockapi.Config
 }
 
 // WithDefaults returns c with its zero fields set to their defaults.

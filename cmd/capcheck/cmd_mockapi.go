@@ -38,35 +38,17 @@ func mockAPI(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	m := cfg.MockAPI
-	srv, err := mockapi.New(mockapi.Config{
-		SID:          cfg.API.SID,
-		APIKey:       cfg.API.Key.Reveal(),
-		MaxBatch:     m.MaxBatch,
-		Rate:         m.Rate,
-		Latency:      m.Latency,
-		Jitter:       m.Jitter,
-		FailRate:     m.FailRate,
-		ResetRate:    m.ResetRate,
-		RejectSuffix: m.RejectSuffix,
-		Seed:         m.Seed,
-		Logger:       newLogger(cfg, c.App.ErrWriter),
-
-		CallbackURL:           m.CallbackURL,
-		CallbackToken:         cfg.Callback.Token.Reveal(), // sent, never logged
-		CallbackHeader:        cfg.Callback.Header,
-		CallbackDelay:         m.CallbackDelay,
-		CallbackJitter:        m.CallbackJitter,
-		CallbackDuplicateRate: m.CallbackDuplicateRate,
-		CallbackRefuseRate:    m.CallbackRefuseRate,
-		CapableFraction:       m.CapableFraction,
-		FlipFraction:          m.FlipFraction,
-	})
+	mc := cfg.MockAPI.Config
+	mc.SID, mc.APIKey = cfg.API.SID, cfg.API.Key.Reveal()
+	mc.CallbackToken = cfg.Callback.Token.Reveal() // sent, never logged
+	mc.CallbackHeader = cfg.Callback.Header
+	mc.Logger = newLogger(cfg, c.App.ErrWriter)
+	srv, err := mockapi.New(mc)
 	if err != nil {
 		// configs.Validate checks what mockapi checks; this is a backstop.
 		return usageErrorf("%v", err)
 	}
-	ln, err := srv.Listen(m.Listen)
+	ln, err := srv.Listen(cfg.MockAPI.Listen)
 	if err != nil {
 		return err // e.g. the address is in use: a runtime error
 	}
