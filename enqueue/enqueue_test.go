@@ -338,7 +338,7 @@ func TestRunStdin(t *testing.T) {
 	if !strings.HasPrefix(res.JobID, "stdin-") || !res.Format.Plain {
 		t.Errorf("result %+v", res)
 	}
-	if want := (Counts{Rows: 3, Valid: 1, Invalid: 1, Duplicates: 1, Chunks: 1}); res.Counts != want {
+	if want := (Counts{Counts: jobstore.Counts{Rows: 3, Valid: 1, Invalid: 1, Duplicates: 1}, Chunks: 1}); res.Counts != want {
 		t.Errorf("counts %+v, want %+v", res.Counts, want)
 	}
 	if !strings.Contains(b.logs.String(), "without a job ID") {

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/capcheck/capcheck/capstore"
+	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/listreader"
 	"github.com/capcheck/capcheck/phonenorm"
 )
@@ -77,20 +78,12 @@ type PipelineConfig struct {
 	Memory Memory
 }
 
-// Counts says what became of the records of an input.
+// Counts says what became of the records of an input: the job's counts
+// (Cached are the valid numbers a CacheSink took as answered: in Valid, in
+// no chunk), and the chunks they made.
 type Counts struct {
-	Rows       int64 // data records read
-	Valid      int64 // valid, first-seen numbers: sent on in chunks
-	Invalid    int64
-	Missing    int64
-	Malformed  int64
-	Duplicates int64
-	// Cached are the valid numbers a CacheSink took as answered (counted
-	// in Valid, in no chunk); CachedRejected those answered with the API's
-	// rejection.
-	Cached         int64
-	CachedRejected int64
-	Chunks         int
+	jobstore.Counts
+	Chunks int
 	// Library counts the values libphonenumber's own parser read because
 	// the fast path was not sure of them; statistics only.
 	Library int64

@@ -14,6 +14,7 @@ import (
 	gocmp "github.com/google/go-cmp/cmp"
 
 	"github.com/capcheck/capcheck/internal/numgen"
+	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/listreader"
 	"github.com/capcheck/capcheck/phonenorm"
 )
@@ -129,7 +130,7 @@ func TestProcessMessyInput(t *testing.T) {
 				t.Errorf("records (-want +got):\n%s", diff)
 			}
 			// Library: row 17's stray quote is no shape the fast path decides.
-			wantCounts := Counts{Rows: 19, Valid: 7, Invalid: 5, Missing: 2, Malformed: 2, Duplicates: 3, Library: 1}
+			wantCounts := Counts{Counts: jobstore.Counts{Rows: 19, Valid: 7, Invalid: 5, Missing: 2, Malformed: 2, Duplicates: 3}, Library: 1}
 			cs := cmp.Or(cfg.ChunkSize, ChunkSizeDefault)
 			wantCounts.Chunks = int((wantCounts.Valid + int64(cs) - 1) / int64(cs))
 			if diff := gocmp.Diff(wantCounts, counts); diff != "" {

@@ -200,8 +200,8 @@ func verifyEnqueued(ctx context.Context, cfg Config, job *jobstore.Job, rd *list
 	if err := e.end(counts.Chunks); err != nil {
 		return err
 	}
-	if c := toStore(counts); c != job.Counts {
-		return e.mismatch("counts %+v, the job has %+v", c, job.Counts)
+	if counts.Counts != job.Counts {
+		return e.mismatch("counts %+v, the job has %+v", counts.Counts, job.Counts)
 	}
 	return nil
 }

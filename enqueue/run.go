@@ -64,7 +64,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return r.res, err
 	}
 	c := r.res.Counts
-	if err := finish(ctx, r.cfg, r.job, toStore(c), c.Chunks, blobs); err != nil {
+	if err := finish(ctx, r.cfg, r.job, c.Counts, c.Chunks, blobs); err != nil {
 		return r.res, err
 	}
 	r.report()
@@ -175,7 +175,7 @@ func (r *run) enqueuedBefore(ctx context.Context) error {
 		return err
 	}
 	r.res.AlreadyEnqueued = true
-	r.res.Counts = fromStore(job.Counts, job.Chunks)
+	r.res.Counts = Counts{Counts: job.Counts, Chunks: job.Chunks}
 	r.res.Elapsed = time.Since(r.start)
 	r.log.Info("already enqueued: nothing left to do", "job", job.ID, "state", string(job.State),
 		"chunks", job.Chunks, "chunks_done", job.ChunksDone)
@@ -305,16 +305,6 @@ func takeLock(ctx context.Context, cfg Config, log *slog.Logger) (*jobstore.Lock
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-}
-
-func toStore(c Counts) jobstore.Counts {
-	return jobstore.Counts{Rows: c.Rows, Valid: c.Valid, Invalid: c.Invalid, Missing: c.Missing,
-		Malformed: c.Malformed, Duplicates: c.Duplicates, Cached: c.Cached, CachedRejected: c.CachedRejected}
-}
-
-func fromStore(c jobstore.Counts, chunks int) Counts {
-	return Counts{Rows: c.Rows, Valid: c.Valid, Invalid: c.Invalid, Missing: c.Missing,
-		Malformed: c.Malformed, Duplicates: c.Duplicates, Cached: c.Cached, CachedRejected: c.CachedRejected, Chunks: chunks}
 }
 
 func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
