@@ -32,6 +32,12 @@ func readAll(t testing.TB, input io.Reader, cfg Config) ([]Record, Format) {
 	}
 }
 
+// commaFormat is the format of a CSV file with a header, its numbers in
+// column col.
+func commaFormat(col int, header ...string) Format {
+	return Format{Delimiter: ',', Header: header, Column: col, ColumnName: header[col]}
+}
+
 // recs builds records from (input, reason) pairs numbered from row 1.
 func recs(pairs ...string) []Record {
 	var out []Record
@@ -54,37 +60,37 @@ func TestReader(t *testing.T) {
 			name:   "csv by header",
 			input:  "name,phone\nA,+911\nB,+912\n",
 			want:   recs("+911", "", "+912", ""),
-			format: Format{Delimiter: ',', Header: []string{"name", "phone"}, Column: 1, ColumnName: "phone"},
+			format: commaFormat(1, "name", "phone"),
 		},
 		{
 			name:   "no final line break, CRLF",
 			input:  "name,phone\r\nA,+911\r\nB,+912",
 			want:   recs("+911", "", "+912", ""),
-			format: Format{Delimiter: ',', Header: []string{"name", "phone"}, Column: 1, ColumnName: "phone"},
+			format: commaFormat(1, "name", "phone"),
 		},
 		{
 			name:   "CR at the very end",
 			input:  "phone\r\n+911\r",
 			want:   recs("+911", ""),
-			format: Format{Delimiter: ',', Header: []string{"phone"}, ColumnName: "phone"},
+			format: commaFormat(0, "phone"),
 		},
 		{
 			name:   "BOM and blank lines",
 			input:  "\xef\xbb\xbf\n  \r\nphone,name\n\n+911,A\n \t \n+912,B\n\n",
 			want:   recs("+911", "", "+912", ""),
-			format: Format{Delimiter: ',', Header: []string{"phone", "name"}, ColumnName: "phone"},
+			format: commaFormat(0, "phone", "name"),
 		},
 		{
 			name:   "quoted commas, newlines and quotes",
 			input:  "id,\"Phone, mobile\",note\n1,\"+91 98765, 43210\",\"a\nb\"\n2,\"say \"\"hi\"\"\",\"x,\r\ny\"\n3,+913,\n",
 			want:   recs("+91 98765, 43210", "", `say "hi"`, "", "+913", ""),
-			format: Format{Delimiter: ',', Header: []string{"id", "Phone, mobile", "note"}, Column: 1, ColumnName: "Phone, mobile"},
+			format: commaFormat(1, "id", "Phone, mobile", "note"),
 		},
 		{
 			name:   "ragged rows and empty values",
 			input:  "a,b,phone\n1,2,+911\n1,2\n1,2,,4\n1,2,  \n1,2,+915,extra,more\n",
 			want:   recs("+911", "", "", ReasonMissing, "", ReasonMissing, "  ", ReasonMissing, "+915", ""),
-			format: Format{Delimiter: ',', Header: []string{"a", "b", "phone"}, Column: 2, ColumnName: "phone"},
+			format: commaFormat(2, "a", "b", "phone"),
 		},
 		{
 			name:   "semicolons",
@@ -128,7 +134,7 @@ func TestReader(t *testing.T) {
 			name:   "single column with a header",
 			input:  "msisdn\n9876543210\n",
 			want:   recs("9876543210", ""),
-			format: Format{Delimiter: ',', Header: []string{"msisdn"}, ColumnName: "msisdn"},
+			format: commaFormat(0, "msisdn"),
 		},
 		{
 			name:   "empty input",
@@ -138,25 +144,25 @@ func TestReader(t *testing.T) {
 		{
 			name:   "header only",
 			input:  "phone,name\r\n",
-			format: Format{Delimiter: ',', Header: []string{"phone", "name"}, ColumnName: "phone"},
+			format: commaFormat(0, "phone", "name"),
 		},
 		{
 			name:   "not UTF-8 in other columns and in the number",
 			input:  "name,phone\n\xff\xfe\xe9,+911\nx,+91\xff\n",
 			want:   recs("+911", "", "+91\xff", ""),
-			format: Format{Delimiter: ',', Header: []string{"name", "phone"}, Column: 1, ColumnName: "phone"},
+			format: commaFormat(1, "name", "phone"),
 		},
 		{
 			name:   "bare quotes in unquoted fields are text",
 			input:  "name,phone\nJohn \"Jo\" Doe,+911\nx,12\"3\n",
 			want:   recs("+911", "", "12\"3", ""),
-			format: Format{Delimiter: ',', Header: []string{"name", "phone"}, Column: 1, ColumnName: "phone"},
+			format: commaFormat(1, "name", "phone"),
 		},
 		{
 			name:   "leading space then quote is text",
 			input:  "phone,name\n \"+911\",a\n",
 			want:   recs(" \"+911\"", ""),
-			format: Format{Delimiter: ',', Header: []string{"phone", "name"}, ColumnName: "phone"},
+			format: commaFormat(0, "phone", "name"),
 		},
 		{
 			name: "stray quote does not eat later rows",
@@ -169,37 +175,37 @@ func TestReader(t *testing.T) {
 				"\"+914,Dan", ReasonMalformed,
 				"+915", "",
 			),
-			format: Format{Delimiter: ',', Header: []string{"phone", "name"}, ColumnName: "phone"},
+			format: commaFormat(0, "phone", "name"),
 		},
 		{
 			name:   "text after a closing quote",
 			input:  "phone,name\n\"+911\"x,a\n+912,b\n",
 			want:   recs("\"+911\"x,a", ReasonMalformed, "+912", ""),
-			format: Format{Delimiter: ',', Header: []string{"phone", "name"}, ColumnName: "phone"},
+			format: commaFormat(0, "phone", "name"),
 		},
 		{
 			name:   "unclosed quote at the end",
 			input:  "phone,name\n+911,a\n+912,\"b",
 			want:   recs("+911", "", "+912,\"b", ReasonMalformed),
-			format: Format{Delimiter: ',', Header: []string{"phone", "name"}, ColumnName: "phone"},
+			format: commaFormat(0, "phone", "name"),
 		},
 		{
 			name:   "unclosed quote over several lines at the end",
 			input:  "phone,name\n+911,\"a\n+912,b\n+913,c\n",
 			want:   recs("+911,\"a", ReasonMalformed, "+912", "", "+913", ""),
-			format: Format{Delimiter: ',', Header: []string{"phone", "name"}, ColumnName: "phone"},
+			format: commaFormat(0, "phone", "name"),
 		},
 		{
 			name:   "multi-line field then a stray quote on its last line",
 			input:  "phone,name,note\n+911,\"a\nb\",\"c\"d\n+912,x,y\n",
 			want:   recs("+911,\"a", ReasonMalformed, "+912", ""),
-			format: Format{Delimiter: ',', Header: []string{"phone", "name", "note"}, ColumnName: "phone"},
+			format: commaFormat(0, "phone", "name", "note"),
 		},
 		{
 			name:   "CR-only line ends (old Mac, Excel CSV Macintosh)",
 			input:  "name,phone\rA,+911\r\r  \rB,\"+912\"\rC,\"x\ry\"\rD,+914",
 			want:   recs("+911", "", "+912", "", "x\ny", "", "+914", ""),
-			format: Format{Delimiter: ',', Header: []string{"name", "phone"}, Column: 1, ColumnName: "phone"},
+			format: commaFormat(1, "name", "phone"),
 		},
 		{
 			name:   "CR-only plain text",
@@ -217,25 +223,25 @@ func TestReader(t *testing.T) {
 			name:   "CR, CRLF and LF mixed",
 			input:  "phone\r\n+911\r+912\n+913\r\n\r+914\r",
 			want:   recs("+911", "", "+912", "", "+913", "", "+914", ""),
-			format: Format{Delimiter: ',', Header: []string{"phone"}, ColumnName: "phone"},
+			format: commaFormat(0, "phone"),
 		},
 		{
 			name:   "CR-only: a stray quote does not eat later rows",
 			input:  "phone,name\r+911,\"Bob\r+912,Alice\r+913,\"Carol\"\r",
 			want:   recs("+911,\"Bob", ReasonMalformed, "+912", "", "+913", ""),
-			format: Format{Delimiter: ',', Header: []string{"phone", "name"}, ColumnName: "phone"},
+			format: commaFormat(0, "phone", "name"),
 		},
 		{
 			name:   "unescaped quotes inside a quoted field are text",
 			input:  "name,phone\n\"John \"JJ\" Doe\",9876543210\n\"a\"b\"\"c\",\"+91 \"98765\" 43210\"\n\"x\" \",+913\r\n",
 			want:   recs("9876543210", "", "+91 \"98765\" 43210", "", "+913", ""),
-			format: Format{Delimiter: ',', Header: []string{"name", "phone"}, Column: 1, ColumnName: "phone"},
+			format: commaFormat(1, "name", "phone"),
 		},
 		{
 			name:   "unescaped quotes at the end of the input",
 			input:  "phone,name\n+911,\"a\"b\"",
 			want:   recs("+911", ""),
-			format: Format{Delimiter: ',', Header: []string{"phone", "name"}, ColumnName: "phone"},
+			format: commaFormat(0, "phone", "name"),
 		},
 		{
 			name: "unescaped quote then a line break: the field does not eat later rows",
@@ -249,14 +255,14 @@ func TestReader(t *testing.T) {
 				"b \"c\" d\"", "",
 				"+915", "",
 			),
-			format: Format{Delimiter: ',', Header: []string{"phone", "name"}, ColumnName: "phone"},
+			format: commaFormat(0, "phone", "name"),
 		},
 		{
 			name:   "quoted field too far past its line",
 			cfg:    Config{MaxQuotedSpan: 10},
 			input:  "phone,note\n+911,\"a\nbbbbbbbbbbbbbbbbbbbb\"\n+912,x\n",
 			want:   recs("+911,\"a", ReasonMalformed, "bbbbbbbbbbbbbbbbbbbb\"", "", "+912", ""),
-			format: Format{Delimiter: ',', Header: []string{"phone", "note"}, ColumnName: "phone"},
+			format: commaFormat(0, "phone", "note"),
 		},
 	}
 	for _, tt := range tests {
