@@ -23,12 +23,7 @@ prog=bench-callbacks
 . scripts/lib.sh
 need redis-server redis-cli curl
 
-work=$(mktemp -d)
-cleanup() {
-	stop_all
-	rm -rf "$work"
-}
-trap cleanup EXIT
+scratch work
 
 go build -o "$work/capcheck" ./cmd/capcheck
 go build -o "$work/loadgen" ./callbacks/internal/loadgen

@@ -34,12 +34,7 @@ prog=bench-memory
 . scripts/lib.sh
 need redis-server redis-cli curl python3
 
-work=$(mktemp -d)
-cleanup() {
-	stop_all
-	rm -rf "$work"
-}
-trap cleanup EXIT
+scratch work
 
 go build -o "$work/capcheck" ./cmd/capcheck
 go build -o "$work/benchgen" ./enqueue/internal/benchgen

@@ -41,12 +41,7 @@ prog=bench-worker
 . scripts/lib.sh
 need redis-server redis-cli curl jq
 
-top=$(mktemp -d)
-cleanup() {
-	stop_all
-	rm -rf "$top"
-}
-trap cleanup EXIT
+scratch top
 
 bin=${BIN:-}
 if [[ -z $bin ]]; then

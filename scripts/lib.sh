@@ -69,3 +69,12 @@ stop_all() {
 	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 }
+
+# scratch VAR: sets VAR to a new temporary folder; when the script exits,
+# stop_all runs and the folder is removed.
+scratch() {
+	local dir
+	dir=$(mktemp -d)
+	printf -v "$1" '%s' "$dir"
+	trap 'stop_all; rm -rf "'"$dir"'"' EXIT
+}
