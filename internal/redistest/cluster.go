@@ -42,12 +42,7 @@ type Cluster struct {
 // a missing redis-server or redis-cli is a broken test machine).
 func StartCluster(tb testing.TB) *Cluster {
 	tb.Helper()
-	c, err := startCluster()
-	if err != nil {
-		tb.Fatalf("redistest: cluster set-up: %v", err)
-	}
-	tb.Cleanup(c.Stop)
-	return c
+	return setUp(tb, "cluster", startCluster)
 }
 
 func startCluster() (_ *Cluster, err error) {
@@ -185,8 +180,8 @@ func (c *Cluster) healthy() error {
 	if len(ms) != clusterMasters {
 		return fmt.Errorf("%d masters, want %d", len(ms), clusterMasters)
 	}
-	for _, n := range c.Nodes {
-		if !n.exited() && !containsStr(ms, n.Addr) {
+	for _, n := range c.live() {
+		if !containsStr(ms, n.Addr) {
 			if err := inSync(ctx, n.Addr); err != nil {
 				return err
 			}
@@ -211,11 +206,8 @@ func (c *Cluster) Masters(tb testing.TB) []string {
 // of each master that serves slots.
 func (c *Cluster) masters(ctx context.Context) ([]string, error) {
 	var errs []error
-	for _, n := range c.Nodes {
-		if n.exited() {
-			continue
-		}
-		cl := redis.NewClient(&redis.Options{Addr: n.Addr, MaxRetries: -1})
+	for _, n := range c.live() {
+		cl := nodeClient(n.Addr)
 		slots, err := cl.ClusterSlots(ctx).Result()
 		cl.Close()
 		if err != nil {
@@ -231,6 +223,17 @@ func (c *Cluster) masters(ctx context.Context) ([]string, error) {
 		return ms, nil
 	}
 	return nil, fmt.Errorf("no live node answers: %w", errors.Join(errs...))
+}
+
+// live returns the nodes that have not exited.
+func (c *Cluster) live() []*Server {
+	var ns []*Server
+	for _, n := range c.Nodes {
+		if !n.exited() {
+			ns = append(ns, n)
+		}
+	}
+	return ns
 }
 
 func containsStr(ss []string, s string) bool {
@@ -281,11 +284,8 @@ func (c *Cluster) KillMaster(tb testing.TB, addr string) {
 // servesAll checks that every live node says the cluster is ok, with every
 // slot served.
 func (c *Cluster) servesAll(ctx context.Context) error {
-	for _, n := range c.Nodes {
-		if n.exited() {
-			continue
-		}
-		cl := redis.NewClient(&redis.Options{Addr: n.Addr, MaxRetries: -1})
+	for _, n := range c.live() {
+		cl := nodeClient(n.Addr)
 		info, err := cl.ClusterInfo(ctx).Result()
 		cl.Close()
 		if err != nil {
@@ -322,7 +322,7 @@ func (c *Cluster) migrateSlots(ctx context.Context, slots []int, to string, paus
 	}()
 	node := func(addr string) *redis.Client {
 		if clients[addr] == nil {
-			clients[addr] = redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+			clients[addr] = nodeClient(addr)
 		}
 		return clients[addr]
 	}

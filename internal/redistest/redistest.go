@@ -224,22 +224,55 @@ func startWith(free func() (int, error), spec func(port int) procSpec) (*Server,
 	if err != nil {
 		return nil, err
 	}
-	var errs []error
-	for range startAttempts {
+	s, err := retryOnClash(func() (*Server, error) {
 		port, err := free()
 		if err != nil {
 			return nil, fmt.Errorf("finding a free port: %w", err)
 		}
-		s, err := startProc(bin, spec(port))
+		return startProc(bin, spec(port))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	return s, nil
+}
+
+// retryOnClash calls try again while it fails because its server exited
+// at start (the free port found was taken meanwhile), startAttempts times at
+// most; any other error is final.
+func retryOnClash[T any](try func() (T, error)) (T, error) {
+	var errs []error
+	for range startAttempts {
+		v, err := try()
 		if err == nil {
-			return s, nil
+			return v, nil
 		}
 		errs = append(errs, err)
 		if !errors.Is(err, errExited) {
 			break // not a port clash: retrying will not help
 		}
 	}
-	return nil, fmt.Errorf("starting %s: %w", bin, errors.Join(errs...))
+	var zero T
+	return zero, errors.Join(errs...)
+}
+
+// setUp starts what start starts, fails the test when it cannot (a set-up
+// is never skipped: a missing binary is a broken test machine), and stops
+// it at cleanup.
+func setUp[T interface{ Stop() }](tb testing.TB, what string, start func() (T, error)) T {
+	tb.Helper()
+	v, err := start()
+	if err != nil {
+		tb.Fatalf("redistest: %s set-up: %v", what, err)
+	}
+	tb.Cleanup(v.Stop)
+	return v
+}
+
+// nodeClient is a client of the one server at addr that does not retry, so
+// that a poll sees each failure.
+func nodeClient(addr string) *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.

@@ -47,27 +47,7 @@ type Sentinel struct {
 // test machine).
 func StartSentinel(tb testing.TB) *Sentinel {
 	tb.Helper()
-	s, err := startSentinel()
-	if err != nil {
-		tb.Fatalf("redistest: sentinel set-up: %v", err)
-	}
-	tb.Cleanup(s.Stop)
-	return s
-}
-
-func startSentinel() (*Sentinel, error) {
-	var errs []error
-	for range startAttempts {
-		s, err := trySentinel()
-		if err == nil {
-			return s, nil
-		}
-		errs = append(errs, err)
-		if !errors.Is(err, errExited) {
-			break // not a port clash: retrying will not help
-		}
-	}
-	return nil, errors.Join(errs...)
+	return setUp(tb, "sentinel", func() (*Sentinel, error) { return retryOnClash(trySentinel) })
 }
 
 // trySentinel starts the set-up once. The sentinels are told of each other
@@ -202,7 +182,7 @@ func inSync(ctx context.Context, addr string) error {
 // replicationSays checks that the server at addr has field:value in its
 // INFO replication; notYet, with addr for its %s, says what it is not yet.
 func replicationSays(ctx context.Context, addr, fieldValue, notYet string) error {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	c := nodeClient(addr)
 	defer c.Close()
 	info, err := c.Info(ctx, "replication").Result()
 	if err != nil {
