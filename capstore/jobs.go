@@ -99,6 +99,21 @@ type Awaited struct {
 	Index  uint32
 }
 
+// luaOthers defines others(field, ord): the 8-byte entries of an awaiting
+// field but those of the job of ordinal ord (the low 31 bits of an entry's
+// first four bytes).
+const luaOthers = `
+local function u32(s) local a, b, c, d = string.byte(s, 1, 4) return ((a * 256 + b) * 256 + c) * 256 + d end
+local function others(aw, ord)
+  local keep = {}
+  for j = 1, #aw, 8 do
+    local x = string.sub(aw, j, j + 7)
+    if u32(x) % 2147483648 ~= ord then keep[#keep + 1] = x end
+  end
+  return keep
+end
+`
+
 // awaitScript registers awaiting entries, next to those of other jobs
 // awaiting the same number (the oldest dropped beyond maxAwaiting); a job
 // registering a number again replaces its entry. A number whose record is
@@ -108,8 +123,7 @@ type Awaited struct {
 //
 // KEYS: cap, await pairs. ARGV: since, then per number its pair index,
 // field, entry.
-var awaitScript = redis.NewScript(`
-local function u32(s) local a, b, c, d = string.byte(s, 1, 4) return ((a * 256 + b) * 256 + c) * 256 + d end
+var awaitScript = redis.NewScript(luaOthers + `
 local since = tonumber(ARGV[1])
 local out = {}
 for i = 2, #ARGV, 3 do
@@ -127,11 +141,7 @@ for i = 2, #ARGV, 3 do
   end
   local old = redis.call('HGET', KEYS[p], f)
   if old then
-    local keep = {}
-    for k = 1, #old, 8 do
-      local x = string.sub(old, k, k + 7)
-      if u32(x) % 2147483648 ~= ord then keep[#keep + 1] = x end
-    end
+    local keep = others(old, ord)
     while #keep >= ` + strconv.Itoa(maxAwaiting) + ` do table.remove(keep, 1) end
     keep[#keep + 1] = e
     e = table.concat(keep)
@@ -182,18 +192,13 @@ func (s *Store) Await(ctx context.Context, job string, ord uint32, items []Await
 // releaseScript deletes the awaiting entries of one job, leaving those of
 // other jobs. KEYS: cap, await pairs; ARGV: the ordinal, then per number
 // its pair index and field.
-var releaseScript = redis.NewScript(`
-local function u32(s) local a, b, c, d = string.byte(s, 1, 4) return ((a * 256 + b) * 256 + c) * 256 + d end
+var releaseScript = redis.NewScript(luaOthers + `
 local ord = tonumber(ARGV[1])
 for i = 2, #ARGV, 2 do
   local k = KEYS[tonumber(ARGV[i]) * 2]
   local aw = redis.call('HGET', k, ARGV[i + 1])
   if aw then
-    local keep = {}
-    for j = 1, #aw, 8 do
-      local x = string.sub(aw, j, j + 7)
-      if u32(x) % 2147483648 ~= ord then keep[#keep + 1] = x end
-    end
+    local keep = others(aw, ord)
     if #keep == 0 then
       redis.call('HDEL', k, ARGV[i + 1])
     elseif #keep * 8 < #aw then
