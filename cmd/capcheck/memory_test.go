@@ -21,28 +21,17 @@ func TestMemoryCommand(t *testing.T) {
 	srv := redistest.StartPrivate(t)
 	mem := capstore.New(srv.Client(t), capstore.Options{})
 	now := time.Now().UTC().Truncate(time.Second)
-	err := mem.Remember(ctx, []capstore.Answer{
-		{Number: 919876500001, Capability: capstore.Capable, At: now.Add(-time.Hour)},
-		{Number: 919876500002, Capability: capstore.Rejected, Code: "E21", Message: "=not, mobile", At: now.Add(-48 * time.Hour)},
-		{Number: 919876500003, Capability: capstore.NotCapable, At: now.Add(-200 * 24 * time.Hour)},
-	})
+	err := mem.Remember(ctx, threeAnswers(now))
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, out, errs := runInProcess(t, nil, "memory", "stats", "--json", "--redis", srv.URL)
-	if code != 0 {
-		t.Fatalf("memory stats: exit %d\n%s", code, errs)
-	}
-	var st memoryStats
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		t.Fatal(err)
-	}
+	st := memoryStatsJSON(t, "--redis", srv.URL)
 	if st.Numbers != 3 || st.Stale != 1 || st.ByCapability["rejected"] != 1 || st.ByAge["1d"] != 1 ||
 		st.ByAge["7d"] != 1 || st.ByAge["older"] != 1 || st.Bytes <= 0 {
 		t.Errorf("memory stats = %+v", st)
 	}
 
-	code, out, errs = runInProcess(t, nil, "memory", "export", "--redis", srv.URL)
+	code, out, errs := runInProcess(t, nil, "memory", "export", "--redis", srv.URL)
 	if code != 0 {
 		t.Fatalf("memory export: exit %d\n%s", code, errs)
 	}
@@ -106,11 +95,7 @@ func TestMemoryCommandOnTheEmbeddedFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = capstore.New(r.Redis(), capstore.Options{}).Remember(ctx, []capstore.Answer{
-		{Number: 919876500001, Capability: capstore.Capable, At: now.Add(-time.Hour)},
-		{Number: 919876500002, Capability: capstore.Rejected, Code: "E21", Message: "=not, mobile", At: now.Add(-48 * time.Hour)},
-		{Number: 919876500003, Capability: capstore.NotCapable, At: now.Add(-200 * 24 * time.Hour)},
-	})
+	err = capstore.New(r.Redis(), capstore.Options{}).Remember(ctx, threeAnswers(now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,19 +108,12 @@ func TestMemoryCommandOnTheEmbeddedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	code, stdout, errs := runInProcess(t, nil, "memory", "stats", "--json", "--out", out)
-	if code != 0 {
-		t.Fatalf("memory stats: exit %d\n%s", code, errs)
-	}
-	var st memoryStats
-	if err := json.Unmarshal([]byte(stdout), &st); err != nil {
-		t.Fatal(err)
-	}
+	st := memoryStatsJSON(t, "--out", out)
 	if st.Numbers != 3 || st.Stale != 1 || st.ByCapability["rejected"] != 1 || st.ByAge["1d"] != 1 ||
 		st.File != embedded.MemoryPath(out) || st.BytesPerNumber < 13 || st.BytesPerNumber > 16+32 {
 		t.Errorf("memory stats = %+v", st)
 	}
-	code, stdout, errs = runInProcess(t, nil, "memory", "export", "--out", out)
+	code, stdout, errs := runInProcess(t, nil, "memory", "export", "--out", out)
 	want := "number,capability,at,code,message\n" +
 		"+919876500001,capable," + now.Add(-time.Hour).Format(time.RFC3339) + ",,\n" +
 		"+919876500002,rejected," + now.Add(-48*time.Hour).Format(time.RFC3339) + `,E21,"'=not, mobile"` + "\n"
@@ -162,4 +140,29 @@ func TestMemoryCommandOnTheEmbeddedFile(t *testing.T) {
 	if _, err := os.Stat(embedded.MemoryPath(out)); !os.IsNotExist(err) {
 		t.Fatalf("the memory file is still there after forget --all: %v", err)
 	}
+}
+
+// threeAnswers are what the memory tests start from: an answer an hour old,
+// a rejection two days old, and one older than --forget-after's default.
+func threeAnswers(now time.Time) []capstore.Answer {
+	return []capstore.Answer{
+		{Number: 919876500001, Capability: capstore.Capable, At: now.Add(-time.Hour)},
+		{Number: 919876500002, Capability: capstore.Rejected, Code: "E21", Message: "=not, mobile", At: now.Add(-48 * time.Hour)},
+		{Number: 919876500003, Capability: capstore.NotCapable, At: now.Add(-200 * 24 * time.Hour)},
+	}
+}
+
+// memoryStatsJSON runs memory stats --json with args and decodes what it
+// prints.
+func memoryStatsJSON(t *testing.T, args ...string) memoryStats {
+	t.Helper()
+	code, out, errs := runInProcess(t, nil, append([]string{"memory", "stats", "--json"}, args...)...)
+	if code != 0 {
+		t.Fatalf("memory stats: exit %d\n%s", code, errs)
+	}
+	var st memoryStats
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
