@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -147,13 +148,28 @@ func withoutRideThrough(ctx context.Context) context.Context {
 
 func (h *rideThrough) DialHook(next redis.DialHook) redis.DialHook { return next }
 
+// setsUpConn reports whether cmd is one go-redis sends to set up a new
+// connection (HELLO, AUTH, and the pipeline of SELECT, CLIENT SETINFO and
+// the like, all through the client's hooks). They are not ridden through:
+// they run on that one connection, and once it breaks (a Sentinel closes
+// its clients when it promotes a replica) every retry fails on it again,
+// until the budget ends. Failing at once lets the command that needed the
+// connection ride through on a new one.
+func setsUpConn(cmd redis.Cmder) bool {
+	switch cmd.Name() {
+	case "hello", "auth", "select", "client", "readonly", "readwrite":
+		return true
+	}
+	return false
+}
+
 func (h *rideThrough) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		switch cmd.Name() {
 		case "watch", "unwatch", "multi", "exec", "discard":
 			return next(ctx, cmd)
 		}
-		if cmd.NoRetry() {
+		if cmd.NoRetry() || setsUpConn(cmd) {
 			return next(ctx, cmd)
 		}
 		return h.do(ctx, func() error {
@@ -165,7 +181,7 @@ func (h *rideThrough) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 
 func (h *rideThrough) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if len(cmds) > 0 && cmds[0].Name() == "multi" {
+		if (len(cmds) > 0 && cmds[0].Name() == "multi") || slices.ContainsFunc(cmds, setsUpConn) {
 			return next(ctx, cmds)
 		}
 		return h.do(ctx, func() error {

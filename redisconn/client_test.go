@@ -255,6 +255,9 @@ type gate struct {
 	ln     net.Listener
 	target string
 	open   atomic.Bool
+	// dropped counts the connections dropped; drops is signalled after each.
+	dropped atomic.Int64
+	drops   chan struct{}
 }
 
 func newGate(t *testing.T, target string) *gate {
@@ -263,7 +266,7 @@ func newGate(t *testing.T, target string) *gate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &gate{ln: ln, target: target}
+	g := &gate{ln: ln, target: target, drops: make(chan struct{}, 1)}
 	t.Cleanup(func() { _ = ln.Close() })
 	go g.serve()
 	return g
@@ -277,6 +280,11 @@ func (g *gate) serve() {
 		}
 		if !g.open.Load() {
 			_ = c.Close()
+			g.dropped.Add(1)
+			select {
+			case g.drops <- struct{}{}:
+			default:
+			}
 			continue
 		}
 		go func() {
@@ -290,6 +298,50 @@ func (g *gate) serve() {
 			_, _ = io.Copy(c, up)
 		}()
 	}
+}
+
+// A connection that breaks while it is set up (a Sentinel closes its
+// clients when it promotes a replica) is given up at once: its HELLO is sent
+// once, and the command rides through on a new connection. Retried on the
+// broken connection, HELLO held the command for the whole ride-through
+// budget (or its deadline).
+func TestRideThroughBrokenHandshake(t *testing.T) {
+	t.Parallel()
+	g := newGate(t, redistest.Shared(t).Addr)
+	rdb := newClient(t, mustParse(t, "redis://"+g.ln.Addr().String()+"/0"), Options{RideThrough: 10 * time.Second})
+	var hellos failedHellos
+	rdb.AddHook(&hellos) // after the ride-through hook: it sees every attempt
+	done := make(chan error, 1)
+	go func() { done <- rdb.Set(context.Background(), redistest.NewPrefix(t), 1, 0).Err() }()
+	for g.dropped.Load() < 2 {
+		<-g.drops
+	}
+	g.open.Store(true)
+	if err := <-done; err != nil {
+		t.Fatalf("SET: %v", err)
+	}
+	if got, want := hellos.n.Load(), g.dropped.Load(); got != want {
+		t.Errorf("%d HELLOs failed on %d connections dropped; want one on each", got, want)
+	}
+}
+
+// failedHellos is a hook that counts the HELLO commands that failed.
+type failedHellos struct{ n atomic.Int64 }
+
+func (*failedHellos) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *failedHellos) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if cmd.Name() == "hello" && err != nil {
+			h.n.Add(1)
+		}
+		return err
+	}
+}
+
+func (*failedHellos) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }
 
 // Wait waits for a Redis that is not up yet, says what it waits for, and
