@@ -125,8 +125,12 @@ func (r *Run) Close() error {
 // Restore puts the record of job id that an earlier run left under the
 // output folder back into the fresh Redis, as a shared Redis would still
 // hold it: enqueue then resumes the job, or refuses another input or other
-// options under the same ID (jobstore.ErrSpecMismatch). Call it before
-// enqueue. A derived job ID (id empty) already names its input's
+// options under the same ID (jobstore.ErrSpecMismatch). The job is created
+// when the earlier run created it, and the memory hides the answers
+// received since (the job's own, if that run saved them), so that enqueue
+// decides which numbers the memory answers (--recheck-after counts from the
+// job's creation) as that run did, and the journal's outcomes fall on the
+// same chunks. Call it before enqueue. A derived job ID (id empty) already names its input's
 // fingerprint: only an explicit one needs it.
 func (r *Run) Restore(ctx context.Context, id string) error {
 	if id == "" {
@@ -139,8 +143,13 @@ func (r *Run) Restore(ctx context.Context, id string) error {
 	if saved.ID != id {
 		return fmt.Errorf("%s is the record of job %q, not %s: move it away", path, saved.ID, id)
 	}
-	_, _, err = r.store.CreateJob(ctx, saved.Spec)
-	return err
+	if _, _, err = r.store.CreateJob(ctx, saved.Spec); err != nil {
+		return err
+	}
+	// Whole seconds, as records hold them: an answer of the job's first
+	// second is the job's.
+	r.memory.asOf = saved.Created.Truncate(time.Second)
+	return r.store.Backdate(ctx, id, saved.Created)
 }
 
 // Resume prepares job id, once enqueued, for the workers: it writes the

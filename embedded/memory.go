@@ -68,6 +68,10 @@ type Memory struct {
 	caps *capstore.Store
 	mu   sync.RWMutex
 	file *memfile.File // replaced when saved
+	// asOf, when set (a job restored from an earlier run), hides the
+	// answers received since: the job's own, which that run's enqueue did
+	// not know when it decided what to send.
+	asOf time.Time
 }
 
 // Recall sets out[i] to the remembered answer of numbers[i], the zero
@@ -86,6 +90,9 @@ func (m *Memory) Recall(ctx context.Context, numbers []uint64, out []capstore.Re
 	for i, l := range learned {
 		if newer(l, out[i]) {
 			out[i] = l
+		}
+		if !m.asOf.IsZero() && !out[i].At.Before(m.asOf) {
+			out[i] = capstore.Record{}
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package embedded_test
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,10 +17,12 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hibiken/asynq"
 
 	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/embedded"
 	enqueuepkg "github.com/capcheck/capcheck/enqueue"
+	"github.com/capcheck/capcheck/internal/filetest"
 	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/memfile"
 )
@@ -414,4 +417,170 @@ func TestKilledRun(t *testing.T) {
 	record(t, r, o, jobstore.Counters{Requests: 1, Rejected: 2})
 	fmt.Println("recorded")
 	time.Sleep(time.Hour)
+}
+
+// A re-run of a job decides which numbers the memory answers as the run
+// that created the job did, though later: --recheck-after counts from the
+// job's creation, which the re-run restores. So the journal's outcomes of a
+// killed run fall on the numbers it sent. Here the job was created an hour
+// ago (a run killed before it sent anything); the memory's answers are 24.5
+// hours old: within --recheck-after 24h of the job, not of now.
+func TestRerunDecidesAsTheJobsFirstRun(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	now := time.Now().UTC()
+	var list strings.Builder
+	list.WriteString("phone\n")
+	var ans []capstore.Answer
+	for i := range 20 {
+		fmt.Fprintf(&list, "+%d\n", 14155550100+i)
+		if i%2 == 0 {
+			ans = append(ans, capstore.Answer{Number: uint64(14155550100 + i), Capability: capstore.Capable, At: now.Add(-24*time.Hour - 30*time.Minute)})
+		}
+	}
+	earlier := openFor(t, out, 0)
+	if err := capstore.New(earlier.Redis(), capstore.Options{}).Remember(t.Context(), ans); err != nil {
+		t.Fatal(err)
+	}
+	closeRun(t, earlier)
+	created := now.Add(-time.Hour).Truncate(time.Millisecond)
+	closeRun(t, runJob(t, out, list.String(), nil))
+	setJobCreated(t, out, "j", created)
+
+	first := runJob(t, out, list.String(), &jobstore.Outcome{Lo: 0, Hi: 5, Status: jobstore.Accepted, Attempts: 1, CheckedAt: now.UnixMilli()})
+	defer closeRun(t, first)
+	sent := chunks(t, first)
+	if len(sent) != 10 {
+		t.Fatalf("the run sends %v, want the 10 numbers the memory did not answer within 24 h of the job's creation", sent)
+	}
+	// Killed: what it left in the folder is all the next run has.
+	killed := t.TempDir()
+	if err := os.CopyFS(killed, os.DirFS(out)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(killed, ".run.lock")); err != nil {
+		t.Fatal(err)
+	}
+	rerun := runJob(t, killed, list.String(), nil)
+	defer closeRun(t, rerun)
+	if diff := cmp.Diff(sent, chunks(t, rerun)); diff != "" {
+		t.Fatalf("the re-run's chunks (-first run +re-run):\n%s", diff)
+	}
+	j, err := rerun.Store().Job(t.Context(), "j")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !j.CreatedAt.Equal(created) || j.Accepted != 5 || j.Cached != 10 {
+		t.Fatalf("the re-run's job: created %v, %d accepted, %d cached; want created %v, the first run's 5 accepted, 10 cached", j.CreatedAt, j.Accepted, j.Cached, created)
+	}
+}
+
+// runJob runs job "j" of list in out as capcheck run does up to its
+// workers (restore, enqueue with --recheck-after 24h, resume), then records
+// o, if any, as a worker would, and returns the run (open).
+func runJob(t *testing.T, out, list string, o *jobstore.Outcome) *embedded.Run {
+	t.Helper()
+	r := openFor(t, out, 0)
+	if err := r.Restore(t.Context(), "j"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := enqueuepkg.Run(t.Context(), enqueuepkg.Config{Input: "list.csv", Reader: strings.NewReader(list), JobID: "j", ChunkSize: 5,
+		Memory: r.Memory(), RecheckAfter: 24 * time.Hour, Store: r.Store(), Client: asynq.NewClientFromRedisClient(r.Redis()),
+		OutDir: out, Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Resume(t.Context(), "j"); err != nil {
+		t.Fatal(err)
+	}
+	if o != nil {
+		if err := r.Store().Record(t.Context(), "j", 0, 0, *o, jobstore.Counters{Requests: 1, Accepted: int64(o.Hi - o.Lo)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return r
+}
+
+// chunks returns the numbers of job "j"'s chunks, in order.
+func chunks(t *testing.T, r *embedded.Run) []string {
+	t.Helper()
+	j, err := r.Store().Job(t.Context(), "j")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for i := range j.Chunks {
+		es, err := r.Store().Chunk(t.Context(), "j", i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			out = append(out, e.Number)
+		}
+	}
+	return out
+}
+
+// setJobCreated rewrites the creation time in the spec file of job id
+// under out, as if the run that created it had run at created.
+func setJobCreated(t *testing.T, out, id string, created time.Time) {
+	t.Helper()
+	path := filepath.Join(out, id, "journal-job.json")
+	var f map[string]any
+	if err := json.Unmarshal(filetest.Read(t, path), &f); err != nil {
+		t.Fatal(err)
+	}
+	f["created"] = created
+	b, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A run that saved the memory (stopped with SIGTERM, or done) and is run
+// again: the job's own answers, now in the file, do not make the re-run
+// cache the numbers the first run sent, so the journal's outcomes fall on
+// them.
+func TestRerunAfterTheMemoryWasSaved(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	var list strings.Builder
+	list.WriteString("phone\n")
+	for i := range 20 {
+		fmt.Fprintf(&list, "+%d\n", 14155550100+i)
+	}
+	earlier := openFor(t, out, 0)
+	if err := capstore.New(earlier.Redis(), capstore.Options{}).Remember(t.Context(), []capstore.Answer{
+		{Number: 14155550119, Capability: capstore.Capable, At: time.Now().Add(-time.Hour)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	closeRun(t, earlier)
+
+	first := runJob(t, out, list.String(), &jobstore.Outcome{Lo: 0, Hi: 5, Status: jobstore.Accepted, Attempts: 1, CheckedAt: time.Now().UnixMilli()})
+	sent := chunks(t, first)
+	// The callbacks of the numbers accepted, remembered, and saved.
+	var ans []capstore.Answer
+	for _, e := range sent[:5] {
+		n, err := jobstore.NumberToUint(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ans = append(ans, capstore.Answer{Number: n, Capability: capstore.NotCapable, At: time.Now()})
+	}
+	if err := capstore.New(first.Redis(), capstore.Options{}).Remember(t.Context(), ans); err != nil {
+		t.Fatal(err)
+	}
+	closeRun(t, first)
+
+	rerun := runJob(t, out, list.String(), nil)
+	defer closeRun(t, rerun)
+	if diff := cmp.Diff(sent, chunks(t, rerun)); diff != "" {
+		t.Fatalf("the re-run's chunks (-first run +re-run):\n%s", diff)
+	}
+	if j, err := rerun.Store().Job(t.Context(), "j"); err != nil || j.Accepted != 5 || j.Cached != 1 {
+		t.Fatalf("the re-run's job: %+v (%v), want the first run's 5 accepted and 1 cached", j, err)
+	}
 }
