@@ -210,6 +210,27 @@ func (b *bundle) settled(t *testing.T, i int) []jobstore.Outcome {
 	return per
 }
 
+// wantAccepted fails the test unless every entry of chunk i was accepted
+// at attempt attempts.
+func (b *bundle) wantAccepted(t *testing.T, i, attempts int) {
+	t.Helper()
+	for k, o := range b.settled(t, i) {
+		if o.Status != jobstore.Accepted || o.Attempts != attempts {
+			t.Fatalf("entry %d: %+v, want accepted at attempt %d", k, o, attempts)
+		}
+	}
+}
+
+// answerFirst is an API that answers r to the first n calls, then accepts.
+func answerFirst(n int, r capapi.Result) func(int, []string) capapi.Result {
+	return func(i int, _ []string) capapi.Result {
+		if i < n {
+			return r
+		}
+		return accepted
+	}
+}
+
 func (b *bundle) jobRecord(t *testing.T) *jobstore.Job {
 	t.Helper()
 	j, err := b.store.Job(b.ctx, b.job)
@@ -360,18 +381,9 @@ func TestBisection(t *testing.T) {
 
 func TestTransientThenSuccess(t *testing.T) {
 	b := setup(t, worker.Config{BatchSize: 10, MaxAttempts: 5}, false, 10)
-	b.api.fn = func(i int, _ []string) capapi.Result {
-		if i < 2 {
-			return transient
-		}
-		return accepted
-	}
+	b.api.fn = answerFirst(2, transient)
 	b.mustRun(t, 0)
-	for k, o := range b.settled(t, 0) {
-		if o.Status != jobstore.Accepted || o.Attempts != 3 {
-			t.Fatalf("entry %d: %+v, want accepted at attempt 3", k, o)
-		}
-	}
+	b.wantAccepted(t, 0, 3)
 	j := b.jobRecord(t)
 	if j.Requests != 3 || j.Retries != 2 || j.Accepted != 10 {
 		t.Errorf("job counters = %+v, want 3 requests, 2 retries", j.Counters)
@@ -383,18 +395,9 @@ func TestTransientThenSuccess(t *testing.T) {
 func TestNotSentIsNoCall(t *testing.T) {
 	b := setup(t, worker.Config{BatchSize: 10, MaxAttempts: 2}, false, 10)
 	notSent := capapi.Result{Class: capapi.Transient, Err: fmt.Errorf("POST x: %w: slot lost", capapi.ErrNotSent)}
-	b.api.fn = func(i int, _ []string) capapi.Result {
-		if i < 3 {
-			return notSent
-		}
-		return accepted
-	}
+	b.api.fn = answerFirst(3, notSent)
 	b.mustRun(t, 0)
-	for k, o := range b.settled(t, 0) {
-		if o.Status != jobstore.Accepted || o.Attempts != 1 {
-			t.Fatalf("entry %d: %+v, want accepted at attempt 1", k, o)
-		}
-	}
+	b.wantAccepted(t, 0, 1)
 	if j := b.jobRecord(t); j.Requests != 1 || j.Retries != 0 {
 		t.Errorf("job counters = %+v, want 1 request, no retry", j.Counters)
 	}
@@ -449,11 +452,7 @@ func TestRateLimitedPausesAndIsNotAnAttempt(t *testing.T) {
 	if !slices.Equal(b.lim.pauses, []time.Duration{2 * time.Second, 7 * time.Second}) {
 		t.Errorf("pauses = %v, want [2s 7s] (Retry-After, then the default)", b.lim.pauses)
 	}
-	for k, o := range b.settled(t, 0) {
-		if o.Status != jobstore.Accepted || o.Attempts != 2 {
-			t.Fatalf("entry %d: %+v, want accepted at attempt 2 (429s do not count)", k, o)
-		}
-	}
+	b.wantAccepted(t, 0, 2) // 429s do not count
 	j := b.jobRecord(t)
 	if j.RateLimited != 2 || j.Requests != 4 || j.Retries != 1 {
 		t.Errorf("job counters = %+v, want 2 rate limited of 4 requests", j.Counters)
