@@ -221,14 +221,7 @@ func TestRunResumesAfterCancel(t *testing.T) {
 	cfg := b.config("list.csv")
 	cfg.JobID, cfg.ChunkSize = "resume-1", 20
 
-	// Cancel once 20 chunks are enqueued, as SIGTERM would.
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	cfg.afterChunk = func(i int) {
-		if i == 19 {
-			cancel()
-		}
-	}
+	ctx := cancelAfterChunk(t, &cfg, 19) // 20 chunks enqueued
 	cfg.Reader = bytes.NewReader(data)
 	first, err := Run(ctx, cfg)
 	if !errors.Is(err, context.Canceled) {
@@ -593,4 +586,17 @@ func TestRunStdinOtherInput(t *testing.T) {
 			b.checkJob(t, job, res.Counts.Valid)
 		})
 	}
+}
+
+// cancelAfterChunk returns a context canceled, as SIGTERM would cancel it,
+// once the run of cfg has enqueued chunk i.
+func cancelAfterChunk(t *testing.T, cfg *Config, i int) context.Context {
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	cfg.afterChunk = func(n int) {
+		if n == i {
+			cancel()
+		}
+	}
+	return ctx
 }

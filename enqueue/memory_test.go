@@ -172,13 +172,7 @@ func TestRecheckResumeDecidesAlike(t *testing.T) {
 	})
 	cfg := b.config("list.csv")
 	cfg.JobID, cfg.ChunkSize, cfg.Memory, cfg.RecheckAfter = "resume-memory", 20, mem, 24*time.Hour
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	cfg.afterChunk = func(i int) {
-		if i == 3 {
-			cancel()
-		}
-	}
+	ctx := cancelAfterChunk(t, &cfg, 3)
 	cfg.Reader = bytes.NewReader(data)
 	if _, err := Run(ctx, cfg); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled run: err = %v", err)
