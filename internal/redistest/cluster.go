@@ -193,13 +193,7 @@ func (c *Cluster) healthy() error {
 // Masters returns the addresses of the masters that serve slots now.
 func (c *Cluster) Masters(tb testing.TB) []string {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	ms, err := c.masters(ctx)
-	if err != nil {
-		tb.Fatalf("redistest: listing the cluster's masters: %v", err)
-	}
-	return ms
+	return ask(tb, "listing the cluster's masters", c.masters)
 }
 
 // masters asks a live node for the cluster's shards and returns the address
@@ -366,22 +360,8 @@ func (c *Cluster) migrateSlots(ctx context.Context, slots []int, to string, paus
 		if err := src.Do(ctx, "cluster", "setslot", slot, "migrating", dstID).Err(); err != nil {
 			return fmt.Errorf("slot %d migrating on %s: %w", slot, from.Addr, err)
 		}
-		for {
-			keys, err := src.ClusterGetKeysInSlot(ctx, slot, 1).Result()
-			if err != nil {
-				return err
-			}
-			if len(keys) == 0 {
-				break
-			}
-			if err := src.Do(ctx, "migrate", host, port, keys[0], 0, 5000).Err(); err != nil {
-				return fmt.Errorf("slot %d: MIGRATE %s: %w", slot, keys[0], err)
-			}
-			select {
-			case <-time.After(pause):
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+		if err := moveKeys(ctx, src, slot, host, port, pause); err != nil {
+			return err
 		}
 		// The new owner first, then the old one (it stops redirecting with
 		// ASK), then the others, as redis-cli does.
@@ -392,4 +372,26 @@ func (c *Cluster) migrateSlots(ctx context.Context, slots []int, to string, paus
 		}
 	}
 	return poll(ctx, func() error { return c.servesAll(ctx) })
+}
+
+// moveKeys moves the keys of slot from src to host:port one at a time
+// (MIGRATE), with pause between two.
+func moveKeys(ctx context.Context, src *redis.Client, slot int, host, port string, pause time.Duration) error {
+	for {
+		keys, err := src.ClusterGetKeysInSlot(ctx, slot, 1).Result()
+		if err != nil {
+			return err
+		}
+		if len(keys) == 0 {
+			return nil
+		}
+		if err := src.Do(ctx, "migrate", host, port, keys[0], 0, 5000).Err(); err != nil {
+			return fmt.Errorf("slot %d: MIGRATE %s: %w", slot, keys[0], err)
+		}
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }

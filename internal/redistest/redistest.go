@@ -3,6 +3,7 @@ package redistest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -266,6 +267,19 @@ func setUp[T interface{ Stop() }](tb testing.TB, what string, start func() (T, e
 		tb.Fatalf("redistest: %s set-up: %v", what, err)
 	}
 	tb.Cleanup(v.Stop)
+	return v
+}
+
+// ask returns what f finds within 5 s, or fails the test saying what it
+// was doing.
+func ask[T any](tb testing.TB, doing string, f func(context.Context) (T, error)) T {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	v, err := f(ctx)
+	if err != nil {
+		tb.Fatalf("redistest: %s: %v", doing, err)
+	}
 	return v
 }
 

@@ -243,13 +243,7 @@ func (s *Sentinel) Client(tb testing.TB) *redis.Client {
 // MasterAddr returns the address the sentinels give as the master now.
 func (s *Sentinel) MasterAddr(tb testing.TB) string {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	addr, err := s.masterAddr(ctx)
-	if err != nil {
-		tb.Fatalf("redistest: asking the sentinels for the master: %v", err)
-	}
-	return addr
+	return ask(tb, "asking the sentinels for the master", s.masterAddr)
 }
 
 func (s *Sentinel) masterAddr(ctx context.Context) (string, error) {
