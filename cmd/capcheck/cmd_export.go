@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
 
 	"github.com/urfave/cli/v2"
 
@@ -16,15 +15,13 @@ import (
 const flagFormat = "format"
 
 func exportCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "export",
-		Usage:     "rebuild a finished job's output files from what the workers recorded",
-		ArgsUsage: "JOB",
+	return jobCommand(cli.Command{
+		Name:  "export",
+		Usage: "rebuild a finished job's output files from what the workers recorded",
 		Description: "Writes {out}/{job}/results.csv (or results.jsonl with --format jsonl), rejects.csv\n" +
 			"and summary.json again from Redis: after the output folder was lost, or to get JSON lines.",
-		Flags:  slices.Concat(configs.SharedFlags(), []cli.Flag{formatFlag("results format: csv or jsonl")}),
-		Action: jobAction(configs.Needs{}, exportAction),
-	}
+		Flags: []cli.Flag{formatFlag("results format: csv or jsonl")},
+	}, exportAction)
 }
 
 // formatFlag is --format of the commands that write results or rows: csv

@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"github.com/urfave/cli/v2"
 
@@ -18,19 +17,17 @@ import (
 const reportPNG = "report.png"
 
 func reportCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "report",
-		Usage:     "write a job's report: one HTML page to open in a browser (or, --format png, its request-rate plot)",
-		ArgsUsage: "JOB",
+	return jobCommand(cli.Command{
+		Name:  "report",
+		Usage: "write a job's report: one HTML page to open in a browser (or, --format png, its request-rate plot)",
 		Description: "Writes {out}/{job}/report.html from what the job recorded in Redis: its outcome and exit code,\n" +
 			"counts, request rate against the fleet limit with 429s and retries, callbacks over time,\n" +
 			"capability by country calling code and operator, changes since the previous job of the list,\n" +
 			"and how long each phase took. Finalize and export write it too; this writes it on demand,\n" +
 			"on the host that asks. The page is self-contained: no network, no JavaScript.\n" +
 			"--format png writes report.png, the request-rate plot, for a chat message.",
-		Flags:  slices.Concat(configs.SharedFlags(), configs.ReportFlags()),
-		Action: jobAction(configs.Needs{}, reportAction),
-	}
+		Flags: configs.ReportFlags(),
+	}, reportAction)
 }
 
 func reportAction(c *cli.Context, s *session, id string) error {

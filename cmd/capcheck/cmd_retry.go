@@ -7,24 +7,20 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/urfave/cli/v2"
 
-	"github.com/capcheck/capcheck/configs"
 	"github.com/capcheck/capcheck/enqueue"
 	"github.com/capcheck/capcheck/jobstore"
 )
 
 func retryCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "retry",
-		Usage:     "send the numbers of a finished job that ended failed again",
-		ArgsUsage: "JOB",
+	return jobCommand(cli.Command{
+		Name:  "retry",
+		Usage: "send the numbers of a finished job that ended failed again",
 		Description: "For a job that finished with failed numbers (e.g. after a provider outage) or that\n" +
 			"was stopped (e.g. a wrong key, now fixed): its failed numbers go back to the workers\n" +
 			"as chunk tasks of a new generation; numbers accepted or rejected are not sent again.\n" +
 			"When they are done the job's output files are written again. Prints the job ID;\n" +
 			"follow with 'capcheck wait JOB'.",
-		Flags:  configs.SharedFlags(),
-		Action: jobAction(configs.Needs{}, retryAction),
-	}
+	}, retryAction)
 }
 
 func retryAction(c *cli.Context, s *session, id string) error {

@@ -7,14 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 
-	"github.com/capcheck/capcheck/configs"
 	"github.com/capcheck/capcheck/jobstatus"
 	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/outfiles"
@@ -26,16 +24,15 @@ const flagWaitTimeout = "timeout"
 const progressLogEvery = 10 * time.Second
 
 func waitCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "wait",
-		Usage:     "block until a job is finished; the exit code tells the outcome",
-		ArgsUsage: "JOB",
+	return jobCommand(cli.Command{
+		Name:  "wait",
+		Usage: "block until a job is finished; the exit code tells the outcome",
 		Description: "Shows a progress bar with counts and ETA on a terminal, a log line every 10s\n" +
 			"otherwise. Once the job is finished, writes its files under --out on this host, from\n" +
 			"Redis (the workers need no shared disk). Exit code: 0 every number has a final status and none failed; 3 the job\n" +
 			"finished with failed numbers; 1 the job failed (e.g. the API refused the key) or\n" +
 			"--timeout passed; 2 bad usage.",
-		Flags: slices.Concat(configs.SharedFlags(), []cli.Flag{
+		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: flagWaitTimeout, Usage: "give up (exit 1) after this long; 0 waits for ever",
 				Action: func(_ *cli.Context, d time.Duration) error {
 					if d < 0 {
@@ -43,9 +40,8 @@ func waitCommand() *cli.Command {
 					}
 					return nil
 				}},
-		}),
-		Action: jobAction(configs.Needs{}, waitAction),
-	}
+		},
+	}, waitAction)
 }
 
 func waitAction(c *cli.Context, s *session, id string) error {

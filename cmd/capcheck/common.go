@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -131,6 +132,16 @@ func sessionAction(n configs.Needs, act func(*cli.Context, *session) error) cli.
 		}
 		return inSession(c, n, func(s *session) error { return act(c, s) })
 	}
+}
+
+// jobCommand completes c as a command on the job its one argument names:
+// the shared flags besides c's own, and act run on a session that needs no
+// credentials.
+func jobCommand(c cli.Command, act func(c *cli.Context, s *session, id string) error) *cli.Command {
+	c.ArgsUsage = "JOB"
+	c.Flags = slices.Concat(configs.SharedFlags(), c.Flags)
+	c.Action = jobAction(configs.Needs{}, act)
+	return &c
 }
 
 // jobAction is the action of a command whose one argument is a JOB, as
