@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -187,6 +188,7 @@ func checkNight2(t *testing.T, dir string, l2 *list, fresh map[int]bool, forgott
 	t.Helper()
 	sent := 0
 	sentAccepted, sentRejected := int64(0), 0
+	cached, remembered := int64(0), int64(0)
 	checkNight2Rows(t, dir, l2, r2)
 	for i, r := range l2.rows {
 		num := i + 1
@@ -211,12 +213,14 @@ func checkNight2(t *testing.T, dir string, l2 *list, fresh map[int]bool, forgott
 				sentRejected++
 			}
 		case r.refuse:
+			remembered++
 			// A remembered rejection: rejected with the API's code, not sent.
 			old := r1[num]
 			if status != "rejected" || attempts != "0" || rec[4] != old[4] || rec[5] != old[5] || !sameSecond(rec[7], old[7]) || rec[8] != "" {
 				t.Errorf("night 2 row %d (%s): %q, want night 1's rejection %q remembered", num, r.e164, rec, old)
 			}
 		default:
+			cached++
 			old := r1[num]
 			if status != "cached" || attempts != "0" || rec[4] != "" || rec[5] != "" || rec[7] != "" ||
 				rec[8] != capabilityOf(r.e164, 0) || rec[8] != old[8] || rec[9] != old[9] {
@@ -232,6 +236,18 @@ func checkNight2(t *testing.T, dir string, l2 *list, fresh map[int]bool, forgott
 	if st2.Accepted != sentAccepted || st2.Repeated != 0 || (st2.ByStatus[400] > 0) != (sentRejected > 0) {
 		t.Errorf("night 2: the simulator accepted %d numbers (%d repeated) and refused %d requests; results.csv says %d were sent and accepted, %d sent and rejected",
 			st2.Accepted, st2.Repeated, st2.ByStatus[400], sentAccepted, sentRejected)
+	}
+	// summary.json says which rejections are remembered (not sent).
+	var sum struct {
+		Results              map[string]int64 `json:"results"`
+		RememberedRejections int64            `json:"remembered_rejections"`
+		Changes              int64            `json:"changes"`
+	}
+	if err := json.Unmarshal(filetest.Read(t, filepath.Join(dir, "summary.json")), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if remembered == 0 || sum.RememberedRejections != remembered || sum.Results["cached"] != cached || sum.Changes != 0 {
+		t.Errorf("night 2 summary.json: %+v; want %d cached, %d remembered rejections, no change", sum, cached, remembered)
 	}
 	if got := filetest.ReadCSV(t, filepath.Join(dir, "changes.csv")); len(got) != 1 {
 		t.Errorf("night 2 changes.csv: %q, want the header alone (no answer changed)", got)
