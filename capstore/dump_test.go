@@ -3,6 +3,7 @@ package capstore
 import (
 	"context"
 	"encoding/hex"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,4 +130,61 @@ func testSnapshotEncodings(t *testing.T, s *Store, hgetall bool) {
 	if sn.hgetall.Load() != hgetall {
 		t.Fatalf("read with HGETALL: %v, want %v", sn.hgetall.Load(), hgetall)
 	}
+}
+
+// BenchmarkSnapshot looks up a memory of 900,000 numbers in a snapshot
+// that has read it, a batch of 2,048 numbers an op as enqueue asks them.
+//
+//	go test -run '^$' -bench Snapshot -cpuprofile cpu.out ./capstore
+func BenchmarkSnapshot(b *testing.B) {
+	benchFill.Do(func() { benchStore, benchNums, benchErr = fillMemory(b, 900_000) })
+	if benchErr != nil {
+		b.Fatal(benchErr)
+	}
+	ctx := context.Background()
+	out := make([]Record, 2048)
+	recall := func(b *testing.B, sn *Snapshot, first int) int {
+		batch := benchNums[first:min(first+len(out), len(benchNums))]
+		if err := sn.Recall(ctx, batch, out); err != nil {
+			b.Fatal(err)
+		}
+		return (first + len(out)) % len(benchNums)
+	}
+	b.Run("lookup", func(b *testing.B) {
+		sn := benchStore.Snapshot()
+		for first := 0; first < len(benchNums); first += len(out) {
+			recall(b, sn, first)
+		}
+		b.ResetTimer()
+		first := 0
+		for range b.N {
+			first = recall(b, sn, first)
+		}
+	})
+}
+
+var (
+	benchFill  sync.Once
+	benchStore *Store
+	benchNums  []uint64
+	benchErr   error
+)
+
+// fillMemory remembers n numbers in a store of its own.
+func fillMemory(b *testing.B, n int) (*Store, []uint64, error) {
+	s := New(redistest.Shared(b).Client(b), Options{Prefix: redistest.NewPrefix(b)})
+	nums := make([]uint64, n)
+	ans := make([]Answer, 0, 10_000)
+	at := time.Now().Add(-time.Hour)
+	for i := range nums {
+		nums[i] = 919_000_000_000 + uint64(i)*7919
+		ans = append(ans, Answer{Number: nums[i], Capability: Capable, At: at})
+		if len(ans) == cap(ans) || i == n-1 {
+			if err := s.Remember(context.Background(), ans); err != nil {
+				return nil, nil, err
+			}
+			ans = ans[:0]
+		}
+	}
+	return s, nums, nil
 }

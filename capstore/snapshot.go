@@ -59,8 +59,11 @@ func (sn *Snapshot) Recall(ctx context.Context, numbers []uint64, out []Record) 
 	if err := sn.load(ctx, numbers); err != nil {
 		return fmt.Errorf("recalling capabilities: %w", err)
 	}
+	// Where each number's records are, and their count: the count's load
+	// is the one that reaches far memory, so all of them are issued in
+	// one short loop, where they overlap, before the search.
+	at := make([]uint64, 2*len(numbers))
 	for i, n := range numbers {
-		out[i] = Record{}
 		if n == 0 || n > MaxNumber {
 			continue
 		}
@@ -68,9 +71,17 @@ func (sn *Snapshot) Recall(ctx context.Context, numbers []uint64, out []Record) 
 		// field above (slotOf without the field's string).
 		x := mix(n)
 		w := sn.where[uint32(x&(buckets-1))].Load()
+		at[2*i], at[2*i+1] = w, (*sn.reads[w>>32-1].Load())[uint32(w)]
+	}
+	for i, n := range numbers {
+		out[i] = Record{}
+		w, count := at[2*i], uint32(at[2*i+1])
+		if w == 0 {
+			continue
+		}
 		rs := *sn.reads[w>>32-1].Load()
-		f, first := x>>bucketBits, uint32(w)+1
-		for j := first; j < first+2*uint32(rs[first-1]); j += 2 {
+		f, first := mix(n)>>bucketBits, uint32(w)+1
+		for j := first; j < first+2*count; j += 2 {
 			if rs[j] == f {
 				r, err := recordOf(rs[j+1])
 				if err != nil {
