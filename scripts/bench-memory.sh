@@ -20,6 +20,7 @@
 # Knobs (environment): ROWS=1000000 RATE=2000 BATCH=100 FLIP=0.01 CAPABLE=0.4
 #   FILL=10000000 (0 skips the stage at scale: ~160 MB of Redis, 8 min at load 20)
 #   REDIS_WAIT=180 (seconds a fresh redis-server may take to answer)
+#   STAGE=all (enqueue: only the enqueue with and without the memory)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,7 @@ BATCH=${BATCH:-100}
 FLIP=${FLIP:-0.01}
 CAPABLE=${CAPABLE:-0.4}
 FILL=${FILL:-10000000}
+STAGE=${STAGE:-all}
 
 prog=bench-memory
 . scripts/lib.sh
@@ -55,6 +57,40 @@ with open(sys.argv[1], newline='') as f, open(sys.argv[2], 'w', newline='') as g
             row[2] = '+91 7%09d' % (i % 1000000000)
         w.writerow(row)
 PY
+
+# enqueue_stage: the list enqueued with and without the memory, alternated,
+# on a fresh server each; the CPU is the enqueue's alone (benchenqueue's
+# own figures: its user+sys and Redis's INFO cpu, not -remember's filling).
+enqueue_stage() {
+	local round mode args
+	: >"$work/eq.all"
+	for round in 1 2 3; do
+		for mode in none memory; do
+			start_redis "$work"
+			args=()
+			[[ $mode == memory ]] && args=(-remember 0.9 -memory -recheck-after 24h)
+			"$work/benchenqueue" -input "$list1" -redis "redis://127.0.0.1:$redis_port/0" \
+				-job "e$round$mode" -out "$work/eq" "${args[@]}" >"$work/eq.out" 2>"$work/eq.err"
+			local rate client server
+			rate=$(awk '/ rows\/s/ {print $(NF-1)}' "$work/eq.out")
+			read -r client server < <(awk '/^client CPU/ {gsub(/[s,]/, ""); print $3, $6}' "$work/eq.out")
+			echo "$mode $rate $client $server" >>"$work/eq.all"
+			echo "enqueue $mode round $round: $rate rows/s, $(awk -F', ' '/^rows/ {for (i = 1; i <= NF; i++) {split($i, kv, " "); n[kv[1]] = kv[2]}
+				printf "%d valid, %d cached, %d sent", n["valid"], n["cached"], n["valid"] - n["cached"]}' "$work/eq.out")," \
+				"client CPU $client s, Redis CPU $server s (load average $(cut -d' ' -f1 /proc/loadavg))"
+			{ kill -9 "$redis_pid"; wait "$redis_pid"; } 2>/dev/null || true
+		done
+	done
+	# The ratios of the medians: memory over none (target >= 0.8).
+	awk '{ r[$1] = r[$1] " " $2; c[$1] = c[$1] " " ($3 + $4) }
+	function median(s,   a, n, i, j, t) { n = split(s, a, " "); for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }; return a[int((n + 1) / 2)] }
+	END { printf "enqueue with the memory / without (medians): rows/s %.2f, speed by CPU (client+Redis) %.2f (target >= 0.8)\n",
+		median(r["memory"]) / median(r["none"]), median(c["none"]) / median(c["memory"]) }' "$work/eq.all"
+}
+if [[ $STAGE == enqueue ]]; then
+	enqueue_stage
+	exit 0
+fi
 
 start_redis "$work"
 redis="redis://127.0.0.1:$redis_port/0"
@@ -149,19 +185,4 @@ if ((FILL > 0)); then
 	{ kill -9 "$redis_pid"; wait "$redis_pid"; } 2>/dev/null || true
 fi
 
-# Enqueue with and without the memory, alternated, on a fresh server each.
-for round in 1 2 3; do
-	for mode in none memory; do
-		start_redis "$work"
-		args=()
-		[[ $mode == memory ]] && args=(-remember 0.9 -memory -recheck-after 24h)
-		cpu0=$(redis-cli -p "$redis_port" info cpu | tr -d '\r' | awk -F: '/used_cpu_(user|sys):/ {s+=$2} END {print s}')
-		/usr/bin/time -f "client_cpu %U %S" "$work/benchenqueue" -input "$list1" -redis "redis://127.0.0.1:$redis_port/0" \
-			-job "e$round$mode" -out "$work/eq" "${args[@]}" >"$work/eq.out" 2>"$work/eq.err"
-		cpu1=$(redis-cli -p "$redis_port" info cpu | tr -d '\r' | awk -F: '/used_cpu_(user|sys):/ {s+=$2} END {print s}')
-		echo "enqueue $mode round $round: $(grep -o '[0-9]* rows/s' "$work/eq.out"), $(grep -o 'cached [0-9]*' "$work/eq.out" || true)," \
-			"client CPU $(awk '/client_cpu/ {print $2 + $3}' "$work/eq.err") s, Redis CPU $(echo "$cpu1 - $cpu0" | bc) s" \
-			"(load average $(cut -d' ' -f1 /proc/loadavg))"
-		kill -9 "$redis_pid"; wait "$redis_pid" 2>/dev/null || true
-	done
-done
+enqueue_stage
