@@ -176,6 +176,11 @@ type optionFlag struct {
 	opt *option
 }
 
+// Names returns the flag's name (options have no aliases). cli.StringFlag's
+// runs a regexp on each call, and the cli asks every flag for its names on
+// each lookup: that was most of Load's CPU, with a hundred flags.
+func (f *optionFlag) Names() []string { return []string{f.Name} }
+
 func (o *option) flag() cli.Flag {
 	usage := o.usage
 	if o.def != "" {
