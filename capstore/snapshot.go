@@ -48,14 +48,16 @@ func (s *Store) Snapshot() *Snapshot {
 }
 
 // Recall is Store.Recall, from the buckets read so far and those it reads.
-// The first call also starts reading every bucket in the background, in
-// large pipelines, until its ctx ends: a large list soon finds every
-// bucket read, while a small one ends (and cancels ctx) before much is.
+// The first call to return also starts reading every bucket in the
+// background, in large pipelines, until its ctx ends: a large list soon
+// finds every bucket read, while a small one ends (and cancels ctx) before
+// much is. It starts after the first read, which would otherwise queue
+// behind it: the list's first chunk waits for that read.
 func (sn *Snapshot) Recall(ctx context.Context, numbers []uint64, out []Record) error {
 	if len(out) < len(numbers) {
 		return fmt.Errorf("recalling %d numbers into %d records", len(numbers), len(out))
 	}
-	sn.prefetch.Do(func() { go sn.readAll(ctx) })
+	defer sn.prefetch.Do(func() { go sn.readAll(ctx) })
 	if err := sn.load(ctx, numbers); err != nil {
 		return fmt.Errorf("recalling capabilities: %w", err)
 	}

@@ -18,6 +18,10 @@ import (
 // ChunkSizeDefault is how many numbers go in one chunk task.
 const ChunkSizeDefault = 1000
 
+// firstBatch is the size of the first batch; each next one is twice the
+// last, up to the batch size.
+const firstBatch = 256
+
 // BatchSizeDefault is how many records a normalizing worker takes at once:
 // big enough that handing batches around costs nothing next to parsing.
 const BatchSizeDefault = 2048
@@ -183,8 +187,13 @@ type stages struct {
 func (p *stages) read(ctx context.Context, rd *listreader.Reader) {
 	defer p.wg.Done()
 	defer close(p.todo)
-	size := p.cfg.BatchSize
 	for seq := 0; ; seq++ {
+		// The first batches are smaller, so that the first chunk is cut
+		// (and its task sent to the workers) after fewer rows.
+		size := p.cfg.BatchSize
+		if seq < 8 {
+			size = min(size, firstBatch<<seq)
+		}
 		select {
 		case p.tokens <- struct{}{}:
 		case <-ctx.Done():
