@@ -130,8 +130,9 @@ func (r *Run) Close() error {
 // received since (the job's own, if that run saved them), so that enqueue
 // decides which numbers the memory answers (--recheck-after counts from the
 // job's creation) as that run did, and the journal's outcomes fall on the
-// same chunks. Call it before enqueue. A derived job ID (id empty) already names its input's
-// fingerprint: only an explicit one needs it.
+// same chunks. Call it before enqueue, with the job's ID, explicit or
+// derived from its input (enqueue.JobID); "" (a stream's job, named anew
+// each run) restores nothing.
 func (r *Run) Restore(ctx context.Context, id string) error {
 	if id == "" {
 		return nil

@@ -164,6 +164,9 @@ func TestRunTwice(t *testing.T) {
 	if !strings.HasPrefix(first.JobID, "nightly-") {
 		t.Errorf("derived job ID %q", first.JobID)
 	}
+	if id, err := JobID(cfg); err != nil || id != first.JobID {
+		t.Errorf("JobID = %q, %v; want Run's %q", id, err, first.JobID)
+	}
 	job := b.checkJob(t, first.JobID, first.Counts.Valid)
 	if job.Rows != 5_000 || job.Duplicates != first.Counts.Duplicates || job.RejectBlobs == 0 {
 		t.Errorf("job record %+v", job)

@@ -114,3 +114,17 @@ func codeVersion() string {
 	}
 	return v
 }
+
+// JobID returns the ID of the job Run makes of cfg: cfg.JobID, or the one
+// it derives from the input file; "" for a stream, named anew each run.
+func JobID(cfg Config) (string, error) {
+	if cfg.JobID != "" || cfg.Reader != nil || cfg.Input == "-" {
+		return cfg.JobID, nil
+	}
+	in, err := openInput(cfg.WithDefaults(), time.Now())
+	if err != nil {
+		return "", err
+	}
+	in.Close()
+	return in.jobID, nil
+}

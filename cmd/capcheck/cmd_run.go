@@ -172,12 +172,7 @@ func (r *runRedis) close() {
 // enqueue enqueues cfg's input, prints the job ID and returns it; on the
 // embedded Redis it resumes the job from what an earlier run left.
 func (r *runRedis) enqueue(c *cli.Context, cfg *configs.Config, log *slog.Logger) (string, error) {
-	if r.emb != nil {
-		if err := r.emb.Restore(c.Context, cfg.Enqueue.Job); err != nil {
-			return "", outError(err, cfg.Out)
-		}
-	}
-	res, err := enqueue.Run(c.Context, enqueue.Config{
+	ecfg := enqueue.Config{
 		Input:         cfg.Enqueue.Input,
 		Column:        cfg.Enqueue.Column,
 		DefaultRegion: cfg.Enqueue.DefaultRegion,
@@ -192,7 +187,13 @@ func (r *runRedis) enqueue(c *cli.Context, cfg *configs.Config, log *slog.Logger
 		Client:        asynq.NewClientFromRedisClient(r.rdb),
 		Logger:        log,
 		Progress:      c.App.ErrWriter,
-	})
+	}
+	if r.emb != nil {
+		if err := r.restore(c, ecfg, cfg.Out); err != nil {
+			return "", err
+		}
+	}
+	res, err := enqueue.Run(c.Context, ecfg)
 	if err != nil {
 		if r.emb != nil && errors.Is(err, jobstore.ErrSpecMismatch) {
 			dir := outfiles.Dir(cfg.Out, res.JobID)
@@ -208,6 +209,19 @@ func (r *runRedis) enqueue(c *cli.Context, cfg *configs.Config, log *slog.Logger
 		}
 	}
 	return res.JobID, nil
+}
+
+// restore puts back into the embedded Redis the job that an earlier run
+// of ecfg (its --job, or the ID derived from its input) left under out.
+func (r *runRedis) restore(c *cli.Context, ecfg enqueue.Config, out string) error {
+	id, err := enqueue.JobID(ecfg)
+	if err != nil {
+		return enqueueError(err, "")
+	}
+	if err := r.emb.Restore(c.Context, id); err != nil {
+		return outError(err, out)
+	}
+	return nil
 }
 
 // memory is the capability memory enqueue reads: the fleet's in Redis, or
