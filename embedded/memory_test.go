@@ -333,7 +333,7 @@ func TestRejectionsOfAKilledRun(t *testing.T) {
 	earlier := openFor(t, out, 0)
 	if err := capstore.New(earlier.Redis(), capstore.Options{}).Remember(t.Context(), []capstore.Answer{
 		{Number: first, Capability: capstore.NotCapable, At: at.Add(-time.Hour)},
-		{Number: second, Capability: capstore.Capable, At: at.Add(time.Hour)},
+		{Number: second, Capability: capstore.Capable, At: at.Add(30 * time.Minute)},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +370,7 @@ func TestRejectionsOfAKilledRun(t *testing.T) {
 		return capstore.Record{Capability: capstore.Rejected, At: at, Reason: rec.Reason}
 	}
 	got := recallRun(t, rerun, first, second)
-	want := []capstore.Record{rejected(got[0]), {Capability: capstore.Capable, At: at.Add(time.Hour)}}
+	want := []capstore.Record{rejected(got[0]), {Capability: capstore.Capable, At: at.Add(30 * time.Minute)}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("the re-run recalls (-want +got):\n%s", diff)
 	}
