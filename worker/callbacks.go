@@ -173,8 +173,11 @@ func (w *Worker) finalizeAwaited(ctx context.Context, ids []string) error {
 		switch j.State {
 		case jobstore.AwaitingCallbacks:
 			done, err := w.callbacksDone(ctx, j)
-			if err != nil || !done {
+			if err != nil {
 				return err
+			}
+			if !done {
+				continue // a job listed after it may have all its answers
 			}
 			if _, err := tasks.Enqueue(ctx, w.enq, tasks.NewFinalize(tasks.Finalize{Job: id, Gen: j.Gen})); err != nil {
 				return err

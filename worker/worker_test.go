@@ -1066,3 +1066,46 @@ func TestAwaitWatchUnlistsDeletedJob(t *testing.T) {
 		t.Errorf("jobs still listed as awaiting: %d, %v; want 0", n, err)
 	}
 }
+
+// A job still awaiting its callbacks does not hold back the finalize of a
+// job listed after it (a later wait's end) that has every answer.
+func TestAwaitWatchGoesPastAJobStillWaiting(t *testing.T) {
+	b := setup(t, worker.Config{BatchSize: 10}, true, 3)
+	b.mustRun(t, 0) // accepted: its 3 answers are awaited
+	other := b.job + "-b"
+	if _, _, err := b.store.CreateJob(b.ctx, jobstore.Spec{ID: other, Input: "in.csv", Fingerprint: "fp2", ChunkSize: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.store.PutChunk(b.ctx, other, 0, []jobstore.Entry{{Row: 1, Number: "+919800000099", Input: "9800000099"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.store.FinishEnqueue(b.ctx, other, jobstore.Counts{Rows: 1, Valid: 1}, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	b.api.fn = func(int, []string) capapi.Result { return invalid }
+	if err := b.w.ProcessTask(b.ctx, tasks.NewChunk(tasks.Chunk{Job: other, Chunk: 0})); err != nil {
+		t.Fatal(err) // rejected: it awaits no answer
+	}
+	insp := asynq.NewInspectorFromRedisClient(b.store.Redis())
+	for _, j := range []struct {
+		id   string
+		wait time.Duration
+	}{{b.job, time.Hour}, {other, 2 * time.Hour}} {
+		// As their finalize tasks did: waiting, with no task queued.
+		if err := insp.DeleteTask(tasks.Queue, tasks.Finalize{Job: j.id}.ID()); err != nil {
+			t.Fatalf("the finalize task the last chunk of %s queued: %v", j.id, err)
+		}
+		if ok, err := b.store.BeginAwait(b.ctx, j.id, 0, j.wait); err != nil || !ok {
+			t.Fatalf("BeginAwait(%s) = %v, %v", j.id, ok, err)
+		}
+	}
+	if _, err := b.w.CheckAwaiting(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := insp.GetTaskInfo(tasks.Queue, tasks.Finalize{Job: other}.ID()); err != nil {
+		t.Errorf("finalize of the job with every answer: %v; want enqueued", err)
+	}
+	if _, err := insp.GetTaskInfo(tasks.Queue, tasks.Finalize{Job: b.job}.ID()); !errors.Is(err, asynq.ErrTaskNotFound) {
+		t.Errorf("finalize of the job still waiting: %v; want none", err)
+	}
+}
