@@ -90,7 +90,7 @@ func (s *sink) Chunk(ctx context.Context, index int, recs []Record) error {
 			o.before[i] = r.Known
 		}
 		o.cached = jobstore.CachedBlob{Through: recs[len(recs)-1].Row, Numbers: s.cached}
-		s.cached = nil
+		s.cached = s.w.spare(len(s.cached))
 	}
 	return s.w.send(ctx, o)
 }
@@ -173,7 +173,8 @@ type writer struct {
 	job      *jobstore.Job
 	prev     *earlier // what earlier runs stored; nil on a first run
 	ops      chan op
-	ctx      context.Context // cancelled when the writer fails
+	free     chan []jobstore.CachedNumber // cached numbers' slices stored, for reuse
+	ctx      context.Context              // cancelled when the writer fails
 	cancel   context.CancelCauseFunc
 	wg       sync.WaitGroup
 	enqueued int // read after close
@@ -186,7 +187,8 @@ type writer struct {
 }
 
 func newWriter(ctx context.Context, cfg Config, job *jobstore.Job, prev *earlier) *writer {
-	w := &writer{cfg: cfg, job: job, prev: prev, ops: make(chan op, 8)}
+	w := &writer{cfg: cfg, job: job, prev: prev, ops: make(chan op, 8),
+		free: make(chan []jobstore.CachedNumber, 10)}
 	w.ctx, w.cancel = context.WithCancelCause(ctx)
 	w.wg.Add(1)
 	go w.run()
@@ -202,6 +204,19 @@ func (w *writer) send(ctx context.Context, o op) error {
 	}
 }
 
+// spare returns an empty slice for the cached numbers up to the next
+// chunk: one the writer is done with, or a new one about as large as the
+// last (most numbers are cached, and growing the slice was much of their
+// cost).
+func (w *writer) spare(last int) []jobstore.CachedNumber {
+	select {
+	case c := <-w.free:
+		return c[:0]
+	default:
+		return make([]jobstore.CachedNumber, 0, last+last/4)
+	}
+}
+
 func (w *writer) run() {
 	defer w.wg.Done()
 	for o := range w.ops {
@@ -211,6 +226,12 @@ func (w *writer) run() {
 		if err := w.do(o); err != nil {
 			w.err = err
 			w.cancel(err)
+		}
+		if cap(o.cached.Numbers) > 0 {
+			select {
+			case w.free <- o.cached.Numbers:
+			default:
+			}
 		}
 	}
 	if w.unannounced {

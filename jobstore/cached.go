@@ -97,11 +97,7 @@ func (r *reader) known() capstore.Record {
 // EncodeCached packs a blob of cached numbers: the entries as a chunk
 // packs them, then each one's record.
 func EncodeCached(c CachedBlob) ([]byte, error) {
-	entries := make([]Entry, len(c.Numbers))
-	for i, n := range c.Numbers {
-		entries[i] = n.Entry
-	}
-	chunk, err := EncodeChunk(entries)
+	chunk, err := encodeEntries(len(c.Numbers), func(i int) *Entry { return &c.Numbers[i].Entry })
 	if err != nil {
 		return nil, err
 	}

@@ -46,13 +46,14 @@ const (
 	maxTemplates = 64 // per chunk; inputs of other shapes are stored whole
 )
 
-// templateOf returns the template of input for the number's digits, or
-// false when input does not end with them in that way or holds control
-// bytes (which the runs' bytes would be read as).
-func templateOf(input, digits string) (string, bool) {
+// appendTemplate appends to t the template of input for the number's
+// digits, or returns false when input does not end with them in that way
+// or holds control bytes (which the runs' bytes would be read as). A chunk
+// reuses one buffer: most of its templates are known already.
+func appendTemplate(t []byte, input, digits string) ([]byte, bool) {
 	for i := 0; i < len(input); i++ {
 		if input[i] < ' ' {
-			return "", false
+			return t, false
 		}
 	}
 	// From the end, the input's digits that are the number's last ones,
@@ -70,9 +71,8 @@ func templateOf(input, digits string) (string, bool) {
 		i--
 	}
 	if j == len(digits) {
-		return "", false
+		return t, false
 	}
-	t := make([]byte, 0, i+8)
 	t = append(t, input[:i]...)
 	run := 0
 	for k := i; k < len(input); k++ {
@@ -91,10 +91,10 @@ func templateOf(input, digits string) (string, bool) {
 	if run > 0 {
 		t = append(t, byte(run))
 	}
-	return string(t), true
+	return t, true
 }
 
-// fromTemplate is the inverse of templateOf; false when the template takes
+// fromTemplate is the inverse of appendTemplate; false when the template takes
 // more digits than the number has.
 func fromTemplate(t, digits string) (string, bool) {
 	need := 0
@@ -123,57 +123,70 @@ func fromTemplate(t, digits string) (string, bool) {
 // as templates of its digits stored once per chunk where they fit. Rows
 // must increase strictly and numbers must be E.164.
 func EncodeChunk(entries []Entry) ([]byte, error) {
-	nums := make([]uint64, len(entries))
-	tags := make([]int, len(entries)) // -1: literal
+	return encodeEntries(len(entries), func(i int) *Entry { return &entries[i] })
+}
+
+// encodeEntries is EncodeChunk of the n entries entry returns, so that a
+// blob of cached numbers is packed without copying them out.
+func encodeEntries(n int, entry func(int) *Entry) ([]byte, error) {
+	type packed struct {
+		num uint64
+		tag int // -1: literal
+	}
+	ps := make([]packed, n)
 	var templates []string
+	var t []byte
 	index := make(map[string]int)
 	var prev int64
-	for i, e := range entries {
+	for i := range ps {
+		e := entry(i)
 		if e.Row <= prev {
 			return nil, fmt.Errorf("entry %d: row %d does not follow row %d", i, e.Row, prev)
 		}
 		prev = e.Row
-		n, err := NumberToUint(e.Number)
+		num, err := NumberToUint(e.Number)
 		if err != nil {
 			return nil, fmt.Errorf("entry %d (row %d): %w", i, e.Row, err)
 		}
-		nums[i] = n
+		ps[i].num = num
 		switch {
 		case e.Input == e.Number:
-			tags[i] = inputIsE164
+			ps[i].tag = inputIsE164
 		case e.Input == e.Number[1:]:
-			tags[i] = inputIsDigits
+			ps[i].tag = inputIsDigits
 		default:
-			tags[i] = -1
-			t, ok := templateOf(e.Input, e.Number[1:])
+			ps[i].tag = -1
+			var ok bool
+			t, ok = appendTemplate(t[:0], e.Input, e.Number[1:])
 			if !ok || len(t) >= len(e.Input) {
 				break
 			}
-			k, seen := index[t]
+			k, seen := index[string(t)]
 			if !seen && len(templates) < maxTemplates {
 				k, seen = len(templates), true
-				index[t] = k
-				templates = append(templates, t)
+				index[string(t)] = k
+				templates = append(templates, string(t))
 			}
 			if seen {
-				tags[i] = inputTemplate + k
+				ps[i].tag = inputTemplate + k
 			}
 		}
 	}
-	b := make([]byte, 0, 2+binary.MaxVarintLen64+len(entries)*10)
+	b := make([]byte, 0, 2+binary.MaxVarintLen64+n*10)
 	b = append(b, chunkVersion)
-	b = binary.AppendUvarint(b, uint64(len(entries)))
+	b = binary.AppendUvarint(b, uint64(n))
 	b = binary.AppendUvarint(b, uint64(len(templates)))
 	for _, t := range templates {
 		b = binary.AppendUvarint(b, uint64(len(t)))
 		b = append(b, t...)
 	}
 	prev = 0
-	for i, e := range entries {
+	for i, p := range ps {
+		e := entry(i)
 		b = binary.AppendUvarint(b, uint64(e.Row-prev))
-		b = binary.AppendUvarint(b, nums[i])
-		if tags[i] >= 0 {
-			b = binary.AppendUvarint(b, uint64(tags[i]))
+		b = binary.AppendUvarint(b, p.num)
+		if p.tag >= 0 {
+			b = binary.AppendUvarint(b, uint64(p.tag))
 		} else {
 			b = binary.AppendUvarint(b, uint64(inputTemplate+len(templates)+len(e.Input)))
 			b = append(b, e.Input...)
