@@ -289,6 +289,9 @@ type deduper struct {
 	seen      *phonenorm.Set
 	chunk     []Record
 	counts    Counts
+	// cur is the record being deduped: a local would move to the heap
+	// for each record, as the cache sink gets its address.
+	cur Record
 }
 
 func (d *deduper) consume(ctx context.Context, done <-chan *batch, tokens <-chan struct{}, free chan<- *batch, window int) error {
@@ -319,7 +322,8 @@ func (d *deduper) consume(ctx context.Context, done <-chan *batch, tokens <-chan
 func (d *deduper) batch(ctx context.Context, b *batch) error {
 	d.counts.Library += int64(b.library)
 	for i := range b.recs {
-		r := b.recs[i]
+		d.cur = b.recs[i]
+		r := &d.cur
 		d.counts.Rows++
 		if r.Reason == "" {
 			if first, dup := d.seen.FirstSeen(b.keys[i], r.Row); dup {
@@ -328,14 +332,14 @@ func (d *deduper) batch(ctx context.Context, b *batch) error {
 		}
 		if r.Reason != "" {
 			d.count(r.Reason)
-			if err := d.sink.Reject(ctx, r); err != nil {
+			if err := d.sink.Reject(ctx, *r); err != nil {
 				return err
 			}
 			continue
 		}
 		d.counts.Valid++
 		if d.cache != nil {
-			cached, err := d.cache.Cache(ctx, &r)
+			cached, err := d.cache.Cache(ctx, r)
 			if err != nil {
 				return err
 			}
@@ -347,7 +351,7 @@ func (d *deduper) batch(ctx context.Context, b *batch) error {
 				continue
 			}
 		}
-		d.chunk = append(d.chunk, r)
+		d.chunk = append(d.chunk, *r)
 		if len(d.chunk) == d.chunkSize {
 			if err := d.flush(ctx); err != nil {
 				return err
