@@ -5,6 +5,7 @@ import (
 	"compress/flate"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // Rejects blobs are CSV lines whose text repeats ("duplicate of row",
@@ -13,14 +14,24 @@ import (
 // before are read as they are.
 const rejectsDeflated = 0
 
+// deflaters keeps flate writers for reuse: a new one allocates about
+// 1 MB, more than the blob it packs.
+var deflaters sync.Pool
+
 func packRejects(blob []byte) ([]byte, error) {
 	var b bytes.Buffer
 	b.Grow(len(blob)/4 + 16)
 	b.WriteByte(rejectsDeflated)
-	w, err := flate.NewWriter(&b, flate.BestSpeed)
-	if err != nil {
-		return nil, err
+	w, _ := deflaters.Get().(*flate.Writer)
+	if w == nil {
+		var err error
+		if w, err = flate.NewWriter(&b, flate.BestSpeed); err != nil {
+			return nil, err
+		}
+	} else {
+		w.Reset(&b)
 	}
+	defer deflaters.Put(w)
 	if _, err := w.Write(blob); err != nil {
 		return nil, err
 	}
