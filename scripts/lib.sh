@@ -14,11 +14,15 @@ need() {
 	done
 }
 
-# free_port prints a loopback port nothing answers on.
+# free_port prints a loopback port nothing answers on, below the kernel's
+# range for outgoing connections: a port there may be the local end of a
+# client's connection, which nothing answers on but a server cannot bind.
 free_port() {
-	local p
+	local p lo=32768
+	read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+	((lo > 12000)) || lo=32768
 	while :; do
-		p=$((20000 + RANDOM % 20000))
+		p=$((10000 + RANDOM % (lo - 10000)))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
 	done
 }
