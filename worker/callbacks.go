@@ -116,25 +116,16 @@ func (w *Worker) callbacksDone(ctx context.Context, j *jobstore.Job) (bool, erro
 // once it has them all or its wait is over. Every worker watches; the
 // finalize task's ID makes the extra ones no-ops.
 func (w *Worker) watchAwaiting(ctx context.Context) {
-	t := time.NewTimer(awaitIdleInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-w.awaitWake:
-		}
+	after(ctx, awaitIdleInterval, w.awaitWake, func() time.Duration {
 		listed, err := w.checkAwaiting(ctx)
 		if err != nil && ctx.Err() == nil {
 			w.log.Warn("checking the jobs awaiting callbacks failed; trying again", "err", err)
 		}
 		if listed || err != nil {
-			t.Reset(awaitWatchInterval)
-		} else {
-			t.Reset(awaitIdleInterval)
+			return awaitWatchInterval
 		}
-	}
+		return awaitIdleInterval
+	})
 }
 
 // wakeAwaitWatch makes watchAwaiting look now, and closely until the jobs

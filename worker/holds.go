@@ -175,7 +175,7 @@ func (w *Worker) holdReady(ctx context.Context, hd *held) error {
 // holdEvery while it holds any and every idleClaimEvery otherwise, until ctx
 // ends.
 func (w *Worker) keepHolds(ctx context.Context) {
-	after(ctx, idleClaimEvery, func() time.Duration {
+	after(ctx, idleClaimEvery, nil, func() time.Duration {
 		if w.renewHolds(ctx) {
 			return holdEvery
 		}
@@ -262,11 +262,12 @@ func (w *Worker) takeOver(ctx context.Context, lapsed []jobstore.Run) error {
 
 // every calls fn every d until ctx ends.
 func every(ctx context.Context, d time.Duration, fn func()) {
-	after(ctx, d, func() time.Duration { fn(); return d })
+	after(ctx, d, nil, func() time.Duration { fn(); return d })
 }
 
-// after calls fn after d, then after each wait fn returns, until ctx ends.
-func after(ctx context.Context, d time.Duration, fn func() time.Duration) {
+// after calls fn after d, then after each wait fn returns, until ctx ends;
+// a receive from wake (nil: none) calls it at once.
+func after(ctx context.Context, d time.Duration, wake <-chan struct{}, fn func() time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	for {
@@ -274,7 +275,8 @@ func after(ctx context.Context, d time.Duration, fn func() time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			t.Reset(fn())
+		case <-wake:
 		}
+		t.Reset(fn())
 	}
 }
