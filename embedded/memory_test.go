@@ -208,7 +208,8 @@ func TestMemorySaveKilled(t *testing.T) {
 	if os.Getenv(saverEnv) != "" {
 		return // the saver below runs in its own process
 	}
-	t.Parallel()
+	// Not parallel: a process forked while another test holds its output
+	// folder's lock holds the lock too, until it runs the test binary.
 	out := t.TempDir()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	// A memory of 200,000 numbers (2.6 MB), so that a save spends a good
@@ -324,7 +325,8 @@ func TestRejectionsOfAKilledRun(t *testing.T) {
 	if os.Getenv(killedRunEnv) != "" {
 		return // the killed run below runs in its own process
 	}
-	t.Parallel()
+	// Not parallel: a process forked while another test holds its output
+	// folder's lock holds the lock too, until it runs the test binary.
 	out := t.TempDir()
 	at := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
 	const first, second = 14155550001, 14155550002 // entries 1 and 2 of the job
