@@ -46,6 +46,14 @@ func closeRun(t *testing.T, r *embedded.Run) {
 	}
 }
 
+// rememberRun records answers in r's Redis, as callbacks and workers do.
+func rememberRun(t *testing.T, r *embedded.Run, answers []capstore.Answer) {
+	t.Helper()
+	if err := capstore.New(r.Redis(), capstore.Options{}).Remember(t.Context(), answers); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func recallRun(t *testing.T, r *embedded.Run, nums ...uint64) []capstore.Record {
 	t.Helper()
 	out := make([]capstore.Record, len(nums))
@@ -136,12 +144,10 @@ func TestMemoryForgetAfter(t *testing.T) {
 	out := t.TempDir()
 	now := time.Now().UTC().Truncate(time.Second)
 	first := openFor(t, out, 0)
-	if err := capstore.New(first.Redis(), capstore.Options{}).Remember(t.Context(), []capstore.Answer{
+	rememberRun(t, first, []capstore.Answer{
 		{Number: 33612345601, Capability: capstore.Capable, At: now.Add(-48 * time.Hour)},
 		{Number: 33612345602, Capability: capstore.Capable, At: now.Add(-time.Hour)},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	closeRun(t, first)
 	before, err := os.Stat(embedded.MemoryPath(out))
 	if err != nil {
@@ -153,11 +159,9 @@ func TestMemoryForgetAfter(t *testing.T) {
 	}
 
 	second := openFor(t, out, 24*time.Hour)
-	if err := capstore.New(second.Redis(), capstore.Options{}).Remember(t.Context(), []capstore.Answer{
+	rememberRun(t, second, []capstore.Answer{
 		{Number: 33612345603, Capability: capstore.NotCapable, At: now},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	closeRun(t, second)
 	third := openFor(t, out, 24*time.Hour)
 	defer closeRun(t, third)
@@ -174,13 +178,11 @@ func TestEditMemory(t *testing.T) {
 	out := t.TempDir()
 	now := time.Now().UTC().Truncate(time.Second)
 	r := openFor(t, out, 0)
-	if err := capstore.New(r.Redis(), capstore.Options{}).Remember(t.Context(), []capstore.Answer{
+	rememberRun(t, r, []capstore.Answer{
 		{Number: 33612345601, Capability: capstore.Capable, At: now.Add(-48 * time.Hour)},
 		{Number: 33612345602, Capability: capstore.Capable, At: now},
 		{Number: 33612345603, Capability: capstore.Capable, At: now},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	var locked *embedded.LockedError
 	if _, err := embedded.EditMemory(out, memfile.MergeOptions{}); !errors.As(err, &locked) {
 		t.Fatalf("EditMemory during a run: %v, want a LockedError", err)
@@ -333,12 +335,10 @@ func TestRejectionsOfAKilledRun(t *testing.T) {
 	// An earlier run remembered an older answer for the first number and a
 	// newer one for the second than the rejections to come.
 	earlier := openFor(t, out, 0)
-	if err := capstore.New(earlier.Redis(), capstore.Options{}).Remember(t.Context(), []capstore.Answer{
+	rememberRun(t, earlier, []capstore.Answer{
 		{Number: first, Capability: capstore.NotCapable, At: at.Add(-time.Hour)},
 		{Number: second, Capability: capstore.Capable, At: at.Add(30 * time.Minute)},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	closeRun(t, earlier)
 
 	cmd, sc := startTest(t, "TestKilledRun", killedRunEnv+"="+out, killedRunEnv+"_AT="+strconv.FormatInt(at.UnixMilli(), 10))
@@ -410,12 +410,10 @@ func TestKilledRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := jobstore.Outcome{Lo: 1, Hi: 3, Status: jobstore.Rejected, Code: "RBC529", Message: "not a mobile number", Attempts: 1, CheckedAt: ms}
-	if err := capstore.New(r.Redis(), capstore.Options{}).Remember(t.Context(), []capstore.Answer{
+	rememberRun(t, r, []capstore.Answer{
 		{Number: 14155550001, Capability: capstore.Rejected, Code: o.Code, Message: o.Message, At: o.Time()},
 		{Number: 14155550002, Capability: capstore.Rejected, Code: o.Code, Message: o.Message, At: o.Time()},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	record(t, r, o, jobstore.Counters{Requests: 1, Rejected: 2})
 	fmt.Println("recorded")
 	time.Sleep(time.Hour)
@@ -441,9 +439,7 @@ func TestRerunDecidesAsTheJobsFirstRun(t *testing.T) {
 		}
 	}
 	earlier := openFor(t, out, 0)
-	if err := capstore.New(earlier.Redis(), capstore.Options{}).Remember(t.Context(), ans); err != nil {
-		t.Fatal(err)
-	}
+	rememberRun(t, earlier, ans)
 	closeRun(t, earlier)
 	created := now.Add(-time.Hour).Truncate(time.Millisecond)
 	closeRun(t, runJob(t, out, list.String(), nil))
@@ -554,11 +550,9 @@ func TestRerunAfterTheMemoryWasSaved(t *testing.T) {
 		fmt.Fprintf(&list, "+%d\n", 14155550100+i)
 	}
 	earlier := openFor(t, out, 0)
-	if err := capstore.New(earlier.Redis(), capstore.Options{}).Remember(t.Context(), []capstore.Answer{
+	rememberRun(t, earlier, []capstore.Answer{
 		{Number: 14155550119, Capability: capstore.Capable, At: time.Now().Add(-time.Hour)},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	closeRun(t, earlier)
 
 	first := runJob(t, out, list.String(), &jobstore.Outcome{Lo: 0, Hi: 5, Status: jobstore.Accepted, Attempts: 1, CheckedAt: time.Now().UnixMilli()})
@@ -572,9 +566,7 @@ func TestRerunAfterTheMemoryWasSaved(t *testing.T) {
 		}
 		ans = append(ans, capstore.Answer{Number: n, Capability: capstore.NotCapable, At: time.Now()})
 	}
-	if err := capstore.New(first.Redis(), capstore.Options{}).Remember(t.Context(), ans); err != nil {
-		t.Fatal(err)
-	}
+	rememberRun(t, first, ans)
 	closeRun(t, first)
 
 	rerun := runJob(t, out, list.String(), nil)
