@@ -260,11 +260,6 @@ func (w *Worker) takeOver(ctx context.Context, lapsed []jobstore.Run) error {
 	return nil
 }
 
-// every calls fn every d until ctx ends.
-func every(ctx context.Context, d time.Duration, fn func()) {
-	after(ctx, d, nil, func() time.Duration { fn(); return d })
-}
-
 // after calls fn after d, then after each wait fn returns, until ctx ends;
 // a receive from wake (nil: none) calls it at once.
 func after(ctx context.Context, d time.Duration, wake <-chan struct{}, fn func() time.Duration) {
