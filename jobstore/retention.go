@@ -32,7 +32,7 @@ func jobKeys(j *Job) []string {
 // does not fill up night after night (about 25 bytes per number). A re-drive
 // makes them permanent again until the job finishes once more.
 func (s *Store) Expire(ctx context.Context, id string, ttl time.Duration) error {
-	j, err := s.Job(ctx, id)
+	j, err := s.Head(ctx, id) // the keys need the record alone, not the groups' counts
 	if err != nil {
 		return err
 	}
