@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/capcheck/capcheck/capstore"
@@ -146,7 +145,7 @@ func (r *Run) awaitAccepted(ctx context.Context, caps *capstore.Store, j *jobsto
 				continue
 			}
 			for k := o.Lo; k < o.Hi && k < len(entries); k++ {
-				n, err := strconv.ParseUint(entries[k].Number[1:], 10, 64)
+				n, err := jobstore.NumberToUint(entries[k].Number)
 				if err != nil {
 					return fmt.Errorf("job %s chunk %d entry %d: number %q: %w", j.ID, i, k, entries[k].Number, err)
 				}
