@@ -4,9 +4,8 @@
 # await NUMBERS distinct numbers, then sends one authenticated JSON callback
 # per number: most as fast as CONNS connections go (callbacks/s), the last
 # PACED at RATE/s (p50/p99 latency). It prints those, the receiver's peak
-# RSS, Redis bytes per awaited number, and the CPU per callback of the
-# receiver and of Redis (while callbacks are sent: registering the numbers
-# is not counted).
+# RSS, Redis bytes per awaited number, and the receiver's CPU per callback
+# (while callbacks are sent: registering the numbers is not counted).
 #
 # Usage: scripts/bench-callbacks.sh   (or: make bench-callbacks)
 # Knobs (environment): NUMBERS=1000000 PACED=200000 RATE=10000 CONNS=128 JOBS=10
