@@ -76,11 +76,16 @@ func (r Record) Pack() [PackedSize]byte {
 
 // UnpackRecord is the inverse of [Record.Pack].
 func UnpackRecord(b [PackedSize]byte) Record {
-	u := binary.BigEndian.Uint32(b[:])
+	return recordFrom(binary.BigEndian.Uint32(b[:]), binary.BigEndian.Uint16(b[4:]))
+}
+
+// recordFrom is a record of its 4 stored bytes u (seconds << 2 | capability)
+// and its reason reference.
+func recordFrom(u uint32, reason uint16) Record {
 	return Record{
 		Capability: Capability(u&3) + 1,
 		At:         Epoch.Add(time.Duration(u>>2) * time.Second),
-		Reason:     binary.BigEndian.Uint16(b[4:]),
+		Reason:     reason,
 	}
 }
 

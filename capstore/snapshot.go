@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -102,12 +101,7 @@ func recordOf(v uint64) (Record, error) {
 	if l := v >> 48; l != 4 && l != PackedSize {
 		return Record{}, fmt.Errorf("capability record of %d bytes, want 4 or 6", l)
 	}
-	u := uint32(v >> 16)
-	return Record{
-		Capability: Capability(u&3) + 1,
-		At:         Epoch.Add(time.Duration(u>>2) * time.Second),
-		Reason:     uint16(v),
-	}, nil
+	return recordFrom(uint32(v>>16), uint16(v)), nil
 }
 
 // load returns once the buckets of numbers are read: it reads those no
