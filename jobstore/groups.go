@@ -164,7 +164,7 @@ func (l layout) genDefault() string {
 }
 
 // counterFields are the fields summed over a job's counters hashes.
-var counterFields = []string{fAccepted, fRejected, fFailed, fRequests, fRateLimited, fRetries, fStarted}
+var counterFields = [...]string{fAccepted, fRejected, fFailed, fRequests, fRateLimited, fRetries, fStarted}
 
 // addGroups adds to j the counts of its groups.
 func (s *Store) addGroups(ctx context.Context, j *Job) error {
@@ -175,13 +175,13 @@ func (s *Store) addGroups(ctx context.Context, j *Job) error {
 	p := s.rdb.Pipeline()
 	cmds := make([]*redis.SliceCmd, n)
 	for g := range n {
-		cmds[g] = p.HMGet(ctx, groupKey(j.ID, g), counterFields...)
+		cmds[g] = p.HMGet(ctx, groupKey(j.ID, g), counterFields[:]...)
 	}
 	if _, err := p.Exec(ctx); err != nil {
 		return wrap("reading the counts of", j.ID, err)
 	}
 	for _, c := range cmds {
-		var v [7]int64
+		var v [len(counterFields)]int64
 		for k, x := range c.Val() {
 			if str, ok := x.(string); ok {
 				v[k], _ = strconv.ParseInt(str, 10, 64)
