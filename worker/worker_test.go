@@ -506,7 +506,9 @@ func TestUnauthorizedStopsCallsWaitingForTheLimiter(t *testing.T) {
 // another replica's 401) sends no more calls, though the worker read its
 // abort reason a moment before: the announcement makes it read again.
 func TestAbortByAnotherReplicaStopsWaitingCalls(t *testing.T) {
-	b := setup(t, worker.Config{BatchSize: 10}, false, 30)
+	// A Redis of its own: on the shared one another test's worker may be the
+	// subscriber counted below, and the abort announced before this one listens.
+	b := setup(t, worker.Config{BatchSize: 10}, true, 30)
 	b.api.fn = func(int, []string) capapi.Result { return accepted }
 	b.lim.gate = make(chan struct{})
 	done := make(chan error, 1)
