@@ -89,6 +89,13 @@ func (l *fakeLimiter) Wait(ctx context.Context) (time.Duration, error) {
 	return 0, ctx.Err()
 }
 
+// Waits is how many calls have waited (or wait) for a permit.
+func (l *fakeLimiter) Waits() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.waits
+}
+
 func (l *fakeLimiter) Pause(_ context.Context, d time.Duration) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -178,6 +185,85 @@ type tWriter struct{ t *testing.T }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// patience bounds the waits of the tests for what takes milliseconds: only
+// a hang reaches it, even on a loaded machine. The tests wait for events,
+// not for time to pass.
+const patience = 2 * time.Minute
+
+// waitUntil polls cond until it holds, failing the test when patience runs
+// out first.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(patience)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, patience)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// receive waits for a receive from c, failing the test when patience runs
+// out first.
+func receive[T any](t *testing.T, what string, c <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-c:
+		return v
+	case <-time.After(patience):
+		t.Fatalf("%s: not within %s", what, patience)
+		panic("unreachable")
+	}
+}
+
+// logSeen records the messages a worker logs at info level and above (and
+// passes every record on to the test's logger), so that a test can wait for
+// the log line of a step: the observable sign that the worker is past it.
+type logSeen struct {
+	next slog.Handler
+	mu   *sync.Mutex
+	msgs map[string]int
+}
+
+func newLogSeen(t *testing.T) *logSeen {
+	return &logSeen{next: testLogger(t).Handler(), mu: new(sync.Mutex), msgs: map[string]int{}}
+}
+
+func (h *logSeen) Logger() *slog.Logger { return slog.New(h) }
+
+// Seen is how many times msg was logged.
+func (h *logSeen) Seen(msg string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.msgs[msg]
+}
+
+func (h *logSeen) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelInfo || h.next.Enabled(ctx, l)
+}
+
+func (h *logSeen) Handle(ctx context.Context, r slog.Record) error {
+	h.mu.Lock()
+	h.msgs[r.Message]++
+	h.mu.Unlock()
+	if !h.next.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return h.next.Handle(ctx, r)
+}
+
+func (h *logSeen) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	c.next = h.next.WithAttrs(as)
+	return &c
+}
+
+func (h *logSeen) WithGroup(name string) slog.Handler {
+	c := *h
+	c.next = h.next.WithGroup(name)
+	return &c
 }
 
 // number is the number of the entry with 1-based row.
@@ -468,7 +554,8 @@ func TestRateLimitedPausesAndIsNotAnAttempt(t *testing.T) {
 // TestUnauthorizedStopsCallsWaitingForTheLimiter: chunks whose calls are
 // already waiting for a permit when the 401 comes send nothing.
 func TestUnauthorizedStopsCallsWaitingForTheLimiter(t *testing.T) {
-	b := setup(t, worker.Config{BatchSize: 10}, false, 10, 10, 10, 10, 10, 10, 10, 10)
+	logs := newLogSeen(t)
+	b := setup(t, worker.Config{BatchSize: 10, Logger: logs.Logger()}, false, 10, 10, 10, 10, 10, 10, 10, 10)
 	b.api.fn = func(int, []string) capapi.Result { return unauth }
 	b.lim.gate = make(chan struct{})
 	var wg sync.WaitGroup
@@ -478,9 +565,17 @@ func TestUnauthorizedStopsCallsWaitingForTheLimiter(t *testing.T) {
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for n := 0; ; n++ { // one permit every 50ms, as a fleet limiter spaces them
+	waitUntil(t, "every chunk waiting for a permit", func() bool { return b.lim.Waits() == len(b.sizes) })
+	select {
+	case b.lim.gate <- struct{}{}: // the one call, answered 401
+	case <-time.After(patience):
+		t.Fatal("no chunk took the first permit")
+	}
+	// The other chunks get their permits once the worker has taken the 401
+	// in (it logs the abort then), as a fleet limiter hands them out later.
+	waitUntil(t, "the 401 taken in", func() bool { return logs.Seen("job aborted: no more API calls for it") > 0 })
+	deadline := time.After(patience)
+	for {
 		select {
 		case <-done:
 			if calls := len(b.api.Calls()); calls != 1 {
@@ -490,14 +585,9 @@ func TestUnauthorizedStopsCallsWaitingForTheLimiter(t *testing.T) {
 				t.Errorf("job = %+v, want 80 failed, 8 chunks done", j)
 			}
 			return
-		case <-tick.C:
-			select {
-			case b.lim.gate <- struct{}{}:
-			default: // nobody waiting
-			}
-		}
-		if n > 500 {
-			t.Fatal("chunks still running after 500 permits")
+		case b.lim.gate <- struct{}{}:
+		case <-deadline:
+			t.Fatalf("chunks still running %s after the 401", patience)
 		}
 	}
 }
@@ -514,30 +604,22 @@ func TestAbortByAnotherReplicaStopsWaitingCalls(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- b.run(0) }()
 	b.lim.gate <- struct{}{} // the first call
-	deadline := time.Now().Add(10 * time.Second)
-	for len(b.api.Calls()) < 1 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	for { // the worker listens for announcements from its first call on
+	waitUntil(t, "the first call", func() bool { return len(b.api.Calls()) >= 1 })
+	// The worker listens for announcements from its first call on.
+	waitUntil(t, "the worker listening for aborts", func() bool {
 		subs, err := b.store.Redis().PubSubNumSub(b.ctx, "capcheck:aborts").Result()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if subs["capcheck:aborts"] > 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return subs["capcheck:aborts"] > 0
+	})
 	const reason = "stopped by another replica"
 	if err := b.store.Abort(b.ctx, b.job, reason); err != nil {
 		t.Fatal(err)
 	}
-	for !b.w.AbortAnnounced(b.job) { // the announcement's way, not the second between reads
-		if time.Now().After(deadline) {
-			t.Fatal("the abort was not announced to the worker")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	// The announcement's way, not the second between reads.
+	waitUntil(t, "the abort announced to the worker", func() bool { return b.w.AbortAnnounced(b.job) })
+	deadline := time.After(patience)
 	for {
 		select {
 		case err := <-done:
@@ -552,7 +634,7 @@ func TestAbortByAnotherReplicaStopsWaitingCalls(t *testing.T) {
 			}
 			return
 		case b.lim.gate <- struct{}{}:
-		case <-time.After(10 * time.Second):
+		case <-deadline:
 			t.Fatal("chunk still running")
 		}
 	}
@@ -690,7 +772,9 @@ func TestStaleTasksAreSkipped(t *testing.T) {
 // records that call, hands the chunk back without using a retry, and another
 // worker finishes it without repeating anything.
 func TestDraining(t *testing.T) {
-	b := setup(t, worker.Config{BatchSize: 10, ShutdownTimeout: 10 * time.Second}, true, 50)
+	// Shutdown must return once the call in flight ends, not at its timeout:
+	// a timeout longer than the test's patience tells them apart.
+	b := setup(t, worker.Config{BatchSize: 10, ShutdownTimeout: 2 * patience}, true, 50)
 	inFlight, release := make(chan struct{}), make(chan struct{})
 	b.api.fn = func(i int, _ []string) capapi.Result {
 		if i == 1 {
@@ -707,16 +791,12 @@ func TestDraining(t *testing.T) {
 	if err := b.w.Start(); err != nil {
 		t.Fatal(err)
 	}
-	<-inFlight
+	receive(t, "the second call in flight", inFlight)
 	done := make(chan struct{})
-	start := time.Now()
 	go func() { b.w.Shutdown(); close(done) }()
-	<-b.w.Draining() // Shutdown under way with the call in flight
+	receive(t, "Shutdown under way", b.w.Draining()) // with the call in flight
 	close(release)
-	<-done
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("Shutdown took %s", d)
-	}
+	receive(t, "Shutdown's return once the call in flight ended", done)
 	outs, _ := b.store.Outcomes(b.ctx, b.job, 0)
 	if len(outs) != 2 || len(b.api.Calls()) != 2 {
 		t.Fatalf("after drain: %d calls, outcomes %+v; want the in-flight call recorded and no more", len(b.api.Calls()), outs)
@@ -738,7 +818,7 @@ func TestDraining(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w2.Shutdown()
-	waitState(t, b, jobstore.Done, 10*time.Second)
+	waitState(t, b, jobstore.Done)
 	if n := len(api2.Calls()); n != 3 {
 		t.Errorf("second worker sent %d calls, want the 3 ranges left", n)
 	}
@@ -747,16 +827,17 @@ func TestDraining(t *testing.T) {
 	}
 }
 
-func waitState(t *testing.T, b *bundle, want jobstore.State, timeout time.Duration) {
+// waitState waits for b's job to reach state want.
+func waitState(t *testing.T, b *bundle, want jobstore.State) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	deadline := time.Now().Add(patience)
 	for {
 		j := b.jobRecord(t)
 		if j.State == want {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("job state %s after %s, want %s (%+v)", j.State, timeout, want, j)
+			t.Fatalf("job state %s after %s, want %s (%+v)", j.State, patience, want, j)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -772,7 +853,6 @@ func TestIdleWorkerWaitsForAnnouncedTasks(t *testing.T) {
 	if err := b.w.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond) // started and idle
 	dequeues := func() int {
 		stats, err := rdb.Info(b.ctx, "commandstats").Result()
 		if err != nil {
@@ -782,37 +862,62 @@ func TestIdleWorkerWaitsForAnnouncedTasks(t *testing.T) {
 		n, _ := strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
 		return n
 	}
+	waitUntil(t, "the worker started and idle", func() bool {
+		subs, err := rdb.PubSubNumSub(b.ctx, tasks.WakeChannel).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return subs[tasks.WakeChannel] > 0 && dequeues() > 0
+	})
+	// Wait for some looks, and see how long they took. The clock runs from
+	// after the first count to before the last one: no longer than the time
+	// between the two counts in Redis, so a loaded machine only makes the
+	// looks seem rarer.
+	const looks = 5
 	before := dequeues()
-	time.Sleep(3 * time.Second)
-	if n := dequeues() - before; n > 9 {
-		t.Errorf("%d looks at the empty queue in 3s, want at most 9 (asynq alone polls every 50ms)", n)
+	from := time.Now()
+	deadline := from.Add(patience)
+	var n int
+	var took time.Duration
+	for n < looks {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d looks at the empty queue in %s, want one about every second", n, patience)
+		}
+		time.Sleep(50 * time.Millisecond)
+		took = time.Since(from)
+		n = dequeues() - before
+	}
+	t.Logf("%d looks at the empty queue in %s", n, took.Round(time.Millisecond))
+	if float64(n) > 3*took.Seconds() {
+		t.Errorf("%d looks at the empty queue in %s, want at most 3 a second (asynq alone polls every 50ms)", n, took.Round(time.Millisecond))
 	}
 	client := asynq.NewClientFromRedisClient(rdb)
 	if _, err := client.Enqueue(tasks.NewChunk(tasks.Chunk{Job: b.job, Chunk: 0})); err != nil {
 		t.Fatal(err)
 	}
 	tasks.Announce(b.ctx, rdb)
-	waitState(t, b, jobstore.Done, 10*time.Second)
+	waitState(t, b, jobstore.Done)
 }
 
 // TestChunkOfADeadWorkerIsTakenOver: a chunk whose worker stopped renewing
-// its hold (killed) is run by another worker within seconds, as a task of
-// its own, while asynq still holds the dead worker's task.
+// its hold (killed) is run by another worker, as a task of its own (a
+// takeover), while asynq still holds the dead worker's task: here asynq holds
+// no task of the chunk at all, so only a takeover can run it.
 func TestChunkOfADeadWorkerIsTakenOver(t *testing.T) {
-	b := setup(t, worker.Config{BatchSize: 10}, true, 20)
+	logs := newLogSeen(t)
+	b := setup(t, worker.Config{BatchSize: 10, Logger: logs.Logger()}, true, 20)
 	b.api.fn = func(int, []string) capapi.Result { return accepted }
 	payload, _ := json.Marshal(tasks.Chunk{Job: b.job, Chunk: 0})
 	dead := jobstore.Run{Chunk: b.job + "/0/0", Member: "deadworker " + string(payload)}
 	if ok, err := b.store.TakeRun(b.ctx, 0, dead); err != nil || !ok {
 		t.Fatalf("holding the dead worker's run: %v, %v", ok, err)
 	}
-	start := time.Now()
 	if err := b.w.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitState(t, b, jobstore.Done, 10*time.Second)
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("taken over after %s, want within seconds", d)
+	waitState(t, b, jobstore.Done)
+	if n := logs.Seen("chunk of a worker gone taken over"); n != 1 {
+		t.Errorf("%d takeovers logged, want 1", n)
 	}
 	if n := len(b.api.Calls()); n != 2 {
 		t.Errorf("%d calls, want 2", n)
@@ -924,7 +1029,7 @@ func TestGiveUp(t *testing.T) {
 	if err := b.w.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitState(t, b, jobstore.Done, 10*time.Second)
+	waitState(t, b, jobstore.Done)
 	o := b.settled(t, 0)[0]
 	if o.Status != jobstore.Failed || !strings.HasPrefix(o.Message, "gave up: waiting for the rate limit: redis: connection refused") {
 		t.Errorf("outcome %+v", o)
