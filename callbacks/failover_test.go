@@ -94,7 +94,17 @@ func TestRedisStopsAnswering(t *testing.T) {
 	select {
 	case <-half:
 		thaw := srv.Freeze(t)
+		// Frozen for a while, and until some callback met the freeze: a
+		// loaded machine may leave the senders unscheduled for a while.
 		time.Sleep(1500 * time.Millisecond)
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			mu.Lock()
+			met := refused > 0
+			mu.Unlock()
+			if met {
+				break
+			}
+		}
 		thaw()
 	case <-done: // a sender failed
 	}

@@ -226,7 +226,7 @@ func (n *env) startMock(name string, extra ...string) *mock {
 	args := append([]string{"mock-api", "--listen", addr, "--sid", sid, "--api-key", apiKey}, extra...)
 	m := &mock{p: n.start(name, nil, args...), url: "http://" + addr}
 	n.mocks = append(n.mocks, m)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(patience)
 	for {
 		resp, err := http.Get(m.url + "/stats")
 		if err == nil {
@@ -282,6 +282,11 @@ func (n *env) redisArgs() []string {
 	}
 	return []string{"--redis", n.redisURL}
 }
+
+// patience bounds the waits for what takes a few seconds at most (a process
+// starting, answering, exiting): only a hang reaches it, even on a loaded
+// machine.
+const patience = 2 * time.Minute
 
 // waitFor polls cond every 20ms until it holds or timeout passes.
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {

@@ -42,7 +42,7 @@ func (n *env) night(id string, l *list, cbAddr string, enqueueArgs []string, moc
 		n.t.Fatalf("job %s: %s", id, j.State)
 	}
 	w.signal(n.t, syscall.SIGTERM)
-	w.exitCode(n.t, 20*time.Second)
+	w.exitCode(n.t, patience)
 	return m.stats(n.t), n.resultsByRow(id)
 }
 

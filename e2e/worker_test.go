@@ -81,7 +81,7 @@ func TestWorkers(t *testing.T) {
 		w.signal(t, syscall.SIGTERM)
 	}
 	for _, w := range workers {
-		if code := w.exitCode(t, 10*time.Second); code != 0 {
+		if code := w.exitCode(t, patience); code != 0 {
 			t.Errorf("%s exited with %d after SIGTERM, want 0", w.name, code)
 		}
 		if !strings.Contains(w.err.String(), "worker started") {
@@ -131,13 +131,15 @@ func TestUnauthorized(t *testing.T) {
 	e.assertNoKey(badKey)
 }
 
-// TestSIGTERM: a worker told to stop mid-job exits 0 promptly, and another
+// TestSIGTERM: a worker told to stop mid-job exits 0 promptly (once its
+// calls in flight are recorded, not at its shutdown timeout), and another
 // finishes its chunks without any call repeated.
 func TestSIGTERM(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, true)
 	m := e.startMock("mock-api", "--reject-suffix", rejectSuffix, "--latency", "30ms", "--seed", "3")
-	a := e.startWorker("worker-a", m, apiKey)
+	// A shutdown timeout longer than the test waits for the exit.
+	a := e.startWorker("worker-a", m, apiKey, "--shutdown-timeout", "1h")
 	b := e.startWorker("worker-b", m, apiKey)
 	l := e.genList("input.csv", 5000, 3, rejectSuffix, 1)
 	const id = "e2e-sigterm"
@@ -148,14 +150,10 @@ func TestSIGTERM(t *testing.T) {
 	})
 	stopped := time.Now()
 	a.signal(t, syscall.SIGTERM)
-	if code := a.exitCode(t, 10*time.Second); code != 0 {
+	if code := a.exitCode(t, patience); code != 0 {
 		t.Errorf("worker-a exited with %d after SIGTERM, want 0", code)
 	}
-	took := time.Since(stopped)
-	t.Logf("worker-a exited %s after SIGTERM", took.Round(time.Millisecond))
-	if took > 5*time.Second {
-		t.Errorf("worker-a took %s to drain, want a prompt exit", took)
-	}
+	t.Logf("worker-a exited %s after SIGTERM", time.Since(stopped).Round(time.Millisecond))
 	if !strings.Contains(a.err.String(), "chunk handed back") {
 		t.Errorf("worker-a handed no chunk back: it had none in flight, the test proves nothing")
 	}
@@ -169,7 +167,7 @@ func TestSIGTERM(t *testing.T) {
 		t.Errorf("the simulator accepted %d numbers more than once, want 0: a drain repeats nothing", st.Repeated)
 	}
 	b.signal(t, syscall.SIGTERM)
-	if code := b.exitCode(t, 10*time.Second); code != 0 {
+	if code := b.exitCode(t, patience); code != 0 {
 		t.Errorf("worker-b exited with %d, want 0", code)
 	}
 }
@@ -192,7 +190,7 @@ func TestSIGKILL(t *testing.T) {
 
 	waitFor(t, "worker-a at work", 30*time.Second, func() bool { return m.stats(t).Requests >= 30 })
 	a.signal(t, syscall.SIGKILL)
-	if code := a.exitCode(t, 5*time.Second); code != -1 {
+	if code := a.exitCode(t, patience); code != -1 {
 		t.Errorf("worker-a exited with %d, want killed", code)
 	}
 	killed := m.stats(t)

@@ -94,7 +94,7 @@ func TestWait(t *testing.T) {
 		}
 	}()
 	var seen int
-	st, err := jobstatus.Wait(ctx, s, id, jobstatus.WaitOptions{Poll: 10 * time.Millisecond, Timeout: 10 * time.Second,
+	st, err := jobstatus.Wait(ctx, s, id, jobstatus.WaitOptions{Poll: 10 * time.Millisecond, Timeout: time.Minute, // a hang
 		Progress: func(*jobstatus.Status) { seen++ }})
 	if err != nil || st.State != "done" || st.Numbers.Failed != 2 || seen == 0 {
 		t.Fatalf("Wait = %+v, %v (progress calls %d)", st, err, seen)

@@ -443,8 +443,8 @@ func TestBinaryMockAPI(t *testing.T) {
 				if err != nil {
 					t.Errorf("after %v: %v; stderr:\n%s", sig, err, logs.String())
 				}
-			case <-time.After(15 * time.Second):
-				t.Fatalf("mock-api did not stop within 15s of %v", sig)
+			case <-time.After(time.Minute): // a hang, not a timing bound
+				t.Fatalf("mock-api did not stop within a minute of %v", sig)
 			}
 			if out := stdout.String() + logs.String(); strings.Contains(out, testKey) {
 				t.Errorf("mock-api printed the API key:\n%s", out)
