@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,12 +17,21 @@ import (
 // waiting for a permit, without a Redis read per call.
 const abortReadEvery = time.Second
 
-// abortRead is when a job's abort reason was last read (Unix ns); 0: read it
-// at the next permit.
-type abortRead struct{ at atomic.Int64 }
+// abortRead is when a job's abort reason was last read (Unix ns, when the
+// read began); 0: read it at the next permit. A read is noted when it ends,
+// unless an announcement came meanwhile (announced counts them), so that
+// "read lately" always means read after the last announcement.
+type abortRead struct {
+	at        atomic.Int64
+	announced atomic.Int64
+	reading   sync.Mutex // held by the call reading the reason
+}
 
 // jobAborted returns why c's job was aborted, "" while it runs, reading
-// Redis at most every abortReadEvery unless an announcement came.
+// Redis at most every abortReadEvery unless an announcement came. Calls
+// that find it to be read wait for one read (several lanes, or chunks, of
+// the job take permits at once): a permit given after the announcement
+// never goes by a read begun before it.
 func (w *Worker) jobAborted(ctx context.Context, c tasks.Chunk) (string, error) {
 	if r := w.abortedJob(c); r != "" {
 		return r, nil
@@ -29,19 +39,42 @@ func (w *Worker) jobAborted(ctx context.Context, c tasks.Chunk) (string, error) 
 	w.watchAbortsOnce()
 	v, _ := w.abortReads.LoadOrStore(c.Job, new(abortRead))
 	ar := v.(*abortRead)
-	now, last := time.Now().UnixNano(), ar.at.Load()
-	if last != 0 && now-last < int64(abortReadEvery) || !ar.at.CompareAndSwap(last, now) {
-		return "", nil // read lately, or being read by another call now
+	if ar.fresh() {
+		return "", nil
 	}
+	ar.reading.Lock()
+	defer ar.reading.Unlock()
+	if r := w.abortedJob(c); r != "" {
+		return r, nil
+	}
+	if ar.fresh() {
+		return "", nil // read by another call while this one waited
+	}
+	n, begin := ar.announced.Load(), time.Now().UnixNano()
 	reason, err := w.store.Aborted(ctx, c.Job)
 	if err != nil {
-		ar.at.Store(0)
 		return "", err
 	}
 	if reason != "" {
 		w.aborted.Store(abortKey(c), reason)
 	}
+	if ar.announced.Load() == n {
+		ar.at.Store(begin)
+	}
 	return reason, nil
+}
+
+// fresh reports whether the reason was read lately, after the last
+// announcement.
+func (ar *abortRead) fresh() bool {
+	last := ar.at.Load()
+	return last != 0 && time.Now().UnixNano()-last < int64(abortReadEvery)
+}
+
+// announce makes the next permit read the reason again.
+func (ar *abortRead) announce() {
+	ar.announced.Add(1)
+	ar.at.Store(0)
 }
 
 // watchAbortsOnce starts watchAborts with the first chunk of a worker not
@@ -80,7 +113,7 @@ func (w *Worker) watchAborts(ctx context.Context) {
 				open = false
 			case id, ok := <-sub.C:
 				if v, known := w.abortReads.Load(id); known {
-					v.(*abortRead).at.Store(0)
+					v.(*abortRead).announce()
 				}
 				open = ok
 			}

@@ -17,9 +17,9 @@ import (
 // run of it left unsettled (see runChunk).
 const unsettledRounds = 4
 
-// processChunk handles a chunk task: it sends the chunk's pending ranges one
-// call at a time, records each outcome before the next call, and finishes
-// the chunk when every number is settled.
+// processChunk handles a chunk task: it sends the chunk's pending ranges in
+// lanes (lanes.go), records each outcome before its lane's next call, and
+// finishes the chunk when every number is settled.
 func (w *Worker) processChunk(ctx context.Context, t *asynq.Task) error {
 	c, err := tasks.ParseChunk(t)
 	if err != nil {
@@ -111,7 +111,7 @@ func (w *Worker) runChunk(ctx context.Context, c tasks.Chunk, hd *held, log *slo
 		}
 		break
 	}
-	log.Debug("chunk done", "numbers", len(entries), "calls", cr.calls)
+	log.Debug("chunk done", "numbers", len(entries), "calls", cr.calls.Load())
 	return chunkDone, nil
 }
 

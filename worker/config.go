@@ -35,8 +35,9 @@ const (
 // default; see [Config.WithDefaults].
 type Config struct {
 	// Concurrency is how many chunk (or finalize) tasks this worker handles
-	// at once. Each chunk sends one API call at a time, so this also bounds
-	// the worker's calls in flight. Defaults to ConcurrencyDefault (16).
+	// at once, and its API calls in flight: a chunk has one call in flight,
+	// and more while fewer chunks run (lanes.go). Defaults to
+	// ConcurrencyDefault (16).
 	Concurrency int
 
 	// BatchSize is how many numbers go in one API request. Defaults to

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/capcheck/capcheck/capapi"
@@ -13,16 +15,20 @@ import (
 	"github.com/capcheck/capcheck/tasks"
 )
 
-// chunkRun is the state of one chunk being handled.
+// chunkRun is the state of one chunk being handled. Its lanes (lanes.go)
+// settle its ranges at once: what they share is guarded by mu or atomic.
 type chunkRun struct {
 	w       *Worker
 	c       tasks.Chunk
 	numbers []string // E.164, one per chunk entry
 	log     *slog.Logger
-	abort   string    // why the job was aborted; "" while it runs
-	calls   int       // API calls sent
-	await   *awaitRef // the job waits for callbacks: register accepted numbers
-	held    *held     // the run's hold on the chunk; nil when not held
+	calls   atomic.Int64 // API calls sent
+	await   *awaitRef    // the job waits for callbacks: register accepted numbers
+	held    *held        // the run's hold on the chunk; nil when not held
+
+	mu    sync.Mutex
+	abort string   // why the job was aborted; "" while it runs
+	lanes *laneSet // the round's lanes (sendPending)
 }
 
 func (w *Worker) newChunkRun(c tasks.Chunk, entries []jobstore.Entry, abort string, log *slog.Logger) *chunkRun {
@@ -31,6 +37,31 @@ func (w *Worker) newChunkRun(c tasks.Chunk, entries []jobstore.Entry, abort stri
 		numbers[i] = e.Number
 	}
 	return &chunkRun{w: w, c: c, numbers: numbers, log: log, abort: abort}
+}
+
+// laneSet returns the run's lanes, nil before its first round.
+func (cr *chunkRun) laneSet() *laneSet {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	return cr.lanes
+}
+
+// aborted returns why the job was aborted, "" while it runs.
+func (cr *chunkRun) aborted() string {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	return cr.abort
+}
+
+// setAborted notes why the job was aborted (reason "" notes nothing: an
+// abort is not undone) and returns the reason the run goes by.
+func (cr *chunkRun) setAborted(reason string) string {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	if reason != "" {
+		cr.abort = reason
+	}
+	return cr.abort
 }
 
 // todo is a range still to settle.
@@ -44,41 +75,15 @@ type todo struct {
 	right *todo
 }
 
-// sendPending settles the chunk's pending ranges in order, the halves of a
-// range refused as invalid before the next range, the left one first.
-func (cr *chunkRun) sendPending(ctx context.Context) error {
-	outs, err := cr.w.store.Outcomes(ctx, cr.c.Job, cr.c.Chunk)
-	if err != nil {
-		return err
-	}
-	pending := jobstore.Pending(len(cr.numbers), cr.w.cfg.BatchSize, outs)
-	if len(outs) > 0 {
-		cr.log.Debug("resuming chunk", "recorded", len(outs), "pending_ranges", len(pending))
-	}
-	stack := make([]*todo, 0, len(pending))
-	for i := len(pending) - 1; i >= 0; i-- {
-		stack = append(stack, &todo{Range: pending[i]})
-	}
-	for len(stack) > 0 {
-		t := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		halves, err := cr.settle(ctx, t)
-		if err != nil {
-			return err
-		}
-		stack = append(stack, halves...)
-	}
-	return nil
-}
-
 // settle settles t: it sends its numbers (with retries) and records the
 // outcome. It returns the halves of t to settle next, right one first, when
 // t is split.
 func (cr *chunkRun) settle(ctx context.Context, t *todo) ([]*todo, error) {
-	if cr.abort == "" && cr.w.draining() {
+	abort := cr.aborted()
+	if abort == "" && cr.w.draining() {
 		return nil, ErrDraining
 	}
-	if t.knownBad && t.Hi-t.Lo > 1 && cr.abort == "" {
+	if t.knownBad && t.Hi-t.Lo > 1 && abort == "" {
 		o := jobstore.Outcome{Lo: t.Lo, Hi: t.Hi, Split: true, Attempts: t.Attempts}
 		return halves(t.Range, t.Attempts), cr.record(ctx, o, jobstore.Counters{})
 	}
@@ -124,18 +129,18 @@ func (cr *chunkRun) record(ctx context.Context, o jobstore.Outcome, calls jobsto
 // send sends r's numbers until an answer decides them (see decide) or the
 // job is aborted, and returns the decision to record (settle or split).
 // Each call waits on the fleet limiter, then checks that the job was not
-// aborted meanwhile.
+// aborted meanwhile. Waits end too when another lane of the run fails.
 func (cr *chunkRun) send(ctx context.Context, r jobstore.Range) (decision, error) {
-	waitCtx, cancel := cr.w.waitContext(ctx)
+	waitCtx, cancel := cr.w.waitContext(cr.laneSet().waitParent(ctx))
 	defer cancel()
 	tries := 0
 	for {
-		sendCtx, err := cr.permit(ctx, waitCtx)
+		sendCtx, abort, err := cr.permit(ctx, waitCtx)
 		if err != nil {
 			return decision{}, err
 		}
-		if cr.abort != "" {
-			return decision{verb: settle, outcome: notSent(r, tries, cr.abort)}, nil
+		if abort != "" {
+			return decision{verb: settle, outcome: notSent(r, tries, abort)}, nil
 		}
 		res := cr.w.api.Check(sendCtx, cr.numbers[r.Lo:r.Hi])
 		if errors.Is(res.Err, capapi.ErrNotSent) && ctx.Err() == nil {
@@ -144,7 +149,7 @@ func (cr *chunkRun) send(ctx context.Context, r jobstore.Range) (decision, error
 			cr.log.Debug("request not sent: permit lost", "cause", res.Err)
 			continue
 		}
-		cr.calls++
+		cr.calls.Add(1)
 		cr.w.m.apiRequests.WithLabelValues(res.Class.String()).Inc()
 		cr.w.m.apiDuration.Observe(res.Latency.Seconds())
 		// The call's logger is built only for what is logged: not per call.
@@ -181,35 +186,34 @@ func (cr *chunkRun) send(ctx context.Context, r jobstore.Range) (decision, error
 	}
 }
 
-// permit waits for the fleet limiter unless the job is aborted (cr.abort
-// says so then): the job is checked before the wait and after it, so a job
-// aborted by another worker's 401 while this call waited costs no call.
-func (cr *chunkRun) permit(ctx, waitCtx context.Context) (context.Context, error) {
+// permit waits for the fleet limiter unless the job is aborted, and returns
+// the context to send under and why the job was aborted ("" while it runs):
+// the job is checked before the wait and after it, so a job aborted by
+// another worker's 401 (or another lane's) while this call waited costs no
+// call.
+func (cr *chunkRun) permit(ctx, waitCtx context.Context) (context.Context, string, error) {
 	w := cr.w
 	if err := w.holdReady(ctx, cr.held); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	if cr.abort == "" {
-		cr.abort = w.abortedJob(cr.c) // aborted by a call of this worker
-	}
-	if cr.abort != "" {
-		return ctx, nil
+	// Aborted by a call of this worker?
+	if abort := cr.setAborted(w.abortedJob(cr.c)); abort != "" {
+		return ctx, abort, nil
 	}
 	if err := cr.handBackErr(waitCtx, nil); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	begin := time.Now()
 	sendCtx, err := w.take(ctx, waitCtx, cr.held)
 	w.m.rateWait.Observe(time.Since(begin).Seconds())
 	if err != nil {
-		return nil, cr.handBackErr(waitCtx, fmt.Errorf("waiting for the rate limit: %w", err))
+		return nil, "", cr.handBackErr(waitCtx, fmt.Errorf("waiting for the rate limit: %w", err))
 	}
 	reason, err := w.jobAborted(ctx, cr.c)
 	if err != nil {
-		return nil, fmt.Errorf("reading job %s: %w", cr.c.Job, err)
+		return nil, "", fmt.Errorf("reading job %s: %w", cr.c.Job, err)
 	}
-	cr.abort = reason
-	return sendCtx, nil
+	return sendCtx, cr.setAborted(reason), nil
 }
 
 // take waits on the fleet limiter and returns the context to send under:
@@ -312,14 +316,19 @@ func (cr *chunkRun) handBackErr(waitCtx context.Context, err error) error {
 // (what to fix, never the key). It returns the reason the job shows: the
 // first one recorded wins.
 func (cr *chunkRun) abortJob(ctx context.Context, reason string) (string, error) {
+	// This worker's other calls of the job (other lanes, other chunks) stop
+	// at once, before anyone can read the abort in Redis.
+	key := abortKey(cr.c)
+	cr.w.aborted.Store(key, reason)
 	if err := cr.w.store.Abort(ctx, cr.c.Job, reason); err != nil {
+		cr.w.aborted.CompareAndDelete(key, reason)
 		return reason, fmt.Errorf("aborting job %s: %w", cr.c.Job, err)
 	}
 	if got, err := cr.w.store.Aborted(ctx, cr.c.Job); err == nil && got != "" {
 		reason = got
+		cr.w.aborted.Store(key, reason)
 	}
-	cr.abort = reason
-	cr.w.aborted.Store(abortKey(cr.c), reason)
+	cr.setAborted(reason)
 	cr.log.Error("job aborted: no more API calls for it", "reason", reason)
 	return reason, nil
 }

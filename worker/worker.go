@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -54,7 +55,7 @@ var (
 	// ErrHandedBack is what ErrDraining and ErrYielding are.
 	ErrHandedBack = errors.New("chunk handed back")
 	// ErrDraining is returned by the chunk handler when the worker drains:
-	// the chunk's in-flight call was recorded and the rest is handed back.
+	// the chunk's calls in flight were recorded and the rest is handed back.
 	ErrDraining = fmt.Errorf("worker is draining: %w", ErrHandedBack)
 	// ErrYielding is returned by the chunk handler a little before its
 	// task's deadline: the rest of the chunk is handed back.
@@ -120,6 +121,8 @@ type Worker struct {
 	// resets them.
 	abortReads sync.Map
 	abortWatch sync.Once
+	// lanes counts the lanes of the chunk runs (lanes.go).
+	lanes atomic.Int64
 	// awaitWake makes the watch of jobs awaiting callbacks look now.
 	awaitWake chan struct{}
 

@@ -344,15 +344,18 @@ func TestAccepted(t *testing.T) {
 	b := setup(t, worker.Config{BatchSize: 100, Retention: time.Hour}, false, 250)
 	b.mustRun(t, 0)
 
+	// The chunk's lanes send its batches at once: in any order.
+	calls := b.api.Calls()
+	slices.SortFunc(calls, func(x, y []string) int { return strings.Compare(x[0], y[0]) })
 	var sizes []int
-	for _, c := range b.api.Calls() {
+	for _, c := range calls {
 		sizes = append(sizes, len(c))
 	}
 	if !slices.Equal(sizes, []int{100, 100, 50}) {
 		t.Errorf("call sizes = %v, want [100 100 50]", sizes)
 	}
-	if got := b.api.Calls()[2][0]; got != number(201) {
-		t.Errorf("third call starts with %s, want %s", got, number(201))
+	if got := calls[2][0]; got != number(201) {
+		t.Errorf("third batch starts with %s, want %s", got, number(201))
 	}
 	for k, o := range b.settled(t, 0) {
 		if o.Status != jobstore.Accepted || o.Attempts != 1 || o.CheckedAt == 0 {
@@ -641,7 +644,9 @@ func TestAbortByAnotherReplicaStopsWaitingCalls(t *testing.T) {
 }
 
 func TestUnauthorizedStopsTheJob(t *testing.T) {
-	b := setup(t, worker.Config{BatchSize: 10}, false, 30, 30, 30)
+	// One lane: the first call is the only one in flight (see
+	// TestLanesAbortAfterTheCallsInFlight for several).
+	b := setup(t, worker.Config{BatchSize: 10, Concurrency: 1}, false, 30, 30, 30)
 	b.api.fn = func(int, []string) capapi.Result { return unauth }
 	for i := range b.sizes {
 		b.mustRun(t, i)
@@ -681,7 +686,7 @@ func TestUnauthorizedStopsTheJob(t *testing.T) {
 }
 
 func TestFatalAnswerStopsTheJob(t *testing.T) {
-	b := setup(t, worker.Config{BatchSize: 10}, false, 20)
+	b := setup(t, worker.Config{BatchSize: 10, Concurrency: 1}, false, 20) // one call in flight
 	b.api.fn = func(int, []string) capapi.Result {
 		return capapi.Result{Class: capapi.Fatal, StatusCode: 404, Message: "Not Found", Err: errors.New("HTTP 404 Not Found from POST http://x/v1/sid/...: check the API base URL and SID")}
 	}
@@ -693,7 +698,8 @@ func TestFatalAnswerStopsTheJob(t *testing.T) {
 }
 
 func TestResumeDoesNotResendRecordedRanges(t *testing.T) {
-	b := setup(t, worker.Config{BatchSize: 10}, false, 50)
+	// One lane, for the calls' order (TestLanesCrashWithCallsInFlight has two).
+	b := setup(t, worker.Config{BatchSize: 10, Concurrency: 1}, false, 50)
 	ctx, crash := context.WithCancel(b.ctx)
 	bad := number(28) // entry 27
 	answer := func(numbers []string) capapi.Result {
@@ -773,8 +779,9 @@ func TestStaleTasksAreSkipped(t *testing.T) {
 // worker finishes it without repeating anything.
 func TestDraining(t *testing.T) {
 	// Shutdown must return once the call in flight ends, not at its timeout:
-	// a timeout longer than the test's patience tells them apart.
-	b := setup(t, worker.Config{BatchSize: 10, ShutdownTimeout: 2 * patience}, true, 50)
+	// a timeout longer than the test's patience tells them apart. One lane:
+	// one call in flight.
+	b := setup(t, worker.Config{BatchSize: 10, ShutdownTimeout: 2 * patience, Concurrency: 1}, true, 50)
 	inFlight, release := make(chan struct{}), make(chan struct{})
 	b.api.fn = func(i int, _ []string) capapi.Result {
 		if i == 1 {
@@ -932,7 +939,8 @@ func TestChunkOfADeadWorkerIsTakenOver(t *testing.T) {
 // of its call in flight and hands the task back without sending again; the
 // takeover sends the rest, each number once.
 func TestRunStopsWhenItsHoldIsTakenOver(t *testing.T) {
-	b := setup(t, worker.Config{BatchSize: 10}, true, 40)
+	// One lane: another lane's calls would renew the hold (holdReady).
+	b := setup(t, worker.Config{BatchSize: 10, Concurrency: 1}, true, 40)
 	if err := b.w.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,258 @@
+package worker_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/capcheck/capcheck/capapi"
+	"github.com/capcheck/capcheck/jobstore"
+	"github.com/capcheck/capcheck/tasks"
+	"github.com/capcheck/capcheck/worker"
+)
+
+// inFlight counts the calls in flight and the most at once.
+type inFlight struct {
+	mu       sync.Mutex
+	now, max int
+}
+
+func (f *inFlight) add(d int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.now += d
+	f.max = max(f.max, f.now)
+}
+
+func (f *inFlight) most() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.max
+}
+
+// barrier lets n calls on once all n have come (so they are in flight at
+// once).
+type barrier struct{ wg sync.WaitGroup }
+
+func newBarrier(n int) *barrier {
+	b := &barrier{}
+	b.wg.Add(n)
+	return b
+}
+
+// meet waits for the others; false after 10 s.
+func (b *barrier) meet() bool {
+	b.wg.Done()
+	done := make(chan struct{})
+	go func() { b.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(10 * time.Second):
+		return false
+	}
+}
+
+// sortedCalls returns the API's calls in the order of their first number.
+func sortedCalls(api *fakeAPI) [][]string {
+	calls := api.Calls()
+	slices.SortFunc(calls, func(x, y []string) int { return strings.Compare(x[0], y[0]) })
+	return calls
+}
+
+// sentOnce fails the test unless the calls sent rows 1..n once each.
+func sentOnce(t *testing.T, calls [][]string, n int) {
+	t.Helper()
+	sent := map[string]int{}
+	for _, c := range calls {
+		for _, x := range c {
+			sent[x]++
+		}
+	}
+	for row := 1; row <= n; row++ {
+		if sent[number(row)] != 1 {
+			t.Errorf("%s sent %d times, want once", number(row), sent[number(row)])
+		}
+	}
+}
+
+// A chunk alone on its worker keeps Concurrency calls in flight, and its
+// calls' outcomes are recorded in the order they come.
+func TestLanesSettleOutOfOrder(t *testing.T) {
+	const lanes = 4
+	b := setup(t, worker.Config{BatchSize: 10, Concurrency: lanes}, false, 80)
+	fl, all := &inFlight{}, newBarrier(lanes)
+	b.api.fn = func(i int, numbers []string) capapi.Result {
+		fl.add(1)
+		defer fl.add(-1)
+		if i < lanes && !all.meet() {
+			t.Errorf("call %d: %d calls never in flight at once", i, lanes)
+		}
+		if numbers[0] == number(1) {
+			// Answered once the others sent with it are recorded.
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+				if outs, err := b.store.Outcomes(b.ctx, b.job, 0); err != nil || len(outs) >= lanes-1 {
+					break
+				}
+			}
+		}
+		return accepted
+	}
+	b.mustRun(t, 0)
+	if got := fl.most(); got != lanes {
+		t.Errorf("at most %d calls in flight, want %d (Concurrency)", got, lanes)
+	}
+	outs, err := b.store.Outcomes(b.ctx, b.job, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(outs, func(o jobstore.Outcome) bool { return o.Lo == 0 }); i < lanes-1 {
+		t.Errorf("outcomes recorded %+v: [0,10) at %d, want after the other ranges sent with it", outs, i)
+	}
+	sentOnce(t, b.api.Calls(), 80)
+	b.wantAccepted(t, 0, 1)
+	if j := b.jobRecord(t); j.Accepted != 80 || j.Requests != 8 || j.ChunksDone != 1 {
+		t.Errorf("job = %+v, want 80 accepted, 8 requests, 1 chunk done", j)
+	}
+}
+
+// A run that dies with two calls in flight leaves their ranges unrecorded:
+// the re-delivered chunk sends them and the ranges no lane took, and
+// nothing recorded before.
+func TestLanesCrashWithCallsInFlight(t *testing.T) {
+	b := setup(t, worker.Config{BatchSize: 10, Concurrency: 2}, false, 50)
+	ctx, crash := context.WithCancel(b.ctx)
+	both := newBarrier(2)
+	b.api.fn = func(_ int, numbers []string) capapi.Result {
+		// Two lanes: [0,10) and [10,20) are answered before a lane takes
+		// [20,30) or [30,40).
+		if numbers[0] != number(21) && numbers[0] != number(31) {
+			return accepted
+		}
+		if !both.meet() {
+			t.Error("[20,30) and [30,40) were never in flight at once")
+		}
+		crash() // the process dies with both in flight
+		<-ctx.Done()
+		return capapi.Result{Class: capapi.Transient, Err: context.Canceled}
+	}
+	if err := b.w.ProcessTask(ctx, tasks.NewChunk(tasks.Chunk{Job: b.job, Chunk: 0})); err == nil {
+		t.Fatal("crashed run returned no error")
+	}
+	first := sortedCalls(b.api)
+	if len(first) != 4 || first[2][0] != number(21) || first[3][0] != number(31) {
+		t.Fatalf("calls before the crash: %v", first)
+	}
+	outs, _ := b.store.Outcomes(b.ctx, b.job, 0)
+	if len(outs) != 2 {
+		t.Fatalf("recorded before the crash: %+v, want the two calls answered", outs)
+	}
+
+	b.api.mu.Lock()
+	b.api.calls, b.api.fn = nil, nil
+	b.api.mu.Unlock()
+	b.mustRun(t, 0) // re-delivered
+	second := sortedCalls(b.api)
+	if len(second) != 3 || second[0][0] != number(21) || second[1][0] != number(31) || second[2][0] != number(41) {
+		t.Errorf("calls after the crash: %v, want [20,30) [30,40) again and [40,50)", second)
+	}
+	sentOnce(t, append(first[:2], second...), 50)
+	b.wantAccepted(t, 0, 1)
+	if j := b.jobRecord(t); j.Accepted != 50 || j.ChunksDone != 1 {
+		t.Errorf("job = %+v, want 50 accepted, 1 chunk done", j)
+	}
+}
+
+// A batch refused as invalid is bisected by its lane while another lane's
+// call is in flight; the other batch's answer comes after the bisection.
+func TestLanesBisectWhileAnotherCallInFlight(t *testing.T) {
+	b := setup(t, worker.Config{BatchSize: 10, Concurrency: 2}, false, 20)
+	bad := number(4)
+	isolated := make(chan struct{})
+	var once sync.Once
+	b.api.fn = func(_ int, numbers []string) capapi.Result {
+		if numbers[0] == number(11) {
+			select {
+			case <-isolated:
+			case <-time.After(10 * time.Second):
+				t.Error("the bisection did not go on while [10,20) was in flight")
+			}
+			return accepted
+		}
+		if slices.Contains(numbers, bad) {
+			if len(numbers) == 1 {
+				once.Do(func() { close(isolated) })
+			}
+			r := invalid
+			r.Message += ": invalid number: " + bad
+			return r
+		}
+		return accepted
+	}
+	b.mustRun(t, 0)
+	for k, o := range b.settled(t, 0) {
+		x := number(k + 1)
+		switch {
+		case x == bad && (o.Status != jobstore.Rejected || o.Hi-o.Lo != 1 || !strings.Contains(o.Message, bad)):
+			t.Errorf("invalid %s: %+v, want rejected alone", x, o)
+		case x != bad && o.Status != jobstore.Accepted:
+			t.Errorf("valid %s: %+v, want accepted", x, o)
+		case k < 10 && o.Attempts < 2:
+			t.Errorf("%s: attempts %d, want at least 2 (the batch, then its part)", x, o.Attempts)
+		case k >= 10 && o.Attempts != 1:
+			t.Errorf("%s: attempts %d, want 1", x, o.Attempts)
+		}
+	}
+	calls := len(b.api.Calls())
+	if j := b.jobRecord(t); j.Rejected != 1 || j.Accepted != 19 || j.Requests != int64(calls) || j.ChunksDone != 1 {
+		t.Errorf("job = %+v, %d calls", j, calls)
+	}
+	b.checkRemembered(t, map[string]bool{bad: true})
+}
+
+// A 401 stops the job's calls: the calls in flight with it are answered and
+// recorded, and no call is sent after it.
+func TestLanesAbortAfterTheCallsInFlight(t *testing.T) {
+	b := setup(t, worker.Config{BatchSize: 10, Concurrency: 3}, false, 60)
+	three := newBarrier(3)
+	b.api.fn = func(i int, numbers []string) capapi.Result {
+		if i >= 3 {
+			t.Errorf("call %d (%s...) sent after the 401", i, numbers[0])
+			return accepted
+		}
+		if !three.meet() {
+			t.Error("three calls never in flight at once")
+		}
+		if numbers[0] == number(1) {
+			return unauth
+		}
+		// Answered once the 401 has stopped the job.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			if r, err := b.store.Aborted(b.ctx, b.job); err != nil || r != "" || time.Now().After(deadline) {
+				break
+			}
+		}
+		return accepted
+	}
+	b.mustRun(t, 0)
+	if n := len(b.api.Calls()); n != 3 {
+		t.Errorf("%d calls, want the 3 in flight", n)
+	}
+	per := b.settled(t, 0)
+	for k, o := range per {
+		switch {
+		case k < 10 && (o.Status != jobstore.Failed || o.Attempts != 1):
+			t.Fatalf("entry %d: %+v, want failed by the 401", k, o)
+		case k >= 10 && k < 30 && o.Status != jobstore.Accepted:
+			t.Fatalf("entry %d: %+v, want accepted (answered in flight)", k, o)
+		case k >= 30 && (o.Status != jobstore.Failed || !strings.HasPrefix(o.Message, "not sent: job stopped") || o.Attempts != 0):
+			t.Fatalf("entry %d: %+v, want failed, not sent", k, o)
+		}
+	}
+	if j := b.jobRecord(t); j.Failed != 40 || j.Accepted != 20 || j.Requests != 3 || j.ChunksDone != 1 {
+		t.Errorf("job = %+v, want 40 failed, 20 accepted, 3 requests, 1 chunk done", j)
+	}
+}
