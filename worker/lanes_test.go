@@ -43,7 +43,7 @@ func newBarrier(n int) *barrier {
 	return b
 }
 
-// meet waits for the others; false after 10 s.
+// meet waits for the others; false after patience.
 func (b *barrier) meet() bool {
 	b.wg.Done()
 	done := make(chan struct{})
@@ -51,7 +51,7 @@ func (b *barrier) meet() bool {
 	select {
 	case <-done:
 		return true
-	case <-time.After(10 * time.Second):
+	case <-time.After(patience):
 		return false
 	}
 }
@@ -93,7 +93,7 @@ func TestLanesSettleOutOfOrder(t *testing.T) {
 		}
 		if numbers[0] == number(1) {
 			// Answered once the others sent with it are recorded.
-			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			for deadline := time.Now().Add(patience); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 				if outs, err := b.store.Outcomes(b.ctx, b.job, 0); err != nil || len(outs) >= lanes-1 {
 					break
 				}
@@ -177,7 +177,7 @@ func TestLanesBisectWhileAnotherCallInFlight(t *testing.T) {
 		if numbers[0] == number(11) {
 			select {
 			case <-isolated:
-			case <-time.After(10 * time.Second):
+			case <-time.After(patience):
 				t.Error("the bisection did not go on while [10,20) was in flight")
 			}
 			return accepted
@@ -230,7 +230,7 @@ func TestLanesAbortAfterTheCallsInFlight(t *testing.T) {
 			return unauth
 		}
 		// Answered once the 401 has stopped the job.
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		for deadline := time.Now().Add(patience); ; time.Sleep(time.Millisecond) {
 			if r, err := b.store.Aborted(b.ctx, b.job); err != nil || r != "" || time.Now().After(deadline) {
 				break
 			}
