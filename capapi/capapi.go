@@ -214,7 +214,8 @@ type Client struct {
 	// and queries out of the base URL, so errors may show it.
 	endpoint string
 	hc       *http.Client
-	own      bool // hc was built here, so CloseIdleConnections may touch it
+	own      bool   // hc was built here, so CloseIdleConnections may touch it
+	bodyEnd  string // what follows the numbers in a request body
 	// dialer opens hc's connections (nil with a caller's HTTPClient or a
 	// proxy); addr is the API's host:port.
 	dialer *dialer
@@ -231,7 +232,7 @@ func New(cfg Config) (*Client, error) {
 	u, _ := url.Parse(cfg.BaseURL) // checked by Validate
 	u.Path = strings.TrimRight(u.Path, "/") + fmt.Sprintf(apiPath, url.PathEscape(cfg.SID))
 	u.RawPath = ""
-	c := &Client{cfg: cfg, endpoint: u.String(), hc: cfg.HTTPClient}
+	c := &Client{cfg: cfg, endpoint: u.String(), hc: cfg.HTTPClient, bodyEnd: bodyEnd(cfg)}
 	if c.hc == nil {
 		c.hc, c.dialer = newHTTPClient(cfg, u)
 		c.own = true

@@ -18,12 +18,10 @@ import (
 	"unicode"
 )
 
-// request is the JSON body sent to the API. Numbers always go as an array:
-// the comma-separated string form would break on a stray comma.
-type request struct {
-	Number            []string `json:"number"`
-	CallbackProfileID string   `json:"callback_profile_id,omitempty"`
-}
+// The JSON body sent to the API is {"number":[...]} with
+// "callback_profile_id" after the numbers when one is set. Numbers always go
+// as an array: the comma-separated string form would break on a stray comma.
+const bodyStart = `{"number":[`
 
 // drainLimit bounds how much of an unread body is discarded to keep the
 // connection reusable; beyond it closing is cheaper than reading.
@@ -58,10 +56,7 @@ func (c *Client) check(ctx context.Context, numbers []string) Result {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	body, err := json.Marshal(request{Number: c.wire(numbers), CallbackProfileID: c.cfg.CallbackProfileID})
-	if err != nil {
-		return Result{Class: Fatal, Err: fmt.Errorf("capapi: encoding request: %w", err)}
-	}
+	body := c.body(numbers)
 
 	// The timeout covers reading the body too, hence a context rather than
 	// http.Client.Timeout (which a caller-supplied HTTPClient may not set).
@@ -81,10 +76,13 @@ func (c *Client) check(ctx context.Context, numbers []string) Result {
 	if err != nil {
 		return Result{Class: Fatal, Err: fmt.Errorf("capapi: building request for %s: %w", c.endpoint, unwrapURLError(err))}
 	}
-	req.Header.Set("api-key", c.cfg.APIKey)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "capcheck")
+	// The keys in their canonical form, as Header.Set would write them.
+	req.Header = http.Header{
+		"Api-Key":      {c.cfg.APIKey},
+		"Content-Type": {"application/json"},
+		"Accept":       {"application/json"},
+		"User-Agent":   {"capcheck"},
+	}
 
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -101,17 +99,59 @@ func (c *Client) check(ctx context.Context, numbers []string) Result {
 	return c.classify(resp, data, time.Now())
 }
 
-// wire converts E.164 numbers to the form sent to the API.
-func (c *Client) wire(numbers []string) []string {
-	out := make([]string, len(numbers))
-	for i, n := range numbers {
-		n = strings.TrimPrefix(n, "+")
-		if c.cfg.WireE164 {
-			n = "+" + n
-		}
-		out[i] = n
+// body encodes the request body: the E.164 numbers in the wire form chosen
+// by Config.WireE164, as json.Marshal would, without its reflection. The
+// numbers a caller passes are digits; any other one is encoded by
+// json.Marshal.
+func (c *Client) body(numbers []string) []byte {
+	n := len(bodyStart) + len(c.bodyEnd)
+	for _, s := range numbers {
+		n += len(s) + 4
 	}
-	return out
+	b := make([]byte, 0, n)
+	b = append(b, bodyStart...)
+	for i, s := range numbers {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		s = strings.TrimPrefix(s, "+")
+		if !plainJSON(s) {
+			if c.cfg.WireE164 {
+				s = "+" + s
+			}
+			q, _ := json.Marshal(s) // cannot fail: a string
+			b = append(b, q...)
+			continue
+		}
+		b = append(b, '"')
+		if c.cfg.WireE164 {
+			b = append(b, '+')
+		}
+		b = append(b, s...)
+		b = append(b, '"')
+	}
+	return append(b, c.bodyEnd...)
+}
+
+// plainJSON reports whether json.Marshal writes s as itself between quotes:
+// printable ASCII without the characters it escapes.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch ch := s[i]; {
+		case ch < 0x20 || ch > 0x7e, ch == '"', ch == '\\', ch == '<', ch == '>', ch == '&':
+			return false
+		}
+	}
+	return true
+}
+
+// bodyEnd is what follows the numbers in the request body of cfg.
+func bodyEnd(cfg Config) string {
+	if cfg.CallbackProfileID == "" {
+		return "]}"
+	}
+	q, _ := json.Marshal(cfg.CallbackProfileID) // cannot fail: a string
+	return `],"callback_profile_id":` + string(q) + "}"
 }
 
 // readBody reads at most maxBodyBytes and always closes the body, draining a
@@ -169,12 +209,13 @@ func (c *Client) classify(resp *http.Response, data []byte, now time.Time) Resul
 	if perr == nil {
 		r.Code, r.Message = pb.code, pb.message()
 	}
-	statusText := fmt.Sprintf("HTTP %d %s", status, http.StatusText(status))
+	// Built for an error only: an accepted answer needs none.
+	statusText := func() string { return "HTTP " + strconv.Itoa(status) + " " + http.StatusText(status) }
 	switch {
 	case status == http.StatusAccepted:
 		if perr != nil {
 			r.Class = Transient
-			r.Err = fmt.Errorf("%s with a malformed body: %w", statusText, perr)
+			r.Err = fmt.Errorf("%s with a malformed body: %w", statusText(), perr)
 			break
 		}
 		r.Class = Accepted
@@ -187,10 +228,10 @@ func (c *Client) classify(resp *http.Response, data []byte, now time.Time) Resul
 		r.Class = Transient
 		// The provider's message often repeats the status text.
 		detail := strings.TrimPrefix(strings.TrimPrefix(r.Message, http.StatusText(status)), ": ")
-		r.Err = errors.New(statusText + suffix(detail))
+		r.Err = errors.New(statusText() + suffix(detail))
 	case status == http.StatusNotFound || status == http.StatusMethodNotAllowed:
 		r.Class = Fatal
-		r.Err = fmt.Errorf("%s from POST %s: check the API base URL and SID", statusText, c.endpoint)
+		r.Err = fmt.Errorf("%s from POST %s: check the API base URL and SID", statusText(), c.endpoint)
 	case status >= 400 && status < 500:
 		switch {
 		case perr == nil && pb.isProviderError():
@@ -199,18 +240,18 @@ func (c *Client) classify(resp *http.Response, data []byte, now time.Time) Resul
 			// The provider always answers these with its JSON body; without
 			// one, something on the way garbled the answer.
 			r.Class = Transient
-			r.Err = fmt.Errorf("%s with a malformed body: %w", statusText, cmpErr(perr, errors.New("no code or message")))
+			r.Err = fmt.Errorf("%s with a malformed body: %w", statusText(), cmpErr(perr, errors.New("no code or message")))
 		default:
 			r.Class = Fatal
-			r.Err = fmt.Errorf("unexpected %s from POST %s: check the API base URL", statusText, c.endpoint)
+			r.Err = fmt.Errorf("unexpected %s from POST %s: check the API base URL", statusText(), c.endpoint)
 		}
 	case status >= 300 && status < 400:
 		r.Class = Fatal
 		r.Err = fmt.Errorf("%s from POST %s redirects to %s: set the API base URL to the final address",
-			statusText, c.endpoint, stripQuery(resp.Header.Get("Location")))
+			statusText(), c.endpoint, stripQuery(resp.Header.Get("Location")))
 	default: // 1xx, 2xx other than 202
 		r.Class = Fatal
-		r.Err = fmt.Errorf("unexpected %s from POST %s (the API answers 202): check the API base URL", statusText, c.endpoint)
+		r.Err = fmt.Errorf("unexpected %s from POST %s (the API answers 202): check the API base URL", statusText(), c.endpoint)
 	}
 	if r.Message == "" {
 		r.Message = http.StatusText(status)

@@ -2,6 +2,7 @@ package capapi
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"net"
 	"net/http"
@@ -101,5 +102,42 @@ func TestUnknownHostIsFatal(t *testing.T) {
 	flaky := &url.Error{Op: "Post", URL: "https://api.example.invalid", Err: &net.DNSError{Name: "api.example.invalid", IsTemporary: true}}
 	if r := c.failure(ctx, ctx, flaky); r.Class != Transient {
 		t.Errorf("temporary DNS failure: %v, want Transient", r.Class)
+	}
+}
+
+// TestBodyAsJSONMarshal: the request body is the bytes json.Marshal writes
+// for the numbers in their wire form, whatever a caller passes.
+func TestBodyAsJSONMarshal(t *testing.T) {
+	t.Parallel()
+	type request struct {
+		Number            []string `json:"number"`
+		CallbackProfileID string   `json:"callback_profile_id,omitempty"`
+	}
+	lists := [][]string{
+		{"+919812345678"},
+		{"+919812345678", "919800000001", "+1 (555) 010-9999"},
+		{`+91"98`, `a\b`, "<", ">", "&", "\x7f", "\x1f", "tab\there", "nl\n", "ünï", "\u2028", "\xff\xfe", "+", ""},
+	}
+	for _, e164 := range []bool{false, true} {
+		for _, profile := range []string{"", "prof-1", `p"<&>\` + "\u2029"} {
+			c := &Client{cfg: Config{WireE164: e164, CallbackProfileID: profile}}
+			c.bodyEnd = bodyEnd(c.cfg)
+			for _, numbers := range lists {
+				wire := make([]string, len(numbers))
+				for i, n := range numbers {
+					wire[i] = strings.TrimPrefix(n, "+")
+					if e164 {
+						wire[i] = "+" + wire[i]
+					}
+				}
+				want, err := json.Marshal(request{Number: wire, CallbackProfileID: profile})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := c.body(numbers); string(got) != string(want) {
+					t.Errorf("body(%q) e164=%t profile=%q = %s, want %s", numbers, e164, profile, got, want)
+				}
+			}
+		}
 	}
 }
