@@ -87,6 +87,9 @@ const pauseSlack = time.Minute
 // one further is taken to end then (see gcra.lua).
 const pauseLimit = PauseMax + pauseSlack
 
+// pauseLimitArg is pauseLimit as the script's argument.
+var pauseLimitArg = formatUS(durationToUS(pauseLimit))
+
 // slotsAheadMax bounds how many slots ahead of now (or of the pause's end) the
 // hash's tat may be: room for 1024 replicas, each holding one reservation.
 // The lead is never above pauseLimit either, so that at low rates a bad tat
@@ -540,8 +543,9 @@ func (l *Limiter) run(ctx context.Context, mode, ep string, args ...any) (state,
 	if hands && l.seen > 0 {
 		seen = formatUS(l.seen)
 	}
-	common := []any{mode, now, l.interval, l.tolerance, formatUS(durationToUS(pauseLimit)), l.leadLimit, seen, ep}
-	vals, err := script.Run(ctx, l.rdb, l.key, append(common, args...)...).StringSlice()
+	argv := make([]any, 0, 8+len(args))
+	argv = append(argv, mode, now, l.interval, l.tolerance, pauseLimitArg, l.leadLimit, seen, ep)
+	vals, err := script.Run(ctx, l.rdb, l.key, append(argv, args...)...).StringSlice()
 	if err != nil {
 		return state{}, err
 	}
@@ -552,12 +556,16 @@ func (l *Limiter) run(ctx context.Context, mode, ep string, args ...any) (state,
 		l.fleetRate(vals[5])
 	}
 	st := state{renewed: vals[3] == "1", hasNext: vals[4] != "", ep: vals[6]}
-	fields := map[int]*float64{0: &st.now, 1: &st.pause, 2: &st.x}
-	if st.hasNext {
-		fields[4] = &st.next
+	fields := [...]struct {
+		i int
+		p *float64
+	}{{0, &st.now}, {1, &st.pause}, {2, &st.x}, {4, &st.next}}
+	n := len(fields)
+	if !st.hasNext {
+		n--
 	}
-	for i, p := range fields {
-		if *p, err = strconv.ParseFloat(vals[i], 64); err != nil {
+	for _, f := range fields[:n] {
+		if *f.p, err = strconv.ParseFloat(vals[f.i], 64); err != nil {
 			return state{}, fmt.Errorf("unexpected script answer %q: %w", vals, err)
 		}
 	}
