@@ -37,7 +37,10 @@ func (w *Worker) jobAborted(ctx context.Context, c tasks.Chunk) (string, error) 
 		return r, nil
 	}
 	w.watchAbortsOnce()
-	v, _ := w.abortReads.LoadOrStore(c.Job, new(abortRead))
+	v, ok := w.abortReads.Load(c.Job)
+	if !ok {
+		v, _ = w.abortReads.LoadOrStore(c.Job, new(abortRead))
+	}
 	ar := v.(*abortRead)
 	if ar.fresh() {
 		return "", nil

@@ -297,7 +297,14 @@ func (w *Worker) abortedJob(c tasks.Chunk) string {
 	return ""
 }
 
-func abortKey(c tasks.Chunk) string { return fmt.Sprintf("%s/%d", c.Job, c.Gen) }
+// jobGen is a job's generation: the key of an abort seen.
+type jobGen struct {
+	job string
+	gen int
+}
+
+// abortKey is looked up before each call: a struct, not a formatted string.
+func abortKey(c tasks.Chunk) jobGen { return jobGen{c.Job, c.Gen} }
 
 // draining reports whether Shutdown has begun.
 func (w *Worker) draining() bool { return w.drain.Err() != nil }
