@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -216,6 +217,8 @@ type Client struct {
 	hc       *http.Client
 	own      bool   // hc was built here, so CloseIdleConnections may touch it
 	bodyEnd  string // what follows the numbers in a request body
+	// lastBody is the last answer body parsed (see Client.parseBody).
+	lastBody atomic.Pointer[parsedBody]
 	// dialer opens hc's connections (nil with a caller's HTTPClient or a
 	// proxy); addr is the API's host:port.
 	dialer *dialer

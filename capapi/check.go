@@ -205,7 +205,7 @@ func unwrapURLError(err error) error {
 func (c *Client) classify(resp *http.Response, data []byte, now time.Time) Result {
 	status := resp.StatusCode
 	r := Result{StatusCode: status}
-	pb, perr := parseBody(data)
+	pb, perr := c.parseBody(data)
 	if perr == nil {
 		r.Code, r.Message = pb.code, pb.message()
 	}
@@ -306,6 +306,30 @@ func (p providerBody) message() string {
 // maxDetail bounds the text taken from a body, so one odd answer cannot
 // bloat every result line written for its numbers.
 const maxDetail = 512
+
+// memoMax bounds the bodies Client.parseBody remembers.
+const memoMax = 512
+
+// parsedBody is a body and what parseBody made of it.
+type parsedBody struct {
+	data string
+	pb   providerBody
+	err  error
+}
+
+// parseBody is parseBody, remembering the last body of at most memoMax
+// bytes: the provider answers every accepted call with the same one, so
+// a worker decodes it once, not on every call.
+func (c *Client) parseBody(data []byte) (providerBody, error) {
+	if m := c.lastBody.Load(); m != nil && m.data == string(data) {
+		return m.pb, m.err
+	}
+	pb, err := parseBody(data)
+	if len(data) <= memoMax {
+		c.lastBody.Store(&parsedBody{data: string(data), pb: pb, err: err})
+	}
+	return pb, err
+}
 
 // parseBody reads a provider body. It fails unless data is a JSON object.
 func parseBody(data []byte) (providerBody, error) {

@@ -141,3 +141,33 @@ func TestBodyAsJSONMarshal(t *testing.T) {
 		}
 	}
 }
+
+// TestParseBodyRemembered: the client's parse of a body is parseBody's,
+// whatever came before it, the remembered body or another.
+func TestParseBodyRemembered(t *testing.T) {
+	t.Parallel()
+	bodies := []string{
+		`{"code":"MSG402","message":"Request Successfully Processed","data":[],"error":{}}`,
+		`{"code":"MSG402","message":"Request Successfully Processed","data":[],"error":{}}`,
+		`{"code":"RBC529","message":"Invalid input or validation error!","error":{"error":"bad"}}`,
+		`{"code":"MSG402","message":"Request Successfully Processed","data":[],"error":{}}`,
+		`not json`,
+		`not json`,
+		`{"error":"aaa"}`,
+		`{"error":"bbb"}`,
+		`{"code":"RBC529","message":"Invalid input or validation error!","error":{"error":"worse"}}`,
+		`{"code":"x","message":"` + strings.Repeat("m", memoMax) + `"}`,
+		`{"code":"x","message":"` + strings.Repeat("m", memoMax) + `"}`,
+		``,
+	}
+	c := &Client{}
+	for i, b := range bodies {
+		wantPB, wantErr := parseBody([]byte(b))
+		buf := []byte(b) // the caller's buffer, reused for the next body
+		gotPB, gotErr := c.parseBody(buf)
+		copy(buf, strings.Repeat("#", len(buf)))
+		if gotPB != wantPB || (gotErr == nil) != (wantErr == nil) || (gotErr != nil && gotErr.Error() != wantErr.Error()) {
+			t.Errorf("body %d: parse = %+v, %v; want %+v, %v", i, gotPB, gotErr, wantPB, wantErr)
+		}
+	}
+}
