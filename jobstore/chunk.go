@@ -285,7 +285,8 @@ func (r *chunkReader) entry(row int64, templates []string, literal uint64) (Entr
 		}
 		f[i] = v
 	}
-	e := Entry{Row: row + int64(f[0]), Number: "+" + strconv.FormatUint(f[1], 10)}
+	var num [24]byte // '+' and the digits: one allocation, the string
+	e := Entry{Row: row + int64(f[0]), Number: string(strconv.AppendUint(append(num[:0], '+'), f[1], 10))}
 	var err error
 	switch tag := f[2]; {
 	case tag == inputIsE164:
