@@ -33,7 +33,7 @@ type abortRead struct {
 // the job take permits at once): a permit given after the announcement
 // never goes by a read begun before it.
 func (w *Worker) jobAborted(ctx context.Context, c tasks.Chunk) (string, error) {
-	if r := w.abortedJob(c); r != "" {
+	if r := w.abortSettled(ctx, c); r != "" {
 		return r, nil
 	}
 	w.watchAbortsOnce()
@@ -61,8 +61,11 @@ func (w *Worker) jobAborted(ctx context.Context, c tasks.Chunk) (string, error) 
 	if reason != "" {
 		w.aborted.Store(abortKey(c), reason)
 	}
-	if ar.announced.Load() == n {
-		ar.at.Store(begin)
+	// An announcement between the read and here makes the read stale: the
+	// announcement's reset must win whichever of the two stores is last.
+	ar.at.Store(begin)
+	if ar.announced.Load() != n {
+		ar.at.CompareAndSwap(begin, 0)
 	}
 	return reason, nil
 }

@@ -36,7 +36,8 @@ const (
 type Config struct {
 	// Concurrency is how many chunk (or finalize) tasks this worker handles
 	// at once, and its API calls in flight: a chunk has one call in flight,
-	// and more while fewer chunks run (lanes.go). Defaults to
+	// and more while fewer chunks run (lanes.go; an extra lane finishes the
+	// range it holds, retries included, before it steps back). Defaults to
 	// ConcurrencyDefault (16).
 	Concurrency int
 

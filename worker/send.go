@@ -197,7 +197,7 @@ func (cr *chunkRun) permit(ctx, waitCtx context.Context) (context.Context, strin
 		return nil, "", err
 	}
 	// Aborted by a call of this worker?
-	if abort := cr.setAborted(w.abortedJob(cr.c)); abort != "" {
+	if abort := cr.setAborted(w.abortSettled(ctx, cr.c)); abort != "" {
 		return ctx, abort, nil
 	}
 	if err := cr.handBackErr(waitCtx, nil); err != nil {
@@ -316,14 +316,21 @@ func (cr *chunkRun) handBackErr(waitCtx context.Context, err error) error {
 // (what to fix, never the key). It returns the reason the job shows: the
 // first one recorded wins.
 func (cr *chunkRun) abortJob(ctx context.Context, reason string) (string, error) {
-	// This worker's other calls of the job (other lanes, other chunks) stop
-	// at once, before anyone can read the abort in Redis.
-	key := abortKey(cr.c)
-	cr.w.aborted.Store(key, reason)
+	// This worker's other calls of the job (other lanes, other chunks) wait
+	// at their next permit until the abort is written, then stop by the
+	// note, without reading Redis. Noted only once written: they settle
+	// their numbers "not sent" by it, which an abort that failed to be
+	// written must not make them do.
+	key, written := abortKey(cr.c), make(chan struct{})
+	cr.w.aborting.Store(key, written)
+	defer func() {
+		cr.w.aborting.CompareAndDelete(key, written)
+		close(written)
+	}()
 	if err := cr.w.store.Abort(ctx, cr.c.Job, reason); err != nil {
-		cr.w.aborted.CompareAndDelete(key, reason)
 		return reason, fmt.Errorf("aborting job %s: %w", cr.c.Job, err)
 	}
+	cr.w.aborted.Store(key, reason)
 	if got, err := cr.w.store.Aborted(ctx, cr.c.Job); err == nil && got != "" {
 		reason = got
 		cr.w.aborted.Store(key, reason)

@@ -116,6 +116,11 @@ type Worker struct {
 	// so its other chunks of the job skip the limiter wait without asking
 	// Redis. A retry is a new generation, which is not aborted.
 	aborted sync.Map
+	// aborting holds the aborts this worker is writing (abortKey → a
+	// channel closed once written or failed): the job's other calls wait
+	// for the outcome rather than send, or settle their numbers by an abort
+	// that may never be written.
+	aborting sync.Map
 	// abortReads holds, per job, when its abort reason was last read
 	// (job → *abortRead; see jobAborted); abortWatch starts the watch that
 	// resets them.
@@ -295,6 +300,18 @@ func (w *Worker) abortedJob(c tasks.Chunk) string {
 		return r.(string)
 	}
 	return ""
+}
+
+// abortSettled is abortedJob once any abort of the job this worker is
+// writing is written or has failed (or ctx ends).
+func (w *Worker) abortSettled(ctx context.Context, c tasks.Chunk) string {
+	if v, ok := w.aborting.Load(abortKey(c)); ok {
+		select {
+		case <-v.(chan struct{}):
+		case <-ctx.Done():
+		}
+	}
+	return w.abortedJob(c)
 }
 
 // jobGen is a job's generation: the key of an abort seen.
