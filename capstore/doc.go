@@ -4,9 +4,9 @@
 //   - The capability record: one per E.164 number, the newest answer
 //     (capable, not capable, unknown; rejected for the capability memory)
 //     and when it was received. A newer answer replaces an older one; an
-//     older one arriving late never does. Records are packed 13 bytes a
-//     number into hashes that Redis keeps in its compact listpack encoding
-//     (see docs/design.md).
+//     older one arriving late never does. Records are packed 11 bytes a
+//     number, sorted, into one Redis string per bucket, read whole and
+//     searched (see docs/design.md).
 //   - The awaiting registry: number -> (job, index in the job) for the
 //     numbers a job sent and waits on. The first callback for such a number
 //     marks it answered and counts it for its job at once, so a job knows

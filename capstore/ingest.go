@@ -55,17 +55,16 @@ func (r Result) String() string {
 // callback, the awaiting entries as they were before ("" when none): the
 // caller counts the answer for each of their jobs.
 //
-// KEYS: cap, await hash pairs. ARGV: per callback, its pair index, field,
-// packed record. A record is replaced by a strictly newer one, except that
-// a duplicate of the answer every awaiting job already has changes nothing
-// (not even the time).
-var ingestScript = redis.NewScript(`
-local function u32(s) local a, b, c, d = string.byte(s, 1, 4) return ((a * 256 + b) * 256 + c) * 256 + d end
+// KEYS: per bucket its records and awaiting hash. ARGV: per callback, its
+// bucket's index, field, packed record. A record is replaced by a strictly
+// newer one, except that a duplicate of the answer every awaiting job
+// already has changes nothing (not even the time).
+var ingestScript = redis.NewScript(luaRecords + `
 local out = {}
 for i = 1, #ARGV, 3 do
   local p = tonumber(ARGV[i]) * 2
   local ck, ak, f, v = KEYS[p - 1], KEYS[p], ARGV[i + 1], ARGV[i + 2]
-  local nv = u32(v)
+  local nv = u32(v, 1)
   local aw = redis.call('HGET', ak, f)
   local got, marked = aw ~= false, aw
   if aw and #aw == 8 then -- one job awaits it: the common case
@@ -80,13 +79,14 @@ for i = 1, #ARGV, 3 do
     end
     marked = table.concat(parts)
   end
-  local cur = redis.call('HGET', ck, f)
-  local write = not cur
-  if cur then
-    local cv = u32(cur)
+  local s = bucket(ck)
+  local pos, found = find(s, f40(f, 1))
+  local write = not found
+  if found then
+    local cv = u32(s, pos + 5)
     write = math.floor(nv / 4) > math.floor(cv / 4) and not (got and cv % 4 == nv % 4)
   end
-  if write then redis.call('HSET', ck, f, v) end
+  if write then put(ck, s, pos, found, f .. v) end
   if aw and not got then redis.call('HSET', ak, f, marked) end
   out[#out + 1] = aw or ''
 end
@@ -141,7 +141,7 @@ func (s *Store) Ingest(ctx context.Context, cbs []Callback) ([]Result, error) {
 		slots[i] = slotOf(cb.Number)
 	}
 	gs := s.groups(slots, func(g *group, i int) {
-		g.args = append(g.args, packRecord(cbs[i].Capability, cbs[i].At))
+		g.args = append(g.args, packRecord(cbs[i].Capability, cbs[i].At, 0))
 	})
 	replies, err := s.evalGroups(ctx, ingestScript, gs)
 	if err != nil {

@@ -99,16 +99,15 @@ type Awaited struct {
 	Index  uint32
 }
 
-// luaOthers defines others(field, ord): the 8-byte entries of an awaiting
-// field but those of the job of ordinal ord (the low 31 bits of an entry's
-// first four bytes).
-const luaOthers = `
-local function u32(s) local a, b, c, d = string.byte(s, 1, 4) return ((a * 256 + b) * 256 + c) * 256 + d end
+// luaOthers defines, after luaRecords, others(field, ord): the 8-byte
+// entries of an awaiting field but those of the job of ordinal ord (the
+// low 31 bits of an entry's first four bytes).
+const luaOthers = luaRecords + `
 local function others(aw, ord)
   local keep = {}
   for j = 1, #aw, 8 do
     local x = string.sub(aw, j, j + 7)
-    if u32(x) % 2147483648 ~= ord then keep[#keep + 1] = x end
+    if u32(x, 1) % 2147483648 ~= ord then keep[#keep + 1] = x end
   end
   return keep
 end
@@ -121,19 +120,20 @@ end
 // then) was answered before its entry existed: the entry is written
 // answered and the capability is returned for the caller to count; else 0.
 //
-// KEYS: cap, await pairs. ARGV: since, then per number its pair index,
-// field, entry.
+// KEYS: per bucket its records and awaiting hash. ARGV: since, then per
+// number its bucket's index, field, entry.
 var awaitScript = redis.NewScript(luaOthers + `
 local since = tonumber(ARGV[1])
 local out = {}
 for i = 2, #ARGV, 3 do
   local p = tonumber(ARGV[i]) * 2
   local f, e = ARGV[i + 1], ARGV[i + 2]
-  local ord = u32(e)
-  local cur = redis.call('HGET', KEYS[p - 1], f)
+  local ord = u32(e, 1)
+  local s = bucket(KEYS[p - 1])
+  local pos, found = find(s, f40(f, 1))
   local c = 0
-  if cur then
-    local cv = u32(cur)
+  if found then
+    local cv = u32(s, pos + 5)
     if math.floor(cv / 4) >= since then
       c = cv % 4 + 1
       e = string.char(string.byte(e, 1) + 128) .. string.sub(e, 2)
@@ -190,8 +190,8 @@ func (s *Store) Await(ctx context.Context, job string, ord uint32, items []Await
 }
 
 // releaseScript deletes the awaiting entries of one job, leaving those of
-// other jobs. KEYS: cap, await pairs; ARGV: the ordinal, then per number
-// its pair index and field.
+// other jobs. KEYS: per bucket its records and awaiting hash; ARGV: the
+// ordinal, then per number its bucket's index and field.
 var releaseScript = redis.NewScript(luaOthers + `
 local ord = tonumber(ARGV[1])
 for i = 2, #ARGV, 2 do

@@ -140,15 +140,15 @@ func (s *Store) RestoreReasons(ctx context.Context, reasons map[uint16]Reason) e
 }
 
 // rememberScript writes records, a strictly newer one replacing the
-// current one. KEYS: cap, await pairs. ARGV: per record its pair index,
-// field, packed record.
-var rememberScript = redis.NewScript(`
-local function u32(s) local a, b, c, d = string.byte(s, 1, 4) return ((a * 256 + b) * 256 + c) * 256 + d end
+// current one. KEYS: per bucket its records and awaiting hash. ARGV: per
+// record its bucket's index, field, packed record (Record.Pack).
+var rememberScript = redis.NewScript(luaRecords + `
 for i = 1, #ARGV, 3 do
   local k, f, v = KEYS[tonumber(ARGV[i]) * 2 - 1], ARGV[i + 1], ARGV[i + 2]
-  local cur = redis.call('HGET', k, f)
-  if not cur or math.floor(u32(v) / 4) > math.floor(u32(cur) / 4) then
-    redis.call('HSET', k, f, v)
+  local s = bucket(k)
+  local pos, found = find(s, f40(f, 1))
+  if not found or math.floor(u32(v, 1) / 4) > math.floor(u32(s, pos + 5) / 4) then
+    put(k, s, pos, found, f .. v)
   end
 end
 return {}`)
@@ -174,11 +174,11 @@ func (s *Store) Remember(ctx context.Context, ans []Answer) error {
 	}
 	gs := s.groups(slots, func(g *group, i int) {
 		a := ans[i]
+		var reason uint16
 		if a.Capability == Rejected {
-			g.args = append(g.args, packRejection(a.At, ids[clipRaw(a.Code)+"\x00"+clipReason(a.Message)]))
-		} else {
-			g.args = append(g.args, packRecord(a.Capability, a.At))
+			reason = ids[clipRaw(a.Code)+"\x00"+clipReason(a.Message)]
 		}
+		g.args = append(g.args, packRecord(a.Capability, a.At, reason))
 	})
 	if _, err := s.evalGroups(ctx, rememberScript, gs); err != nil {
 		return fmt.Errorf("remembering answers: %w", err)
@@ -186,33 +186,66 @@ func (s *Store) Remember(ctx context.Context, ans []Answer) error {
 	return nil
 }
 
+// forgetScript drops the records of numbers, from their bucket and from
+// its hash of the old layout, and returns how many there were. KEYS: per
+// bucket its records and old hash. ARGV: per number its bucket's index and
+// field.
+var forgetScript = redis.NewScript(luaRecords + `
+local n = 0
+for i = 1, #ARGV, 2 do
+  local p = tonumber(ARGV[i]) * 2
+  local k, f = KEYS[p - 1], ARGV[i + 1]
+  local s = bucket(k)
+  local pos, found = find(s, f40(f, 1))
+  if found then
+    if #s <= RL then redis.call('DEL', k)
+    else redis.call('SET', k, string.sub(s, 1, pos - 1) .. string.sub(s, pos + RL)) end
+  end
+  if redis.call('HDEL', KEYS[p], f) == 1 or found then n = n + 1 end
+end
+return {n}`)
+
 // Forget drops the records of numbers and returns how many there were.
 func (s *Store) Forget(ctx context.Context, numbers []uint64) (int64, error) {
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.IntCmd, len(numbers))
-	for i, n := range numbers {
-		sl := slotOf(n)
-		cmds[i] = pipe.HDel(ctx, s.capKey(sl.bucket), sl.field)
+	if len(numbers) == 0 {
+		return 0, nil
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	slots := make([]slot, 0, len(numbers))
+	for _, n := range numbers {
+		if n != 0 && n <= MaxNumber {
+			slots = append(slots, slotOf(n))
+		}
+	}
+	gs := s.groups(slots, func(*group, int) {}, s.memKey, s.oldKey)
+	replies, err := s.evalGroups(ctx, forgetScript, gs)
+	if err != nil {
 		return 0, fmt.Errorf("forgetting numbers: %w", err)
 	}
 	var n int64
-	for _, c := range cmds {
-		n += c.Val()
+	for _, r := range replies {
+		if len(r) > 0 {
+			c, _ := r[0].(int64)
+			n += c
+		}
 	}
 	return n, nil
 }
 
 // bucketBatch is how many buckets one pipelined round trip reads or
-// writes when walking the whole memory.
+// writes when walking the whole memory: 16 hash tags.
 const bucketBatch = 2048
 
-// eachBatch calls fn with pipelines of bucketBatch buckets, in order.
-func (s *Store) eachBatch(ctx context.Context, fn func(pipe redis.Pipeliner, first, end uint32) (func() error, error)) error {
+// eachBatch calls fn with the buckets of the memory bucketBatch at a time,
+// in hash tag order (bucketAt), each time with a pipeline that it runs
+// after, then calls what fn returned.
+func (s *Store) eachBatch(ctx context.Context, fn func(pipe redis.Pipeliner, bs []uint32) (func() error, error)) error {
+	bs := make([]uint32, bucketBatch)
 	for first := uint32(0); first < buckets; first += bucketBatch {
+		for i := range bs {
+			bs[i] = bucketAt(first + uint32(i))
+		}
 		pipe := s.rdb.Pipeline()
-		after, err := fn(pipe, first, min(first+bucketBatch, buckets))
+		after, err := fn(pipe, bs)
 		if err != nil {
 			return err
 		}
@@ -226,19 +259,23 @@ func (s *Store) eachBatch(ctx context.Context, fn func(pipe redis.Pipeliner, fir
 	return nil
 }
 
-// ForgetAll drops every record (the reasons too) and returns how many
-// numbers were remembered.
+// ForgetAll drops every record (the reasons too, and buckets of the old
+// layout) and returns how many numbers were remembered.
 func (s *Store) ForgetAll(ctx context.Context) (int64, error) {
 	var total int64
-	err := s.eachBatch(ctx, func(pipe redis.Pipeliner, first, end uint32) (func() error, error) {
-		lens := make([]*redis.IntCmd, 0, end-first)
-		for b := first; b < end; b++ {
-			lens = append(lens, pipe.HLen(ctx, s.capKey(b)))
-			pipe.Unlink(ctx, s.capKey(b))
+	err := s.eachBatch(ctx, func(pipe redis.Pipeliner, bs []uint32) (func() error, error) {
+		lens := make([]*redis.IntCmd, 0, 2*len(bs))
+		for _, b := range bs {
+			lens = append(lens, pipe.StrLen(ctx, s.memKey(b)), pipe.HLen(ctx, s.oldKey(b)))
+			pipe.Unlink(ctx, s.memKey(b), s.oldKey(b))
 		}
 		return func() error {
-			for _, c := range lens {
-				total += c.Val()
+			for i, c := range lens {
+				if i%2 == 0 {
+					total += c.Val() / recordLen
+				} else {
+					total += c.Val()
+				}
 			}
 			return nil
 		}, nil
@@ -252,48 +289,76 @@ func (s *Store) ForgetAll(ctx context.Context) (int64, error) {
 	return total, nil
 }
 
-// sweepScript drops the fields of one bucket older than ARGV[1] (seconds
-// since Epoch) and returns how many. A bucket holds at most about a
-// hundred fields: each call is short.
-var sweepScript = redis.NewScript(`
-local function u32(s) local a, b, c, d = string.byte(s, 1, 4) return ((a * 256 + b) * 256 + c) * 256 + d end
+// sweepScript drops the records of one bucket older than ARGV[1] (seconds
+// since Epoch) and returns how many, and 1 when it moved the records of
+// the bucket's hash of the old layout into it first (newer wins), else 0.
+// KEYS: the bucket's records, its old hash. A bucket holds about a hundred
+// records at most: each call is short.
+var sweepScript = redis.NewScript(luaRecords + `
 local before = tonumber(ARGV[1])
-local h = redis.call('HGETALL', KEYS[1])
-local n = 0
-for i = 1, #h, 2 do
-  if math.floor(u32(h[i + 1]) / 4) < before then
-    redis.call('HDEL', KEYS[1], h[i])
-    n = n + 1
+local s = bucket(KEYS[1])
+local moved = 0
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  local byf, fs = {}, {}
+  local function add(r)
+    local f = f40(r, 1)
+    local cur = byf[f]
+    if not cur then byf[f] = r fs[#fs + 1] = f
+    elseif math.floor(u32(r, 6) / 4) > math.floor(u32(cur, 6) / 4) then byf[f] = r end
   end
+  for pos = 1, #s - RL + 1, RL do add(string.sub(s, pos, pos + RL - 1)) end
+  local h = redis.call('HGETALL', KEYS[2])
+  for i = 1, #h, 2 do
+    local f, v = h[i], h[i + 1]
+    if #v == 4 then v = v .. '\0\0' end
+    if #f == 5 and #v == 6 then add(f .. v) end
+  end
+  table.sort(fs)
+  local parts = {}
+  for _, f in ipairs(fs) do parts[#parts + 1] = byf[f] end
+  s = table.concat(parts)
+  redis.call('DEL', KEYS[2])
+  moved = 1
 end
-return n`)
+local keep, n = {}, 0
+for pos = 1, #s - RL + 1, RL do
+  if math.floor(u32(s, pos + 5) / 4) < before then n = n + 1
+  else keep[#keep + 1] = string.sub(s, pos, pos + RL - 1) end
+end
+if n > 0 or moved == 1 then
+  if #keep == 0 then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], table.concat(keep)) end
+end
+return {n, moved}`)
 
-// Sweep drops every record received before the cutoff and returns how many.
-// It walks the buckets with one short script call each, pipelined, so
-// Redis serves other clients between them.
-func (s *Store) Sweep(ctx context.Context, before time.Time) (int64, error) {
+// Sweep drops every record received before the cutoff and returns how
+// many, and how many buckets of the old layout (hashes) it moved into the
+// string buckets on the way. It walks the buckets with one short script
+// call each, pipelined, so Redis serves other clients between them.
+func (s *Store) Sweep(ctx context.Context, before time.Time) (dropped, moved int64, err error) {
 	if err := sweepScript.Load(ctx, s.rdb).Err(); err != nil {
-		return 0, fmt.Errorf("sweeping the memory: %w", err)
+		return 0, 0, fmt.Errorf("sweeping the memory: %w", err)
 	}
 	cut := seconds(before)
-	var total int64
-	err := s.eachBatch(ctx, func(pipe redis.Pipeliner, first, end uint32) (func() error, error) {
-		cmds := make([]*redis.Cmd, 0, end-first)
-		for b := first; b < end; b++ {
-			cmds = append(cmds, sweepScript.EvalSha(ctx, pipe, []string{s.capKey(b)}, cut))
+	err = s.eachBatch(ctx, func(pipe redis.Pipeliner, bs []uint32) (func() error, error) {
+		cmds := make([]*redis.Cmd, 0, len(bs))
+		for _, b := range bs {
+			cmds = append(cmds, sweepScript.EvalSha(ctx, pipe, []string{s.memKey(b), s.oldKey(b)}, cut))
 		}
 		return func() error {
 			for _, c := range cmds {
-				n, _ := c.Val().(int64)
-				total += n
+				if r, _ := c.Val().([]any); len(r) == 2 {
+					n, _ := r[0].(int64)
+					m, _ := r[1].(int64)
+					dropped, moved = dropped+n, moved+m
+				}
 			}
 			return nil
 		}, nil
 	})
 	if err != nil {
-		return total, fmt.Errorf("sweeping the memory: %w", err)
+		return dropped, moved, fmt.Errorf("sweeping the memory: %w", err)
 	}
-	return total, nil
+	return dropped, moved, nil
 }
 
 func (s *Store) sweepLockKey() string { return s.prefix + ":capsweep" }
@@ -312,35 +377,19 @@ func (s *Store) SweepDue(ctx context.Context, interval time.Duration) (bool, err
 // useful order), reading bucketBatch buckets per round trip: the heap holds
 // one batch at a time.
 func (s *Store) Each(ctx context.Context, fn func(number uint64, r Record) error) error {
-	return s.eachBatch(ctx, func(pipe redis.Pipeliner, first, end uint32) (func() error, error) {
-		cmds := make([]*redis.MapStringStringCmd, 0, end-first)
-		for b := first; b < end; b++ {
-			cmds = append(cmds, pipe.HGetAll(ctx, s.capKey(b)))
+	for first := uint32(0); first < buckets; first += bucketBatch {
+		bs := make([]uint32, bucketBatch)
+		for i := range bs {
+			bs[i] = bucketAt(first + uint32(i))
 		}
-		return func() error {
-			for i, c := range cmds {
-				if err := eachField(first+uint32(i), c.Val(), fn); err != nil {
-					return err
-				}
+		vals, err := s.readBuckets(ctx, bs)
+		if err != nil {
+			return fmt.Errorf("reading the memory: %w", err)
+		}
+		for i, v := range vals {
+			if err := eachRecord(bs[i], v, fn); err != nil {
+				return err
 			}
-			return nil
-		}, nil
-	})
-}
-
-// eachField calls fn for every record of bucket b, read as h.
-func eachField(b uint32, h map[string]string, fn func(number uint64, r Record) error) error {
-	for f, v := range h {
-		n, err := numberOf(b, f)
-		if err != nil {
-			return err
-		}
-		r, err := unpackRecord(v)
-		if err != nil {
-			return fmt.Errorf("number %s: %w", Digits(n), err)
-		}
-		if err := fn(n, r); err != nil {
-			return err
 		}
 	}
 	return nil
@@ -351,13 +400,15 @@ func eachField(b uint32, h map[string]string, fn func(number uint64, r Record) e
 // command.
 func (s *Store) Bytes(ctx context.Context) (int64, error) {
 	var total int64
-	err := s.eachBatch(ctx, func(pipe redis.Pipeliner, first, end uint32) (func() error, error) {
-		cmds := make([]*redis.IntCmd, 0, end-first+2)
-		for b := first; b < end; b++ {
-			cmds = append(cmds, pipe.MemoryUsage(ctx, s.capKey(b), 0))
+	first := true
+	err := s.eachBatch(ctx, func(pipe redis.Pipeliner, bs []uint32) (func() error, error) {
+		cmds := make([]*redis.IntCmd, 0, len(bs)+2)
+		for _, b := range bs {
+			cmds = append(cmds, pipe.MemoryUsage(ctx, s.memKey(b), 0))
 		}
-		if first == 0 {
+		if first {
 			cmds = append(cmds, pipe.MemoryUsage(ctx, s.reasonByIDKey(), 0), pipe.MemoryUsage(ctx, s.reasonByTextKey(), 0))
+			first = false
 		}
 		return func() error {
 			for _, c := range cmds {

@@ -121,7 +121,7 @@ func TestForgetSweepAndEach(t *testing.T) {
 	delete(want, 33612340000)
 	delete(want, 33612340001)
 	// Sweep drops records older than 100 hours: rows 101..299.
-	n, err = b.store.Sweep(b.ctx, t0.Add(-100*time.Hour))
+	n, _, err = b.store.Sweep(b.ctx, t0.Add(-100*time.Hour))
 	if err != nil || n != 199 {
 		t.Fatalf("Sweep = %d, %v; want 199", n, err)
 	}

@@ -65,8 +65,7 @@ const PackedSize = 6
 
 // Pack returns r as 6 bytes: seconds since Epoch << 2 | (capability - 1),
 // big-endian in 4 bytes, then the reason's reference in 2 (0 but for
-// Rejected). Redis keeps the first 4 (all 6 for a rejection); files of the
-// memory keep all 6. r must not be zero.
+// Rejected), as Redis and files of the memory keep it. r must not be zero.
 func (r Record) Pack() [PackedSize]byte {
 	var b [PackedSize]byte
 	binary.BigEndian.PutUint32(b[:], uint32(seconds(r.At))<<2|uint32(r.Capability-1)&3)
@@ -89,27 +88,12 @@ func recordFrom(u uint32, reason uint16) Record {
 	}
 }
 
-// packRecord is a record as the 4 bytes stored in Redis. Scripts compare
-// the seconds (the value / 4) to let the newer answer win.
-func packRecord(c Capability, at time.Time) string {
-	b := Record{Capability: c, At: at}.Pack()
-	return string(b[:4])
-}
-
-// packRejection is a rejection's record: the 4 bytes of packRecord and the
-// 2 of its reason's reference. Scripts read the first 4 bytes only.
-func packRejection(at time.Time, reason uint16) string {
-	b := Record{Capability: Rejected, At: at, Reason: reason}.Pack()
+// packRecord is a record as the scripts write it after its field: 6 bytes,
+// as Record.Pack. Scripts compare the seconds (the first 4 bytes / 4) to
+// let the newer answer win.
+func packRecord(c Capability, at time.Time, reason uint16) string {
+	b := Record{Capability: c, At: at, Reason: reason}.Pack()
 	return string(b[:])
-}
-
-func unpackRecord(v string) (Record, error) {
-	if len(v) != 4 && len(v) != PackedSize {
-		return Record{}, fmt.Errorf("capability record of %d bytes, want 4 or 6", len(v))
-	}
-	var b [PackedSize]byte
-	copy(b[:], v)
-	return UnpackRecord(b), nil
 }
 
 // Stale reports whether r is older than forgetAfter at now: the memory
@@ -127,14 +111,15 @@ func seconds(t time.Time) int64 {
 // Numbers are E.164 numbers as the integer of their digits (at most 15
 // digits, so below 2^50), as enqueue keys them. A number's slot in Redis:
 // the 50-bit value is scrambled by a bijection (so that buckets fill evenly
-// whatever the numbering plan), its low bucketBits pick the bucket (a hash
-// in Redis), the other 33 bits are the field, 5 bytes.
+// whatever the numbering plan), its low bucketBits pick the bucket (a string
+// of records in Redis), the other 33 bits are the field, 5 bytes.
 const (
 	numberBits = 50
 	numberMask = 1<<numberBits - 1
 	// bucketBits sets 2^17 = 131,072 buckets: about 76 numbers a bucket at
-	// 10M numbers, below Redis's hash-max-listpack-entries of 128, so every
-	// bucket stays in the compact listpack encoding.
+	// 10M numbers, ~840 bytes of records that a script rewrites whole for
+	// an insert, and an awaiting hash below Redis's
+	// hash-max-listpack-entries of 128, in the compact listpack encoding.
 	bucketBits = 17
 	buckets    = 1 << bucketBits
 	// tagBits: buckets share 1,024 Cluster hash tags (bucket mod 1,024),

@@ -2,7 +2,6 @@ package capstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -14,10 +13,10 @@ import (
 const recallBuckets = 4096
 
 // Recall reads the remembered record of each number into out[i] (a zero
-// Record when the memory holds none, or the number is out of range). The
-// numbers are grouped by bucket, one HMGET per bucket, recallBuckets
-// buckets per pipelined round trip: a large batch reads each bucket once
-// however many of its numbers it asks for. It reads records as they are;
+// Record when the memory holds none, or the number is out of range). It
+// reads the buckets of the numbers, each once however many of its numbers
+// are asked, recallBuckets per round trip (one MGET, or one per hash tag
+// on a Cluster), and searches them. It reads records as they are;
 // [Record.Stale] tells which are past the memory's horizon.
 func (s *Store) Recall(ctx context.Context, numbers []uint64, out []Record) error {
 	if len(out) < len(numbers) {
@@ -26,66 +25,82 @@ func (s *Store) Recall(ctx context.Context, numbers []uint64, out []Record) erro
 	clear(out[:len(numbers)])
 	// Sorted by bucket then position: bucket<<32 | position.
 	order := make([]uint64, 0, len(numbers))
-	fields := make([]string, len(numbers))
 	for i, n := range numbers {
 		if n == 0 || n > MaxNumber {
 			continue
 		}
-		sl := slotOf(n)
-		fields[i] = sl.field
-		order = append(order, uint64(sl.bucket)<<32|uint64(i))
+		order = append(order, mix(n)&(buckets-1)<<32|uint64(i))
 	}
 	slices.Sort(order)
+	var bs []uint32
 	for len(order) > 0 {
-		var err error
-		if order, err = s.recallBatch(ctx, order, numbers, fields, out); err != nil {
+		bs = bs[:0]
+		end := 0
+		for ; end < len(order); end++ {
+			b := uint32(order[end] >> 32)
+			if len(bs) == 0 || bs[len(bs)-1] != b {
+				if len(bs) == recallBuckets {
+					break
+				}
+				bs = append(bs, b)
+			}
+		}
+		vals, err := s.readBuckets(ctx, bs)
+		if err != nil {
 			return fmt.Errorf("recalling capabilities: %w", err)
 		}
+		k := -1
+		for j, o := range order[:end] {
+			if j == 0 || o>>32 != order[j-1]>>32 {
+				k++
+			}
+			i := uint32(o)
+			out[i] = search(vals[k], mix(numbers[i])>>bucketBits)
+		}
+		order = order[end:]
 	}
 	return nil
 }
 
-// recallBatch reads the first recallBuckets buckets of order in one
-// pipeline and returns the rest of order.
-func (s *Store) recallBatch(ctx context.Context, order []uint64, numbers []uint64, fields []string, out []Record) ([]uint64, error) {
-	pipe := s.rdb.Pipeline()
+// readBuckets reads buckets in one pipelined round trip, one MGET per hash
+// tag on a Cluster (all its keys in one slot), one for all off it, and
+// returns each bucket's records ("" when none).
+func (s *Store) readBuckets(ctx context.Context, bs []uint32) ([]string, error) {
 	type read struct {
-		cmd *redis.SliceCmd
-		pos []uint64 // entries of order: the positions asked, in args order
+		keys []string
+		pos  []int // in bs
+		cmd  *redis.SliceCmd
 	}
-	reads := make([]read, 0, min(len(order), recallBuckets))
-	i := 0
-	for i < len(order) && len(reads) < recallBuckets {
-		b := uint32(order[i] >> 32)
-		j := i
-		args := make([]any, 0, 4)
-		args = append(args, "hmget", s.capKey(b))
-		for ; j < len(order) && uint32(order[j]>>32) == b; j++ {
-			args = append(args, fields[uint32(order[j])])
+	var reads []*read
+	byTag := map[uint32]*read{}
+	for i, b := range bs {
+		t := uint32(0)
+		if s.cluster {
+			t = b & (tags - 1)
 		}
-		cmd := redis.NewSliceCmd(ctx, args...)
-		_ = pipe.Process(ctx, cmd)
-		reads = append(reads, read{cmd: cmd, pos: order[i:j]})
-		i = j
+		r := byTag[t]
+		if r == nil {
+			r = &read{}
+			byTag[t] = r
+			reads = append(reads, r)
+		}
+		r.keys = append(r.keys, s.memKey(b))
+		r.pos = append(r.pos, i)
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	pipe := s.rdb.Pipeline()
+	for _, r := range reads {
+		r.cmd = pipe.MGet(ctx, r.keys...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, err
 	}
+	out := make([]string, len(bs))
 	for _, r := range reads {
-		vals, err := r.cmd.Result()
-		if err != nil {
-			return nil, err
-		}
-		for k, v := range vals {
-			str, ok := v.(string)
-			if !ok {
-				continue // nil: not remembered
-			}
-			p := uint32(r.pos[k])
-			if out[p], err = unpackRecord(str); err != nil {
-				return nil, fmt.Errorf("number %s: %w", Digits(numbers[p]), err)
+		for j, v := range r.cmd.Val() {
+			if str, ok := v.(string); ok {
+				out[r.pos[j]] = str
 			}
 		}
 	}
-	return order[i:], nil
+	return out, nil
 }

@@ -6,43 +6,47 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // Snapshot reads the memory a bucket at a time and keeps what it read: a
 // bucket is read once, whole, the first time a number of it is asked (and
-// every bucket in the background from the first call on). A large list
-// thus costs Redis at most one command per bucket (131,072 in all) instead
-// of one per number, which is what makes reading the memory cheap at
-// enqueue; the heap holds the buckets read, 16 bytes a remembered number.
+// every bucket in the background from the first call on). A read of many
+// buckets is one MGET (one per hash tag on a Cluster), so a large list
+// costs Redis about 1,024 commands for the whole memory instead of one per
+// number. The buckets of one read are kept as their bytes, one after the
+// other in one array (11 bytes a remembered number on the heap, nothing
+// for the collector to scan); a lookup is a binary search in its bucket's.
 // It answers as the memory was when each bucket was read. It is safe for
 // concurrent use, and lookups take no lock.
 type Snapshot struct {
 	s        *Store
 	prefetch sync.Once
 	// where[b] locates bucket b's records once read: 1 + the index in
-	// reads of the records of the read that read it, << 32 | the offset
-	// there of the bucket's count of records, which follow as pairs of
-	// field (40 bits, as slotOf writes them big-endian) and value
-	// (recordValue). Two loads reach a bucket's records.
+	// reads of the read that read it << whereReadShift | their offset in
+	// its bytes << whereCountBits | their count. One load reaches them.
 	where []atomic.Uint64
-	reads []atomic.Pointer[[]uint64]
+	reads []atomic.Pointer[[]byte]
 	nread atomic.Uint32
 	// claims[b] is the read that reads bucket b, so that each is read
 	// once; cleared again when that read fails.
 	claims []atomic.Pointer[fetch]
-	// hgetall: the server does not DUMP (miniredis, an ACL) or not in an
-	// encoding parseDump knows; buckets are read with HGETALL.
-	hgetall atomic.Bool
 }
+
+// A where value: 18 bits for 1 + the read (at most one per bucket), 29
+// for the offset, 17 for the count.
+const (
+	whereCountBits = 17
+	whereReadShift = whereCountBits + 29
+	maxReadBytes   = 1 << 29
+	maxBucketCount = 1<<whereCountBits - 1
+)
 
 // fetch is one read of buckets; done is closed when it ends.
 type fetch struct{ done chan struct{} }
 
 // Snapshot returns a new, empty snapshot of the memory.
 func (s *Store) Snapshot() *Snapshot {
-	return &Snapshot{s: s, where: make([]atomic.Uint64, buckets), reads: make([]atomic.Pointer[[]uint64], buckets),
+	return &Snapshot{s: s, where: make([]atomic.Uint64, buckets), reads: make([]atomic.Pointer[[]byte], buckets),
 		claims: make([]atomic.Pointer[fetch], buckets)}
 }
 
@@ -60,48 +64,33 @@ func (sn *Snapshot) Recall(ctx context.Context, numbers []uint64, out []Record) 
 	if err := sn.load(ctx, numbers); err != nil {
 		return fmt.Errorf("recalling capabilities: %w", err)
 	}
-	// Where each number's records are, and their count: the count's load
-	// is the one that reaches far memory, so all of them are issued in
-	// one short loop, where they overlap, before the search.
-	at := make([]uint64, 2*len(numbers))
+	// Where each number's bucket is, and the field of its middle record:
+	// the loads that reach far memory, all issued in one short loop where
+	// they overlap, before the searches (which start at that record).
+	at := make([]uint64, len(numbers))
+	mids := make([]byte, len(numbers))
 	for i, n := range numbers {
 		if n == 0 || n > MaxNumber {
 			continue
 		}
-		// A number's slot as its mixed value: bucket in the low bits,
-		// field above (slotOf without the field's string).
-		x := mix(n)
-		w := sn.where[uint32(x&(buckets-1))].Load()
-		at[2*i], at[2*i+1] = w, (*sn.reads[w>>32-1].Load())[uint32(w)]
+		w := sn.where[mix(n)&(buckets-1)].Load()
+		at[i] = w
+		if c := int(w & maxBucketCount); c > 0 {
+			rs := *sn.reads[w>>whereReadShift-1].Load()
+			mids[i] = rs[int(w>>whereCountBits&(maxReadBytes-1))+c/2*recordLen]
+		}
 	}
 	for i, n := range numbers {
 		out[i] = Record{}
-		w, count := at[2*i], uint32(at[2*i+1])
+		w := at[i]
 		if w == 0 {
 			continue
 		}
-		rs := *sn.reads[w>>32-1].Load()
-		f, first := mix(n)>>bucketBits, uint32(w)+1
-		for j := first; j < first+2*count; j += 2 {
-			if rs[j] == f {
-				r, err := recordOf(rs[j+1])
-				if err != nil {
-					return fmt.Errorf("number %s: %w", Digits(n), err)
-				}
-				out[i] = r
-				break
-			}
-		}
+		rs := *sn.reads[w>>whereReadShift-1].Load()
+		off := int(w >> whereCountBits & (maxReadBytes - 1))
+		out[i] = search(rs[off:off+int(w&maxBucketCount)*recordLen], mix(n)>>bucketBits)
 	}
 	return nil
-}
-
-// recordOf is unpackRecord of a value as recordValue packs it.
-func recordOf(v uint64) (Record, error) {
-	if l := v >> 48; l != 4 && l != PackedSize {
-		return Record{}, fmt.Errorf("capability record of %d bytes, want 4 or 6", l)
-	}
-	return recordFrom(uint32(v>>16), uint16(v)), nil
 }
 
 // load returns once the buckets of numbers are read: it reads those no
@@ -145,16 +134,18 @@ func (sn *Snapshot) load(ctx context.Context, numbers []uint64) error {
 	}
 }
 
-// prefetchBuckets is how many buckets a pipeline of readAll reads.
+// prefetchBuckets is how many buckets a pipeline of readAll reads: 32
+// hash tags.
 const prefetchBuckets = 4096
 
-// readAll reads every bucket no call has claimed, in order, until ctx
-// ends. A failure is left to the calls that need the bucket.
+// readAll reads every bucket no call has claimed, in hash tag order, until
+// ctx ends. A failure is left to the calls that need the bucket.
 func (sn *Snapshot) readAll(ctx context.Context) {
 	for first := uint32(0); first < buckets && ctx.Err() == nil; first += prefetchBuckets {
 		f := &fetch{done: make(chan struct{})}
 		var todo []uint32
-		for b := first; b < first+prefetchBuckets; b++ {
+		for i := first; i < first+prefetchBuckets; i++ {
+			b := bucketAt(i)
 			if sn.where[b].Load() == 0 && sn.claims[b].CompareAndSwap(nil, f) {
 				todo = append(todo, b)
 			}
@@ -170,7 +161,12 @@ func (sn *Snapshot) readAll(ctx context.Context) {
 func (sn *Snapshot) read(ctx context.Context, f *fetch, bs []uint32, batch int) error {
 	defer close(f.done)
 	for i := 0; i < len(bs); i += batch {
-		if err := sn.readBatch(ctx, bs[i:min(i+batch, len(bs))]); err != nil {
+		part := bs[i:min(i+batch, len(bs))]
+		vals, err := sn.s.readBuckets(ctx, part)
+		if err == nil {
+			err = sn.keep(part, vals)
+		}
+		if err != nil {
 			for _, b := range bs[i:] {
 				sn.claims[b].CompareAndSwap(f, nil)
 			}
@@ -180,107 +176,32 @@ func (sn *Snapshot) read(ctx context.Context, f *fetch, bs []uint32, batch int) 
 	return nil
 }
 
-// readBatch reads buckets in one pipelined round trip and keeps them. Each
-// is read with DUMP and parsed, or with HGETALL when the server does not
-// DUMP or a bucket's encoding is one parseDump does not know.
-func (sn *Snapshot) readBatch(ctx context.Context, bs []uint32) error {
-	if !sn.hgetall.Load() {
-		odd, err := sn.dump(ctx, bs)
-		var rerr redis.Error
-		if errors.As(err, &rerr) { // a refusal, not a failure to talk
-			sn.hgetall.Store(true)
-			odd, err = bs, nil
-		}
-		if err != nil {
-			return err
-		}
-		if len(odd) > len(bs)/2 {
-			sn.hgetall.Store(true)
-		}
-		bs = odd
-	}
-	if len(bs) == 0 {
-		return nil
-	}
-	return sn.hgetAll(ctx, bs)
-}
+var errBucketSize = errors.New("a bucket of the memory is too large to read")
 
-// dump reads buckets with DUMP, keeps those it parsed and returns the
-// others.
-func (sn *Snapshot) dump(ctx context.Context, bs []uint32) ([]uint32, error) {
-	pipe := sn.s.rdb.Pipeline()
-	cmds := make([]*redis.StringCmd, len(bs))
-	for i, b := range bs {
-		cmds[i] = pipe.Dump(ctx, sn.s.capKey(b))
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, err
-	}
+// keep copies the records of buckets bs, read as vals, into one array and
+// makes them found.
+func (sn *Snapshot) keep(bs []uint32, vals []string) error {
 	size := 0
-	for _, c := range cmds {
-		size += len(c.Val())
-	}
-	// A record is ~10 bytes of payload, 16 here.
-	rs := make([]uint64, 0, size/5+len(bs))
-	offs := make([]int, 0, len(bs))
-	var odd []uint32
-	for i, c := range cmds {
-		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
-			return nil, err
+	for _, v := range vals {
+		size += len(v) / recordLen * recordLen
+		if len(v)/recordLen > maxBucketCount {
+			return errBucketSize
 		}
-		start := len(rs)
-		var ok bool
-		if rs, ok = parseDump(c.Val(), append(rs, 0)); !ok && c.Err() == nil {
-			rs = rs[:start]
-			odd = append(odd, bs[i])
-			offs = append(offs, -1)
-			continue
-		}
-		rs[start] = uint64(len(rs)-start-1) / 2
-		offs = append(offs, start)
 	}
-	sn.keep(bs, rs, offs)
-	return odd, nil
-}
-
-// keep makes the buckets of one read found: bucket bs[i]'s count of
-// records is at rs[offs[i]] (none read when offs[i] < 0).
-func (sn *Snapshot) keep(bs []uint32, rs []uint64, offs []int) {
-	id := sn.nread.Add(1)
+	if size >= maxReadBytes {
+		return errBucketSize
+	}
+	rs := make([]byte, 0, size)
+	ws := make([]uint64, len(bs))
+	for i, v := range vals {
+		n := len(v) / recordLen
+		ws[i] = uint64(len(rs))<<whereCountBits | uint64(n)
+		rs = append(rs, v[:n*recordLen]...)
+	}
+	id := uint64(sn.nread.Add(1))
 	sn.reads[id-1].Store(&rs)
 	for i, b := range bs {
-		if offs[i] >= 0 {
-			sn.where[b].Store(uint64(id)<<32 | uint64(offs[i]))
-		}
+		sn.where[b].Store(id<<whereReadShift | ws[i])
 	}
-}
-
-// hgetAll reads buckets with HGETALL and keeps them.
-func (sn *Snapshot) hgetAll(ctx context.Context, bs []uint32) error {
-	pipe := sn.s.rdb.Pipeline()
-	cmds := make([]*redis.MapStringStringCmd, len(bs))
-	for i, b := range bs {
-		cmds[i] = pipe.HGetAll(ctx, sn.s.capKey(b))
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return err
-	}
-	var rs []uint64
-	offs := make([]int, len(bs))
-	for i, c := range cmds {
-		kv, err := c.Result()
-		if err != nil {
-			return err
-		}
-		offs[i] = len(rs)
-		rs = append(rs, 0)
-		for f, v := range kv {
-			if len(f) == 5 && len(v) <= 255 { // else not a record
-				rs = append(rs, fieldBits(f), recordValue(v))
-				rs[offs[i]]++
-			}
-		}
-	}
-	sn.keep(bs, rs, offs)
 	return nil
 }

@@ -3,7 +3,6 @@ package capstore
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -39,13 +38,10 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 	return &Store{rdb: rdb, prefix: cmp.Or(o.Prefix, PrefixDefault), cluster: cluster, jobs: map[uint32]string{}}
 }
 
-// Keys. A bucket b lives in the hashes cap:{tag}:sub and await:{tag}:sub,
-// tag = b mod 1024 and sub = b / 1024: the hash tag spreads buckets over
-// the Cluster's slots, and both hashes of a number share its slot.
-func (s *Store) capKey(b uint32) string {
-	return s.prefix + ":cap:{" + strconv.Itoa(int(b&(tags-1))) + "}:" + strconv.Itoa(int(b>>tagBits))
-}
-
+// Keys. A bucket b lives in mem:{tag}:sub (memKey: a string of records)
+// and the hash await:{tag}:sub, tag = b mod 1024 and sub = b / 1024: the
+// hash tag spreads buckets over the Cluster's slots, and both keys of a
+// number share its slot.
 func (s *Store) awaitKey(b uint32) string {
 	return s.prefix + ":await:{" + strconv.Itoa(int(b&(tags-1))) + "}:" + strconv.Itoa(int(b>>tagBits))
 }
@@ -66,15 +62,20 @@ func (s *Store) JobKeys(job string) []string {
 // group is the callbacks (or numbers) of one script call: one hash tag in
 // Redis Cluster, everything on a single server.
 type group struct {
-	keys  []string       // cap, await pairs
-	pairs map[uint32]int // bucket -> 1-based pair index
+	keys  []string       // per bucket, a key of each kind asked
+	pairs map[uint32]int // bucket -> 1-based index of its keys
 	args  []any
 	items []int // positions in the caller's slice, in args order
 }
 
 // groups splits slots into script calls: per hash tag on a Cluster, one
-// call otherwise. add appends an item's arguments after its pair index.
-func (s *Store) groups(slots []slot, add func(g *group, i int)) []*group {
+// call otherwise. Each bucket brings its two keys of kinds (the records
+// and the awaiting hash, unless told otherwise); an item's arguments are
+// its bucket's index, its field, then what add appends.
+func (s *Store) groups(slots []slot, add func(g *group, i int), kinds ...func(uint32) string) []*group {
+	if len(kinds) == 0 {
+		kinds = []func(uint32) string{s.memKey, s.awaitKey}
+	}
 	byTag := map[uint32]*group{}
 	var out []*group
 	for i, sl := range slots {
@@ -90,8 +91,10 @@ func (s *Store) groups(slots []slot, add func(g *group, i int)) []*group {
 		}
 		p, ok := g.pairs[sl.bucket]
 		if !ok {
-			g.keys = append(g.keys, s.capKey(sl.bucket), s.awaitKey(sl.bucket))
-			p = len(g.keys) / 2
+			for _, k := range kinds {
+				g.keys = append(g.keys, k(sl.bucket))
+			}
+			p = len(g.keys) / len(kinds)
 			g.pairs[sl.bucket] = p
 		}
 		g.args = append(g.args, p, sl.field)
@@ -135,26 +138,11 @@ func (s *Store) evalGroups(ctx context.Context, script *redis.Script, gs []*grou
 }
 
 // Lookup returns the record of each number (a zero Record when there is
-// none), in one pipelined round trip.
+// none), in one pipelined round trip per recallBuckets buckets.
 func (s *Store) Lookup(ctx context.Context, numbers []uint64) ([]Record, error) {
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.StringCmd, len(numbers))
-	for i, n := range numbers {
-		sl := slotOf(n)
-		cmds[i] = pipe.HGet(ctx, s.capKey(sl.bucket), sl.field)
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("reading capabilities: %w", err)
-	}
 	out := make([]Record, len(numbers))
-	for i, c := range cmds {
-		v, err := c.Result()
-		if errors.Is(err, redis.Nil) {
-			continue
-		}
-		if out[i], err = unpackRecord(v); err != nil {
-			return nil, fmt.Errorf("number %s: %w", Digits(numbers[i]), err)
-		}
+	if err := s.Recall(ctx, numbers, out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -31,7 +31,7 @@
 //	r, err := embedded.Open(embedded.Config{Out: out, Target: target, Logger: log})
 //	defer r.Close()                    // after the workers and the receiver: saves the memory
 //	r.Restore(ctx, jobID)              // before enqueue: the job's record, from its spec file
-//	res, err := enqueue.Run(ctx, enqueue.Config{Store: r.Store(), Memory: r.Memory(), ...})
+//	res, err := enqueue.Run(ctx, enqueue.Config{Store: r.Store(), Memory: r.Memory().Snapshot(), ...})
 //	r.Resume(ctx, res.JobID)           // after enqueue, before any worker: spec file, replay
 //	// workers on r.Redis(), r.RedisConnOpt() and r.Store()
 //

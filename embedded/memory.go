@@ -75,8 +75,32 @@ type Memory struct {
 }
 
 // Recall sets out[i] to the remembered answer of numbers[i], the zero
-// Record when there is none.
+// Record when there is none. It reads the embedded Redis as it is at the
+// call; [Memory.Snapshot] is the view for an enqueue.
 func (m *Memory) Recall(ctx context.Context, numbers []uint64, out []capstore.Record) error {
+	return m.recall(ctx, numbers, out, m.caps.Recall)
+}
+
+// MemorySnapshot is the memory as an enqueue reads it: the file, and the
+// buckets of the embedded Redis each read once, the first time a number of
+// it is asked (capstore.Snapshot), not per batch.
+type MemorySnapshot struct {
+	m    *Memory
+	snap *capstore.Snapshot
+}
+
+// Snapshot returns a view of the memory for one enqueue.
+func (m *Memory) Snapshot() *MemorySnapshot {
+	return &MemorySnapshot{m: m, snap: m.caps.Snapshot()}
+}
+
+// Recall is Memory.Recall, reading each bucket of the embedded Redis once.
+func (s *MemorySnapshot) Recall(ctx context.Context, numbers []uint64, out []capstore.Record) error {
+	return s.m.recall(ctx, numbers, out, s.snap.Recall)
+}
+
+func (m *Memory) recall(ctx context.Context, numbers []uint64, out []capstore.Record,
+	learn func(context.Context, []uint64, []capstore.Record) error) error {
 	m.mu.RLock()
 	err := m.file.Recall(ctx, numbers, out)
 	m.mu.RUnlock()
@@ -84,7 +108,7 @@ func (m *Memory) Recall(ctx context.Context, numbers []uint64, out []capstore.Re
 		return err
 	}
 	learned := make([]capstore.Record, len(numbers))
-	if err := m.caps.RecallSparse(ctx, numbers, learned); err != nil {
+	if err := learn(ctx, numbers, learned); err != nil {
 		return err
 	}
 	for i, l := range learned {
@@ -130,7 +154,7 @@ func (r *Run) openMemory(ctx context.Context) error {
 func (r *Run) saveMemory(ctx context.Context) error {
 	m := r.memory
 	var add memfile.Answers
-	if err := m.caps.EachSparse(ctx, func(n uint64, rec capstore.Record) error {
+	if err := m.caps.Each(ctx, func(n uint64, rec capstore.Record) error {
 		add.Add(n, rec)
 		return nil
 	}); err != nil {

@@ -483,7 +483,7 @@ func runJob(t *testing.T, out, list string, o *jobstore.Outcome) *embedded.Run {
 		t.Fatal(err)
 	}
 	if _, err := enqueuepkg.Run(t.Context(), enqueuepkg.Config{Input: "list.csv", Reader: strings.NewReader(list), JobID: "j", ChunkSize: 5,
-		Memory: r.Memory(), RecheckAfter: 24 * time.Hour, Store: r.Store(), Client: asynq.NewClientFromRedisClient(r.Redis()),
+		Memory: r.Memory().Snapshot(), RecheckAfter: 24 * time.Hour, Store: r.Store(), Client: asynq.NewClientFromRedisClient(r.Redis()),
 		OutDir: out, Logger: slog.New(slog.DiscardHandler)}); err != nil {
 		t.Fatal(err)
 	}

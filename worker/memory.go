@@ -68,10 +68,10 @@ func (w *Worker) sweepMemoryOnce(ctx context.Context, now time.Time) (bool, erro
 	if err != nil || !due {
 		return false, err
 	}
-	n, err := w.caps.Sweep(ctx, now.Add(-w.cfg.ForgetAfter))
+	n, moved, err := w.caps.Sweep(ctx, now.Add(-w.cfg.ForgetAfter))
 	if err != nil {
 		return true, err
 	}
-	w.log.Info("swept the capability memory", "dropped", n, "forget_after", w.cfg.ForgetAfter)
+	w.log.Info("swept the capability memory", "dropped", n, "old_layout_buckets_moved", moved, "forget_after", w.cfg.ForgetAfter)
 	return true, nil
 }

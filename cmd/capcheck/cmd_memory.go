@@ -343,7 +343,7 @@ func memorySweepAction(c *cli.Context) error {
 		return err
 	}
 	fa := cfg.Memory.ForgetAfter
-	if fa == 0 {
+	if fa == 0 && !cfg.RedisExplicit {
 		fmt.Fprintln(c.App.Writer, "--forget-after is 0: the memory keeps every answer, nothing to sweep")
 		return nil
 	}
@@ -354,8 +354,22 @@ func memorySweepAction(c *cli.Context) error {
 			return err
 		}
 		defer s.Close()
-		if n, err = capstore.New(s.rdb, capstore.Options{}).Sweep(c.Context, time.Now().Add(-fa)); err != nil {
+		// With --forget-after 0 the sweep drops nothing, but still moves
+		// the buckets of the memory's earlier layout (hashes) into strings.
+		var before time.Time
+		if fa > 0 {
+			before = time.Now().Add(-fa)
+		}
+		var moved int64
+		if n, moved, err = capstore.New(s.rdb, capstore.Options{}).Sweep(c.Context, before); err != nil {
 			return err
+		}
+		if moved > 0 {
+			fmt.Fprintf(c.App.Writer, "moved %d buckets of the old layout into the current one\n", moved)
+		}
+		if fa == 0 {
+			fmt.Fprintln(c.App.Writer, "--forget-after is 0: the memory keeps every answer, nothing dropped")
+			return nil
 		}
 	} else {
 		st, err := embedded.EditMemory(cfg.Out, memfile.MergeOptions{Now: time.Now(), ForgetAfter: fa})

@@ -228,7 +228,7 @@ func (r *runRedis) restore(c *cli.Context, ecfg enqueue.Config, out string) erro
 // the embedded run's file with what the run learns.
 func (r *runRedis) memory() enqueue.Memory {
 	if r.emb != nil {
-		return r.emb.Memory()
+		return r.emb.Memory().Snapshot()
 	}
 	return capstore.New(r.rdb, capstore.Options{}).Snapshot()
 }

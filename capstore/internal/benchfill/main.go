@@ -117,13 +117,15 @@ func fill(ctx context.Context, caps *capstore.Store, numbers, batch, conns int, 
 	return firstErr
 }
 
-// encodings counts the encodings of a sample of buckets (listpack is the
-// packed one; hashtable means a bucket outgrew hash-max-listpack-entries).
+// encodings counts the encodings of a sample of buckets (strings: raw,
+// embstr for a bucket of at most 44 bytes) and their mean length.
 func encodings(ctx context.Context, rdb *redis.Client) (string, error) {
 	count := map[string]int{}
+	var size, n int64
 	for tag := range 64 {
 		for sub := range 2 {
-			enc, err := rdb.ObjectEncoding(ctx, "capcheck:cap:{"+strconv.Itoa(tag*16)+"}:"+strconv.Itoa(sub*64)).Result()
+			key := "capcheck:mem:{" + strconv.Itoa(tag*16) + "}:" + strconv.Itoa(sub*64)
+			enc, err := rdb.ObjectEncoding(ctx, key).Result()
 			if err == redis.Nil {
 				continue
 			}
@@ -131,9 +133,11 @@ func encodings(ctx context.Context, rdb *redis.Client) (string, error) {
 				return "", err
 			}
 			count[enc]++
+			size += rdb.StrLen(ctx, key).Val()
+			n++
 		}
 	}
-	return fmt.Sprint(count), nil
+	return fmt.Sprintf("%v, %d bytes on average", count, size/max(n, 1)), nil
 }
 
 // usedMemory is INFO memory's used_memory.
