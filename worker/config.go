@@ -14,6 +14,11 @@ import (
 const (
 	// ConcurrencyDefault is the default number of chunks one worker handles at once.
 	ConcurrencyDefault = 16
+	// CallsPerChunkSlot × Concurrency is the default of CallsInFlight:
+	// twice the calls of one per chunk, so that a fleet short of chunks (at
+	// a job's start and end, a replica killed) still has calls enough for
+	// its rate.
+	CallsPerChunkSlot = 2
 	// BatchSizeDefault is the default number of numbers per API request.
 	BatchSizeDefault = 100
 	// MaxAttemptsDefault is the default number of calls spent on a range
@@ -35,11 +40,17 @@ const (
 // default; see [Config.WithDefaults].
 type Config struct {
 	// Concurrency is how many chunk (or finalize) tasks this worker handles
-	// at once, and its API calls in flight: a chunk has one call in flight,
-	// and more while fewer chunks run (lanes.go; an extra lane finishes the
-	// range it holds, retries included, before it steps back). Defaults to
-	// ConcurrencyDefault (16).
+	// at once. Defaults to ConcurrencyDefault (16).
 	Concurrency int
+
+	// CallsInFlight bounds this worker's API calls in flight: a chunk has
+	// one, and more while the worker has fewer (lanes.go; an extra lane
+	// finishes the range it holds, retries included, before it steps back),
+	// e.g. while fewer chunks run than the fleet's rate needs, or when a
+	// replica is gone.
+	// Size the API client's connection pool for it. 1 keeps one call in
+	// flight per chunk. Defaults to CallsPerChunkSlot × Concurrency.
+	CallsInFlight int
 
 	// BatchSize is how many numbers go in one API request. Defaults to
 	// BatchSizeDefault (100).
@@ -100,6 +111,7 @@ type Config struct {
 // WithDefaults returns a copy of c with zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
 	c.Concurrency = cmp.Or(c.Concurrency, ConcurrencyDefault)
+	c.CallsInFlight = cmp.Or(c.CallsInFlight, CallsPerChunkSlot*c.Concurrency)
 	c.BatchSize = cmp.Or(c.BatchSize, BatchSizeDefault)
 	c.MaxAttempts = cmp.Or(c.MaxAttempts, MaxAttemptsDefault)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
@@ -123,6 +135,9 @@ func (c Config) Validate() error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("worker: "+format, args...)) }
 	if c.Concurrency < 1 {
 		bad("concurrency must be at least 1, got %d", c.Concurrency)
+	}
+	if c.CallsInFlight < 1 {
+		bad("calls in flight must be at least 1, got %d", c.CallsInFlight)
 	}
 	if c.BatchSize < 1 {
 		bad("batch size must be at least 1, got %d", c.BatchSize)

@@ -17,7 +17,7 @@
 // sends the ranges still pending (jobstore.Pending) in lanes (lanes.go): each
 // lane has one call in flight, each call after a wait on the fleet limiter,
 // and a chunk has more than one lane while its worker has fewer than
-// Config.Concurrency. The outcome of every call is recorded before its
+// Config.CallsInFlight. The outcome of every call is recorded before its
 // lane's next one, so a chunk re-delivered after a crash resumes where it
 // stopped and only calls in flight at the crash are repeated. What to do with
 // each answer is decided by one pure function (decide.go):

@@ -12,12 +12,13 @@ import (
 // halves of a range refused as invalid before its next range, the left one
 // first), records the outcome of each call, then takes another. A run has
 // one lane, and more while the worker has fewer lanes than
-// Config.Concurrency in all: when few chunks run (a job's first ones, before
-// the fleet has picked up enough of them, and its last ones), each keeps
-// several calls in flight, so that the fleet is not short of calls for its
-// rate. A lane beyond a run's first ends after its range when the worker has
-// more lanes than Config.Concurrency (more chunks came), so the worker's
-// calls in flight stay at most Config.Concurrency, or one per chunk.
+// Config.CallsInFlight in all: when few chunks run (a job's first ones,
+// before the fleet has picked up enough of them, and its last ones), each
+// keeps several calls in flight, so that the fleet is not short of calls
+// for its rate. A lane beyond a run's first ends after its range when the
+// worker has more lanes than Config.CallsInFlight (more chunks came), so
+// the worker's calls in flight stay at most Config.CallsInFlight, or one
+// per chunk.
 //
 // Outcomes are ranges of the chunk's entries, so lanes record them in any
 // order; a re-delivered chunk resumes from them (jobstore.Pending) whatever
@@ -81,7 +82,7 @@ func (cr *chunkRun) lane(ctx context.Context, ls *laneSet, extra bool) {
 			ls.stop()
 			return
 		}
-		if extra && cr.w.lanes.Load() > int64(cr.w.cfg.Concurrency) {
+		if extra && cr.w.lanes.Load() > int64(cr.w.cfg.CallsInFlight) {
 			return
 		}
 	}
@@ -118,9 +119,9 @@ func (cr *chunkRun) spread(ctx context.Context, ls *laneSet) {
 }
 
 // addLane counts one more lane beyond a run's first when the worker has
-// fewer than Config.Concurrency lanes, and reports whether it did.
+// fewer than Config.CallsInFlight lanes, and reports whether it did.
 func (w *Worker) addLane() bool {
-	limit := int64(w.cfg.Concurrency)
+	limit := int64(w.cfg.CallsInFlight)
 	for {
 		n := w.lanes.Load()
 		if n >= limit {

@@ -79,11 +79,11 @@ func sentOnce(t *testing.T, calls [][]string, n int) {
 	}
 }
 
-// A chunk alone on its worker keeps Concurrency calls in flight, and its
+// A chunk alone on its worker keeps CallsInFlight calls in flight, and its
 // calls' outcomes are recorded in the order they come.
 func TestLanesSettleOutOfOrder(t *testing.T) {
 	const lanes = 4
-	b := setup(t, worker.Config{BatchSize: 10, Concurrency: lanes}, false, 80)
+	b := setup(t, worker.Config{BatchSize: 10, CallsInFlight: lanes}, false, 80)
 	fl, all := &inFlight{}, newBarrier(lanes)
 	b.api.fn = func(i int, numbers []string) capapi.Result {
 		fl.add(1)
@@ -103,7 +103,7 @@ func TestLanesSettleOutOfOrder(t *testing.T) {
 	}
 	b.mustRun(t, 0)
 	if got := fl.most(); got != lanes {
-		t.Errorf("at most %d calls in flight, want %d (Concurrency)", got, lanes)
+		t.Errorf("at most %d calls in flight, want %d (CallsInFlight)", got, lanes)
 	}
 	outs, err := b.store.Outcomes(b.ctx, b.job, 0)
 	if err != nil {
@@ -123,7 +123,7 @@ func TestLanesSettleOutOfOrder(t *testing.T) {
 // the re-delivered chunk sends them and the ranges no lane took, and
 // nothing recorded before.
 func TestLanesCrashWithCallsInFlight(t *testing.T) {
-	b := setup(t, worker.Config{BatchSize: 10, Concurrency: 2}, false, 50)
+	b := setup(t, worker.Config{BatchSize: 10, CallsInFlight: 2}, false, 50)
 	ctx, crash := context.WithCancel(b.ctx)
 	both := newBarrier(2)
 	b.api.fn = func(_ int, numbers []string) capapi.Result {
@@ -169,7 +169,7 @@ func TestLanesCrashWithCallsInFlight(t *testing.T) {
 // A batch refused as invalid is bisected by its lane while another lane's
 // call is in flight; the other batch's answer comes after the bisection.
 func TestLanesBisectWhileAnotherCallInFlight(t *testing.T) {
-	b := setup(t, worker.Config{BatchSize: 10, Concurrency: 2}, false, 20)
+	b := setup(t, worker.Config{BatchSize: 10, CallsInFlight: 2}, false, 20)
 	bad := number(4)
 	isolated := make(chan struct{})
 	var once sync.Once
@@ -216,7 +216,7 @@ func TestLanesBisectWhileAnotherCallInFlight(t *testing.T) {
 // A 401 stops the job's calls: the calls in flight with it are answered and
 // recorded, and no call is sent after it.
 func TestLanesAbortAfterTheCallsInFlight(t *testing.T) {
-	b := setup(t, worker.Config{BatchSize: 10, Concurrency: 3}, false, 60)
+	b := setup(t, worker.Config{BatchSize: 10, CallsInFlight: 3}, false, 60)
 	three := newBarrier(3)
 	b.api.fn = func(i int, numbers []string) capapi.Result {
 		if i >= 3 {

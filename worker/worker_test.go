@@ -646,7 +646,7 @@ func TestAbortByAnotherReplicaStopsWaitingCalls(t *testing.T) {
 func TestUnauthorizedStopsTheJob(t *testing.T) {
 	// One lane: the first call is the only one in flight (see
 	// TestLanesAbortAfterTheCallsInFlight for several).
-	b := setup(t, worker.Config{BatchSize: 10, Concurrency: 1}, false, 30, 30, 30)
+	b := setup(t, worker.Config{BatchSize: 10, CallsInFlight: 1}, false, 30, 30, 30)
 	b.api.fn = func(int, []string) capapi.Result { return unauth }
 	for i := range b.sizes {
 		b.mustRun(t, i)
@@ -686,7 +686,7 @@ func TestUnauthorizedStopsTheJob(t *testing.T) {
 }
 
 func TestFatalAnswerStopsTheJob(t *testing.T) {
-	b := setup(t, worker.Config{BatchSize: 10, Concurrency: 1}, false, 20) // one call in flight
+	b := setup(t, worker.Config{BatchSize: 10, CallsInFlight: 1}, false, 20) // one call in flight
 	b.api.fn = func(int, []string) capapi.Result {
 		return capapi.Result{Class: capapi.Fatal, StatusCode: 404, Message: "Not Found", Err: errors.New("HTTP 404 Not Found from POST http://x/v1/sid/...: check the API base URL and SID")}
 	}
@@ -699,7 +699,7 @@ func TestFatalAnswerStopsTheJob(t *testing.T) {
 
 func TestResumeDoesNotResendRecordedRanges(t *testing.T) {
 	// One lane, for the calls' order (TestLanesCrashWithCallsInFlight has two).
-	b := setup(t, worker.Config{BatchSize: 10, Concurrency: 1}, false, 50)
+	b := setup(t, worker.Config{BatchSize: 10, CallsInFlight: 1}, false, 50)
 	ctx, crash := context.WithCancel(b.ctx)
 	bad := number(28) // entry 27
 	answer := func(numbers []string) capapi.Result {
@@ -781,7 +781,7 @@ func TestDraining(t *testing.T) {
 	// Shutdown must return once the call in flight ends, not at its timeout:
 	// a timeout longer than the test's patience tells them apart. One lane:
 	// one call in flight.
-	b := setup(t, worker.Config{BatchSize: 10, ShutdownTimeout: 2 * patience, Concurrency: 1}, true, 50)
+	b := setup(t, worker.Config{BatchSize: 10, ShutdownTimeout: 2 * patience, CallsInFlight: 1}, true, 50)
 	inFlight, release := make(chan struct{}), make(chan struct{})
 	b.api.fn = func(i int, _ []string) capapi.Result {
 		if i == 1 {
@@ -940,7 +940,7 @@ func TestChunkOfADeadWorkerIsTakenOver(t *testing.T) {
 // takeover sends the rest, each number once.
 func TestRunStopsWhenItsHoldIsTakenOver(t *testing.T) {
 	// One lane: another lane's calls would renew the hold (holdReady).
-	b := setup(t, worker.Config{BatchSize: 10, Concurrency: 1}, true, 40)
+	b := setup(t, worker.Config{BatchSize: 10, CallsInFlight: 1}, true, 40)
 	if err := b.w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -1050,7 +1050,7 @@ func TestGiveUp(t *testing.T) {
 func TestConfig(t *testing.T) {
 	t.Parallel()
 	c := worker.Config{}.WithDefaults()
-	if c.Concurrency != 16 || c.BatchSize != 100 || c.MaxAttempts != 5 || c.ShutdownTimeout != 30*time.Second ||
+	if c.Concurrency != 16 || c.CallsInFlight != 32 || c.BatchSize != 100 || c.MaxAttempts != 5 || c.ShutdownTimeout != 30*time.Second ||
 		c.OutDir != "./out" || c.BackoffBase != 500*time.Millisecond || c.BackoffMax != 30*time.Second || c.PauseDefault != 5*time.Second {
 		t.Errorf("defaults: %+v", c)
 	}
@@ -1058,7 +1058,7 @@ func TestConfig(t *testing.T) {
 		t.Error(err)
 	}
 	for _, bad := range []worker.Config{
-		{Concurrency: -1}, {BatchSize: -1}, {MaxAttempts: -2}, {BackoffBase: time.Second, BackoffMax: time.Millisecond},
+		{Concurrency: -1}, {CallsInFlight: -1}, {BatchSize: -1}, {MaxAttempts: -2}, {BackoffBase: time.Second, BackoffMax: time.Millisecond},
 		{Retention: -time.Hour},
 	} {
 		if err := bad.WithDefaults().Validate(); err == nil {

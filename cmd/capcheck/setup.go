@@ -90,7 +90,7 @@ func newAPIClient(cfg *configs.Config, rdb redis.UniversalClient, log *slog.Logg
 		APIKey:            cfg.API.Key.Reveal(), // the one use of the key: the client's header
 		CallbackProfileID: cfg.API.CallbackProfileID,
 		Timeout:           cfg.API.Timeout,
-		MaxConns:          cfg.Worker.Concurrency,
+		MaxConns:          worker.Config{Concurrency: cfg.Worker.Concurrency}.WithDefaults().CallsInFlight,
 		WireE164:          cfg.API.WireFormat == configs.WireFormatE164,
 	})
 	if err != nil {
