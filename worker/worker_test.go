@@ -1050,7 +1050,7 @@ func TestGiveUp(t *testing.T) {
 func TestConfig(t *testing.T) {
 	t.Parallel()
 	c := worker.Config{}.WithDefaults()
-	if c.Concurrency != 16 || c.CallsInFlight != 32 || c.BatchSize != 100 || c.MaxAttempts != 5 || c.ShutdownTimeout != 30*time.Second ||
+	if c.Concurrency != 16 || c.CallsInFlight != 16 || c.BatchSize != 100 || c.MaxAttempts != 5 || c.ShutdownTimeout != 30*time.Second ||
 		c.OutDir != "./out" || c.BackoffBase != 500*time.Millisecond || c.BackoffMax != 30*time.Second || c.PauseDefault != 5*time.Second {
 		t.Errorf("defaults: %+v", c)
 	}
