@@ -98,6 +98,8 @@ end
 -- put writes record r (field and value) of bucket k, held as s, at pos.
 local function put(k, s, pos, found, r)
   if found then redis.call('SETRANGE', k, pos - 1, r)
+  elseif pos == 1 then redis.call('SET', k, r .. s)
+  elseif pos > #s then redis.call('SET', k, s .. r)
   else redis.call('SET', k, string.sub(s, 1, pos - 1) .. r .. string.sub(s, pos)) end
 end
 `

@@ -64,11 +64,12 @@ func (sn *Snapshot) Recall(ctx context.Context, numbers []uint64, out []Record) 
 	if err := sn.load(ctx, numbers); err != nil {
 		return fmt.Errorf("recalling capabilities: %w", err)
 	}
-	// Where each number's bucket is, and the field of its middle record:
-	// the loads that reach far memory, all issued in one short loop where
-	// they overlap, before the searches (which start at that record).
+	// Where each number's bucket is, and its first and last bytes: the
+	// loads that reach far memory, all issued in one short loop where they
+	// overlap, before the searches (a bucket of a few records is a cache
+	// line or two).
 	at := make([]uint64, len(numbers))
-	mids := make([]byte, len(numbers))
+	ends := make([]byte, len(numbers))
 	for i, n := range numbers {
 		if n == 0 || n > MaxNumber {
 			continue
@@ -77,7 +78,8 @@ func (sn *Snapshot) Recall(ctx context.Context, numbers []uint64, out []Record) 
 		at[i] = w
 		if c := int(w & maxBucketCount); c > 0 {
 			rs := *sn.reads[w>>whereReadShift-1].Load()
-			mids[i] = rs[int(w>>whereCountBits&(maxReadBytes-1))+c/2*recordLen]
+			off := int(w >> whereCountBits & (maxReadBytes - 1))
+			ends[i] = rs[off] ^ rs[off+c*recordLen-1]
 		}
 	}
 	for i, n := range numbers {
