@@ -35,8 +35,8 @@ const windowRoom = 0.011
 // Bounds of the fraction of Limit.Rate held back for windowRoom: at least
 // 0.5%, so that low rates, where one more slot already spans a long
 // time, still keep a margin under the rate; at most 1%, so that the fleet
-// always reaches 99% of it (the room is then under 11 ms, down to 10 ms:
-// above 1000 req/s, and at rates just below an integer).
+// always reaches 99% of it (the room is then a little under 11 ms above
+// 1000 req/s).
 const (
 	headroomMin = 0.005
 	headroomMax = 0.01
@@ -53,21 +53,26 @@ func headroom(rate float64) float64 {
 // interval returns the slot spacing for rate, in seconds.
 func interval(rate float64) float64 { return 1 / (rate * (1 - headroom(rate))) }
 
-// rateOf returns a rate whose slot spacing is us µs as the script hands
-// it back (3 decimals): interval's inverse, for the log. Several rates may
-// share a spacing (every rate in [k, k+1) between the headroom's bounds);
-// an integer is preferred, the rate a replica was most likely given.
-func rateOf(us float64) float64 {
-	want, q := formatUS(us), 1e6/us
-	for _, r := range []float64{
-		math.Round(q*(1+windowRoom)) - 1, math.Round(q / (1 - headroomMin)), math.Round(q / (1 - headroomMax)),
-		q / (1 - headroomMin), q / (1 - headroomMax),
-	} {
-		if r > 0 && formatUS(interval(r)*1e6) == want {
-			return r
+// rateOf returns the rate whose slot spacing is iv seconds: interval's
+// inverse. Between the headroom's bounds every rate in [k, k+1) has the same
+// spacing (and a rate just above k+1 may too); it returns k, the rate a
+// replica was most likely given.
+func rateOf(iv float64) float64 {
+	q := 1 / iv
+	best, bestErr := q, math.Inf(1)
+	for _, r := range []float64{math.Round(q*(1+windowRoom)) - 1, q / (1 - headroomMin), q / (1 - headroomMax)} {
+		// The script's µs have 3 decimals: a rate of 50 may come back as
+		// 49.99999, on the other side of the floor: five digits are exact.
+		unit := math.Pow(10, math.Floor(math.Log10(r))-4)
+		r = math.Round(r/unit) * unit
+		if r <= 0 {
+			continue
+		}
+		if e := math.Abs(interval(r)/iv - 1); e < bestErr-1e-9 {
+			best, bestErr = r, e
 		}
 	}
-	return q / (1 - headroom(q))
+	return best
 }
 
 // PauseMax is the longest fleet pause: [Limiter.Pause] caps what it is asked
@@ -582,7 +587,7 @@ func (l *Limiter) fleetRate(iv string) {
 	if err != nil || us <= 0 {
 		return
 	}
-	fleet := PerSecond(math.Round(rateOf(us)*1000) / 1000)
+	fleet := PerSecond(math.Round(rateOf(us/1e6)*1000) / 1000)
 	l.log.Warn("replicas sharing the rate limit were started with different rates: the fleet sends at the lowest rate among the replicas sending",
 		"rate", l.limit.String(), "fleet_rate", fleet.String(), "key", l.key[0])
 }
