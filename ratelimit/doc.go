@@ -36,23 +36,20 @@
 // same script sets the pause (pause = max(pause, now+d)), confirms slots (see
 // below) and reads the pause for [Limiter.PausedFor].
 //
-// T is 1/(Rate×(1-h)), where h, the headroom, is what gives a 1-second
-// window room for S = (floor(Rate)+1)·T - 1s = 11 ms of lateness while it
-// still carries at most Rate+1 requests: a request written at most S after
-// its slot started cannot crowd the window. h is about 0.6% at 200 req/s and
-// 1% at 1000, and kept between 0.5% and 1% (at low rates, where one slot
-// more is a long time, S is longer: 15 ms at 100 req/s).
+// T is 1/(Rate×0.99): 1% of the rate is held back, so a 1-second
+// window has room for S = (floor(Rate)+1)·T - 1s of lateness (about 15 ms at
+// 200 req/s, 11 ms at 1000) and still carries at most Rate+1 requests: a
+// request written at most S after its slot started cannot crowd the window.
 // Half of S is the tolerance: a slot may be taken up to it after it started,
 // which lets a replica that fell a little behind (a late timer) use a slot
-// that has just passed instead of losing it, so the fleet reaches 1-h of
+// that has just passed instead of losing it, so the fleet reaches 99% of
 // Rate even when slots are shorter than a timer's granularity; after an idle
 // time it allows a burst of at most tolerance/T requests, within the bound.
 //
 // # No late request
 //
 // A stall after Wait returns (a GC pause, a starved core, a slow TLS set-up)
-// used to be what the room was for: with 2% held back, 20 ms of it at
-// 1000 req/s. Now
+// used to be what the room was for: with 2% held back, 20 ms of it. Now
 // [Limiter.Take] returns a [Permit], and the code that writes the request
 // calls [Permit.Ready] right before the first byte goes on the wire
 // (capapi does it from the connection's Write, after DNS, TCP and TLS): a

@@ -21,59 +21,15 @@ import (
 // KeyDefault is the Redis key of the fleet's limiter when Config.Key is empty.
 const KeyDefault = "capcheck:ratelimit"
 
-// windowRoom is the lateness, after its slot's start, that a request may have
-// while no sliding second carries more than Limit.Rate+1 requests: slots are
-// spaced so that (floor(Rate)+1) of them span 1 s plus it. 11 ms held the
-// simulator's limit with 0 429s in every benchmark run at 1000 req/s, 20
-// replicas on 2 cores (docs/benchmarks.md); 9 ms drew 429s once in 60 runs,
-// where the simulator's own arrival times jitter by that much. A request
-// later than that is not sent late (see [Permit.Ready]), so the room is for
-// the noise after the last check: the socket, the network and the API's own
-// clock.
-const windowRoom = 0.011
-
-// Bounds of the fraction of Limit.Rate held back for windowRoom: at least
-// 0.5%, so that low rates, where one more slot already spans a long
-// time, still keep a margin under the rate; at most 1%, so that the fleet
-// always reaches 99% of it (the room is then a little under 11 ms above
-// 1000 req/s).
-const (
-	headroomMin = 0.005
-	headroomMax = 0.01
-)
-
-// headroom returns the fraction of rate held back: slots are spaced
-// 1/(rate·(1-headroom)) apart. About 0.6% at 200 req/s and 1% at 1000, where
-// the room is 11 ms either way.
-func headroom(rate float64) float64 {
-	h := 1 - (math.Floor(rate)+1)/(rate*(1+windowRoom))
-	return min(max(h, headroomMin), headroomMax)
-}
-
-// interval returns the slot spacing for rate, in seconds.
-func interval(rate float64) float64 { return 1 / (rate * (1 - headroom(rate))) }
-
-// rateOf returns the rate whose slot spacing is iv seconds: interval's
-// inverse. Between the headroom's bounds every rate in [k, k+1) has the same
-// spacing (and a rate just above k+1 may too); it returns k, the rate a
-// replica was most likely given.
-func rateOf(iv float64) float64 {
-	q := 1 / iv
-	best, bestErr := q, math.Inf(1)
-	for _, r := range []float64{math.Round(q*(1+windowRoom)) - 1, q / (1 - headroomMin), q / (1 - headroomMax)} {
-		// The script's µs have 3 decimals: a rate of 50 may come back as
-		// 49.99999, on the other side of the floor: five digits are exact.
-		unit := math.Pow(10, math.Floor(math.Log10(r))-4)
-		r = math.Round(r/unit) * unit
-		if r <= 0 {
-			continue
-		}
-		if e := math.Abs(interval(r)/iv - 1); e < bestErr-1e-9 {
-			best, bestErr = r, e
-		}
-	}
-	return best
-}
+// headroom is the fraction of Limit.Rate held back: slots are spaced
+// 1/(Rate·(1-headroom)) apart, so a 1-second window has room for
+// sendBound (about 15 ms at 200 req/s, 11 ms at 1000) of lateness without
+// carrying more than Rate+1 requests. A request later than that after its
+// slot started is not sent late (see [Permit.Ready]), so the room is for the
+// noise after the last check: the socket, the network and the API's own
+// clock. 0.5% (10 ms and 6 ms) drew 429s from the simulator on a loaded
+// host (docs/benchmarks.md), where its own arrival times jitter by that much.
+const headroom = 0.01
 
 // PauseMax is the longest fleet pause: [Limiter.Pause] caps what it is asked
 // for (a 429's Retry-After) at it.
@@ -150,7 +106,7 @@ func (c Config) WithDefaults() Config {
 }
 
 // maxRate bounds Limit.Rate so that a slot is at least 1µs long.
-const maxRate = 1e6 * (1 - headroomMax)
+const maxRate = 1e6 * (1 - headroom)
 
 // Validate reports everything wrong with c (errors.Join), with messages
 // that say what to fix.
@@ -252,7 +208,7 @@ func New(rdb Scripter, cfg Config) (*Limiter, error) {
 	}
 	r := cfg.Limit.Rate
 	tol := lateTolerance(r)
-	iv := 1e6 * interval(r)
+	iv := 1e6 / (r * (1 - headroom))
 	return &Limiter{
 		rdb:         rdb,
 		key:         []string{cfg.Key},
@@ -277,7 +233,7 @@ func New(rdb Scripter, cfg Config) (*Limiter, error) {
 // 1-second window to still carry at most rate+1 requests, halved: the other
 // half is left for the time between the limiter's last look at Redis and the
 // request itself ([Permit.Ready] enforces the whole). It is about 5.5 ms at
-// 200 req/s and above, more at low rates (7.5 ms at 100 req/s).
+// high rates, more at low ones (7.5 ms at 200 req/s).
 //
 // Slots are spaced iv = 1/(rate·(1-headroom)) apart. If each request leaves
 // within S of its slot's start, a window [x, x+1s) holds only requests whose
@@ -285,7 +241,7 @@ func New(rdb Scripter, cfg Config) (*Limiter, error) {
 // most floor(rate)+1 while S ≤ (floor(rate)+1)·iv - 1s. The tolerance is half
 // that S.
 func lateTolerance(r float64) float64 {
-	iv := interval(r)
+	iv := 1 / (r * (1 - headroom))
 	return ((math.Floor(r)+1)*iv - 1) / 2
 }
 
@@ -587,7 +543,7 @@ func (l *Limiter) fleetRate(iv string) {
 	if err != nil || us <= 0 {
 		return
 	}
-	fleet := PerSecond(math.Round(rateOf(us/1e6)*1000) / 1000)
+	fleet := PerSecond(math.Round(1e6/(us*(1-headroom))*1000) / 1000)
 	l.log.Warn("replicas sharing the rate limit were started with different rates: the fleet sends at the lowest rate among the replicas sending",
 		"rate", l.limit.String(), "fleet_rate", fleet.String(), "key", l.key[0])
 }

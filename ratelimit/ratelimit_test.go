@@ -850,9 +850,9 @@ func TestLateTolerance(t *testing.T) {
 	t.Parallel()
 	for _, r := range []float64{0.5, 1, 2.99, 3, 100, 200, 1000, 1e5} {
 		tol := lateTolerance(r)
-		iv := interval(r)
-		if 2*tol < headroom(r) {
-			t.Errorf("rate %v: tolerance %v s, want at least half of the headroom's %v s", r, tol, headroom(r))
+		iv := 1 / (r * (1 - headroom))
+		if 2*tol < headroom {
+			t.Errorf("rate %v: tolerance %v s, want at least half of the headroom's %v s", r, tol, headroom)
 		}
 		// Slots starting in [x-2·tol, x+1s), a half-open span, must
 		// number at most floor(r)+1.
@@ -929,28 +929,5 @@ func TestStateRolledBack(t *testing.T) {
 				t.Errorf("a 1s window carries %d permits, want at most %d", most, rate+1)
 			}
 		})
-	}
-}
-
-// The fleet holds back what keeps windowRoom of lateness within rate+1 a
-// window, between the bounds, and the rate an interval stands for is the one
-// that made it.
-func TestHeadroom(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct{ rate, want float64 }{
-		{0.5, headroomMin}, {50, headroomMin}, {100, headroomMin}, {200, 0.00593}, {1000, 0.00989}, {5000, headroomMax},
-	} {
-		h := headroom(tc.rate)
-		if math.Abs(h-tc.want) > 5e-5 {
-			t.Errorf("headroom(%v) = %.5f, want %.5f", tc.rate, h, tc.want)
-		}
-		if room := (math.Floor(tc.rate)+1)*interval(tc.rate) - 1; h < headroomMax && room < windowRoom-1e-9 {
-			t.Errorf("rate %v: a window has room for %v s of lateness, want at least %v", tc.rate, room, windowRoom)
-		}
-		// The interval as the script hands it back: µs with 3 decimals.
-		us, _ := strconv.ParseFloat(formatUS(interval(tc.rate)*1e6), 64)
-		if got := rateOf(us / 1e6); got != tc.rate {
-			t.Errorf("rateOf(interval(%v)) = %v", tc.rate, got)
-		}
 	}
 }
