@@ -64,23 +64,14 @@ func (sn *Snapshot) Recall(ctx context.Context, numbers []uint64, out []Record) 
 	if err := sn.load(ctx, numbers); err != nil {
 		return fmt.Errorf("recalling capabilities: %w", err)
 	}
-	// Where each number's bucket is, and its first and last bytes: the
-	// loads that reach far memory, all issued in one short loop where they
-	// overlap, before the searches (a bucket of a few records is a cache
-	// line or two).
+	// Where each number's bucket is: the loads that reach far memory, all
+	// issued in one short loop where they overlap, before the searches.
 	at := make([]uint64, len(numbers))
-	ends := make([]byte, len(numbers))
 	for i, n := range numbers {
 		if n == 0 || n > MaxNumber {
 			continue
 		}
-		w := sn.where[mix(n)&(buckets-1)].Load()
-		at[i] = w
-		if c := int(w & maxBucketCount); c > 0 {
-			rs := *sn.reads[w>>whereReadShift-1].Load()
-			off := int(w >> whereCountBits & (maxReadBytes - 1))
-			ends[i] = rs[off] ^ rs[off+c*recordLen-1]
-		}
+		at[i] = sn.where[mix(n)&(buckets-1)].Load()
 	}
 	for i, n := range numbers {
 		out[i] = Record{}
