@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,22 +39,20 @@ func (h failAbort) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 	}
 }
 
-// A 401 whose abort cannot be written to Redis must not settle another
-// lane's numbers as "not sent: job stopped": the job was not aborted.
-func TestAbortNotWrittenSettlesNoOtherLane(t *testing.T) {
-	b := setup(t, worker.Config{BatchSize: 10, Concurrency: 2}, false, 20)
+// abortNotWritten sets up a worker of Concurrency 2 over chunks of sizes
+// whose 401 (the call of the first number) cannot write its abort: the
+// write fails once wrote(job) holds or patience runs out (a worker that
+// waits for the write never records meanwhile, so then it runs out), while
+// the first two calls, in flight together, wait for the write and fail
+// transiently; the calls after them are accepted.
+func abortNotWritten(t *testing.T, wrote func(st *jobstore.Store, job string) bool, sizes ...int) (*bundle, *worker.Worker) {
+	t.Helper()
+	b := setup(t, worker.Config{BatchSize: 10, Concurrency: 2}, false, sizes...)
 	rdb := b.rdb.Client(t)
 	st := jobstore.New(rdb)
 	h := failAbort{entered: make(chan struct{})}
 	h.wait = func() {
-		// Until the other lane has gone by the local note.
-		for deadline := time.Now().Add(patience); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-			outs, _ := st.Outcomes(context.Background(), b.job, 0)
-			for _, o := range outs {
-				if o.Lo == 10 {
-					return
-				}
-			}
+		for deadline := time.Now().Add(patience); time.Now().Before(deadline) && !wrote(st, b.job); time.Sleep(time.Millisecond) {
 		}
 	}
 	rdb.AddHook(h)
@@ -78,7 +77,17 @@ func TestAbortNotWrittenSettlesNoOtherLane(t *testing.T) {
 		}
 		return accepted
 	}
-	err = w.ProcessTask(b.ctx, tasks.NewChunk(tasks.Chunk{Job: b.job, Chunk: 0}))
+	return b, w
+}
+
+// A 401 whose abort cannot be written to Redis must not settle another
+// lane's numbers as "not sent: job stopped": the job was not aborted.
+func TestAbortNotWrittenSettlesNoOtherLane(t *testing.T) {
+	b, w := abortNotWritten(t, func(st *jobstore.Store, job string) bool {
+		outs, _ := st.Outcomes(context.Background(), job, 0)
+		return slices.ContainsFunc(outs, func(o jobstore.Outcome) bool { return o.Lo == 10 })
+	}, 20)
+	err := w.ProcessTask(b.ctx, tasks.NewChunk(tasks.Chunk{Job: b.job, Chunk: 0}))
 	t.Logf("first run: %v", err)
 	if r, _ := b.store.Aborted(b.ctx, b.job); r != "" {
 		t.Fatalf("job aborted %q; the write was to fail", r)
@@ -95,39 +104,10 @@ func TestAbortNotWrittenSettlesNoOtherLane(t *testing.T) {
 // Nor does it stop the worker's other chunk of the job: its numbers are not
 // recorded "not sent", the chunk is not finished as failed.
 func TestAbortNotWrittenStopsNoOtherChunk(t *testing.T) {
-	b := setup(t, worker.Config{BatchSize: 10, Concurrency: 2}, false, 10, 30)
-	rdb := b.rdb.Client(t)
-	st := jobstore.New(rdb)
-	h := failAbort{entered: make(chan struct{})}
-	h.wait = func() {
-		for deadline := time.Now().Add(patience); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-			if outs, _ := st.Outcomes(context.Background(), b.job, 1); len(outs) > 0 {
-				return
-			}
-		}
-	}
-	rdb.AddHook(h)
-	w, err := worker.New(st, b.api, b.lim, worker.Config{BatchSize: 10, Concurrency: 2, OutDir: b.out,
-		BackoffBase: time.Millisecond, BackoffMax: 4 * time.Millisecond,
-		Logger: testLogger(t), Metrics: worker.NewMetrics(prometheus.NewRegistry())})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Shutdown)
-	both := newBarrier(2)
-	b.api.fn = func(i int, numbers []string) capapi.Result {
-		if i < 2 && !both.meet() {
-			t.Error("two calls never in flight")
-		}
-		if numbers[0] == number(1) {
-			return unauth
-		}
-		if i < 2 {
-			<-h.entered
-			return transient
-		}
-		return accepted
-	}
+	b, w := abortNotWritten(t, func(st *jobstore.Store, job string) bool {
+		outs, _ := st.Outcomes(context.Background(), job, 1)
+		return len(outs) > 0
+	}, 10, 30)
 	errs := make(chan error, 2)
 	for i := range 2 {
 		go func() { errs <- w.ProcessTask(b.ctx, tasks.NewChunk(tasks.Chunk{Job: b.job, Chunk: i})) }()
