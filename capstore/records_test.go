@@ -317,3 +317,29 @@ func BenchmarkSnapshot(b *testing.B) {
 		first = recall(first)
 	}
 }
+
+// TestSearch finds every record of buckets of 0 to 40 records, and none of
+// the fields between, before and after them.
+func TestSearch(t *testing.T) {
+	at := time.Date(2026, 11, 30, 1, 0, 0, 0, time.UTC)
+	for n := range 41 {
+		var s []byte
+		for i := range n {
+			f := uint64(10 + 3*i) // 10, 13, 16, ...
+			s = append(s, byte(f>>32), byte(f>>24), byte(f>>16), byte(f>>8), byte(f))
+			p := Record{Capability: Capable, At: at.Add(time.Duration(i) * time.Second)}.Pack()
+			s = append(s, p[:]...)
+		}
+		for f := uint64(0); f < uint64(10+3*n+3); f++ {
+			got := search(s, f)
+			if f >= 10 && (f-10)%3 == 0 && f < uint64(10+3*n) {
+				want := Record{Capability: Capable, At: at.Add(time.Duration((f-10)/3) * time.Second)}
+				if got != want {
+					t.Errorf("%d records: search(%d) = %+v, want %+v", n, f, got, want)
+				}
+			} else if !got.IsZero() {
+				t.Errorf("%d records: search(%d) = %+v, want none", n, f, got)
+			}
+		}
+	}
+}

@@ -30,6 +30,8 @@ type Snapshot struct {
 	// claims[b] is the read that reads bucket b, so that each is read
 	// once; cleared again when that read fails.
 	claims []atomic.Pointer[fetch]
+	// touched keeps Recall's loop that touches the buckets.
+	touched atomic.Uint32
 }
 
 // A where value: 18 bits for 1 + the read (at most one per bucket), 29
@@ -61,44 +63,65 @@ func (sn *Snapshot) Recall(ctx context.Context, numbers []uint64, out []Record) 
 		return fmt.Errorf("recalling %d numbers into %d records", len(numbers), len(out))
 	}
 	defer sn.prefetch.Do(func() { go sn.readAll(ctx) })
-	if err := sn.load(ctx, numbers); err != nil {
-		return fmt.Errorf("recalling capabilities: %w", err)
-	}
-	// Where each number's bucket is: the loads that reach far memory, all
-	// issued in one short loop where they overlap, before the searches.
-	at := make([]uint64, len(numbers))
+	// Each number's scrambled value (0 when out of range) and where its
+	// bucket is, in passes whose loads from far memory (where, then the
+	// buckets) are independent of one another and overlap, before the
+	// searches that depend on them.
+	mixed := make([]uint64, 2*len(numbers))
+	at := mixed[len(numbers):]
+	var unread []uint32
 	for i, n := range numbers {
 		if n == 0 || n > MaxNumber {
 			continue
 		}
-		at[i] = sn.where[mix(n)&(buckets-1)].Load()
+		m := mix(n)
+		mixed[i] = m
+		if at[i] = sn.where[m&(buckets-1)].Load(); at[i] == 0 {
+			unread = append(unread, uint32(m&(buckets-1)))
+		}
 	}
-	for i, n := range numbers {
+	if len(unread) > 0 {
+		if err := sn.load(ctx, unread); err != nil {
+			return fmt.Errorf("recalling capabilities: %w", err)
+		}
+		for i, m := range mixed[:len(numbers)] {
+			if m != 0 && at[i] == 0 {
+				at[i] = sn.where[m&(buckets-1)].Load()
+			}
+		}
+	}
+	// Touch each bucket's first, middle and last byte, so that its search
+	// finds it in cache.
+	var t byte
+	for _, w := range at {
+		if n := int(w&maxBucketCount) * recordLen; n > 0 {
+			rs := *sn.reads[w>>whereReadShift-1].Load()
+			off := int(w >> whereCountBits & (maxReadBytes - 1))
+			t ^= rs[off] ^ rs[off+n/2] ^ rs[off+n-1]
+		}
+	}
+	sn.touched.Store(uint32(t))
+	for i, w := range at {
 		out[i] = Record{}
-		w := at[i]
 		if w == 0 {
 			continue
 		}
 		rs := *sn.reads[w>>whereReadShift-1].Load()
 		off := int(w >> whereCountBits & (maxReadBytes - 1))
-		out[i] = search(rs[off:off+int(w&maxBucketCount)*recordLen], mix(n)>>bucketBits)
+		out[i] = search(rs[off:off+int(w&maxBucketCount)*recordLen], mixed[i]>>bucketBits)
 	}
 	return nil
 }
 
-// load returns once the buckets of numbers are read: it reads those no
-// other read has claimed, and waits for the others.
-func (sn *Snapshot) load(ctx context.Context, numbers []uint64) error {
+// load returns once buckets bs are read: it reads those no other read has
+// claimed, and waits for the others.
+func (sn *Snapshot) load(ctx context.Context, bs []uint32) error {
 	for {
 		f := &fetch{done: make(chan struct{})}
 		var mine []uint32
 		var waits []*fetch
 		again := false // a bucket neither read nor claimed: its read failed
-		for _, n := range numbers {
-			if n == 0 || n > MaxNumber {
-				continue
-			}
-			b := uint32(mix(n) & (buckets - 1))
+		for _, b := range bs {
 			if sn.where[b].Load() != 0 {
 				continue
 			}

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -74,6 +75,9 @@ func run(ctx context.Context, input, url, job string, chunk int, out string) err
 			return err
 		}
 	}
+	// The enqueue starts as a process of its own would: not with the
+	// garbage of -remember's filling to sweep and collect.
+	runtime.GC()
 	before, err := usedMemory(ctx, rdb)
 	if err != nil {
 		return err
