@@ -25,23 +25,31 @@ var (
 	_ Memory = (*capstore.Snapshot)(nil)
 )
 
-// freshness returns whether a remembered answer is recent enough, for a
+// freshness tells whether a remembered answer is recent enough, for a
 // job created at created, not to be sent: received within recheckAfter
 // before the job (0: none is) and not older than forgetAfter (0: no
 // bound). The job's creation is the clock, so a resumed run decides alike.
-func freshness(created time.Time, recheckAfter, forgetAfter time.Duration) func(capstore.Record) bool {
+// It is a value with a method, not a func: the check is inlined in the
+// loop over the rows, with no copy of the record.
+type freshness struct {
+	never bool
+	since int64 // in Unix seconds (records hold whole seconds): newer than this
+}
+
+func newFreshness(created time.Time, recheckAfter, forgetAfter time.Duration) freshness {
 	if recheckAfter <= 0 {
-		return func(capstore.Record) bool { return false }
+		return freshness{never: true}
 	}
-	// In Unix seconds (records hold whole seconds): newer than since, and
-	// unless forgetAfter is 0 newer than forgotten (Record.Stale).
+	// Unless forgetAfter is 0, also newer than forgotten (Record.Stale).
 	since := created.Add(-recheckAfter).Unix()
 	if forgetAfter > 0 {
 		since = max(since, created.Add(-forgetAfter).Unix())
 	}
-	return func(r capstore.Record) bool {
-		return !r.IsZero() && r.At.Unix() > since
-	}
+	return freshness{since: since}
+}
+
+func (f freshness) fresh(r *capstore.Record) bool {
+	return !f.never && !r.IsZero() && r.At.Unix() > f.since
 }
 
 // decisions are the numbers earlier runs of a job took as answered by the

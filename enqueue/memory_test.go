@@ -226,7 +226,7 @@ func TestFreshness(t *testing.T) {
 		{"within both", 30 * 24 * time.Hour, 7 * 24 * time.Hour, at(6 * 24 * time.Hour), true},
 		{"answered after the job was created", time.Hour, 0, at(-time.Minute), true},
 	} {
-		if got := freshness(created, c.recheck, c.forget)(c.rec); got != c.want {
+		if got := newFreshness(created, c.recheck, c.forget).fresh(&c.rec); got != c.want {
 			t.Errorf("%s: fresh = %v, want %v", c.name, got, c.want)
 		}
 	}

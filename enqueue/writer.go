@@ -31,7 +31,7 @@ func feed(ctx context.Context, cfg Config, rd *listreader.Reader, w *writer, fil
 	s := &sink{w: w, file: file, memory: cfg.Memory != nil}
 	s.csv = csv.NewWriter(&s.blob)
 	if s.memory {
-		s.fresh = freshness(w.job.CreatedAt, cfg.RecheckAfter, cfg.ForgetAfter)
+		s.fresh = newFreshness(w.job.CreatedAt, cfg.RecheckAfter, cfg.ForgetAfter)
 		if w.prev != nil {
 			s.decided = &decisions{store: cfg.Store, job: w.job.ID}
 		}
@@ -70,10 +70,10 @@ type sink struct {
 	blobs int
 	rec   [3]string
 
-	memory  bool                       // the job reads the capability memory
-	fresh   func(capstore.Record) bool // a remembered answer good enough not to send
-	decided *decisions                 // what earlier runs decided; nil on a first run
-	cached  []jobstore.CachedNumber    // answered since the last chunk
+	memory  bool                    // the job reads the capability memory
+	fresh   freshness               // a remembered answer good enough not to send
+	decided *decisions              // what earlier runs decided; nil on a first run
+	cached  []jobstore.CachedNumber // answered since the last chunk
 }
 
 func (s *sink) Chunk(ctx context.Context, index int, recs []Record) error {
@@ -115,7 +115,7 @@ func (s *sink) Cache(ctx context.Context, r *Record) (bool, error) {
 			return cached, nil
 		}
 	}
-	if !s.fresh(r.Known) {
+	if !s.fresh.fresh(&r.Known) {
 		return false, nil
 	}
 	s.cached = append(s.cached, jobstore.CachedNumber{Entry: jobstore.Entry{Row: r.Row, Number: r.Number, Input: r.Input}, Known: r.Known})
