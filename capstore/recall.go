@@ -67,9 +67,9 @@ func (s *Store) Recall(ctx context.Context, numbers []uint64, out []Record) erro
 // returns each bucket's records ("" when none).
 func (s *Store) readBuckets(ctx context.Context, bs []uint32) ([]string, error) {
 	type read struct {
-		keys []string
+		args []any // MGET and the keys
 		pos  []int // in bs
-		cmd  *redis.SliceCmd
+		cmd  *redis.StringSliceCmd
 	}
 	var reads []*read
 	byTag := map[uint32]*read{}
@@ -80,26 +80,30 @@ func (s *Store) readBuckets(ctx context.Context, bs []uint32) ([]string, error) 
 		}
 		r := byTag[t]
 		if r == nil {
-			r = &read{}
+			r = &read{args: []any{"mget"}}
 			byTag[t] = r
 			reads = append(reads, r)
 		}
-		r.keys = append(r.keys, s.memKey(b))
+		r.args = append(r.args, s.memKey(b))
 		r.pos = append(r.pos, i)
 	}
+	// A StringSliceCmd reads each bucket as a string ("" when none), with
+	// no boxing of it in an interface as MGet's SliceCmd does.
 	pipe := s.rdb.Pipeline()
 	for _, r := range reads {
-		r.cmd = pipe.MGet(ctx, r.keys...)
+		r.cmd = redis.NewStringSliceCmd(ctx, r.args...)
+		_ = pipe.Process(ctx, r.cmd)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, err
 	}
+	if len(reads) == 1 {
+		return reads[0].cmd.Val(), nil
+	}
 	out := make([]string, len(bs))
 	for _, r := range reads {
 		for j, v := range r.cmd.Val() {
-			if str, ok := v.(string); ok {
-				out[r.pos[j]] = str
-			}
+			out[r.pos[j]] = v
 		}
 	}
 	return out, nil
