@@ -71,6 +71,14 @@ func (s *Store) readBuckets(ctx context.Context, bs []uint32) ([]string, error) 
 		pos  []int // in bs
 		cmd  *redis.StringSliceCmd
 	}
+	// The keys, one string cut into each: one allocation for all.
+	buf := make([]byte, 0, len(bs)*(len(s.prefix)+len(":mem:{1023}:127")))
+	ends := make([]int, len(bs))
+	for i, b := range bs {
+		buf = s.appendMemKey(buf, b)
+		ends[i] = len(buf)
+	}
+	keys := string(buf)
 	var reads []*read
 	byTag := map[uint32]*read{}
 	for i, b := range bs {
@@ -80,11 +88,19 @@ func (s *Store) readBuckets(ctx context.Context, bs []uint32) ([]string, error) 
 		}
 		r := byTag[t]
 		if r == nil {
-			r = &read{args: []any{"mget"}}
+			n := len(bs) // off a Cluster, one read of all
+			if s.cluster {
+				n = 0
+			}
+			r = &read{args: append(make([]any, 0, 1+n), "mget"), pos: make([]int, 0, n)}
 			byTag[t] = r
 			reads = append(reads, r)
 		}
-		r.args = append(r.args, s.memKey(b))
+		start := 0
+		if i > 0 {
+			start = ends[i-1]
+		}
+		r.args = append(r.args, keys[start:ends[i]])
 		r.pos = append(r.pos, i)
 	}
 	// A StringSliceCmd reads each bucket as a string ("" when none), with

@@ -14,8 +14,12 @@ const recordLen = 5 + PackedSize
 
 // memKey is bucket b's records: mem:{tag}:sub, tag = b mod 1024 and sub =
 // b / 1024, the hash tag of the bucket's awaiting hash.
-func (s *Store) memKey(b uint32) string {
-	return s.prefix + ":mem:{" + strconv.Itoa(int(b&(tags-1))) + "}:" + strconv.Itoa(int(b>>tagBits))
+func (s *Store) memKey(b uint32) string { return string(s.appendMemKey(nil, b)) }
+
+func (s *Store) appendMemKey(dst []byte, b uint32) []byte {
+	dst = append(append(dst, s.prefix...), ":mem:{"...)
+	dst = append(strconv.AppendUint(dst, uint64(b&(tags-1)), 10), "}:"...)
+	return strconv.AppendUint(dst, uint64(b>>tagBits), 10)
 }
 
 // oldKey is bucket b's hash in the layout before the string buckets

@@ -2,6 +2,7 @@ package capstore
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -340,6 +341,17 @@ func TestSearch(t *testing.T) {
 			} else if !got.IsZero() {
 				t.Errorf("%d records: search(%d) = %+v, want none", n, f, got)
 			}
+		}
+	}
+}
+
+// TestMemKey: a bucket's key is mem:{b mod 1024}:{b / 1024} under the
+// prefix, as the layout in docs/design.md and the keys already stored have it.
+func TestMemKey(t *testing.T) {
+	s := &Store{prefix: "capcheck"}
+	for _, b := range []uint32{0, 1, 1023, 1024, 4242, buckets - 1} {
+		if got, want := s.memKey(b), fmt.Sprintf("capcheck:mem:{%d}:%d", b%1024, b/1024); got != want {
+			t.Errorf("memKey(%d) = %q, want %q", b, got, want)
 		}
 	}
 }
