@@ -33,7 +33,11 @@
 #                                      default N) 3 replicas with one
 #                                      SIGKILLed and another started mid-run
 # Knobs (environment): NUMBERS=90000 RATE=200 BATCH=50 WORKERS=3 KILL=0
-# CONCURRENCY=16 CHUNK=1000 LATENCY=30ms MOCK_RATE=RATE+1
+# CONCURRENCY=16 CHUNK=1000 LATENCY=30ms MOCK_RATE=RATE+1; for a trace,
+# LOG_LEVEL=debug (workers: each call, each chunk), MOCK_LOG_LEVEL=debug
+# (the simulator: each request, JSON, with its duration) and KEEP=DIR (the
+# run's logs, the simulator's /stats and the start and end times, in Unix
+# µs, are copied to DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -83,7 +87,7 @@ run_one() {
 	local mock_port
 	mock_port=$(free_port)
 	"$bin" mock-api --listen "127.0.0.1:$mock_port" --sid bench --api-key-file "$work/key" \
-		--rate "$mock_rate" --latency "$latency" --seed 1 --log-level warn 2>"$work/mock.log" &
+		--rate "$mock_rate" --latency "$latency" --seed 1 --log-level "${MOCK_LOG_LEVEL:-warn}" --log-format json 2>"$work/mock.log" &
 	local mock_pid=$!
 	pids+=("$mock_pid")
 	local mock=http://127.0.0.1:$mock_port
@@ -96,7 +100,7 @@ run_one() {
 	start_worker() {
 		"$bin" worker --redis "$redis_url" --out "$work/out" --api-url "$mock" --sid bench \
 			--api-key-file "$work/key" --rate "$rate" --batch-size "$batch" \
-			--concurrency "$conc" --log-level info 2>>"$work/worker$1.log" &
+			--concurrency "$conc" --log-level "${LOG_LEVEL:-info}" 2>>"$work/worker$1.log" &
 		wpids+=($!)
 		pids+=($!)
 	}
@@ -172,6 +176,10 @@ run_one() {
 	grep -h "rate limiter at shutdown" "$work"/worker*.log | tr ' ' '\n' | awk -F= '
 		/^(permits|voided_late|voided_paused|voided_at_send)=/ { sum[$1] += $2 }
 		END { printf "LIMITER permits=%d voided_late=%d voided_paused=%d voided_at_send=%d\n", sum["permits"], sum["voided_late"], sum["voided_paused"], sum["voided_at_send"] }' || true
+	if [[ -n ${KEEP:-} ]]; then
+		echo "$start" >"$work/start_us"; echo "$end" >"$work/end_us"; echo "$stats" >"$work/stats.json"
+		rm -rf "$work/out" "$work/input.csv"; mkdir -p "$KEEP"; cp -r "$work"/. "$KEEP"/
+	fi
 	rm -rf "$work"
 }
 
