@@ -113,6 +113,11 @@ func (s *Store) readBuckets(ctx context.Context, bs []uint32) ([]string, error) 
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, err
 	}
+	for _, r := range reads {
+		if n := len(r.cmd.Val()); n != len(r.pos) {
+			return nil, fmt.Errorf("MGET of %d buckets answered %d", len(r.pos), n)
+		}
+	}
 	if len(reads) == 1 {
 		return reads[0].cmd.Val(), nil
 	}
