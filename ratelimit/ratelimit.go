@@ -576,4 +576,4 @@ type clock interface {
 type realClock struct{}
 
 func (realClock) Now() time.Time                                   { return time.Now() }
-func (realClock) Sleep(ctx context.Context, d time.Duration) error { return sleep.For(ctx, d) }
+func (realClock) Sleep(ctx context.Context, d time.Duration) error { return sleep.Precisely(ctx, d) }
