@@ -47,14 +47,16 @@ var Epoch = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 
 const maxSeconds = 1<<30 - 1
 
-// Record is the remembered answer for one number.
+// Record is the remembered answer for one number. Its fields are in the
+// order that packs it in 32 bytes (40 with Capability first): a list's
+// enqueue holds one for each of its numbers.
 type Record struct {
-	Capability Capability
 	// At is when the answer was received, to the second (UTC).
 	At time.Time
 	// Reason is, for Rejected, the reference of the API's code and message
 	// (see [Store.Reasons]); 0 when unknown.
-	Reason uint16
+	Reason     uint16
+	Capability Capability
 }
 
 // IsZero reports whether r holds nothing (no record).

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func TestSlotRoundTrip(t *testing.T) {
@@ -60,5 +61,14 @@ func TestRecordRoundTrip(t *testing.T) {
 	rej := Record{Capability: Rejected, At: at, Reason: 65_000}
 	if got := UnpackRecord(rej.Pack()); got != rej {
 		t.Errorf("UnpackRecord(Pack(%+v)) = %+v", rej, got)
+	}
+}
+
+// TestRecordSize: a Record is its time and one word more, 32 bytes on 64
+// bits (an enqueue holds one a number).
+func TestRecordSize(t *testing.T) {
+	want := unsafe.Sizeof(time.Time{}) + unsafe.Alignof(time.Time{})
+	if n := unsafe.Sizeof(Record{}); n != want {
+		t.Errorf("Record is %d bytes, want %d", n, want)
 	}
 }
