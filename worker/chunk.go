@@ -21,9 +21,6 @@ const unsettledRounds = 4
 // lanes (lanes.go), records each outcome before its lane's next call, and
 // finishes the chunk when every number is settled.
 func (w *Worker) processChunk(ctx context.Context, t *asynq.Task) error {
-	taken := w.openRun()
-	defer taken()
-	w.taskStarted()
 	c, err := tasks.ParseChunk(t)
 	if err != nil {
 		w.log.Error("unreadable chunk task dropped", "err", err)
@@ -45,7 +42,7 @@ func (w *Worker) processChunk(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("holding chunk %d of job %s: %w", c.Chunk, c.Job, err)
 	}
 	defer release()
-	result, err := w.runChunk(ctx, c, hd, taken, log)
+	result, err := w.runChunk(ctx, c, hd, log)
 	if err != nil && !errors.Is(err, ErrHandedBack) && w.draining() && ctx.Err() != nil {
 		// Canceled by Shutdown: hand the chunk back like any drained one.
 		err = fmt.Errorf("%w: %w", ErrDraining, err)
@@ -68,9 +65,8 @@ func (w *Worker) processChunk(ctx context.Context, t *asynq.Task) error {
 }
 
 // runChunk does processChunk's work and returns the result for the
-// capcheck_chunks_total metric; it calls taken once its lanes have taken
-// every range.
-func (w *Worker) runChunk(ctx context.Context, c tasks.Chunk, hd *held, taken func(), log *slog.Logger) (string, error) {
+// capcheck_chunks_total metric.
+func (w *Worker) runChunk(ctx context.Context, c tasks.Chunk, hd *held, log *slog.Logger) (string, error) {
 	job, err := w.store.Head(ctx, c.Job)
 	if errors.Is(err, jobstore.ErrNotFound) {
 		log.Warn("chunk task of a job that does not exist: skipped")
@@ -88,7 +84,7 @@ func (w *Worker) runChunk(ctx context.Context, c tasks.Chunk, hd *held, taken fu
 		return chunkError, err
 	}
 	cr := w.newChunkRun(c, entries, job.Abort, log)
-	cr.held, cr.taken = hd, taken
+	cr.held = hd
 	if wm, ok := w.api.(warmer); ok {
 		// Before the first permit, so that DNS, TCP and TLS are not paid
 		// inside a slot; nothing to do when the pool is open already.

@@ -36,13 +36,6 @@
 //     the fleet sends no more calls for the job; its pending numbers are
 //     recorded failed and its chunks still finish, so the job ends failed.
 //
-// A worker takes a task only when it has room for one: no chunk of its own
-// has ranges left that no lane has taken, and not all its lanes are in use
-// (idle.go). So the chunks spread over the fleet as its replicas free up,
-// and the last ones end together instead of queued behind one replica's
-// others. Each worker watches its own client's commands for this: give
-// each worker a Redis client of its own.
-//
 // When the last chunk of a job is done, the finalize task is enqueued.
 //
 // # Stopping: drain, abort, yield

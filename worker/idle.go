@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -29,37 +28,10 @@ var dequeueKeys = [2]string{"asynq:{" + tasks.Queue + "}:pending", "asynq:{" + t
 // worker then costs about one Redis command a second instead of twenty,
 // and picks a task up as soon as it is announced rather than within a poll
 // interval. It waits only while the worker is not draining.
-//
-// It also keeps a worker from taking a task while it has no room for one
-// (full): while a chunk it runs has ranges no lane has taken (its lanes
-// take them as they free), or all its lanes are in use. A chunk taken then
-// would wait behind the others, held where no idle replica can take it,
-// and the fleet's limiter shares its permits by replica, not by chunk:
-// such a worker ended a job alone with the chunks it had taken at the
-// start (20 replicas at 1000/s: one held 16 chunks, the others 1 to 9), at
-// its own calls in flight (~460 calls/s at 30 ms), for the last second of
-// a 9 s job. Waiting, it lets a replica with room take the task, and takes
-// the next one itself once its chunk's last range is taken or a lane ends
-// (room).
-//
-// The handler of a task starts after the dequeue returns, so the next
-// dequeue first waits for it to count itself (started). A hook sees every
-// command of its client: each worker needs a client of its own (as each
-// process has) for its own room to decide its own dequeues.
 type idleWait struct {
 	wake  chan struct{} // one pending hint is enough
-	room  chan struct{} // a lane ended, a chunk's ranges are all taken
-	full  func() bool   // no room for a task; nil: always room
 	drain <-chan struct{}
-	// unstarted counts the tasks dequeued whose handler has not started;
-	// started is hinted when one does.
-	unstarted atomic.Int64
-	started   chan struct{}
 }
-
-// startWaitMax bounds the wait for a dequeued task's handler: asynq does
-// not run one whose deadline passed meanwhile.
-const startWaitMax = time.Second
 
 func (h *idleWait) DialHook(next redis.DialHook) redis.DialHook { return next }
 
@@ -69,13 +41,8 @@ func (h *idleWait) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 
 func (h *idleWait) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if !isDequeue(cmd) {
-			return next(ctx, cmd)
-		}
-		h.awaitRoom(ctx)
 		err := next(ctx, cmd)
-		if !errors.Is(err, redis.Nil) {
-			h.dequeued(err)
+		if !errors.Is(err, redis.Nil) || !isDequeue(cmd) {
 			return err
 		}
 		t := time.NewTimer(idleWaitMax)
@@ -92,66 +59,7 @@ func (h *idleWait) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		case <-ctx.Done():
 			return err
 		}
-		h.awaitRoom(ctx)
-		err = next(ctx, cmd)
-		h.dequeued(err)
-		return err
-	}
-}
-
-// dequeued counts a task the dequeue script returned (err nil) as not
-// started yet.
-func (h *idleWait) dequeued(err error) {
-	if err == nil {
-		h.unstarted.Add(1)
-	}
-}
-
-// taskStarted tells the next dequeue that a task's handler has started,
-// counted as open when it is a chunk's.
-func (h *idleWait) taskStarted() {
-	for {
-		n := h.unstarted.Load()
-		if n <= 0 {
-			return // a task run without a dequeue (a test's ProcessTask)
-		}
-		if h.unstarted.CompareAndSwap(n, n-1) {
-			break
-		}
-	}
-	select {
-	case h.started <- struct{}{}:
-	default:
-	}
-}
-
-// awaitRoom waits until the worker has room for a task, or is draining:
-// a draining worker's hook lets every dequeue of its client through, so
-// that it holds up no other worker sharing the client.
-func (h *idleWait) awaitRoom(ctx context.Context) {
-	if h.unstarted.Load() > 0 {
-		t := time.NewTimer(startWaitMax)
-		defer t.Stop()
-		for h.unstarted.Load() > 0 {
-			select {
-			case <-h.started:
-			case <-t.C:
-				h.unstarted.Store(0) // never started: not counted
-			case <-h.drain:
-				return
-			case <-ctx.Done():
-				return
-			}
-		}
-	}
-	for h.full != nil && h.full() {
-		select {
-		case <-h.room:
-		case <-h.drain:
-			return
-		case <-ctx.Done():
-			return
-		}
+		return next(ctx, cmd)
 	}
 }
 
@@ -171,14 +79,6 @@ func isDequeue(cmd redis.Cmder) bool {
 func (h *idleWait) hint() {
 	select {
 	case h.wake <- struct{}{}:
-	default:
-	}
-}
-
-// freed tells a dequeue waiting for room that a lane ended.
-func (h *idleWait) freed() {
-	select {
-	case h.room <- struct{}{}:
 	default:
 	}
 }

@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 
 	"github.com/capcheck/capcheck/jobstore"
 )
@@ -57,10 +56,8 @@ func (cr *chunkRun) sendPending(ctx context.Context) error {
 	cr.mu.Unlock()
 
 	cr.w.lanes.Add(1)
-	func() {
-		defer cr.w.laneEnded()
-		cr.lane(ctx, ls, false)
-	}()
+	cr.lane(ctx, ls, false)
+	cr.w.lanes.Add(-1)
 	ls.wg.Wait()
 	cr.mu.Lock()
 	defer cr.mu.Unlock()
@@ -101,9 +98,6 @@ func (cr *chunkRun) take(ls *laneSet) (jobstore.Range, bool) {
 	}
 	r := ls.todo[0]
 	ls.todo = ls.todo[1:]
-	if len(ls.todo) == 0 && cr.taken != nil {
-		cr.taken()
-	}
 	return r, true
 }
 
@@ -119,40 +113,9 @@ func (cr *chunkRun) spread(ctx context.Context, ls *laneSet) {
 	ls.wg.Add(1)
 	go func() {
 		defer ls.wg.Done()
-		defer cr.w.laneEnded()
+		defer cr.w.lanes.Add(-1)
 		cr.lane(ctx, ls, true)
 	}()
-}
-
-// openRun counts a chunk task as open (ranges no lane has taken) until the
-// returned func is called; calls after the first do nothing.
-func (w *Worker) openRun() func() {
-	w.open.Add(1)
-	var done atomic.Bool
-	return func() {
-		if done.CompareAndSwap(false, true) {
-			w.open.Add(-1)
-			if w.idle != nil {
-				w.idle.freed()
-			}
-		}
-	}
-}
-
-// taskStarted tells the dequeue hook that a task's handler has started.
-func (w *Worker) taskStarted() {
-	if w.idle != nil {
-		w.idle.taskStarted()
-	}
-}
-
-// laneEnded counts a lane out, and tells the dequeue waiting for room
-// (idleWait) that the worker has one.
-func (w *Worker) laneEnded() {
-	w.lanes.Add(-1)
-	if w.idle != nil {
-		w.idle.freed()
-	}
 }
 
 // addLane counts one more lane beyond a run's first when the worker has

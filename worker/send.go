@@ -25,7 +25,6 @@ type chunkRun struct {
 	calls   atomic.Int64 // API calls sent
 	await   *awaitRef    // the job waits for callbacks: register accepted numbers
 	held    *held        // the run's hold on the chunk; nil when not held
-	taken   func()       // called once no range is left for a lane; nil: none
 
 	mu    sync.Mutex
 	abort string   // why the job was aborted; "" while it runs

@@ -128,12 +128,6 @@ type Worker struct {
 	abortWatch sync.Once
 	// lanes counts the lanes of the chunk runs (lanes.go).
 	lanes atomic.Int64
-	// open counts the chunk runs with ranges no lane has taken yet (their
-	// set-up included): while any, the worker takes no task (idle.go).
-	open atomic.Int64
-	// idle is the hook on asynq's dequeue (idle.go), set by Start before
-	// any task runs.
-	idle *idleWait
 	// awaitWake makes the watch of jobs awaiting callbacks look now.
 	awaitWake chan struct{}
 
@@ -201,12 +195,7 @@ func (w *Worker) Start() error {
 	case w.draining():
 		return errors.New("worker: already shut down")
 	}
-	idle := &idleWait{
-		wake: make(chan struct{}, 1), room: make(chan struct{}, 1), started: make(chan struct{}, 1),
-		drain: w.drain.Done(),
-		full:  func() bool { return w.open.Load() > 0 || w.lanes.Load() >= int64(w.cfg.CallsInFlight) },
-	}
-	w.idle = idle
+	idle := &idleWait{wake: make(chan struct{}, 1), drain: w.drain.Done()}
 	w.store.Redis().AddHook(idle)
 	srv := asynq.NewServerFromRedisClient(w.store.Redis(), asynq.Config{
 		Concurrency:              w.cfg.Concurrency,
@@ -347,9 +336,6 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	defer cancel()
 	defer context.AfterFunc(w.halt, cancel)()
 
-	if t.Type() != tasks.TypeChunk {
-		w.taskStarted() // a chunk's handler says so once counted open
-	}
 	h, pattern := w.mux.Handler(t)
 	if pattern != t.Type() { // the mux also routes by prefix
 		return fmt.Errorf("unknown task type %q: %w", t.Type(), asynq.SkipRetry)

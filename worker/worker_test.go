@@ -906,51 +906,6 @@ func TestIdleWorkerWaitsForAnnouncedTasks(t *testing.T) {
 	waitState(t, b, jobstore.Done)
 }
 
-// TestBusyWorkerLeavesTasksToOthers: a worker whose chunk has ranges no
-// lane has taken yet takes no other task, so another replica takes it: the
-// fleet's limiter shares its permits by replica, and a chunk held behind
-// the others would end the job late, on one replica's calls.
-func TestBusyWorkerLeavesTasksToOthers(t *testing.T) {
-	b := setup(t, worker.Config{BatchSize: 10, CallsInFlight: 2}, true, 50, 50)
-	b.lim.gate = make(chan struct{}) // the first worker's calls wait for the end
-	client := asynq.NewClientFromRedisClient(b.store.Redis())
-	for i := range b.sizes {
-		if _, err := client.Enqueue(tasks.NewChunk(tasks.Chunk{Job: b.job, Chunk: i})); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := b.w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "the first worker's lanes waiting for permits", func() bool { return b.lim.Waits() >= 2 })
-	// Another replica, with a Redis client of its own as a process has.
-	api2 := &fakeAPI{}
-	w2, err := worker.New(jobstore.New(b.rdb.Client(t)), api2, &fakeLimiter{},
-		worker.Config{BatchSize: 10, OutDir: b.out, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w2.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer w2.Shutdown()
-	waitUntil(t, "the other chunk settled by the second worker", func() bool {
-		done, err := b.store.ChunkDone(b.ctx, b.job, 1)
-		return err == nil && done
-	})
-	if n := len(api2.Calls()); n != 5 {
-		t.Errorf("second worker sent %d calls, want the 5 of chunk 1", n)
-	}
-	if n := b.lim.Waits(); n != 2 {
-		t.Errorf("first worker's calls waited %d times, want 2: its two lanes on chunk 0", n)
-	}
-	close(b.lim.gate)
-	waitState(t, b, jobstore.Done)
-	if n := len(b.api.Calls()); n != 5 {
-		t.Errorf("first worker sent %d calls, want the 5 of chunk 0", n)
-	}
-}
-
 // TestChunkOfADeadWorkerIsTakenOver: a chunk whose worker stopped renewing
 // its hold (killed) is run by another worker, as a task of its own (a
 // takeover), while asynq still holds the dead worker's task: here asynq holds
