@@ -17,7 +17,7 @@ import (
 // waits as For does.
 func Precisely(ctx context.Context, d time.Duration) error {
 	p := shared()
-	if d <= 0 || p.t == nil || !p.mu.TryLock() {
+	if d <= 0 || d > preciseMax || p.t == nil || !p.mu.TryLock() {
 		return For(ctx, d)
 	}
 	defer p.mu.Unlock()
@@ -26,6 +26,11 @@ func Precisely(ctx context.Context, d time.Duration) error {
 	}
 	return p.t.wait(ctx, d)
 }
+
+// preciseMax is the longest wait Precisely puts on the system's timer: a
+// longer one needs no precision, and a 32-bit system's timer holds no more
+// than 2^31 seconds.
+const preciseMax = time.Hour
 
 // precise is the process's system timer, nil when it has none.
 type precise struct {

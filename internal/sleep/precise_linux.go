@@ -20,8 +20,14 @@ func newSysTimer() (*sysTimer, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A non-blocking descriptor: os.NewFile puts it in the poller.
-	return &sysTimer{f: os.NewFile(uintptr(fd), "timerfd"), fd: fd}, nil
+	// A non-blocking descriptor: os.NewFile puts it in the poller, where a
+	// read deadline can end a wait; without that, none could be cancelled.
+	f := os.NewFile(uintptr(fd), "timerfd")
+	if err := f.SetReadDeadline(time.Time{}); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &sysTimer{f: f, fd: fd}, nil
 }
 
 func (t *sysTimer) wait(ctx context.Context, d time.Duration) error {
