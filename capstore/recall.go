@@ -72,7 +72,7 @@ func (s *Store) readBuckets(ctx context.Context, bs []uint32) ([]string, error) 
 		cmd  *redis.StringSliceCmd
 	}
 	// The keys, one string cut into each: one allocation for all.
-	buf := make([]byte, 0, len(bs)*(len(s.prefix)+len(":mem:{1023}:127")))
+	buf := make([]byte, 0, len(bs)*s.memKeyMax())
 	ends := make([]int, len(bs))
 	for i, b := range bs {
 		buf = s.appendMemKey(buf, b)

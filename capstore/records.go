@@ -14,7 +14,12 @@ const recordLen = 5 + PackedSize
 
 // memKey is bucket b's records: mem:{tag}:sub, tag = b mod 1024 and sub =
 // b / 1024, the hash tag of the bucket's awaiting hash.
-func (s *Store) memKey(b uint32) string { return string(s.appendMemKey(nil, b)) }
+func (s *Store) memKey(b uint32) string {
+	return string(s.appendMemKey(make([]byte, 0, s.memKeyMax()), b))
+}
+
+// memKeyMax is the length of the longest bucket key.
+func (s *Store) memKeyMax() int { return len(s.prefix) + len(":mem:{1023}:127") }
 
 func (s *Store) appendMemKey(dst []byte, b uint32) []byte {
 	dst = append(append(dst, s.prefix...), ":mem:{"...)
