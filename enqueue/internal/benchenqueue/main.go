@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,6 +46,8 @@ func main() {
 	flag.BoolVar(&useMemory, "memory", false, "read the capability memory")
 	flag.DurationVar(&recheckAfter, "recheck-after", 0, "do not send a number answered within this duration")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the enqueue (not of -remember) to this file")
+	flag.StringVar(&traceFile, "trace", "", "write an execution trace of the enqueue (not of -remember) to this file")
+	flag.IntVar(&workers, "workers", 0, "normalizing goroutines (default: GOMAXPROCS)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -60,6 +63,8 @@ var (
 	useMemory    bool
 	recheckAfter time.Duration
 	cpuProfile   string
+	traceFile    string
+	workers      int
 )
 
 func run(ctx context.Context, input, url, job string, chunk int, out string) error {
@@ -96,9 +101,20 @@ func run(ctx context.Context, input, url, job string, chunk int, out string) err
 			return err
 		}
 	}
+	if traceFile != "" {
+		f, err := os.Create(traceFile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return err
+		}
+		defer trace.Stop()
+	}
 	client0 := clientCPU()
 	cfg := enqueue.Config{
-		Input: input, JobID: job, ChunkSize: chunk, OutDir: out,
+		Input: input, JobID: job, ChunkSize: chunk, OutDir: out, Workers: workers,
 		Store: jobstore.New(rdb), Client: asynq.NewClientFromRedisClient(rdb),
 		Logger:   slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		Progress: os.Stderr,
