@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/capcheck/capcheck/internal/rawio"
 )
 
 // SendGate decides, right before a request is written to the connection,
@@ -108,6 +110,7 @@ func (d *dialer) openConn(ctx context.Context, network, addr string) (*gatedConn
 	if err != nil {
 		return nil, err
 	}
+	raw = rawio.Wrap(raw)
 	conn := raw
 	if d.tls != nil {
 		cfg := d.tls.Clone()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/capcheck/capcheck/internal/rawio"
 	"github.com/capcheck/capcheck/internal/sleep"
 )
 
@@ -74,6 +75,7 @@ func (r *URL) NewClient(o Options) redis.UniversalClient {
 		s.DialerRetries = cmp.Or(s.DialerRetries, dials)
 		c = redis.NewClient(&s)
 	}
+	c.AddHook(rawIOHook{})
 	if o.RideThrough > 0 {
 		log := o.Logger
 		if log == nil {
@@ -263,4 +265,25 @@ func Backoff(attempt int) time.Duration {
 		d = 50 * time.Millisecond << attempt
 	}
 	return d/2 + rand.N(d/2+1)
+}
+
+// rawIOHook reads and writes the client's plain TCP and Unix-socket
+// connections through raw system calls (internal/rawio): a worker's Redis
+// replies then do not wake the runtime's sysmon thread.
+type rawIOHook struct{}
+
+func (rawIOHook) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := next(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return rawio.Wrap(c), nil
+	}
+}
+
+func (rawIOHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (rawIOHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }

@@ -408,3 +408,26 @@ func TestWaitNamesSentinels(t *testing.T) {
 		t.Errorf("Wait = %v, want an error naming the master and the sentinels", err)
 	}
 }
+
+// A pooled connection that Redis closed is found by go-redis's health check
+// before a command is written to it, through the raw-I/O connection too: the
+// command goes on a new connection, with no retry needed.
+func TestPooledConnClosedByRedis(t *testing.T) {
+	ctx := context.Background()
+	rdb := newClient(t, mustParse(t, redistest.Shared(t).URL+"?max_retries=-1&pool_size=1"), Options{RideThrough: -1})
+	id, err := rdb.ClientID(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := newClient(t, mustParse(t, redistest.Shared(t).URL), Options{RideThrough: -1})
+	if err := admin.ClientKillByFilter(ctx, "ID", fmt.Sprint(id)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Fatalf("Ping after Redis closed the pooled connection: %v", err)
+	}
+	if id2, err := rdb.ClientID(ctx).Result(); err != nil || id2 == id {
+		t.Fatalf("ClientID = %d, %v; want a new connection's", id2, err)
+	}
+}

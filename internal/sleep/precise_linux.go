@@ -3,7 +3,9 @@ package sleep
 import (
 	"context"
 	"os"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -13,6 +15,7 @@ import (
 type sysTimer struct {
 	f  *os.File
 	fd int
+	rc syscall.RawConn
 }
 
 func newSysTimer() (*sysTimer, error) {
@@ -27,14 +30,18 @@ func newSysTimer() (*sysTimer, error) {
 		f.Close()
 		return nil, err
 	}
-	return &sysTimer{f: f, fd: fd}, nil
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &sysTimer{f: f, fd: fd, rc: rc}, nil
 }
 
 func (t *sysTimer) wait(ctx context.Context, d time.Duration) error {
 	begin := time.Now()
 	// Arming clears the count of an expiry nobody read.
-	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(int64(d))}
-	if err := unix.TimerfdSettime(t.fd, 0, &spec, nil); err != nil {
+	if err := t.arm(d); err != nil {
 		return For(ctx, d)
 	}
 	ended := make(chan struct{})
@@ -42,8 +49,7 @@ func (t *sysTimer) wait(ctx context.Context, d time.Duration) error {
 		_ = t.f.SetReadDeadline(time.Unix(1, 0)) // ends the Read below
 		close(ended)
 	})
-	var buf [8]byte
-	_, err := t.f.Read(buf[:])
+	err := t.read()
 	if !stop() {
 		<-ended
 		t.reset()
@@ -59,6 +65,46 @@ func (t *sysTimer) wait(ctx context.Context, d time.Duration) error {
 
 // reset disarms the timer and clears the read deadline, for the next wait.
 func (t *sysTimer) reset() {
-	_ = unix.TimerfdSettime(t.fd, 0, &unix.ItimerSpec{}, nil)
+	_ = t.arm(0)
 	_ = t.f.SetReadDeadline(time.Time{})
+}
+
+// arm sets the timer to expire in d (0 disarms it). It and read make raw
+// system calls, which do not wake the runtime's sysmon thread as the
+// runtime's syscall entry does (see internal/rawio): the timer's expiry is
+// then one wake-up of the process, not three or more.
+func (t *sysTimer) arm(d time.Duration) error {
+	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(int64(d))}
+	_, _, e := syscall.RawSyscall6(unix.SYS_TIMERFD_SETTIME, uintptr(t.fd), 0, uintptr(unsafe.Pointer(&spec)), 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// read waits in the runtime's poller until the timer expires, or the read
+// deadline passes.
+func (t *sysTimer) read() error {
+	var errno syscall.Errno
+	err := t.rc.Read(func(fd uintptr) bool {
+		var buf [8]byte
+		for {
+			_, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+			switch e {
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				return false
+			}
+			errno = e
+			return true
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if errno != 0 {
+		return errno
+	}
+	return nil
 }
