@@ -69,6 +69,11 @@ type Config struct {
 	// Defaults to MaxConnsDefault (16).
 	MaxConns int
 
+	// WarmConns is how many connections Warm opens (at most MaxConns): the
+	// callers a pool usually has, when MaxConns is sized for more at times.
+	// Defaults to MaxConns.
+	WarmConns int
+
 	// WireE164 sends numbers in E.164 with a leading '+' ("+9198...") instead
 	// of the provider's documented digits-only form ("9198..."). Defaults to
 	// false.
@@ -89,6 +94,7 @@ type Config struct {
 func (c Config) WithDefaults() Config {
 	c.Timeout = cmp.Or(c.Timeout, TimeoutDefault)
 	c.MaxConns = cmp.Or(c.MaxConns, MaxConnsDefault)
+	c.WarmConns = min(cmp.Or(c.WarmConns, c.MaxConns), c.MaxConns)
 	return c
 }
 
@@ -110,6 +116,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConns < 0 {
 		errs = append(errs, fmt.Errorf("capapi: max connections must be positive, got %d", c.MaxConns))
+	}
+	if c.WarmConns < 0 {
+		errs = append(errs, fmt.Errorf("capapi: connections to open ahead must be positive, got %d", c.WarmConns))
 	}
 	return errors.Join(errs...)
 }
@@ -278,7 +287,7 @@ func newHTTPClient(cfg Config, u *url.URL) (*http.Client, *dialer) {
 }
 
 // Warm opens connections to the API (DNS, TCP and TLS) until the client's
-// pool has MaxConns of them, in parallel, so that the first requests of a
+// pool has WarmConns of them, in parallel, so that the first requests of a
 // job do not pay for the set-up after their rate-limit slot: call it before
 // the first permit is taken. Connections it opens are used within 10 s or
 // closed. It sends no request. It does nothing (and returns nil) with a
@@ -289,7 +298,7 @@ func (c *Client) Warm(ctx context.Context) error {
 	if c == nil || c.dialer == nil {
 		return nil
 	}
-	if err := c.dialer.warm(ctx, c.addr, c.cfg.MaxConns); err != nil {
+	if err := c.dialer.warm(ctx, c.addr, c.cfg.WarmConns); err != nil {
 		return fmt.Errorf("capapi: opening connections to %s: %w", c.addr, err)
 	}
 	return nil

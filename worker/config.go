@@ -14,11 +14,14 @@ import (
 const (
 	// ConcurrencyDefault is the default number of chunks one worker handles at once.
 	ConcurrencyDefault = 16
-	// CallsPerChunkSlot × Concurrency is the default of CallsInFlight. Two
-	// (a fleet short of chunks, 2 replicas of 3, would still have calls
-	// enough for 1000/s) made 20 replicas' 640 lanes overrun the fleet's
-	// limit: 429s in 5 of 10 runs at 1000/s × 10, none with one.
-	CallsPerChunkSlot = 1
+	// CallsPerChunkSlot × Concurrency is the default of CallsInFlight: the
+	// most a worker's lanes grow to while none of them waits for a permit
+	// (its calls' latency, not the fleet's limiter, bounds it: a replica
+	// alone, or alone at the end of a job; at 1000/s and 30 ms a call it
+	// needs ~33). Up to Concurrency they are added whatever the limiter
+	// does; 2 × Concurrency that way made 20 replicas' 640 lanes overrun
+	// the fleet's limit (429s in 5 of 10 runs at 1000/s × 10).
+	CallsPerChunkSlot = 4
 	// BatchSizeDefault is the default number of numbers per API request.
 	BatchSizeDefault = 100
 	// MaxAttemptsDefault is the default number of calls spent on a range
@@ -44,12 +47,14 @@ type Config struct {
 	Concurrency int
 
 	// CallsInFlight bounds this worker's API calls in flight: a chunk has
-	// one, and more while the worker has fewer (lanes.go; an extra lane
-	// finishes the range it holds, retries included, before it steps back),
-	// e.g. while fewer chunks run than the fleet's rate needs, or when a
-	// replica is gone.
-	// Size the API client's connection pool for it. 1 keeps one call in
-	// flight per chunk. Defaults to CallsPerChunkSlot × Concurrency.
+	// one lane, and more (lanes.go; an extra lane finishes the range it
+	// holds, retries included, before it steps back) while the worker has
+	// fewer than Concurrency (and CallsInFlight) lanes in all, e.g. while
+	// fewer chunks run than the fleet's rate needs, or when a replica is
+	// gone; beyond that, up to CallsInFlight, only while none of its lanes
+	// waits for a permit. Size the API client's connection pool for it. 1
+	// keeps one call in flight per chunk. Defaults to CallsPerChunkSlot ×
+	// Concurrency.
 	CallsInFlight int
 
 	// BatchSize is how many numbers go in one API request. Defaults to

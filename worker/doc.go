@@ -17,7 +17,8 @@
 // sends the ranges still pending (jobstore.Pending) in lanes (lanes.go): each
 // lane has one call in flight, each call after a wait on the fleet limiter,
 // and a chunk has more than one lane while its worker has fewer than
-// Config.CallsInFlight. The outcome of every call is recorded before its
+// Config.Concurrency, or, up to Config.CallsInFlight, while every other
+// lane is in a call (the limiter waits for calls). The outcome of every call is recorded before its
 // lane's next one, so a chunk re-delivered after a crash resumes where it
 // stopped and only calls in flight at the crash are repeated. What to do with
 // each answer is decided by one pure function (decide.go):

@@ -256,3 +256,102 @@ func TestLanesAbortAfterTheCallsInFlight(t *testing.T) {
 		t.Errorf("job = %+v, want 40 failed, 20 accepted, 3 requests, 1 chunk done", j)
 	}
 }
+
+// A worker whose lanes do not wait for permits (the calls' latency bounds
+// it, not the rate) adds lanes beyond Concurrency, up to CallsInFlight: a
+// replica alone, or ending a job alone, sends at the rate.
+func TestLanesBeyondConcurrencyWhileNoneWaits(t *testing.T) {
+	const lanes = 6
+	b := setup(t, worker.Config{BatchSize: 10, Concurrency: 2, CallsInFlight: lanes}, false, 400)
+	fl := &inFlight{}
+	b.api.fn = func(int, []string) capapi.Result {
+		fl.add(1)
+		defer fl.add(-1)
+		time.Sleep(20 * time.Millisecond) // the API's latency, far above the worker's own time
+		return accepted
+	}
+	b.mustRun(t, 0)
+	if got := fl.most(); got != lanes {
+		t.Errorf("at most %d calls in flight, want %d (CallsInFlight)", got, lanes)
+	}
+	sentOnce(t, sortedCalls(b.api), 400)
+}
+
+// While a worker's lanes wait for permits (the fleet's rate bounds it), it
+// adds none beyond Concurrency, however many CallsInFlight allows: at the
+// start of a job every replica is busy, and more lanes would only crowd
+// the API when it stalls.
+func TestLanesNoMoreThanConcurrencyWhileTheyWait(t *testing.T) {
+	b := setup(t, worker.Config{BatchSize: 10, Concurrency: 2, CallsInFlight: 6}, false, 60)
+	b.lim.gate = make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- b.run(0) }()
+	// Six ranges; a permit is given only while both lanes wait for one, so
+	// whenever a lane takes its next range the other one waits. The last
+	// two permits find one lane each (the other ran out of ranges).
+	for k := range 6 {
+		want := 2
+		if k == 5 {
+			want = 1
+		}
+		waitUntil(t, "the lanes waiting for a permit", func() bool {
+			now, most := b.lim.Waiting()
+			if most > 2 {
+				t.Fatalf("%d lanes waited for a permit at once, want at most 2 (Concurrency)", most)
+			}
+			return now == want
+		})
+		b.lim.gate <- struct{}{}
+	}
+	if err := receive(t, "the run's end", done); err != nil {
+		t.Fatal(err)
+	}
+	if _, most := b.lim.Waiting(); most != 2 {
+		t.Errorf("at most %d lanes waited for a permit at once, want 2 (Concurrency)", most)
+	}
+	sentOnce(t, sortedCalls(b.api), 60)
+}
+
+// A lane that runs out of ranges gives its place to another chunk of the
+// worker at once, not one call later: a replica ending a job alone keeps
+// its calls in flight between its chunks' ends.
+func TestLanesMoveToAnotherChunk(t *testing.T) {
+	b := setup(t, worker.Config{BatchSize: 10, Concurrency: 4, CallsInFlight: 4}, false, 20, 80)
+	var mu sync.Mutex
+	flying := map[int]int{} // chunk → calls in flight
+	first, second := make(chan struct{}), make(chan struct{})
+	b.api.fn = func(_ int, numbers []string) capapi.Result {
+		c, gate := 0, first
+		if numbers[0] >= number(21) {
+			c, gate = 1, second
+		}
+		mu.Lock()
+		flying[c]++
+		mu.Unlock()
+		<-gate
+		mu.Lock()
+		flying[c]--
+		mu.Unlock()
+		return accepted
+	}
+	var once1, once2 sync.Once
+	t.Cleanup(func() { once1.Do(func() { close(first) }); once2.Do(func() { close(second) }) })
+	in := func(c, n int) func() bool {
+		return func() bool { mu.Lock(); defer mu.Unlock(); return flying[c] == n }
+	}
+	done := make(chan error, 2)
+	go func() { done <- b.run(0) }()
+	waitUntil(t, "chunk 0's two calls in flight", in(0, 2))
+	go func() { done <- b.run(1) }()
+	waitUntil(t, "chunk 1's two calls in flight (4 in all)", in(1, 2))
+	once1.Do(func() { close(first) }) // chunk 0's lanes run out of ranges; chunk 1 gets them
+	if err := receive(t, "chunk 0's end", done); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "chunk 1's four calls in flight, before any of its answers", in(1, 4))
+	once2.Do(func() { close(second) })
+	if err := receive(t, "chunk 1's end", done); err != nil {
+		t.Fatal(err)
+	}
+	sentOnce(t, sortedCalls(b.api), 100)
+}

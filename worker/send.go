@@ -142,7 +142,9 @@ func (cr *chunkRun) send(ctx context.Context, r jobstore.Range) (decision, error
 		if abort != "" {
 			return decision{verb: settle, outcome: notSent(r, tries, abort)}, nil
 		}
+		cr.w.calling.Add(1)
 		res := cr.w.api.Check(sendCtx, cr.numbers[r.Lo:r.Hi])
+		cr.w.calling.Add(-1)
 		if errors.Is(res.Err, capapi.ErrNotSent) && ctx.Err() == nil {
 			// The permit was lost before a byte was written (its
 			// re-check failed): no call was made; wait for another.
@@ -204,7 +206,9 @@ func (cr *chunkRun) permit(ctx, waitCtx context.Context) (context.Context, strin
 		return nil, "", err
 	}
 	begin := time.Now()
+	w.permitWaits.Add(1)
 	sendCtx, err := w.take(ctx, waitCtx, cr.held)
+	w.permitWaits.Add(-1)
 	w.m.rateWait.Observe(time.Since(begin).Seconds())
 	if err != nil {
 		return nil, "", cr.handBackErr(waitCtx, fmt.Errorf("waiting for the rate limit: %w", err))

@@ -128,6 +128,15 @@ type Worker struct {
 	abortWatch sync.Once
 	// lanes counts the lanes of the chunk runs (lanes.go).
 	lanes atomic.Int64
+	// calling counts the lanes in a call: all but the one about to take a
+	// permit while the calls' latency, not the rate, bounds the worker
+	// (lanes.go).
+	calling atomic.Int64
+	// permitWaits counts the lanes waiting for a permit: several while the
+	// limiter, not the calls, bounds the worker (lanes.go).
+	permitWaits atomic.Int64
+	// runs are the chunk runs settling ranges (lanes.go).
+	runs runSet
 	// awaitWake makes the watch of jobs awaiting callbacks look now.
 	awaitWake chan struct{}
 

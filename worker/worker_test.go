@@ -67,6 +67,8 @@ var (
 type fakeLimiter struct {
 	mu     sync.Mutex
 	waits  int
+	now    int // calls waiting for a permit
+	most   int // the most at once
 	pauses []time.Duration
 	err    error         // returned by Wait when set
 	gate   chan struct{} // when set, each Wait takes one permit from it
@@ -81,12 +83,26 @@ func (l *fakeLimiter) Wait(ctx context.Context) (time.Duration, error) {
 		return 0, err
 	}
 	if gate != nil {
+		l.mu.Lock()
+		l.now++
+		l.most = max(l.most, l.now)
+		l.mu.Unlock()
 		select {
 		case <-gate:
 		case <-ctx.Done():
 		}
+		l.mu.Lock()
+		l.now--
+		l.mu.Unlock()
 	}
 	return 0, ctx.Err()
+}
+
+// Waiting is how many calls wait at the gate now, and the most at once.
+func (l *fakeLimiter) Waiting() (now, most int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.now, l.most
 }
 
 // Waits is how many calls have waited (or wait) for a permit.
@@ -1050,7 +1066,7 @@ func TestGiveUp(t *testing.T) {
 func TestConfig(t *testing.T) {
 	t.Parallel()
 	c := worker.Config{}.WithDefaults()
-	if c.Concurrency != 16 || c.CallsInFlight != 16 || c.BatchSize != 100 || c.MaxAttempts != 5 || c.ShutdownTimeout != 30*time.Second ||
+	if c.Concurrency != 16 || c.CallsInFlight != 64 || c.BatchSize != 100 || c.MaxAttempts != 5 || c.ShutdownTimeout != 30*time.Second ||
 		c.OutDir != "./out" || c.BackoffBase != 500*time.Millisecond || c.BackoffMax != 30*time.Second || c.PauseDefault != 5*time.Second {
 		t.Errorf("defaults: %+v", c)
 	}

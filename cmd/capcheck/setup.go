@@ -84,13 +84,15 @@ func newAPIClient(cfg *configs.Config, rdb redis.UniversalClient, log *slog.Logg
 	if err != nil {
 		return nil, nil, usageErrorf("--rate: %v", err)
 	}
+	wc := worker.Config{Concurrency: cfg.Worker.Concurrency}.WithDefaults()
 	api, err := capapi.New(capapi.Config{
 		BaseURL:           cfg.API.URL,
 		SID:               cfg.API.SID,
 		APIKey:            cfg.API.Key.Reveal(), // the one use of the key: the client's header
 		CallbackProfileID: cfg.API.CallbackProfileID,
 		Timeout:           cfg.API.Timeout,
-		MaxConns:          worker.Config{Concurrency: cfg.Worker.Concurrency}.WithDefaults().CallsInFlight,
+		MaxConns:          wc.CallsInFlight,
+		WarmConns:         wc.Concurrency, // more only while the worker's calls outrun the limiter
 		WireE164:          cfg.API.WireFormat == configs.WireFormatE164,
 	})
 	if err != nil {
