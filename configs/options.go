@@ -357,7 +357,7 @@ var (
 		set:   setDuration(func(c *Config) *time.Duration { return &c.Enqueue.RecheckAfter })}
 
 	optConcurrency = &option{name: FlagConcurrency, category: categoryWorker, def: strconv.Itoa(worker.ConcurrencyDefault),
-		usage: "process `N` chunks at once in one worker, with up to N API calls in flight (a chunk has several while the worker has fewer)",
+		usage: "process `N` chunks at once in one worker, with up to N API calls in flight (a chunk has several while the worker has fewer), and up to 4·N while none of them waits for the rate limit (a worker alone, or ending a job alone)",
 		set:   setInt(func(c *Config) *int { return &c.Worker.Concurrency })}
 	optMetricsAddr = &option{name: FlagMetricsAddr, category: categoryWorker,
 		usage: "serve Prometheus /metrics on `ADDR` (e.g. :9090; off when empty)",
