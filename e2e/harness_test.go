@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -94,16 +93,8 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// freeAddr returns a loopback address for a process to listen on.
+func freeAddr(t *testing.T) string { return testbin.FreeAddr(t) }
 
 // proc is a capcheck process with its stdout and stderr kept apart.
 type proc struct {

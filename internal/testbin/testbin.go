@@ -1,4 +1,5 @@
-// Package testbin builds the capcheck binary for end-to-end tests.
+// Package testbin builds the capcheck binary for end-to-end tests, and
+// finds addresses for the processes they start to listen on.
 //
 // Build compiles ./cmd/capcheck once per test binary, with the go command of
 // the running toolchain (go test puts its GOROOT/bin first in PATH), into a
