@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && !386
 
 package rawio
 
@@ -40,7 +40,7 @@ func pair(t *testing.T, network string) (*Conn, net.Conn) {
 		t.Fatal("accept failed")
 	}
 	t.Cleanup(func() { c.Close(); srv.Close() })
-	w, ok := Wrap(c).(*Conn)
+	w, ok := wrap(c).(*Conn)
 	if !ok {
 		t.Fatalf("Wrap(%T) did not wrap it", c)
 	}
@@ -156,7 +156,25 @@ func TestWrapLeavesOthers(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	if Wrap(a) != a {
+	if Wrap(a) != a || wrap(a) != a {
 		t.Fatal("Wrap wrapped a net.Pipe")
+	}
+}
+
+// Wrap wraps a socket, but under the race detector, which does not see raw
+// system calls.
+func TestWrapRace(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, wrapped := Wrap(c).(*Conn); wrapped == raceEnabled {
+		t.Errorf("Wrap wrapped a TCP socket: %v, with the race detector: %v", wrapped, raceEnabled)
 	}
 }
