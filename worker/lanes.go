@@ -204,8 +204,8 @@ func (w *Worker) spreadOther() {
 	}
 }
 
-// laneSurplus is how many lanes waiting for permits make a lane beyond
-// Config.Concurrency spare: the limiter has calls for its next slots
+// laneSurplus is how many lanes waiting for permits (at most
+// Config.Concurrency of them) make a lane beyond Config.Concurrency spare: the limiter has calls for its next slots
 // without it. Several, so that lanes are not ended and added again as the
 // queue at the limiter comes and goes; lanes that are only slow to record
 // (a busy host) are not spare.
@@ -219,7 +219,10 @@ func (w *Worker) addLane() bool {
 	base, limit := w.laneBase(), int64(w.cfg.CallsInFlight)
 	for {
 		n := w.lanes.Load()
-		if n >= limit || (n >= base && n-w.calling.Load() > 1) {
+		// Beyond base, only while some lane is in a call and every other
+		// one is: a worker whose lanes are not in calls is not held back by
+		// its calls' latency.
+		if calling := w.calling.Load(); n >= limit || (n >= base && (calling == 0 || n-calling > 1)) {
 			return false
 		}
 		if w.lanes.CompareAndSwap(n, n+1) {
@@ -232,7 +235,8 @@ func (w *Worker) addLane() bool {
 // its range (see addLane).
 func (w *Worker) laneSpare() bool {
 	n := w.lanes.Load()
-	return n > int64(w.cfg.CallsInFlight) || (n > w.laneBase() && w.permitWaits.Load() >= laneSurplus)
+	base := w.laneBase()
+	return n > int64(w.cfg.CallsInFlight) || (n > base && w.permitWaits.Load() >= min(laneSurplus, base))
 }
 
 // laneBase is how many lanes a worker has whatever its limiter does.

@@ -312,6 +312,29 @@ func TestLanesNoMoreThanConcurrencyWhileTheyWait(t *testing.T) {
 	sentOnce(t, sortedCalls(b.api), 60)
 }
 
+// With a small Concurrency too, lanes that wait for permits add none and
+// shed their extras: a rate-limited worker of --concurrency 1 has one lane.
+func TestLanesOneWhileItWaits(t *testing.T) {
+	b := setup(t, worker.Config{BatchSize: 10, Concurrency: 1, CallsInFlight: 4}, false, 60)
+	b.lim.gate = make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- b.run(0) }()
+	for range 6 {
+		waitUntil(t, "the lane waiting for a permit", func() bool {
+			now, most := b.lim.Waiting()
+			if most > 1 {
+				t.Fatalf("%d lanes waited for a permit at once, want 1 (Concurrency)", most)
+			}
+			return now == 1
+		})
+		b.lim.gate <- struct{}{}
+	}
+	if err := receive(t, "the run's end", done); err != nil {
+		t.Fatal(err)
+	}
+	sentOnce(t, sortedCalls(b.api), 60)
+}
+
 // A lane that runs out of ranges gives its place to another chunk of the
 // worker at once, not one call later: a replica ending a job alone keeps
 // its calls in flight between its chunks' ends.
