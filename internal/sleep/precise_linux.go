@@ -8,6 +8,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/capcheck/capcheck/internal/rawio"
 )
 
 // sysTimer is a timerfd in the runtime's network poller: its expiry wakes
@@ -85,21 +87,8 @@ func (t *sysTimer) arm(d time.Duration) error {
 // read waits in the runtime's poller until the timer expires, or the read
 // deadline passes.
 func (t *sysTimer) read() error {
-	var errno syscall.Errno
-	err := t.rc.Read(func(fd uintptr) bool {
-		var buf [8]byte
-		for {
-			_, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false
-			}
-			errno = e
-			return true
-		}
-	})
+	var buf [8]byte
+	_, errno, err := rawio.Read(t.rc, buf[:])
 	if err != nil {
 		return err
 	}
