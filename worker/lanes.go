@@ -17,8 +17,8 @@ import (
 // flight, so that the fleet is not short of calls for its rate.
 //
 // Beyond that, up to Config.CallsInFlight, a run gets one more lane only
-// while every other lane of the worker is in a call (none waits for a
-// permit, or is on its way to one): the limiter then has no call for its
+// while some lane of the worker is in a call and every other one is (none
+// waits for a permit, or is on its way to one): the limiter then has no call for its
 // next slots, and the calls' latency, not the rate, bounds the worker (at
 // 30 ms a call, 16 lanes send at most ~530 calls/s). That is a replica
 // alone in the fleet, and a replica that ends a job alone: asynq lets a
@@ -31,7 +31,7 @@ import (
 //
 // A lane beyond a run's first ends after its range when the worker has more
 // lanes than Config.CallsInFlight, or more than Config.Concurrency while
-// laneSurplus of them wait for permits (more chunks came, or the fleet's
+// laneSurplus of them (or Concurrency, if fewer) wait for permits (more chunks came, or the fleet's
 // other replicas took their share of the slots). A lane that runs out of
 // ranges gives its place to the run of the worker with the most ranges
 // left (spreadOther).
@@ -204,24 +204,23 @@ func (w *Worker) spreadOther() {
 	}
 }
 
-// laneSurplus is how many lanes waiting for permits (at most
-// Config.Concurrency of them) make a lane beyond Config.Concurrency spare: the limiter has calls for its next slots
-// without it. Several, so that lanes are not ended and added again as the
-// queue at the limiter comes and goes; lanes that are only slow to record
-// (a busy host) are not spare.
+// laneSurplus is how many lanes waiting for permits (fewer when
+// Config.Concurrency is) make a lane beyond Config.Concurrency spare: the
+// limiter has calls for its next slots without it. Several, so that lanes
+// are not ended and added again as the queue at the limiter comes and goes;
+// lanes that are only slow to record (a busy host) are not spare.
 const laneSurplus = 4
 
 // addLane counts one more lane beyond a run's first, and reports whether it
 // did: when the worker has fewer lanes than Config.Concurrency (and
-// Config.CallsInFlight), or fewer than Config.CallsInFlight and every
-// other lane is in a call.
+// Config.CallsInFlight), or fewer than Config.CallsInFlight and some lane
+// is in a call and every other one is.
 func (w *Worker) addLane() bool {
 	base, limit := w.laneBase(), int64(w.cfg.CallsInFlight)
 	for {
 		n := w.lanes.Load()
-		// Beyond base, only while some lane is in a call and every other
-		// one is: a worker whose lanes are not in calls is not held back by
-		// its calls' latency.
+		// A worker none of whose lanes is in a call is not held back by its
+		// calls' latency.
 		if calling := w.calling.Load(); n >= limit || (n >= base && (calling == 0 || n-calling > 1)) {
 			return false
 		}

@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -280,59 +281,38 @@ func TestLanesBeyondConcurrencyWhileNoneWaits(t *testing.T) {
 // While a worker's lanes wait for permits (the fleet's rate bounds it), it
 // adds none beyond Concurrency, however many CallsInFlight allows: at the
 // start of a job every replica is busy, and more lanes would only crowd
-// the API when it stalls.
+// the API when it stalls. So too with a Concurrency below laneSurplus.
 func TestLanesNoMoreThanConcurrencyWhileTheyWait(t *testing.T) {
-	b := setup(t, worker.Config{BatchSize: 10, Concurrency: 2, CallsInFlight: 6}, false, 60)
-	b.lim.gate = make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- b.run(0) }()
-	// Six ranges; a permit is given only while both lanes wait for one, so
-	// whenever a lane takes its next range the other one waits. The last
-	// two permits find one lane each (the other ran out of ranges).
-	for k := range 6 {
-		want := 2
-		if k == 5 {
-			want = 1
-		}
-		waitUntil(t, "the lanes waiting for a permit", func() bool {
-			now, most := b.lim.Waiting()
-			if most > 2 {
-				t.Fatalf("%d lanes waited for a permit at once, want at most 2 (Concurrency)", most)
+	for _, c := range []worker.Config{{Concurrency: 2, CallsInFlight: 6}, {Concurrency: 1, CallsInFlight: 4}} {
+		t.Run(fmt.Sprintf("concurrency %d", c.Concurrency), func(t *testing.T) {
+			c.BatchSize = 10
+			b := setup(t, c, false, 60)
+			b.lim.gate = make(chan struct{})
+			done := make(chan error, 1)
+			go func() { done <- b.run(0) }()
+			// Six ranges; a permit is given only while Concurrency lanes
+			// wait for one (fewer at the end, as lanes run out of ranges),
+			// so whenever a lane takes its next range the others wait.
+			for k := range 6 {
+				want := min(c.Concurrency, 6-k)
+				waitUntil(t, "the lanes waiting for a permit", func() bool {
+					now, most := b.lim.Waiting()
+					if most > c.Concurrency {
+						t.Fatalf("%d lanes waited for a permit at once, want at most %d (Concurrency)", most, c.Concurrency)
+					}
+					return now == want
+				})
+				b.lim.gate <- struct{}{}
 			}
-			return now == want
-		})
-		b.lim.gate <- struct{}{}
-	}
-	if err := receive(t, "the run's end", done); err != nil {
-		t.Fatal(err)
-	}
-	if _, most := b.lim.Waiting(); most != 2 {
-		t.Errorf("at most %d lanes waited for a permit at once, want 2 (Concurrency)", most)
-	}
-	sentOnce(t, sortedCalls(b.api), 60)
-}
-
-// With a small Concurrency too, lanes that wait for permits add none and
-// shed their extras: a rate-limited worker of --concurrency 1 has one lane.
-func TestLanesOneWhileItWaits(t *testing.T) {
-	b := setup(t, worker.Config{BatchSize: 10, Concurrency: 1, CallsInFlight: 4}, false, 60)
-	b.lim.gate = make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- b.run(0) }()
-	for range 6 {
-		waitUntil(t, "the lane waiting for a permit", func() bool {
-			now, most := b.lim.Waiting()
-			if most > 1 {
-				t.Fatalf("%d lanes waited for a permit at once, want 1 (Concurrency)", most)
+			if err := receive(t, "the run's end", done); err != nil {
+				t.Fatal(err)
 			}
-			return now == 1
+			if _, most := b.lim.Waiting(); most != c.Concurrency {
+				t.Errorf("at most %d lanes waited for a permit at once, want %d (Concurrency)", most, c.Concurrency)
+			}
+			sentOnce(t, sortedCalls(b.api), 60)
 		})
-		b.lim.gate <- struct{}{}
 	}
-	if err := receive(t, "the run's end", done); err != nil {
-		t.Fatal(err)
-	}
-	sentOnce(t, sortedCalls(b.api), 60)
 }
 
 // A lane that runs out of ranges gives its place to another chunk of the
