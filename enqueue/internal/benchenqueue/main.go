@@ -91,27 +91,16 @@ func run(ctx context.Context, input, url, job string, chunk int, out string) err
 	if err != nil {
 		return err
 	}
-	if cpuProfile != "" {
-		f, err := os.Create(cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
+	closeProfile, err := record(cpuProfile, pprof.StartCPUProfile)
+	if err != nil {
+		return err
 	}
-	if traceFile != "" {
-		f, err := os.Create(traceFile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := trace.Start(f); err != nil {
-			return err
-		}
-		defer trace.Stop()
+	defer closeProfile()
+	closeTrace, err := record(traceFile, trace.Start)
+	if err != nil {
+		return err
 	}
+	defer closeTrace()
 	client0 := clientCPU()
 	cfg := enqueue.Config{
 		Input: input, JobID: job, ChunkSize: chunk, OutDir: out, Workers: workers,
@@ -128,6 +117,7 @@ func run(ctx context.Context, input, url, job string, chunk int, out string) err
 	}
 	client := clientCPU() - client0
 	pprof.StopCPUProfile()
+	trace.Stop()
 	cpu1, err := redisCPU(ctx, rdb)
 	if err != nil {
 		return err
@@ -237,4 +227,21 @@ func usedMemory(ctx context.Context, rdb *redis.Client) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no used_memory in INFO memory")
+}
+
+// record starts a profile or trace of the enqueue into a new file at path
+// (nothing when path is empty), and returns what closes the file.
+func record(path string, start func(io.Writer) error) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := start(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil
 }
