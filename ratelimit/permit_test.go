@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -119,4 +120,125 @@ func TestMixedRatesSlowerLeaves(t *testing.T) {
 	c.set(c.Now().Add(3 * time.Second)) // longer than the hold of a rate
 	fast := withClock(newLimiter(t, rdb, key, 100), c)
 	checkSpacing(t, simulate(t, c, []*Limiter{fast}, 60), 100)
+}
+
+// scriptCalls counts the limiter's script runs on a Redis client.
+type scriptCalls struct {
+	Scripter
+	n atomic.Int64
+}
+
+func (s *scriptCalls) EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+	s.n.Add(1)
+	return s.Scripter.EvalSha(ctx, sha1, keys, args...)
+}
+
+func (s *scriptCalls) Eval(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	s.n.Add(1)
+	return s.Scripter.Eval(ctx, script, keys, args...)
+}
+
+// A replica whose goroutines queue for permits takes its slots in blocks:
+// one script call reserves the next ones for several holders, and the
+// fleet's guarantee holds (no 1s window over rate+1 requests written).
+func TestBlocks(t *testing.T) {
+	t.Parallel()
+	const rate, replicas, goroutines = 400, 3, 8
+	if got := blockSize(rate); got != blockCap {
+		t.Fatalf("blockSize(%v) = %d, want %d", float64(rate), got, blockCap)
+	}
+	calls := &scriptCalls{Scripter: redistest.Shared(t).Client(t)}
+	key := redistest.NewPrefix(t) + ":ratelimit"
+	var limiters []*Limiter
+	for range replicas {
+		limiters = append(limiters, newLimiter(t, calls, key, rate))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var p permits
+	drive(ctx, t, limiters, goroutines, &p)
+	ts := p.sorted()
+	var permits int64
+	for _, l := range limiters {
+		permits += l.Stats().Permits
+	}
+	n := calls.n.Load()
+	t.Logf("%d permits, %d requests written, %d script calls, max %d in a 1s window, achieved %.1f/s",
+		permits, len(ts), n, maxWindow(ts, time.Second), achieved(ts))
+	if most := maxWindow(ts, time.Second); most > rate+1 {
+		t.Errorf("a 1s window carries %d requests, want at most rate+1 = %d", most, rate+1)
+	}
+	if permits < rate {
+		t.Fatalf("%d permits in 2s at %v/s", permits, float64(rate))
+	}
+	if 3*n > permits {
+		t.Errorf("%d script calls for %d permits, want at most a third as many (blocks of up to %d)", n, permits, blockCap)
+	}
+}
+
+// A block of slots is used at the slots' times, on the fake clock: every
+// slot but a block's last without a script call, and evenly spaced.
+func TestBlockSpacing(t *testing.T) {
+	t.Parallel()
+	const rate = 400
+	c := newFakeClock()
+	calls := &scriptCalls{Scripter: redistest.Shared(t).Client(t)}
+	l := withClock(newLimiter(t, calls, redistest.NewPrefix(t)+":ratelimit", rate), c)
+	// Slots ahead of now (another replica took those before them), and
+	// goroutines queued behind each holder: a confirm reserves a block for
+	// them.
+	for range 4 {
+		if _, err := l.run(context.Background(), "reserve", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.queued.Add(blockCap)
+	for i := 0; l.next.n != blockCap; i++ {
+		if i == 4*blockCap {
+			t.Fatalf("no block of %d slots reserved after %d permits", blockCap, i)
+		}
+		takeAt(t, c, l)
+	}
+	l.queued.Add(-blockCap)
+	ts := []time.Time{c.Now()}
+	before := calls.n.Load()
+	for range blockCap {
+		ts = append(ts, takeAt(t, c, l))
+	}
+	if got := calls.n.Load() - before; got != 1 {
+		t.Errorf("%d script calls for a block of %d slots, want 1 (its last slot's confirm)", got, blockCap)
+	}
+	iv := usToDuration(mustFloat(t, l.interval))
+	for i := 2; i < len(ts); i++ { // the first: the confirm's own slot
+		if gap := ts[i].Sub(ts[i-1]); gap < iv-time.Microsecond || gap > iv+time.Microsecond {
+			t.Errorf("permit %d came %v after the one before, want one interval %v", i, gap, iv)
+		}
+	}
+}
+
+// takeAt takes a permit from l, moving c from sleep to sleep, and returns
+// the fake time it was given.
+func takeAt(t *testing.T, c *fakeClock, l *Limiter) time.Time {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.Take(context.Background())
+		done <- err
+		c.notify()
+	}()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Take: %v", err)
+			}
+			return c.Now()
+		default:
+		}
+		if asleep, next := c.sleeping(); asleep > 0 {
+			c.set(next)
+			continue
+		}
+		c.await(t)
+	}
 }
