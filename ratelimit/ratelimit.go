@@ -176,7 +176,7 @@ type Limiter struct {
 	// value.
 	fleetIV atomic.Pointer[string]
 
-	permits, voidedLate, voidedPaused, voidedSend atomic.Int64 // see Stats
+	permits, voidedLate, voidedPaused, voidedSend, roundTrips atomic.Int64 // see Stats
 }
 
 // Stats counts what a Limiter has done since it was created.
@@ -194,6 +194,10 @@ type Stats struct {
 	// because the request was about to be written more than the send bound
 	// after its slot started (a stall between the permit and the write).
 	VoidedAtSend int64
+	// RoundTrips is the number of the limiter's script calls to Redis
+	// (reserving, confirming and pausing): fewer than Permits while
+	// goroutines queue for them (see blockSpan).
+	RoundTrips int64
 }
 
 // Stats returns the limiter's counts so far, for metrics.
@@ -203,6 +207,7 @@ func (l *Limiter) Stats() Stats {
 		VoidedLate:   l.voidedLate.Load(),
 		VoidedPaused: l.voidedPaused.Load(),
 		VoidedAtSend: l.voidedSend.Load(),
+		RoundTrips:   l.roundTrips.Load(),
 	}
 }
 
@@ -567,6 +572,7 @@ func (l *Limiter) run(ctx context.Context, mode, ep string, args ...any) (state,
 	}
 	argv := make([]any, 0, 8+len(args))
 	argv = append(argv, mode, now, l.interval, l.tolerance, pauseLimitArg, l.leadLimit, seen, ep)
+	l.roundTrips.Add(1)
 	vals, err := script.Run(ctx, l.rdb, l.key, append(argv, args...)...).StringSlice()
 	if err != nil {
 		return state{}, err

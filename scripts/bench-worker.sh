@@ -174,8 +174,8 @@ run_one() {
 	}' "$work/per_second"
 	# The limiters' counts, summed over the replicas that shut down.
 	grep -h "rate limiter at shutdown" "$work"/worker*.log | tr ' ' '\n' | awk -F= '
-		/^(permits|voided_late|voided_paused|voided_at_send)=/ { sum[$1] += $2 }
-		END { printf "LIMITER permits=%d voided_late=%d voided_paused=%d voided_at_send=%d\n", sum["permits"], sum["voided_late"], sum["voided_paused"], sum["voided_at_send"] }' || true
+		/^(permits|voided_late|voided_paused|voided_at_send|round_trips)=/ { sum[$1] += $2 }
+		END { printf "LIMITER permits=%d voided_late=%d voided_paused=%d voided_at_send=%d round_trips=%d\n", sum["permits"], sum["voided_late"], sum["voided_paused"], sum["voided_at_send"], sum["round_trips"] }' || true
 	if [[ -n ${KEEP:-} ]]; then
 		echo "$start" >"$work/start_us"; echo "$end" >"$work/end_us"; echo "$stats" >"$work/stats.json"
 		rm -rf "$work/out" "$work/input.csv"; mkdir -p "$KEEP"; cp -r "$work"/. "$KEEP"/

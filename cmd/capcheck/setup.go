@@ -72,7 +72,7 @@ func startWorker(cfg *configs.Config, rdb redis.UniversalClient, store *jobstore
 		api.CloseIdleConnections()
 		st := lim.Stats()
 		log.Info("rate limiter at shutdown", "permits", st.Permits, "voided_late", st.VoidedLate,
-			"voided_paused", st.VoidedPaused, "voided_at_send", st.VoidedAtSend)
+			"voided_paused", st.VoidedPaused, "voided_at_send", st.VoidedAtSend, "round_trips", st.RoundTrips)
 		stopMetrics()
 	}, nil
 }
