@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -177,43 +178,83 @@ func TestBlocks(t *testing.T) {
 }
 
 // A block of slots is used at the slots' times, on the fake clock: every
-// slot but a block's last without a script call, and evenly spaced.
+// slot but a block's last without a script call, evenly spaced, and never
+// before the slot started on Redis's clock, even when the script runs a
+// while after it was sent (a loaded host: the local estimate of the slot's
+// start is then early).
 func TestBlockSpacing(t *testing.T) {
 	t.Parallel()
-	const rate = 400
-	c := newFakeClock()
-	calls := &scriptCalls{Scripter: redistest.Shared(t).Client(t)}
-	l := withClock(newLimiter(t, calls, redistest.NewPrefix(t)+":ratelimit", rate), c)
-	// Slots ahead of now (another replica took those before them), and
-	// goroutines queued behind each holder: a confirm reserves a block for
-	// them.
-	for range 4 {
-		if _, err := l.run(context.Background(), "reserve", ""); err != nil {
-			t.Fatal(err)
-		}
+	for _, delay := range []time.Duration{0, 2 * time.Millisecond} {
+		t.Run(delay.String(), func(t *testing.T) {
+			t.Parallel()
+			const rate = 400
+			c := newFakeClock()
+			calls := &scriptCalls{Scripter: &slowScript{Scripter: redistest.Shared(t).Client(t), c: c, d: delay}}
+			l := withClock(newLimiter(t, calls, redistest.NewPrefix(t)+":ratelimit", rate), c)
+			// Slots ahead of now (another replica took those before
+			// them), and goroutines queued behind each holder: a confirm
+			// reserves a block for them.
+			for range 4 {
+				if _, err := l.run(context.Background(), "reserve", ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l.queued.Add(blockCap)
+			for i := 0; l.next.n != blockCap; i++ {
+				if i == 4*blockCap {
+					t.Fatalf("no block of %d slots reserved after %d permits", blockCap, i)
+				}
+				takeAt(t, c, l)
+			}
+			l.queued.Add(-blockCap)
+			block := l.next
+			var ts []time.Time
+			before := calls.n.Load()
+			for range blockCap {
+				ts = append(ts, takeAt(t, c, l))
+			}
+			if got := calls.n.Load() - before; got != 1 {
+				t.Errorf("%d script calls for a block of %d slots, want 1 (its last slot's confirm)", got, blockCap)
+			}
+			iv := usToDuration(mustFloat(t, l.interval))
+			for i, at := range ts {
+				slot := time.Unix(0, int64(math.Round((block.start+float64(i)*block.step)*1e3)))
+				if early := slot.Sub(at); early > time.Microsecond {
+					t.Errorf("permit %d of the block came %v before its slot started", i, early)
+				}
+				if i > 0 {
+					if gap := at.Sub(ts[i-1]); gap < iv-time.Microsecond || gap > iv+time.Microsecond {
+						t.Errorf("permit %d came %v after the one before, want one interval %v", i, gap, iv)
+					}
+				}
+			}
+		})
 	}
-	l.queued.Add(blockCap)
-	for i := 0; l.next.n != blockCap; i++ {
-		if i == 4*blockCap {
-			t.Fatalf("no block of %d slots reserved after %d permits", blockCap, i)
-		}
-		takeAt(t, c, l)
+}
+
+// slowScript runs the limiter's script d after it was sent, on c's time.
+type slowScript struct {
+	Scripter
+	c *fakeClock
+	d time.Duration
+}
+
+func (s *slowScript) late(args []any) []any {
+	if s.d == 0 {
+		return args
 	}
-	l.queued.Add(-blockCap)
-	ts := []time.Time{c.Now()}
-	before := calls.n.Load()
-	for range blockCap {
-		ts = append(ts, takeAt(t, c, l))
-	}
-	if got := calls.n.Load() - before; got != 1 {
-		t.Errorf("%d script calls for a block of %d slots, want 1 (its last slot's confirm)", got, blockCap)
-	}
-	iv := usToDuration(mustFloat(t, l.interval))
-	for i := 2; i < len(ts); i++ { // the first: the confirm's own slot
-		if gap := ts[i].Sub(ts[i-1]); gap < iv-time.Microsecond || gap > iv+time.Microsecond {
-			t.Errorf("permit %d came %v after the one before, want one interval %v", i, gap, iv)
-		}
-	}
+	s.c.set(s.c.Now().Add(s.d))
+	args = slices.Clone(args)
+	args[1] = formatUS(float64(s.c.Now().UnixNano()) / 1e3) // the script's now
+	return args
+}
+
+func (s *slowScript) EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+	return s.Scripter.EvalSha(ctx, sha1, keys, s.late(args)...)
+}
+
+func (s *slowScript) Eval(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	return s.Scripter.Eval(ctx, script, keys, s.late(args)...)
 }
 
 // takeAt takes a permit from l, moving c from sleep to sleep, and returns

@@ -377,7 +377,17 @@ type reservation struct {
 	ep    string    // the epoch of the state that handed it out
 	n     int
 	step  float64 // µs
+	// recv is when the answer that took it came back, on the local
+	// clock (a block's; zero for a single slot).
+	recv time.Time
 }
+
+// notBefore returns when the slot surely started on the local clock: the
+// answer that took it left Redis at the latest when it came back. A slot of
+// a block is used without a confirm, which would have checked its start on
+// Redis's clock: its holder waits until then, not due, so that a slow way
+// back from Redis (a loaded host) does not make it early.
+func (r reservation) notBefore() time.Time { return r.recv.Add(usToDuration(r.start - r.now)) }
 
 // rest is the block without its first slot.
 func (r reservation) rest() reservation {
@@ -420,7 +430,7 @@ func (l *Limiter) wait(ctx context.Context) (time.Time, error) {
 	}
 	for ok && res.n > 1 {
 		l.next = res.rest()
-		if err := l.clk.Sleep(ctx, res.due().Sub(l.clk.Now())); err != nil {
+		if err := l.clk.Sleep(ctx, res.notBefore().Sub(l.clk.Now())); err != nil {
 			return time.Time{}, err
 		}
 		if l.clk.Now().Sub(res.due()) <= l.unconfirmedLate {
@@ -477,7 +487,7 @@ func (l *Limiter) wait(ctx context.Context) (time.Time, error) {
 		}
 		if !st.renewed {
 			if st.hasNext {
-				l.next = reservation{start: st.next, now: st.now, sent: sent, ep: st.ep, n: int(want), step: st.iv}
+				l.next = reservation{start: st.next, now: st.now, sent: sent, ep: st.ep, n: int(want), step: st.iv, recv: l.clk.Now()}
 				l.seen = max(l.seen, st.next+float64(want-1)*st.iv)
 			}
 			// The slot stands. A little early if the clocks' rates
