@@ -14,7 +14,11 @@
 #   first request   from the start of enqueue to the simulator's first arrival
 #   wait return     from the simulator's last answer to `capcheck wait` exiting
 #   makespan        start of enqueue to wait's exit, over requests/RATE
-#   CPU/1000        the workers' CPU seconds (user+system) per 1,000 numbers
+#   CPU/1000        the workers' CPU seconds (user+system) per 1,000 numbers,
+#                   from their start (cpu_per_1000: with their start-up,
+#                   about 0.1 s each, and the second before the enqueue) or
+#                   from the start of enqueue (cpu_job_per_1000: the job's
+#                   own; a replica started mid-run counts whole)
 #   ctxsw/call      the workers' voluntary context switches (all threads) per
 #                   API call the simulator answered
 #   Redis B/number  Redis used_memory (INFO memory) when the job is done, less
@@ -110,7 +114,8 @@ run_one() {
 	mem0=$(rcli info memory | tr -d '\r' | awk -F: '/^used_memory:/ { print $2 }')
 	data0=$(rcli info memory | tr -d '\r' | awk -F: '/^used_memory_dataset:/ { print $2 }')
 
-	local job=bench start
+	local job=bench start ticks0
+	ticks0=$(cpu_ticks "${wpids[@]}")
 	start=$(now_us)
 	"$bin" enqueue --redis "$redis_url" --out "$work/out" --input "$work/input.csv" --job "$job" \
 		--chunk-size "$chunk" --log-level warn >/dev/null
@@ -160,7 +165,8 @@ run_one() {
 		-v r429="$(jq .rate_limited <<<"$stats")" -v maxwin="$(jq .max_window <<<"$stats")" \
 		-v first="$(jq .first_arrival_us <<<"$stats")" -v last_answer="$(jq .last_answer_us <<<"$stats")" \
 		-v switches="$switches" -v start="$start" -v end="$end" -v mem="$((mem1 - mem0))" -v data="$((data1 - data0))" -v keys="$keys" \
-		-v cpu="$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { print t / hz }')" '
+		-v cpu="$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { print t / hz }')" \
+		-v cpu_job="$(awk -v t="$((ticks - ticks0))" -v hz="$(getconf CLK_TCK)" 'BEGIN { print t / hz }')" '
 	{ sec[NR] = $1 }
 	END {
 		# The steady part: the full seconds less the first and last two.
@@ -168,9 +174,9 @@ run_one() {
 		for (i = lo; i <= hi; i++) { sum += sec[i]; k++; if (min < 0 || sec[i] < min) min = sec[i]; if (sec[i] > max) max = sec[i] }
 		steady = k ? sum / k / rate : 0
 		ideal = requests / rate
-		printf "RESULT rate=%d batch=%d replicas=%d kill=%d achieved=%.4f sec_min=%d sec_max=%d r429=%d maxwin=%d first_s=%.3f wait_s=%.3f makespan=%.4f cpu_per_1000=%.4f ctxsw_per_call=%.1f redis_b_per_number=%.1f redis_dataset_b_per_number=%.1f redis_job_keys_b_per_number=%.1f requests=%d mock_requests=%d state=%s wait_rc=%d\n", \
+		printf "RESULT rate=%d batch=%d replicas=%d kill=%d achieved=%.4f sec_min=%d sec_max=%d r429=%d maxwin=%d first_s=%.3f wait_s=%.3f makespan=%.4f cpu_per_1000=%.4f cpu_job_per_1000=%.4f ctxsw_per_call=%.1f redis_b_per_number=%.1f redis_dataset_b_per_number=%.1f redis_job_keys_b_per_number=%.1f requests=%d mock_requests=%d state=%s wait_rc=%d\n", \
 			rate, batch, workers, kill, steady, min, max, r429, maxwin, (first - start) / 1e6, (end - last_answer) / 1e6, \
-			(end - start) / 1e6 / ideal, cpu / (n / 1000), switches / (mock_requests ? mock_requests : 1), mem / n, data / n, keys / n, requests, mock_requests, state, wait_rc
+			(end - start) / 1e6 / ideal, cpu / (n / 1000), cpu_job / (n / 1000), switches / (mock_requests ? mock_requests : 1), mem / n, data / n, keys / n, requests, mock_requests, state, wait_rc
 	}' "$work/per_second"
 	# The limiters' counts, summed over the replicas that shut down.
 	grep -h "rate limiter at shutdown" "$work"/worker*.log | tr ' ' '\n' | awk -F= '
