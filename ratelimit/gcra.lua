@@ -31,8 +31,9 @@
 -- Every mode returns {now, pause, x, renewed, next, interval, epoch} as
 -- strings: x is the start of the slot (reserve, confirm) or tat; renewed is
 -- "1" when confirm took a new slot, else "0"; next is the start of the first
--- slot of the block reserved next, or ""; interval is the fleet's slot interval (µs) the mode used;
--- epoch is the state's (reserve, confirm), else "".
+-- slot of the block reserved next, or ""; interval is the fleet's slot
+-- interval (µs) the mode used; epoch is the state's (reserve, confirm), else
+-- "".
 --
 -- A state that lost writes: a failover to a replica that lagged, or that
 -- never had the key, leaves tat behind slots already handed out, which it

@@ -378,7 +378,7 @@ type reservation struct {
 	n     int
 	step  float64 // µs
 	// recv is when the answer that took it came back, on the local
-	// clock (a block's; zero for a single slot).
+	// clock (set for the blocks a confirm takes).
 	recv time.Time
 }
 
