@@ -46,10 +46,12 @@ type Config struct {
 	// Rate is how many requests the "provider" allows in any sliding
 	// 1-second window; a request beyond it gets 429 with a Retry-After. A
 	// fractional rate allows its integer part per window. Defaults to 0
-	// (unlimited).
+	// (unlimited). Under Serve on Linux a request counts when the kernel
+	// received it, not when its handler runs.
 	Rate float64
 
-	// Latency is added to every answer on the API path. Defaults to 0.
+	// Latency is added to every answer on the API path, from the request's
+	// arrival. Defaults to 0.
 	Latency time.Duration
 
 	// Jitter adds a uniform random delay in [0, Jitter] on top of Latency.

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/capcheck/capcheck/internal/rawio"
 )
 
 // ShutdownTimeout bounds how long Serve waits for requests in flight once
@@ -29,10 +31,14 @@ func (s *Server) Listen(addr string) (net.Listener, error) {
 // closes s (callbacks not yet delivered are dropped).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer s.Close()
+	// Requests are counted when the kernel received them, not when their
+	// handler runs: see arrival.
+	ln = rawio.StampListener(ln)
 	hs := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ConnContext:       withConn,
 	}
 	addr := ln.Addr().String()
 	s.log.Info("mock API listening", "addr", addr, "url", "http://"+addr+s.path, "sid", s.cfg.SID)

@@ -134,8 +134,9 @@ type reply struct {
 }
 
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) (status, numbers int) {
-	rep := s.decide(r)
-	s.delay(r.Context())
+	at := s.arrival(r)
+	rep := s.decide(r, at)
+	s.delay(r.Context(), at)
 	// Counted before answering, so a client that has its answer sees it in
 	// the Stats.
 	if rep.drop {
@@ -163,20 +164,20 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) (status, numbe
 	return rep.status, rep.numbers
 }
 
-// decide checks a request in the provider's order: path and method, auth,
-// rate limit, faults, then the body.
-func (s *Server) decide(r *http.Request) reply {
-	now := s.now()
+// decide checks a request that arrived at "at" in the provider's order:
+// path and method, auth, rate limit, faults, then the body.
+func (s *Server) decide(r *http.Request, at time.Time) reply {
 	s.mu.Lock()
 	s.st.Requests++
-	s.arrivals.expire(now)
-	s.arrivals.add(now)
-	s.st.MaxWindow = max(s.st.MaxWindow, s.arrivals.len())
-	s.st.PerSecond[now.Unix()]++
-	if s.st.FirstArrivalUS == 0 {
-		s.st.FirstArrivalUS = now.UnixMicro()
+	s.arrivals.expire(at)
+	s.st.MaxWindow = max(s.st.MaxWindow, s.arrivals.peak(at)+1)
+	s.arrivals.add(at)
+	s.st.PerSecond[at.Unix()]++
+	us := at.UnixMicro()
+	if s.st.FirstArrivalUS == 0 || us < s.st.FirstArrivalUS {
+		s.st.FirstArrivalUS = us
 	}
-	s.st.LastArrivalUS = now.UnixMicro()
+	s.st.LastArrivalUS = max(s.st.LastArrivalUS, us)
 	s.mu.Unlock()
 
 	if r.URL.Path != s.path {
@@ -193,17 +194,21 @@ func (s *Server) decide(r *http.Request) reply {
 
 	s.mu.Lock()
 	if s.limit > 0 {
-		s.admitted.expire(now)
-		if n := s.admitted.len(); n >= s.limit {
-			// Room comes when the arrival that makes the window full expires.
-			wait := s.admitted.at(n - s.limit).Add(time.Second).Sub(now)
+		// Refused if some sliding second holding its arrival would then
+		// hold more than the limit: the one ending at it, or, as requests
+		// are handled slightly out of their order, one ending at a later
+		// arrival admitted already.
+		s.admitted.expire(at)
+		if s.admitted.peak(at) >= s.limit {
 			s.st.RateLimited++
 			s.mu.Unlock()
+			// Room comes within a second, when the oldest arrivals of the
+			// full window leave it.
 			return reply{status: http.StatusTooManyRequests, code: codeRateLimited, msg: "Too Many Requests",
 				detail:     fmt.Sprintf("rate limit of %d requests per second exceeded", s.limit),
-				retryAfter: max(1, int(math.Ceil(wait.Seconds())))}
+				retryAfter: 1}
 		}
-		s.admitted.add(now)
+		s.admitted.add(at)
 	}
 	u := s.rng.Float64()
 	s.mu.Unlock()
@@ -227,9 +232,10 @@ func (s *Server) decide(r *http.Request) reply {
 	return reply{status: http.StatusAccepted, code: codeOK, msg: msgOK, numbers: len(numbers)}
 }
 
-// delay waits Latency plus jitter, or until the client is gone.
-func (s *Server) delay(ctx context.Context) {
-	d := s.cfg.Latency
+// delay waits until Latency plus jitter after the request arrived at "at",
+// or until the client is gone.
+func (s *Server) delay(ctx context.Context, at time.Time) {
+	d := s.cfg.Latency - s.now().Sub(at)
 	if s.cfg.Jitter > 0 {
 		s.mu.Lock()
 		n := int64(s.cfg.Jitter)
@@ -250,7 +256,11 @@ func takeConnection(w http.ResponseWriter) net.Conn {
 	if err != nil {
 		return nil
 	}
-	if tc, ok := conn.(*net.TCPConn); ok {
+	sock := conn
+	if u, ok := conn.(interface{ Unwrap() net.Conn }); ok { // Serve's stamped socket
+		sock = u.Unwrap()
+	}
+	if tc, ok := sock.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}
 	return conn

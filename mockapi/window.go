@@ -1,17 +1,26 @@
 package mockapi
 
-import "time"
+import (
+	"sort"
+	"time"
+)
 
-// window holds the arrival times of the last second, oldest first. A time t
-// belongs to the window ending at now when now-1s < t <= now.
+// window holds the arrival times of the last seconds, oldest first. A time
+// t belongs to the window ending at e when e-1s < t <= e. Requests are
+// stamped when they arrived and handled later, not always in that order, so
+// a time may come in before some that it precedes.
 type window struct {
 	times []time.Time
 	head  int // times[:head] have expired
 }
 
-// expire drops the arrivals that are no longer within a second of now.
-func (w *window) expire(now time.Time) {
-	edge := now.Add(-time.Second)
+// keep is how long an arrival is kept: a second of window, and a second for
+// a request handled late to still find those that preceded it.
+const keep = 2 * time.Second
+
+// expire drops the arrivals older than keep before t.
+func (w *window) expire(t time.Time) {
+	edge := t.Add(-keep)
 	for w.head < len(w.times) && !w.times[w.head].After(edge) {
 		w.head++
 	}
@@ -23,12 +32,30 @@ func (w *window) expire(now time.Time) {
 	}
 }
 
-func (w *window) add(t time.Time) { w.times = append(w.times, t) }
+// add inserts t in order; usually at the end.
+func (w *window) add(t time.Time) {
+	i := len(w.times)
+	for i > w.head && w.times[i-1].After(t) {
+		i--
+	}
+	w.times = append(w.times, time.Time{})
+	copy(w.times[i+1:], w.times[i:])
+	w.times[i] = t
+}
 
-// len is the number of arrivals in the window (after expire).
-func (w *window) len() int { return len(w.times) - w.head }
-
-// at returns the i-th oldest arrival in the window.
-func (w *window) at(i int) time.Time { return w.times[w.head+i] }
+// peak returns the most arrivals in one window that would hold t, t not
+// counted: the window ending at t, and those ending at a later arrival
+// less than a second after t.
+func (w *window) peak(t time.Time) int {
+	live := w.times[w.head:]
+	// upTo returns how many arrivals are at or before e.
+	upTo := func(e time.Time) int { return sort.Search(len(live), func(i int) bool { return live[i].After(e) }) }
+	i := upTo(t)
+	n := i - upTo(t.Add(-time.Second))
+	for j := i; j < len(live) && live[j].Sub(t) < time.Second; j++ {
+		n = max(n, j+1-upTo(live[j].Add(-time.Second)))
+	}
+	return n
+}
 
 func (w *window) reset() { w.times, w.head = nil, 0 }

@@ -15,8 +15,9 @@ func mockAPICommand() *cli.Command {
 		Usage: "run a local simulator of the capability-check API",
 		Description: "Serves POST /v1/{sid}/messages/soip/capability-check like the provider: it checks\n" +
 			"the api-key header, the SID, the body and every number, answers 202, 400, 401, 429\n" +
-			"or 503, adds latency and drops connections as configured. GET /stats shows what it\n" +
-			"saw. With --callback-url it calls back like the provider: one callback per accepted\n" +
+			"or 503, adds latency and drops connections as configured; a request counts (--rate,\n" +
+			"/stats) when the kernel received it, not when it is handled (Linux). GET /stats shows\n" +
+			"what it saw. With --callback-url it calls back like the provider: one callback per accepted\n" +
 			"number, {\"number\":..., \"status\":\"capable\"|\"not_capable\"} with --callback-token in\n" +
 			"--callback-header, after --callback-delay plus jitter, retried until answered 2xx;\n" +
 			"a number is capable when the SplitMix64 hash of its digits over 2^64 is below\n" +

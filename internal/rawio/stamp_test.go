@@ -1,0 +1,78 @@
+//go:build linux && !386
+
+package rawio
+
+import (
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// TestStampListener checks that a read's stamp is when the data reached the
+// host, not when it was read, on each of a connection's reads.
+func TestStampListener(t *testing.T) {
+	if raceEnabled {
+		t.Skip("no stamps under the race detector")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl := StampListener(ln)
+	defer sl.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	srv, err := sl.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if _, ok := srv.(*StampedConn); !ok {
+		t.Fatalf("Accept returned a %T, want a *StampedConn", srv)
+	}
+	if got := Arrival(srv); !got.IsZero() {
+		t.Errorf("Arrival before any read = %v, want the zero time", got)
+	}
+	// The kernel turns its stamps on a moment after a socket first asks.
+	for i := 0; Arrival(srv).IsZero(); i++ {
+		if i == 500 {
+			t.Fatal("no stamp after 5 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+		if _, err := c.Write([]byte{0}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := srv.Read(make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const hold = 200 * time.Millisecond
+	for i, msg := range []string{"first", "second"} {
+		sent := time.Now()
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(hold) // the server is slow to read
+		read := time.Now()
+		buf := make([]byte, len(msg))
+		if _, err := io.ReadFull(srv, buf); err != nil || string(buf) != msg {
+			t.Fatalf("read %q, %v; want %q", buf, err, msg)
+		}
+		// The kernel's clock is the wall clock: the stamp is after the
+		// write began and before the read did.
+		if got := Arrival(srv); got.Before(sent.Round(0)) || !got.Before(read.Round(0)) {
+			t.Errorf("read %d: Arrival = %v, want between the write at %v and the read at %v", i, got, sent, read)
+		}
+	}
+	c.Close()
+	if n, err := srv.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Errorf("Read after the peer closed = %d, %v; want 0, EOF", n, err)
+	}
+	if got := Arrival(c); !got.IsZero() {
+		t.Errorf("Arrival of a plain connection = %v, want the zero time", got)
+	}
+}
