@@ -74,9 +74,8 @@
 //
 // # In one process
 //
-// Each Limiter has at most one reservation outstanding at any time: one
-// slot, or a block of consecutive slots for the goroutines queued (below).
-// Its goroutines queue in order on a one-slot semaphore; the one at the head:
+// Each Limiter has at most one unused slot reserved at any time. Its
+// goroutines queue in order on a one-slot semaphore; the one at the head:
 //
 //  1. waits on a local x/time/rate limiter at Rate, which caps one replica at
 //     Rate even if the Redis state were lost, and costs nothing when the fleet
@@ -90,30 +89,15 @@
 //     later than the send bound less 1 ms (what is left for the caller to
 //     write the request; at least the tolerance), the slot is void and the same call reserves another (after 3 such
 //     misses in a row it sends late rather than starve). If goroutines are
-//     queued behind it, the same call also reserves the next slots for the
-//     next holders: a block of as many consecutive slots as goroutines are
-//     queued, up to 20 ms of the schedule and 8 slots (blockSpan);
+//     queued behind it, the same call also reserves the next slot for the
+//     next holder;
 //  4. returns from [Limiter.Wait], and the next goroutine moves up.
 //
-// The holders of a block's slots but its last use them without a round trip:
-// each sleeps until its slot surely started (the reserving answer's return
-// plus the slot's offset on Redis's clock, so a slow way to Redis cannot make
-// it early), gives it up if it overslept past the confirm bound (taking the
-// block's next slot), and returns. The block's last slot is confirmed as
-// above, which reserves the next block. So a replica whose goroutines queue
-// (the fleet's rate, not the calls' latency, bounds it) costs Redis one
-// round trip per block instead of one per permit.
-//
 // Keeping one reservation per replica keeps the queue in Redis short (at most
-// one block per replica ahead of now), so a replica that stops (a SIGKILL)
-// wastes at most one block: 20 ms of the fleet's rate, once. A pause set by
-// another replica is seen by the next confirm or reservation: the slots of a
-// block reserved before it, at most a block's, are still used (spaced as the
-// schedule spaces them; each answered 429 extends the pause); the replica
-// that paused gives its own block up. Goroutines that wait cost Redis
-// nothing. A permit costs one Redis round trip when no goroutine queues
-// behind it (two when the holder had to sleep), one per block when they do;
-// BenchmarkWait measures it (about 30µs on loopback).
+// one slot per replica ahead of now), so a pause or a replica that stops wastes
+// at most one slot each, and goroutines that wait cost Redis nothing. A permit
+// costs one Redis round trip (two when the holder had to sleep and no one was
+// queued behind it); BenchmarkWait measures it (about 30µs on loopback).
 //
 // # A state that cannot be trusted
 //
@@ -143,14 +127,13 @@
 // hash lags (or that never had it), so tat goes back and the state would
 // hand out again slots it handed out before, while their holders still
 // confirm and use them: up to one extra request per replica in a second.
-// Each replica passes the start of the latest slot it was handed (a block's
-// last); a tat short of it by more than one interval tells the script that
-// its state is behind, and it begins a new epoch (the hash's ep) with tat
-// past that slot. Every slot is handed out with its epoch, and a held slot
-// of another epoch is void at its confirm (counted with the late ones): its
-// holder takes a new one. So after the first call of a replica that was
-// handed a lost slot, no slot of the old state is used alongside the new
-// ones, but for the rest of a block (unconfirmed; 20 ms of the schedule).
+// Each replica passes the start of the latest slot it was handed; a tat
+// short of it by more than one interval tells the script that its state is
+// behind, and it begins a new epoch (the hash's ep) with tat past that
+// slot. Every slot is handed out with its epoch, and a held slot of another
+// epoch is void at its confirm (counted with the late ones): its holder takes
+// a new one. So after the first call of a replica that was handed a lost
+// slot, no slot of the old state is used alongside the new ones.
 //
 // # Time in tests
 //

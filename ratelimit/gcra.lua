@@ -20,9 +20,8 @@
 --              A start in the past (by at most the tolerance) lets a replica
 --              that fell a little behind catch up instead of losing the slot.
 --   "confirm"  [9] = start of the slot held, [10] = "1" to accept it however
---              late, [11] = how many slots to reserve next, consecutive
---              (a block, for the next holders; "0" none), [12] = how late
---              (µs) the slot may be confirmed
+--              late, [11] = "1" to reserve the next slot too (for the next
+--              holder), [12] = how late (µs) the slot may be confirmed
 --              (the tolerance when absent). The slot stands unless a pause
 --              covers it, it started more than that ago, or it was handed
 --              out in another epoch; else takes a new slot, as reserve.
@@ -30,10 +29,9 @@
 --   "peek"     read only.
 -- Every mode returns {now, pause, x, renewed, next, interval, epoch} as
 -- strings: x is the start of the slot (reserve, confirm) or tat; renewed is
--- "1" when confirm took a new slot, else "0"; next is the start of the first
--- slot of the block reserved next, or ""; interval is the fleet's slot
--- interval (µs) the mode used; epoch is the state's (reserve, confirm), else
--- "".
+-- "1" when confirm took a new slot, else "0"; next is the start of the next
+-- slot, or ""; interval is the fleet's slot interval (µs) the mode used;
+-- epoch is the state's (reserve, confirm), else "".
 --
 -- A state that lost writes: a failover to a replica that lagged, or that
 -- never had the key, leaves tat behind slots already handed out, which it
@@ -89,8 +87,6 @@ local pause = finite(v[2]) or 0
 -- ivHold (and not from the future, nor longer than a minute) binds this
 -- one; else this replica's own is asserted with the next write.
 local ivHold, ivMax = 2000000, 60000000
--- The most slots one confirm reserves next (the Go side asks for fewer).
-local blockMax = 64
 local fleetIv, ivAt = finite(v[3]), finite(v[4])
 local assertIv, ownInterval = true, interval
 if fleetIv and ivAt and fleetIv > interval and fleetIv <= ivMax and ivAt <= now and now - ivAt <= ivHold then
@@ -147,11 +143,10 @@ local function store(field)
   redis.call('PEXPIRE', KEYS[1], string.format('%.0f', math.ceil((last - now) / 1000) + 60000))
 end
 
--- reserve takes the next n slots (1 when nil), consecutive, and returns the
--- start of the first.
-local function reserve(n)
+-- reserve takes the next slot and returns its start.
+local function reserve()
   local start = math.max(tat, now - tolerance, pause)
-  tat = start + (n or 1) * interval
+  tat = start + interval
   store('tat')
   return start
 end
@@ -164,9 +159,9 @@ elseif mode == 'confirm' then
   if pause > math.max(now, start) or late or ARGV[8] ~= ep then
     return {f(now), f(pause), f(reserve()), '1', '', f(interval), ep}
   end
-  local next, n = '', tonumber(ARGV[11]) or 0
-  if n >= 1 then
-    next = f(reserve(math.min(math.floor(n), blockMax)))
+  local next = ''
+  if ARGV[11] == '1' then
+    next = f(reserve())
   end
   return {f(now), f(pause), f(start), '0', next, f(interval), ep}
 elseif mode == 'pause' then

@@ -145,14 +145,7 @@ type Limiter struct {
 
 	local *rate.Limiter // paces this replica's reservations
 	slot  chan struct{} // 1-slot semaphore: at most one reservation outstanding
-	// next is guarded by slot: the block of slots taken for the next
-	// holders, or zero.
-	next reservation
-	// blockMax is the most slots a confirm reserves for the next holders.
-	blockMax int
-	// dropNext makes the next holder give up next: this replica paused
-	// the fleet after it was reserved.
-	dropNext atomic.Bool
+	next  reservation   // guarded by slot: taken for the next holder, or zero
 	// seen is the start (µs, Redis clock) of the latest slot this replica
 	// was handed, 0 before the first; guarded by slot. The script learns
 	// from it that its state lost writes (see gcra.lua).
@@ -167,10 +160,7 @@ type Limiter struct {
 	// still be confirmed: the send bound less the margin for what follows
 	// the confirmation before the write. Permit.Ready guards the rest.
 	confirmLate string
-	// unconfirmedLate is the same bound for a slot of a block, checked on
-	// the local clock.
-	unconfirmedLate time.Duration
-	log             *slog.Logger
+	log         *slog.Logger
 	// fleetIV is the last fleet slot interval the script answered that
 	// differs from this replica's ("" when none did): warned about once per
 	// value.
@@ -195,8 +185,7 @@ type Stats struct {
 	// after its slot started (a stall between the permit and the write).
 	VoidedAtSend int64
 	// RoundTrips is the number of the limiter's script calls to Redis
-	// (reserving, confirming and pausing): fewer than Permits while
-	// goroutines queue for them (see blockSpan).
+	// (reserving, confirming, pausing and reading the pause).
 	RoundTrips int64
 }
 
@@ -236,30 +225,12 @@ func New(rdb Scripter, cfg Config) (*Limiter, error) {
 		// Burst: the requests the tolerance lets a late replica catch up
 		// on, so that the local limiter's own late timers do not cost
 		// throughput.
-		local:           rate.NewLimiter(rate.Limit(r), 1+int(r*tol)),
-		slot:            make(chan struct{}, 1),
-		sendBound:       usToDuration(2 * tol * 1e6),
-		confirmLate:     formatUS(max(tol, 2*tol-durationToUS(confirmMargin)/1e6) * 1e6),
-		unconfirmedLate: usToDuration(max(tol, 2*tol-durationToUS(confirmMargin)/1e6) * 1e6),
-		blockMax:        blockSize(r),
-		log:             cmp.Or(cfg.Logger, slog.Default()),
+		local:       rate.NewLimiter(rate.Limit(r), 1+int(r*tol)),
+		slot:        make(chan struct{}, 1),
+		sendBound:   usToDuration(2 * tol * 1e6),
+		confirmLate: formatUS(max(tol, 2*tol-durationToUS(confirmMargin)/1e6) * 1e6),
+		log:         cmp.Or(cfg.Logger, slog.Default()),
 	}, nil
-}
-
-// blockSpan bounds the span of the fleet's schedule that one confirm
-// reserves for a replica's next holders, and blockCap the number of its
-// slots: a replica that dies (SIGKILL) loses at most that block, and a pause
-// set by another replica lets at most the block's slots through, each
-// already spaced in the fleet's schedule. A block of k slots costs one
-// Redis round trip instead of k.
-const (
-	blockSpan = 20 * time.Millisecond
-	blockCap  = 8
-)
-
-// blockSize returns how many slots a confirm reserves at most at rate.
-func blockSize(rate float64) int {
-	return max(1, min(blockCap, int(rate*blockSpan.Seconds())))
 }
 
 // lateTolerance returns how late, in seconds, a slot may be taken for any
@@ -367,33 +338,12 @@ const confirmMargin = time.Millisecond
 // already started to be used without checking again.
 const fresh = time.Millisecond
 
-// reservation is a block of n consecutive slots taken in Redis, the first
-// one starting at start, each step after the one before (n is 1 but for the
-// blocks a confirm takes for the next holders).
+// reservation is a slot taken in Redis.
 type reservation struct {
 	start float64   // µs, Redis clock
 	now   float64   // µs, Redis clock, when the slot was taken
 	sent  time.Time // local clock, when the request that took it left
 	ep    string    // the epoch of the state that handed it out
-	n     int
-	step  float64 // µs
-	// recv is when the answer that took it came back, on the local
-	// clock (set for the blocks a confirm takes).
-	recv time.Time
-}
-
-// notBefore returns when the slot surely started on the local clock: the
-// answer that took it left Redis at the latest when it came back. A slot of
-// a block is used without a confirm, which would have checked its start on
-// Redis's clock: its holder waits until then, not due, so that a slow way
-// back from Redis (a loaded host) does not make it early.
-func (r reservation) notBefore() time.Time { return r.recv.Add(usToDuration(r.start - r.now)) }
-
-// rest is the block without its first slot.
-func (r reservation) rest() reservation {
-	r.start += r.step
-	r.n--
-	return r
 }
 
 // due returns when the slot starts on the local clock, counted from when the
@@ -414,36 +364,12 @@ func (l *Limiter) wait(ctx context.Context) (time.Time, error) {
 		return time.Time{}, err
 	}
 
-	// The last holder may have taken slots for us (see below); those no
-	// one came for in time are gone. Of a block, every slot but the last
-	// is used without a confirm: Redis checked the pause when it reserved
-	// them, a block's span ago at most (see blockSpan).
-	res, ok := l.next, l.next.n > 0
+	// The last holder may have taken a slot for us (see below); if no one
+	// came for it in time, it is gone.
+	res, ok := l.next, l.next != (reservation{})
 	l.next = reservation{}
-	if l.dropNext.Swap(false) && ok {
-		l.voidedPaused.Add(int64(res.n))
+	if ok && l.clk.Now().Sub(res.due()) > usToDuration(l.toleranceUS) {
 		ok = false
-	}
-	for ok && l.clk.Now().Sub(res.due()) > usToDuration(l.toleranceUS) {
-		res = res.rest()
-		ok = res.n > 0
-	}
-	for ok && res.n > 1 {
-		l.next = res.rest()
-		if err := l.clk.Sleep(ctx, res.notBefore().Sub(l.clk.Now())); err != nil {
-			return time.Time{}, err
-		}
-		if l.clk.Now().Sub(res.due()) <= l.unconfirmedLate {
-			return res.due(), nil
-		}
-		// Overslept: the slot would crowd the next ones. Take the next.
-		l.voidedLate.Add(1)
-		res, ok = l.next, true
-		l.next = reservation{}
-		for ok && l.clk.Now().Sub(res.due()) > usToDuration(l.toleranceUS) {
-			res = res.rest()
-			ok = res.n > 0
-		}
 	}
 	if ok && res.start <= res.now && l.clk.Now().Sub(res.sent) < fresh {
 		// The slot started (at most the tolerance ago) when Redis
@@ -456,7 +382,7 @@ func (l *Limiter) wait(ctx context.Context) (time.Time, error) {
 		if err != nil {
 			return time.Time{}, fmt.Errorf("ratelimit: reserving a slot: %w", err)
 		}
-		res = reservation{start: st.x, now: st.now, sent: sent, ep: st.ep, n: 1}
+		res = reservation{start: st.x, now: st.now, sent: sent, ep: st.ep}
 		if st.x <= st.now {
 			// The slot has started (at most the tolerance ago), and
 			// Redis has just checked the pause.
@@ -471,28 +397,29 @@ func (l *Limiter) wait(ctx context.Context) (time.Time, error) {
 		// Right before the caller sends: a 429 may have paused the fleet
 		// meanwhile, and a holder that overslept must not crowd the slots
 		// after its own. Either voids the slot and takes a new one. If
-		// goroutines are queued, take the next slots for the next holders
-		// in the same call, a block of as many as are queued (up to
-		// blockMax): this replica then still has one reservation
-		// outstanding, and a block of permits costs one round trip.
+		// goroutines are queued, take the next slot for the next holder
+		// in the same call: this replica then still has one reservation
+		// outstanding, and a permit costs one round trip, not two.
 		acceptLate := "0"
 		if void >= maxLate {
 			acceptLate = "1"
 		}
-		want := min(l.queued.Load(), int64(l.blockMax))
+		wantNext := "0"
+		if l.queued.Load() > 0 {
+			wantNext = "1"
+		}
 		sent := l.clk.Now()
-		st, err := l.run(ctx, "confirm", res.ep, formatUS(res.start), acceptLate, strconv.FormatInt(want, 10), l.confirmLate)
+		st, err := l.run(ctx, "confirm", res.ep, formatUS(res.start), acceptLate, wantNext, l.confirmLate)
 		if err != nil {
 			return time.Time{}, fmt.Errorf("ratelimit: confirming a slot: %w", err)
 		}
 		if !st.renewed {
 			if st.hasNext {
-				l.next = reservation{start: st.next, now: st.now, sent: sent, ep: st.ep, n: int(want), step: st.iv, recv: l.clk.Now()}
-				l.seen = max(l.seen, st.next+float64(want-1)*st.iv)
+				l.next = reservation{start: st.next, now: st.now, sent: sent, ep: st.ep}
 			}
 			// The slot stands. A little early if the clocks' rates
 			// differ slightly: wait the rest.
-			res = reservation{start: res.start, now: st.now, sent: sent, ep: st.ep, n: 1}
+			res = reservation{start: res.start, now: st.now, sent: sent, ep: st.ep}
 			return res.due(), l.clk.Sleep(ctx, usToDuration(res.start-st.now))
 		}
 		if st.pause > st.now {
@@ -500,7 +427,7 @@ func (l *Limiter) wait(ctx context.Context) (time.Time, error) {
 		} else {
 			l.voidedLate.Add(1)
 		}
-		res = reservation{start: st.x, now: st.now, sent: sent, ep: st.ep, n: 1}
+		res = reservation{start: st.x, now: st.now, sent: sent, ep: st.ep}
 		if st.x <= st.now {
 			return res.due(), nil // the new slot has started (catching up)
 		}
@@ -519,9 +446,6 @@ func (l *Limiter) Pause(ctx context.Context, d time.Duration) error {
 	if _, err := l.run(ctx, "pause", "", formatUS(durationToUS(d))); err != nil {
 		return fmt.Errorf("ratelimit: pausing the fleet for %v: %w", d, err)
 	}
-	// The slots this replica reserved before are not used (another
-	// replica's are, up to a block: see blockSpan).
-	l.dropNext.Store(true)
 	return nil
 }
 
@@ -561,10 +485,9 @@ type state struct {
 	now, pause float64
 	x          float64 // reserve, confirm: the slot's start; else the tat
 	renewed    bool    // confirm took a new slot
-	next       float64 // confirm: the next block's start, if hasNext
+	next       float64 // confirm: the next slot's start, if hasNext
 	hasNext    bool
-	iv         float64 // the fleet's slot interval the script used
-	ep         string  // reserve, confirm: the state's epoch
+	ep         string // reserve, confirm: the state's epoch
 }
 
 // run runs the script in mode with the arguments every mode takes (ep is
@@ -597,7 +520,7 @@ func (l *Limiter) run(ctx context.Context, mode, ep string, args ...any) (state,
 	fields := [...]struct {
 		i int
 		p *float64
-	}{{0, &st.now}, {1, &st.pause}, {2, &st.x}, {5, &st.iv}, {4, &st.next}}
+	}{{0, &st.now}, {1, &st.pause}, {2, &st.x}, {4, &st.next}}
 	n := len(fields)
 	if !st.hasNext {
 		n--
