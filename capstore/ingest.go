@@ -56,7 +56,7 @@ func (r Result) String() string {
 // caller counts the answer for each of their jobs.
 //
 // KEYS: per bucket its records and awaiting hash. ARGV: per callback, its
-// bucket's index, field, packed record. A record is replaced by a strictly
+// bucket's index, memory field, packed record. A record is replaced by a strictly
 // newer one, except that a duplicate of the answer every awaiting job
 // already has changes nothing (not even the time).
 var ingestScript = redis.NewScript(luaRecords + `
@@ -65,7 +65,8 @@ for i = 1, #ARGV, 3 do
   local p = tonumber(ARGV[i]) * 2
   local ck, ak, f, v = KEYS[p - 1], KEYS[p], ARGV[i + 1], ARGV[i + 2]
   local nv = u32(v, 1)
-  local aw = redis.call('HGET', ak, f)
+  local of = af(f)
+  local aw = redis.call('HGET', ak, of)
   local got, marked = aw ~= false, aw
   if aw and #aw == 8 then -- one job awaits it: the common case
     local b = string.byte(aw, 1)
@@ -86,8 +87,8 @@ for i = 1, #ARGV, 3 do
     local cv = u32(s, pos + 5)
     write = math.floor(nv / 4) > math.floor(cv / 4) and not (got and cv % 4 == nv % 4)
   end
-  if write then put(ck, s, pos, found, f .. v) end
-  if aw and not got then redis.call('HSET', ak, f, marked) end
+  if write then put(ck, s, pos, found, f, v) end
+  if aw and not got then redis.call('HSET', ak, of, marked) end
   out[#out + 1] = aw or ''
 end
 return out`)

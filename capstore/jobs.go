@@ -121,7 +121,7 @@ end
 // answered and the capability is returned for the caller to count; else 0.
 //
 // KEYS: per bucket its records and awaiting hash. ARGV: since, then per
-// number its bucket's index, field, entry.
+// number its bucket's index, memory field, entry.
 var awaitScript = redis.NewScript(luaOthers + `
 local since = tonumber(ARGV[1])
 local out = {}
@@ -139,14 +139,15 @@ for i = 2, #ARGV, 3 do
       e = string.char(string.byte(e, 1) + 128) .. string.sub(e, 2)
     end
   end
-  local old = redis.call('HGET', KEYS[p], f)
+  local of = af(f)
+  local old = redis.call('HGET', KEYS[p], of)
   if old then
     local keep = others(old, ord)
     while #keep >= ` + strconv.Itoa(maxAwaiting) + ` do table.remove(keep, 1) end
     keep[#keep + 1] = e
     e = table.concat(keep)
   end
-  redis.call('HSET', KEYS[p], f, e)
+  redis.call('HSET', KEYS[p], of, e)
   out[#out + 1] = c
 end
 return out`)
@@ -191,18 +192,18 @@ func (s *Store) Await(ctx context.Context, job string, ord uint32, items []Await
 
 // releaseScript deletes the awaiting entries of one job, leaving those of
 // other jobs. KEYS: per bucket its records and awaiting hash; ARGV: the
-// ordinal, then per number its bucket's index and field.
+// ordinal, then per number its bucket's index and memory field.
 var releaseScript = redis.NewScript(luaOthers + `
 local ord = tonumber(ARGV[1])
 for i = 2, #ARGV, 2 do
-  local k = KEYS[tonumber(ARGV[i]) * 2]
-  local aw = redis.call('HGET', k, ARGV[i + 1])
+  local k, f = KEYS[tonumber(ARGV[i]) * 2], af(ARGV[i + 1])
+  local aw = redis.call('HGET', k, f)
   if aw then
     local keep = others(aw, ord)
     if #keep == 0 then
-      redis.call('HDEL', k, ARGV[i + 1])
+      redis.call('HDEL', k, f)
     elseif #keep * 8 < #aw then
-      redis.call('HSET', k, ARGV[i + 1], table.concat(keep))
+      redis.call('HSET', k, f, table.concat(keep))
     end
   end
 end

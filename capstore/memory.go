@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -148,7 +149,7 @@ for i = 1, #ARGV, 3 do
   local s = bucket(k)
   local pos, found = find(s, f40(f, 1))
   if not found or math.floor(u32(v, 1) / 4) > math.floor(u32(s, pos + 5) / 4) then
-    put(k, s, pos, found, f .. v)
+    put(k, s, pos, found, f, v)
   end
 end
 return {}`)
@@ -187,21 +188,25 @@ func (s *Store) Remember(ctx context.Context, ans []Answer) error {
 }
 
 // forgetScript drops the records of numbers, from their bucket and from
-// its hash of the old layout, and returns how many there were. KEYS: per
-// bucket its records and old hash. ARGV: per number its bucket's index and
-// field.
+// its string and hash of the layouts before, and returns how many there
+// were. KEYS: per bucket its records, old string and old hash. ARGV: per
+// number its bucket's index and memory field.
 var forgetScript = redis.NewScript(luaRecords + `
 local n = 0
 for i = 1, #ARGV, 2 do
-  local p = tonumber(ARGV[i]) * 2
-  local k, f = KEYS[p - 1], ARGV[i + 1]
+  local p = tonumber(ARGV[i]) * 3
+  local k, f = KEYS[p - 2], ARGV[i + 1]
   local s = bucket(k)
   local pos, found = find(s, f40(f, 1))
-  if found then
-    if #s <= RL then redis.call('DEL', k)
-    else redis.call('SET', k, string.sub(s, 1, pos - 1) .. string.sub(s, pos + RL)) end
+  if found then drop(k, s, pos) end
+  local of = af(f)
+  local os = bucket(KEYS[p - 1])
+  local opos, ofound = findSorted(os, math.floor(#os / RL), f40(of, 1))
+  if ofound then
+    if #os <= RL then redis.call('DEL', KEYS[p - 1])
+    else redis.call('SET', KEYS[p - 1], string.sub(os, 1, opos - 1) .. string.sub(os, opos + RL)) end
   end
-  if redis.call('HDEL', KEYS[p], f) == 1 or found then n = n + 1 end
+  if redis.call('HDEL', KEYS[p], of) == 1 or found or ofound then n = n + 1 end
 end
 return {n}`)
 
@@ -216,7 +221,7 @@ func (s *Store) Forget(ctx context.Context, numbers []uint64) (int64, error) {
 			slots = append(slots, slotOf(n))
 		}
 	}
-	gs := s.groups(slots, func(*group, int) {}, s.memKey, s.oldKey)
+	gs := s.groups(slots, func(*group, int) {}, s.memKey, s.oldMemKey, s.oldKey)
 	replies, err := s.evalGroups(ctx, forgetScript, gs)
 	if err != nil {
 		return 0, fmt.Errorf("forgetting numbers: %w", err)
@@ -232,17 +237,18 @@ func (s *Store) Forget(ctx context.Context, numbers []uint64) (int64, error) {
 }
 
 // bucketBatch is how many buckets one pipelined round trip reads or
-// writes when walking the whole memory: 16 hash tags.
+// writes when walking the whole memory: 16 hash tags of awaiting buckets,
+// 128 of memory buckets.
 const bucketBatch = 2048
 
-// eachBatch calls fn with the buckets of the memory bucketBatch at a time,
-// in hash tag order (bucketAt), each time with a pipeline that it runs
-// after, then calls what fn returned.
-func (s *Store) eachBatch(ctx context.Context, fn func(pipe redis.Pipeliner, bs []uint32) (func() error, error)) error {
+// eachBatch calls fn with n buckets (of 2^17, or memBuckets) bucketBatch
+// at a time, in hash tag order (at), each time with a pipeline that it
+// runs after, then calls what fn returned.
+func (s *Store) eachBatch(ctx context.Context, n uint32, at func(uint32) uint32, fn func(pipe redis.Pipeliner, bs []uint32) (func() error, error)) error {
 	bs := make([]uint32, bucketBatch)
-	for first := uint32(0); first < buckets; first += bucketBatch {
+	for first := uint32(0); first < n; first += bucketBatch {
 		for i := range bs {
-			bs[i] = bucketAt(first + uint32(i))
+			bs[i] = at(first + uint32(i))
 		}
 		pipe := s.rdb.Pipeline()
 		after, err := fn(pipe, bs)
@@ -259,17 +265,25 @@ func (s *Store) eachBatch(ctx context.Context, fn func(pipe redis.Pipeliner, bs 
 	return nil
 }
 
-// ForgetAll drops every record (the reasons too, and buckets of the old
-// layout) and returns how many numbers were remembered.
+// ForgetAll drops every record (the reasons too, and buckets of the
+// layouts before) and returns how many numbers were remembered.
 func (s *Store) ForgetAll(ctx context.Context) (int64, error) {
 	var total int64
-	err := s.eachBatch(ctx, func(pipe redis.Pipeliner, bs []uint32) (func() error, error) {
+	err := s.eachBatch(ctx, buckets, bucketAt, func(pipe redis.Pipeliner, bs []uint32) (func() error, error) {
+		var mems []*redis.StringCmd
 		lens := make([]*redis.IntCmd, 0, 2*len(bs))
 		for _, b := range bs {
-			lens = append(lens, pipe.StrLen(ctx, s.memKey(b)), pipe.HLen(ctx, s.oldKey(b)))
-			pipe.Unlink(ctx, s.memKey(b), s.oldKey(b))
+			if b < memBuckets { // the tags' memory buckets
+				mems = append(mems, pipe.Get(ctx, s.memKey(b)))
+				pipe.Unlink(ctx, s.memKey(b))
+			}
+			lens = append(lens, pipe.StrLen(ctx, s.oldMemKey(b)), pipe.HLen(ctx, s.oldKey(b)))
+			pipe.Unlink(ctx, s.oldMemKey(b), s.oldKey(b))
 		}
 		return func() error {
+			for _, c := range mems {
+				total += countRecords(c.Val())
+			}
 			for i, c := range lens {
 				if i%2 == 0 {
 					total += c.Val() / recordLen
@@ -289,16 +303,43 @@ func (s *Store) ForgetAll(ctx context.Context) (int64, error) {
 	return total, nil
 }
 
-// sweepScript drops the records of one bucket older than ARGV[1] (seconds
-// since Epoch) and returns how many, and 1 when it moved the records of
-// the bucket's hash of the old layout into it first (newer wins), else 0.
-// KEYS: the bucket's records, its old hash. A bucket holds about a hundred
-// records at most: each call is short.
+// oldPerMem is how many buckets of the layouts before share a memory
+// bucket: b mod memBuckets = mb.
+const oldPerMem = buckets / memBuckets
+
+// sweepScript drops the records of one memory bucket older than ARGV[1]
+// (seconds since Epoch) and returns how many, and how many keys of the
+// layouts before it moved into it first (newer wins): the strings and
+// hashes of the oldPerMem buckets of 2^17 that map to it, whose fields
+// are the low 33 bits of the memory field. KEYS: the bucket's records,
+// then those old strings, then those old hashes, each in order of the
+// bucket's bits above memBits. A bucket holds about 600 records at 10M
+// numbers: each call is short.
 var sweepScript = redis.NewScript(luaRecords + `
 local before = tonumber(ARGV[1])
 local s = bucket(KEYS[1])
-local moved = 0
-if redis.call('EXISTS', KEYS[2]) == 1 then
+local J = (#KEYS - 1) / 2
+local moved = redis.call('EXISTS', unpack(KEYS, 2))
+local recs = {}
+local function each(s, fn)
+  local n = sortedLen(s)
+  for p = 1, #s - RL + 1, RL do
+    local r = string.sub(s, p, p + RL - 1)
+    if p > n * RL then
+      if string.byte(r, 1) < 128 then break end
+      r = string.char(string.byte(r, 1) - 128) .. string.sub(r, 2)
+    end
+    fn(r)
+  end
+end
+local function old(r, j) return string.char(string.byte(r, 1) + 2 * j) .. string.sub(r, 2) end
+local n, tail = 0, false
+each(s, function(r)
+  recs[#recs + 1] = r
+  if math.floor(u32(r, 6) / 4) < before then n = n + 1 end
+end)
+if #s > K * RL and string.byte(s, #s - K * RL + 1) >= 128 then tail = true end
+if moved > 0 then
   local byf, fs = {}, {}
   local function add(r)
     local f = f40(r, 1)
@@ -306,43 +347,54 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
     if not cur then byf[f] = r fs[#fs + 1] = f
     elseif math.floor(u32(r, 6) / 4) > math.floor(u32(cur, 6) / 4) then byf[f] = r end
   end
-  for pos = 1, #s - RL + 1, RL do add(string.sub(s, pos, pos + RL - 1)) end
-  local h = redis.call('HGETALL', KEYS[2])
-  for i = 1, #h, 2 do
-    local f, v = h[i], h[i + 1]
-    if #v == 4 then v = v .. '\0\0' end
-    if #f == 5 and #v == 6 then add(f .. v) end
+  for _, r in ipairs(recs) do add(r) end
+  for j = 0, J - 1 do
+    local os = bucket(KEYS[2 + j])
+    for p = 1, #os - RL + 1, RL do add(old(string.sub(os, p, p + RL - 1), j)) end
+    local h = redis.call('HGETALL', KEYS[2 + J + j])
+    for i = 1, #h, 2 do
+      local f, v = h[i], h[i + 1]
+      if #v == 4 then v = v .. '\0\0' end
+      if #f == 5 and #v == 6 then add(old(f .. v, j)) end
+    end
   end
+  redis.call('DEL', unpack(KEYS, 2))
   table.sort(fs)
-  local parts = {}
-  for _, f in ipairs(fs) do parts[#parts + 1] = byf[f] end
-  s = table.concat(parts)
-  redis.call('DEL', KEYS[2])
-  moved = 1
+  recs, n = {}, 0
+  for _, f in ipairs(fs) do
+    recs[#recs + 1] = byf[f]
+    if math.floor(u32(byf[f], 6) / 4) < before then n = n + 1 end
+  end
 end
-local keep, n = {}, 0
-for pos = 1, #s - RL + 1, RL do
-  if math.floor(u32(s, pos + 5) / 4) < before then n = n + 1
-  else keep[#keep + 1] = string.sub(s, pos, pos + RL - 1) end
-end
-if n > 0 or moved == 1 then
-  if #keep == 0 then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], table.concat(keep)) end
+if n > 0 or moved > 0 then
+  local keep = {}
+  for _, r in ipairs(recs) do
+    if math.floor(u32(r, 6) / 4) >= before then keep[#keep + 1] = r end
+  end
+  if tail and moved == 0 then table.sort(keep, function(a, b) return f40(a, 1) < f40(b, 1) end) end
+  if #keep == 0 then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], table.concat(keep) .. empty(K)) end
 end
 return {n, moved}`)
 
 // Sweep drops every record received before the cutoff and returns how
-// many, and how many buckets of the old layout (hashes) it moved into the
-// string buckets on the way. It walks the buckets with one short script
-// call each, pipelined, so Redis serves other clients between them.
+// many, and how many keys of the layouts before (strings of 2^17 buckets,
+// hashes) it moved into the memory's buckets on the way. It walks the
+// memory's buckets with one short script call each, pipelined, so Redis
+// serves other clients between them.
 func (s *Store) Sweep(ctx context.Context, before time.Time) (dropped, moved int64, err error) {
 	if err := sweepScript.Load(ctx, s.rdb).Err(); err != nil {
 		return 0, 0, fmt.Errorf("sweeping the memory: %w", err)
 	}
 	cut := seconds(before)
-	err = s.eachBatch(ctx, func(pipe redis.Pipeliner, bs []uint32) (func() error, error) {
+	err = s.eachBatch(ctx, memBuckets, memBucketAt, func(pipe redis.Pipeliner, bs []uint32) (func() error, error) {
 		cmds := make([]*redis.Cmd, 0, len(bs))
+		keys := make([]string, 1+2*oldPerMem)
 		for _, b := range bs {
-			cmds = append(cmds, sweepScript.EvalSha(ctx, pipe, []string{s.memKey(b), s.oldKey(b)}, cut))
+			keys[0] = s.memKey(b)
+			for j := range uint32(oldPerMem) {
+				keys[1+j], keys[1+oldPerMem+j] = s.oldMemKey(b|j<<memBits), s.oldKey(b|j<<memBits)
+			}
+			cmds = append(cmds, sweepScript.EvalSha(ctx, pipe, slices.Clone(keys), cut))
 		}
 		return func() error {
 			for _, c := range cmds {
@@ -377,10 +429,10 @@ func (s *Store) SweepDue(ctx context.Context, interval time.Duration) (bool, err
 // useful order), reading bucketBatch buckets per round trip: the heap holds
 // one batch at a time.
 func (s *Store) Each(ctx context.Context, fn func(number uint64, r Record) error) error {
-	for first := uint32(0); first < buckets; first += bucketBatch {
+	for first := uint32(0); first < memBuckets; first += bucketBatch {
 		bs := make([]uint32, bucketBatch)
 		for i := range bs {
-			bs[i] = bucketAt(first + uint32(i))
+			bs[i] = memBucketAt(first + uint32(i))
 		}
 		vals, err := s.readBuckets(ctx, bs)
 		if err != nil {
@@ -401,7 +453,7 @@ func (s *Store) Each(ctx context.Context, fn func(number uint64, r Record) error
 func (s *Store) Bytes(ctx context.Context) (int64, error) {
 	var total int64
 	first := true
-	err := s.eachBatch(ctx, func(pipe redis.Pipeliner, bs []uint32) (func() error, error) {
+	err := s.eachBatch(ctx, memBuckets, memBucketAt, func(pipe redis.Pipeliner, bs []uint32) (func() error, error) {
 		cmds := make([]*redis.IntCmd, 0, len(bs)+2)
 		for _, b := range bs {
 			cmds = append(cmds, pipe.MemoryUsage(ctx, s.memKey(b), 0))

@@ -113,19 +113,28 @@ func seconds(t time.Time) int64 {
 // Numbers are E.164 numbers as the integer of their digits (at most 15
 // digits, so below 2^50), as enqueue keys them. A number's slot in Redis:
 // the 50-bit value is scrambled by a bijection (so that buckets fill evenly
-// whatever the numbering plan), its low bucketBits pick the bucket (a string
-// of records in Redis), the other 33 bits are the field, 5 bytes.
+// whatever the numbering plan), its low bucketBits pick its bucket (its
+// awaiting hash), the other 33 bits are its field there, 5 bytes. The
+// memory's records go to fewer buckets: the low memBits of the bucket, and
+// a field of 36 bits (the bucket's 3 bits above memBits, then the 33).
 const (
 	numberBits = 50
 	numberMask = 1<<numberBits - 1
-	// bucketBits sets 2^17 = 131,072 buckets: about 76 numbers a bucket at
-	// 10M numbers, ~840 bytes of records that a script rewrites whole for
-	// an insert, and an awaiting hash below Redis's
-	// hash-max-listpack-entries of 128, in the compact listpack encoding.
+	// bucketBits sets 2^17 = 131,072 buckets for the awaiting hashes:
+	// below Redis's hash-max-listpack-entries of 128 at 10M awaited
+	// numbers, in the compact listpack encoding.
 	bucketBits = 17
 	buckets    = 1 << bucketBits
+	fieldBits  = numberBits - bucketBits
+	// memBits sets 2^14 = 16,384 buckets for the memory's records (about
+	// 610 numbers a bucket at 10M): enqueue reads every bucket, and Redis's
+	// cost is per key read. An insert does not rewrite the bucket (see
+	// records.go).
+	memBits    = 14
+	memBuckets = 1 << memBits
 	// tagBits: buckets share 1,024 Cluster hash tags (bucket mod 1,024),
-	// so a script can write every bucket of one tag at once.
+	// so a script can write every bucket of one tag at once. A number's
+	// memory bucket has its bucket's tag (memBits >= tagBits).
 	tagBits = 10
 	tags    = 1 << tagBits
 
@@ -137,7 +146,8 @@ const (
 // MaxNumber is the largest number a store takes (15 digits).
 const MaxNumber = 999_999_999_999_999
 
-// slot is where a number lives: its bucket and its field.
+// slot is where a number lives: its bucket and its memory field (5 bytes,
+// memField).
 type slot struct {
 	bucket uint32
 	field  string
@@ -145,15 +155,22 @@ type slot struct {
 
 func (s slot) tag() uint32 { return s.bucket & (tags - 1) }
 
+// memField is the memory field of a scrambled number x: its bucket's bits
+// above memBits << 33 | its 33-bit field. The awaiting hash's field is its
+// low 33 bits.
+func memField(x uint64) uint64 {
+	return x>>bucketBits | (x&(buckets-1))>>memBits<<fieldBits
+}
+
 func slotOf(n uint64) slot {
 	x := mix(n)
 	var b [5]byte
-	f := x >> bucketBits
+	f := memField(x)
 	b[0], b[1], b[2], b[3], b[4] = byte(f>>32), byte(f>>24), byte(f>>16), byte(f>>8), byte(f)
 	return slot{bucket: uint32(x & (buckets - 1)), field: string(b[:])}
 }
 
-// numberOf is the inverse of slotOf.
+// numberOf is the inverse of slotOf; it reads the field's low 33 bits.
 func numberOf(bucket uint32, field string) (uint64, error) {
 	if len(field) != 5 {
 		return 0, fmt.Errorf("number field of %d bytes, want 5", len(field))
@@ -162,7 +179,12 @@ func numberOf(bucket uint32, field string) (uint64, error) {
 	for i := range 5 {
 		f = f<<8 | uint64(field[i])
 	}
-	return unmix(f<<bucketBits | uint64(bucket)), nil
+	return unmix(f&(1<<fieldBits-1)<<bucketBits | uint64(bucket)), nil
+}
+
+// memNumber is the number of memory field f of memory bucket mb.
+func memNumber(mb uint32, f uint64) uint64 {
+	return unmix(f&(1<<fieldBits-1)<<bucketBits | f>>fieldBits<<memBits | uint64(mb))
 }
 
 func mix(x uint64) uint64 {

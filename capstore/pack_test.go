@@ -28,6 +28,15 @@ func TestSlotRoundTrip(t *testing.T) {
 		if err != nil || got != n {
 			t.Fatalf("numberOf(slotOf(%d)) = %d, %v", n, got, err)
 		}
+		// The memory field: the bucket's bits above memBits, then the
+		// 33-bit field; the memory bucket, the bucket's low bits.
+		f := fieldAt(sl.field, 0)
+		if f >= 1<<36 || uint32(f>>fieldBits) != sl.bucket>>memBits {
+			t.Fatalf("slotOf(%d): memory field %x of bucket %d", n, f, sl.bucket)
+		}
+		if got := memNumber(sl.bucket%memBuckets, f); got != n {
+			t.Fatalf("memNumber of slotOf(%d) = %d", n, got)
+		}
 	}
 }
 

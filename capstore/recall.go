@@ -29,7 +29,7 @@ func (s *Store) Recall(ctx context.Context, numbers []uint64, out []Record) erro
 		if n == 0 || n > MaxNumber {
 			continue
 		}
-		order = append(order, mix(n)&(buckets-1)<<32|uint64(i))
+		order = append(order, mix(n)&(memBuckets-1)<<32|uint64(i))
 	}
 	slices.Sort(order)
 	var bs []uint32
@@ -55,7 +55,7 @@ func (s *Store) Recall(ctx context.Context, numbers []uint64, out []Record) erro
 				k++
 			}
 			i := uint32(o)
-			out[i] = search(vals[k], mix(numbers[i])>>bucketBits)
+			out[i] = search(vals[k], memField(mix(numbers[i])))
 		}
 		order = order[end:]
 	}

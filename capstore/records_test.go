@@ -21,6 +21,12 @@ func TestLuaRecordLen(t *testing.T) {
 	if !strings.Contains(luaRecords, "local RL = "+strconv.Itoa(recordLen)+"\n") {
 		t.Fatalf("the scripts' RL is not recordLen (%d)", recordLen)
 	}
+	if !strings.Contains(luaRecords, "local K = "+strconv.Itoa(tailSlots)+"\n") {
+		t.Fatalf("the scripts' K is not tailSlots (%d)", tailSlots)
+	}
+	if !strings.Contains(luaRecords, "local TAIL = "+strconv.FormatUint(tailBit, 10)+"\n") {
+		t.Fatalf("the scripts' TAIL is not tailBit (%d)", uint64(tailBit))
+	}
 }
 
 // stores are a store on the shared Redis and one on miniredis (capcheck
@@ -52,9 +58,58 @@ func inBucket(t *testing.T, b uint32, f uint64) uint64 {
 	return 0
 }
 
-// The records of a bucket stay sorted by field through inserts at the
-// start, the end and the middle, updates in place and deletes, down to
-// none; each is found by the scripts and by search.
+// checkBucket fails unless v is a bucket in the layout (sorted records,
+// then a tail of tailSlots slots, the filled ones first) holding exactly
+// want (memory field -> record) of memory bucket mb, each found by search.
+func checkBucket(t *testing.T, step string, mb uint32, v string, want map[uint64]Record) {
+	t.Helper()
+	if len(want) == 0 {
+		if v != "" {
+			t.Fatalf("%s: a bucket of %d bytes holds none", step, len(v))
+		}
+		return
+	}
+	n := len(v) / recordLen
+	if len(v)%recordLen != 0 || n < tailSlots {
+		t.Fatalf("%s: bucket of %d bytes", step, len(v))
+	}
+	var fields []uint64
+	for i := range n - tailSlots {
+		fields = append(fields, fieldAt(v, i*recordLen))
+	}
+	if !slices.IsSorted(fields) || len(slices.Compact(slices.Clone(fields))) != len(fields) || (len(fields) > 0 && fields[len(fields)-1] >= tailBit) {
+		t.Fatalf("%s: sorted fields %v not sorted, unique and unmarked", step, fields)
+	}
+	tail := v[(n-tailSlots)*recordLen:]
+	filled := 0
+	for filled < tailSlots && tail[filled*recordLen] >= 128 {
+		filled++
+	}
+	if strings.Trim(tail[filled*recordLen:], "\x00") != "" {
+		t.Fatalf("%s: tail %x: an empty slot before a filled one", step, tail)
+	}
+	if len(fields)+filled != len(want) || countRecords(v) != int64(len(want)) {
+		t.Fatalf("%s: %d sorted + %d in the tail (count %d), want %d", step, len(fields), filled, countRecords(v), len(want))
+	}
+	for f, r := range want {
+		if got := search(v, f); got != r {
+			t.Fatalf("%s: search(%d) = %+v, want %+v", step, f, got, r)
+		}
+	}
+	got := map[uint64]Record{}
+	if err := eachRecord(mb, v, func(n uint64, r Record) error { got[memField(mix(n))] = r; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("%s: records (-want +got):\n%s", step, diff)
+	}
+}
+
+// The records of a bucket stay sorted by field, and its tail filled first,
+// through inserts at the start, the end and the middle, into the tail and
+// past it (merged into the sorted part), updates in place in either part,
+// and deletes from either, down to none; each is found by the scripts and
+// by search.
 func TestBucketEdits(t *testing.T) {
 	t.Parallel()
 	for name, s := range stores(t) {
@@ -64,13 +119,15 @@ func TestBucketEdits(t *testing.T) {
 
 func testBucketEdits(t *testing.T, s *Store) {
 	ctx := context.Background()
-	const b = 4242
+	const mb = 4242
 	at := time.Date(2026, 11, 30, 1, 0, 0, 0, time.UTC)
-	// Fields whose numbers are valid (below MaxNumber): small ones.
-	num := func(f uint64) uint64 { return inBucket(t, b, f) }
-	fld := func(f uint64) uint64 { return mix(num(f)) >> bucketBits }
+	// Fields whose numbers are valid (below MaxNumber): small ones, of the
+	// bucket of 2^17 mb + hi << memBits.
+	numIn := func(hi uint32, f uint64) uint64 { return inBucket(t, mb|hi<<memBits, f) }
+	num := func(f uint64) uint64 { return numIn(5, f) }
+	fld := func(n uint64) uint64 { return memField(mix(n)) }
 	raw := func() string {
-		v, err := s.rdb.Get(ctx, s.memKey(b)).Result()
+		v, err := s.rdb.Get(ctx, s.memKey(mb)).Result()
 		if err == redis.Nil {
 			return ""
 		}
@@ -82,35 +139,37 @@ func testBucketEdits(t *testing.T, s *Store) {
 	want := map[uint64]Record{}
 	check := func(step string) {
 		t.Helper()
-		v := raw()
-		if len(v) != len(want)*recordLen {
-			t.Fatalf("%s: bucket of %d bytes, want %d records", step, len(v), len(want))
+		checkBucket(t, step, mb, raw(), want)
+		if len(want) == 0 {
+			return
 		}
-		var fields []uint64
-		for i := 0; i < len(v); i += recordLen {
-			fields = append(fields, fieldAt(v, i))
-		}
-		if !slices.IsSorted(fields) || len(slices.Compact(slices.Clone(fields))) != len(fields) {
-			t.Fatalf("%s: fields %v not sorted and unique", step, fields)
-		}
+		var nums []uint64
+		var recs []Record
 		for f, r := range want {
-			if got := search(v, f); got != r {
-				t.Fatalf("%s: search(%d) = %+v, want %+v", step, f, got, r)
-			}
+			nums, recs = append(nums, memNumber(mb, f)), append(recs, r)
 		}
-		got := map[uint64]Record{}
-		if err := eachRecord(b, v, func(n uint64, r Record) error { got[mix(n)>>bucketBits] = r; return nil }); err != nil {
+		got, err := s.Lookup(ctx, nums)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Fatalf("%s: records (-want +got):\n%s", step, diff)
+		if diff := cmp.Diff(recs, got); diff != "" {
+			t.Fatalf("%s: Lookup (-want +got):\n%s", step, diff)
 		}
 	}
-	remember := func(f uint64, c Capability, at time.Time) {
+	rememberN := func(n uint64, c Capability, at time.Time) {
 		t.Helper()
-		if err := s.Remember(ctx, []Answer{{Number: num(f), Capability: c, At: at, Code: "E1"}}); err != nil {
+		if err := s.Remember(ctx, []Answer{{Number: n, Capability: c, At: at, Code: "E1"}}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	remember := func(f uint64, c Capability, at time.Time) { t.Helper(); rememberN(num(f), c, at) }
+	forget := func(n uint64) {
+		t.Helper()
+		got, err := s.Forget(ctx, []uint64{n, n + 1, n})
+		if err != nil || got != 1 {
+			t.Fatalf("Forget(%d) = %d, %v; want 1", n, got, err)
+		}
+		delete(want, fld(n))
 	}
 	if got := search("", 5); !got.IsZero() {
 		t.Fatalf("search of an empty bucket = %+v", got)
@@ -120,56 +179,69 @@ func testBucketEdits(t *testing.T, s *Store) {
 		t.Fatalf("Lookup in an empty bucket = %+v, %v", recs, err)
 	}
 	remember(50, Capable, at) // a bucket of one
-	want[fld(50)] = Record{Capability: Capable, At: at}
+	want[fld(num(50))] = Record{Capability: Capable, At: at}
 	check("one")
-	if got := search(raw(), fld(50)-1); !got.IsZero() {
+	if got := search(raw(), fld(num(50))-1); !got.IsZero() {
 		t.Fatalf("search of an absent field before the only one = %+v", got)
 	}
-	if got := search(raw(), fld(50)+1); !got.IsZero() {
-		t.Fatalf("search of an absent field after the only one = %+v", got)
-	}
-	remember(10, NotCapable, at) // first
-	want[fld(10)] = Record{Capability: NotCapable, At: at}
-	check("first")
-	remember(90, Unknown, at) // last
-	want[fld(90)] = Record{Capability: Unknown, At: at}
-	check("last")
-	remember(30, Capable, at) // middle
+	remember(10, NotCapable, at)
+	want[fld(num(10))] = Record{Capability: NotCapable, At: at}
+	remember(90, Unknown, at)
+	want[fld(num(90))] = Record{Capability: Unknown, At: at}
+	remember(30, Capable, at)
 	remember(70, Capable, at)
-	want[fld(30)] = Record{Capability: Capable, At: at}
-	want[fld(70)] = Record{Capability: Capable, At: at}
-	check("middle")
+	want[fld(num(30))] = Record{Capability: Capable, At: at}
+	want[fld(num(70))] = Record{Capability: Capable, At: at}
+	check("in the tail")
 	// In place: newer wins, older does not, a rejection keeps its
 	// reference and a callback after it clears it.
 	remember(30, Rejected, at.Add(time.Second))
-	want[fld(30)] = Record{Capability: Rejected, At: at.Add(time.Second), Reason: 1}
+	want[fld(num(30))] = Record{Capability: Rejected, At: at.Add(time.Second), Reason: 1}
 	remember(70, NotCapable, at.Add(-time.Second))
-	check("update")
+	check("update in the tail")
 	if _, err := s.Ingest(ctx, []Callback{{Number: num(30), Capability: NotCapable, At: at.Add(2 * time.Second)}}); err != nil {
 		t.Fatal(err)
 	}
-	want[fld(30)] = Record{Capability: NotCapable, At: at.Add(2 * time.Second)}
+	want[fld(num(30))] = Record{Capability: NotCapable, At: at.Add(2 * time.Second)}
 	check("callback over a rejection")
-	// Deletes: the middle, the first, the last, then the only one left.
-	for _, f := range []uint64{30, 10, 90, 70} {
-		n, err := s.Forget(ctx, []uint64{num(f), num(f + 1), num(f)})
-		if err != nil || n != 1 {
-			t.Fatalf("Forget(%d) = %d, %v; want 1", f, n, err)
-		}
-		delete(want, fld(f))
-		check("forget " + strconv.FormatUint(f, 10))
+	// Numbers of every bucket of 2^17 that shares the memory bucket, one
+	// insert each: the tail fills, is merged, fills again.
+	var more []uint64
+	for i := range uint64(2*tailSlots + 5) {
+		more = append(more, numIn(uint32(i%oldPerMem), 100+i*7%40))
 	}
-	if n, err := s.Forget(ctx, []uint64{num(50)}); err != nil || n != 1 {
-		t.Fatalf("Forget of the last record = %d, %v", n, err)
+	for i, n := range more {
+		rememberN(n, Capable, at.Add(time.Duration(i)*time.Second))
+		want[fld(n)] = Record{Capability: Capable, At: at.Add(time.Duration(i) * time.Second)}
+		check("insert " + strconv.Itoa(i))
 	}
-	if n := s.rdb.Exists(ctx, s.memKey(b)).Val(); n != 0 {
+	if v := raw(); len(v) >= (len(want)+tailSlots)*recordLen {
+		t.Fatalf("%d records in a bucket of %d bytes: the tail was never merged", len(want), len(v))
+	}
+	// Updates in the sorted part and in the tail.
+	for _, n := range []uint64{more[0], more[len(more)-1]} {
+		rememberN(n, Unknown, at.Add(time.Hour))
+		want[fld(n)] = Record{Capability: Unknown, At: at.Add(time.Hour)}
+		check("update")
+	}
+	// Deletes: from the tail, from the sorted part, then everything.
+	forget(more[len(more)-1])
+	check("forget in the tail")
+	forget(more[0])
+	check("forget in the sorted part")
+	for _, n := range append(more[1:len(more)-1], num(10), num(30), num(50), num(70), num(90)) {
+		forget(n)
+		check("forget " + strconv.FormatUint(n, 10))
+	}
+	if n := s.rdb.Exists(ctx, s.memKey(mb)).Val(); n != 0 {
 		t.Fatal("an emptied bucket is still a key")
 	}
 }
 
-// A sweep moves a bucket of the old layout (a hash of 4- or 6-byte
-// records) into the string bucket, newer wins, deletes the hash, and drops
-// what is older than its cutoff.
+// A sweep moves the buckets of the layouts before (strings of sorted
+// records of 2^17 buckets, and hashes of 4- or 6-byte records) into the
+// memory bucket they map to, newer wins, deletes them, and drops what is
+// older than its cutoff; Forget and ForgetAll reach them before.
 func TestSweepMovesOldBuckets(t *testing.T) {
 	t.Parallel()
 	for name, s := range stores(t) {
@@ -178,52 +250,82 @@ func TestSweepMovesOldBuckets(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			const b = 77
+			const mb = 77
+			b1, b2 := uint32(mb|3<<memBits), uint32(mb|6<<memBits) // two old buckets of mb
 			at := time.Date(2026, 11, 30, 1, 0, 0, 0, time.UTC)
-			num := func(f uint64) uint64 { return inBucket(t, b, f) }
-			field := func(f uint64) string { return slotOf(num(f)).field }
-			// Already in the new layout: 20 (newer than the hash's), 40.
+			num := func(b uint32, f uint64) uint64 { return inBucket(t, b, f) }
+			// The old layouts' fields: 33 bits.
+			field := func(n uint64) string { f := slotOf(n).field; return string(f[0]&1) + f[1:] }
+			oldString := func(recs ...string) string { slices.Sort(recs); return strings.Join(recs, "") }
+			// Already in the new layout: 20 (newer than the old ones), 40.
 			if err := s.Remember(ctx, []Answer{
-				{Number: num(20), Capability: Capable, At: at.Add(time.Hour)},
-				{Number: num(40), Capability: Capable, At: at.Add(-time.Hour)},
+				{Number: num(b1, 20), Capability: Capable, At: at.Add(time.Hour)},
+				{Number: num(b1, 40), Capability: Capable, At: at.Add(-time.Hour)},
 			}); err != nil {
 				t.Fatal(err)
 			}
-			old := map[string]any{
-				field(10): packRecord(NotCapable, at, 0)[:4],
-				field(20): packRecord(NotCapable, at, 0)[:4],
-				field(40): packRecord(Rejected, at, 3),                       // newer than the string's
-				field(60): packRecord(Capable, at.Add(-48*time.Hour), 0)[:4], // stale
+			hash := map[string]any{
+				field(num(b1, 10)): packRecord(NotCapable, at, 0)[:4],
+				field(num(b1, 20)): packRecord(NotCapable, at, 0)[:4],
+				field(num(b1, 40)): packRecord(Rejected, at, 3),                       // newer than the new layout's
+				field(num(b1, 60)): packRecord(Capable, at.Add(-48*time.Hour), 0)[:4], // stale
 			}
-			if err := s.rdb.HSet(ctx, s.oldKey(b), old).Err(); err != nil {
+			if err := s.rdb.HSet(ctx, s.oldKey(b1), hash).Err(); err != nil {
 				t.Fatal(err)
 			}
+			str1 := oldString(field(num(b1, 10))+packRecord(Capable, at.Add(time.Minute), 0), // newer than the hash's
+				field(num(b1, 80))+packRecord(Unknown, at, 0))
+			str2 := oldString(field(num(b2, 10))+packRecord(NotCapable, at, 0),
+				field(num(b2, 30))+packRecord(Capable, at.Add(-48*time.Hour), 0), // stale
+				field(num(b2, 50))+packRecord(Rejected, at, 2))
+			if err := s.rdb.MSet(ctx, s.oldMemKey(b1), str1, s.oldMemKey(b2), str2).Err(); err != nil {
+				t.Fatal(err)
+			}
+			// Forget reaches every layout.
+			if n, err := s.Forget(ctx, []uint64{num(b2, 50), num(b1, 60)}); err != nil || n != 2 {
+				t.Fatalf("Forget = %d, %v; want 2", n, err)
+			}
 			dropped, moved, err := s.Sweep(ctx, at.Add(-24*time.Hour))
-			if err != nil || dropped != 1 || moved != 1 {
-				t.Fatalf("Sweep = %d dropped, %d moved, %v; want 1, 1", dropped, moved, err)
+			if err != nil || dropped != 1 || moved != 3 {
+				t.Fatalf("Sweep = %d dropped, %d moved, %v; want 1, 3", dropped, moved, err)
 			}
-			if s.rdb.Exists(ctx, s.oldKey(b)).Val() != 0 {
-				t.Fatal("the old hash is still there")
+			if n := s.rdb.Exists(ctx, s.oldKey(b1), s.oldMemKey(b1), s.oldMemKey(b2)).Val(); n != 0 {
+				t.Fatalf("%d old keys are still there", n)
 			}
-			got, err := s.Lookup(ctx, []uint64{num(10), num(20), num(40), num(60)})
+			nums := []uint64{num(b1, 10), num(b1, 20), num(b1, 40), num(b1, 60), num(b1, 80), num(b2, 10), num(b2, 30), num(b2, 50)}
+			want := []Record{{Capability: Capable, At: at.Add(time.Minute)}, {Capability: Capable, At: at.Add(time.Hour)},
+				{Capability: Rejected, At: at, Reason: 3}, {}, {Capability: Unknown, At: at}, {Capability: NotCapable, At: at}, {}, {}}
+			got, err := s.Lookup(ctx, nums)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := []Record{{Capability: NotCapable, At: at}, {Capability: Capable, At: at.Add(time.Hour)},
-				{Capability: Rejected, At: at, Reason: 3}, {}}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Fatalf("after the sweep (-want +got):\n%s", diff)
 			}
-			if v := s.rdb.Get(ctx, s.memKey(b)).Val(); len(v) != 3*recordLen || !(fieldAt(v, 0) < fieldAt(v, 11) && fieldAt(v, 11) < fieldAt(v, 22)) {
-				t.Fatalf("bucket %q: not 3 sorted records", v)
+			wantBucket := map[uint64]Record{}
+			for i, n := range nums {
+				if !want[i].IsZero() {
+					wantBucket[memField(mix(n))] = want[i]
+				}
 			}
-			// Nothing more to move; forget all counts old hashes too.
-			if err := s.rdb.HSet(ctx, s.oldKey(b+1), field(10), packRecord(Capable, at, 0)[:4]).Err(); err != nil {
+			checkBucket(t, "swept", mb, s.rdb.Get(ctx, s.memKey(mb)).Val(), wantBucket)
+			// Nothing more to move: a second sweep changes nothing.
+			if dropped, moved, err := s.Sweep(ctx, at.Add(-24*time.Hour)); err != nil || dropped != 0 || moved != 0 {
+				t.Fatalf("second Sweep = %d dropped, %d moved, %v; want 0, 0", dropped, moved, err)
+			}
+			// ForgetAll counts the old layouts' keys too.
+			if err := s.rdb.HSet(ctx, s.oldKey(b1+1), field(num(b1+1, 10)), packRecord(Capable, at, 0)[:4]).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.rdb.Set(ctx, s.oldMemKey(b2+1), field(num(b2+1, 10))+packRecord(Capable, at, 0), 0).Err(); err != nil {
 				t.Fatal(err)
 			}
 			n, err := s.ForgetAll(ctx)
-			if err != nil || n != 4 {
-				t.Fatalf("ForgetAll = %d, %v; want 4", n, err)
+			if err != nil || n != 7 {
+				t.Fatalf("ForgetAll = %d, %v; want 7", n, err)
+			}
+			if n := s.rdb.Exists(ctx, s.memKey(mb), s.oldKey(b1+1), s.oldMemKey(b2+1)).Val(); n != 0 {
+				t.Fatalf("%d keys left after ForgetAll", n)
 			}
 		})
 	}
@@ -319,39 +421,62 @@ func BenchmarkSnapshot(b *testing.B) {
 	}
 }
 
-// TestSearch finds every record of buckets of 0 to 40 records, and none of
-// the fields between, before and after them.
+// TestSearch finds every record of buckets of 0 to 40 sorted records and
+// 0 to tailSlots in the tail, and none of the fields between, before and
+// after them.
 func TestSearch(t *testing.T) {
 	at := time.Date(2026, 11, 30, 1, 0, 0, 0, time.UTC)
+	rec := func(f uint64, i int) []byte {
+		p := Record{Capability: Capable, At: at.Add(time.Duration(i) * time.Second)}.Pack()
+		return append([]byte{byte(f >> 32), byte(f >> 24), byte(f >> 16), byte(f >> 8), byte(f)}, p[:]...)
+	}
 	for n := range 41 {
-		var s []byte
-		for i := range n {
-			f := uint64(10 + 3*i) // 10, 13, 16, ...
-			s = append(s, byte(f>>32), byte(f>>24), byte(f>>16), byte(f>>8), byte(f))
-			p := Record{Capability: Capable, At: at.Add(time.Duration(i) * time.Second)}.Pack()
-			s = append(s, p[:]...)
-		}
-		for f := uint64(0); f < uint64(10+3*n+3); f++ {
-			got := search(s, f)
-			if f >= 10 && (f-10)%3 == 0 && f < uint64(10+3*n) {
-				want := Record{Capability: Capable, At: at.Add(time.Duration((f-10)/3) * time.Second)}
-				if got != want {
-					t.Errorf("%d records: search(%d) = %+v, want %+v", n, f, got, want)
+		for filled := range tailSlots + 1 {
+			var s []byte
+			want := map[uint64]Record{}
+			for i := range n {
+				f := uint64(10 + 3*i) // 10, 13, 16, ...
+				s = append(s, rec(f, i)...)
+				want[f] = Record{Capability: Capable, At: at.Add(time.Duration(i) * time.Second)}
+			}
+			for i := range tailSlots {
+				if i >= filled {
+					s = append(s, make([]byte, recordLen)...)
+					continue
 				}
-			} else if !got.IsZero() {
-				t.Errorf("%d records: search(%d) = %+v, want none", n, f, got)
+				f := uint64(11 + 3*(tailSlots-1-i)) // between the sorted ones, descending
+				s = append(s, rec(f|tailBit, 100+i)...)
+				want[f] = Record{Capability: Capable, At: at.Add(time.Duration(100+i) * time.Second)}
+			}
+			for f := uint64(0); f < uint64(10+3*(n+tailSlots)+3); f++ {
+				if got := search(s, f); got != want[f] {
+					t.Errorf("%d records, %d in the tail: search(%d) = %+v, want %+v", n, filled, f, got, want[f])
+				}
+			}
+			if c := countRecords(string(s)); c != int64(len(want)) {
+				t.Errorf("%d records, %d in the tail: count %d, want %d", n, filled, c, len(want))
 			}
 		}
 	}
 }
 
-// TestMemKey: a bucket's key is mem:{b mod 1024}:{b / 1024} under the
-// prefix, as the layout in docs/design.md and the keys already stored have it.
+// TestMemKey: a memory bucket's key is m:{b mod 1024}:{b / 1024}, those of
+// the layouts before mem:{b mod 1024}:{b / 1024} (a string) and
+// cap:{b mod 1024}:{b / 1024} (a hash) of the 2^17 buckets, under the
+// prefix, as the layout in docs/design.md and the keys already stored have
+// it.
 func TestMemKey(t *testing.T) {
 	s := &Store{prefix: "capcheck"}
-	for _, b := range []uint32{0, 1, 1023, 1024, 4242, buckets - 1} {
-		if got, want := s.memKey(b), fmt.Sprintf("capcheck:mem:{%d}:%d", b%1024, b/1024); got != want {
+	for _, b := range []uint32{0, 1, 1023, 1024, 4242, memBuckets - 1, memBuckets + 5, buckets - 1} {
+		mb := b % memBuckets
+		if got, want := s.memKey(b), fmt.Sprintf("capcheck:m:{%d}:%d", mb%1024, mb/1024); got != want {
 			t.Errorf("memKey(%d) = %q, want %q", b, got, want)
+		}
+		if got, want := s.oldMemKey(b), fmt.Sprintf("capcheck:mem:{%d}:%d", b%1024, b/1024); got != want {
+			t.Errorf("oldMemKey(%d) = %q, want %q", b, got, want)
+		}
+		if got, want := s.oldKey(b), fmt.Sprintf("capcheck:cap:{%d}:%d", b%1024, b/1024); got != want {
+			t.Errorf("oldKey(%d) = %q, want %q", b, got, want)
 		}
 	}
 }

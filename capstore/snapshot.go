@@ -35,7 +35,7 @@ type Snapshot struct {
 }
 
 // A where value: 18 bits for 1 + the read (at most one per bucket), 29
-// for the offset, 17 for the count.
+// for the offset, 17 for the count of slots (records and tail).
 const (
 	whereCountBits = 17
 	whereReadShift = whereCountBits + 29
@@ -48,8 +48,8 @@ type fetch struct{ done chan struct{} }
 
 // Snapshot returns a new, empty snapshot of the memory.
 func (s *Store) Snapshot() *Snapshot {
-	return &Snapshot{s: s, where: make([]atomic.Uint64, buckets), reads: make([]atomic.Pointer[[]byte], buckets),
-		claims: make([]atomic.Pointer[fetch], buckets)}
+	return &Snapshot{s: s, where: make([]atomic.Uint64, memBuckets), reads: make([]atomic.Pointer[[]byte], memBuckets),
+		claims: make([]atomic.Pointer[fetch], memBuckets)}
 }
 
 // Recall is Store.Recall, from the buckets read so far and those it reads.
@@ -76,8 +76,8 @@ func (sn *Snapshot) Recall(ctx context.Context, numbers []uint64, out []Record) 
 		}
 		m := mix(n)
 		mixed[i] = m
-		if at[i] = sn.where[m&(buckets-1)].Load(); at[i] == 0 {
-			unread = append(unread, uint32(m&(buckets-1)))
+		if at[i] = sn.where[m&(memBuckets-1)].Load(); at[i] == 0 {
+			unread = append(unread, uint32(m&(memBuckets-1)))
 		}
 	}
 	if len(unread) > 0 {
@@ -86,7 +86,7 @@ func (sn *Snapshot) Recall(ctx context.Context, numbers []uint64, out []Record) 
 		}
 		for i, m := range mixed[:len(numbers)] {
 			if m != 0 && at[i] == 0 {
-				at[i] = sn.where[m&(buckets-1)].Load()
+				at[i] = sn.where[m&(memBuckets-1)].Load()
 			}
 		}
 	}
@@ -108,7 +108,7 @@ func (sn *Snapshot) Recall(ctx context.Context, numbers []uint64, out []Record) 
 		}
 		rs := *sn.reads[w>>whereReadShift-1].Load()
 		off := int(w >> whereCountBits & (maxReadBytes - 1))
-		out[i] = search(rs[off:off+int(w&maxBucketCount)*recordLen], mixed[i]>>bucketBits)
+		out[i] = search(rs[off:off+int(w&maxBucketCount)*recordLen], memField(mixed[i]))
 	}
 	return nil
 }
@@ -150,18 +150,18 @@ func (sn *Snapshot) load(ctx context.Context, bs []uint32) error {
 	}
 }
 
-// prefetchBuckets is how many buckets a pipeline of readAll reads: 32
+// prefetchBuckets is how many buckets a pipeline of readAll reads: 256
 // hash tags.
 const prefetchBuckets = 4096
 
 // readAll reads every bucket no call has claimed, in hash tag order, until
 // ctx ends. A failure is left to the calls that need the bucket.
 func (sn *Snapshot) readAll(ctx context.Context) {
-	for first := uint32(0); first < buckets && ctx.Err() == nil; first += prefetchBuckets {
+	for first := uint32(0); first < memBuckets && ctx.Err() == nil; first += prefetchBuckets {
 		f := &fetch{done: make(chan struct{})}
 		var todo []uint32
 		for i := first; i < first+prefetchBuckets; i++ {
-			b := bucketAt(i)
+			b := memBucketAt(i)
 			if sn.where[b].Load() == 0 && sn.claims[b].CompareAndSwap(nil, f) {
 				todo = append(todo, b)
 			}

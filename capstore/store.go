@@ -38,10 +38,10 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 	return &Store{rdb: rdb, prefix: cmp.Or(o.Prefix, PrefixDefault), cluster: cluster, jobs: map[uint32]string{}}
 }
 
-// Keys. A bucket b lives in mem:{tag}:sub (memKey: a string of records)
-// and the hash await:{tag}:sub, tag = b mod 1024 and sub = b / 1024: the
-// hash tag spreads buckets over the Cluster's slots, and both keys of a
-// number share its slot.
+// Keys. A bucket b's awaiting hash is await:{tag}:sub, tag = b mod 1024
+// and sub = b / 1024, and its memory bucket's records m:{tag}:sub' (memKey:
+// a string, sub' = sub mod 16): the hash tag spreads buckets over the
+// Cluster's slots, and both keys of a number share its slot.
 func (s *Store) awaitKey(b uint32) string {
 	return s.prefix + ":await:{" + strconv.Itoa(int(b&(tags-1))) + "}:" + strconv.Itoa(int(b>>tagBits))
 }

@@ -46,7 +46,7 @@ func (w *Worker) sweepMemory(ctx context.Context) {
 		return
 	}
 	// Not at start: a worker starts when jobs come, and the sweep walks
-	// all 131,072 buckets (a script call each).
+	// all 16,384 buckets (a script call each).
 	wait := memorySweepStart/2 + rand.N(memorySweepStart)
 	for {
 		select {

@@ -25,17 +25,18 @@ import (
 func main() {
 	url := flag.String("redis", "redis://127.0.0.1:6379/0", "Redis URL (a fresh server: the figure is its used_memory's growth)")
 	numbers := flag.Int("numbers", 10_000_000, "distinct numbers to remember")
+	first := flag.Int("first", 0, "the first number's index: a second run from -first N adds numbers to a memory of N (with appendonly, INFO persistence's AOF growth per insert)")
 	batch := flag.Int("batch", 5_000, "answers per Remember")
 	conns := flag.Int("conns", 4, "Remember calls in flight")
 	rejected := flag.Float64("rejected", 0.01, "share of the answers that are the API's rejections")
 	flag.Parse()
-	if err := run(context.Background(), *url, *numbers, *batch, *conns, *rejected); err != nil {
+	if err := run(context.Background(), *url, *first, *numbers, *batch, *conns, *rejected); err != nil {
 		fmt.Fprintln(os.Stderr, "benchfill:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, url string, numbers, batch, conns int, rejected float64) error {
+func run(ctx context.Context, url string, first, numbers, batch, conns int, rejected float64) error {
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		return err
@@ -48,9 +49,13 @@ func run(ctx context.Context, url string, numbers, batch, conns int, rejected fl
 	if err != nil {
 		return err
 	}
+	aofBefore, err := aofSize(ctx, rdb)
+	if err != nil {
+		return err
+	}
 	caps := capstore.New(rdb, capstore.Options{})
 	start := time.Now()
-	if err := fill(ctx, caps, numbers, batch, conns, rejected); err != nil {
+	if err := fill(ctx, caps, first, numbers, batch, conns, rejected); err != nil {
 		return err
 	}
 	took := time.Since(start)
@@ -70,12 +75,20 @@ func run(ctx context.Context, url string, numbers, batch, conns int, rejected fl
 		numbers, took.Seconds(), float64(numbers)/took.Seconds(), keys, enc)
 	fmt.Printf("used_memory %d before, %d after: +%.1f MB, %.1f bytes per remembered number\n",
 		before, after, float64(after-before)/(1<<20), float64(after-before)/float64(numbers))
+	if aofBefore >= 0 {
+		aofAfter, err := aofSize(ctx, rdb)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("AOF %d bytes before, %d after: %.1f bytes per remembered number\n",
+			aofBefore, aofAfter, float64(aofAfter-aofBefore)/float64(numbers))
+	}
 	return nil
 }
 
 // fill remembers numbers distinct Indian mobile numbers (91 then 6..9 and
 // nine digits, in a scrambled order) answered within the last day.
-func fill(ctx context.Context, caps *capstore.Store, numbers, batch, conns int, rejected float64) error {
+func fill(ctx context.Context, caps *capstore.Store, first, numbers, batch, conns int, rejected float64) error {
 	at := time.Now().Add(-time.Hour)
 	reasons := []capstore.Answer{{Code: "RBC529", Message: "invalid number"}, {Code: "RBC530", Message: "landline"}, {Code: "RBC531", Message: "barred"}}
 	sem := make(chan struct{}, conns)
@@ -83,8 +96,8 @@ func fill(ctx context.Context, caps *capstore.Store, numbers, batch, conns int, 
 	var mu sync.Mutex
 	var firstErr error
 	done := 0
-	for lo := 0; lo < numbers; lo += batch {
-		hi := min(lo+batch, numbers)
+	for lo := first; lo < first+numbers; lo += batch {
+		hi := min(lo+batch, first+numbers)
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
@@ -124,7 +137,7 @@ func encodings(ctx context.Context, rdb *redis.Client) (string, error) {
 	var size, n int64
 	for tag := range 64 {
 		for sub := range 2 {
-			key := "capcheck:mem:{" + strconv.Itoa(tag*16) + "}:" + strconv.Itoa(sub*64)
+			key := "capcheck:m:{" + strconv.Itoa(tag*16) + "}:" + strconv.Itoa(sub*8)
 			enc, err := rdb.ObjectEncoding(ctx, key).Result()
 			if err == redis.Nil {
 				continue
@@ -147,4 +160,17 @@ func usedMemory(ctx context.Context, rdb *redis.Client) (int64, error) {
 		return 0, err
 	}
 	return strconv.ParseInt(info["Memory"]["used_memory"], 10, 64)
+}
+
+// aofSize is INFO persistence's aof_current_size, -1 when the AOF is off.
+func aofSize(ctx context.Context, rdb *redis.Client) (int64, error) {
+	info, err := rdb.InfoMap(ctx, "persistence").Result()
+	if err != nil {
+		return 0, err
+	}
+	p := info["Persistence"]
+	if p["aof_enabled"] != "1" {
+		return -1, nil
+	}
+	return strconv.ParseInt(p["aof_current_size"], 10, 64)
 }
