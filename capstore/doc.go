@@ -5,8 +5,9 @@
 //     (capable, not capable, unknown; rejected for the capability memory)
 //     and when it was received. A newer answer replaces an older one; an
 //     older one arriving late never does. Records are packed 11 bytes a
-//     number, sorted, into one Redis string per bucket, read whole and
-//     searched (see docs/design.md).
+//     number, sorted, into one Redis string per bucket, with a short tail
+//     that inserts fill in place, read whole and searched (see
+//     docs/design.md).
 //   - The awaiting registry: number -> (job, index in the job) for the
 //     numbers a job sent and waits on. The first callback for such a number
 //     marks it answered and counts it for its job at once, so a job knows

@@ -338,7 +338,7 @@ each(s, function(r)
   recs[#recs + 1] = r
   if math.floor(u32(r, 6) / 4) < before then n = n + 1 end
 end)
-if #s > K * RL and string.byte(s, #s - K * RL + 1) >= 128 then tail = true end
+if #s >= K * RL and string.byte(s, #s - K * RL + 1) >= 128 then tail = true end
 if moved > 0 then
   local byf, fs = {}, {}
   local function add(r)

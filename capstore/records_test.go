@@ -309,9 +309,24 @@ func TestSweepMovesOldBuckets(t *testing.T) {
 				}
 			}
 			checkBucket(t, "swept", mb, s.rdb.Get(ctx, s.memKey(mb)).Val(), wantBucket)
-			// Nothing more to move: a second sweep changes nothing.
-			if dropped, moved, err := s.Sweep(ctx, at.Add(-24*time.Hour)); err != nil || dropped != 0 || moved != 0 {
-				t.Fatalf("second Sweep = %d dropped, %d moved, %v; want 0, 0", dropped, moved, err)
+			// Nothing more to move; in a bucket of records only in its
+			// tail (inserted in descending order), one stale: the sweep
+			// drops it and sorts the rest.
+			const mb2 = mb + 1
+			tailOnly := []uint64{num(mb2, 90), num(mb2, 50), num(mb2, 20)}
+			if err := s.Remember(ctx, []Answer{{Number: tailOnly[0], Capability: Capable, At: at},
+				{Number: tailOnly[1], Capability: Capable, At: at.Add(-48 * time.Hour)},
+				{Number: tailOnly[2], Capability: NotCapable, At: at}}); err != nil {
+				t.Fatal(err)
+			}
+			if dropped, moved, err := s.Sweep(ctx, at.Add(-24*time.Hour)); err != nil || dropped != 1 || moved != 0 {
+				t.Fatalf("second Sweep = %d dropped, %d moved, %v; want 1, 0", dropped, moved, err)
+			}
+			v := s.rdb.Get(ctx, s.memKey(mb2)).Val()
+			checkBucket(t, "tail swept", mb2, v, map[uint64]Record{
+				memField(mix(tailOnly[0])): {Capability: Capable, At: at}, memField(mix(tailOnly[2])): {Capability: NotCapable, At: at}})
+			if len(v) != (2+tailSlots)*recordLen {
+				t.Fatalf("swept bucket of %d bytes, want 2 sorted records and an empty tail", len(v))
 			}
 			// ForgetAll counts the old layouts' keys too.
 			if err := s.rdb.HSet(ctx, s.oldKey(b1+1), field(num(b1+1, 10)), packRecord(Capable, at, 0)[:4]).Err(); err != nil {
@@ -321,8 +336,8 @@ func TestSweepMovesOldBuckets(t *testing.T) {
 				t.Fatal(err)
 			}
 			n, err := s.ForgetAll(ctx)
-			if err != nil || n != 7 {
-				t.Fatalf("ForgetAll = %d, %v; want 7", n, err)
+			if err != nil || n != 9 {
+				t.Fatalf("ForgetAll = %d, %v; want 9", n, err)
 			}
 			if n := s.rdb.Exists(ctx, s.memKey(mb), s.oldKey(b1+1), s.oldMemKey(b2+1)).Val(); n != 0 {
 				t.Fatalf("%d keys left after ForgetAll", n)

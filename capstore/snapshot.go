@@ -14,8 +14,9 @@ import (
 // buckets is one MGET (one per hash tag on a Cluster), so a large list
 // costs Redis about 1,024 commands for the whole memory instead of one per
 // number. The buckets of one read are kept as their bytes, one after the
-// other in one array (11 bytes a remembered number on the heap, nothing
-// for the collector to scan); a lookup is a binary search in its bucket's.
+// other in one array (11 bytes a remembered number and a bucket's tail on
+// the heap, nothing for the collector to scan); a lookup is a search in
+// its bucket's.
 // It answers as the memory was when each bucket was read. It is safe for
 // concurrent use, and lookups take no lock.
 type Snapshot struct {

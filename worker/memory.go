@@ -72,6 +72,6 @@ func (w *Worker) sweepMemoryOnce(ctx context.Context, now time.Time) (bool, erro
 	if err != nil {
 		return true, err
 	}
-	w.log.Info("swept the capability memory", "dropped", n, "old_layout_buckets_moved", moved, "forget_after", w.cfg.ForgetAfter)
+	w.log.Info("swept the capability memory", "dropped", n, "old_layout_keys_moved", moved, "forget_after", w.cfg.ForgetAfter)
 	return true, nil
 }

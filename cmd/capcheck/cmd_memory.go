@@ -365,7 +365,7 @@ func memorySweepAction(c *cli.Context) error {
 			return err
 		}
 		if moved > 0 {
-			fmt.Fprintf(c.App.Writer, "moved %d buckets of the old layout into the current one\n", moved)
+			fmt.Fprintf(c.App.Writer, "moved %d keys of the layouts before into the current buckets\n", moved)
 		}
 		if fa == 0 {
 			fmt.Fprintln(c.App.Writer, "--forget-after is 0: the memory keeps every answer, nothing dropped")
