@@ -477,3 +477,29 @@ func (s *Store) Bytes(ctx context.Context) (int64, error) {
 	}
 	return total, nil
 }
+
+// layoutKey marks a Redis whose memory is known to be in the current
+// buckets alone: MoveOldLayout has run to its end there.
+func (s *Store) layoutKey() string { return s.prefix + ":memlayout" }
+
+// MoveOldLayout moves a memory written before the current buckets (the
+// 2^17 strings, the hashes) into them, once per Redis: a sweep that drops
+// nothing, then a mark that it is done. Without it, the first enqueue
+// after an upgrade would find the memory empty and send every number
+// again. It is safe to run twice at once. moved is the old keys moved.
+func (s *Store) MoveOldLayout(ctx context.Context) (moved int64, err error) {
+	n, err := s.rdb.Exists(ctx, s.layoutKey()).Result()
+	if err != nil {
+		return 0, fmt.Errorf("reading the memory's layout: %w", err)
+	}
+	if n > 0 {
+		return 0, nil
+	}
+	if _, moved, err = s.Sweep(ctx, time.Time{}); err != nil {
+		return moved, err
+	}
+	if err := s.rdb.Set(ctx, s.layoutKey(), "2", 0).Err(); err != nil {
+		return moved, fmt.Errorf("marking the memory's layout: %w", err)
+	}
+	return moved, nil
+}

@@ -495,3 +495,35 @@ func TestMemKey(t *testing.T) {
 		}
 	}
 }
+
+// TestMoveOldLayout: the first call moves the old layout's records, however
+// old, and marks the Redis; later calls do nothing.
+func TestMoveOldLayout(t *testing.T) {
+	t.Parallel()
+	s := stores(t)["redis"]
+	ctx := context.Background()
+	const mb = 123
+	b := uint32(mb | 5<<memBits)
+	num := func(f uint64) uint64 { return inBucket(t, b, f) }
+	field := func(n uint64) string { f := slotOf(n).field; return string(f[0]&1) + f[1:] }
+	old := time.Date(2025, 1, 2, 0, 0, 0, 0, time.UTC) // older than any --forget-after
+	if err := s.rdb.Set(ctx, s.oldMemKey(b), field(num(10))+packRecord(Capable, old, 0), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if moved, err := s.MoveOldLayout(ctx); err != nil || moved != 1 {
+		t.Fatalf("MoveOldLayout = %d, %v; want 1 key moved", moved, err)
+	}
+	got, err := s.Lookup(ctx, []uint64{num(10)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Record{{Capability: Capable, At: old}}; !cmp.Equal(want, got) {
+		t.Fatalf("after the move: %v, want %v", got, want)
+	}
+	if err := s.rdb.Set(ctx, s.oldMemKey(b), field(num(20))+packRecord(Capable, old, 0), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if moved, err := s.MoveOldLayout(ctx); err != nil || moved != 0 {
+		t.Fatalf("second MoveOldLayout = %d, %v; want nothing moved (the Redis is marked)", moved, err)
+	}
+}

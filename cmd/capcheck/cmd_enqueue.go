@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"github.com/urfave/cli/v2"
 
 	"github.com/capcheck/capcheck/capstore"
@@ -32,6 +36,10 @@ func enqueueCommand() *cli.Command {
 
 func enqueueAction(c *cli.Context, s *session) error {
 	cfg := s.cfg
+	mem, err := fleetMemory(c.Context, s.rdb, s.log)
+	if err != nil {
+		return err
+	}
 	res, err := enqueue.Run(c.Context, enqueue.Config{
 		Input:         cfg.Enqueue.Input,
 		Stdin:         c.App.Reader,
@@ -40,7 +48,7 @@ func enqueueAction(c *cli.Context, s *session) error {
 		JobID:         cfg.Enqueue.Job,
 		ChunkSize:     cfg.Enqueue.ChunkSize,
 		CallbackWait:  cfg.Enqueue.CallbackWait,
-		Memory:        capstore.New(s.rdb, capstore.Options{}).Snapshot(),
+		Memory:        mem,
 		RecheckAfter:  cfg.Enqueue.RecheckAfter,
 		ForgetAfter:   cfg.Memory.ForgetAfter,
 		OutDir:        cfg.Out,
@@ -70,4 +78,22 @@ func enqueueError(err error, id string) error {
 		return usageErrorf("%v; pass another --job", err)
 	}
 	return usageErrorf("%v", err)
+}
+
+// fleetMemory is the capability memory enqueue reads on a shared Redis,
+// first moved out of an older capcheck's layout if that is still there
+// (once per Redis): otherwise the first night after an upgrade would find
+// it empty and send every number again.
+func fleetMemory(ctx context.Context, rdb redis.UniversalClient, log *slog.Logger) (enqueue.Memory, error) {
+	caps := capstore.New(rdb, capstore.Options{})
+	start := time.Now()
+	moved, err := caps.MoveOldLayout(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if moved > 0 {
+		log.Info("capability memory moved from an older capcheck's layout", "old_layout_keys_moved", moved,
+			"took", time.Since(start).Round(time.Millisecond))
+	}
+	return caps.Snapshot(), nil
 }

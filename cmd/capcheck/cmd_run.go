@@ -14,7 +14,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/capcheck/capcheck/callbacks"
-	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/configs"
 	"github.com/capcheck/capcheck/embedded"
 	"github.com/capcheck/capcheck/enqueue"
@@ -172,6 +171,10 @@ func (r *runRedis) close() {
 // enqueue enqueues cfg's input, prints the job ID and returns it; on the
 // embedded Redis it resumes the job from what an earlier run left.
 func (r *runRedis) enqueue(c *cli.Context, cfg *configs.Config, log *slog.Logger) (string, error) {
+	mem, err := r.memory(c.Context, log)
+	if err != nil {
+		return "", err
+	}
 	ecfg := enqueue.Config{
 		Input:         cfg.Enqueue.Input,
 		Column:        cfg.Enqueue.Column,
@@ -179,7 +182,7 @@ func (r *runRedis) enqueue(c *cli.Context, cfg *configs.Config, log *slog.Logger
 		JobID:         cfg.Enqueue.Job,
 		ChunkSize:     cfg.Enqueue.ChunkSize,
 		CallbackWait:  cfg.Enqueue.CallbackWait,
-		Memory:        r.memory(),
+		Memory:        mem,
 		RecheckAfter:  cfg.Enqueue.RecheckAfter,
 		ForgetAfter:   cfg.Memory.ForgetAfter,
 		OutDir:        cfg.Out,
@@ -226,11 +229,11 @@ func (r *runRedis) restore(c *cli.Context, ecfg enqueue.Config, out string) erro
 
 // memory is the capability memory enqueue reads: the fleet's in Redis, or
 // the embedded run's file with what the run learns.
-func (r *runRedis) memory() enqueue.Memory {
+func (r *runRedis) memory(ctx context.Context, log *slog.Logger) (enqueue.Memory, error) {
 	if r.emb != nil {
-		return r.emb.Memory().Snapshot()
+		return r.emb.Memory().Snapshot(), nil
 	}
-	return capstore.New(r.rdb, capstore.Options{}).Snapshot()
+	return fleetMemory(ctx, r.rdb, log)
 }
 
 // interrupted is the error of a run stopped before job id finished. Not
