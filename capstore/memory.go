@@ -486,7 +486,9 @@ func (s *Store) layoutKey() string { return s.prefix + ":memlayout" }
 // 2^17 strings, the hashes) into them, once per Redis: a sweep that drops
 // nothing, then a mark that it is done. Without it, the first enqueue
 // after an upgrade would find the memory empty and send every number
-// again. It is safe to run twice at once. moved is the old keys moved.
+// again. A Redis without a key of those layouts is only marked (a SCAN,
+// not a sweep: a fresh Redis's first job starts at once). It is safe to
+// run twice at once. moved is the old keys moved.
 func (s *Store) MoveOldLayout(ctx context.Context) (moved int64, err error) {
 	n, err := s.rdb.Exists(ctx, s.layoutKey()).Result()
 	if err != nil {
@@ -495,11 +497,45 @@ func (s *Store) MoveOldLayout(ctx context.Context) (moved int64, err error) {
 	if n > 0 {
 		return 0, nil
 	}
-	if _, moved, err = s.Sweep(ctx, time.Time{}); err != nil {
-		return moved, err
+	old, err := s.oldLayoutLeft(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("looking for the memory's old layout: %w", err)
+	}
+	if old {
+		if _, moved, err = s.Sweep(ctx, time.Time{}); err != nil {
+			return moved, err
+		}
 	}
 	if err := s.rdb.Set(ctx, s.layoutKey(), "2", 0).Err(); err != nil {
 		return moved, fmt.Errorf("marking the memory's layout: %w", err)
 	}
 	return moved, nil
+}
+
+// oldLayoutLeft reports whether a key of the layouts before is in Redis
+// (on every master of a Cluster).
+func (s *Store) oldLayoutLeft(ctx context.Context) (bool, error) {
+	errFound := errors.New("found")
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		for _, match := range []string{s.prefix + ":mem:{*", s.prefix + ":cap:{*"} {
+			it := c.Scan(ctx, 0, match, 10_000).Iterator()
+			if it.Next(ctx) {
+				return errFound
+			}
+			if err := it.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var err error
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	} else {
+		err = scan(ctx, s.rdb)
+	}
+	if errors.Is(err, errFound) {
+		return true, nil
+	}
+	return false, err
 }

@@ -497,11 +497,22 @@ func TestMemKey(t *testing.T) {
 }
 
 // TestMoveOldLayout: the first call moves the old layout's records, however
-// old, and marks the Redis; later calls do nothing.
+// old, and marks the Redis; later calls do nothing. A Redis without them is
+// only marked.
 func TestMoveOldLayout(t *testing.T) {
 	t.Parallel()
 	s := stores(t)["redis"]
 	ctx := context.Background()
+	fresh := New(s.rdb, Options{Prefix: redistest.NewPrefix(t)})
+	if old, err := fresh.oldLayoutLeft(ctx); err != nil || old {
+		t.Fatalf("oldLayoutLeft on a fresh memory = %v, %v; want false", old, err)
+	}
+	if moved, err := fresh.MoveOldLayout(ctx); err != nil || moved != 0 {
+		t.Fatalf("MoveOldLayout on a fresh memory = %d, %v; want 0", moved, err)
+	}
+	if n := s.rdb.Exists(ctx, fresh.layoutKey()).Val(); n != 1 {
+		t.Fatal("a fresh memory is not marked as in the current layout")
+	}
 	const mb = 123
 	b := uint32(mb | 5<<memBits)
 	num := func(f uint64) uint64 { return inBucket(t, b, f) }
@@ -509,6 +520,9 @@ func TestMoveOldLayout(t *testing.T) {
 	old := time.Date(2025, 1, 2, 0, 0, 0, 0, time.UTC) // older than any --forget-after
 	if err := s.rdb.Set(ctx, s.oldMemKey(b), field(num(10))+packRecord(Capable, old, 0), 0).Err(); err != nil {
 		t.Fatal(err)
+	}
+	if old, err := s.oldLayoutLeft(ctx); err != nil || !old {
+		t.Fatalf("oldLayoutLeft with an old bucket = %v, %v; want true", old, err)
 	}
 	if moved, err := s.MoveOldLayout(ctx); err != nil || moved != 1 {
 		t.Fatalf("MoveOldLayout = %d, %v; want 1 key moved", moved, err)
