@@ -14,12 +14,19 @@ type window struct {
 	head  int // times[:head] have expired
 }
 
-// keep is how long an arrival is kept: a second of window, and a second for
-// a request handled late to still find those that preceded it.
-const keep = 2 * time.Second
+// keep is how long before the newest arrival one is kept: a second of
+// window, and the rest for a request handled late (a stalled handler, a
+// slow body) to still find those that preceded it.
+const keep = 10 * time.Second
 
-// expire drops the arrivals older than keep before t.
+// expire drops the arrivals older than keep before t or before the newest
+// arrival, whichever is later: relative to t alone, a request handled late
+// would drop what a later arrival, handled already, still needs, and the
+// late one could not see those that preceded it.
 func (w *window) expire(t time.Time) {
+	if n := len(w.times); n > w.head && w.times[n-1].After(t) {
+		t = w.times[n-1]
+	}
 	edge := t.Add(-keep)
 	for w.head < len(w.times) && !w.times[w.head].After(edge) {
 		w.head++

@@ -35,8 +35,12 @@ func TestWindowOutOfOrder(t *testing.T) {
 	if got := w.peak(at(950)); got != 3 {
 		t.Errorf("peak at 950 ms = %d, want 3 (0, 500, 900)", got)
 	}
-	w.expire(at(2400)) // keeps what came less than 2 s before: 500 and 900
+	w.expire(at(10400)) // keeps what came less than 10 s before: 500 and 900
 	if want := []time.Time{at(500), at(900)}; !slices.Equal(w.times[w.head:], want) {
 		t.Errorf("after expire: %v, want %v", w.times[w.head:], want)
+	}
+	w.expire(at(0)) // a late request: relative to the newest, 900
+	if want := []time.Time{at(500), at(900)}; !slices.Equal(w.times[w.head:], want) {
+		t.Errorf("after a late expire: %v, want %v", w.times[w.head:], want)
 	}
 }
