@@ -63,9 +63,11 @@ type StampedConn struct {
 	Conn
 	arrival atomic.Int64 // Unix ns; 0 when the last read had no stamp
 
-	// The buffers of recvmsg, here so that a read allocates none; reads of
-	// one connection are not concurrent (net.Conn's contract is that they
-	// may be, but no reader of a request does so).
+	// The buffers of recvmsg, here so that a read allocates none (as locals
+	// they escape to the heap through the closure given to RawConn.Read:
+	// three allocations a read). So Read is not safe for concurrent use,
+	// against net.Conn's contract: net/http's server reads a connection
+	// from one goroutine at a time.
 	msg syscall.Msghdr
 	iov syscall.Iovec
 	oob [64]byte
@@ -104,6 +106,7 @@ func (c *StampedConn) Read(p []byte) (int, error) {
 			return true
 		}
 	})
+	c.iov.Base = nil // keep no hold on the caller's buffer
 	switch {
 	case err != nil:
 		return 0, c.opError("read", err)
@@ -116,6 +119,28 @@ func (c *StampedConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// The shutdowns and options of the TCP socket, which net/http's server
+// looks for: without CloseWrite, a connection closed after an early answer
+// (a 401 to a large body unread) sends no FIN first, and the client gets a
+// reset 500 ms later instead of the answer's end.
+
+func (c *StampedConn) tcp() *net.TCPConn { return c.Conn.Conn.(*net.TCPConn) }
+
+// CloseWrite shuts down the writing side of the socket.
+func (c *StampedConn) CloseWrite() error { return c.tcp().CloseWrite() }
+
+// CloseRead shuts down the reading side of the socket.
+func (c *StampedConn) CloseRead() error { return c.tcp().CloseRead() }
+
+// SetLinger sets SO_LINGER; see [net.TCPConn.SetLinger].
+func (c *StampedConn) SetLinger(sec int) error { return c.tcp().SetLinger(sec) }
+
+// SetKeepAlive sets SO_KEEPALIVE.
+func (c *StampedConn) SetKeepAlive(on bool) error { return c.tcp().SetKeepAlive(on) }
+
+// SetNoDelay sets TCP_NODELAY.
+func (c *StampedConn) SetNoDelay(on bool) error { return c.tcp().SetNoDelay(on) }
+
 // stamp returns the SCM_TIMESTAMPNS time in the control messages oob, in
 // Unix ns, or 0.
 func stamp(oob []byte) int64 {
@@ -126,6 +151,9 @@ func stamp(oob []byte) int64 {
 		if l < h || l > len(oob) {
 			return 0
 		}
+		// A Timespec is two native words: on 32-bit targets the kernel's
+		// SO_TIMESTAMPNS (the _OLD variant) gives a 32-bit one too, good
+		// until 2038.
 		if m.Level == syscall.SOL_SOCKET && m.Type == syscall.SCM_TIMESTAMPNS && l >= syscall.CmsgLen(int(unsafe.Sizeof(syscall.Timespec{}))) {
 			ts := (*syscall.Timespec)(unsafe.Pointer(&oob[h]))
 			return ts.Nano()

@@ -76,3 +76,58 @@ func TestStampListener(t *testing.T) {
 		t.Errorf("Arrival of a plain connection = %v, want the zero time", got)
 	}
 }
+
+// TestStampedConnTCP checks that a StampedConn keeps what net/http looks
+// for on a TCP socket (CloseWrite sends the FIN after an early answer), and
+// keeps no hold on a reader's buffer after a read.
+func TestStampedConnTCP(t *testing.T) {
+	if raceEnabled {
+		t.Skip("no stamps under the race detector")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl := StampListener(ln)
+	defer sl.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	a, err := sl.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	srv, ok := a.(interface {
+		net.Conn
+		CloseWrite() error
+		CloseRead() error
+		SetLinger(int) error
+		SetKeepAlive(bool) error
+		SetNoDelay(bool) error
+	})
+	if !ok {
+		t.Fatalf("a %T lacks the methods of a *net.TCPConn", a)
+	}
+	if _, err := c.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Read(make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if sc := a.(*StampedConn); sc.iov.Base != nil {
+		t.Error("after a read the connection still points into the reader's buffer")
+	}
+	if err := srv.SetNoDelay(true); err != nil {
+		t.Error(err)
+	}
+	if err := srv.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Errorf("client's read after CloseWrite = %d, %v; want 0, EOF", n, err)
+	}
+}
