@@ -47,7 +47,8 @@ type Config struct {
 	// 1-second window; a request beyond it gets 429 with a Retry-After. A
 	// fractional rate allows its integer part per window. Defaults to 0
 	// (unlimited). Under Serve on Linux a request counts when the kernel
-	// received it, not when its handler runs.
+	// received it, not when its handler runs; that time is the kernel's
+	// wall clock, so a step of the clock (NTP) shifts the windows.
 	Rate float64
 
 	// Latency is added to every answer on the API path, from the request's
