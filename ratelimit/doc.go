@@ -36,13 +36,13 @@
 // same script sets the pause (pause = max(pause, now+d)), confirms slots (see
 // below) and reads the pause for [Limiter.PausedFor].
 //
-// T is 1/(Rate×0.99): 1% of the rate is held back, so a 1-second
-// window has room for S = (floor(Rate)+1)·T - 1s of lateness (about 15 ms at
-// 200 req/s, 11 ms at 1000) and still carries at most Rate+1 requests: a
+// T is 1/(Rate×0.995): 0.5% of the rate is held back, so a 1-second
+// window has room for S = (floor(Rate)+1)·T - 1s of lateness (about 10 ms at
+// 200 req/s, 6 ms at 1000) and still carries at most Rate+1 requests: a
 // request written at most S after its slot started cannot crowd the window.
 // Half of S is the tolerance: a slot may be taken up to it after it started,
 // which lets a replica that fell a little behind (a late timer) use a slot
-// that has just passed instead of losing it, so the fleet reaches 99% of
+// that has just passed instead of losing it, so the fleet reaches 99.5% of
 // Rate even when slots are shorter than a timer's granularity; after an idle
 // time it allows a burst of at most tolerance/T requests, within the bound.
 //

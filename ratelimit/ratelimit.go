@@ -23,13 +23,13 @@ const KeyDefault = "capcheck:ratelimit"
 
 // headroom is the fraction of Limit.Rate held back: slots are spaced
 // 1/(Rate·(1-headroom)) apart, so a 1-second window has room for
-// sendBound (about 15 ms at 200 req/s, 11 ms at 1000) of lateness without
+// sendBound (about 10 ms at 200 req/s, 6 ms at 1000) of lateness without
 // carrying more than Rate+1 requests. A request later than that after its
 // slot started is not sent late (see [Permit.Ready]), so the room is for the
 // noise after the last check: the socket, the network and the API's own
-// clock. 0.5% (10 ms and 6 ms) drew 429s from the simulator on a loaded
-// host (docs/benchmarks.md), where its own arrival times jitter by that much.
-const headroom = 0.01
+// clock. 0.5% drew 429s from the simulator on a loaded host while it counted
+// a request when its handler ran, not when it arrived (docs/benchmarks.md).
+const headroom = 0.005
 
 // PauseMax is the longest fleet pause: [Limiter.Pause] caps what it is asked
 // for (a 429's Retry-After) at it.
@@ -236,8 +236,8 @@ func New(rdb Scripter, cfg Config) (*Limiter, error) {
 // lateTolerance returns how late, in seconds, a slot may be taken for any
 // 1-second window to still carry at most rate+1 requests, halved: the other
 // half is left for the time between the limiter's last look at Redis and the
-// request itself ([Permit.Ready] enforces the whole). It is about 5.5 ms at
-// high rates, more at low ones (7.5 ms at 200 req/s).
+// request itself ([Permit.Ready] enforces the whole). It is about 3 ms at
+// high rates, more at low ones (5 ms at 200 req/s).
 //
 // Slots are spaced iv = 1/(rate·(1-headroom)) apart. If each request leaves
 // within S of its slot's start, a window [x, x+1s) holds only requests whose
@@ -307,7 +307,7 @@ func (p *Permit) Late() time.Duration { return p.l.clk.Now().Sub(p.start) }
 
 // Ready is called right before the request is written to the connection. It
 // returns at once while the slot started at most the send bound ago (about
-// 15 ms at 200 req/s, 11 ms at 1000; see lateTolerance). A later request
+// 10 ms at 200 req/s, 6 ms at 1000; see lateTolerance). A later request
 // would crowd the slots after its own into one window, so its slot is given
 // up (counted in Stats.VoidedAtSend) and a new one taken, as Take does, as
 // often as it takes: a request is never written late. An error (ctx ended,

@@ -296,7 +296,7 @@ func fakeLimiter(t testing.TB, c *fakeClock, rdb Scripter, key string, rate floa
 
 // checkSpacing checks the fleet's guarantee on permits taken on a fake
 // clock, where it holds exactly: no 1s window carries more than rate+1, and
-// the fleet keeps 97% of rate (99% by design). The rate is taken from the
+// the fleet keeps 97% of rate (99.5% by design). The rate is taken from the
 // second permit on: the first may use a slot that started up to the
 // tolerance before it.
 func checkSpacing(t *testing.T, ts []time.Time, rate float64) {
