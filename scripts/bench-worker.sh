@@ -124,7 +124,7 @@ run_one() {
 	pids+=("$waiter")
 	if ((kill)); then
 		# Mid-run, one replica is SIGKILLed (its chunks in flight are taken
-		# over once their holds lapse, ~6 s) and another one starts.
+		# over once their holds lapse, about 1 s) and another one starts.
 		sleep "$(awk -v n="$numbers" -v b="$batch" -v r="$rate" 'BEGIN { print n / b / r / 2 }')"
 		killed_ticks=$(cpu_ticks "${wpids[0]}") killed_switches=$(ctx_switches "${wpids[0]}")
 		kill -9 "${wpids[0]}"
