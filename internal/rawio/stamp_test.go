@@ -15,22 +15,7 @@ func TestStampListener(t *testing.T) {
 	if raceEnabled {
 		t.Skip("no stamps under the race detector")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sl := StampListener(ln)
-	defer sl.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	srv, err := sl.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	c, srv := stampedPair(t)
 	if _, ok := srv.(*StampedConn); !ok {
 		t.Fatalf("Accept returned a %T, want a *StampedConn", srv)
 	}
@@ -84,22 +69,7 @@ func TestStampedConnTCP(t *testing.T) {
 	if raceEnabled {
 		t.Skip("no stamps under the race detector")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sl := StampListener(ln)
-	defer sl.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	a, err := sl.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	c, a := stampedPair(t)
 	srv, ok := a.(interface {
 		net.Conn
 		CloseWrite() error
@@ -130,4 +100,27 @@ func TestStampedConnTCP(t *testing.T) {
 	if n, err := c.Read(make([]byte, 1)); n != 0 || err != io.EOF {
 		t.Errorf("client's read after CloseWrite = %d, %v; want 0, EOF", n, err)
 	}
+}
+
+// stampedPair returns a loopback connection's client end and its server
+// end, accepted from a StampListener; both are closed when the test ends.
+func stampedPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl := StampListener(ln)
+	t.Cleanup(func() { sl.Close() })
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err = sl.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	return client, server
 }
