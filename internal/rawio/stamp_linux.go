@@ -87,25 +87,12 @@ func (c *StampedConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	n, errno := 0, syscall.Errno(0)
-	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			c.iov.Base, c.msg.Iov = &p[0], &c.iov
-			c.iov.SetLen(len(p))
-			c.msg.Iovlen = 1
-			c.msg.Control = &c.oob[0]
-			c.msg.SetControllen(len(c.oob))
-			r, _, e := syscall.RawSyscall(syscall.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&c.msg)), 0)
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false
-			}
-			n, errno = int(r), e
-			return true
-		}
-	})
+	c.iov.Base, c.msg.Iov = &p[0], &c.iov
+	c.iov.SetLen(len(p))
+	c.msg.Iovlen = 1
+	c.msg.Control = &c.oob[0]
+	c.msg.SetControllen(len(c.oob))
+	n, errno, err := readCall(c.rc, syscall.SYS_RECVMSG, unsafe.Pointer(&c.msg), 0)
 	c.iov.Base = nil // keep no hold on the caller's buffer
 	switch {
 	case err != nil:
