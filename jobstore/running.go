@@ -3,6 +3,7 @@ package jobstore
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -141,4 +142,44 @@ func (s *Store) ReleaseRun(ctx context.Context, r Run) error {
 		return fmt.Errorf("releasing a chunk run: %w", err)
 	}
 	return nil
+}
+
+// HeldChunks reports, for each chunk named, whether a run holds it: a hold
+// that lapsed counts until a worker claims it (RenewRuns), which takes its
+// chunk over.
+func (s *Store) HeldChunks(ctx context.Context, chunks ...string) ([]bool, error) {
+	if len(chunks) == 0 {
+		return nil, nil
+	}
+	v, err := s.rdb.HMGet(ctx, runningChunksKey, chunks...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("reading the holds of chunks: %w", err)
+	}
+	held := make([]bool, len(chunks))
+	for i := range min(len(v), len(held)) {
+		held[i] = v[i] != nil
+	}
+	return held, nil
+}
+
+// ChunkOpen reports whether chunk i of generation gen of job still wants a
+// run: the job exists, is at that generation, not finished, and the chunk
+// is not settled. One round trip.
+func (s *Store) ChunkOpen(ctx context.Context, job string, gen, i int) (bool, error) {
+	if err := ValidateJobID(job); err != nil {
+		return false, err
+	}
+	pipe := s.rdb.Pipeline()
+	h := pipe.HMGet(ctx, jobKey(job), fState, fGen)
+	done := pipe.SIsMember(ctx, doneKey(job), i)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return false, wrap("reading", job, err)
+	}
+	st, _ := h.Val()[0].(string)
+	gs, _ := h.Val()[1].(string)
+	g, _ := strconv.ParseInt(gs, 10, 64) // none: generation 0, as parseJob reads it
+	if st == "" || State(st).Finished() || g != int64(gen) {
+		return false, nil
+	}
+	return !done.Val(), nil
 }

@@ -9,6 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -54,6 +57,37 @@ func (c Chunk) ID() string {
 		return fmt.Sprintf("%s:chunk:%d:%d:retake:%d", c.Job, c.Chunk, c.Gen, c.Retake)
 	}
 	return fmt.Sprintf("%s:chunk:%d:%d", c.Job, c.Chunk, c.Gen)
+}
+
+// ChunkOfID returns the chunk task whose ID is id, as Chunk.ID writes it,
+// and false for any other ID (a finalize task's, a forged one's): a task
+// capcheck enqueued carries in its ID everything its payload holds.
+func ChunkOfID(id string) (Chunk, bool) {
+	job, rest, ok := strings.Cut(id, ":chunk:")
+	if !ok || !jobstore.ValidJobID(job) {
+		return Chunk{}, false
+	}
+	f := strings.Split(rest, ":")
+	switch {
+	case len(f) == 2:
+		f = append(f, "0")
+	case len(f) == 4 && f[2] == "retake":
+		f = []string{f[0], f[1], f[3]}
+	default:
+		return Chunk{}, false
+	}
+	c := Chunk{Job: job}
+	for i, v := range []*int{&c.Chunk, &c.Gen, &c.Retake} {
+		n, err := strconv.Atoi(f[i])
+		if err != nil || n < 0 || n > IndexMax {
+			return Chunk{}, false
+		}
+		*v = n
+	}
+	if c.ID() != id { // leading zeros, a sign, a retake of 0
+		return Chunk{}, false
+	}
+	return c, true
 }
 
 // NewChunk returns the task for c, with its ID, queue and retry limit set.
@@ -159,6 +193,38 @@ func FinalizeWhenDone(ctx context.Context, c *asynq.Client, allDone bool, f Fina
 		return false, nil
 	}
 	return Enqueue(ctx, c, NewFinalize(f))
+}
+
+// leaseKey is asynq's (v0.26) sorted set of the tasks of Queue handed to a
+// worker and not yet done: the task ID, scored by when its lease expires
+// (Unix seconds). A live worker's heartbeat extends its leases every 5 s;
+// a dead worker's stay until asynq's recoverer finds them expired for 30 s.
+const leaseKey = "asynq:{" + Queue + "}:lease"
+
+// A Lease is a task asynq handed to a worker and not yet done.
+type Lease struct {
+	ID string
+	// Until is when the lease expires, Unix seconds: it changes only when
+	// a live worker extends it, or the task is handed out again.
+	Until int64
+}
+
+// Leased returns up to n of the leases of Queue that have not expired at
+// now.
+func Leased(ctx context.Context, rdb redis.Cmdable, now time.Time, n int) ([]Lease, error) {
+	zs, err := rdb.ZRangeByScoreWithScores(ctx, leaseKey, &redis.ZRangeBy{
+		Min: strconv.FormatInt(now.Unix(), 10), Max: "+inf", Count: int64(n),
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("reading the leases of the queue's tasks: %w", err)
+	}
+	ls := make([]Lease, 0, len(zs))
+	for _, z := range zs {
+		if id, ok := z.Member.(string); ok {
+			ls = append(ls, Lease{ID: id, Until: int64(z.Score)})
+		}
+	}
+	return ls, nil
 }
 
 // WakeChannel is the pub/sub channel on which enqueued tasks are announced:

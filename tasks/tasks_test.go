@@ -92,3 +92,30 @@ func TestRetakeHasItsOwnID(t *testing.T) {
 		t.Errorf("a negative retake: err = %v, want ErrBadPayload", err)
 	}
 }
+
+func TestChunkOfID(t *testing.T) {
+	t.Parallel()
+	for _, c := range []tasks.Chunk{{Job: "j", Chunk: 3, Gen: 1}, {Job: "list-2026.11_28", Chunk: 0, Gen: 0, Retake: 3},
+		{Job: "j", Chunk: tasks.IndexMax, Gen: tasks.IndexMax, Retake: 1}} {
+		if got, ok := tasks.ChunkOfID(c.ID()); !ok || got != c {
+			t.Errorf("ChunkOfID(%q) = %+v, %v; want %+v", c.ID(), got, ok, c)
+		}
+	}
+	for _, id := range []string{"", "j:finalize:0", "j:chunk:1", "j:chunk:1:2:3", "j:chunk:1:2:retake", "j:chunk:1:2:retake:0",
+		"j:chunk:01:2", "j:chunk:+1:2", "j:chunk:-1:2", "j:chunk:1:2:retake:-1", "j:chunk:4294967296:0", "../x:chunk:1:2",
+		":chunk:1:2", "a:b:chunk:1:2", "j:chunk:1:2:again:1", "j:chunk:1:2:retake:1:retake:2", "j:chunk: 1:2", "j:chunk:1:2\n"} {
+		if c, ok := tasks.ChunkOfID(id); ok {
+			t.Errorf("ChunkOfID(%q) = %+v, want none", id, c)
+		}
+	}
+}
+
+func FuzzChunkOfID(f *testing.F) {
+	f.Add("j:chunk:1:2:retake:3")
+	f.Add("j:finalize:1")
+	f.Fuzz(func(t *testing.T, id string) {
+		if c, ok := tasks.ChunkOfID(id); ok && c.ID() != id {
+			t.Errorf("ChunkOfID(%q) = %+v, whose ID is %q", id, c, c.ID())
+		}
+	})
+}

@@ -37,3 +37,7 @@ func (w *Worker) StarveHolds(d time.Duration) {
 func (w *Worker) CheckAwaiting(ctx context.Context) (bool, error) {
 	return w.checkAwaiting(ctx)
 }
+
+// StallBeforeHold makes each chunk run of w call f after asynq handed its
+// task over and before it holds the chunk, for tests; set before Start.
+func (w *Worker) StallBeforeHold(f func(context.Context)) { w.holds.stall = f }

@@ -24,7 +24,9 @@ import (
 // worker claims lapsed holds on its tick and enqueues a takeover of their
 // chunks, so the chunks of a worker that died (SIGKILL, a lost host) go on
 // within holdTTL+holdEvery and a task pick-up, not when asynq's lease on the
-// task expires (30 s, and its recoverer runs once a minute).
+// task expires (30 s, and its recoverer runs once a minute). A task whose
+// worker died before holding its chunk is found in asynq's leases instead
+// (orphans.go).
 //
 // A run writes a request only while its hold is surely its own: before
 // local time renewedAt+holdTTL-holdMargin, renewedAt being when its last
@@ -64,9 +66,11 @@ type holds struct {
 	owner string // this worker's prefix of its members
 	runs  map[jobstore.Run]*held
 	epoch time.Time // the monotonic origin of held.until
-	// For tests: starved stops the ticks; skew moves the clock ahead.
+	// For tests: starved stops the ticks; skew moves the clock ahead;
+	// stall, set before Start, runs before each hold is taken.
 	starved atomic.Bool
 	skew    atomic.Int64
+	stall   func(context.Context)
 }
 
 // held is one run's hold.
@@ -86,8 +90,11 @@ func newHolds() *holds {
 // owner then the task's payload.
 func (h *holds) run(c tasks.Chunk) jobstore.Run {
 	b, _ := json.Marshal(c) // cannot fail: strings and ints
-	return jobstore.Run{Chunk: fmt.Sprintf("%s/%d/%d", c.Job, c.Gen, c.Chunk), Member: h.owner + " " + string(b)}
+	return jobstore.Run{Chunk: chunkName(c), Member: h.owner + " " + string(b)}
 }
+
+// chunkName names c's chunk in the holds: job/generation/index.
+func chunkName(c tasks.Chunk) string { return fmt.Sprintf("%s/%d/%d", c.Job, c.Gen, c.Chunk) }
 
 func (h *holds) since() int64 { return int64(time.Since(h.epoch)) + h.skew.Load() }
 
@@ -111,6 +118,9 @@ func (w *Worker) hold(ctx context.Context, c tasks.Chunk) (hd *held, release fun
 	w.mu.Unlock()
 	if !started {
 		return nil, func() {}, nil
+	}
+	if stall := w.holds.stall; stall != nil {
+		stall(ctx)
 	}
 	run := w.holds.run(c)
 	w.holds.mu.Lock()
@@ -198,6 +208,7 @@ func (w *Worker) renewHolds(ctx context.Context) bool {
 	}
 	w.holds.mu.Unlock()
 	w.renew(ctx, claimMax, hds)
+	w.adoptOrphans(ctx)
 	return len(hds) > 0
 }
 
@@ -242,22 +253,42 @@ func (w *Worker) takeOver(ctx context.Context, lapsed []jobstore.Run) error {
 			w.log.Warn("unreadable chunk hold dropped", "err", err)
 			continue
 		}
-		log := w.log.With("job", c.Job, "chunk", c.Chunk, "retake", c.Retake)
-		if c.Retake >= retakeMax {
-			log.Warn("chunk lost its worker again; left to asynq's lease on its task")
-			continue
-		}
-		c.Retake++
-		if _, err := tasks.Enqueue(ctx, w.enq, tasks.NewChunk(c)); err != nil {
+		took, err := w.retake(ctx, c, "chunk of a worker gone taken over")
+		if err != nil {
 			return err
 		}
-		log.Info("chunk of a worker gone taken over")
-		n++
+		if took {
+			n++
+		}
 	}
 	if n > 0 {
 		tasks.Announce(ctx, w.store.Redis())
 	}
 	return nil
+}
+
+// retake enqueues a takeover of c, the task of a run gone (Retake+1, up to
+// retakeMax), and logs msg unless it was enqueued already (its ID is the
+// fleet's: another worker's takeover, or the hold's and the lease's of one
+// task). It reports whether it enqueued it; the caller announces it.
+func (w *Worker) retake(ctx context.Context, c tasks.Chunk, msg string) (bool, error) {
+	log := w.log.With("job", c.Job, "chunk", c.Chunk, "retake", c.Retake)
+	if c.Retake >= retakeMax {
+		log.Warn("chunk lost its worker again; left to asynq's lease on its task")
+		return false, nil
+	}
+	c.Retake++
+	took, err := tasks.Enqueue(ctx, w.enq, tasks.NewChunk(c))
+	switch {
+	case err != nil:
+		return false, err
+	case took:
+		log.Info(msg)
+	default:
+		// Another worker took it over first.
+		log.Debug("chunk's takeover already enqueued")
+	}
+	return took, nil
 }
 
 // after calls fn after d, then after each wait fn returns, until ctx ends;

@@ -109,6 +109,7 @@ type Worker struct {
 	// holds are the chunk runs held in the job store (holds.go), renewed
 	// until stopHolds, once the handlers have returned.
 	holds     *holds
+	orphans   orphans // the hold tick's look at asynq's leases (orphans.go)
 	holdsCtx  context.Context
 	stopHolds context.CancelFunc
 
