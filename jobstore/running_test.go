@@ -1,6 +1,7 @@
 package jobstore_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -100,4 +101,53 @@ func mine(b bundle, runs []jobstore.Run) []jobstore.Run {
 		}
 	}
 	return out
+}
+
+// HeldChunks tells the chunks a run holds, a lapsed hold included until it
+// is claimed.
+func TestHeldChunks(t *testing.T) {
+	b := setup(t)
+	live := jobstore.Run{Chunk: b.id + "/0/0", Member: "w1 live"}
+	lapsed := jobstore.Run{Chunk: b.id + "/0/1", Member: "w2 lapsed"}
+	take(t, b, time.Minute, live, true)
+	take(t, b, 0, lapsed, true)
+	held, err := b.store.HeldChunks(b.ctx, live.Chunk, lapsed.Chunk, b.id+"/0/2", b.id+"/1/0")
+	if want := []bool{true, true, false, false}; err != nil || !slices.Equal(held, want) {
+		t.Errorf("HeldChunks = %v, %v; want %v", held, err, want)
+	}
+	for _, r := range []jobstore.Run{live, lapsed} {
+		if err := b.store.ReleaseRun(b.ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if held, err := b.store.HeldChunks(b.ctx, live.Chunk); err != nil || held[0] {
+		t.Errorf("HeldChunks after the release = %v, %v", held, err)
+	}
+}
+
+// ChunkOpen: a chunk of the job's generation, not settled, of a job not
+// finished.
+func TestChunkOpen(t *testing.T) {
+	b := setup(t)
+	open := func(gen, i int, want bool) {
+		t.Helper()
+		if got, err := b.store.ChunkOpen(b.ctx, b.id, gen, i); err != nil || got != want {
+			t.Errorf("ChunkOpen(gen %d, chunk %d) = %v, %v; want %v", gen, i, got, err, want)
+		}
+	}
+	open(0, 0, false) // no job
+	b.enqueued(t, 2, 1)
+	open(0, 0, true)
+	open(1, 0, false)
+	if err := b.store.Record(b.ctx, b.id, 0, 0, jobstore.Outcome{Lo: 0, Hi: 1, Status: jobstore.Accepted, Attempts: 1}, jobstore.Counters{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.store.FinishChunk(b.ctx, b.id, 0, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	open(0, 0, false)
+	open(0, 1, true)
+	if _, err := b.store.ChunkOpen(b.ctx, "../x", 0, 0); err == nil {
+		t.Error("ChunkOpen of a bad job ID: no error")
+	}
 }
