@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/capcheck/capcheck/jobstore"
 )
@@ -211,5 +214,45 @@ func TestSIGKILL(t *testing.T) {
 	if st.Repeated > concurrency*batchSize {
 		t.Errorf("the simulator accepted %d numbers more than once, want at most the %d calls in flight at the kill (%d numbers)",
 			st.Repeated, concurrency, concurrency*batchSize)
+	}
+}
+
+// TestChunkHandedToAWorkerGone: a worker killed as asynq handed it a chunk
+// task, before it held the chunk (the task leased in asynq's set, no hold
+// naming the chunk), costs the job seconds, not asynq's recovery (60 -
+// 120 s): a live worker sees the lease and takes the chunk over.
+func TestChunkHandedToAWorkerGone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, true)
+	m := e.startMock("mock-api", "--reject-suffix", rejectSuffix, "--latency", "5ms", "--seed", "5")
+	l := e.genList("input.csv", 1000, 5, rejectSuffix, 1)
+	const id = "e2e-handed-over"
+	e.enqueue(id, l, 100)
+	// asynq's dequeue script, for a worker that dies right after it.
+	handOver := redis.NewScript(`
+local id = redis.call('RPOPLPUSH', KEYS[1], KEYS[2])
+redis.call('HSET', ARGV[1] .. id, 'state', 'active')
+redis.call('HDEL', ARGV[1] .. id, 'pending_since')
+redis.call('ZADD', KEYS[3], ARGV[2], id)
+return id`)
+	q := "asynq:{capcheck}:"
+	died := time.Now()
+	task, err := handOver.Run(context.Background(), e.redis.Client(t), []string{q + "pending", q + "active", q + "lease"},
+		q+"t:", died.Add(30*time.Second).Unix()).Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := e.startWorker("worker", m, apiKey)
+	j := e.waitJob(id, 30*time.Second)
+	if j.State != jobstore.Done {
+		t.Fatalf("job ended %s (%s)", j.State, j.Abort)
+	}
+	t.Logf("task %s handed to a worker gone; job done %s later", task, time.Since(died).Round(time.Millisecond))
+	checkOutputs(t, filepath.Join(e.out, id), l, wantAPI)
+	if st := m.stats(t); st.Repeated != 0 {
+		t.Errorf("the simulator accepted %d numbers more than once, want 0", st.Repeated)
+	}
+	if n := strings.Count(w.err.String(), "before it held the chunk taken over"); n != 1 {
+		t.Errorf("%d takeovers logged, want 1", n)
 	}
 }

@@ -36,6 +36,9 @@
 #                                      replicas, and (in the first K rounds,
 #                                      default N) 3 replicas with one
 #                                      SIGKILLed and another started mid-run
+# KILL=2 is KILL=1 with a chunk task handed to the killed replica as it
+# died, before it held the chunk (a pending one, taken as asynq's dequeue
+# does).
 # Knobs (environment): NUMBERS=90000 RATE=200 BATCH=50 WORKERS=3 KILL=0
 # CONCURRENCY=16 CHUNK=1000 LATENCY=30ms MOCK_RATE=RATE+1; for a trace,
 # LOG_LEVEL=debug (workers: each call, each chunk), MOCK_LOG_LEVEL=debug
@@ -129,6 +132,19 @@ run_one() {
 		killed_ticks=$(cpu_ticks "${wpids[0]}") killed_switches=$(ctx_switches "${wpids[0]}")
 		kill -9 "${wpids[0]}"
 		wait "${wpids[0]}" 2>/dev/null || true
+		if ((kill == 2)); then
+			# It had just been handed a chunk task, not held yet: asynq's
+			# dequeue script, with no worker behind it.
+			local orphan
+			orphan=$(rcli eval "local id = redis.call('RPOPLPUSH', KEYS[1], KEYS[2])
+				if not id then return '' end
+				redis.call('HSET', ARGV[1] .. id, 'state', 'active')
+				redis.call('HDEL', ARGV[1] .. id, 'pending_since')
+				redis.call('ZADD', KEYS[3], ARGV[2], id)
+				return id" 3 'asynq:{capcheck}:pending' 'asynq:{capcheck}:active' 'asynq:{capcheck}:lease' \
+				'asynq:{capcheck}:t:' "$(($(date +%s) + 30))")
+			echo "bench-worker: the task handed to the killed replica at $(now_us) µs: ${orphan:-none pending}" >&2
+		fi
 		start_worker new
 	fi
 	local wait_rc=0
