@@ -281,6 +281,16 @@ type Permit struct {
 // and returns the permit. It returns an error, and no permit, when ctx ends
 // (ctx.Err()) or Redis fails; the caller should then not send.
 func (l *Limiter) Take(ctx context.Context) (*Permit, error) {
+	return l.TakeAfter(ctx, nil)
+}
+
+// TakeAfter is [Limiter.Take], running first (when not nil) once the
+// caller is next in this replica's queue, before it waits for its slot: for
+// work that must be done before the request but not sooner (the worker
+// writes its lanes' outcomes there), done while the replica's previous slot
+// runs out rather than in the caller's own. An error from first is returned
+// as it is, with no permit. The slot is taken as Take takes it.
+func (l *Limiter) TakeAfter(ctx context.Context, first func(context.Context) error) (*Permit, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -294,6 +304,11 @@ func (l *Limiter) Take(ctx context.Context) (*Permit, error) {
 	}
 	defer func() { <-l.slot }()
 
+	if first != nil {
+		if err := first(ctx); err != nil {
+			return nil, err
+		}
+	}
 	start, err := l.wait(ctx)
 	if err != nil {
 		return nil, err
