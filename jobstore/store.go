@@ -434,6 +434,77 @@ return 1`)
 // settled keep their first outcome, as in results.csv: an outcome that
 // settles none is dropped (its calls still count).
 func (s *Store) Record(ctx context.Context, job string, gen, i int, o Outcome, c Counters) error {
+	rc := &recordCall{Record: Record{Job: job, Gen: gen, Chunk: i, Outcome: o, Calls: c}}
+	if err := s.prepareRecord(ctx, rc); err != nil {
+		return err
+	}
+	r, err := recordScript.Run(ctx, s.rdb, rc.keys, rc.args...).Int()
+	return s.recorded1(rc, r, err)
+}
+
+// Record is one outcome to record, with the counters of its calls, for
+// [Store.RecordAll]: the arguments of [Store.Record].
+type Record struct {
+	Job        string
+	Gen, Chunk int
+	Outcome    Outcome
+	Calls      Counters
+}
+
+// recordCall is a Record with its script's keys and arguments.
+type recordCall struct {
+	Record
+	keys []string
+	args []any
+	now  time.Time
+}
+
+// RecordAll records each of rs as Record does, in one pipeline (one round
+// trip to a single Redis), and returns the error of each (nil when all were
+// recorded). They are written in order.
+func (s *Store) RecordAll(ctx context.Context, rs []Record) []error {
+	errs := make([]error, len(rs))
+	calls := make([]*recordCall, len(rs))
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(rs))
+	for i, r := range rs {
+		rc := &recordCall{Record: r}
+		if errs[i] = s.prepareRecord(ctx, rc); errs[i] == nil {
+			calls[i] = rc
+			cmds[i] = recordScript.EvalSha(ctx, pipe, rc.keys, rc.args...)
+		}
+	}
+	if pipe.Len() > 0 {
+		_, _ = pipe.Exec(ctx) // each command's error is read below
+	}
+	for i, rc := range calls {
+		if rc == nil {
+			continue
+		}
+		err := cmds[i].Err()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			// The server lost its scripts (a restart, a failover): this
+			// one did not run; Run loads the script.
+			cmds[i] = recordScript.Run(ctx, s.rdb, rc.keys, rc.args...)
+			err = cmds[i].Err()
+		}
+		var r int
+		if err == nil {
+			r, err = cmds[i].Int()
+		}
+		errs[i] = s.recorded1(rc, r, err)
+	}
+	for _, err := range errs {
+		if err != nil {
+			return errs
+		}
+	}
+	return nil
+}
+
+// prepareRecord sets rc's keys and arguments.
+func (s *Store) prepareRecord(ctx context.Context, rc *recordCall) error {
+	job, gen, i, o, c := rc.Job, rc.Gen, rc.Chunk, rc.Outcome, rc.Calls
 	l, err := s.layoutOf(ctx, job)
 	if errors.Is(err, errNoJob) {
 		return fmt.Errorf("recording job %s chunk %d (generation %d): %w", job, i, gen, ErrStale)
@@ -458,15 +529,21 @@ func (s *Store) Record(ctx context.Context, job string, gen, i int, o Outcome, c
 		args = append(args, string(o.Status), 0)
 	}
 	g := groupOf(i, l.k)
-	keys := []string{groupKey(job, g), outKey(job, l.k, i), settledKey(job, l.k, i), rpsKey(job, g), seriesKey(job, g)}
-	r, err := recordScript.Run(ctx, s.rdb, keys, args...).Int()
+	rc.keys = []string{groupKey(job, g), outKey(job, l.k, i), settledKey(job, l.k, i), rpsKey(job, g), seriesKey(job, g)}
+	rc.args, rc.now = args, now
+	return nil
+}
+
+// recorded1 is what a record script's answer r (or err) means for rc.
+func (s *Store) recorded1(rc *recordCall, r int, err error) error {
 	if err != nil {
-		return fmt.Errorf("recording job %s chunk %d: %w", job, i, err)
+		return fmt.Errorf("recording job %s chunk %d: %w", rc.Job, rc.Chunk, err)
 	}
 	if r < 0 {
-		return fmt.Errorf("recording job %s chunk %d (generation %d): %w", job, i, gen, ErrStale)
+		return fmt.Errorf("recording job %s chunk %d (generation %d): %w", rc.Job, rc.Chunk, rc.Gen, ErrStale)
 	}
-	return s.recorded(job, Recorded{Chunk: i, Gen: gen, Outcome: &o, Counters: c, At: now})
+	o := rc.Outcome
+	return s.recorded(rc.Job, Recorded{Chunk: rc.Chunk, Gen: rc.Gen, Outcome: &o, Counters: rc.Calls, At: rc.now})
 }
 
 // addScript adds call and status counters to the job, its rps and its

@@ -516,3 +516,42 @@ func TestRate(t *testing.T) {
 		}
 	}
 }
+
+// RecordAll writes its outcomes in order, as Records one by one would, and
+// an outcome it cannot record (a stale generation) fails alone.
+func TestRecordAll(t *testing.T) {
+	b := setup(t)
+	b.enqueued(t, 2, 4)
+	recs := []jobstore.Record{
+		{Job: b.id, Chunk: 0, Outcome: jobstore.Outcome{Lo: 0, Hi: 4, Split: true, Attempts: 1}, Calls: jobstore.Counters{Requests: 1}},
+		{Job: b.id, Chunk: 1, Outcome: jobstore.Outcome{Lo: 0, Hi: 4, Status: jobstore.Accepted, Attempts: 1}, Calls: jobstore.Counters{Requests: 1}},
+		{Job: b.id, Gen: 1, Chunk: 0, Outcome: jobstore.Outcome{Lo: 0, Hi: 2, Status: jobstore.Accepted, Attempts: 2}, Calls: jobstore.Counters{Requests: 1}},
+		{Job: b.id, Chunk: 0, Outcome: jobstore.Outcome{Lo: 0, Hi: 2, Status: jobstore.Accepted, Attempts: 2}, Calls: jobstore.Counters{Requests: 1}},
+		{Job: b.id, Chunk: 0, Outcome: jobstore.Outcome{Lo: 2, Hi: 4, Status: jobstore.Rejected, Code: "RBC529", Attempts: 2}, Calls: jobstore.Counters{Requests: 1}},
+	}
+	errs := b.store.RecordAll(b.ctx, recs)
+	if len(errs) != len(recs) {
+		t.Fatalf("RecordAll = %v, want an error per record", errs)
+	}
+	for i, err := range errs {
+		if stale := i == 2; stale != errors.Is(err, jobstore.ErrStale) || (!stale && err != nil) {
+			t.Errorf("record %d: %v", i, err)
+		}
+	}
+	outs, err := b.store.Outcomes(b.ctx, b.id, 0)
+	if err != nil || len(outs) != 3 || !outs[0].Split || outs[1].Hi != 2 || outs[2].Code != "RBC529" {
+		t.Fatalf("Outcomes(0) = %+v, %v", outs, err)
+	}
+	if errs := b.store.RecordAll(b.ctx, recs[1:2]); errs != nil {
+		t.Errorf("RecordAll of one = %v", errs)
+	}
+	j, err := b.store.Job(b.ctx, b.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The repeated record of chunk 1 settles nothing new; its call counts.
+	want := jobstore.Counters{Accepted: 6, Rejected: 2, Requests: 5}
+	if diff := cmp.Diff(want, j.Counters); diff != "" {
+		t.Errorf("counters (-want +got):\n%s", diff)
+	}
+}
