@@ -97,25 +97,43 @@ func (cr *chunkRun) sendPending(ctx context.Context) error {
 // it is not the run's first lane. It reports whether it ended because no
 // range was left: its place may go to another run's ranges (spreadOther).
 func (cr *chunkRun) lane(ctx context.Context, ls *laneSet, extra bool) (dry bool) {
+	lo := &laneOutbox{w: cr.w}
 	for {
 		r, ok := cr.take(ls)
 		if !ok {
+			// What the lane recorded is written before it ends.
+			if err := lo.flush(); err != nil {
+				cr.fail(ls, err)
+				return false
+			}
 			return true
 		}
 		cr.spread(ctx, ls)
-		if err := cr.settleRange(ctx, r); err != nil {
-			cr.mu.Lock()
-			if ls.err == nil {
-				ls.err = err
+		if err := cr.settleRange(ctx, lo, r); err != nil {
+			cr.fail(ls, err)
+			if err := lo.flush(); err != nil {
+				cr.fail(ls, err)
 			}
-			cr.mu.Unlock()
-			ls.stop()
 			return false
 		}
 		if extra && cr.w.laneSpare() {
+			if err := lo.flush(); err != nil {
+				cr.fail(ls, err)
+			}
 			return false
 		}
 	}
+}
+
+// fail notes err as the lanes' failure, unless one is noted already, and
+// stops the other lanes' waits.
+func (cr *chunkRun) fail(ls *laneSet, err error) {
+	cr.mu.Lock()
+	if ls.err == nil {
+		ls.err = err
+	}
+	cr.mu.Unlock()
+	ls.stop()
 }
 
 // take takes the next range of ls for a lane; false when there is none or
@@ -243,12 +261,12 @@ func (w *Worker) laneBase() int64 { return int64(min(w.cfg.Concurrency, w.cfg.Ca
 
 // settleRange settles r, and the halves of r when it is split, the left
 // one first.
-func (cr *chunkRun) settleRange(ctx context.Context, r jobstore.Range) error {
+func (cr *chunkRun) settleRange(ctx context.Context, lo *laneOutbox, r jobstore.Range) error {
 	stack := []*todo{{Range: r}}
 	for len(stack) > 0 {
 		t := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		halves, err := cr.settle(ctx, t)
+		halves, err := cr.settle(ctx, lo, t)
 		if err != nil {
 			return err
 		}

@@ -9,8 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/capcheck/capcheck/capapi"
 	"github.com/capcheck/capcheck/jobstore"
+	"github.com/capcheck/capcheck/ratelimit"
 	"github.com/capcheck/capcheck/tasks"
 	"github.com/capcheck/capcheck/worker"
 )
@@ -357,4 +360,49 @@ func TestLanesMoveToAnotherChunk(t *testing.T) {
 		t.Fatal(err)
 	}
 	sentOnce(t, sortedCalls(b.api), 100)
+}
+
+// With the fleet limiter, lanes write their outcomes in batches while they
+// wait for permits, yet no lane calls before its own outcomes are in
+// Redis: when any call starts, the calls answered and not recorded are at
+// most one per other lane.
+func TestLanesRecordBeforeTheirNextCall(t *testing.T) {
+	const lanes, size, batch = 4, 200, 5
+	b := setup(t, worker.Config{BatchSize: batch, Concurrency: lanes, CallsInFlight: lanes}, false, size)
+	lim, err := ratelimit.New(b.rdb.Client(t), ratelimit.Config{Key: b.job + ":ratelimit", Limit: ratelimit.PerSecond(2000)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := worker.New(b.store, b.api, lim, worker.Config{
+		BatchSize: batch, Concurrency: lanes, CallsInFlight: lanes, OutDir: b.out,
+		Logger: testLogger(t), Metrics: worker.NewMetrics(prometheus.NewRegistry()),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Shutdown)
+	var mu sync.Mutex
+	answered := 0
+	b.api.fn = func(i int, numbers []string) capapi.Result {
+		mu.Lock()
+		before := answered // answered before the outcomes are read
+		mu.Unlock()
+		outs, err := b.store.Outcomes(b.ctx, b.job, 0)
+		if err != nil {
+			t.Errorf("call %d: %v", i, err)
+		} else if unrecorded := before - len(outs); unrecorded > lanes-1 {
+			t.Errorf("call %d: %d calls answered and not recorded, want at most %d (one per other lane)", i, unrecorded, lanes-1)
+		}
+		mu.Lock()
+		answered++
+		mu.Unlock()
+		return accepted
+	}
+	if err := w.ProcessTask(b.ctx, tasks.NewChunk(tasks.Chunk{Job: b.job, Chunk: 0})); err != nil {
+		t.Fatal(err)
+	}
+	b.wantAccepted(t, 0, 1)
+	if got := len(b.api.Calls()); got != size/batch {
+		t.Errorf("%d calls, want %d", got, size/batch)
+	}
 }

@@ -75,19 +75,20 @@ type todo struct {
 	right *todo
 }
 
-// settle settles t: it sends its numbers (with retries) and records the
-// outcome. It returns the halves of t to settle next, right one first, when
-// t is split.
-func (cr *chunkRun) settle(ctx context.Context, t *todo) ([]*todo, error) {
+// settle settles t: it sends its numbers (with retries) and queues the
+// outcome in the lane's outbox (written before the lane's next call). It
+// returns the halves of t to settle next, right one first, when t is split.
+func (cr *chunkRun) settle(ctx context.Context, lo *laneOutbox, t *todo) ([]*todo, error) {
 	abort := cr.aborted()
 	if abort == "" && cr.w.draining() {
 		return nil, ErrDraining
 	}
 	if t.knownBad && t.Hi-t.Lo > 1 && abort == "" {
 		o := jobstore.Outcome{Lo: t.Lo, Hi: t.Hi, Split: true, Attempts: t.Attempts}
-		return halves(t.Range, t.Attempts), cr.record(ctx, o, jobstore.Counters{})
+		cr.record(lo, o, jobstore.Counters{})
+		return halves(t.Range, t.Attempts), nil
 	}
-	d, err := cr.send(ctx, t.Range)
+	d, err := cr.send(ctx, lo, t.Range)
 	if err != nil {
 		return nil, err
 	}
@@ -101,9 +102,7 @@ func (cr *chunkRun) settle(ctx context.Context, t *todo) ([]*todo, error) {
 			return nil, err
 		}
 	}
-	if err := cr.record(ctx, d.outcome, d.calls); err != nil {
-		return nil, err
-	}
+	cr.record(lo, d.outcome, d.calls)
 	switch {
 	case d.verb == split:
 		cr.log.Debug("batch refused as invalid: bisecting", "lo", t.Lo, "hi", t.Hi, "attempt", d.outcome.Attempts)
@@ -122,20 +121,21 @@ func halves(r jobstore.Range, attempts int) []*todo {
 	return []*todo{right, left}
 }
 
-func (cr *chunkRun) record(ctx context.Context, o jobstore.Outcome, calls jobstore.Counters) error {
-	return cr.w.record(ctx, cr.c, o, calls)
+// record queues o, with the counters of its calls, in the lane's outbox.
+func (cr *chunkRun) record(lo *laneOutbox, o jobstore.Outcome, calls jobstore.Counters) {
+	lo.add(jobstore.Record{Job: cr.c.Job, Gen: cr.c.Gen, Chunk: cr.c.Chunk, Outcome: o, Calls: calls})
 }
 
 // send sends r's numbers until an answer decides them (see decide) or the
 // job is aborted, and returns the decision to record (settle or split).
 // Each call waits on the fleet limiter, then checks that the job was not
 // aborted meanwhile. Waits end too when another lane of the run fails.
-func (cr *chunkRun) send(ctx context.Context, r jobstore.Range) (decision, error) {
+func (cr *chunkRun) send(ctx context.Context, lo *laneOutbox, r jobstore.Range) (decision, error) {
 	waitCtx, cancel := cr.w.waitContext(cr.laneSet().waitParent(ctx))
 	defer cancel()
 	tries := 0
 	for {
-		sendCtx, abort, err := cr.permit(ctx, waitCtx)
+		sendCtx, abort, err := cr.permit(ctx, waitCtx, lo)
 		if err != nil {
 			return decision{}, err
 		}
@@ -193,7 +193,7 @@ func (cr *chunkRun) send(ctx context.Context, r jobstore.Range) (decision, error
 // the job is checked before the wait and after it, so a job aborted by
 // another worker's 401 (or another lane's) while this call waited costs no
 // call.
-func (cr *chunkRun) permit(ctx, waitCtx context.Context) (context.Context, string, error) {
+func (cr *chunkRun) permit(ctx, waitCtx context.Context, lo *laneOutbox) (context.Context, string, error) {
 	w := cr.w
 	if err := w.holdReady(ctx, cr.held); err != nil {
 		return nil, "", err
@@ -207,11 +207,19 @@ func (cr *chunkRun) permit(ctx, waitCtx context.Context) (context.Context, strin
 	}
 	begin := time.Now()
 	w.permitWaits.Add(1)
-	sendCtx, err := w.take(ctx, waitCtx, cr.held)
+	sendCtx, err := w.take(ctx, waitCtx, cr.held, lo)
 	w.permitWaits.Add(-1)
 	w.m.rateWait.Observe(time.Since(begin).Seconds())
+	var oe outboxError
+	if errors.As(err, &oe) {
+		return nil, "", oe.err
+	}
 	if err != nil {
 		return nil, "", cr.handBackErr(waitCtx, fmt.Errorf("waiting for the rate limit: %w", err))
+	}
+	// Written in the wait, unless the limiter has no place for it.
+	if err := lo.flush(); err != nil {
+		return nil, "", err
 	}
 	reason, err := w.jobAborted(ctx, cr.c)
 	if err != nil {
@@ -223,21 +231,38 @@ func (cr *chunkRun) permit(ctx, waitCtx context.Context) (context.Context, strin
 // take waits on the fleet limiter and returns the context to send under:
 // the API client checks the permit (with a limiter that hands out permits)
 // and the run's hold again when the request is about to be written, so a
-// stall after the wait cannot send it late or after a takeover.
-func (w *Worker) take(ctx, waitCtx context.Context, hd *held) (context.Context, error) {
+// stall after the wait cannot send it late or after a takeover. The lane's
+// outbox is written while the lane is next in the limiter's queue (an
+// outboxError when that fails).
+func (w *Worker) take(ctx, waitCtx context.Context, hd *held, lo *laneOutbox) (context.Context, error) {
 	g := holdGate{w: w, hd: hd}
 	pt, ok := w.lim.(permitTaker)
 	if !ok {
+		if err := lo.flush(); err != nil {
+			return nil, outboxError{err}
+		}
 		_, err := w.lim.Wait(waitCtx)
 		return capapi.WithSendGate(ctx, g), err
 	}
-	p, err := pt.Take(waitCtx)
+	p, err := pt.TakeAfter(waitCtx, func(context.Context) error {
+		if err := lo.flush(); err != nil {
+			return outboxError{err}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
 	g.permit = p
 	return capapi.WithSendGate(ctx, g), nil
 }
+
+// outboxError is a lane's outcomes that could not be written, met while it
+// waited for a permit.
+type outboxError struct{ err error }
+
+func (e outboxError) Error() string { return e.err.Error() }
+func (e outboxError) Unwrap() error { return e.err }
 
 // holdGate is the send gate of a request: its permit's, then its run's hold.
 type holdGate struct {

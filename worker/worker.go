@@ -34,7 +34,7 @@ type warmer interface {
 // is about to be written (capapi.WithSendGate); *ratelimit.Limiter
 // satisfies it.
 type permitTaker interface {
-	Take(ctx context.Context) (*ratelimit.Permit, error)
+	TakeAfter(ctx context.Context, first func(context.Context) error) (*ratelimit.Permit, error)
 }
 
 // Limiter is the fleet's rate limit; *ratelimit.Limiter satisfies it.
@@ -138,6 +138,8 @@ type Worker struct {
 	permitWaits atomic.Int64
 	// runs are the chunk runs settling ranges (lanes.go).
 	runs runSet
+	// outbox holds the lanes' outcomes until they are written (outbox.go).
+	outbox outbox
 	// awaitWake makes the watch of jobs awaiting callbacks look now.
 	awaitWake chan struct{}
 
