@@ -232,6 +232,12 @@ type Client struct {
 	// proxy); addr is the API's host:port.
 	dialer *dialer
 	addr   string
+	// pool carries the requests on the dialer's connections, without
+	// hc (direct.go); nil without a dialer. url is the endpoint's, and
+	// reqHead the head of every request up to its Content-Length.
+	pool    *directPool
+	url     *url.URL
+	reqHead string
 }
 
 // New returns a client for cfg, with defaults filled in. It returns an error
@@ -251,6 +257,11 @@ func New(cfg Config) (*Client, error) {
 		c.addr = u.Host
 		if u.Port() == "" {
 			c.addr = net.JoinHostPort(u.Hostname(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
+		}
+		if c.dialer != nil {
+			c.url = u
+			c.reqHead = c.head()
+			c.pool = newDirectPool(c.dialer, c.addr, cfg.MaxConns)
 		}
 	}
 	return c, nil
@@ -309,6 +320,9 @@ func (c *Client) Warm(ctx context.Context) error {
 func (c *Client) CloseIdleConnections() {
 	if c != nil && c.own {
 		c.hc.CloseIdleConnections()
+	}
+	if c != nil && c.pool != nil {
+		c.pool.closeIdle()
 	}
 	if c != nil && c.dialer != nil {
 		c.dialer.closeStash()

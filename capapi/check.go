@@ -62,6 +62,9 @@ func (c *Client) check(ctx context.Context, numbers []string) Result {
 	// http.Client.Timeout (which a caller-supplied HTTPClient may not set).
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
+	if c.pool != nil {
+		return c.checkDirect(ctx, rctx, gateFrom(ctx), body)
+	}
 	if g := gateFrom(ctx); g != nil {
 		if c.dialer != nil {
 			var cancelReq context.CancelCauseFunc
@@ -89,6 +92,24 @@ func (c *Client) check(ctx context.Context, numbers []string) Result {
 		return c.failure(ctx, rctx, err)
 	}
 	data, err := readBody(resp.Body)
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		return Result{Class: Transient, StatusCode: resp.StatusCode, Message: http.StatusText(resp.StatusCode),
+			Err: fmt.Errorf("HTTP %d from POST %s: %w", resp.StatusCode, c.endpoint, err)}
+	case err != nil:
+		return c.failure(ctx, rctx, err)
+	}
+	return c.classify(resp, data, time.Now())
+}
+
+// checkDirect is check on the client's own connections (direct.go).
+func (c *Client) checkDirect(ctx, rctx context.Context, g SendGate, body []byte) Result {
+	resp, data, err := c.direct(rctx, g, body)
+	if dl, ok := rctx.Deadline(); err != nil && ok && !time.Now().Before(dl) {
+		// The connection's deadline ended the exchange: the context's
+		// ends with it, and says whose deadline it was.
+		<-rctx.Done()
+	}
 	switch {
 	case errors.Is(err, errBodyTooLarge):
 		return Result{Class: Transient, StatusCode: resp.StatusCode, Message: http.StatusText(resp.StatusCode),

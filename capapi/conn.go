@@ -133,7 +133,7 @@ func (d *dialer) openConn(ctx context.Context, network, addr string) (*gatedConn
 		conn = tc
 	}
 	d.open.Add(1)
-	return &gatedConn{Conn: conn, d: d, addr: addr}, nil
+	return &gatedConn{Conn: conn, d: d, addr: addr, sock: raw}, nil
 }
 
 // warm opens connections to addr until n are open, in parallel, and stashes
@@ -196,6 +196,7 @@ type gatedConn struct {
 	net.Conn
 	d    *dialer
 	addr string
+	sock net.Conn // the socket, under TLS if any
 
 	mu   sync.Mutex
 	gate SendGate
