@@ -42,14 +42,26 @@ type laneOutbox struct {
 	mine []*queued
 }
 
-// add queues r for the lane.
+// outboxBatch is how many queued outcomes a lane writes at once, right
+// after it queues its own, without waiting for the limiter's queue: it
+// bounds what a SIGKILL leaves answered and unrecorded (sent again by the
+// takeover) near what main's one write per call left in flight, while a
+// write still carries several.
+const outboxBatch = 4
+
+// add queues r for the lane, and writes the outbox when it holds
+// outboxBatch outcomes.
 func (lo *laneOutbox) add(r jobstore.Record) {
 	q := &queued{rec: r, done: make(chan struct{})}
 	b := &lo.w.outbox
 	b.mu.Lock()
 	b.queue = append(b.queue, q)
+	full := len(b.queue) >= outboxBatch
 	b.mu.Unlock()
 	lo.mine = append(lo.mine, q)
+	if full {
+		lo.w.writeOutbox()
+	}
 }
 
 // waiting reports whether the lane has outcomes that no write has taken
