@@ -42,15 +42,16 @@ type laneOutbox struct {
 	mine []*queued
 }
 
-// outboxBatch is how many queued outcomes a lane writes at once, right
-// after it queues its own, without waiting for the limiter's queue: it
-// bounds what a SIGKILL leaves answered and unrecorded (sent again by the
-// takeover) near what main's one write per call left in flight, while a
-// write still carries several.
+// outboxBatch is how many queued outcomes are written at once, as soon as
+// the outbox holds them, without waiting for a lane to come next in the
+// limiter's queue: it bounds what a SIGKILL leaves answered and unrecorded
+// (sent again by the takeover) near what one write per call left in
+// flight, while a write still carries several.
 const outboxBatch = 4
 
-// add queues r for the lane, and writes the outbox when it holds
-// outboxBatch outcomes.
+// add queues r for the lane; when the outbox holds outboxBatch outcomes, it
+// is written in the background (the lane waits for its own at its next
+// call, and is not kept from its permit meanwhile).
 func (lo *laneOutbox) add(r jobstore.Record) {
 	q := &queued{rec: r, done: make(chan struct{})}
 	b := &lo.w.outbox
@@ -60,7 +61,7 @@ func (lo *laneOutbox) add(r jobstore.Record) {
 	b.mu.Unlock()
 	lo.mine = append(lo.mine, q)
 	if full {
-		lo.w.writeOutbox()
+		go lo.w.writeOutbox()
 	}
 }
 

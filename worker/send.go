@@ -205,6 +205,13 @@ func (cr *chunkRun) permit(ctx, waitCtx context.Context, lo *laneOutbox) (contex
 	if err := cr.handBackErr(waitCtx, nil); err != nil {
 		return nil, "", err
 	}
+	if _, ok := w.lim.(permitTaker); !ok {
+		// No place in the limiter's queue to write them in: now (not
+		// counted as a wait for a permit, which makes extra lanes spare).
+		if err := lo.flush(); err != nil {
+			return nil, "", err
+		}
+	}
 	begin := time.Now()
 	w.permitWaits.Add(1)
 	sendCtx, err := w.take(ctx, waitCtx, cr.held, lo)
@@ -231,16 +238,13 @@ func (cr *chunkRun) permit(ctx, waitCtx context.Context, lo *laneOutbox) (contex
 // take waits on the fleet limiter and returns the context to send under:
 // the API client checks the permit (with a limiter that hands out permits)
 // and the run's hold again when the request is about to be written, so a
-// stall after the wait cannot send it late or after a takeover. The lane's
-// outbox is written while the lane is next in the limiter's queue (an
-// outboxError when that fails).
+// stall after the wait cannot send it late or after a takeover. With a
+// limiter that hands out permits, the lane's outbox is written while the
+// lane is next in its queue (an outboxError when that fails).
 func (w *Worker) take(ctx, waitCtx context.Context, hd *held, lo *laneOutbox) (context.Context, error) {
 	g := holdGate{w: w, hd: hd}
 	pt, ok := w.lim.(permitTaker)
 	if !ok {
-		if err := lo.flush(); err != nil {
-			return nil, outboxError{err}
-		}
 		_, err := w.lim.Wait(waitCtx)
 		return capapi.WithSendGate(ctx, g), err
 	}
