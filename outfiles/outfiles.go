@@ -458,17 +458,22 @@ func WriteAtomic(path string, fill func(io.Writer) error) (err error) {
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
+	sw := &syncingWriter{w: f, sync: f.Sync}
 	defer func() {
 		if err != nil {
+			_ = sw.wait()
 			f.Close()
 			os.Remove(f.Name())
 		}
 	}()
-	bw := bufio.NewWriterSize(f, 256<<10)
+	bw := bufio.NewWriterSize(sw, 256<<10)
 	if err := fill(bw); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := sw.wait(); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := f.Sync(); err != nil {
@@ -485,4 +490,60 @@ func WriteAtomic(path string, fill func(io.Writer) error) (err error) {
 		d.Close()
 	}
 	return nil
+}
+
+// syncEvery is how much of a file WriteAtomic writes between the syncs it
+// starts in the background: the fsync before the rename then waits for the
+// last part only. On the benchmark host an fsync at the end of the
+// results of 90,000 numbers (8 MB) took 15 – 50 ms, about 0.1 ms with
+// these.
+const syncEvery = 1 << 20
+
+// syncingWriter writes to a file and, each syncEvery bytes, starts an
+// fsync of it in the background unless one is running. An fsync's failure is kept
+// and returned by the next Write or by wait: Linux reports a writeback
+// error once, so the fsync at the end could succeed after it.
+type syncingWriter struct {
+	w       io.Writer // the file
+	sync    func() error
+	pending int64      // bytes written since the last fsync started
+	done    chan error // the fsync running, nil when none
+	err     error      // the first fsync's failure
+}
+
+func (w *syncingWriter) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	w.pending += int64(n)
+	if w.pending >= syncEvery {
+		select {
+		case e := <-w.done: // nil channel: none running
+			w.ended(e)
+		default:
+		}
+		if w.done == nil && w.err == nil {
+			w.pending = 0
+			done := make(chan error, 1)
+			w.done = done
+			go func() { done <- w.sync() }()
+		}
+	}
+	if err == nil {
+		err = w.err
+	}
+	return n, err
+}
+
+// wait waits for the fsync running, if any, and returns the first failure.
+func (w *syncingWriter) wait() error {
+	if w.done != nil {
+		w.ended(<-w.done)
+	}
+	return w.err
+}
+
+func (w *syncingWriter) ended(err error) {
+	w.done = nil
+	if w.err == nil && err != nil {
+		w.err = fmt.Errorf("syncing: %w", err)
+	}
 }
