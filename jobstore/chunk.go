@@ -94,9 +94,10 @@ func appendTemplate(t []byte, input, digits string) ([]byte, bool) {
 	return t, true
 }
 
-// fromTemplate is the inverse of appendTemplate; false when the template takes
+// fillTemplate is the inverse of appendTemplate: it appends to b the input
+// of template t and the number's digits; false when the template takes
 // more digits than the number has.
-func fromTemplate(t, digits string) (string, bool) {
+func fillTemplate(b []byte, t string, digits []byte) ([]byte, bool) {
 	need := 0
 	for i := 0; i < len(t); i++ {
 		if t[i] < ' ' {
@@ -104,9 +105,8 @@ func fromTemplate(t, digits string) (string, bool) {
 		}
 	}
 	if need > len(digits) {
-		return "", false
+		return b, false
 	}
-	b := make([]byte, 0, len(t)+need)
 	d := digits[len(digits)-need:]
 	for i := 0; i < len(t); i++ {
 		if n := int(t[i]); n < ' ' {
@@ -115,7 +115,7 @@ func fromTemplate(t, digits string) (string, bool) {
 			b = append(b, t[i])
 		}
 	}
-	return string(b), true
+	return b, true
 }
 
 // EncodeChunk packs entries into the compact blob stored in Redis: rows as
@@ -216,21 +216,33 @@ func DecodeChunk(b []byte) ([]Entry, error) {
 		}
 		literal = uint64(inputTemplate + len(templates))
 	}
-	entries := make([]Entry, 0, count)
+	// The numbers and inputs are written into one buffer, made one string
+	// at the end that theirs are cut from: one allocation per chunk, not
+	// one or two per entry.
+	entries := make([]Entry, count)
+	spans := make([]entrySpan, count)
+	text := make([]byte, 0, count*16)
 	var row int64
-	for range count {
-		e, err := r.entry(row, templates, literal)
-		if err != nil {
+	for k := range entries {
+		if text, err = r.entry(&entries[k], &spans[k], row, templates, literal, text); err != nil {
 			return nil, err
 		}
-		row = e.Row
-		entries = append(entries, e)
+		row = entries[k].Row
 	}
 	if len(r.b) != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes", errCorruptChunk, len(r.b))
 	}
+	all := string(text)
+	for k := range entries {
+		sp := &spans[k]
+		entries[k].Number, entries[k].Input = all[sp.num:sp.numEnd], all[sp.in:sp.inEnd]
+	}
 	return entries, nil
 }
+
+// entrySpan is where an entry's number and input are in the text
+// DecodeChunk builds: [num, numEnd) and [in, inEnd).
+type entrySpan struct{ num, numEnd, in, inEnd int }
 
 // chunkReader reads a chunk blob from its front.
 type chunkReader struct{ b []byte }
@@ -274,34 +286,47 @@ func (r *chunkReader) templates() ([]string, error) {
 	return templates, nil
 }
 
-// entry reads the entry after the one at row; tags from literal on are
-// inputs written out.
-func (r *chunkReader) entry(row int64, templates []string, literal uint64) (Entry, error) {
+// entry reads the entry after the one at row into e, its number and input
+// appended to text (their places in sp); tags from literal on are inputs
+// written out.
+func (r *chunkReader) entry(e *Entry, sp *entrySpan, row int64, templates []string, literal uint64, text []byte) ([]byte, error) {
 	var f [3]uint64 // row delta, number, input tag
 	for i := range f {
 		v, err := r.next()
 		if err != nil {
-			return Entry{}, err
+			return text, err
 		}
 		f[i] = v
 	}
-	var num [24]byte // '+' and the digits: one allocation, the string
-	e := Entry{Row: row + int64(f[0]), Number: string(strconv.AppendUint(append(num[:0], '+'), f[1], 10))}
-	var err error
+	e.Row = row + int64(f[0])
+	sp.num = len(text)
+	text = strconv.AppendUint(append(text, '+'), f[1], 10)
+	sp.numEnd = len(text)
 	switch tag := f[2]; {
 	case tag == inputIsE164:
-		e.Input = e.Number
+		sp.in, sp.inEnd = sp.num, sp.numEnd
+		return text, nil
 	case tag == inputIsDigits:
-		e.Input = e.Number[1:]
-	case tag < literal:
-		var ok bool
-		if e.Input, ok = fromTemplate(templates[tag-inputTemplate], e.Number[1:]); !ok {
-			return Entry{}, errCorruptChunk
-		}
-	default:
-		e.Input, err = r.bytes(tag - literal)
+		sp.in, sp.inEnd = sp.num+1, sp.numEnd
+		return text, nil
 	}
-	return e, err
+	sp.in = len(text)
+	if tag := f[2]; tag < literal {
+		var ok bool
+		// The digits are read from text as it grows: appending never
+		// writes over them, and a new array leaves the old one readable.
+		if text, ok = fillTemplate(text, templates[tag-inputTemplate], text[sp.num+1:sp.numEnd]); !ok {
+			return text, errCorruptChunk
+		}
+	} else {
+		l := tag - literal
+		if l > uint64(len(r.b)) {
+			return text, errCorruptChunk
+		}
+		text, r.b = append(text, r.b[:l]...), r.b[l:]
+	}
+	sp.inEnd = len(text)
+	return text, nil
 }
 
 // NumberToUint returns the digits of an E.164 number as an integer: E.164 has at

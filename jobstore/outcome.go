@@ -162,9 +162,8 @@ func decodeOutcome(s string, before []Outcome) (Outcome, error) {
 		}
 		return o, nil
 	}
-	bad := fmt.Errorf("decoding outcome %q: corrupt", s)
 	if len(s) < 3 || s[2] < 3 || int(s[2]) > len(s) || s[1]&^(flagStatusMask|flagSplit|flagTextsOfFirst) != 0 {
-		return o, bad
+		return o, corruptOutcome(s)
 	}
 	flags := s[1]
 	o.Status, o.Split = packedStatus[flags&flagStatusMask], flags&flagSplit != 0
@@ -173,17 +172,17 @@ func decodeOutcome(s string, before []Outcome) (Outcome, error) {
 	for i := range vals {
 		v, n := binary.Uvarint(b)
 		if n <= 0 || v > math.MaxInt64 {
-			return o, bad
+			return o, corruptOutcome(s)
 		}
 		vals[i], b = v, b[n:]
 	}
 	if len(b) != 0 {
-		return o, bad
+		return o, corruptOutcome(s)
 	}
 	o.Lo, o.Hi, o.Attempts, o.CheckedAt = int(vals[0]), int(vals[1]), int(vals[2]), int64(vals[3])
 	if flags&flagTextsOfFirst != 0 {
 		if len(before) == 0 || len(s) != int(s[2]) {
-			return o, bad
+			return o, corruptOutcome(s)
 		}
 		o.Code, o.Message = before[0].Code, before[0].Message
 		return o, nil
@@ -193,16 +192,20 @@ func decodeOutcome(s string, before []Outcome) (Outcome, error) {
 	for i := range texts {
 		l, n := binary.Uvarint(t)
 		if n <= 0 || l > uint64(len(t)-n) {
-			return o, bad
+			return o, corruptOutcome(s)
 		}
 		texts[i], t = string(t[n:n+int(l)]), t[n+int(l):]
 	}
 	if len(t) != 0 {
-		return o, bad
+		return o, corruptOutcome(s)
 	}
 	o.Code, o.Message = texts[0], texts[1]
 	return o, nil
 }
+
+// corruptOutcome is the error of an outcome s that does not decode: made
+// only then, not for each outcome decoded.
+func corruptOutcome(s string) error { return fmt.Errorf("decoding outcome %q: corrupt", s) }
 
 // Range is a run of chunk entries [Lo, Hi) still to be sent in one API call.
 type Range struct {
