@@ -64,6 +64,9 @@ type Summary struct {
 
 	lastChecked int64
 	tally       *report.Tally // counts for the report; nil for none
+	// results and caps count into Results and Capabilities; finish
+	// adds their last runs.
+	results, caps report.RunCounts
 }
 
 func newSummary(j *jobstore.Job) *Summary {
@@ -79,6 +82,7 @@ func newSummary(j *jobstore.Job) *Summary {
 	if j.Cached > j.CachedRejected {
 		sum.Results[string(jobstore.Cached)] = 0
 	}
+	sum.results.M = sum.Results
 	return sum
 }
 
@@ -87,12 +91,13 @@ func (s *Summary) add(number string, o jobstore.Outcome, c capability) {
 		s.tally.Add(number, string(o.Status), c.name, c.unix, o.CheckedAt)
 	}
 	capability := c.name
-	s.Results[string(o.Status)]++
+	s.results.Add(string(o.Status))
 	if capability != "" {
 		if s.Capabilities == nil {
 			s.Capabilities = map[string]int64{"capable": 0, "not_capable": 0, "unknown": 0, NoCallback: 0}
+			s.caps.M = s.Capabilities
 		}
-		s.Capabilities[capability]++
+		s.caps.Add(capability)
 	}
 	s.Attempts += int64(o.Attempts)
 	s.lastChecked = max(s.lastChecked, o.CheckedAt)
@@ -106,6 +111,10 @@ func (s *Summary) cached(o jobstore.Outcome) {
 }
 
 func (s *Summary) finish(j *jobstore.Job) {
+	s.results.Map()
+	if s.caps.M != nil {
+		s.caps.Map()
+	}
 	s.State = string(jobstore.FinalState(j.Abort))
 	s.FinishedAt = time.Now().UTC().Truncate(time.Millisecond)
 	if !j.EnqueuedAt.IsZero() {

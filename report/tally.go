@@ -21,8 +21,8 @@ const maxGroups = 40
 // Tally counts a job's numbers for its report as results.csv is written:
 // one map update per number, so it adds little to that pass.
 type Tally struct {
-	results  map[string]int64
-	caps     map[string]int64
+	results  RunCounts
+	caps     RunCounts
 	prefixes map[uint64]*prefixCount
 	// byPrefix indexes prefixes (+1) by a number's first prefixDigits
 	// digits: an array lookup per number instead of a map's.
@@ -37,9 +37,42 @@ type prefixCount struct {
 	g      Group
 }
 
+// RunCounts counts strings in M, a run of the same one with one map
+// update: a batch's numbers share their status, so a pass over a job's
+// numbers makes a map update per batch instead of per number. Read M
+// through Map.
+type RunCounts struct {
+	M    map[string]int64
+	last string
+	n    int64 // of last, not yet in M
+}
+
+// Add counts s once.
+func (c *RunCounts) Add(s string) {
+	if c.n > 0 && s == c.last {
+		c.n++
+		return
+	}
+	c.flush()
+	c.last, c.n = s, 1
+}
+
+func (c *RunCounts) flush() {
+	if c.n > 0 {
+		c.M[c.last] += c.n
+		c.n = 0
+	}
+}
+
+// Map returns M with every count added.
+func (c *RunCounts) Map() map[string]int64 {
+	c.flush()
+	return c.M
+}
+
 // NewTally returns an empty Tally.
 func NewTally() *Tally {
-	return &Tally{results: map[string]int64{}, caps: map[string]int64{},
+	return &Tally{results: RunCounts{M: map[string]int64{}}, caps: RunCounts{M: map[string]int64{}},
 		prefixes: map[uint64]*prefixCount{}, cbSecs: map[int64]int64{}}
 }
 
@@ -47,10 +80,10 @@ func NewTally() *Tally {
 // capability (empty when none), the callback's time (Unix s, 0 when none)
 // and the API answer's time (Unix ms, 0 when none).
 func (t *Tally) Add(number, status, capability string, capAt, checkedMs int64) {
-	t.results[status]++
+	t.results.Add(status)
 	t.last = max(t.last, checkedMs)
 	if capability != "" {
-		t.caps[capability]++
+		t.caps.Add(capability)
 	}
 	if capAt > 0 {
 		t.cbSecs[capAt]++
@@ -121,9 +154,9 @@ func (g *Group) add(o Group) {
 // are ported), the callbacks bucketed as the job's series are from t0
 // (Unix s; the first callback when 0).
 func (t *Tally) Numbers(t0 int64) *Numbers {
-	n := &Numbers{Results: t.results, LastChecked: t.last}
-	if len(t.caps) > 0 {
-		n.Capabilities = t.caps
+	n := &Numbers{Results: t.results.Map(), LastChecked: t.last}
+	if caps := t.caps.Map(); len(caps) > 0 {
+		n.Capabilities = caps
 	}
 	n.Callbacks = Coarsen(t.cbSecs, t0)
 	countries := map[string]*Group{}
