@@ -7,6 +7,7 @@ package outfiles
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,7 +18,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -159,117 +162,131 @@ type resultJSON struct {
 	CapabilityAt string `json:"capability_at,omitempty"`
 }
 
+// writeResults writes the results of j to w in row order, counting each
+// line in sum and its change in mem. Up to prepMax goroutines prepare the
+// chunks, chunk i on goroutine i mod their number: each reads its chunks
+// from Redis, settles them and formats their lines; this one counts the
+// lines in row order (the report's samples depend on it) and writes them.
 func writeResults(ctx context.Context, s *jobstore.Store, j *jobstore.Job, w io.Writer, format Format, sum *Summary, mem *memory) error {
-	var rw *rowWriter
-	var enc *json.Encoder
-	if format == JSONL {
-		enc = json.NewEncoder(w)
-	} else {
-		rw = &rowWriter{}
-		rw.buf = appendRecord(rw.buf, ResultsHeader)
-	}
-	line := func(e jobstore.Entry, o *jobstore.Outcome, cp capability) error {
-		sum.add(e.Number, *o, cp)
-		if format == CSV {
-			rw.row(e, o, cp)
-			return nil
+	if format == CSV {
+		if _, err := w.Write(appendRecord(nil, ResultsHeader)); err != nil {
+			return err
 		}
-		checked := ""
-		if t := o.Time(); !t.IsZero() {
-			checked = t.Format(time.RFC3339Nano)
-		}
-		return enc.Encode(resultJSON{e.Row, e.Input, e.Number, string(o.Status), o.Code, o.Message, o.Attempts, checked, cp.name, cp.at})
 	}
-	// The numbers the memory answered before row (all with math.MaxInt64).
-	cachedBefore := func(cached []jobstore.CachedNumber, row int64) ([]jobstore.CachedNumber, error) {
-		for len(cached) > 0 && cached[0].Row < row {
-			o, cp := mem.cachedRow(cached[0])
-			sum.cached(o)
-			if err := line(cached[0].Entry, &o, cp); err != nil {
-				return nil, err
-			}
-			cached = cached[1:]
-		}
-		return cached, nil
-	}
-	caps := newCapabilities(s, j)
-	// The next chunk is read from Redis while this one is written.
+	p := &preparer{s: s, j: j, caps: newCapabilities(s, j), mem: mem, format: format}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	chunks := make(chan chunkData, 2)
-	go readChunks(ctx, s, j, chunks)
-	for c := range chunks {
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	n := min(max(runtime.GOMAXPROCS(0), 2), prepMax)
+	outs := make([]chan *chunkData, n)
+	p.free = make(chan []byte, 2*n)
+	for k := range outs {
+		outs[k] = make(chan *chunkData, 1)
+		wg.Add(1)
+		go func() { defer wg.Done(); p.run(ctx, k, n, outs[k]) }()
+	}
+	for i := range j.Chunks + 1 {
+		c, ok := <-outs[i%n]
+		if !ok {
+			return context.Cause(ctx)
+		}
 		if c.err != nil {
 			return c.err
 		}
-		per, all := jobstore.Settle(len(c.entries), c.outs)
-		if !all {
-			return fmt.Errorf("job %s chunk %d: %w", j.ID, c.i, ErrUnsettled)
-		}
-		capOf, err := caps.chunk(ctx, c.entries, per)
-		if err != nil {
-			return err
-		}
-		cached := c.cached
-		for k, e := range c.entries {
-			if cached, err = cachedBefore(cached, e.Row); err != nil {
-				return err
+		_ = c.each(func(e *jobstore.Entry, o *jobstore.Outcome, cp capability, k int) error {
+			if k < 0 {
+				sum.cached(*o)
 			}
-			o, cp := &per[k], capOf[k]
-			if err := line(e, o, cp); err != nil {
-				return err
+			sum.add(e.Number, *o, cp)
+			if k >= 0 {
+				mem.change(*e, c.before[k], answer(o, cp))
 			}
-			mem.change(e, c.before[k], answer(o, cp))
-		}
-		if _, err := cachedBefore(cached, math.MaxInt64); err != nil {
-			return err
-		}
+			return nil
+		})
 		if err := mem.flush(); err != nil {
 			return err
 		}
-		if rw != nil {
-			if _, err := w.Write(rw.buf); err != nil {
-				return err
-			}
-			rw.buf = rw.buf[:0]
+		if _, err := w.Write(c.text); err != nil {
+			return err
+		}
+		select {
+		case p.free <- c.text[:0]:
+		default:
 		}
 	}
 	return nil
 }
 
-// chunkData is a chunk's entries and outcomes, what the memory held of
-// its numbers before the job, and the numbers the memory answered that
-// come before its end, read ahead of writing. The last one (i == Chunks)
-// is only the numbers answered after the last chunk.
+// prepMax bounds the goroutines that prepare the chunks of the results:
+// beyond the cores, more only take memory.
+const prepMax = 4
+
+// chunkData is a chunk read from Redis and prepared for writing: its
+// entries and their settled outcomes and capabilities, what the memory held
+// of its numbers before the job, the numbers the memory answered that come
+// before its end with their lines' outcomes, and its lines formatted. The
+// last one (i == Chunks) is only the numbers answered after the last chunk.
 type chunkData struct {
 	i       int
 	entries []jobstore.Entry
-	outs    []jobstore.Outcome
+	per     []jobstore.Outcome
+	caps    []capability
 	before  []capstore.Record
 	cached  []jobstore.CachedNumber
+	cachedO []jobstore.Outcome
+	cachedC []capability
+	text    []byte
 	err     error
 }
 
-// readChunks sends j's chunks in order on out, then closes it; it stops at
-// the first error (sent too) or when ctx ends.
-func readChunks(ctx context.Context, s *jobstore.Store, j *jobstore.Job, out chan<- chunkData) {
+// each calls fn with each line of c in row order: the numbers the memory
+// answered (k < 0) among the chunk's entries (k their index). It stops at
+// fn's first error.
+func (c *chunkData) each(fn func(e *jobstore.Entry, o *jobstore.Outcome, cp capability, k int) error) error {
+	m := 0
+	cachedBefore := func(row int64) error {
+		for ; m < len(c.cached) && c.cached[m].Row < row; m++ {
+			if err := fn(&c.cached[m].Entry, &c.cachedO[m], c.cachedC[m], -1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for k := range c.entries {
+		e := &c.entries[k]
+		if err := cachedBefore(e.Row); err != nil {
+			return err
+		}
+		if err := fn(e, &c.per[k], c.caps[k], k); err != nil {
+			return err
+		}
+	}
+	return cachedBefore(math.MaxInt64)
+}
+
+// preparer reads and prepares the chunks of a job's results.
+type preparer struct {
+	s      *jobstore.Store
+	j      *jobstore.Job
+	caps   *capabilities
+	mem    *memory // only its cachedRow, which reads
+	format Format
+	free   chan []byte // buffers of lines written, for reuse
+}
+
+// run prepares chunks first, first+step, ... in order and sends them on
+// out, then closes it; it stops after the first error (sent too) or when
+// ctx ends.
+func (p *preparer) run(ctx context.Context, first, step int, out chan<- *chunkData) {
 	defer close(out)
-	for i := range j.Chunks + 1 {
-		c := chunkData{i: i}
-		if i < j.Chunks {
-			c.entries, c.err = s.Chunk(ctx, j.ID, i)
-			if c.err == nil {
-				c.outs, c.err = s.Outcomes(ctx, j.ID, i)
-			}
-			if c.err == nil {
-				c.before, c.err = s.Before(ctx, j.ID, i, len(c.entries))
-			}
+	rw := &rowWriter{}
+	for i := first; i <= p.j.Chunks; i += step {
+		c := &chunkData{i: i}
+		select {
+		case c.text = <-p.free:
+		default:
 		}
-		if c.err == nil && j.Cached > 0 {
-			var b jobstore.CachedBlob
-			b, c.err = s.CachedNumbers(ctx, j.ID, i)
-			c.cached = b.Numbers
-		}
+		c.err = p.prepare(ctx, c, rw)
 		select {
 		case out <- c:
 		case <-ctx.Done():
@@ -279,6 +296,63 @@ func readChunks(ctx context.Context, s *jobstore.Store, j *jobstore.Job, out cha
 			return
 		}
 	}
+}
+
+func (p *preparer) prepare(ctx context.Context, c *chunkData, rw *rowWriter) error {
+	s, j := p.s, p.j
+	if c.i < j.Chunks {
+		entries, err := s.Chunk(ctx, j.ID, c.i)
+		if err != nil {
+			return err
+		}
+		outs, err := s.Outcomes(ctx, j.ID, c.i)
+		if err != nil {
+			return err
+		}
+		if c.before, err = s.Before(ctx, j.ID, c.i, len(entries)); err != nil {
+			return err
+		}
+		per, all := jobstore.Settle(len(entries), outs)
+		if !all {
+			return fmt.Errorf("job %s chunk %d: %w", j.ID, c.i, ErrUnsettled)
+		}
+		if c.caps, err = p.caps.chunk(ctx, entries, per); err != nil {
+			return err
+		}
+		c.entries, c.per = entries, per
+	}
+	if j.Cached > 0 {
+		b, err := s.CachedNumbers(ctx, j.ID, c.i)
+		if err != nil {
+			return err
+		}
+		c.cached = b.Numbers
+		c.cachedO = make([]jobstore.Outcome, len(c.cached))
+		c.cachedC = make([]capability, len(c.cached))
+		for k := range c.cached {
+			c.cachedO[k], c.cachedC[k] = p.mem.cachedRow(c.cached[k])
+		}
+	}
+	if p.format == CSV {
+		rw.buf = c.text
+		_ = c.each(func(e *jobstore.Entry, o *jobstore.Outcome, cp capability, _ int) error {
+			rw.row(*e, o, cp)
+			return nil
+		})
+		c.text, rw.buf = rw.buf, nil
+		return nil
+	}
+	b := bytes.NewBuffer(c.text)
+	enc := json.NewEncoder(b)
+	err := c.each(func(e *jobstore.Entry, o *jobstore.Outcome, cp capability, _ int) error {
+		checked := ""
+		if t := o.Time(); !t.IsZero() {
+			checked = t.Format(time.RFC3339Nano)
+		}
+		return enc.Encode(resultJSON{e.Row, e.Input, e.Number, string(o.Status), o.Code, o.Message, o.Attempts, checked, cp.name, cp.at})
+	})
+	c.text = b.Bytes()
+	return err
 }
 
 // rowWriter formats results.csv rows as encoding/csv would, fast: the
