@@ -205,6 +205,11 @@ func (s *Store) PutCached(ctx context.Context, job string, i int, c CachedBlob, 
 // CachedNumbers returns cached blob i, or ErrNotFound.
 func (s *Store) CachedNumbers(ctx context.Context, job string, i int) (CachedBlob, error) {
 	b, err := s.rdb.Get(ctx, cachedKey(job, i)).Bytes()
+	return decodeCachedBlob(job, i, b, err)
+}
+
+// decodeCachedBlob decodes what GET of cached blob i answered.
+func decodeCachedBlob(job string, i int, b []byte, err error) (CachedBlob, error) {
 	if errors.Is(err, redis.Nil) {
 		return CachedBlob{}, fmt.Errorf("job %s cached numbers %d: %w", job, i, ErrNotFound)
 	}
@@ -222,6 +227,11 @@ func (s *Store) CachedNumbers(ctx context.Context, job string, i int) (CachedBlo
 // they were enqueued (zero records when nothing, or nothing was noted).
 func (s *Store) Before(ctx context.Context, job string, i, n int) ([]capstore.Record, error) {
 	b, err := s.rdb.Get(ctx, beforeKey(job, i)).Bytes()
+	return decodeBeforeBlob(job, i, n, b, err)
+}
+
+// decodeBeforeBlob decodes what GET of chunk i's before blob answered.
+func decodeBeforeBlob(job string, i, n int, b []byte, err error) ([]capstore.Record, error) {
 	if errors.Is(err, redis.Nil) {
 		return make([]capstore.Record, n), nil
 	}

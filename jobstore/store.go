@@ -264,6 +264,12 @@ func (s *Store) PutChunk(ctx context.Context, job string, i int, entries []Entry
 // Chunk returns the entries of chunk i.
 func (s *Store) Chunk(ctx context.Context, job string, i int) ([]Entry, error) {
 	b, err := s.rdb.Get(ctx, chunkKey(job, i)).Bytes()
+	return s.decodeChunkBlob(ctx, job, i, b, err)
+}
+
+// decodeChunkBlob decodes what GET of chunk i's blob answered, reading the
+// blob of the layout before when there is none.
+func (s *Store) decodeChunkBlob(ctx context.Context, job string, i int, b []byte, err error) ([]Entry, error) {
 	if errors.Is(err, redis.Nil) {
 		b, err = s.rdb.Get(ctx, oldChunkKey(job, i)).Bytes()
 	}
@@ -366,6 +372,11 @@ func (s *Store) Outcomes(ctx context.Context, job string, i int) ([]Outcome, err
 		return nil, err
 	}
 	raw, err := s.rdb.LRange(ctx, outKey(job, l.k, i), 0, -1).Result()
+	return decodeOutcomeList(job, i, raw, err)
+}
+
+// decodeOutcomeList decodes what LRANGE of chunk i's outcomes answered.
+func decodeOutcomeList(job string, i int, raw []string, err error) ([]Outcome, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading job %s chunk %d outcomes: %w", job, i, err)
 	}

@@ -18,7 +18,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -163,7 +162,7 @@ type resultJSON struct {
 }
 
 // writeResults writes the results of j to w in row order, counting each
-// line in sum and its change in mem. Up to prepMax goroutines prepare the
+// line in sum and its change in mem. prepN goroutines prepare the
 // chunks, chunk i on goroutine i mod their number: each reads its chunks
 // from Redis, settles them and formats their lines; this one counts the
 // lines in row order (the report's samples depend on it) and writes them.
@@ -177,7 +176,7 @@ func writeResults(ctx context.Context, s *jobstore.Store, j *jobstore.Job, w io.
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
-	n := min(max(runtime.GOMAXPROCS(0), 2), prepMax)
+	n := prepN
 	outs := make([]chan *chunkData, n)
 	p.free = make(chan []byte, 2*n)
 	for k := range outs {
@@ -217,9 +216,9 @@ func writeResults(ctx context.Context, s *jobstore.Store, j *jobstore.Job, w io.
 	return nil
 }
 
-// prepMax bounds the goroutines that prepare the chunks of the results:
-// beyond the cores, more only take memory.
-const prepMax = 4
+// prepN is how many goroutines prepare the chunks of the results: reading
+// a chunk is a Redis round trip, which several in flight hide.
+const prepN = 4
 
 // chunkData is a chunk read from Redis and prepared for writing: its
 // entries and their settled outcomes and capabilities, what the memory held
@@ -299,34 +298,23 @@ func (p *preparer) run(ctx context.Context, first, step int, out chan<- *chunkDa
 }
 
 func (p *preparer) prepare(ctx context.Context, c *chunkData, rw *rowWriter) error {
-	s, j := p.s, p.j
+	j := p.j
+	r, err := p.s.ReadChunk(ctx, j.ID, c.i, j.Chunks, j.Cached > 0)
+	if err != nil {
+		return err
+	}
 	if c.i < j.Chunks {
-		entries, err := s.Chunk(ctx, j.ID, c.i)
-		if err != nil {
-			return err
-		}
-		outs, err := s.Outcomes(ctx, j.ID, c.i)
-		if err != nil {
-			return err
-		}
-		if c.before, err = s.Before(ctx, j.ID, c.i, len(entries)); err != nil {
-			return err
-		}
-		per, all := jobstore.Settle(len(entries), outs)
+		per, all := jobstore.Settle(len(r.Entries), r.Outcomes)
 		if !all {
 			return fmt.Errorf("job %s chunk %d: %w", j.ID, c.i, ErrUnsettled)
 		}
-		if c.caps, err = p.caps.chunk(ctx, entries, per); err != nil {
+		if c.caps, err = p.caps.chunk(ctx, r.Entries, per); err != nil {
 			return err
 		}
-		c.entries, c.per = entries, per
+		c.entries, c.per, c.before = r.Entries, per, r.Before
 	}
 	if j.Cached > 0 {
-		b, err := s.CachedNumbers(ctx, j.ID, c.i)
-		if err != nil {
-			return err
-		}
-		c.cached = b.Numbers
+		c.cached = r.Cached.Numbers
 		c.cachedO = make([]jobstore.Outcome, len(c.cached))
 		c.cachedC = make([]capability, len(c.cached))
 		for k := range c.cached {
@@ -344,7 +332,7 @@ func (p *preparer) prepare(ctx context.Context, c *chunkData, rw *rowWriter) err
 	}
 	b := bytes.NewBuffer(c.text)
 	enc := json.NewEncoder(b)
-	err := c.each(func(e *jobstore.Entry, o *jobstore.Outcome, cp capability, _ int) error {
+	err = c.each(func(e *jobstore.Entry, o *jobstore.Outcome, cp capability, _ int) error {
 		checked := ""
 		if t := o.Time(); !t.IsZero() {
 			checked = t.Format(time.RFC3339Nano)
