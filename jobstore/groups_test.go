@@ -73,6 +73,25 @@ func TestGroups(t *testing.T) {
 					t.Fatalf("FinishChunk(%d) = %v, %v", i, all, err)
 				}
 			}
+			// ReadChunk's one round trip (across slots on the cluster)
+			// reads what Chunk, Outcomes and Before read.
+			for _, i := range []int{0, chunks - 1} {
+				r, err := store.ReadChunk(b.ctx, b.id, i, chunks, false)
+				if err != nil {
+					t.Fatalf("ReadChunk(%d): %v", i, err)
+				}
+				entries, err1 := store.Chunk(b.ctx, b.id, i)
+				outs, err2 := store.Outcomes(b.ctx, b.id, i)
+				if err1 != nil || err2 != nil {
+					t.Fatal(err1, err2)
+				}
+				if diff := cmp.Diff(jobstore.ChunkRead{Entries: entries, Outcomes: outs}, r); diff != "" {
+					t.Errorf("ReadChunk(%d) (-Chunk, Outcomes +ReadChunk):\n%s", i, diff)
+				}
+			}
+			if r, err := store.ReadChunk(b.ctx, b.id, chunks, chunks, false); err != nil || r.Entries != nil {
+				t.Errorf("ReadChunk past the last chunk = %v, %v; want nothing", r, err)
+			}
 			// Calls counted outside any chunk (Add) add to the groups'.
 			if err := store.Add(b.ctx, b.id, jobstore.Counters{Requests: 1, RateLimited: 1}); err != nil {
 				t.Fatal(err)

@@ -266,19 +266,34 @@ func Pending(n, batchSize int, outcomes []Outcome) []Range {
 // Settle returns, for each entry of a chunk of n entries, the outcome that
 // settled it (the first final one recorded), and whether all are settled.
 func Settle(n int, outcomes []Outcome) ([]Outcome, bool) {
+	by, all := SettledBy(n, outcomes)
 	per := make([]Outcome, n)
-	set := make([]bool, n)
+	for i, k := range by {
+		if k >= 0 {
+			per[i] = outcomes[k]
+		}
+	}
+	return per, all
+}
+
+// SettledBy is Settle without the copies: for each entry, the index in
+// outcomes of the one that settled it, -1 for none.
+func SettledBy(n int, outcomes []Outcome) ([]int32, bool) {
+	by := make([]int32, n)
+	for i := range by {
+		by[i] = -1
+	}
 	count := 0
-	for _, o := range outcomes {
+	for k, o := range outcomes {
 		if !o.Final() {
 			continue
 		}
 		for i := max(o.Lo, 0); i < min(o.Hi, n); i++ {
-			if !set[i] {
-				per[i], set[i] = o, true
+			if by[i] < 0 {
+				by[i] = int32(k)
 				count++
 			}
 		}
 	}
-	return per, count == n && !slices.Contains(set, false)
+	return by, count == n
 }

@@ -11,7 +11,7 @@ import (
 
 // ChunkRead is what the output files need of a chunk: its entries, its
 // outcomes as recorded, what the memory held of its numbers before the
-// job, and the numbers the memory answered that come before its end.
+// job (nil when nothing was noted), and the numbers the memory answered that come before its end.
 type ChunkRead struct {
 	Entries  []Entry
 	Outcomes []Outcome
@@ -52,9 +52,11 @@ func (s *Store) ReadChunk(ctx context.Context, job string, i, chunks int, cached
 		if r.Outcomes, err = decodeOutcomeList(job, i, outs.Val(), outs.Err()); err != nil {
 			return r, err
 		}
-		b, err = before.Bytes()
-		if r.Before, err = decodeBeforeBlob(job, i, len(r.Entries), b, err); err != nil {
-			return r, err
+		// Nothing noted is the usual: Before stays nil, not n zero records.
+		if b, err := before.Bytes(); !errors.Is(err, redis.Nil) {
+			if r.Before, err = decodeBeforeBlob(job, i, len(r.Entries), b, err); err != nil {
+				return r, err
+			}
 		}
 	}
 	if cached {

@@ -37,16 +37,17 @@ func newCapabilities(s *jobstore.Store, j *jobstore.Job) *capabilities {
 		since: j.CreatedAt.Truncate(time.Second)}
 }
 
-// chunk returns the capability of each entry of a chunk.
-func (c *capabilities) chunk(ctx context.Context, entries []jobstore.Entry, per []jobstore.Outcome) ([]capability, error) {
-	out := make([]capability, len(entries))
+// chunk returns the capability of each entry of a chunk, settled by
+// outs[by[k]]; nil when the job waited for no callbacks (none has one).
+func (c *capabilities) chunk(ctx context.Context, entries []jobstore.Entry, outs []jobstore.Outcome, by []int32) ([]capability, error) {
 	if c == nil {
-		return out, nil
+		return nil, nil
 	}
+	out := make([]capability, len(entries))
 	var idx []int
 	var nums []uint64
 	for k, e := range entries {
-		if per[k].Status != jobstore.Accepted {
+		if outs[by[k]].Status != jobstore.Accepted {
 			continue
 		}
 		n, err := strconv.ParseUint(e.Number[1:], 10, 64)

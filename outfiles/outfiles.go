@@ -198,7 +198,11 @@ func writeResults(ctx context.Context, s *jobstore.Store, j *jobstore.Job, w io.
 			}
 			sum.add(e.Number, *o, cp)
 			if k >= 0 {
-				mem.change(*e, c.before[k], answer(o, cp))
+				var before capstore.Record
+				if c.before != nil {
+					before = c.before[k]
+				}
+				mem.change(*e, before, answer(o, cp))
 			}
 			return nil
 		})
@@ -221,14 +225,16 @@ func writeResults(ctx context.Context, s *jobstore.Store, j *jobstore.Job, w io.
 const prepN = 4
 
 // chunkData is a chunk read from Redis and prepared for writing: its
-// entries and their settled outcomes and capabilities, what the memory held
-// of its numbers before the job, the numbers the memory answered that come
+// entries, its outcomes and the one that settled each entry, their
+// capabilities (nil: none), what the memory held of its numbers before the
+// job (nil: nothing), the numbers the memory answered that come
 // before its end with their lines' outcomes, and its lines formatted. The
 // last one (i == Chunks) is only the numbers answered after the last chunk.
 type chunkData struct {
 	i       int
 	entries []jobstore.Entry
-	per     []jobstore.Outcome
+	outs    []jobstore.Outcome
+	by      []int32
 	caps    []capability
 	before  []capstore.Record
 	cached  []jobstore.CachedNumber
@@ -256,7 +262,11 @@ func (c *chunkData) each(fn func(e *jobstore.Entry, o *jobstore.Outcome, cp capa
 		if err := cachedBefore(e.Row); err != nil {
 			return err
 		}
-		if err := fn(e, &c.per[k], c.caps[k], k); err != nil {
+		var cp capability
+		if c.caps != nil {
+			cp = c.caps[k]
+		}
+		if err := fn(e, &c.outs[c.by[k]], cp, k); err != nil {
 			return err
 		}
 	}
@@ -304,14 +314,14 @@ func (p *preparer) prepare(ctx context.Context, c *chunkData, rw *rowWriter) err
 		return err
 	}
 	if c.i < j.Chunks {
-		per, all := jobstore.Settle(len(r.Entries), r.Outcomes)
+		by, all := jobstore.SettledBy(len(r.Entries), r.Outcomes)
 		if !all {
 			return fmt.Errorf("job %s chunk %d: %w", j.ID, c.i, ErrUnsettled)
 		}
-		if c.caps, err = p.caps.chunk(ctx, r.Entries, per); err != nil {
+		if c.caps, err = p.caps.chunk(ctx, r.Entries, r.Outcomes, by); err != nil {
 			return err
 		}
-		c.entries, c.per, c.before = r.Entries, per, r.Before
+		c.entries, c.outs, c.by, c.before = r.Entries, r.Outcomes, by, r.Before
 	}
 	if j.Cached > 0 {
 		c.cached = r.Cached.Numbers
