@@ -25,9 +25,11 @@ const idleConnMax = 90 * time.Second
 
 // aliveCheckAfter is how long a connection is idle before it is checked,
 // when taken from the pool, for a close by the server (which net/http's
-// reading goroutine would have seen): a request written on it would fail,
-// at the cost of a retry.
-const aliveCheckAfter = time.Second
+// reading goroutine would have seen at once): a request written on a closed
+// connection usually reaches the kernel and fails only at the read, and a
+// POST is not sent again then. The check is one non-blocking peek, cheap
+// next to the call; only a connection back this instant skips it.
+const aliveCheckAfter = time.Millisecond
 
 // readBufSize is the read buffer of a pooled connection: an answer's head
 // and body fit in it.
@@ -197,7 +199,9 @@ func (c *Client) exchange(rctx context.Context, pc *pooledConn, g SendGate, req 
 		return resp, nil, false, errBodyTooLarge
 	}
 	// A body that runs to the close of the connection leaves nothing to
-	// reuse; one whose context ended may have had its deadline cut.
+	// reuse; one whose context ended may have had its deadline cut. Bytes
+	// read past the answer are no answer to the next request: as net/http,
+	// such a connection is closed.
 	framed := resp.ContentLength >= 0 || (len(resp.TransferEncoding) > 0 && resp.TransferEncoding[0] == "chunked")
-	return resp, data, framed && !resp.Close && stop(), nil
+	return resp, data, framed && !resp.Close && pc.br.Buffered() == 0 && stop(), nil
 }

@@ -1,7 +1,9 @@
 package capapi_test
 
 import (
+	"bufio"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -93,7 +95,7 @@ func TestDirectIdleConnectionClosedByServer(t *testing.T) {
 	t.Cleanup(c.CloseIdleConnections)
 	for i := range 2 {
 		if i > 0 {
-			time.Sleep(1200 * time.Millisecond) // idle past the server's timeout and the client's check
+			time.Sleep(400 * time.Millisecond) // idle past the server's timeout (100 ms)
 		}
 		if r := c.Check(context.Background(), []string{"+919800000001"}); r.Class != capapi.Accepted {
 			t.Fatalf("call %d: %v %v", i, r.Class, r.Err)
@@ -114,4 +116,52 @@ func (a *counter) add() int {
 	defer a.mu.Unlock()
 	a.n++
 	return a.n
+}
+
+// Bytes a server sends past its answer are no answer to the next request:
+// the connection is not reused, and the next call gets its own answer.
+func TestDirectBytesPastTheAnswerNotReused(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	const accepted = "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 32\r\n\r\n" + `{"code":"MSG402","message":"ok"}`
+	const stray = "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n"
+	go func() {
+		first := true
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(conn net.Conn, extra string) {
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					if _, err := conn.Write([]byte(accepted + extra)); err != nil {
+						return
+					}
+					extra = ""
+				}
+			}(conn, map[bool]string{true: stray}[first])
+			first = false
+		}
+	}()
+	c, err := capapi.New(capapi.Config{BaseURL: "http://" + ln.Addr().String(), SID: testSID, APIKey: testKey, MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.CloseIdleConnections)
+	for i := range 3 {
+		if r := c.Check(context.Background(), []string{"+919800000001"}); r.Class != capapi.Accepted {
+			t.Fatalf("call %d: %v %v", i, r.Class, r.Err)
+		}
+	}
 }
