@@ -60,15 +60,9 @@ func TestDirectConnectionsReused(t *testing.T) {
 	srv.Config.ConnState = cc.state
 	srv.Start()
 	t.Cleanup(srv.Close)
-	c, err := capapi.New(capapi.Config{BaseURL: srv.URL, SID: testSID, APIKey: testKey, MaxConns: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.CloseIdleConnections)
+	c := directClient(t, srv.URL)
 	for i := range 6 {
-		if r := c.Check(context.Background(), []string{"+919800000001"}); r.Class != capapi.Accepted {
-			t.Fatalf("call %d: %v %v", i, r.Class, r.Err)
-		}
+		checkAccepted(t, c, i)
 	}
 	if got := cc.count(); got != 2 {
 		t.Errorf("%d connections opened, want 2 (one closed by the server after call 4)", got)
@@ -88,18 +82,12 @@ func TestDirectIdleConnectionClosedByServer(t *testing.T) {
 	srv.Config.IdleTimeout = 100 * time.Millisecond
 	srv.Start()
 	t.Cleanup(srv.Close)
-	c, err := capapi.New(capapi.Config{BaseURL: srv.URL, SID: testSID, APIKey: testKey, MaxConns: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.CloseIdleConnections)
+	c := directClient(t, srv.URL)
 	for i := range 2 {
 		if i > 0 {
 			time.Sleep(400 * time.Millisecond) // idle past the server's timeout (100 ms)
 		}
-		if r := c.Check(context.Background(), []string{"+919800000001"}); r.Class != capapi.Accepted {
-			t.Fatalf("call %d: %v %v", i, r.Class, r.Err)
-		}
+		checkAccepted(t, c, i)
 	}
 	if got := cc.count(); got != 2 {
 		t.Errorf("%d connections opened, want 2", got)
@@ -154,14 +142,28 @@ func TestDirectBytesPastTheAnswerNotReused(t *testing.T) {
 			first = false
 		}
 	}()
-	c, err := capapi.New(capapi.Config{BaseURL: "http://" + ln.Addr().String(), SID: testSID, APIKey: testKey, MaxConns: 1})
+	c := directClient(t, "http://"+ln.Addr().String())
+	for i := range 3 {
+		checkAccepted(t, c, i)
+	}
+}
+
+// directClient is a client of the API at url on its own connections, one at
+// a time.
+func directClient(t *testing.T, url string) *capapi.Client {
+	t.Helper()
+	c, err := capapi.New(capapi.Config{BaseURL: url, SID: testSID, APIKey: testKey, MaxConns: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.CloseIdleConnections)
-	for i := range 3 {
-		if r := c.Check(context.Background(), []string{"+919800000001"}); r.Class != capapi.Accepted {
-			t.Fatalf("call %d: %v %v", i, r.Class, r.Err)
-		}
+	return c
+}
+
+// checkAccepted makes call i of a test and fails it unless it was accepted.
+func checkAccepted(t *testing.T, c *capapi.Client, i int) {
+	t.Helper()
+	if r := c.Check(context.Background(), []string{"+919800000001"}); r.Class != capapi.Accepted {
+		t.Fatalf("call %d: %v %v", i, r.Class, r.Err)
 	}
 }
