@@ -125,12 +125,17 @@ func (s *Store) layoutOf(ctx context.Context, id string) (layout, error) {
 	if v[1] == nil {
 		return layout{}, errNoJob
 	}
-	l = layout{read: time.Now()}
-	if str, ok := v[0].(string); ok {
-		l.k, _ = strconv.Atoi(str)
-	}
+	k, _ := v[0].(string)
+	return s.noteLayout(id, k, v[1].(string)), nil
+}
+
+// noteLayout returns the layout of job id whose record holds groupChunks
+// and created (as stored), and caches it when the job has groups.
+func (s *Store) noteLayout(id, groupChunks, created string) layout {
+	l := layout{read: time.Now()}
+	l.k, _ = strconv.Atoi(groupChunks)
 	if l.k > 0 {
-		ms, _ := strconv.ParseInt(v[1].(string), 10, 64)
+		ms, _ := strconv.ParseInt(created, 10, 64)
 		l.t0 = ms / 1000
 		s.layouts.mu.Lock()
 		if len(s.layouts.m) >= 4096 {
@@ -142,7 +147,7 @@ func (s *Store) layoutOf(ctx context.Context, id string) (layout, error) {
 		s.layouts.m[id] = l
 		s.layouts.mu.Unlock()
 	}
-	return l, nil
+	return l
 }
 
 // t0Arg is the series' t0 for a script: "" lets the series keep its own.

@@ -2,6 +2,7 @@ package jobstore_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -91,6 +92,33 @@ func TestGroups(t *testing.T) {
 			}
 			if r, err := store.ReadChunk(b.ctx, b.id, chunks, chunks, false); err != nil || r.Entries != nil {
 				t.Errorf("ReadChunk past the last chunk = %v, %v; want nothing", r, err)
+			}
+			// HeadAndChunk's one round trip reads what Head and Chunk read.
+			for _, i := range []int{0, chunks - 1} {
+				h, entries, err := store.HeadAndChunk(b.ctx, b.id, i)
+				if err != nil {
+					t.Fatalf("HeadAndChunk(%d): %v", i, err)
+				}
+				wantH, err1 := store.Head(b.ctx, b.id)
+				wantE, err2 := store.Chunk(b.ctx, b.id, i)
+				if err1 != nil || err2 != nil {
+					t.Fatal(err1, err2)
+				}
+				if diff := cmp.Diff(wantH, h); diff != "" {
+					t.Errorf("HeadAndChunk(%d) (-Head +HeadAndChunk):\n%s", i, diff)
+				}
+				if diff := cmp.Diff(wantE, entries); diff != "" {
+					t.Errorf("HeadAndChunk(%d) (-Chunk +HeadAndChunk):\n%s", i, diff)
+				}
+			}
+			if h, _, err := store.HeadAndChunk(b.ctx, b.id, chunks); h == nil || !errors.Is(err, jobstore.ErrNotFound) {
+				t.Errorf("HeadAndChunk past the last chunk = %v, %v; want the record and ErrNotFound", h, err)
+			}
+			if h, _, err := store.HeadAndChunk(b.ctx, b.id+"-none", 0); h != nil || !errors.Is(err, jobstore.ErrNotFound) {
+				t.Errorf("HeadAndChunk of no job = %v, %v; want ErrNotFound alone", h, err)
+			}
+			if err := store.LoadScripts(b.ctx); err != nil {
+				t.Errorf("LoadScripts: %v", err)
 			}
 			// Calls counted outside any chunk (Add) add to the groups'.
 			if err := store.Add(b.ctx, b.id, jobstore.Counters{Requests: 1, RateLimited: 1}); err != nil {

@@ -3,6 +3,8 @@ package jobstore
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -66,4 +68,47 @@ func (s *Store) ReadChunk(ctx context.Context, job string, i, chunks int, cached
 		}
 	}
 	return r, nil
+}
+
+// HeadAndChunk returns the job's record as Head does and the entries of
+// chunk i as Chunk does, in one round trip: what a worker reads of a chunk
+// before its first request, while it takes the chunk's hold. The record's
+// layout of the job's keys is noted as well, so that Outcomes then reads
+// only the chunk's list. A job with no record is ErrNotFound (and no
+// record), whatever the chunk; a chunk that cannot be read is an error
+// with the record, which may say why (an earlier generation's task).
+func (s *Store) HeadAndChunk(ctx context.Context, job string, i int) (*Job, []Entry, error) {
+	if err := ValidateJobID(job); err != nil {
+		return nil, nil, err
+	}
+	var h *redis.MapStringStringCmd
+	var n *redis.IntCmd
+	var blob *redis.StringCmd
+	// Each command's answer is read on its own (a missing chunk is
+	// redis.Nil).
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		h = p.HGetAll(ctx, jobKey(job))
+		n = p.SCard(ctx, doneKey(job))
+		blob = p.Get(ctx, chunkKey(job, i))
+		return nil
+	})
+	if err := errors.Join(h.Err(), n.Err()); err != nil {
+		return nil, nil, wrap("reading", job, err)
+	}
+	if len(h.Val()) == 0 {
+		return nil, nil, fmt.Errorf("job %s: %w", job, ErrNotFound)
+	}
+	j := parseJob(h.Val())
+	j.ID = job
+	j.ChunksDone = int(n.Val())
+	j.Counters, j.StartedAt = Counters{}, time.Time{}
+	if created, ok := h.Val()[fCreated]; ok {
+		s.noteLayout(job, h.Val()[fGroupChunks], created)
+	}
+	b, err := blob.Bytes()
+	entries, err := s.decodeChunkBlob(ctx, job, i, b, err)
+	if err != nil {
+		return j, nil, err
+	}
+	return j, entries, nil
 }

@@ -88,6 +88,20 @@ return {lost, lapsed}`)
 // releaseScript drops the hold ARGV[1].
 var releaseScript = redis.NewScript(dropRun + `drop(ARGV[1]) return 0`)
 
+// LoadScripts loads into Redis's script cache (every node of a Cluster)
+// the scripts a worker runs on the way to a chunk's first request and
+// after it: holding the chunk, recording outcomes, releasing the hold. The
+// first chunk after Redis started then pays no NOSCRIPT round trip and
+// compile for each. Optional: a missing script is loaded when it runs.
+func (s *Store) LoadScripts(ctx context.Context) error {
+	for _, sc := range []*redis.Script{takeScript, recordScript, releaseScript} {
+		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			return fmt.Errorf("loading the job store's scripts: %w", err)
+		}
+	}
+	return nil
+}
+
 // TakeRun holds r's chunk for r for ttl from now, unless another run of the
 // chunk holds it: it reports whether r holds it. A hold that lapsed is taken.
 func (s *Store) TakeRun(ctx context.Context, ttl time.Duration, r Run) (bool, error) {
