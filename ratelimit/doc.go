@@ -36,6 +36,13 @@
 // same script sets the pause (pause = max(pause, now+d)), confirms slots (see
 // below) and reads the pause for [Limiter.PausedFor].
 //
+// [Limiter.Load] puts the script in Redis's script cache ahead of the first
+// permit (a worker calls it at start): after Redis starts, or its scripts
+// are flushed, the first permit's EVALSHA would be refused as NOSCRIPT, and
+// the script sent whole and compiled on the way to the slot. It changes
+// nothing else: an idle fleet's first slot starts at once (now - tolerance
+// is in the past), and the script is loaded when missing anyway.
+//
 // T is 1/(Rate×0.995): 0.5% of the rate is held back, so a 1-second
 // window has room for S = (floor(Rate)+1)·T - 1s of lateness (about 10 ms at
 // 200 req/s, 6 ms at 1000) and still carries at most Rate+1 requests: a

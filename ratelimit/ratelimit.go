@@ -495,6 +495,18 @@ var scriptSrc string
 
 var script = redis.NewScript(scriptSrc)
 
+// Load loads the limiter's script into Redis's script cache (on every node
+// of a Cluster), so that the first permit after Redis started, or flushed
+// its scripts, is not refused as NOSCRIPT and sent again whole, then
+// compiled, on the way to its slot. Optional: the script is loaded when
+// missing anyway.
+func (l *Limiter) Load(ctx context.Context) error {
+	if err := script.Load(ctx, l.rdb).Err(); err != nil {
+		return fmt.Errorf("ratelimit: loading the script: %w", err)
+	}
+	return nil
+}
+
 // state is the script's answer, in µs on the Redis clock.
 type state struct {
 	now, pause float64

@@ -931,3 +931,23 @@ func TestStateRolledBack(t *testing.T) {
 		})
 	}
 }
+
+// TestLoad: Load puts the script in Redis's cache, so the first permit's
+// EVALSHA is not refused as NOSCRIPT.
+func TestLoad(t *testing.T) {
+	t.Parallel()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx := context.Background()
+	if ok, err := rdb.ScriptExists(ctx, script.Hash()).Result(); err != nil || ok[0] {
+		t.Fatalf("SCRIPT EXISTS before Load = %v, %v; want false", ok, err)
+	}
+	l := newLimiter(t, rdb, "rl", 100)
+	if err := l.Load(ctx); err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if ok, err := rdb.ScriptExists(ctx, script.Hash()).Result(); err != nil || !ok[0] {
+		t.Errorf("SCRIPT EXISTS after Load = %v, %v; want true", ok, err)
+	}
+}
