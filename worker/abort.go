@@ -36,12 +36,7 @@ func (w *Worker) jobAborted(ctx context.Context, c tasks.Chunk) (string, error) 
 	if r := w.abortSettled(ctx, c); r != "" {
 		return r, nil
 	}
-	w.watchAbortsOnce()
-	v, ok := w.abortReads.Load(c.Job)
-	if !ok {
-		v, _ = w.abortReads.LoadOrStore(c.Job, new(abortRead))
-	}
-	ar := v.(*abortRead)
+	ar := w.abortReadOf(c.Job)
 	if ar.fresh() {
 		return "", nil
 	}
@@ -53,7 +48,7 @@ func (w *Worker) jobAborted(ctx context.Context, c tasks.Chunk) (string, error) 
 	if ar.fresh() {
 		return "", nil // read by another call while this one waited
 	}
-	n, begin := ar.announced.Load(), time.Now().UnixNano()
+	n, begin := ar.begin()
 	reason, err := w.store.Aborted(ctx, c.Job)
 	if err != nil {
 		return "", err
@@ -61,13 +56,35 @@ func (w *Worker) jobAborted(ctx context.Context, c tasks.Chunk) (string, error) 
 	if reason != "" {
 		w.aborted.Store(abortKey(c), reason)
 	}
+	ar.read(n, begin)
+	return reason, nil
+}
+
+// abortReadOf returns the note of job's abort reads, watching the
+// announcements first (see jobAborted).
+func (w *Worker) abortReadOf(job string) *abortRead {
+	w.watchAbortsOnce()
+	v, ok := w.abortReads.Load(job)
+	if !ok {
+		v, _ = w.abortReads.LoadOrStore(job, new(abortRead))
+	}
+	return v.(*abortRead)
+}
+
+// begin returns what read needs of a read of the reason that begins now.
+func (ar *abortRead) begin() (announced, at int64) {
+	return ar.announced.Load(), time.Now().UnixNano()
+}
+
+// read notes a read of the reason, begun at at after announced
+// announcements, that found none (or noted the one it found).
+func (ar *abortRead) read(announced, at int64) {
 	// An announcement between the read and here makes the read stale: the
 	// announcement's reset must win whichever of the two stores is last.
-	ar.at.Store(begin)
-	if ar.announced.Load() != n {
-		ar.at.CompareAndSwap(begin, 0)
+	ar.at.Store(at)
+	if ar.announced.Load() != announced {
+		ar.at.CompareAndSwap(at, 0)
 	}
-	return reason, nil
 }
 
 // fresh reports whether the reason was read lately, after the last

@@ -29,6 +29,8 @@ func (w *Worker) processChunk(ctx context.Context, t *asynq.Task) error {
 	}
 	log := w.log.With("job", c.Job, "chunk", c.Chunk)
 	start := time.Now()
+	warmed := w.startWarm(ctx, log)
+	read := w.startRead(ctx, c)
 	hd, release, err := w.hold(ctx, c)
 	if errors.Is(err, errHeldElsewhere) {
 		// That run settles it; were it to die, its hold lapses and is
@@ -42,7 +44,7 @@ func (w *Worker) processChunk(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("holding chunk %d of job %s: %w", c.Chunk, c.Job, err)
 	}
 	defer release()
-	result, err := w.runChunk(ctx, c, hd, log)
+	result, err := w.runChunk(ctx, c, hd, read, warmed, log)
 	if err != nil && !errors.Is(err, ErrHandedBack) && w.draining() && ctx.Err() != nil {
 		// Canceled by Shutdown: hand the chunk back like any drained one.
 		err = fmt.Errorf("%w: %w", ErrDraining, err)
@@ -64,37 +66,62 @@ func (w *Worker) processChunk(ctx context.Context, t *asynq.Task) error {
 	return err
 }
 
+// chunkRead is what a chunk run reads before its hold is taken.
+type chunkRead struct {
+	job     *jobstore.Job
+	entries []jobstore.Entry
+	err     error
+}
+
+// startRead reads c's job record and entries (they do not change under a
+// hold) while the caller takes the chunk's hold, and returns what waits for
+// them. The record holds the abort reason: it counts as the job's read of
+// it (jobAborted), which spares the first permit a round trip between the
+// permit and the request.
+func (w *Worker) startRead(ctx context.Context, c tasks.Chunk) (wait func() chunkRead) {
+	done := make(chan chunkRead, 1)
+	go func() {
+		ar := w.abortReadOf(c.Job)
+		n, begin := ar.begin()
+		job, entries, err := w.store.HeadAndChunk(ctx, c.Job, c.Chunk)
+		if job != nil && job.Gen == c.Gen && !job.State.Finished() {
+			if job.Abort != "" {
+				w.aborted.Store(abortKey(c), job.Abort)
+			}
+			ar.read(n, begin)
+		}
+		done <- chunkRead{job: job, entries: entries, err: err}
+	}()
+	return func() chunkRead { return <-done }
+}
+
 // runChunk does processChunk's work and returns the result for the
-// capcheck_chunks_total metric.
-func (w *Worker) runChunk(ctx context.Context, c tasks.Chunk, hd *held, log *slog.Logger) (string, error) {
-	job, err := w.store.Head(ctx, c.Job)
-	if errors.Is(err, jobstore.ErrNotFound) {
+// capcheck_chunks_total metric; read waits for the job's record and the
+// chunk's entries (startRead), warmed for the API client's connections
+// (startWarm).
+func (w *Worker) runChunk(ctx context.Context, c tasks.Chunk, hd *held, read func() chunkRead, warmed func(), log *slog.Logger) (string, error) {
+	rd := read()
+	job, entries, err := rd.job, rd.entries, rd.err
+	if job == nil && errors.Is(err, jobstore.ErrNotFound) {
 		log.Warn("chunk task of a job that does not exist: skipped")
 		return chunkStale, nil
 	}
-	if err != nil {
+	if job == nil {
 		return chunkError, err
 	}
 	if job.State.Finished() || job.Gen != c.Gen {
 		log.Debug("stale chunk task: skipped", "state", job.State, "task_gen", c.Gen, "job_gen", job.Gen)
 		return chunkStale, nil
 	}
-	entries, err := w.store.Chunk(ctx, c.Job, c.Chunk)
 	if err != nil {
 		return chunkError, err
 	}
 	cr := w.newChunkRun(c, entries, job.Abort, log)
 	cr.held = hd
-	if wm, ok := w.api.(warmer); ok {
-		// Before the first permit, so that DNS, TCP and TLS are not paid
-		// inside a slot; nothing to do when the pool is open already.
-		if err := wm.Warm(ctx); err != nil {
-			log.Debug("could not open connections to the API ahead of the calls", "err", err)
-		}
-	}
 	if cr.await, err = w.awaitRefOf(ctx, job, c.Chunk); err != nil {
 		return chunkError, err
 	}
+	warmed()
 	// Usually one round. Another live run of this chunk (asynq re-delivered
 	// it) can leave entries of this run's ranges unsettled when its outcome
 	// covered some of them first: FinishChunk says so, and they are sent.

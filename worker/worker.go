@@ -234,6 +234,8 @@ func (w *Worker) Start() error {
 	w.bg.Add(1)
 	go func() { defer w.bg.Done(); w.listenForTasks(w.drain, idle) }()
 	w.bg.Add(1)
+	go func() { defer w.bg.Done(); w.prepare(w.drain) }()
+	w.bg.Add(1)
 	go func() { defer w.bg.Done(); w.keepHolds(w.holdsCtx) }()
 	w.bg.Add(1)
 	go func() { defer w.bg.Done(); w.sweep(w.drain) }()
