@@ -474,9 +474,23 @@ type recordCall struct {
 // trip to a single Redis), and returns the error of each (nil when all were
 // recorded). They are written in order.
 func (s *Store) RecordAll(ctx context.Context, rs []Record) []error {
+	pipe := s.rdb.Pipeline()
+	settle := s.QueueRecords(ctx, pipe, rs)
+	if pipe.Len() > 0 {
+		_, _ = pipe.Exec(ctx) // each command's error is read by settle
+	}
+	return settle()
+}
+
+// QueueRecords queues the commands that record each of rs, as Record does,
+// on pipe (a pipeline of the store's own client, which may carry other
+// commands too), and returns what reads their answers once pipe has run:
+// the error of each, as RecordAll's. ctx is used for the reads that
+// preparing a record may need and for loading the script again, should
+// the server have lost it.
+func (s *Store) QueueRecords(ctx context.Context, pipe redis.Pipeliner, rs []Record) (settle func() []error) {
 	errs := make([]error, len(rs))
 	calls := make([]*recordCall, len(rs))
-	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(rs))
 	for i, r := range rs {
 		rc := &recordCall{Record: r}
@@ -485,32 +499,31 @@ func (s *Store) RecordAll(ctx context.Context, rs []Record) []error {
 			cmds[i] = recordScript.EvalSha(ctx, pipe, rc.keys, rc.args...)
 		}
 	}
-	if pipe.Len() > 0 {
-		_, _ = pipe.Exec(ctx) // each command's error is read below
+	return func() []error {
+		for i, rc := range calls {
+			if rc == nil {
+				continue
+			}
+			err := cmds[i].Err()
+			if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+				// The server lost its scripts (a restart, a failover):
+				// this one did not run; Run loads the script.
+				cmds[i] = recordScript.Run(ctx, s.rdb, rc.keys, rc.args...)
+				err = cmds[i].Err()
+			}
+			var r int
+			if err == nil {
+				r, err = cmds[i].Int()
+			}
+			errs[i] = s.recorded1(rc, r, err)
+		}
+		for _, err := range errs {
+			if err != nil {
+				return errs
+			}
+		}
+		return nil
 	}
-	for i, rc := range calls {
-		if rc == nil {
-			continue
-		}
-		err := cmds[i].Err()
-		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			// The server lost its scripts (a restart, a failover): this
-			// one did not run; Run loads the script.
-			cmds[i] = recordScript.Run(ctx, s.rdb, rc.keys, rc.args...)
-			err = cmds[i].Err()
-		}
-		var r int
-		if err == nil {
-			r, err = cmds[i].Int()
-		}
-		errs[i] = s.recorded1(rc, r, err)
-	}
-	for _, err := range errs {
-		if err != nil {
-			return errs
-		}
-	}
-	return nil
 }
 
 // prepareRecord sets rc's keys and arguments.

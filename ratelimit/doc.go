@@ -85,8 +85,11 @@
 // goroutines queue in order on a one-slot semaphore; the one at the head:
 //
 //  0. runs the caller's function, if it came through [Limiter.TakeAfter]
-//     (the worker writes its lanes' outcomes there: due before the caller's
-//     request, not sooner), while the slot reserved for it is still ahead;
+//     (work due before the caller's request, not sooner), while the slot
+//     reserved for it is still ahead; through [Limiter.TakeRiding], the
+//     caller's commands ([Rider]) go instead in the pipeline of the first
+//     round trip below (the worker writes its lanes' outcomes so, at no
+//     round trip of their own), or alone when the permit needs none;
 //  1. waits on a local x/time/rate limiter at Rate, which caps one replica at
 //     Rate even if the Redis state were lost, and costs nothing when the fleet
 //     is the tighter limit (its burst is 1 plus what the tolerance allows, so

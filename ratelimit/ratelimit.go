@@ -152,6 +152,9 @@ type Limiter struct {
 	seen float64
 	// queued counts the goroutines in Wait that do not hold slot yet.
 	queued atomic.Int64
+	// rider is the holder's work that goes in the next round trip for its
+	// permit (TakeRiding), nil when none is left; guarded by slot.
+	rider Rider
 
 	// sendBound is how long after its slot started a request may still be
 	// written (see Permit.Ready).
@@ -249,6 +252,9 @@ func lateTolerance(r float64) float64 {
 	return ((math.Floor(r)+1)*iv - 1) / 2
 }
 
+// Client returns the Redis client l was created with.
+func (l *Limiter) Client() Scripter { return l.rdb }
+
 // Limit returns the limit l was created with.
 func (l *Limiter) Limit() Limit { return l.limit }
 
@@ -291,18 +297,10 @@ func (l *Limiter) Take(ctx context.Context) (*Permit, error) {
 // runs out rather than in the caller's own. An error from first is returned
 // as it is, with no permit. The slot is taken as Take takes it.
 func (l *Limiter) TakeAfter(ctx context.Context, first func(context.Context) error) (*Permit, error) {
-	if err := ctx.Err(); err != nil {
+	if err := l.enter(ctx); err != nil {
 		return nil, err
 	}
-	l.queued.Add(1)
-	select {
-	case l.slot <- struct{}{}:
-		l.queued.Add(-1)
-	case <-ctx.Done():
-		l.queued.Add(-1)
-		return nil, ctx.Err()
-	}
-	defer func() { <-l.slot }()
+	defer l.leave()
 
 	if first != nil {
 		if err := first(ctx); err != nil {
@@ -315,6 +313,75 @@ func (l *Limiter) TakeAfter(ctx context.Context, first func(context.Context) err
 	}
 	l.permits.Add(1)
 	return &Permit{l: l, start: start}, nil
+}
+
+// Rider is work for Redis that is due before the caller's request but not
+// sooner: [Limiter.TakeRiding] sends it in the round trip the limiter makes
+// for the permit anyway (confirming the slot, usually), so that it costs no
+// round trip of its own. The worker writes its lanes' outcomes so.
+type Rider interface {
+	// Queue queues the commands on pipe, a pipeline of the limiter's own
+	// client that runs them ahead of the limiter's command, and returns
+	// what reads their answers once it has run (its error, when not nil,
+	// is returned with no permit).
+	Queue(ctx context.Context, pipe redis.Pipeliner) (settle func() error)
+	// Alone does the work in a round trip of its own, when the permit
+	// needed none of the limiter's (or its client has no pipelines).
+	Alone(ctx context.Context) error
+}
+
+// TakeRiding is [Limiter.Take], sending r's commands in the permit's round
+// trip to Redis, ahead of the limiter's own (see [Rider]); when the permit
+// needs no round trip, r does its work alone before Take returns. Either
+// way, r's work is done when TakeRiding returns a permit. Give r's commands
+// to the limiter's client only: they go to the same Redis.
+func (l *Limiter) TakeRiding(ctx context.Context, r Rider) (*Permit, error) {
+	if err := l.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer l.leave()
+
+	_, rides := l.rdb.(pipeliner)
+	if rides {
+		l.rider = r
+	}
+	start, err := l.wait(ctx)
+	alone := !rides || l.rider != nil // no round trip took it
+	l.rider = nil
+	if err != nil {
+		return nil, err
+	}
+	if alone {
+		if err := r.Alone(ctx); err != nil {
+			return nil, err
+		}
+	}
+	l.permits.Add(1)
+	return &Permit{l: l, start: start}, nil
+}
+
+// enter waits for the caller's turn in the replica's queue: to hold l.slot,
+// until leave.
+func (l *Limiter) enter(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	l.queued.Add(1)
+	defer l.queued.Add(-1)
+	select {
+	case l.slot <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (l *Limiter) leave() { <-l.slot }
+
+// pipeliner is a client that sends commands in pipelines; go-redis's
+// clients are.
+type pipeliner interface {
+	Pipeline() redis.Pipeliner
 }
 
 // Late returns how long ago the permit's slot started.
@@ -532,8 +599,19 @@ func (l *Limiter) run(ctx context.Context, mode, ep string, args ...any) (state,
 	}
 	argv := make([]any, 0, 8+len(args))
 	argv = append(argv, mode, now, l.interval, l.tolerance, pauseLimitArg, l.leadLimit, seen, ep)
+	argv = append(argv, args...)
 	l.roundTrips.Add(1)
-	vals, err := script.Run(ctx, l.rdb, l.key, append(argv, args...)...).StringSlice()
+	var cmd *redis.Cmd
+	if r := l.rider; hands && r != nil {
+		l.rider = nil
+		var err error
+		if cmd, err = l.runRiding(ctx, r, argv); err != nil {
+			return state{}, err
+		}
+	} else {
+		cmd = script.Run(ctx, l.rdb, l.key, argv...)
+	}
+	vals, err := cmd.StringSlice()
 	if err != nil {
 		return state{}, err
 	}
@@ -561,6 +639,29 @@ func (l *Limiter) run(ctx context.Context, mode, ep string, args ...any) (state,
 		l.seen = max(l.seen, st.x, st.next)
 	}
 	return st, nil
+}
+
+// runRiding runs the script with argv in one pipeline after r's commands
+// (see Rider). The pipeline is not canceled with ctx once r's commands are
+// in it: they may be other callers' work (the client's timeouts bound it).
+func (l *Limiter) runRiding(ctx context.Context, r Rider, argv []any) (*redis.Cmd, error) {
+	pipe := l.rdb.(pipeliner).Pipeline()
+	settle := r.Queue(ctx, pipe)
+	if pipe.Len() > 0 {
+		ctx = context.WithoutCancel(ctx)
+	}
+	cmd := script.EvalSha(ctx, pipe, l.key, argv...)
+	_, _ = pipe.Exec(ctx) // each command's error is read on its own
+	if settle != nil {
+		if err := settle(); err != nil {
+			return nil, err
+		}
+	}
+	if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// The server lost its scripts (a restart, a failover): Run loads it.
+		cmd = script.Run(ctx, l.rdb, l.key, argv...)
+	}
+	return cmd, nil
 }
 
 // fleetRate warns, once per value, that the fleet spaces slots by iv (µs),

@@ -365,11 +365,22 @@ func TestLanesMoveToAnotherChunk(t *testing.T) {
 // With the fleet limiter, lanes write their outcomes in batches while they
 // wait for permits, yet no lane calls before its own outcomes are in
 // Redis: when any call starts, the calls answered and not recorded are at
-// most one per other lane.
+// most one per other lane. On the store's client, the limiter carries the
+// writes in its round trips; on another, the lanes write them while next in
+// its queue.
 func TestLanesRecordBeforeTheirNextCall(t *testing.T) {
+	t.Run("riding", func(t *testing.T) { testLanesRecordBeforeTheirNextCall(t, true) })
+	t.Run("after", func(t *testing.T) { testLanesRecordBeforeTheirNextCall(t, false) })
+}
+
+func testLanesRecordBeforeTheirNextCall(t *testing.T, ride bool) {
 	const lanes, size, batch = 4, 200, 5
 	b := setup(t, worker.Config{BatchSize: batch, Concurrency: lanes, CallsInFlight: lanes}, false, size)
-	lim, err := ratelimit.New(b.rdb.Client(t), ratelimit.Config{Key: b.job + ":ratelimit", Limit: ratelimit.PerSecond(2000)})
+	var rdb ratelimit.Scripter = b.rdb.Client(t)
+	if ride {
+		rdb = b.store.Redis()
+	}
+	lim, err := ratelimit.New(rdb, ratelimit.Config{Key: b.job + ":ratelimit", Limit: ratelimit.PerSecond(2000)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,10 @@
 package worker
 
 import (
+	"context"
 	"sync"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/capcheck/capcheck/jobstore"
 )
@@ -10,8 +13,10 @@ import (
 // outcome of its call in the worker's outbox and goes on to wait for its next
 // permit; the outbox is written, in one pipeline, by the first lane that
 // reaches the head of the limiter's queue with an outcome of its own still
-// queued (ratelimit's TakeAfter), which writes those of the other lanes with
-// it. A lane's next call waits until its outcomes are written, and a lane
+// queued, which writes those of the other lanes with it: in the limiter's
+// own round trip for that lane's permit (ratelimit's TakeRiding), or before
+// the lane waits for its slot (TakeAfter) when the limiter is on another
+// client. A lane's next call waits until its outcomes are written, and a lane
 // that ends writes them before it returns, so the rule stays: an outcome is
 // recorded before its lane's next call, and a run's are all recorded when
 // its lanes are done. At a worker's rate a lane calls once for every lane
@@ -105,23 +110,38 @@ func (w *Worker) writeOutbox() {
 	b := &w.outbox
 	b.writing.Lock()
 	defer b.writing.Unlock()
+	batch := b.take()
+	if len(batch) == 0 {
+		return
+	}
+	// Not one lane's context: the batch holds other lanes' outcomes. It
+	// ends when the worker's shutdown runs out of time, as handlers' do.
+	w.written(batch, w.store.RecordAll(w.halt, records(batch)))
+}
+
+// take empties the outbox for a write; the caller holds b.writing.
+func (b *outbox) take() []*queued {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	batch := b.queue
 	b.queue = nil
 	for _, q := range batch {
 		q.taken = true
 	}
-	b.mu.Unlock()
-	if len(batch) == 0 {
-		return
-	}
+	return batch
+}
+
+func records(batch []*queued) []jobstore.Record {
 	recs := make([]jobstore.Record, len(batch))
 	for i, q := range batch {
 		recs[i] = q.rec
 	}
-	// Not one lane's context: the batch holds other lanes' outcomes. It
-	// ends when the worker's shutdown runs out of time, as handlers' do.
-	errs := w.store.RecordAll(w.halt, recs)
+	return recs
+}
+
+// written settles a write of batch whose errors are errs (nil: all
+// written): its lanes see them at their flush.
+func (w *Worker) written(batch []*queued, errs []error) {
 	for i, q := range batch {
 		if errs != nil {
 			q.err = errs[i]
@@ -131,4 +151,39 @@ func (w *Worker) writeOutbox() {
 		}
 		close(q.done)
 	}
+}
+
+// outboxRider writes the outbox in the round trip the limiter makes for a
+// lane's permit (ratelimit.Rider), when the lane has outcomes queued: the
+// write then costs no round trip of its own, and it is done before the
+// permit is handed to the lane, as the rule wants. The limiter must share
+// the store's Redis client.
+type outboxRider struct{ lo *laneOutbox }
+
+func (r outboxRider) Queue(_ context.Context, pipe redis.Pipeliner) (settle func() error) {
+	if !r.lo.waiting() {
+		return nil // the lane's were written (or are being written)
+	}
+	w := r.lo.w
+	b := &w.outbox
+	b.writing.Lock()
+	batch := b.take()
+	if len(batch) == 0 {
+		b.writing.Unlock()
+		return nil
+	}
+	done := w.store.QueueRecords(w.halt, pipe, records(batch))
+	return func() error {
+		defer b.writing.Unlock()
+		w.written(batch, done())
+		return nil // each lane reads its own errors at its flush
+	}
+}
+
+// Alone writes the lane's outcomes when the permit needed no round trip.
+func (r outboxRider) Alone(context.Context) error {
+	if err := r.lo.flush(); err != nil {
+		return outboxError{err}
+	}
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/capcheck/capcheck/capapi"
 	"github.com/capcheck/capcheck/internal/sleep"
 	"github.com/capcheck/capcheck/jobstore"
+	"github.com/capcheck/capcheck/ratelimit"
 	"github.com/capcheck/capcheck/tasks"
 )
 
@@ -239,8 +240,10 @@ func (cr *chunkRun) permit(ctx, waitCtx context.Context, lo *laneOutbox) (contex
 // the API client checks the permit (with a limiter that hands out permits)
 // and the run's hold again when the request is about to be written, so a
 // stall after the wait cannot send it late or after a takeover. With a
-// limiter that hands out permits, the lane's outbox is written while the
-// lane is next in its queue (an outboxError when that fails).
+// limiter that hands out permits, the lane's outbox is written in the
+// permit's round trip to Redis when the limiter shares the store's client,
+// else while the lane is next in its queue (an outboxError when that
+// fails).
 func (w *Worker) take(ctx, waitCtx context.Context, hd *held, lo *laneOutbox) (context.Context, error) {
 	g := holdGate{w: w, hd: hd}
 	pt, ok := w.lim.(permitTaker)
@@ -248,12 +251,18 @@ func (w *Worker) take(ctx, waitCtx context.Context, hd *held, lo *laneOutbox) (c
 		_, err := w.lim.Wait(waitCtx)
 		return capapi.WithSendGate(ctx, g), err
 	}
-	p, err := pt.TakeAfter(waitCtx, func(context.Context) error {
-		if err := lo.flush(); err != nil {
-			return outboxError{err}
-		}
-		return nil
-	})
+	var p *ratelimit.Permit
+	var err error
+	if pr, ok := w.lim.(permitRider); ok && any(pr.Client()) == any(w.store.Redis()) {
+		p, err = pr.TakeRiding(waitCtx, outboxRider{lo})
+	} else {
+		p, err = pt.TakeAfter(waitCtx, func(context.Context) error {
+			if err := lo.flush(); err != nil {
+				return outboxError{err}
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		return nil, err
 	}

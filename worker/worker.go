@@ -37,6 +37,14 @@ type permitTaker interface {
 	TakeAfter(ctx context.Context, first func(context.Context) error) (*ratelimit.Permit, error)
 }
 
+// permitRider is a permitTaker that can write the lanes' outcomes in the
+// round trip of a permit (ratelimit.Rider); *ratelimit.Limiter satisfies
+// it. It is used when its client is the store's.
+type permitRider interface {
+	TakeRiding(ctx context.Context, r ratelimit.Rider) (*ratelimit.Permit, error)
+	Client() ratelimit.Scripter
+}
+
 // Limiter is the fleet's rate limit; *ratelimit.Limiter satisfies it.
 type Limiter interface {
 	// Wait blocks until one request may be sent; an error means no permit.
