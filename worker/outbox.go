@@ -11,17 +11,17 @@ import (
 
 // A lane's outcomes are written in batches (group commit): a lane queues the
 // outcome of its call in the worker's outbox and goes on to wait for its next
-// permit; the outbox is written, in one pipeline, by the first lane that
-// reaches the head of the limiter's queue with an outcome of its own still
-// queued, which writes those of the other lanes with it: in the limiter's
-// own round trip for that lane's permit (ratelimit's TakeRiding), or before
-// the lane waits for its slot (TakeAfter) when the limiter is on another
-// client. A lane's next call waits until its outcomes are written, and a lane
-// that ends writes them before it returns, so the rule stays: an outcome is
-// recorded before its lane's next call, and a run's are all recorded when
-// its lanes are done. At a worker's rate a lane calls once for every lane
-// queued at the limiter, so a write carries about that many outcomes, one
-// round trip for them all instead of one each; what a SIGKILL can leave
+// permit. The outbox is written, in one pipeline, when it holds outboxBatch
+// outcomes, or by the first lane that reaches the head of the limiter's
+// queue, with those of the other lanes: in the limiter's own round trip for
+// that lane's permit (ratelimit's TakeRiding), or, with the limiter on
+// another client, before the lane waits for its slot (TakeAfter). A lane's
+// next call waits until its outcomes are written; a lane that ends hands
+// them over to its run, which writes them (unless a permit carried them
+// first) once its lanes are done. So the rule stays: an outcome is recorded
+// before its lane's next call, and a run's are all recorded when its lanes
+// are done. A write carries about as many outcomes as lanes queued at the
+// limiter, in a round trip the permit makes anyway; what a SIGKILL can leave
 // unrecorded stays one call per lane (in flight, or answered and queued).
 
 // outbox holds a worker's outcomes not written yet.
@@ -70,13 +70,11 @@ func (lo *laneOutbox) add(r jobstore.Record) {
 	}
 }
 
-// waiting reports whether the lane has outcomes that no write has taken
-// yet.
-func (lo *laneOutbox) waiting() bool {
-	b := &lo.w.outbox
+// waiting reports whether any of qs has not been taken by a write yet.
+func (b *outbox) waiting(qs []*queued) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, q := range lo.mine {
+	for _, q := range qs {
 		if !q.taken {
 			return true
 		}
@@ -90,17 +88,33 @@ func (lo *laneOutbox) flush() error {
 	if lo == nil || len(lo.mine) == 0 {
 		return nil
 	}
-	if lo.waiting() {
-		lo.w.writeOutbox()
+	err := lo.w.flushQueued(lo.mine)
+	lo.mine = lo.mine[:0]
+	return err
+}
+
+// handOver gives the lane's outcomes not seen written to ls, as the lane
+// ends with no range left: another lane's permit carries them, or the run
+// writes them when its lanes are done (flushLeft), rather than a round
+// trip of the lane's own. The caller holds the run's mu.
+func (lo *laneOutbox) handOver(ls *laneSet) {
+	ls.left = append(ls.left, lo.mine...)
+	lo.mine = nil
+}
+
+// flushQueued writes qs, and every other outcome queued, unless they are
+// written already, and returns the first error of qs's.
+func (w *Worker) flushQueued(qs []*queued) error {
+	if w.outbox.waiting(qs) {
+		w.writeOutbox()
 	}
 	var first error
-	for _, q := range lo.mine {
+	for _, q := range qs {
 		<-q.done
 		if first == nil {
 			first = q.err
 		}
 	}
-	lo.mine = lo.mine[:0]
 	return first
 }
 
@@ -154,18 +168,22 @@ func (w *Worker) written(batch []*queued, errs []error) {
 }
 
 // outboxRider writes the outbox in the round trip the limiter makes for a
-// lane's permit (ratelimit.Rider), when the lane has outcomes queued: the
-// write then costs no round trip of its own, and it is done before the
-// permit is handed to the lane, as the rule wants. The limiter must share
+// lane's permit (ratelimit.Rider), when it holds any outcome (the lane's,
+// or those of other lanes, ended or waiting): the write then costs no round
+// trip of its own, and it is done before the permit is handed to the lane,
+// as the rule wants. The limiter must share
 // the store's Redis client.
 type outboxRider struct{ lo *laneOutbox }
 
 func (r outboxRider) Queue(_ context.Context, pipe redis.Pipeliner) (settle func() error) {
-	if !r.lo.waiting() {
-		return nil // the lane's were written (or are being written)
-	}
 	w := r.lo.w
 	b := &w.outbox
+	b.mu.Lock()
+	empty := len(b.queue) == 0
+	b.mu.Unlock()
+	if empty {
+		return nil // the lane's were written (or are being written)
+	}
 	b.writing.Lock()
 	batch := b.take()
 	if len(batch) == 0 {
