@@ -541,3 +541,39 @@ func TestMoveOldLayout(t *testing.T) {
 		t.Fatalf("second MoveOldLayout = %d, %v; want nothing moved (the Redis is marked)", moved, err)
 	}
 }
+
+// TestSnapshotHoldPrefetch: a snapshot's first Recall starts the read of
+// every bucket, unless HoldPrefetch was called: then Prefetch starts it.
+func TestSnapshotHoldPrefetch(t *testing.T) {
+	t.Parallel()
+	s := stores(t)["redis"]
+	ctx := t.Context()
+	nums := []uint64{919_800_000_001, 919_800_000_002}
+	out := make([]Record, len(nums))
+	started := func(sn *Snapshot) bool { // false also makes it never start
+		ran := false
+		sn.prefetch.Do(func() { ran = true })
+		return !ran
+	}
+	sn := s.Snapshot()
+	if err := sn.Recall(ctx, nums, out); err != nil {
+		t.Fatal(err)
+	}
+	if !started(sn) {
+		t.Error("the first Recall did not start the background read")
+	}
+	sn = s.Snapshot()
+	sn.HoldPrefetch()
+	if err := sn.Recall(ctx, nums, out); err != nil {
+		t.Fatal(err)
+	}
+	if started(sn) {
+		t.Error("the background read started despite HoldPrefetch")
+	}
+	sn = s.Snapshot()
+	sn.HoldPrefetch()
+	sn.Prefetch(ctx)
+	if !started(sn) {
+		t.Error("Prefetch did not start the background read")
+	}
+}

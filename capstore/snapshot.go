@@ -22,6 +22,7 @@ import (
 type Snapshot struct {
 	s        *Store
 	prefetch sync.Once
+	held     atomic.Bool // the background read waits for Prefetch
 	// where[b] locates bucket b's records once read: 1 + the index in
 	// reads of the read that read it << whereReadShift | their offset in
 	// its bytes << whereCountBits | their count. One load reaches them.
@@ -58,12 +59,17 @@ func (s *Store) Snapshot() *Snapshot {
 // background, in large pipelines, until its ctx ends: a large list soon
 // finds every bucket read, while a small one ends (and cancels ctx) before
 // much is. It starts after the first read, which would otherwise queue
-// behind it: the list's first chunk waits for that read.
+// behind it: the list's first chunk waits for that read. After
+// HoldPrefetch, it starts at Prefetch instead.
 func (sn *Snapshot) Recall(ctx context.Context, numbers []uint64, out []Record) error {
 	if len(out) < len(numbers) {
 		return fmt.Errorf("recalling %d numbers into %d records", len(numbers), len(out))
 	}
-	defer sn.prefetch.Do(func() { go sn.readAll(ctx) })
+	defer func() {
+		if !sn.held.Load() {
+			sn.Prefetch(ctx)
+		}
+	}()
 	// Each number's scrambled value (0 when out of range) and where its
 	// bucket is, in passes whose loads from far memory (where, then the
 	// buckets) are independent of one another and overlap, before the
@@ -112,6 +118,18 @@ func (sn *Snapshot) Recall(ctx context.Context, numbers []uint64, out []Record) 
 		out[i] = search(rs[off:off+int(w&maxBucketCount)*recordLen], memField(mixed[i]))
 	}
 	return nil
+}
+
+// HoldPrefetch keeps Recall from starting the background read of every
+// bucket: it waits for Prefetch. A caller whose first lookups must not
+// compete with it (enqueue, until its first chunk is enqueued) calls it
+// before its first Recall.
+func (sn *Snapshot) HoldPrefetch() { sn.held.Store(true) }
+
+// Prefetch starts reading every bucket no Recall has read, in the
+// background, until ctx ends, unless that read has started.
+func (sn *Snapshot) Prefetch(ctx context.Context) {
+	sn.prefetch.Do(func() { go sn.readAll(ctx) })
 }
 
 // load returns once buckets bs are read: it reads those no other read has
