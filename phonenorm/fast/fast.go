@@ -71,6 +71,11 @@ func New(region string) *Parser {
 	return &r.unknown
 }
 
+// Warm builds the region's tables now, as the first AppendE164 would (a few
+// milliseconds), so that a caller can do it while it waits for something
+// else.
+func (p *Parser) Warm() { p.home.get() }
+
 // AppendE164 decides s as Parse(s, region) and IsValidNumber would, and
 // appends the E.164 form to dst when the number is valid.
 func (p *Parser) AppendE164(dst []byte, s string) ([]byte, Result) {
