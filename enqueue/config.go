@@ -95,6 +95,11 @@ type Config struct {
 	// instance one just killed, whose lock has not expired yet). Defaults
 	// to LockTTL.
 	LockWait time.Duration
+	// Started, when set, is called once the first chunk is stored and its
+	// task enqueued and announced, or once enough rows went by without
+	// one (PipelineConfig.Started); not when Run ends before. Defaults to
+	// none.
+	Started func()
 
 	// afterChunk, when set, is called by the writer once chunk i is
 	// stored, enqueued and recorded: tests stop a run at a chunk they

@@ -29,7 +29,9 @@
 // the batches back in row order, dedupes (phonenorm.Set: E.164-as-uint64 to
 // first row, 12 bytes a slot, outside the Go heap) and hands chunks and
 // rejects to the Sink; Run's sink passes them to a writer goroutine so Redis
-// latency overlaps parsing. Bounded queues between them keep memory flat:
+// latency overlaps parsing. Until the first chunk is out, the pipeline holds
+// only that chunk's rows and Run's sink waits for its writes (see Process):
+// the workers wait for its task. Bounded queues between them keep memory flat:
 // peak RSS is the dedupe table plus a few tens of megabytes
 // (docs/benchmarks.md).
 package enqueue

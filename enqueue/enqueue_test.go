@@ -603,3 +603,39 @@ func cancelAfterChunk(t *testing.T, cfg *Config, i int) context.Context {
 	}
 	return ctx
 }
+
+// TestRunStarted: Started is called once the first chunk is stored and its
+// task enqueued, announced and recorded.
+func TestRunStarted(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	sub := b.rdb.Subscribe(t.Context(), tasks.WakeChannel)
+	defer sub.Close()
+	if _, err := sub.Receive(t.Context()); err != nil { // the subscription is in place
+		t.Fatal(err)
+	}
+	cfg := b.config(b.writeList(t, "list.csv", 5_000))
+	cfg.ChunkSize, cfg.JobID = 100, "started"
+	calls := 0
+	cfg.Started = func() {
+		calls++
+		job, err := b.store.Job(t.Context(), cfg.JobID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if job.ChunksEnqueued < 1 || !slices.Contains(b.taskIDs(t), tasks.Chunk{Job: cfg.JobID, Chunk: 0}.ID()) {
+			t.Errorf("started with %d chunks enqueued, tasks %q", job.ChunksEnqueued, b.taskIDs(t))
+		}
+	}
+	res, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 {
+		t.Errorf("Started called %d times, want 1", calls)
+	}
+	b.checkJob(t, res.JobID, res.Counts.Valid)
+	if _, err := sub.ReceiveMessage(t.Context()); err != nil {
+		t.Errorf("no announcement: %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/jobstore"
@@ -18,9 +19,9 @@ import (
 // ChunkSizeDefault is how many numbers go in one chunk task.
 const ChunkSizeDefault = 1000
 
-// firstBatch is the size of the first batch; each next one is twice the
-// last, up to the batch size.
-const firstBatch = 256
+// minStartRows bounds below the rows in flight before the first chunk is
+// out (see Process).
+const minStartRows = 256
 
 // BatchSizeDefault is how many records a normalizing worker takes at once:
 // big enough that handing batches around costs nothing next to parsing.
@@ -80,6 +81,10 @@ type PipelineConfig struct {
 	// Memory, when set, is read for every valid number (Record.Known), by
 	// the normalizing goroutines, a batch at a time. Defaults to none.
 	Memory Memory
+	// Started, when set, is called once the pipeline's start is over: the
+	// first chunk is out, or enough rows went by without one (see
+	// Process). Defaults to none.
+	Started func()
 }
 
 // Counts says what became of the records of an input: the job's counts
@@ -122,19 +127,42 @@ type batch struct {
 // back in order and dedupes, so the set of seen numbers has one owner and
 // needs no lock. At most 4×Workers batches are in flight, which bounds
 // memory.
+//
+// Until the first chunk is out (its Chunk call returned), the pipeline
+// holds only about that chunk's rows: ChunkSize and a quarter more, for the
+// rows that go in no chunk, in batches of up to BatchSize. The first chunk
+// is then cut from as few rows as can make it, and the rows after it, the
+// capability memory's background read (a capstore.Snapshot's, held until
+// then) and their Redis commands do not compete with its own for the cores
+// and Redis. After 4 times those rows without a chunk (a list that starts
+// with rejects or numbers the memory answered), the pipeline opens all the
+// same.
 func Process(ctx context.Context, rd *listreader.Reader, cfg PipelineConfig, sink Sink) (Counts, error) {
 	cfg = cfg.WithDefaults()
 	window := 4 * cfg.Workers
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	startRows := max(cfg.ChunkSize+cfg.ChunkSize/4, minStartRows)
 	p := &stages{
-		cfg:    cfg,
-		tokens: make(chan struct{}, window),
-		todo:   make(chan *batch, window),
-		done:   make(chan *batch, window),
-		free:   make(chan *batch, window),
+		cfg:        cfg,
+		tokens:     make(chan struct{}, window),
+		todo:       make(chan *batch, window),
+		done:       make(chan *batch, window),
+		free:       make(chan *batch, window),
+		startBatch: min(cfg.BatchSize, startRows),
 	}
+	// Tokens taken for good until the start ends: the reader has the rest.
+	g := &start{tokens: p.tokens, rows: 4 * int64(startRows), open: &p.open}
+	g.held = window - min(window, (startRows+p.startBatch-1)/p.startBatch)
+	for range g.held {
+		p.tokens <- struct{}{}
+	}
+	if pf, ok := cfg.Memory.(prefetcher); ok {
+		pf.HoldPrefetch()
+		g.prefetch = func() { pf.Prefetch(ctx) }
+	}
+	g.started = cfg.Started
 
 	// Shutdown order: the reader closes todo; workers drain it and exit;
 	// the last one out closes done; the consumer below ranges over done.
@@ -147,7 +175,7 @@ func Process(ctx context.Context, rd *listreader.Reader, cfg PipelineConfig, sin
 	cache, _ := sink.(CacheSink)
 	d := deduper{sink: sink, cache: cache, chunkSize: cfg.ChunkSize, seen: phonenorm.NewSet(), chunk: make([]Record, 0, cfg.ChunkSize)}
 	defer d.seen.Free()
-	err := d.consume(ctx, p.done, p.tokens, p.free, window)
+	err := d.consume(ctx, p.done, p.tokens, p.free, window, g)
 	cancel()
 	for range p.done { // let blocked workers finish
 	}
@@ -179,6 +207,9 @@ type stages struct {
 	wg      sync.WaitGroup
 	errRead error // set by the reader before it closes todo
 
+	open       atomic.Bool // the start is over (see Process)
+	startBatch int         // the size of a batch until then
+
 	recallOnce sync.Once
 	errRecall  error // the memory's first failure, set before done closes
 }
@@ -188,16 +219,14 @@ func (p *stages) read(ctx context.Context, rd *listreader.Reader) {
 	defer p.wg.Done()
 	defer close(p.todo)
 	for seq := 0; ; seq++ {
-		// The first batches are smaller, so that the first chunk is cut
-		// (and its task sent to the workers) after fewer rows.
-		size := p.cfg.BatchSize
-		if seq < 8 {
-			size = min(size, firstBatch<<seq)
-		}
 		select {
 		case p.tokens <- struct{}{}:
 		case <-ctx.Done():
 			return
+		}
+		size := p.cfg.BatchSize
+		if !p.open.Load() {
+			size = p.startBatch
 		}
 		var b *batch
 		select {
@@ -294,7 +323,44 @@ type deduper struct {
 	cur Record
 }
 
-func (d *deduper) consume(ctx context.Context, done <-chan *batch, tokens <-chan struct{}, free chan<- *batch, window int) error {
+// start holds the pipeline to the first chunk's rows until that chunk is
+// out, or rows records went by without one: it holds held of the reader's
+// tokens, and the memory's background read.
+type start struct {
+	tokens   <-chan struct{}
+	held     int
+	rows     int64
+	open     *atomic.Bool
+	prefetch func() // nil without a memory that holds it
+	started  func() // PipelineConfig.Started
+}
+
+// after is called by the consumer after each batch: once the start is
+// over, it lets go of the tokens and the memory's read.
+func (g *start) after(c *Counts) {
+	if g.open.Load() || (c.Chunks == 0 && c.Rows < g.rows) {
+		return
+	}
+	g.open.Store(true)
+	for range g.held {
+		<-g.tokens
+	}
+	if g.prefetch != nil {
+		g.prefetch()
+	}
+	if g.started != nil {
+		g.started()
+	}
+}
+
+// prefetcher is a memory whose background read of all it holds waits to be
+// told to start (capstore.Snapshot).
+type prefetcher interface {
+	HoldPrefetch()
+	Prefetch(ctx context.Context)
+}
+
+func (d *deduper) consume(ctx context.Context, done <-chan *batch, tokens <-chan struct{}, free chan<- *batch, window int, g *start) error {
 	ring := make([]*batch, window) // batches that came early, by seq % window
 	next := 0
 	for b := range done {
@@ -310,6 +376,7 @@ func (d *deduper) consume(ctx context.Context, done <-chan *batch, tokens <-chan
 			}
 			next++
 			<-tokens
+			g.after(&d.counts)
 			select {
 			case free <- b:
 			default:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 
 	gocmp "github.com/google/go-cmp/cmp"
 
+	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/internal/numgen"
 	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/listreader"
@@ -272,3 +274,95 @@ type discard struct{}
 
 func (discard) Chunk(context.Context, int, []Record) error { return nil }
 func (discard) Reject(context.Context, Record) error       { return nil }
+
+// startSink notes, at its first chunk, how many rows the pipeline had read
+// and how many numbers it had asked the memory for.
+type startSink struct {
+	collect
+	rows, mem    *atomic.Int64
+	rowsAtChunk0 [2]int64 // when Chunk 0 is called and when it returns
+	memAtChunk0  int64
+	events       []string
+}
+
+func (s *startSink) Chunk(ctx context.Context, index int, recs []Record) error {
+	if index == 0 {
+		s.rowsAtChunk0[0], s.memAtChunk0 = s.rows.Load(), s.mem.Load()
+		s.events = append(s.events, "chunk 0")
+		runtime.Gosched() // a reader that was not held would read on
+		s.rowsAtChunk0[1] = s.rows.Load()
+	}
+	return s.collect.Chunk(ctx, index, recs)
+}
+
+// startMemory counts the numbers recalled and notes when its background
+// read is held and started.
+type startMemory struct {
+	n      *atomic.Int64
+	held   atomic.Bool
+	early  atomic.Bool // a Recall before HoldPrefetch
+	events *[]string   // appended to by the consumer's goroutine only
+}
+
+func (m *startMemory) Recall(_ context.Context, numbers []uint64, out []capstore.Record) error {
+	if !m.held.Load() {
+		m.early.Store(true)
+	}
+	m.n.Add(int64(len(numbers)))
+	clear(out[:len(numbers)])
+	return nil
+}
+
+func (m *startMemory) HoldPrefetch()              { m.held.Store(true) }
+func (m *startMemory) Prefetch(_ context.Context) { *m.events = append(*m.events, "prefetch") }
+
+// TestProcessStart: until the first chunk is out, the pipeline reads and
+// recalls that chunk's rows and a quarter more, no further; then the
+// memory's background read starts and Started is called, once. A list
+// that starts with more rows than that without a chunk opens after 4 times
+// as many.
+func TestProcessStart(t *testing.T) {
+	t.Parallel()
+	run := func(t *testing.T, input string) (*startSink, Counts) {
+		t.Helper()
+		var rows, mem atomic.Int64
+		s := &startSink{rows: &rows, mem: &mem}
+		m := &startMemory{n: &mem, events: &s.events}
+		cfg := PipelineConfig{ChunkSize: 1000, Workers: 2, Memory: m, Progress: rows.Store,
+			Started: func() { s.events = append(s.events, "started") }}
+		counts, err := Process(t.Context(), newReader(t, strings.NewReader(input)), cfg, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.early.Load() {
+			t.Error("the memory was read before its background read was held")
+		}
+		return s, counts
+	}
+	var sb strings.Builder
+	sb.WriteString("phone\n")
+	for i := range 20_000 {
+		fmt.Fprintf(&sb, "+9198%08d\n", i)
+	}
+	valid := sb.String()
+
+	s, counts := run(t, valid)
+	if s.rowsAtChunk0 != [2]int64{1250, 1250} || s.memAtChunk0 != 1250 {
+		t.Errorf("at the first chunk: rows read %v, numbers recalled %d; want 1250 each", s.rowsAtChunk0, s.memAtChunk0)
+	}
+	if want := []string{"chunk 0", "prefetch", "started"}; !slices.Equal(s.events, want) {
+		t.Errorf("events %q, want %q", s.events, want)
+	}
+	if counts.Valid != 20_000 || counts.Chunks != 20 {
+		t.Errorf("counts %+v", counts)
+	}
+
+	// 6,000 rows without a number first: the start ends after 5,000.
+	s, counts = run(t, "phone\n"+strings.Repeat("n/a\n", 6_000)+valid[len("phone\n"):])
+	if want := []string{"prefetch", "started", "chunk 0"}; !slices.Equal(s.events, want) {
+		t.Errorf("events %q, want %q", s.events, want)
+	}
+	if counts.Invalid != 6_000 || counts.Valid != 20_000 || len(s.chunks) != 20 {
+		t.Errorf("counts %+v, %d chunks", counts, len(s.chunks))
+	}
+}

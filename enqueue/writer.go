@@ -37,7 +37,7 @@ func feed(ctx context.Context, cfg Config, rd *listreader.Reader, w *writer, fil
 		}
 	}
 	pcfg := PipelineConfig{DefaultRegion: cfg.DefaultRegion, ChunkSize: cfg.ChunkSize, Workers: cfg.Workers,
-		Progress: progress, Memory: cfg.Memory}
+		Progress: progress, Memory: cfg.Memory, Started: cfg.Started}
 	counts, err := Process(w.ctx, rd, pcfg, s)
 	if err == nil {
 		err = s.flushRejects(w.ctx)
@@ -92,7 +92,21 @@ func (s *sink) Chunk(ctx context.Context, index int, recs []Record) error {
 		o.cached = jobstore.CachedBlob{Through: recs[len(recs)-1].Row, Numbers: s.cached}
 		s.cached = s.w.spare(len(s.cached))
 	}
-	return s.w.send(ctx, o)
+	if index > 0 {
+		return s.w.send(ctx, o)
+	}
+	// The pipeline waits for the first chunk to be stored and its task
+	// enqueued and announced: until then it reads no further (see
+	// Process), so that nothing competes with it.
+	o.done = make(chan struct{})
+	if err := s.w.send(ctx, o); err != nil {
+		return err
+	}
+	select {
+	case <-o.done:
+	case <-ctx.Done():
+	}
+	return context.Cause(ctx)
 }
 
 // Cache takes a number as answered when the memory's answer is fresh
@@ -163,6 +177,7 @@ type op struct {
 	tail    bool
 	blob    int
 	data    []byte
+	done    chan struct{} // when set, closed once the op is done (or failed)
 }
 
 // writer does the Redis writes on its own goroutine, so Redis latency
@@ -220,12 +235,14 @@ func (w *writer) spare(last int) []jobstore.CachedNumber {
 func (w *writer) run() {
 	defer w.wg.Done()
 	for o := range w.ops {
-		if w.err != nil {
-			continue // drain
+		if w.err == nil { // else drain
+			if err := w.do(o); err != nil {
+				w.err = err
+				w.cancel(err)
+			}
 		}
-		if err := w.do(o); err != nil {
-			w.err = err
-			w.cancel(err)
+		if o.done != nil {
+			close(o.done)
 		}
 		if cap(o.cached.Numbers) > 0 {
 			select {
