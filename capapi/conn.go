@@ -90,14 +90,17 @@ func (d *dialer) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	return d.openConn(ctx, network, addr)
 }
 
-// take returns a stashed connection to addr, or nil; it closes stale ones.
+// take returns a stashed connection to addr, or nil; it closes stale ones
+// and those the server has closed meanwhile (one that never carried a
+// request may be closed within seconds: a server's header timeout), which
+// would fail the first request written on them.
 func (d *dialer) take(addr string) *gatedConn {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for len(d.stash) > 0 {
 		s := d.stash[len(d.stash)-1]
 		d.stash = d.stash[:len(d.stash)-1]
-		if s.c.addr == addr && time.Since(s.at) < warmMaxAge {
+		if s.c.addr == addr && time.Since(s.at) < warmMaxAge && alive(s.c.sock) {
 			return s.c
 		}
 		s.c.Close()

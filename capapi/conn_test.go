@@ -191,3 +191,31 @@ func TestStashAddress(t *testing.T) {
 		t.Errorf("%d connections counted open after the mismatch was closed, want 0", n)
 	}
 }
+
+// A connection opened by Warm that the server closed before it carried a
+// request (its header timeout) is not handed to the first request: that
+// request goes on a new one and is accepted.
+func TestWarmConnClosedByServer(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte(`{"code":"MSG202","message":"accepted"}`))
+	}))
+	srv.Config.ReadHeaderTimeout = 100 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c, err := New(Config{BaseURL: srv.URL, SID: "sid", APIKey: "key-123456", MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.CloseIdleConnections)
+	ctx := context.Background()
+	if err := c.Warm(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the server closes them meanwhile
+	if res := c.Check(ctx, []string{"+919800000001"}); res.Class != Accepted {
+		t.Fatalf("Check = %v %v, want accepted", res.Class, res.Err)
+	}
+}

@@ -63,6 +63,10 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 	return s
 }
 
+// RecordHooked reports whether the store has an OnRecord hook: a record
+// then also waits for it (a journal's write and sync, in embedded mode).
+func (s *Store) RecordHooked() bool { return s.onRecord != nil }
+
 // recorded passes r to the OnRecord hook, if any.
 func (s *Store) recorded(job string, r Recorded) error {
 	if s.onRecord == nil {

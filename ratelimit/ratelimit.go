@@ -321,7 +321,8 @@ func (l *Limiter) TakeAfter(ctx context.Context, first func(context.Context) err
 // round trip of its own. The worker writes its lanes' outcomes so.
 type Rider interface {
 	// Queue queues the commands on pipe, a pipeline of the limiter's own
-	// client that runs them ahead of the limiter's command, and returns
+	// client that runs them ahead of the limiter's command (on one Redis;
+	// a Cluster runs each node's share of it at once), and returns
 	// what reads their answers once it has run (its error, when not nil,
 	// is returned with no permit).
 	Queue(ctx context.Context, pipe redis.Pipeliner) (settle func() error)
@@ -602,7 +603,10 @@ func (l *Limiter) run(ctx context.Context, mode, ep string, args ...any) (state,
 	argv = append(argv, args...)
 	l.roundTrips.Add(1)
 	var cmd *redis.Cmd
-	if r := l.rider; hands && r != nil {
+	// l.rider is the slot holder's: read only in the modes that hold it
+	// (Pause and PausedFor do not).
+	if hands && l.rider != nil {
+		r := l.rider
 		l.rider = nil
 		var err error
 		if cmd, err = l.runRiding(ctx, r, argv); err != nil {

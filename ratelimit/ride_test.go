@@ -159,3 +159,31 @@ func TestTakeRidingNoPipelines(t *testing.T) {
 		}
 	})
 }
+
+// A pause, or a read of it, while a holder rides does not touch the
+// holder's rider (go test -race).
+func TestTakeRidingWithPauseReads(t *testing.T) {
+	onBackends(t, func(t *testing.T, rdb *redis.Client, key string) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		l := newLimiter(t, rdb, key, 2000)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for ctx.Err() == nil {
+				_, _ = l.PausedFor(ctx)
+			}
+		}()
+		for i := 1; i <= 100; i++ {
+			r := &incrRider{rdb: rdb, key: key + ":rider"}
+			if _, err := l.TakeRiding(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			if r.got != int64(i) {
+				t.Fatalf("permit %d: the rider's count is %d", i, r.got)
+			}
+		}
+		cancel()
+		<-done
+	})
+}

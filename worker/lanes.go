@@ -56,10 +56,6 @@ type laneSet struct {
 	// see spreadOther).
 	ctx    context.Context
 	closed bool
-	// left holds the outcomes of the lanes that ended with no range left
-	// and not seen written then: the run writes them once its lanes are
-	// done, unless another lane's permit carried them first.
-	left []*queued
 }
 
 // sendPending settles the chunk's pending ranges in lanes, and returns the
@@ -92,15 +88,9 @@ func (cr *chunkRun) sendPending(ctx context.Context) error {
 		cr.w.spreadOther()
 	}
 	ls.wg.Wait()
-	// The lanes' outcomes are all written before the run goes on.
 	cr.mu.Lock()
-	left, err := ls.left, ls.err
-	ls.left = nil
-	cr.mu.Unlock()
-	if ferr := cr.w.flushQueued(left); ferr != nil && err == nil {
-		err = ferr
-	}
-	return err
+	defer cr.mu.Unlock()
+	return ls.err
 }
 
 // lane settles ranges of ls until none is left or a lane failed; extra says
@@ -109,9 +99,14 @@ func (cr *chunkRun) sendPending(ctx context.Context) error {
 func (cr *chunkRun) lane(ctx context.Context, ls *laneSet, extra bool) (dry bool) {
 	lo := &laneOutbox{w: cr.w}
 	for {
-		r, ok := cr.take(ls, lo)
+		r, ok := cr.take(ls)
 		if !ok {
-			return true // its outcomes handed over to the run
+			// What the lane recorded is written before it ends.
+			if err := lo.flush(); err != nil {
+				cr.fail(ls, err)
+				return false
+			}
+			return true
 		}
 		cr.spread(ctx, ls)
 		if err := cr.settleRange(ctx, lo, r); err != nil {
@@ -122,9 +117,9 @@ func (cr *chunkRun) lane(ctx context.Context, ls *laneSet, extra bool) (dry bool
 			return false
 		}
 		if extra && cr.w.laneSpare() {
-			cr.mu.Lock()
-			lo.handOver(ls)
-			cr.mu.Unlock()
+			if err := lo.flush(); err != nil {
+				cr.fail(ls, err)
+			}
 			return false
 		}
 	}
@@ -142,12 +137,11 @@ func (cr *chunkRun) fail(ls *laneSet, err error) {
 }
 
 // take takes the next range of ls for a lane; false when there is none or
-// a lane failed, and the lane's outcomes are then handed over to ls.
-func (cr *chunkRun) take(ls *laneSet, lo *laneOutbox) (jobstore.Range, bool) {
+// a lane failed.
+func (cr *chunkRun) take(ls *laneSet) (jobstore.Range, bool) {
 	cr.mu.Lock()
 	defer cr.mu.Unlock()
 	if ls.err != nil || len(ls.todo) == 0 {
-		lo.handOver(ls)
 		return jobstore.Range{}, false
 	}
 	r := ls.todo[0]

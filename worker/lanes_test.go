@@ -6,10 +6,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/capcheck/capcheck/capapi"
 	"github.com/capcheck/capcheck/jobstore"
@@ -380,10 +382,21 @@ func testLanesRecordBeforeTheirNextCall(t *testing.T, ride bool) {
 	if ride {
 		rdb = b.store.Redis()
 	}
-	lim, err := ratelimit.New(rdb, ratelimit.Config{Key: b.job + ":ratelimit", Limit: ratelimit.PerSecond(2000)})
+	key := b.job + ":ratelimit"
+	lim, err := ratelimit.New(rdb, ratelimit.Config{Key: key, Limit: ratelimit.PerSecond(2000)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	rides := &countRides{key: key}
+	b.store.Redis().AddHook(rides)
+	defer func() {
+		switch n := rides.n.Load(); {
+		case ride && n == 0:
+			t.Error("no outcome was written in a permit's round trip")
+		case !ride && n > 0:
+			t.Errorf("%d permits' round trips carried outcomes with the limiter on another client", n)
+		}
+	}()
 	w, err := worker.New(b.store, b.api, lim, worker.Config{
 		BatchSize: batch, Concurrency: lanes, CallsInFlight: lanes, OutDir: b.out,
 		Logger: testLogger(t), Metrics: worker.NewMetrics(prometheus.NewRegistry()),
@@ -416,4 +429,62 @@ func testLanesRecordBeforeTheirNextCall(t *testing.T, ride bool) {
 	if got := len(b.api.Calls()); got != size/batch {
 		t.Errorf("%d calls, want %d", got, size/batch)
 	}
+}
+
+// countRides counts the pipelines that carry the limiter's script on key
+// with other commands: outcomes written in a permit's round trip.
+type countRides struct {
+	key string
+	n   atomic.Int64
+}
+
+func (c *countRides) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (c *countRides) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (c *countRides) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) > 1 && slices.ContainsFunc(cmds, func(cmd redis.Cmder) bool { return slices.Contains(cmd.Args(), any(c.key)) }) {
+			c.n.Add(1)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// A lane that ends with no range left records its outcome as it ends, while
+// another lane of its run is still in a long call: an answer is not left
+// unrecorded for as long as another lane's call takes.
+func TestEndedLaneRecordsWhileAnotherCalls(t *testing.T) {
+	const size, batch = 10, 5
+	cfg := worker.Config{BatchSize: batch, Concurrency: 2, CallsInFlight: 2}
+	b := setup(t, cfg, false, size)
+	lim, err := ratelimit.New(b.store.Redis(), ratelimit.Config{Key: b.job + ":ratelimit", Limit: ratelimit.PerSecond(2000)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.OutDir, cfg.Logger, cfg.Metrics = b.out, testLogger(t), worker.NewMetrics(prometheus.NewRegistry())
+	w, err := worker.New(b.store, b.api, lim, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Shutdown)
+	release := make(chan struct{})
+	b.api.fn = func(_ int, numbers []string) capapi.Result {
+		if numbers[0] == number(1) {
+			select {
+			case <-release:
+			case <-time.After(patience):
+			}
+		}
+		return accepted
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.ProcessTask(b.ctx, tasks.NewChunk(tasks.Chunk{Job: b.job, Chunk: 0})) }()
+	waitUntil(t, "[5,10)'s outcome recorded while [0,5)'s call is in flight", func() bool {
+		outs, err := b.store.Outcomes(b.ctx, b.job, 0)
+		return err == nil && len(outs) == 1
+	})
+	close(release)
+	if err := receive(t, "the chunk's end", done); err != nil {
+		t.Fatal(err)
+	}
+	b.wantAccepted(t, 0, 1)
 }

@@ -16,9 +16,8 @@ import (
 // queue, with those of the other lanes: in the limiter's own round trip for
 // that lane's permit (ratelimit's TakeRiding), or, with the limiter on
 // another client, before the lane waits for its slot (TakeAfter). A lane's
-// next call waits until its outcomes are written; a lane that ends hands
-// them over to its run, which writes them (unless a permit carried them
-// first) once its lanes are done. So the rule stays: an outcome is recorded
+// next call waits until its outcomes are written, and a lane that ends
+// writes them before it returns. So the rule stays: an outcome is recorded
 // before its lane's next call, and a run's are all recorded when its lanes
 // are done. A write carries about as many outcomes as lanes queued at the
 // limiter, in a round trip the permit makes anyway; what a SIGKILL can leave
@@ -93,15 +92,6 @@ func (lo *laneOutbox) flush() error {
 	return err
 }
 
-// handOver gives the lane's outcomes not seen written to ls, as the lane
-// ends with no range left: another lane's permit carries them, or the run
-// writes them when its lanes are done (flushLeft), rather than a round
-// trip of the lane's own. The caller holds the run's mu.
-func (lo *laneOutbox) handOver(ls *laneSet) {
-	ls.left = append(ls.left, lo.mine...)
-	lo.mine = nil
-}
-
 // flushQueued writes qs, and every other outcome queued, unless they are
 // written already, and returns the first error of qs's.
 func (w *Worker) flushQueued(qs []*queued) error {
@@ -169,7 +159,7 @@ func (w *Worker) written(batch []*queued, errs []error) {
 
 // outboxRider writes the outbox in the round trip the limiter makes for a
 // lane's permit (ratelimit.Rider), when it holds any outcome (the lane's,
-// or those of other lanes, ended or waiting): the write then costs no round
+// or those of other lanes): the write then costs no round
 // trip of its own, and it is done before the permit is handed to the lane,
 // as the rule wants. The limiter must share
 // the store's Redis client.

@@ -241,9 +241,9 @@ func (cr *chunkRun) permit(ctx, waitCtx context.Context, lo *laneOutbox) (contex
 // and the run's hold again when the request is about to be written, so a
 // stall after the wait cannot send it late or after a takeover. With a
 // limiter that hands out permits, the lane's outbox is written in the
-// permit's round trip to Redis when the limiter shares the store's client,
-// else while the lane is next in its queue (an outboxError when that
-// fails).
+// permit's round trip to Redis when the limiter shares the store's client
+// (and records have no hook), else while the lane is next in its queue (an
+// outboxError when that fails).
 func (w *Worker) take(ctx, waitCtx context.Context, hd *held, lo *laneOutbox) (context.Context, error) {
 	g := holdGate{w: w, hd: hd}
 	pt, ok := w.lim.(permitTaker)
@@ -253,7 +253,9 @@ func (w *Worker) take(ctx, waitCtx context.Context, hd *held, lo *laneOutbox) (c
 	}
 	var p *ratelimit.Permit
 	var err error
-	if pr, ok := w.lim.(permitRider); ok && any(pr.Client()) == any(w.store.Redis()) {
+	// Riding puts the writes between the slot's start and the request:
+	// not when a record also waits for a journal's sync.
+	if pr, ok := w.lim.(permitRider); ok && any(pr.Client()) == any(w.store.Redis()) && !w.store.RecordHooked() {
 		p, err = pr.TakeRiding(waitCtx, outboxRider{lo})
 	} else {
 		p, err = pt.TakeAfter(waitCtx, func(context.Context) error {
