@@ -69,11 +69,13 @@ func (lo *laneOutbox) add(r jobstore.Record) {
 	}
 }
 
-// waiting reports whether any of qs has not been taken by a write yet.
-func (b *outbox) waiting(qs []*queued) bool {
+// waiting reports whether the lane has outcomes that no write has taken
+// yet.
+func (lo *laneOutbox) waiting() bool {
+	b := &lo.w.outbox
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, q := range qs {
+	for _, q := range lo.mine {
 		if !q.taken {
 			return true
 		}
@@ -87,24 +89,17 @@ func (lo *laneOutbox) flush() error {
 	if lo == nil || len(lo.mine) == 0 {
 		return nil
 	}
-	err := lo.w.flushQueued(lo.mine)
-	lo.mine = lo.mine[:0]
-	return err
-}
-
-// flushQueued writes qs, and every other outcome queued, unless they are
-// written already, and returns the first error of qs's.
-func (w *Worker) flushQueued(qs []*queued) error {
-	if w.outbox.waiting(qs) {
-		w.writeOutbox()
+	if lo.waiting() {
+		lo.w.writeOutbox()
 	}
 	var first error
-	for _, q := range qs {
+	for _, q := range lo.mine {
 		<-q.done
 		if first == nil {
 			first = q.err
 		}
 	}
+	lo.mine = lo.mine[:0]
 	return first
 }
 
@@ -159,10 +154,9 @@ func (w *Worker) written(batch []*queued, errs []error) {
 
 // outboxRider writes the outbox in the round trip the limiter makes for a
 // lane's permit (ratelimit.Rider), when it holds any outcome (the lane's,
-// or those of other lanes): the write then costs no round
-// trip of its own, and it is done before the permit is handed to the lane,
-// as the rule wants. The limiter must share
-// the store's Redis client.
+// or those of other lanes): the write then costs no round trip of its own,
+// and it is done before the permit is handed to the lane, as the rule
+// wants. The limiter must share the store's Redis client.
 type outboxRider struct{ lo *laneOutbox }
 
 func (r outboxRider) Queue(_ context.Context, pipe redis.Pipeliner) (settle func() error) {
@@ -188,7 +182,8 @@ func (r outboxRider) Queue(_ context.Context, pipe redis.Pipeliner) (settle func
 	}
 }
 
-// Alone writes the lane's outcomes when the permit needed no round trip.
+// Alone writes the lane's outcomes when the permit needed no round trip
+// (and, with TakeAfter, before the lane waits for its slot).
 func (r outboxRider) Alone(context.Context) error {
 	if err := r.lo.flush(); err != nil {
 		return outboxError{err}

@@ -253,17 +253,10 @@ func (w *Worker) take(ctx, waitCtx context.Context, hd *held, lo *laneOutbox) (c
 	}
 	var p *ratelimit.Permit
 	var err error
-	// Riding puts the writes between the slot's start and the request:
-	// not when a record also waits for a journal's sync.
-	if pr, ok := w.lim.(permitRider); ok && any(pr.Client()) == any(w.store.Redis()) && !w.store.RecordHooked() {
-		p, err = pr.TakeRiding(waitCtx, outboxRider{lo})
+	if w.rider != nil {
+		p, err = w.rider.TakeRiding(waitCtx, outboxRider{lo})
 	} else {
-		p, err = pt.TakeAfter(waitCtx, func(context.Context) error {
-			if err := lo.flush(); err != nil {
-				return outboxError{err}
-			}
-			return nil
-		})
+		p, err = pt.TakeAfter(waitCtx, outboxRider{lo}.Alone)
 	}
 	if err != nil {
 		return nil, err

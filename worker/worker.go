@@ -93,9 +93,12 @@ const (
 // Worker is an asynq server that handles capcheck's chunk and finalize tasks.
 // Any number of workers, in one process or many, may share one Redis.
 type Worker struct {
-	store  *jobstore.Store
-	api    Checker
-	lim    Limiter
+	store *jobstore.Store
+	api   Checker
+	lim   Limiter
+	// rider is lim when the lanes' outcomes ride its permits' round trips
+	// (see take), nil otherwise.
+	rider  permitRider
 	cfg    Config
 	policy policy
 	log    *slog.Logger
@@ -181,6 +184,12 @@ func New(store *jobstore.Store, api Checker, lim Limiter, cfg Config) (*Worker, 
 		mux:       asynq.NewServeMux(),
 		caps:      capstore.New(store.Redis(), capstore.Options{}),
 		awaitWake: make(chan struct{}, 1),
+	}
+	// Riding puts the writes between a slot's start and its request: not
+	// when a record also waits for a journal's sync, and only on the
+	// store's own Redis.
+	if pr, ok := lim.(permitRider); ok && any(pr.Client()) == any(store.Redis()) && !store.RecordHooked() {
+		w.rider = pr
 	}
 	w.mux.HandleFunc(tasks.TypeChunk, w.processChunk)
 	w.mux.HandleFunc(tasks.TypeFinalize, w.processFinalize)
