@@ -94,6 +94,18 @@ func (m *Memory) Snapshot() *MemorySnapshot {
 	return &MemorySnapshot{m: m, snap: m.caps.Snapshot()}
 }
 
+// HoldPrefetch and Prefetch forward to the snapshot of the embedded Redis:
+// enqueue holds its background read of every bucket until the first
+// chunk's task is out, as with a Redis of its own.
+func (s *MemorySnapshot) HoldPrefetch()                { s.snap.HoldPrefetch() }
+func (s *MemorySnapshot) Prefetch(ctx context.Context) { s.snap.Prefetch(ctx) }
+
+// enqueue looks for these methods on its memory.
+var _ interface {
+	HoldPrefetch()
+	Prefetch(context.Context)
+} = (*MemorySnapshot)(nil)
+
 // Recall is Memory.Recall, reading each bucket of the embedded Redis once.
 func (s *MemorySnapshot) Recall(ctx context.Context, numbers []uint64, out []capstore.Record) error {
 	return s.m.recall(ctx, numbers, out, s.snap.Recall)
