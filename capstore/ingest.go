@@ -134,6 +134,12 @@ return out`)
 // Duplicate. When Ingest fails, any part of the batch may be recorded;
 // ingesting it again completes it.
 func (s *Store) Ingest(ctx context.Context, cbs []Callback) ([]Result, error) {
+	return s.ingest(ctx, nil, cbs)
+}
+
+// ingest is Ingest with its writes on cs's connections (nil: the Store's
+// client).
+func (s *Store) ingest(ctx context.Context, cs *conns, cbs []Callback) ([]Result, error) {
 	slots := make([]slot, len(cbs))
 	for i, cb := range cbs {
 		if cb.Number == 0 || cb.Number > MaxNumber || cb.Capability < Capable || cb.Capability > Unknown {
@@ -144,7 +150,7 @@ func (s *Store) Ingest(ctx context.Context, cbs []Callback) ([]Result, error) {
 	gs := s.groups(slots, func(g *group, i int) {
 		g.args = append(g.args, packRecord(cbs[i].Capability, cbs[i].At, 0))
 	})
-	replies, err := s.evalGroups(ctx, ingestScript, gs)
+	replies, err := cs.eval(ctx, s, ingestScript, gs)
 	if err != nil {
 		return nil, fmt.Errorf("recording callbacks: %w", err)
 	}
@@ -160,7 +166,7 @@ func (s *Store) Ingest(ctx context.Context, cbs []Callback) ([]Result, error) {
 			}
 		}
 	}
-	firsts, err := s.countAnswers(ctx, answers)
+	firsts, err := s.countAnswers(ctx, cs, answers)
 	if err != nil {
 		return nil, err
 	}
@@ -216,8 +222,9 @@ func decodeAwait(v string) answer {
 }
 
 // countAnswers counts answers for their jobs, one script call per job in
-// one pipeline, and returns jobScript's reply per answer.
-func (s *Store) countAnswers(ctx context.Context, answers []answer) ([]int64, error) {
+// one pipeline (on cs's connections, nil: the Store's client), and returns
+// jobScript's reply per answer.
+func (s *Store) countAnswers(ctx context.Context, cs *conns, answers []answer) ([]int64, error) {
 	out := make([]int64, len(answers))
 	if len(answers) == 0 {
 		return out, nil
@@ -255,7 +262,7 @@ func (s *Store) countAnswers(ctx context.Context, answers []answer) ([]int64, er
 		}
 		gs, gOrds = append(gs, g), append(gOrds, o)
 	}
-	replies, err := s.evalGroups(ctx, jobScript, gs)
+	replies, err := cs.eval(ctx, s, jobScript, gs)
 	if err != nil {
 		return nil, fmt.Errorf("counting callbacks for jobs: %w", err)
 	}

@@ -186,7 +186,7 @@ func (s *Store) Await(ctx context.Context, job string, ord uint32, items []Await
 			}
 		}
 	}
-	_, err = s.countAnswers(ctx, answers)
+	_, err = s.countAnswers(ctx, nil, answers)
 	return err
 }
 

@@ -39,4 +39,9 @@ func TestEmbeddedRedis(t *testing.T) {
 	if err := s.Release(ctx, ord, []uint64{919876543210}); err != nil {
 		t.Fatal(err)
 	}
+	// It has no INFO replication: no replicas, so the receiver acknowledges
+	// what the master has, as before.
+	if rep, err := s.Replicas(ctx); err != nil || len(rep) != 1 || rep[""] != 0 {
+		t.Fatalf("Replicas = %v, %v; want none", rep, err)
+	}
 }

@@ -109,15 +109,26 @@ func (s *Store) groups(slots []slot, add func(g *group, i int), kinds ...func(ui
 // a failover) gets them loaded and the calls repeated: every script here
 // is idempotent.
 func (s *Store) evalGroups(ctx context.Context, script *redis.Script, gs []*group) ([][]any, error) {
+	return evalOn(ctx, s.rdb, script, gs)
+}
+
+// pipeliner is where evalOn runs: the Store's client, or a connection of
+// one of its servers (a batch's own, see conns).
+type pipeliner interface {
+	redis.Scripter
+	Pipeline() redis.Pipeliner
+}
+
+func evalOn(ctx context.Context, c pipeliner, script *redis.Script, gs []*group) ([][]any, error) {
 	for try := 0; ; try++ {
-		pipe := s.rdb.Pipeline()
+		pipe := c.Pipeline()
 		cmds := make([]*redis.Cmd, len(gs))
 		for i, g := range gs {
 			cmds[i] = script.EvalSha(ctx, pipe, g.keys, g.args...)
 		}
 		_, err := pipe.Exec(ctx)
 		if err != nil && try == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			if err := script.Load(ctx, s.rdb).Err(); err != nil {
+			if err := script.Load(ctx, c).Err(); err != nil {
 				return nil, err
 			}
 			continue

@@ -1,0 +1,224 @@
+package capstore
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrNotReplicated is the error of [Store.IngestReplicated] when a master
+// with replicas did not have the batch's writes confirmed by any of them
+// in time.
+var ErrNotReplicated = errors.New("no replica confirmed the writes in time")
+
+// Replicas returns how many replicas each master has online (INFO
+// replication: connected and past their first sync, which may take minutes
+// and confirms nothing meanwhile): by address on a Cluster, under "" on a
+// single server or Sentinel's master. A server that refuses INFO
+// replication (the embedded Redis) counts as having none.
+func (s *Store) Replicas(ctx context.Context) (map[string]int, error) {
+	cc, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		n, err := connectedReplicas(ctx, s.rdb)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]int{"": n}, nil
+	}
+	var mu sync.Mutex
+	out := map[string]int{}
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		n, err := connectedReplicas(ctx, c)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		out[c.Options().Addr] = n
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func connectedReplicas(ctx context.Context, c redis.Cmdable) (int, error) {
+	info, err := c.Info(ctx, "replication").Result()
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading replication info: %w", err)
+	}
+	n := 0
+	for line := range strings.Lines(info) {
+		// slave0:ip=10.0.0.2,port=6379,state=online,offset=...,lag=0
+		k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+		if strings.HasPrefix(k, "slave") && strings.Contains(","+v+",", ",state=online,") {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Replication says what [Store.IngestReplicated] waits for.
+type Replication struct {
+	// Replicas is how many replicas each master has, as [Store.Replicas]
+	// gives them: a master with none is not waited for, one not listed (a
+	// master since) is.
+	Replicas map[string]int
+	// Timeout bounds the wait for a replica's confirmation.
+	Timeout time.Duration
+}
+
+// IngestReplicated is Ingest that returns only once every master written
+// to that has replicas has the batch's writes confirmed by one of them
+// (WAIT 1): a callback acknowledged then survives the master's loss and a
+// replica's promotion, where Redis's asynchronous replication may lose
+// what the master alone had. When no replica confirms in time it fails
+// with ErrNotReplicated; the writes are on the master all the same, and
+// ingesting the batch again is harmless (its callbacks are duplicates).
+//
+// The batch's writes and each master's WAIT go on one connection of the
+// batch's own per master: WAIT covers the writes of its connection, and a
+// connection broken by a master's loss fails the batch rather than letting
+// another master confirm it. On a Cluster, a slot that moved (MOVED, ASK)
+// fails the batch too, and the slots are read again for the next one.
+func (s *Store) IngestReplicated(ctx context.Context, cbs []Callback, r Replication) ([]Result, error) {
+	cs := &conns{s: s, by: map[string]*redis.Conn{}}
+	defer cs.close()
+	res, err := s.ingest(ctx, cs, cbs)
+	if err == nil {
+		err = cs.wait(ctx, r.Replicas, max(r.Timeout, time.Millisecond)) // WAIT's 0 is for ever
+	}
+	if err != nil {
+		if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+			cc.ReloadState(ctx)
+		}
+		return nil, err
+	}
+	return res, nil
+}
+
+// conns holds a batch's connections, one per master it writes to.
+type conns struct {
+	s  *Store
+	by map[string]*redis.Conn // master address ("" off Cluster) -> connection
+}
+
+// eval is evalGroups on cs's connections: each group on its master's, the
+// masters' pipelines at once. A nil cs is evalGroups.
+func (cs *conns) eval(ctx context.Context, s *Store, script *redis.Script, gs []*group) ([][]any, error) {
+	if cs == nil {
+		return s.evalGroups(ctx, script, gs)
+	}
+	byAddr := map[string][]int{}
+	var addrs []string
+	for i, g := range gs {
+		addr, err := cs.open(ctx, g.keys[0])
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := byAddr[addr]; !ok {
+			addrs = append(addrs, addr)
+		}
+		byAddr[addr] = append(byAddr[addr], i)
+	}
+	out := make([][]any, len(gs))
+	errs := make([]error, len(addrs))
+	run := func(k int) {
+		idx := byAddr[addrs[k]]
+		sub := make([]*group, len(idx))
+		for j, i := range idx {
+			sub[j] = gs[i]
+		}
+		r, err := evalOn(ctx, cs.by[addrs[k]], script, sub)
+		if err != nil {
+			errs[k] = err
+			return
+		}
+		for j, i := range idx {
+			out[i] = r[j]
+		}
+	}
+	if len(addrs) == 1 {
+		run(0)
+	} else {
+		var wg sync.WaitGroup
+		for k := range addrs {
+			wg.Go(func() { run(k) })
+		}
+		wg.Wait()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// open makes sure cs has a connection to the master of key and returns the
+// master's address.
+func (cs *conns) open(ctx context.Context, key string) (string, error) {
+	var c *redis.Client
+	addr := ""
+	switch r := cs.s.rdb.(type) {
+	case *redis.ClusterClient:
+		n, err := r.MasterForKey(ctx, key)
+		if err != nil {
+			return "", err
+		}
+		c, addr = n, n.Options().Addr
+	case *redis.Client:
+		c = r
+	default:
+		return "", fmt.Errorf("waiting for replicas on a %T", r)
+	}
+	if _, ok := cs.by[addr]; !ok {
+		cs.by[addr] = c.Conn()
+	}
+	return addr, nil
+}
+
+// wait has each master written to that has replicas confirm the writes of
+// its connection on one of them, the masters at once.
+func (cs *conns) wait(ctx context.Context, replicas map[string]int, timeout time.Duration) error {
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for addr, c := range cs.by {
+		if n, ok := replicas[addr]; ok && n == 0 {
+			continue
+		}
+		wg.Go(func() {
+			name := cmp.Or(addr, "the master")
+			n, err := c.Wait(ctx, 1, timeout).Result()
+			switch {
+			case err != nil:
+				err = fmt.Errorf("waiting for a replica of %s: %w", name, err)
+			case n < 1:
+				err = fmt.Errorf("%s: %w (%v)", name, ErrNotReplicated, timeout)
+			}
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (cs *conns) close() {
+	for _, c := range cs.by {
+		_ = c.Close()
+	}
+}
