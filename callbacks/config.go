@@ -6,7 +6,8 @@
 // string, the fields named by dot paths. The receiver checks the token, the
 // source address and the size, normalizes the number to E.164, maps the
 // status to capable / not capable / unknown, and answers 2xx only once the
-// callback is written to Redis. Concurrent requests are written together:
+// callback is written to Redis, and to a replica when the master has any
+// (WAIT: a failover then loses no acknowledged callback). Concurrent requests are written together:
 // a committer takes every callback waiting and writes them in one
 // pipelined round trip ([capstore.Store.Ingest]), so the Redis work per
 // callback shrinks as load grows. Receivers hold no state of their own:
@@ -93,7 +94,8 @@ type Config struct {
 	Committers int
 
 	// CommitTimeout bounds the write of one batch; its requests get 503
-	// (the provider retries). Defaults to CommitTimeoutDefault.
+	// (the provider retries). Half of it bounds the wait for a replica's
+	// confirmation. Defaults to CommitTimeoutDefault.
 	CommitTimeout time.Duration
 
 	// OnStored, when not nil, is called with each batch of callbacks once

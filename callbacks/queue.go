@@ -2,6 +2,7 @@ package callbacks
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -55,7 +56,15 @@ type queue struct {
 	once   sync.Once
 
 	counts sync.Map // outcome -> *atomic.Int64, flushed to the fleet counts
+
+	repMu sync.Mutex
+	rep   map[string]int // replicas per master, as last read (nil: not yet)
+	repAt time.Time      // when rep was read; zero: read it again
 }
+
+// replicasRefresh is how often the committers read again how many replicas
+// the masters have.
+const replicasRefresh = 5 * time.Second
 
 func newQueue(store *capstore.Store, cfg Config) *queue {
 	return &queue{store: store, cfg: cfg, ch: make(chan item, cfg.QueueLimit), quit: make(chan struct{})}
@@ -132,7 +141,7 @@ func (q *queue) commitLoop() {
 
 func (q *queue) write(batch []item, cbs []capstore.Callback) {
 	ctx, cancel := context.WithTimeout(context.Background(), q.cfg.CommitTimeout)
-	res, err := q.store.Ingest(ctx, cbs)
+	res, err := q.ingest(ctx, cbs)
 	cancel()
 	if err == nil && q.cfg.OnStored != nil {
 		err = q.cfg.OnStored(cbs)
@@ -141,7 +150,12 @@ func (q *queue) write(batch []item, cbs []capstore.Callback) {
 	if m := q.cfg.Metrics; m != nil {
 		m.batch.Observe(float64(len(batch)))
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, capstore.ErrNotReplicated):
+		q.add(outcomeUnreplicated, int64(len(batch)))
+		q.cfg.Logger.Error("no replica confirmed a batch of callbacks in time; they are answered 503 and the provider retries them",
+			"callbacks", len(batch), "err", err)
+	case err != nil:
 		q.cfg.Logger.Error("storing callbacks failed; they are answered 503 and the provider retries them",
 			"callbacks", len(batch), "err", err)
 	}
@@ -153,6 +167,74 @@ func (q *queue) write(batch []item, cbs []capstore.Callback) {
 		}
 		it.p.finish(it.i, r, err)
 	}
+}
+
+// ingest writes a batch. When the masters have replicas, it returns once
+// one replica of each has the writes (WAIT): Redis replicates
+// asynchronously, and a callback acknowledged on the master's word alone
+// is lost when the master dies before passing it on and its replica takes
+// over (the provider does not send an acknowledged callback again).
+func (q *queue) ingest(ctx context.Context, cbs []capstore.Callback) ([]capstore.Result, error) {
+	rep, err := q.replicas(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !anyReplica(rep) {
+		return q.store.Ingest(ctx, cbs)
+	}
+	res, err := q.store.IngestReplicated(ctx, cbs, capstore.Replication{Replicas: rep, Timeout: q.cfg.CommitTimeout / 2})
+	if err != nil {
+		q.repMu.Lock()
+		q.repAt = time.Time{} // a replica or a master lost, maybe: read them again
+		q.repMu.Unlock()
+	}
+	return res, err
+}
+
+// replicas returns how many replicas each master has, read at most
+// replicasRefresh ago: one INFO per master every few seconds, not per
+// batch. A failed read keeps the last one, if any.
+func (q *queue) replicas(ctx context.Context) (map[string]int, error) {
+	q.repMu.Lock()
+	defer q.repMu.Unlock()
+	if q.rep != nil && time.Since(q.repAt) < replicasRefresh {
+		return q.rep, nil
+	}
+	rep, err := q.store.Replicas(ctx)
+	if err != nil {
+		if q.rep != nil {
+			return q.rep, nil
+		}
+		return nil, err
+	}
+	if was, now := anyReplica(q.rep), anyReplica(rep); q.rep == nil || was != now {
+		if now {
+			q.cfg.Logger.Info("callbacks are acknowledged once a replica has them", "replicas", rep)
+		} else {
+			q.cfg.Logger.Info("callbacks are acknowledged once the master has them: it has no replicas", "replicas", rep)
+		}
+		if m := q.cfg.Metrics; m != nil {
+			m.replicated.Set(b2f(now))
+		}
+	}
+	q.rep, q.repAt = rep, time.Now()
+	return rep, nil
+}
+
+func anyReplica(rep map[string]int) bool {
+	for _, n := range rep {
+		if n > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (q *queue) add(outcome string, n int64) {

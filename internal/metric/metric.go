@@ -31,6 +31,11 @@ func Histogram(reg prometheus.Registerer, name, help string, buckets []float64) 
 	return register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}))
 }
 
+// Gauge returns the gauge name.
+func Gauge(reg prometheus.Registerer, name, help string) prometheus.Gauge {
+	return register(reg, prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help}))
+}
+
 // register registers c with reg, or returns the collector already registered
 // under its name. Registration cannot fail otherwise: the descriptors are
 // fixed and valid.

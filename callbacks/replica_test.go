@@ -1,0 +1,169 @@
+package callbacks_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/capcheck/capcheck/callbacks"
+	"github.com/capcheck/capcheck/capstore"
+	"github.com/capcheck/capcheck/internal/redistest"
+)
+
+// TestAckWaitsForReplica: on a master with a replica (Sentinel's), a
+// callback is acknowledged once the replica has it. While the replica is
+// frozen (connected, so the master still counts it, but confirming
+// nothing), callbacks get 503, never 200; thawed, the provider's retries
+// get 200, and each callback counts once for its job.
+func TestAckWaitsForReplica(t *testing.T) {
+	t.Parallel()
+	s := redistest.StartSentinel(t)
+	store := capstore.New(s.Client(t), capstore.Options{})
+	ctx := context.Background()
+	waitStreaming(t, s.Data[0])
+	ord, err := store.RegisterJob(ctx, "job")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 6
+	nums := make([]uint64, n)
+	var items []capstore.Awaited
+	for i := range n {
+		nums[i] = uint64(919876500000 + i)
+		items = append(items, capstore.Awaited{Number: nums[i], Index: uint32(i)})
+	}
+	if err := store.Await(ctx, "job", ord, items, now.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	r, err := callbacks.New(store, callbacks.Config{Token: token, CommitTimeout: time.Second,
+		Metrics: callbacks.NewMetrics(reg), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	h := r.Handler()
+	post := func(num uint64) *httptest.ResponseRecorder {
+		body := `{"number":"` + strconv.FormatUint(num, 10) + `","status":"capable"}`
+		hr := httptest.NewRequest(http.MethodPost, "/callback", strings.NewReader(body))
+		hr.Header.Set("Authorization", "Bearer "+token)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, hr)
+		return w
+	}
+	replica := capstore.New(s.Data[1].Client(t), capstore.Options{})
+
+	if w := post(nums[0]); w.Code != http.StatusOK {
+		t.Fatalf("replica up: %d %s, want 200", w.Code, w.Body)
+	}
+	if recs, err := replica.Lookup(ctx, nums[:1]); err != nil || recs[0].Capability != capstore.Capable {
+		t.Fatalf("acknowledged, but the replica has %+v, %v", recs, err)
+	}
+	if g := gauge(t, reg, "capcheck_callback_replicated"); g != 1 {
+		t.Errorf("capcheck_callback_replicated = %v, want 1", g)
+	}
+
+	thaw := s.Data[1].Freeze(t)
+	for i := 1; i < n; i++ {
+		if w := post(nums[i]); w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
+			t.Errorf("replica frozen, callback %d: %d %q %s, want 503 with Retry-After", i, w.Code, w.Header(), w.Body)
+		}
+	}
+	if got := outcomes(t, reg, "unreplicated"); got != n-1 {
+		t.Errorf("unreplicated callbacks counted %v, want %d", got, n-1)
+	}
+	thaw()
+	for i := 1; i < n; i++ {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			w := post(nums[i])
+			if w.Code == http.StatusOK {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("replica thawed, callback %d: %d %s, want 200", i, w.Code, w.Body)
+			}
+		}
+	}
+	recs, err := replica.Lookup(ctx, nums)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, rec := range recs {
+		if rec.Capability != capstore.Capable {
+			t.Errorf("number %d acknowledged, but the replica has %+v", nums[i], rec)
+		}
+	}
+	jc, err := store.JobCounts(ctx, "job")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jc.Received != n || jc.Capable != n {
+		t.Errorf("job counts %+v, want %d received and capable", jc, n)
+	}
+}
+
+// waitStreaming waits until master's replica confirms its writes: a
+// replica whose link is up may not be online for the master yet (its
+// first sync ends, then its first acknowledgement starts the stream).
+func waitStreaming(t *testing.T, master *redistest.Server) {
+	t.Helper()
+	ctx := context.Background()
+	c := master.Client(t).Conn()
+	defer c.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if err := c.Set(ctx, redistest.NewPrefix(t)+":streaming", 1, time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := c.Wait(ctx, 1, 100*time.Millisecond).Result(); err == nil && n == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the replica confirms no write")
+		}
+	}
+}
+
+// outcomes returns capcheck_callbacks_total{outcome}.
+func outcomes(t *testing.T, reg *prometheus.Registry, outcome string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "capcheck_callbacks_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" && l.GetValue() == outcome {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no capcheck_callbacks_total{outcome=%q}", outcome)
+	return 0
+}
+
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
