@@ -96,10 +96,12 @@ func (r *URL) NewClient(o Options) redis.UniversalClient {
 // Transient reports whether err says that Redis could not be reached or could
 // not serve the command for now (a connection refused or reset, a timeout,
 // LOADING, READONLY after a failover, CLUSTERDOWN, TRYAGAIN, MASTERDOWN,
-// no reachable sentinel), so that the same command may succeed later.
+// no reachable sentinel), so that the same command may succeed later. A
+// dedicated connection (redis.Conn) that broke is not: it stays broken,
+// and every retry fails on it again.
 func Transient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, redis.ErrClosed) {
+		errors.Is(err, redis.ErrClosed) || strings.Contains(err.Error(), badConn) {
 		return false
 	}
 	var ne net.Error
@@ -117,6 +119,10 @@ func Transient(err error) bool {
 		strings.Contains(s, "sentinels specified in configuration are unreachable") ||
 		strings.Contains(s, "cluster has no nodes")
 }
+
+// badConn is how go-redis says a redis.Conn broke (wrapping the error that
+// broke it, io.EOF for one the server closed).
+const badConn = "redis: Conn is in a bad state"
 
 // rideThrough retries commands that failed with a transient error, with
 // backoff, for up to budget, and logs the outage once per 10s.
