@@ -20,8 +20,8 @@ var ErrNotReplicated = errors.New("no replica confirmed the writes in time")
 // Replicas returns how many replicas each master has online (INFO
 // replication: connected and past their first sync, which may take minutes
 // and confirms nothing meanwhile): by address on a Cluster, under "" on a
-// single server or Sentinel's master. A server that refuses INFO
-// replication (the embedded Redis) counts as having none.
+// single server or Sentinel's master. The embedded Redis, which has no
+// INFO replication, counts as having none; any other error is returned.
 func (s *Store) Replicas(ctx context.Context) (map[string]int, error) {
 	cc, ok := s.rdb.(*redis.ClusterClient)
 	if !ok {
@@ -49,10 +49,14 @@ func (s *Store) Replicas(ctx context.Context) (map[string]int, error) {
 	return out, nil
 }
 
+// embeddedRefusal is the embedded Redis's answer to INFO replication.
+// Only it means "no replicas": any other error (NOPERM for a user without
+// @dangerous, LOADING, BUSY) says nothing of the replicas.
+const embeddedRefusal = "section (replication) is not supported"
+
 func connectedReplicas(ctx context.Context, c redis.Cmdable) (int, error) {
 	info, err := c.Info(ctx, "replication").Result()
-	var rerr redis.Error
-	if errors.As(err, &rerr) {
+	if err != nil && err.Error() == embeddedRefusal {
 		return 0, nil
 	}
 	if err != nil {
@@ -89,15 +93,27 @@ type Replication struct {
 //
 // The batch's writes and each master's WAIT go on one connection of the
 // batch's own per master: WAIT covers the writes of its connection, and a
-// connection broken by a master's loss fails the batch rather than letting
-// another master confirm it. On a Cluster, a slot that moved (MOVED, ASK)
-// fails the batch too, and the slots are read again for the next one.
+// connection broken by a master's loss fails the batch at once rather than
+// letting another master confirm it. Each pipeline of the batch on a
+// master ends with a write of its own (a mark key, see markKey): WAIT
+// covers the connection's last write only (Redis 7.2 and later, Valkey),
+// and a batch that wrote nothing there (its callbacks duplicates of
+// records another connection wrote) would otherwise be confirmed at once.
+// On a Cluster, a slot that moved (MOVED, ASK) fails the batch too, and
+// the slots are read again for the next one.
+//
+// The wait ends by ctx's deadline, if sooner than r.Timeout (go-redis
+// does not end a command by its context).
 func (s *Store) IngestReplicated(ctx context.Context, cbs []Callback, r Replication) ([]Result, error) {
-	cs := &conns{s: s, by: map[string]*redis.Conn{}}
+	cs := &conns{s: s, by: map[string]*redis.Conn{}, marks: map[string]string{}}
 	defer cs.close()
 	res, err := s.ingest(ctx, cs, cbs)
 	if err == nil {
-		err = cs.wait(ctx, r.Replicas, max(r.Timeout, time.Millisecond)) // WAIT's 0 is for ever
+		timeout := r.Timeout
+		if dl, ok := ctx.Deadline(); ok {
+			timeout = min(timeout, time.Until(dl))
+		}
+		err = cs.wait(ctx, r.Replicas, max(timeout, time.Millisecond)) // WAIT's 0 is for ever
 	}
 	if err != nil {
 		if cc, ok := s.rdb.(*redis.ClusterClient); ok {
@@ -110,8 +126,29 @@ func (s *Store) IngestReplicated(ctx context.Context, cbs []Callback, r Replicat
 
 // conns holds a batch's connections, one per master it writes to.
 type conns struct {
-	s  *Store
-	by map[string]*redis.Conn // master address ("" off Cluster) -> connection
+	s     *Store
+	by    map[string]*redis.Conn // master address ("" off Cluster) -> connection
+	marks map[string]string      // master address -> its mark key
+}
+
+// markTTL is how long a mark key lives: keys of the hash tags written in
+// the last few seconds, no more.
+const markTTL = 10 * time.Second
+
+// markKey is the key a batch writes on a master, with the hash tag of key
+// (a key of the batch's on that master), so that on a Cluster it is on the
+// same master; one key in all off Cluster.
+func (s *Store) markKey(key string) string {
+	if !s.cluster {
+		return s.prefix + ":replmark"
+	}
+	tag := key // a key without a hash tag is hashed whole
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			tag = key[i+1 : i+1+j]
+		}
+	}
+	return s.prefix + ":replmark:{" + tag + "}"
 }
 
 // eval is evalGroups on cs's connections: each group on its master's, the
@@ -129,6 +166,9 @@ func (cs *conns) eval(ctx context.Context, s *Store, script *redis.Script, gs []
 		}
 		if _, ok := byAddr[addr]; !ok {
 			addrs = append(addrs, addr)
+			if _, ok := cs.marks[addr]; !ok {
+				cs.marks[addr] = s.markKey(g.keys[0])
+			}
 		}
 		byAddr[addr] = append(byAddr[addr], i)
 	}
@@ -140,7 +180,7 @@ func (cs *conns) eval(ctx context.Context, s *Store, script *redis.Script, gs []
 		for j, i := range idx {
 			sub[j] = gs[i]
 		}
-		r, err := evalOn(ctx, cs.by[addrs[k]], script, sub)
+		r, err := evalOn(ctx, cs.by[addrs[k]], script, sub, cs.marks[addrs[k]])
 		if err != nil {
 			errs[k] = err
 			return

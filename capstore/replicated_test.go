@@ -3,9 +3,13 @@ package capstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/capcheck/capcheck/internal/redistest"
 )
@@ -79,7 +83,56 @@ func TestIngestReplicatedCluster(t *testing.T) {
 		}
 	}
 
+	// Each master written to has a mark key of the batch's, short-lived.
+	var mu sync.Mutex
+	marks := 0
+	err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		keys, err := c.Keys(ctx, s.prefix+":replmark:*").Result()
+		if err != nil {
+			return err
+		}
+		if len(keys) == 0 {
+			return fmt.Errorf("no mark key on %s", c.Options().Addr)
+		}
+		for _, k := range keys {
+			if d, err := c.PTTL(ctx, k).Result(); err != nil || d <= 0 || d > markTTL {
+				return fmt.Errorf("mark key %s expires in %v (%v), want within %v", k, d, err, markTTL)
+			}
+		}
+		mu.Lock()
+		marks += len(keys)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags := map[uint32]bool{}
+	for _, cb := range append(on[0], off[0]...) {
+		tags[slotOf(cb.Number).tag()] = true
+	}
+	if marks > len(tags) {
+		t.Errorf("%d mark keys, want at most one per hash tag written (%d)", marks, len(tags))
+	}
+
 	thaw := replica.Freeze(t)
+	// A batch that writes nothing of its own on the master (duplicates)
+	// still waits for the replica: its WAIT covers the batch's mark. Redis
+	// 7.0 cannot show the failure without the mark (its WAIT covers the
+	// master's offset at the connection's last command); Redis 7.2 and
+	// Valkey would confirm such a batch at once, though the records it
+	// found were another connection's writes not on the replica yet.
+	if res, err := s.IngestReplicated(ctx, on[0], r); !errors.Is(err, ErrNotReplicated) {
+		t.Fatalf("%s's replica frozen, duplicates: %v, %v; want ErrNotReplicated", master, res, err)
+	}
+	// The wait ends by the batch's deadline, though WAIT's timeout is longer.
+	dctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	start := time.Now()
+	_, err = s.IngestReplicated(dctx, on[0], Replication{Replicas: rep, Timeout: 5 * time.Second})
+	cancel()
+	if d := time.Since(start); !errors.Is(err, ErrNotReplicated) || d > time.Second {
+		t.Fatalf("deadline in 200ms, WAIT's timeout 5s: %v after %v; want ErrNotReplicated by the deadline", err, d)
+	}
 	if _, err := s.IngestReplicated(ctx, off[1], r); err != nil {
 		t.Fatalf("the other masters' replicas up: %v", err)
 	}
@@ -109,4 +162,26 @@ func allOne(rep map[string]int) bool {
 		}
 	}
 	return true
+}
+
+// TestReplicasRefused: a server that refuses INFO (an ACL user without
+// @dangerous, which may still WAIT) is not taken for one without replicas:
+// Replicas fails. Only the embedded Redis's refusal means none.
+func TestReplicasRefused(t *testing.T) {
+	t.Parallel()
+	srv := redistest.StartPrivate(t)
+	ctx := context.Background()
+	admin := srv.Client(t)
+	if err := admin.Do(ctx, "ACL", "SETUSER", "noinfo", "on", ">pw", "~*", "+@all", "-@dangerous").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "noinfo", Password: "pw"})
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.Wait(ctx, 0, time.Millisecond).Err(); err != nil {
+		t.Fatalf("WAIT as noinfo: %v", err)
+	}
+	s := New(c, Options{Prefix: redistest.NewPrefix(t)})
+	if rep, err := s.Replicas(ctx); err == nil || !redis.HasErrorPrefix(err, "NOPERM") {
+		t.Fatalf("Replicas as a user without INFO = %v, %v; want NOPERM", rep, err)
+	}
 }

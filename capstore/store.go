@@ -109,7 +109,7 @@ func (s *Store) groups(slots []slot, add func(g *group, i int), kinds ...func(ui
 // a failover) gets them loaded and the calls repeated: every script here
 // is idempotent.
 func (s *Store) evalGroups(ctx context.Context, script *redis.Script, gs []*group) ([][]any, error) {
-	return evalOn(ctx, s.rdb, script, gs)
+	return evalOn(ctx, s.rdb, script, gs, "")
 }
 
 // pipeliner is where evalOn runs: the Store's client, or a connection of
@@ -119,12 +119,17 @@ type pipeliner interface {
 	Pipeline() redis.Pipeliner
 }
 
-func evalOn(ctx context.Context, c pipeliner, script *redis.Script, gs []*group) ([][]any, error) {
+// evalOn is evalGroups on c. A mark key, when not "", is written after the
+// calls in the same pipeline (see conns.eval).
+func evalOn(ctx context.Context, c pipeliner, script *redis.Script, gs []*group, mark string) ([][]any, error) {
 	for try := 0; ; try++ {
 		pipe := c.Pipeline()
 		cmds := make([]*redis.Cmd, len(gs))
 		for i, g := range gs {
 			cmds[i] = script.EvalSha(ctx, pipe, g.keys, g.args...)
+		}
+		if mark != "" {
+			pipe.Set(ctx, mark, 1, markTTL)
 		}
 		_, err := pipe.Exec(ctx)
 		if err != nil && try == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
