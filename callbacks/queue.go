@@ -57,20 +57,36 @@ type queue struct {
 
 	counts sync.Map // outcome -> *atomic.Int64, flushed to the fleet counts
 
-	repMu sync.Mutex
-	rep   map[string]int // replicas per master, as last read (nil: not yet)
-	repAt time.Time      // when rep was read; zero: read it again
+	readMu  sync.Mutex // held by the one committer reading the replicas
+	repMu   sync.Mutex
+	rep     map[string]int // replicas per master, as last read (nil: not yet)
+	repErr  error          // the last read's error while rep is nil
+	repRead time.Time      // when the replicas were last read (or tried)
+	repNext time.Time      // when to read them again
 }
 
 // replicasRefresh is how often the committers read again how many replicas
-// the masters have.
-const replicasRefresh = 5 * time.Second
+// the masters have; replicasRetry how soon after a failed read or a failed
+// batch.
+const (
+	replicasRefresh = 5 * time.Second
+	replicasRetry   = time.Second
+)
 
 func newQueue(store *capstore.Store, cfg Config) *queue {
 	return &queue{store: store, cfg: cfg, ch: make(chan item, cfg.QueueLimit), quit: make(chan struct{})}
 }
 
 func (q *queue) start() {
+	// Read the replicas now: capcheck_callback_replicated says from the
+	// start how callbacks are acknowledged, not from the first batch.
+	q.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), q.cfg.CommitTimeout)
+		defer cancel()
+		if _, err := q.replicas(ctx); err != nil {
+			q.cfg.Logger.Warn("reading how many replicas Redis has failed; read again at the first callback", "err", err)
+		}
+	})
 	for range q.cfg.Committers {
 		q.wg.Go(q.commitLoop)
 	}
@@ -184,8 +200,11 @@ func (q *queue) ingest(ctx context.Context, cbs []capstore.Callback) ([]capstore
 	}
 	res, err := q.store.IngestReplicated(ctx, cbs, capstore.Replication{Replicas: rep, Timeout: q.cfg.CommitTimeout / 2})
 	if err != nil {
+		// A replica or a master lost, maybe: read them again, soon.
 		q.repMu.Lock()
-		q.repAt = time.Time{} // a replica or a master lost, maybe: read them again
+		if again := q.repRead.Add(replicasRetry); again.Before(q.repNext) {
+			q.repNext = again
+		}
 		q.repMu.Unlock()
 	}
 	return res, err
@@ -193,20 +212,41 @@ func (q *queue) ingest(ctx context.Context, cbs []capstore.Callback) ([]capstore
 
 // replicas returns how many replicas each master has, read at most
 // replicasRefresh ago: one INFO per master every few seconds, not per
-// batch. A failed read keeps the last one, if any.
+// batch, by one committer at a time (the others take the last count, or
+// wait for the first). A failed read keeps the last count, if any (a
+// master known to have replicas is still waited for), and is tried again
+// replicasRetry later, not at every batch.
 func (q *queue) replicas(ctx context.Context) (map[string]int, error) {
+	if rep, ok, err := q.lastReplicas(); ok {
+		return rep, err
+	}
+	if !q.readMu.TryLock() {
+		q.repMu.Lock()
+		rep := q.rep
+		q.repMu.Unlock()
+		if rep != nil {
+			return rep, nil
+		}
+		q.readMu.Lock() // none known yet: wait for the read under way
+	}
+	defer q.readMu.Unlock()
+	if rep, ok, err := q.lastReplicas(); ok {
+		return rep, err
+	}
+	rep, err := q.store.Replicas(ctx) // outside repMu: the others go on
 	q.repMu.Lock()
 	defer q.repMu.Unlock()
-	if q.rep != nil && time.Since(q.repAt) < replicasRefresh {
-		return q.rep, nil
-	}
-	rep, err := q.store.Replicas(ctx)
+	q.repRead = time.Now()
 	if err != nil {
+		q.repNext = q.repRead.Add(replicasRetry)
 		if q.rep != nil {
+			q.cfg.Logger.Warn("reading how many replicas Redis has failed; the last count holds", "replicas", q.rep, "err", err)
 			return q.rep, nil
 		}
+		q.repErr = err
 		return nil, err
 	}
+	q.repNext = q.repRead.Add(replicasRefresh)
 	if was, now := anyReplica(q.rep), anyReplica(rep); q.rep == nil || was != now {
 		if now {
 			q.cfg.Logger.Info("callbacks are acknowledged once a replica has them", "replicas", rep)
@@ -217,8 +257,22 @@ func (q *queue) replicas(ctx context.Context) (map[string]int, error) {
 			m.replicated.Set(b2f(now))
 		}
 	}
-	q.rep, q.repAt = rep, time.Now()
+	q.rep, q.repErr = rep, nil
 	return rep, nil
+}
+
+// lastReplicas returns the last read of the replicas (or its error) while
+// it is fresh.
+func (q *queue) lastReplicas() (map[string]int, bool, error) {
+	q.repMu.Lock()
+	defer q.repMu.Unlock()
+	if q.repNext.IsZero() || !time.Now().Before(q.repNext) {
+		return nil, false, nil
+	}
+	if q.rep != nil {
+		return q.rep, true, nil
+	}
+	return nil, true, q.repErr
 }
 
 func anyReplica(rep map[string]int) bool {

@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/capcheck/capcheck/callbacks"
 	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/internal/redistest"
+	"github.com/capcheck/capcheck/redisconn"
 )
 
 // TestAckWaitsForReplica: on a master with a replica (Sentinel's), a
@@ -49,6 +51,12 @@ func TestAckWaitsForReplica(t *testing.T) {
 	}
 	r.Start()
 	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	// The gauge says so from the start, before any callback.
+	for deadline := time.Now().Add(5 * time.Second); gauge(t, reg, "capcheck_callback_replicated") != 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("capcheck_callback_replicated is not 1 after start")
+		}
+	}
 	h := r.Handler()
 	post := func(num uint64) *httptest.ResponseRecorder {
 		body := `{"number":"` + strconv.FormatUint(num, 10) + `","status":"capable"}`
@@ -106,6 +114,128 @@ func TestAckWaitsForReplica(t *testing.T) {
 	}
 	if jc.Received != n || jc.Capable != n {
 		t.Errorf("job counts %+v, want %d received and capable", jc, n)
+	}
+}
+
+// TestBatchConnectionKilled: a batch whose connection breaks while it
+// waits for the replica (its master lost, here CLIENT KILL) is answered
+// 503 at once, not after the commit timeout: the broken connection is not
+// ridden through (it stays broken).
+func TestBatchConnectionKilled(t *testing.T) {
+	t.Parallel()
+	s := redistest.StartSentinel(t)
+	u, err := redisconn.Parse(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := u.NewClient(redisconn.Options{})
+	t.Cleanup(func() { _ = rdb.Close() })
+	store := capstore.New(rdb, capstore.Options{})
+	ctx := context.Background()
+	waitStreaming(t, s.Data[0])
+	reg := prometheus.NewRegistry()
+	const commit = 20 * time.Second
+	r, err := callbacks.New(store, callbacks.Config{Token: token, CommitTimeout: commit,
+		Metrics: callbacks.NewMetrics(reg), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	h := r.Handler()
+	post := func(num uint64) *httptest.ResponseRecorder {
+		body := `{"number":"` + strconv.FormatUint(num, 10) + `","status":"capable"}`
+		hr := httptest.NewRequest(http.MethodPost, "/callback", strings.NewReader(body))
+		hr.Header.Set("Authorization", "Bearer "+token)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, hr)
+		return w
+	}
+	if w := post(919876510000); w.Code != http.StatusOK {
+		t.Fatalf("replica up: %d %s, want 200", w.Code, w.Body)
+	}
+
+	thaw := s.Data[1].Freeze(t)
+	defer thaw()
+	done := make(chan *httptest.ResponseRecorder, 1)
+	go func() { done <- post(919876510001) }()
+	admin := s.Data[0].Client(t)
+	var id string
+	for deadline := time.Now().Add(5 * time.Second); id == ""; time.Sleep(10 * time.Millisecond) {
+		list, err := admin.ClientList(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(list) {
+			if strings.Contains(line, " cmd=wait ") {
+				id, _, _ = strings.Cut(strings.TrimPrefix(line, "id="), " ")
+			}
+		}
+		if id == "" && time.Now().After(deadline) {
+			t.Fatalf("no batch waits for the replica:\n%s", list)
+		}
+	}
+	if err := admin.ClientKillByFilter(ctx, "ID", id).Err(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	w := <-done
+	if w.Code != http.StatusServiceUnavailable {
+		t.Errorf("batch connection killed: %d %s, want 503", w.Code, w.Body)
+	}
+	if d := time.Since(killed); d > commit/4 {
+		t.Errorf("batch connection killed: answered after %v, want at once (commit timeout %v)", d, commit)
+	}
+}
+
+// TestInfoRefusedKeepsWaiting: when the receiver's Redis user loses INFO
+// (NOPERM; WAIT still allowed), the master's replicas still count as last
+// read: with the replica frozen, callbacks get 503, not 200 on the
+// master's word.
+func TestInfoRefusedKeepsWaiting(t *testing.T) {
+	t.Parallel()
+	s := redistest.StartSentinel(t)
+	ctx := context.Background()
+	admin := s.Data[0].Client(t)
+	if err := admin.Do(ctx, "ACL", "SETUSER", "receiver", "on", ">pw", "~*", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: s.Data[0].Addr, Username: "receiver", Password: "pw"})
+	t.Cleanup(func() { _ = rdb.Close() })
+	waitStreaming(t, s.Data[0])
+	reg := prometheus.NewRegistry()
+	r, err := callbacks.New(capstore.New(rdb, capstore.Options{}), callbacks.Config{Token: token,
+		CommitTimeout: time.Second, Metrics: callbacks.NewMetrics(reg), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	h := r.Handler()
+	post := func(num uint64) *httptest.ResponseRecorder {
+		body := `{"number":"` + strconv.FormatUint(num, 10) + `","status":"capable"}`
+		hr := httptest.NewRequest(http.MethodPost, "/callback", strings.NewReader(body))
+		hr.Header.Set("Authorization", "Bearer "+token)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, hr)
+		return w
+	}
+	if w := post(919876520000); w.Code != http.StatusOK {
+		t.Fatalf("replica up: %d %s, want 200", w.Code, w.Body)
+	}
+	if err := admin.Do(ctx, "ACL", "SETUSER", "receiver", "-@dangerous").Err(); err != nil {
+		t.Fatal(err)
+	}
+	thaw := s.Data[1].Freeze(t)
+	defer thaw()
+	// Past the count's refresh: the receiver reads INFO again, refused.
+	for end := time.Now().Add(7 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		if w := post(919876520001); w.Code == http.StatusOK {
+			t.Fatalf("INFO refused, replica frozen: %d, want 503", w.Code)
+		}
+	}
+	if g := gauge(t, reg, "capcheck_callback_replicated"); g != 1 {
+		t.Errorf("capcheck_callback_replicated = %v, want 1", g)
 	}
 }
 
