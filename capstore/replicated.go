@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -102,18 +103,49 @@ type Replication struct {
 // On a Cluster, a slot that moved (MOVED, ASK) fails the batch too, and
 // the slots are read again for the next one.
 //
-// The wait ends by ctx's deadline, if sooner than r.Timeout (go-redis
-// does not end a command by its context).
+// The wait ends by ctx's deadline, if sooner than r.Timeout, and so does
+// the call when ctx ends while the batch's connections are blocked (a
+// master frozen or cut off): go-redis does not end a command by its
+// context, and reads a blocked WAIT for 10 s past WAIT's timeout. Such a
+// batch's connections are left to their command, returned to the pool
+// when it ends.
 func (s *Store) IngestReplicated(ctx context.Context, cbs []Callback, r Replication) ([]Result, error) {
-	cs := &conns{s: s, by: map[string]*redis.Conn{}, marks: map[string]string{}}
-	defer cs.close()
-	res, err := s.ingest(ctx, cs, cbs)
-	if err == nil {
+	var (
+		gres    []Result // the goroutine's, read once done is closed
+		gerr    error
+		waiting atomic.Bool
+		done    = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		cs := &conns{s: s, by: map[string]*redis.Conn{}, marks: map[string]string{}}
+		defer cs.close()
+		if gres, gerr = s.ingest(ctx, cs, cbs); gerr != nil {
+			return
+		}
 		timeout := r.Timeout
 		if dl, ok := ctx.Deadline(); ok {
 			timeout = min(timeout, time.Until(dl))
 		}
-		err = cs.wait(ctx, r.Replicas, max(timeout, time.Millisecond)) // WAIT's 0 is for ever
+		waiting.Store(true)
+		gerr = cs.wait(ctx, r.Replicas, max(timeout, time.Millisecond)) // WAIT's 0 is for ever
+	}()
+	var res []Result
+	var err error
+	select {
+	case <-done:
+		res, err = gres, gerr
+	case <-ctx.Done():
+		select {
+		case <-done: // ended with ctx: its own error says more
+			res, err = gres, gerr
+		case <-time.After(ctxGrace):
+			if waiting.Load() {
+				err = fmt.Errorf("%w: %w", ErrNotReplicated, context.Cause(ctx))
+			} else {
+				err = fmt.Errorf("writing the batch: %w", context.Cause(ctx))
+			}
+		}
 	}
 	if err != nil {
 		if cc, ok := s.rdb.(*redis.ClusterClient); ok {
@@ -123,6 +155,11 @@ func (s *Store) IngestReplicated(ctx context.Context, cbs []Callback, r Replicat
 	}
 	return res, nil
 }
+
+// ctxGrace is how long IngestReplicated waits, once ctx ended, for the
+// batch's commands to end by themselves (a WAIT whose timeout was ctx's
+// deadline answers just after it).
+const ctxGrace = 50 * time.Millisecond
 
 // conns holds a batch's connections, one per master it writes to.
 type conns struct {

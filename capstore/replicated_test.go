@@ -185,3 +185,45 @@ func TestReplicasRefused(t *testing.T) {
 		t.Fatalf("Replicas as a user without INFO = %v, %v; want NOPERM", rep, err)
 	}
 }
+
+// freezeOn is a hook that freezes srv just as the client sends name.
+type freezeOn struct {
+	name   string
+	freeze func()
+	once   sync.Once
+}
+
+func (h *freezeOn) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *freezeOn) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == h.name {
+			h.once.Do(h.freeze)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *freezeOn) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestIngestReplicatedFrozen: a master that stops answering while a batch
+// waits for its replica (frozen, or cut off without a reset) ends the
+// batch by its deadline, though go-redis reads a blocked WAIT for 10 s
+// past WAIT's timeout.
+func TestIngestReplicatedFrozen(t *testing.T) {
+	t.Parallel()
+	srv := redistest.StartPrivate(t)
+	c := srv.Client(t)
+	c.AddHook(&freezeOn{name: "wait", freeze: func() { srv.Freeze(t) }})
+	s := New(c, Options{Prefix: redistest.NewPrefix(t)})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	cbs := []Callback{{Number: 919_800_000_001, Capability: Capable, At: time.Date(2026, 11, 30, 1, 0, 0, 0, time.UTC)}}
+	start := time.Now()
+	_, err := s.IngestReplicated(ctx, cbs, Replication{Replicas: map[string]int{"": 1}, Timeout: 5 * time.Second})
+	if d := time.Since(start); !errors.Is(err, ErrNotReplicated) || d > 1500*time.Millisecond {
+		t.Fatalf("master frozen as WAIT is sent, deadline in 1s: %v after %v; want ErrNotReplicated by the deadline", err, d)
+	}
+}
