@@ -124,6 +124,14 @@ func Transient(err error) bool {
 // broke it, io.EOF for one the server closed).
 const badConn = "redis: Conn is in a bad state"
 
+// silent reports whether err, not transient, says nothing of Redis
+// answering: a dedicated connection that broke (on a master that may
+// still be down), a closed client, an ended context.
+func silent(err error) bool {
+	return err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, redis.ErrClosed) || strings.Contains(err.Error(), badConn))
+}
+
 // rideThrough retries commands that failed with a transient error, with
 // backoff, for up to budget, and logs the outage once per 10s.
 type rideThrough struct {
@@ -209,7 +217,7 @@ func (h *rideThrough) do(ctx context.Context, f func() error) error {
 	for attempt := 0; ; attempt++ {
 		err := f()
 		if !Transient(err) {
-			if attempt > 0 {
+			if attempt > 0 && !silent(err) {
 				h.up()
 			}
 			return err

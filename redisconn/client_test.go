@@ -433,28 +433,40 @@ func TestPooledConnClosedByRedis(t *testing.T) {
 }
 
 // A dedicated connection (redis.Conn) that Redis closed stays broken: its
-// commands fail at once, not retried on it for the ride-through budget.
+// commands fail at once, not retried on it for the ride-through budget,
+// and the broken connection is not taken for Redis answering again. With
+// go-redis's retries off the ride-through sees the EOF first (a frozen
+// master's i/o timeout, likewise), then the broken connection.
 func TestDedicatedConnClosedByRedis(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	rdb := newClient(t, mustParse(t, redistest.Shared(t).URL), Options{RideThrough: 20 * time.Second})
-	cn := rdb.(*redis.Client).Conn()
-	defer cn.Close()
-	id, err := cn.ClientID(ctx).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := newClient(t, mustParse(t, redistest.Shared(t).URL), Options{RideThrough: -1})
-	if err := admin.ClientKillByFilter(ctx, "ID", fmt.Sprint(id)).Err(); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	for range 2 { // the first sees the close, the second the broken Conn
-		if err := cn.Ping(ctx).Err(); err == nil {
-			t.Fatal("Ping on a killed connection succeeded")
-		}
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("a killed dedicated connection failed after %v, want at once", d)
+	for _, query := range []string{"", "?max_retries=-1"} {
+		t.Run(query, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			log, logs := newLogger()
+			rdb := newClient(t, mustParse(t, redistest.Shared(t).URL+query), Options{Logger: log, RideThrough: 20 * time.Second})
+			cn := rdb.(*redis.Client).Conn()
+			defer cn.Close()
+			id, err := cn.ClientID(ctx).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			admin := newClient(t, mustParse(t, redistest.Shared(t).URL), Options{RideThrough: -1})
+			if err := admin.ClientKillByFilter(ctx, "ID", fmt.Sprint(id)).Err(); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			for range 2 { // the first sees the close, the second the broken Conn
+				if err := cn.Ping(ctx).Err(); err == nil {
+					t.Fatal("Ping on a killed connection succeeded")
+				}
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("a killed dedicated connection failed after %v, want at once", d)
+			}
+			if strings.Contains(logs.String(), "Redis answers again") {
+				t.Errorf("a broken dedicated connection logged that Redis answers again:\n%s", logs)
+			}
+		})
 	}
 }
