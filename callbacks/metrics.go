@@ -16,6 +16,7 @@ const (
 	outcomeOverloaded = "overloaded"  // queue full: 503
 
 	outcomeUnreplicated = "unreplicated" // no replica confirmed the write in time: 503
+	outcomeFailed       = "failed"       // storing them failed (Redis, the replica count): 503
 )
 
 // Metrics are a receiver's Prometheus metrics; docs/metrics.md describes
@@ -33,8 +34,8 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return &Metrics{
 		callbacks: metric.CounterVec(reg, "capcheck_callbacks_total",
-			"Callbacks received, by outcome (stored, duplicate, unsolicited); requests refused (refused, bad_request) and callbacks turned away (overloaded, unreplicated).",
-			"outcome", "stored", "duplicate", "unsolicited", outcomeRefused, outcomeBadRequest, outcomeOverloaded, outcomeUnreplicated),
+			"Callbacks received, by outcome (stored, duplicate, unsolicited); requests refused (refused, bad_request) and callbacks turned away (overloaded, unreplicated, failed).",
+			"outcome", "stored", "duplicate", "unsolicited", outcomeRefused, outcomeBadRequest, outcomeOverloaded, outcomeUnreplicated, outcomeFailed),
 		latency: metric.Histogram(reg, "capcheck_callback_ingest_seconds",
 			"Time from a callback request's arrival to its answer, once written to Redis.",
 			[]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10}),

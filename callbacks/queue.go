@@ -172,6 +172,7 @@ func (q *queue) write(batch []item, cbs []capstore.Callback) {
 		q.cfg.Logger.Error("no replica confirmed a batch of callbacks in time; they are answered 503 and the provider retries them",
 			"callbacks", len(batch), "err", err)
 	case err != nil:
+		q.add(outcomeFailed, int64(len(batch)))
 		q.cfg.Logger.Error("storing callbacks failed; they are answered 503 and the provider retries them",
 			"callbacks", len(batch), "err", err)
 	}

@@ -297,3 +297,44 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("no metric %s", name)
 	return 0
 }
+
+// TestInfoRefusedFromStart: a receiver whose Redis user never could read
+// INFO answers every callback 503, counted as failed: a dashboard shows
+// the refusals.
+func TestInfoRefusedFromStart(t *testing.T) {
+	t.Parallel()
+	srv := redistest.StartPrivate(t)
+	ctx := context.Background()
+	if err := srv.Client(t).Do(ctx, "ACL", "SETUSER", "noinfo", "on", ">pw", "~*", "+@all", "-@dangerous").Err(); err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "noinfo", Password: "pw"})
+	t.Cleanup(func() { _ = rdb.Close() })
+	reg := prometheus.NewRegistry()
+	r, err := callbacks.New(capstore.New(rdb, capstore.Options{Prefix: redistest.NewPrefix(t)}), callbacks.Config{Token: token,
+		CommitTimeout: time.Second, Metrics: callbacks.NewMetrics(reg), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	const n = 3
+	for i := range n {
+		w := postTo(r.Handler(), 919876530000+uint64(i))
+		if w.Code != http.StatusServiceUnavailable {
+			t.Fatalf("INFO refused from the start: %d %s, want 503", w.Code, w.Body)
+		}
+	}
+	if got := outcomes(t, reg, "failed"); got != n {
+		t.Errorf("failed callbacks counted %v, want %d", got, n)
+	}
+}
+
+func postTo(h http.Handler, num uint64) *httptest.ResponseRecorder {
+	body := `{"number":"` + strconv.FormatUint(num, 10) + `","status":"capable"}`
+	hr := httptest.NewRequest(http.MethodPost, "/callback", strings.NewReader(body))
+	hr.Header.Set("Authorization", "Bearer "+token)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, hr)
+	return w
+}
