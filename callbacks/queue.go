@@ -3,6 +3,7 @@ package callbacks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -57,12 +58,13 @@ type queue struct {
 
 	counts sync.Map // outcome -> *atomic.Int64, flushed to the fleet counts
 
-	readMu  sync.Mutex // held by the one committer reading the replicas
-	repMu   sync.Mutex
-	rep     map[string]int // replicas per master, as last read (nil: not yet)
-	repErr  error          // the last read's error while rep is nil
-	repRead time.Time      // when the replicas were last read (or tried)
-	repNext time.Time      // when to read them again
+	reading  chan struct{} // holds a token while the replicas are read: one read at a time
+	repMu    sync.Mutex
+	rep      map[string]int // replicas per master, as last read (nil: not yet)
+	repErr   error          // the last read's error while rep is nil
+	repRead  time.Time      // when the replicas were last read (or tried)
+	repNext  time.Time      // when to read them again
+	repStale bool           // the reads fail and rep is the last count
 }
 
 // replicasRefresh is how often the committers read again how many replicas
@@ -74,7 +76,8 @@ const (
 )
 
 func newQueue(store *capstore.Store, cfg Config) *queue {
-	return &queue{store: store, cfg: cfg, ch: make(chan item, cfg.QueueLimit), quit: make(chan struct{})}
+	return &queue{store: store, cfg: cfg, ch: make(chan item, cfg.QueueLimit), quit: make(chan struct{}),
+		reading: make(chan struct{}, 1)}
 }
 
 func (q *queue) start() {
@@ -214,38 +217,75 @@ func (q *queue) ingest(ctx context.Context, cbs []capstore.Callback) ([]capstore
 // replicas returns how many replicas each master has, read at most
 // replicasRefresh ago: one INFO per master every few seconds, not per
 // batch, by one committer at a time (the others take the last count, or
-// wait for the first). A failed read keeps the last count, if any (a
-// master known to have replicas is still waited for), and is tried again
-// replicasRetry later, not at every batch.
+// wait for the first until ctx ends). A failed read keeps the last count,
+// if any (a master known to have replicas is still waited for), and is
+// tried again replicasRetry later, not at every batch. The read ends by
+// ctx for its caller (go-redis does not end a command by its context,
+// nor at all with read_timeout=-1): it goes on, and its count is kept
+// when it comes.
 func (q *queue) replicas(ctx context.Context) (map[string]int, error) {
 	if rep, ok, err := q.lastReplicas(); ok {
 		return rep, err
 	}
-	if !q.readMu.TryLock() {
+	select {
+	case q.reading <- struct{}{}:
+	default:
 		q.repMu.Lock()
 		rep := q.rep
 		q.repMu.Unlock()
 		if rep != nil {
 			return rep, nil
 		}
-		q.readMu.Lock() // none known yet: wait for the read under way
+		select { // none known yet: wait for the read under way
+		case q.reading <- struct{}{}:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for the count of Redis's replicas: %w", context.Cause(ctx))
+		}
 	}
-	defer q.readMu.Unlock()
 	if rep, ok, err := q.lastReplicas(); ok {
+		<-q.reading
 		return rep, err
 	}
-	rep, err := q.store.Replicas(ctx) // outside repMu: the others go on
+	var (
+		rep  map[string]int
+		err  error
+		done = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		defer func() { <-q.reading }()
+		rep, err = q.keepReplicas(q.store.Replicas(ctx))
+	}()
+	select {
+	case <-done:
+		return rep, err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("reading how many replicas Redis has: %w", context.Cause(ctx))
+	}
+}
+
+// keepReplicas records a read of the replicas, and returns the count that
+// holds.
+func (q *queue) keepReplicas(rep map[string]int, err error) (map[string]int, error) {
 	q.repMu.Lock()
 	defer q.repMu.Unlock()
 	q.repRead = time.Now()
 	if err != nil {
 		q.repNext = q.repRead.Add(replicasRetry)
 		if q.rep != nil {
-			q.cfg.Logger.Warn("reading how many replicas Redis has failed; the last count holds", "replicas", q.rep, "err", err)
+			if !q.repStale { // once per streak of failures
+				q.cfg.Logger.Warn("reading how many replicas Redis has failed; the last count holds until it is read again",
+					"replicas", q.rep, "err", err)
+			}
+			q.repStale = true
 			return q.rep, nil
 		}
 		q.repErr = err
 		return nil, err
+	}
+	if q.repStale {
+		q.cfg.Logger.Info("how many replicas Redis has is read again", "replicas", rep)
+		q.repStale = false
 	}
 	q.repNext = q.repRead.Add(replicasRefresh)
 	if was, now := anyReplica(q.rep), anyReplica(rep); q.rep == nil || was != now {

@@ -2,6 +2,7 @@ package callbacks_test
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"github.com/capcheck/capcheck/callbacks"
 	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/internal/redistest"
+	"github.com/capcheck/capcheck/internal/syncbuf"
 	"github.com/capcheck/capcheck/redisconn"
 )
 
@@ -191,7 +193,8 @@ func TestBatchConnectionKilled(t *testing.T) {
 // TestInfoRefusedKeepsWaiting: when the receiver's Redis user loses INFO
 // (NOPERM; WAIT still allowed), the master's replicas still count as last
 // read: with the replica frozen, callbacks get 503, not 200 on the
-// master's word.
+// master's word. That the last count holds is logged once while INFO
+// keeps failing (it is tried every second), and once it is read again.
 func TestInfoRefusedKeepsWaiting(t *testing.T) {
 	t.Parallel()
 	s := redistest.StartSentinel(t)
@@ -204,8 +207,10 @@ func TestInfoRefusedKeepsWaiting(t *testing.T) {
 	t.Cleanup(func() { _ = rdb.Close() })
 	waitStreaming(t, s.Data[0])
 	reg := prometheus.NewRegistry()
+	logs := &syncbuf.Buffer{}
 	r, err := callbacks.New(capstore.New(rdb, capstore.Options{}), callbacks.Config{Token: token,
-		CommitTimeout: time.Second, Metrics: callbacks.NewMetrics(reg), Now: func() time.Time { return now }})
+		CommitTimeout: time.Second, Metrics: callbacks.NewMetrics(reg), Now: func() time.Time { return now },
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,6 +242,104 @@ func TestInfoRefusedKeepsWaiting(t *testing.T) {
 	if g := gauge(t, reg, "capcheck_callback_replicated"); g != 1 {
 		t.Errorf("capcheck_callback_replicated = %v, want 1", g)
 	}
+	const holds = "the last count holds"
+	if n := strings.Count(logs.String(), holds); n != 1 {
+		t.Errorf("%q logged %d times while INFO kept failing, want once:\n%s", holds, n, logs)
+	}
+	if err := admin.Do(ctx, "ACL", "SETUSER", "receiver", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	thaw()
+	const again = "how many replicas Redis has is read again"
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), again); time.Sleep(100 * time.Millisecond) {
+		post(919876520002)
+		if time.Now().After(deadline) {
+			t.Fatalf("INFO allowed again: %q not logged:\n%s", again, logs)
+		}
+	}
+	if n := strings.Count(logs.String(), holds); n != 1 {
+		t.Errorf("%q logged %d times, want once:\n%s", holds, n, logs)
+	}
+}
+
+// TestInfoRefusedFromStart: a receiver whose Redis user never could read
+// INFO answers every callback 503, counted as failed: a dashboard shows
+// the refusals.
+func TestInfoRefusedFromStart(t *testing.T) {
+	t.Parallel()
+	srv := redistest.StartPrivate(t)
+	ctx := context.Background()
+	if err := srv.Client(t).Do(ctx, "ACL", "SETUSER", "noinfo", "on", ">pw", "~*", "+@all", "-@dangerous").Err(); err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "noinfo", Password: "pw"})
+	t.Cleanup(func() { _ = rdb.Close() })
+	reg := prometheus.NewRegistry()
+	r, err := callbacks.New(capstore.New(rdb, capstore.Options{Prefix: redistest.NewPrefix(t)}), callbacks.Config{Token: token,
+		CommitTimeout: time.Second, Metrics: callbacks.NewMetrics(reg), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	const n = 3
+	for i := range n {
+		w := postTo(r.Handler(), 919876530000+uint64(i))
+		if w.Code != http.StatusServiceUnavailable {
+			t.Fatalf("INFO refused from the start: %d %s, want 503", w.Code, w.Body)
+		}
+	}
+	if got := outcomes(t, reg, "failed"); got != n {
+		t.Errorf("failed callbacks counted %v, want %d", got, n)
+	}
+}
+
+// TestFirstCountFrozen: a master that stops answering before the first
+// count of its replicas (read_timeout=-1: go-redis waits for ever) has
+// callbacks answered 503 by the commit timeout, not held for ever.
+func TestFirstCountFrozen(t *testing.T) {
+	t.Parallel()
+	srv := redistest.StartPrivate(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ReadTimeout: -1})
+	t.Cleanup(func() { _ = rdb.Close() })
+	store := capstore.New(rdb, capstore.Options{Prefix: redistest.NewPrefix(t)})
+	const commit = time.Second
+	r, err := callbacks.New(store, callbacks.Config{Token: token, CommitTimeout: commit, Committers: 2,
+		Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	thaw := srv.Freeze(t)
+	r.Start()
+	t.Cleanup(func() {
+		thaw()
+		_ = r.Stop(context.Background())
+	})
+	h := r.Handler()
+	codes := make(chan int, 2)
+	start := time.Now()
+	for i := range 2 { // both committers: one reads, the other waits for its count
+		go func() { codes <- postTo(h, 919876540000+uint64(i)).Code }()
+	}
+	for range 2 {
+		select {
+		case code := <-codes:
+			if code != http.StatusServiceUnavailable {
+				t.Errorf("master frozen before the first count: %d, want 503", code)
+			}
+		case <-time.After(3 * commit):
+			t.Fatalf("master frozen before the first count: no answer after %v (commit timeout %v)", time.Since(start), commit)
+		}
+	}
+}
+
+func postTo(h http.Handler, num uint64) *httptest.ResponseRecorder {
+	body := `{"number":"` + strconv.FormatUint(num, 10) + `","status":"capable"}`
+	hr := httptest.NewRequest(http.MethodPost, "/callback", strings.NewReader(body))
+	hr.Header.Set("Authorization", "Bearer "+token)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, hr)
+	return w
 }
 
 // waitStreaming waits until master's replica confirms its writes: a
@@ -296,45 +399,4 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
-}
-
-// TestInfoRefusedFromStart: a receiver whose Redis user never could read
-// INFO answers every callback 503, counted as failed: a dashboard shows
-// the refusals.
-func TestInfoRefusedFromStart(t *testing.T) {
-	t.Parallel()
-	srv := redistest.StartPrivate(t)
-	ctx := context.Background()
-	if err := srv.Client(t).Do(ctx, "ACL", "SETUSER", "noinfo", "on", ">pw", "~*", "+@all", "-@dangerous").Err(); err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "noinfo", Password: "pw"})
-	t.Cleanup(func() { _ = rdb.Close() })
-	reg := prometheus.NewRegistry()
-	r, err := callbacks.New(capstore.New(rdb, capstore.Options{Prefix: redistest.NewPrefix(t)}), callbacks.Config{Token: token,
-		CommitTimeout: time.Second, Metrics: callbacks.NewMetrics(reg), Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Start()
-	t.Cleanup(func() { _ = r.Stop(context.Background()) })
-	const n = 3
-	for i := range n {
-		w := postTo(r.Handler(), 919876530000+uint64(i))
-		if w.Code != http.StatusServiceUnavailable {
-			t.Fatalf("INFO refused from the start: %d %s, want 503", w.Code, w.Body)
-		}
-	}
-	if got := outcomes(t, reg, "failed"); got != n {
-		t.Errorf("failed callbacks counted %v, want %d", got, n)
-	}
-}
-
-func postTo(h http.Handler, num uint64) *httptest.ResponseRecorder {
-	body := `{"number":"` + strconv.FormatUint(num, 10) + `","status":"capable"}`
-	hr := httptest.NewRequest(http.MethodPost, "/callback", strings.NewReader(body))
-	hr.Header.Set("Authorization", "Bearer "+token)
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, hr)
-	return w
 }
