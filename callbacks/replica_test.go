@@ -169,7 +169,9 @@ func TestBatchConnectionKilled(t *testing.T) {
 			t.Fatal(err)
 		}
 		for line := range strings.Lines(list) {
-			if strings.Contains(line, " cmd=wait ") {
+			// Blocked in WAIT (flags b): an idle connection whose last
+			// command was the first batch's WAIT shows cmd=wait too.
+			if strings.Contains(line, " cmd=wait ") && strings.Contains(line, " flags=b ") {
 				id, _, _ = strings.Cut(strings.TrimPrefix(line, "id="), " ")
 			}
 		}
