@@ -50,8 +50,10 @@ var (
 // Config configures a [Receiver].
 type Config struct {
 	// Token is the shared secret the callback profile sends in Header,
-	// alone or as "Bearer <token>". Empty accepts every request: the
-	// caller allows that on a loopback address only. Never logged.
+	// alone, as "Bearer <token>", or as basic auth ("Basic " and the
+	// base64 of the token, which is then "user:password"). Empty accepts
+	// every request: the caller allows that on a loopback address only.
+	// Never logged.
 	Token string
 
 	// Header is the request header carrying the token. Defaults to

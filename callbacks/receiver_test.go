@@ -3,6 +3,7 @@ package callbacks_test
 import (
 	"cmp"
 	"context"
+	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -93,9 +94,11 @@ func TestToken(t *testing.T) {
 	b := setup(t, callbacks.Config{})
 	body := `{"number":"919876543210","status":"capable"}`
 	for name, hdr := range map[string]map[string]string{
-		"wrong":      {"Authorization": "Bearer nope"},
-		"missing":    {"Authorization": ""},
-		"bare wrong": {"Authorization": token + "x"},
+		"wrong":           {"Authorization": "Bearer nope"},
+		"missing":         {"Authorization": ""},
+		"bare wrong":      {"Authorization": token + "x"},
+		"basic wrong":     {"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte(token+"x"))},
+		"basic malformed": {"Authorization": "Basic " + token + "!"},
 	} {
 		code, got := b.do(t, req{body: body, header: hdr})
 		if code != http.StatusUnauthorized || !strings.Contains(got, "token") {
@@ -114,6 +117,25 @@ func TestToken(t *testing.T) {
 	}
 	if r := b.record(t, 919876543210); r != capable {
 		t.Fatalf("record %+v", r)
+	}
+}
+
+// A profile with basic auth sends "Basic " and base64("user:password"):
+// with the token set to "user:password", it is accepted.
+func TestBasicAuth(t *testing.T) {
+	const cred = "capcheck:s3cret-pw"
+	b := setup(t, callbacks.Config{Token: cred})
+	body := `{"number":"919876543210","status":"capable"}`
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(cred))
+	if code, got := b.do(t, req{body: body, header: map[string]string{"Authorization": basic}}); code != http.StatusOK {
+		t.Fatalf("basic auth: %d %s, want 200", code, got)
+	}
+	if r := b.record(t, 919876543210); r != capable {
+		t.Fatalf("record %+v", r)
+	}
+	wrong := "Basic " + base64.StdEncoding.EncodeToString([]byte("capcheck:other"))
+	if code, got := b.do(t, req{body: body, header: map[string]string{"Authorization": wrong}}); code != http.StatusUnauthorized {
+		t.Fatalf("basic auth, wrong password: %d %s, want 401", code, got)
 	}
 }
 

@@ -377,7 +377,7 @@ var (
 		usage: "receive the provider's callbacks on `ADDR` (e.g. :8443; run: off when empty)",
 		set:   setString(func(c *Config) *string { return &c.Callback.Listen })}
 	optCallbackToken = &option{name: FlagCallbackToken, category: categoryCallback, secret: true,
-		usage: "shared `TOKEN` the callback profile sends (required unless --callback-listen is loopback; prefer --callback-token-file)",
+		usage: "shared `TOKEN` the callback profile sends (user:password for a profile with basic auth; required unless --callback-listen is loopback; prefer --callback-token-file)",
 		set: func(c *Config, v string) error {
 			c.Callback.Token = NewSecret(v)
 			return nil
@@ -386,7 +386,7 @@ var (
 		usage: "read the callback token from `FILE` (content trimmed)",
 		set:   setString(func(c *Config) *string { return &c.Callback.TokenFile })}
 	optCallbackHeader = &option{name: FlagCallbackHeader, category: categoryCallback, def: callbacks.HeaderDefault,
-		usage: "request header `NAME` carrying the callback token (its value: the token or Bearer <token>)",
+		usage: "request header `NAME` carrying the callback token (its value: the token, Bearer <token>, or Basic and the base64 of user:password)",
 		set:   setString(func(c *Config) *string { return &c.Callback.Header })}
 	optCallbackNumberField = &option{name: FlagCallbackNumberField, category: categoryCallback, def: callbacks.NumberFieldDefault,
 		usage: "`PATH` of the number in a callback: a field name or a dot path into JSON (data.mobile)",
