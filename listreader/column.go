@@ -28,6 +28,24 @@ func looksLikeNumber(line []byte, region string) bool {
 	return phonenorm.Parses(s, region)
 }
 
+// looksLikeMistypedNumber reports whether a first line with no delimiter
+// has the digits of a phone number (7 or more) though it is no valid one
+// ("+91 98765 4321O"): a header names a column, and taking a data record
+// for one would lose it silently. Read as plain text, the line is a record
+// like the others and goes to rejects.csv if it is invalid.
+func looksLikeMistypedNumber(line []byte) bool {
+	digits := 0
+	for _, c := range line {
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == ',' || c == ';' || c == '\t' || c == '|':
+			return false
+		}
+	}
+	return digits >= 7
+}
+
 func firstLineIsData(i int, h string) error {
 	return fmt.Errorf("%w: the first line looks like data, not a header (field %d is the phone number %q): "+
 		"add a header line naming the columns", ErrColumn, i+1, h)

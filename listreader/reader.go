@@ -161,7 +161,7 @@ func New(r io.Reader, cfg Config) (*Reader, error) {
 		delim = sniffDelimiter(line)
 	}
 	if cfg.Column == "" || cfg.Column == "1" || len(line) == 0 {
-		if looksLikeNumber(line, region) || len(line) == 0 {
+		if looksLikeNumber(line, region) || len(line) == 0 || looksLikeMistypedNumber(line) {
 			rd.format.Plain = true
 			s.noDelim = true
 			return rd, nil

@@ -131,6 +131,18 @@ func TestReader(t *testing.T) {
 			format: Format{Plain: true},
 		},
 		{
+			name:   "plain text whose first number is mistyped",
+			input:  "+91 98765 4321O\n9876543210\n",
+			want:   recs("+91 98765 4321O", "", "9876543210", ""),
+			format: Format{Plain: true},
+		},
+		{
+			name:   "single column with a header that has a few digits",
+			input:  "phone 2024\n9876543210\n",
+			want:   recs("9876543210", ""),
+			format: commaFormat(0, "phone 2024"),
+		},
+		{
 			name:   "single column with a header",
 			input:  "msisdn\n9876543210\n",
 			want:   recs("9876543210", ""),
