@@ -11,6 +11,9 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/text/encoding/unicode"
+	"golang.org/x/text/transform"
+
 	"github.com/capcheck/capcheck/phonenorm"
 )
 
@@ -146,6 +149,7 @@ func New(r io.Reader, cfg Config) (*Reader, error) {
 	} else {
 		r = br
 	}
+	r = fromUTF16(r)
 	s := newScanner(r)
 	s.maxSpan = cmp.Or(cfg.MaxQuotedSpan, MaxQuotedSpanDefault)
 	rd.s = s
@@ -302,4 +306,18 @@ func sniffDelimiter(line []byte) byte {
 		}
 	}
 	return Delimiters[best]
+}
+
+// fromUTF16 returns r decoded to UTF-8 when it starts with a UTF-16 byte
+// order mark (Excel's "Unicode Text", Windows tools), else r as it is.
+func fromUTF16(r io.Reader) io.Reader {
+	br, ok := r.(*bufio.Reader)
+	if !ok {
+		br = bufio.NewReaderSize(r, scanBufSize)
+	}
+	bom, _ := br.Peek(2)
+	if len(bom) < 2 || !(bom[0] == 0xff && bom[1] == 0xfe || bom[0] == 0xfe && bom[1] == 0xff) {
+		return br
+	}
+	return transform.NewReader(br, unicode.BOMOverride(unicode.UTF8.NewDecoder()))
 }

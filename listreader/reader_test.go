@@ -143,6 +143,18 @@ func TestReader(t *testing.T) {
 			format: commaFormat(0, "phone 2024"),
 		},
 		{
+			name:   "UTF-16 little-endian with its BOM (Excel's Unicode Text)",
+			input:  utf16le("name\tmobile\r\nA\t+91 98765 43210\r\nB\t9876543211\r\n"),
+			want:   recs("+91 98765 43210", "", "9876543211", ""),
+			format: Format{Delimiter: '\t', Header: []string{"name", "mobile"}, Column: 1, ColumnName: "mobile"},
+		},
+		{
+			name:   "UTF-16 big-endian plain text",
+			input:  utf16be("9876543210\n9876543211\n"),
+			want:   recs("9876543210", "", "9876543211", ""),
+			format: Format{Plain: true},
+		},
+		{
 			name:   "single column with a header",
 			input:  "msisdn\n9876543210\n",
 			want:   recs("9876543210", ""),
@@ -431,4 +443,21 @@ func TestReaderHugeField(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("records (-want +got):\n%s", diff)
 	}
+}
+
+// utf16le and utf16be encode s (ASCII) as UTF-16 with its byte order mark.
+func utf16le(s string) string {
+	b := []byte{0xff, 0xfe}
+	for i := 0; i < len(s); i++ {
+		b = append(b, s[i], 0)
+	}
+	return string(b)
+}
+
+func utf16be(s string) string {
+	b := []byte{0xfe, 0xff}
+	for i := 0; i < len(s); i++ {
+		b = append(b, 0, s[i])
+	}
+	return string(b)
 }
