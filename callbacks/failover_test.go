@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -43,22 +41,8 @@ func TestRedisStopsAnswering(t *testing.T) {
 	if err := store.Await(ctx, "job", ord, items, now.Add(-time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	r, err := callbacks.New(store, callbacks.Config{Token: token, CommitTimeout: 300 * time.Millisecond,
-		Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Start()
-	t.Cleanup(func() { _ = r.Stop(context.Background()) })
-	h := r.Handler()
-	post := func(num uint64) *httptest.ResponseRecorder {
-		body := `{"number":"` + strconv.FormatUint(num, 10) + `","status":"capable"}`
-		hr := httptest.NewRequest(http.MethodPost, "/callback", strings.NewReader(body))
-		hr.Header.Set("Authorization", "Bearer "+token)
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, hr)
-		return w
-	}
+	r := startReceiver(t, store, callbacks.Config{CommitTimeout: 300 * time.Millisecond})
+	post := func(num uint64) *httptest.ResponseRecorder { return postTo(r.Handler(), num) }
 
 	// Four senders retry each callback until it is acknowledged, as the
 	// provider does; Redis freezes for a while in the middle.

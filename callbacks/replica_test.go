@@ -46,28 +46,14 @@ func TestAckWaitsForReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	r, err := callbacks.New(store, callbacks.Config{Token: token, CommitTimeout: time.Second,
-		Metrics: callbacks.NewMetrics(reg), Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Start()
-	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	r := startReceiver(t, store, callbacks.Config{CommitTimeout: time.Second, Metrics: callbacks.NewMetrics(reg)})
 	// The gauge says so from the start, before any callback.
 	for deadline := time.Now().Add(5 * time.Second); gauge(t, reg, "capcheck_callback_replicated") != 1; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("capcheck_callback_replicated is not 1 after start")
 		}
 	}
-	h := r.Handler()
-	post := func(num uint64) *httptest.ResponseRecorder {
-		body := `{"number":"` + strconv.FormatUint(num, 10) + `","status":"capable"}`
-		hr := httptest.NewRequest(http.MethodPost, "/callback", strings.NewReader(body))
-		hr.Header.Set("Authorization", "Bearer "+token)
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, hr)
-		return w
-	}
+	post := func(num uint64) *httptest.ResponseRecorder { return postTo(r.Handler(), num) }
 	replica := capstore.New(s.Data[1].Client(t), capstore.Options{})
 
 	if w := post(nums[0]); w.Code != http.StatusOK {
@@ -137,22 +123,8 @@ func TestBatchConnectionKilled(t *testing.T) {
 	waitStreaming(t, s.Data[0])
 	reg := prometheus.NewRegistry()
 	const commit = 20 * time.Second
-	r, err := callbacks.New(store, callbacks.Config{Token: token, CommitTimeout: commit,
-		Metrics: callbacks.NewMetrics(reg), Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Start()
-	t.Cleanup(func() { _ = r.Stop(context.Background()) })
-	h := r.Handler()
-	post := func(num uint64) *httptest.ResponseRecorder {
-		body := `{"number":"` + strconv.FormatUint(num, 10) + `","status":"capable"}`
-		hr := httptest.NewRequest(http.MethodPost, "/callback", strings.NewReader(body))
-		hr.Header.Set("Authorization", "Bearer "+token)
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, hr)
-		return w
-	}
+	r := startReceiver(t, store, callbacks.Config{CommitTimeout: commit, Metrics: callbacks.NewMetrics(reg)})
+	post := func(num uint64) *httptest.ResponseRecorder { return postTo(r.Handler(), num) }
 	if w := post(919876510000); w.Code != http.StatusOK {
 		t.Fatalf("replica up: %d %s, want 200", w.Code, w.Body)
 	}
@@ -210,23 +182,9 @@ func TestInfoRefusedKeepsWaiting(t *testing.T) {
 	waitStreaming(t, s.Data[0])
 	reg := prometheus.NewRegistry()
 	logs := &syncbuf.Buffer{}
-	r, err := callbacks.New(capstore.New(rdb, capstore.Options{}), callbacks.Config{Token: token,
-		CommitTimeout: time.Second, Metrics: callbacks.NewMetrics(reg), Now: func() time.Time { return now },
-		Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Start()
-	t.Cleanup(func() { _ = r.Stop(context.Background()) })
-	h := r.Handler()
-	post := func(num uint64) *httptest.ResponseRecorder {
-		body := `{"number":"` + strconv.FormatUint(num, 10) + `","status":"capable"}`
-		hr := httptest.NewRequest(http.MethodPost, "/callback", strings.NewReader(body))
-		hr.Header.Set("Authorization", "Bearer "+token)
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, hr)
-		return w
-	}
+	r := startReceiver(t, capstore.New(rdb, capstore.Options{}), callbacks.Config{CommitTimeout: time.Second,
+		Metrics: callbacks.NewMetrics(reg), Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	post := func(num uint64) *httptest.ResponseRecorder { return postTo(r.Handler(), num) }
 	if w := post(919876520000); w.Code != http.StatusOK {
 		t.Fatalf("replica up: %d %s, want 200", w.Code, w.Body)
 	}
@@ -277,13 +235,8 @@ func TestInfoRefusedFromStart(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "noinfo", Password: "pw"})
 	t.Cleanup(func() { _ = rdb.Close() })
 	reg := prometheus.NewRegistry()
-	r, err := callbacks.New(capstore.New(rdb, capstore.Options{Prefix: redistest.NewPrefix(t)}), callbacks.Config{Token: token,
-		CommitTimeout: time.Second, Metrics: callbacks.NewMetrics(reg), Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Start()
-	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	r := startReceiver(t, capstore.New(rdb, capstore.Options{Prefix: redistest.NewPrefix(t)}),
+		callbacks.Config{CommitTimeout: time.Second, Metrics: callbacks.NewMetrics(reg)})
 	const n = 3
 	for i := range n {
 		w := postTo(r.Handler(), 919876530000+uint64(i))
@@ -333,6 +286,20 @@ func TestFirstCountFrozen(t *testing.T) {
 			t.Fatalf("master frozen before the first count: no answer after %v (commit timeout %v)", time.Since(start), commit)
 		}
 	}
+}
+
+// startReceiver starts a receiver of cfg (with the test's token and clock)
+// on store, stopped at the test's end.
+func startReceiver(t *testing.T, store *capstore.Store, cfg callbacks.Config) *callbacks.Receiver {
+	t.Helper()
+	cfg.Token, cfg.Now = token, func() time.Time { return now }
+	r, err := callbacks.New(store, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	return r
 }
 
 func postTo(h http.Handler, num uint64) *httptest.ResponseRecorder {
