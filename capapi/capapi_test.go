@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -212,85 +213,129 @@ func TestCheckClassifies(t *testing.T) {
 		Message    string
 		RetryAfter time.Duration
 		Err        string // substring of Err; "" means Err is nil
+		BodyErr    string // substring of BodyErr; "" means BodyErr is nil
 	}
 	tests := []struct {
 		name string
 		ans  answer
 		want want
 	}{
+		// A 202 is accepted whatever its body: sent again, the numbers
+		// would be checked (and called back) again.
 		{"202", answer{202, nil, okBody},
-			want{capapi.Accepted, 202, "MSG402", "Request Successfully Processed", 0, ""}},
+			want{capapi.Accepted, 202, "MSG402", "Request Successfully Processed", 0, "", ""}},
 		{"202 other code", answer{202, nil, `{"code":"X1","message":"ok"}`},
-			want{capapi.Accepted, 202, "X1", "ok", 0, ""}},
+			want{capapi.Accepted, 202, "X1", "ok", 0, "", ""}},
+		{"202 empty object", answer{202, nil, `{}`},
+			want{capapi.Accepted, 202, "", "Accepted", 0, "", ""}},
 		{"202 not JSON", answer{202, nil, "<html>ok</html>"},
-			want{capapi.Transient, 202, "", "Accepted", 0, "malformed body"}},
+			want{capapi.Accepted, 202, "", "Accepted", 0, "", "malformed body"}},
 		{"202 empty", answer{202, nil, ""},
-			want{capapi.Transient, 202, "", "Accepted", 0, "empty body"}},
+			want{capapi.Accepted, 202, "", "Accepted", 0, "", "empty body"}},
+		{"202 garbage", answer{202, nil, "\x00\xff\xfe garbage"},
+			want{capapi.Accepted, 202, "", "Accepted", 0, "", "not a JSON object"}},
 		{"202 truncated JSON", answer{202, nil, `{"code":"MSG4`},
-			want{capapi.Transient, 202, "", "Accepted", 0, "invalid JSON"}},
+			want{capapi.Accepted, 202, "", "Accepted", 0, "", "invalid JSON"}},
+		{"202 over 1 MiB", answer{202, nil, `{"code":"MSG402","message":"` + strings.Repeat("x", 1<<20) + `"}`},
+			want{capapi.Accepted, 202, "", "Accepted", 0, "", "larger than"}},
+		// Invalid input: the batch is bisected.
 		{"400 provider", answer{400, nil, invalidBody},
-			want{capapi.Invalid, 400, "RBC529", "Invalid input or validation error!: invalid number: 91123", 0, ""}},
+			want{capapi.Invalid, 400, "RBC529", "Invalid input or validation error!: invalid number: 91123", 0, "", ""}},
 		{"422 provider", answer{422, nil, `{"code":"E422","message":"bad","error":{"number":"too long"}}`},
-			want{capapi.Invalid, 422, "E422", "bad: number: too long", 0, ""}},
-		{"409 provider", answer{409, nil, `{"code":"E409","message":"conflict","error":"dup"}`},
-			want{capapi.Invalid, 409, "E409", "conflict: dup", 0, ""}},
+			want{capapi.Invalid, 422, "E422", "bad: number: too long", 0, "", ""}},
+		{"413 provider", answer{413, nil, `{"code":"E413","message":"too many numbers"}`},
+			want{capapi.Invalid, 413, "E413", "too many numbers", 0, "", ""}},
 		{"400 not JSON", answer{400, nil, "<html>Bad Request</html>"},
-			want{capapi.Transient, 400, "", "Bad Request", 0, "malformed body"}},
+			want{capapi.Transient, 400, "", "Bad Request", 0, "malformed body", ""}},
 		{"400 empty object", answer{400, nil, "{}"},
-			want{capapi.Transient, 400, "", "Bad Request", 0, "no code or message"}},
+			want{capapi.Transient, 400, "", "Bad Request", 0, "no code or message", ""}},
+		// About the account: the job stops.
 		{"401", answer{401, nil, authBody},
-			want{capapi.Unauthorized, 401, "RBC401", "Unauthorized: invalid api key", 0, ""}},
+			want{capapi.Unauthorized, 401, "RBC401", "Unauthorized: invalid api key", 0, "", ""}},
 		{"403 no body", answer{403, nil, ""},
-			want{capapi.Unauthorized, 403, "", "Forbidden", 0, ""}},
+			want{capapi.Unauthorized, 403, "", "Forbidden", 0, "", ""}},
+		{"402 provider", answer{402, nil, `{"code":"BAL","message":"Insufficient balance"}`},
+			want{capapi.Fatal, 402, "BAL", "Insufficient balance", 0, "HTTP 402 Payment Required from POST", ""}},
+		{"402 no body", answer{402, nil, ""},
+			want{capapi.Fatal, 402, "", "Payment Required", 0, "the account cannot use the API", ""}},
+		// About the request as a whole, not its numbers: retried.
+		{"409 provider", answer{409, nil, `{"code":"E409","message":"conflict","error":"dup"}`},
+			want{capapi.Transient, 409, "E409", "conflict: dup", 0, "unexpected HTTP 409 Conflict: E409 conflict: dup", ""}},
+		{"423 provider", answer{423, nil, `{"code":"LCK","message":"Account locked"}`},
+			want{capapi.Transient, 423, "LCK", "Account locked", 0, "unexpected HTTP 423", ""}},
+		{"451 provider", answer{451, nil, `{"message":"not in this region"}`},
+			want{capapi.Transient, 451, "", "not in this region", 0, "unexpected HTTP 451", ""}},
 		{"429 seconds", answer{429, map[string]string{"Retry-After": "3"}, `{"code":"RBC429","message":"Too Many Requests"}`},
-			want{capapi.RateLimited, 429, "RBC429", "Too Many Requests", 3 * time.Second, ""}},
+			want{capapi.RateLimited, 429, "RBC429", "Too Many Requests", 3 * time.Second, "", ""}},
 		{"429 no header", answer{429, nil, ""},
-			want{capapi.RateLimited, 429, "", "Too Many Requests", 0, ""}},
+			want{capapi.RateLimited, 429, "", "Too Many Requests", 0, "", ""}},
 		{"429 bad header", answer{429, map[string]string{"Retry-After": "soon"}, ""},
-			want{capapi.RateLimited, 429, "", "Too Many Requests", 0, ""}},
+			want{capapi.RateLimited, 429, "", "Too Many Requests", 0, "", ""}},
 		{"503 provider", answer{503, nil, `{"code":"RBC503","message":"Service Unavailable"}`},
-			want{capapi.Transient, 503, "RBC503", "Service Unavailable", 0, "HTTP 503"}},
+			want{capapi.Transient, 503, "RBC503", "Service Unavailable", 0, "HTTP 503", ""}},
 		{"500 HTML", answer{500, nil, "<html>oops</html>"},
-			want{capapi.Transient, 500, "", "Internal Server Error", 0, "HTTP 500"}},
+			want{capapi.Transient, 500, "", "Internal Server Error", 0, "HTTP 500", ""}},
+		{"503 over 1 MiB", answer{503, nil, strings.Repeat("x", 1<<20+1)},
+			want{capapi.Transient, 503, "", "Service Unavailable", 0, "larger than", ""}},
 		{"408", answer{408, nil, ""},
-			want{capapi.Transient, 408, "", "Request Timeout", 0, "HTTP 408"}},
+			want{capapi.Transient, 408, "", "Request Timeout", 0, "HTTP 408", ""}},
+		// Not the provider's API: the configuration is wrong.
 		{"404", answer{404, nil, "404 page not found"},
-			want{capapi.Fatal, 404, "", "Not Found", 0, "check the API base URL and SID"}},
+			want{capapi.Fatal, 404, "", "Not Found", 0, "check the API base URL and SID", ""}},
 		{"404 provider body", answer{404, nil, `{"code":"RBC404","message":"Not Found"}`},
-			want{capapi.Fatal, 404, "RBC404", "Not Found", 0, "check the API base URL and SID"}},
+			want{capapi.Fatal, 404, "RBC404", "Not Found", 0, "check the API base URL and SID", ""}},
 		{"405", answer{405, nil, ""},
-			want{capapi.Fatal, 405, "", "Method Not Allowed", 0, "check the API base URL"}},
+			want{capapi.Fatal, 405, "", "Method Not Allowed", 0, "check the API base URL", ""}},
 		{"415 no provider body", answer{415, nil, "nope"},
-			want{capapi.Fatal, 415, "", "Unsupported Media Type", 0, "unexpected HTTP 415"}},
+			want{capapi.Fatal, 415, "", "Unsupported Media Type", 0, "unexpected HTTP 415", ""}},
 		{"200", answer{200, nil, "<html>welcome</html>"},
-			want{capapi.Fatal, 200, "", "OK", 0, "the API answers 202"}},
+			want{capapi.Fatal, 200, "", "OK", 0, "the API answers 202", ""}},
 		{"redirect", answer{301, map[string]string{"Location": "https://api.eu.kaleyra.io/v1/x?token=secret"}, ""},
-			want{capapi.Fatal, 301, "", "Moved Permanently", 0, "redirects to https://api.eu.kaleyra.io/v1/x:"}},
-		{"body over 1 MiB", answer{202, nil, `{"code":"MSG402","message":"` + strings.Repeat("x", 1<<20) + `"}`},
-			want{capapi.Transient, 202, "", "Accepted", 0, "larger than"}},
+			want{capapi.Fatal, 301, "", "Moved Permanently", 0, "redirects to https://api.eu.kaleyra.io/v1/x:", ""}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			c := setup(t, tt.ans.serve)
-			res := c.Check(context.Background(), []string{"+919812345678"})
-			got := want{res.Class, res.StatusCode, res.Code, res.Message, res.RetryAfter, ""}
-			if res.Err != nil {
-				got.Err = tt.want.Err // compared below
-				if tt.want.Err == "" || !strings.Contains(res.Err.Error(), tt.want.Err) {
-					t.Errorf("Err = %q, want one containing %q", res.Err, tt.want.Err)
+	// The client's own connections, and a caller's http.Client.
+	transports := map[string]func(*capapi.Config){
+		"direct": func(*capapi.Config) {},
+		"http.Client": func(c *capapi.Config) {
+			c.HTTPClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		},
+	}
+	for tname, mod := range transports {
+		for _, tt := range tests {
+			t.Run(tname+"/"+tt.name, func(t *testing.T) {
+				t.Parallel()
+				var calls atomic.Int32
+				c := setup(t, func(w http.ResponseWriter, r *http.Request) { calls.Add(1); tt.ans.serve(w, r) }, mod)
+				res := c.Check(context.Background(), []string{"+919812345678"})
+				got := want{res.Class, res.StatusCode, res.Code, res.Message, res.RetryAfter, "", ""}
+				for _, e := range []struct {
+					name string
+					err  error
+					want string
+					got  *string
+				}{{"Err", res.Err, tt.want.Err, &got.Err}, {"BodyErr", res.BodyErr, tt.want.BodyErr, &got.BodyErr}} {
+					if e.err == nil {
+						continue
+					}
+					*e.got = e.want // compared here
+					if e.want == "" || !strings.Contains(e.err.Error(), e.want) {
+						t.Errorf("%s = %q, want one containing %q", e.name, e.err, e.want)
+					}
+					if strings.Contains(e.err.Error(), "secret") {
+						t.Errorf("%s = %q shows a URL query", e.name, e.err)
+					}
 				}
-				if strings.Contains(res.Err.Error(), "secret") {
-					t.Errorf("Err = %q shows a URL query", res.Err)
+				if diff := cmp.Diff(tt.want, got); diff != "" {
+					t.Errorf("result (-want +got):\n%s\nfull: %v", diff, res)
 				}
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("result (-want +got):\n%s\nfull: %v", diff, res)
-			}
-			if res.Latency <= 0 {
-				t.Errorf("Latency = %v, want > 0", res.Latency)
-			}
-		})
+				if res.Latency <= 0 {
+					t.Errorf("Latency = %v, want > 0", res.Latency)
+				}
+				if n := calls.Load(); n != 1 {
+					t.Errorf("%d requests, want 1", n)
+				}
+			})
+		}
 	}
 }
 
@@ -326,22 +371,32 @@ func TestCheckTimeout(t *testing.T) {
 	}
 }
 
+// A body cut short by the timeout: a 202's numbers were taken all the same,
+// another answer's are sent again.
 func TestCheckTimeoutWhileReadingBody(t *testing.T) {
 	t.Parallel()
-	release := make(chan struct{})
-	c := setup(t, func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusAccepted)
-		io.WriteString(w, `{"code":`)
-		http.NewResponseController(w).Flush()
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}, func(c *capapi.Config) { c.Timeout = 50 * time.Millisecond })
-	defer close(release)
-	res := c.Check(context.Background(), []string{"+919812345678"})
-	if res.Class != capapi.Transient || !errors.Is(res.Err, context.DeadlineExceeded) {
-		t.Errorf("Check = %v, want transient timeout", res)
+	for _, status := range []int{http.StatusAccepted, http.StatusBadRequest} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			t.Parallel()
+			release := make(chan struct{})
+			c := setup(t, func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(status)
+				io.WriteString(w, `{"code":`)
+				http.NewResponseController(w).Flush()
+				select {
+				case <-r.Context().Done():
+				case <-release:
+				}
+			}, func(c *capapi.Config) { c.Timeout = 50 * time.Millisecond })
+			defer close(release)
+			res := c.Check(context.Background(), []string{"+919812345678"})
+			switch {
+			case status == http.StatusAccepted && (res.Class != capapi.Accepted || res.Err != nil || !errors.Is(res.BodyErr, context.DeadlineExceeded)):
+				t.Errorf("Check = %v, want accepted, its body's timeout in BodyErr", res)
+			case status != http.StatusAccepted && (res.Class != capapi.Transient || !errors.Is(res.Err, context.DeadlineExceeded)):
+				t.Errorf("Check = %v, want transient timeout", res)
+			}
+		})
 	}
 }
 
@@ -411,6 +466,8 @@ func TestCheckNeverShowsKey(t *testing.T) {
 	}
 	handlers := map[string]http.HandlerFunc{
 		"202 malformed": echo(202, "<html>KEY</html>"),
+		"402":           echo(402, `{"code":"BAL","message":"Insufficient balance for KEY"}`),
+		"409":           echo(409, `{"code":"E409","message":"conflict KEY"}`),
 		"400 provider":  echo(400, `{"code":"KEY","message":"bad KEY","error":{"error":"key KEY"}}`),
 		"400 malformed": echo(400, "KEY"),
 		"401":           echo(401, `{"code":"RBC401","message":"Unauthorized","error":{"error":"invalid api key KEY"}}`),
@@ -427,7 +484,7 @@ func TestCheckNeverShowsKey(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			res := setup(t, h).Check(context.Background(), []string{"+919812345678"})
-			for _, s := range []string{res.String(), res.Code, res.Message, fmt.Sprint(res.Err)} {
+			for _, s := range []string{res.String(), res.Code, res.Message, fmt.Sprint(res.Err), fmt.Sprint(res.BodyErr)} {
 				if strings.Contains(s, testKey) {
 					t.Errorf("API key shown in %q", s)
 				}

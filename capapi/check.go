@@ -32,8 +32,9 @@ var errBodyTooLarge = fmt.Errorf("response body larger than %d bytes", maxBodyBy
 // Check asks the API to check numbers, given in E.164 with a leading '+'.
 // They are sent in one request, converted to the wire form chosen by
 // Config.WireE164. Check never panics and never returns a Go error: every
-// outcome is a Result. When ctx is canceled, the Result is Transient with an
-// Err that wraps ctx.Err().
+// outcome is a Result. When ctx is canceled before the answer's status
+// came, the Result is Transient with an Err that wraps ctx.Err(); a 202 is
+// Accepted whatever happens to its body.
 func (c *Client) Check(ctx context.Context, numbers []string) Result {
 	start := time.Now()
 	r := c.check(ctx, numbers)
@@ -92,14 +93,7 @@ func (c *Client) check(ctx context.Context, numbers []string) Result {
 		return c.failure(ctx, rctx, err)
 	}
 	data, err := readBody(resp.Body)
-	switch {
-	case errors.Is(err, errBodyTooLarge):
-		return Result{Class: Transient, StatusCode: resp.StatusCode, Message: http.StatusText(resp.StatusCode),
-			Err: fmt.Errorf("HTTP %d from POST %s: %w", resp.StatusCode, c.endpoint, err)}
-	case err != nil:
-		return c.failure(ctx, rctx, err)
-	}
-	return c.classify(resp, data, time.Now())
+	return c.answered(ctx, rctx, resp, data, err)
 }
 
 // checkDirect is check on the client's own connections (direct.go).
@@ -110,14 +104,32 @@ func (c *Client) checkDirect(ctx, rctx context.Context, g SendGate, body []byte)
 		// ends with it, and says whose deadline it was.
 		<-rctx.Done()
 	}
-	switch {
-	case errors.Is(err, errBodyTooLarge):
-		return Result{Class: Transient, StatusCode: resp.StatusCode, Message: http.StatusText(resp.StatusCode),
-			Err: fmt.Errorf("HTTP %d from POST %s: %w", resp.StatusCode, c.endpoint, err)}
-	case err != nil:
+	if resp == nil {
 		return c.failure(ctx, rctx, err)
 	}
-	return c.classify(resp, data, time.Now())
+	return c.answered(ctx, rctx, resp, data, err)
+}
+
+// answered classifies an answer whose body was read with err.
+func (c *Client) answered(ctx, rctx context.Context, resp *http.Response, data []byte, err error) Result {
+	status := resp.StatusCode
+	switch {
+	case err == nil:
+		return c.classify(resp, data, time.Now())
+	case status == http.StatusAccepted:
+		// The provider took the numbers: sent again, they would be
+		// checked (and called back) again. The body tells nothing else.
+		if !errors.Is(err, errBodyTooLarge) {
+			err = c.failure(ctx, rctx, err).Err
+		}
+		return Result{Class: Accepted, StatusCode: status, Message: http.StatusText(status),
+			BodyErr: fmt.Errorf("reading the body of HTTP 202 from POST %s: %w", c.endpoint, err)}
+	case errors.Is(err, errBodyTooLarge):
+		return Result{Class: Transient, StatusCode: status, Message: http.StatusText(status),
+			Err: fmt.Errorf("HTTP %d from POST %s: %w", status, c.endpoint, err)}
+	default:
+		return c.failure(ctx, rctx, err)
+	}
 }
 
 // body encodes the request body: the E.164 numbers in the wire form chosen
@@ -234,12 +246,11 @@ func (c *Client) classify(resp *http.Response, data []byte, now time.Time) Resul
 	statusText := func() string { return "HTTP " + strconv.Itoa(status) + " " + http.StatusText(status) }
 	switch {
 	case status == http.StatusAccepted:
-		if perr != nil {
-			r.Class = Transient
-			r.Err = fmt.Errorf("%s with a malformed body: %w", statusText(), perr)
-			break
-		}
+		// Whatever its body: the 202 carries no per-number detail.
 		r.Class = Accepted
+		if perr != nil {
+			r.BodyErr = fmt.Errorf("%s with a malformed body: %w", statusText(), perr)
+		}
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		r.Class = Unauthorized
 	case status == http.StatusTooManyRequests:
@@ -253,10 +264,23 @@ func (c *Client) classify(resp *http.Response, data []byte, now time.Time) Resul
 	case status == http.StatusNotFound || status == http.StatusMethodNotAllowed:
 		r.Class = Fatal
 		r.Err = fmt.Errorf("%s from POST %s: check the API base URL and SID", statusText(), c.endpoint)
+	case status == http.StatusPaymentRequired:
+		// About the account (balance, plan), not the numbers: every call
+		// would get it.
+		r.Class = Fatal
+		r.Err = fmt.Errorf("%s from POST %s%s: the account cannot use the API", statusText(), c.endpoint,
+			suffix(strings.TrimSpace(r.Code+" "+r.Message)))
 	case status >= 400 && status < 500:
+		provider := perr == nil && pb.isProviderError()
 		switch {
-		case perr == nil && pb.isProviderError():
+		case provider && invalidInput(status):
 			r.Class = Invalid
+		case provider:
+			// The provider refused the request, not its numbers (409,
+			// 423, ...): bisecting would reject every number, and
+			// remember it. Retried, the numbers end failed at worst.
+			r.Class = Transient
+			r.Err = fmt.Errorf("unexpected %s%s", statusText(), suffix(strings.TrimSpace(r.Code+" "+r.Message)))
 		case status == http.StatusBadRequest || status == http.StatusUnprocessableEntity:
 			// The provider always answers these with its JSON body; without
 			// one, something on the way garbled the answer.
@@ -278,6 +302,14 @@ func (c *Client) classify(resp *http.Response, data []byte, now time.Time) Resul
 		r.Message = http.StatusText(status)
 	}
 	return r
+}
+
+// invalidInput reports whether a 4xx with a provider body refuses the
+// request's numbers: 400 and 422 (validation), 413 (a batch too large,
+// which bisection shrinks).
+func invalidInput(status int) bool {
+	return status == http.StatusBadRequest || status == http.StatusUnprocessableEntity ||
+		status == http.StatusRequestEntityTooLarge
 }
 
 func suffix(msg string) string {
@@ -500,6 +532,9 @@ func (c *Client) redact(r Result) Result {
 	r.Message = strings.ReplaceAll(r.Message, key, mark)
 	if r.Err != nil && strings.Contains(r.Err.Error(), key) {
 		r.Err = &redactedError{msg: strings.ReplaceAll(r.Err.Error(), key, mark), err: r.Err}
+	}
+	if r.BodyErr != nil && strings.Contains(r.BodyErr.Error(), key) {
+		r.BodyErr = &redactedError{msg: strings.ReplaceAll(r.BodyErr.Error(), key, mark), err: r.BodyErr}
 	}
 	return r
 }

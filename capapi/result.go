@@ -12,22 +12,26 @@ type Class int
 // The zero Class is not a valid outcome, so that a forgotten Result is never
 // read as Accepted.
 const (
-	// Accepted: HTTP 202, the provider took every number of the request.
+	// Accepted: HTTP 202, the provider took every number of the request,
+	// whatever the body says: one that could not be read or parsed is
+	// told by Result.BodyErr, and the numbers are not to be sent again.
 	Accepted Class = iota + 1
-	// Invalid: the provider refused the request's input (HTTP 400, 422 or
-	// another 4xx with a provider error body). The request fails as a whole
-	// when any number in it is invalid, so a batch should be bisected.
+	// Invalid: the provider refused the request's input (HTTP 400, 413 or
+	// 422 with a provider error body). The request fails as a whole when
+	// any number in it is invalid, so a batch should be bisected.
 	Invalid
 	// Unauthorized: HTTP 401 or 403. Stop the job: no call can succeed.
 	Unauthorized
 	// RateLimited: HTTP 429. Pause for Result.RetryAfter; not an attempt.
 	RateLimited
-	// Transient: 5xx, 408, network errors, timeouts, resets, malformed
-	// answers and cancellation. Retry with backoff.
+	// Transient: 5xx, 408, another 4xx with a provider error body (an
+	// answer about the request or the account, not its numbers), network
+	// errors, timeouts, resets, malformed error answers and cancellation.
+	// Retry with backoff.
 	Transient
-	// Fatal: an answer that shows the configuration is wrong (404, 405, a
-	// redirect, another unexpected status without a provider body). Stop the
-	// job like Unauthorized: retrying cannot help.
+	// Fatal: an answer that shows the configuration or the account is
+	// wrong (402, 404, 405, a redirect, another unexpected status without a
+	// provider body). Stop the job like Unauthorized: retrying cannot help.
 	Fatal
 )
 
@@ -69,6 +73,11 @@ type Result struct {
 	// malformed body, wrong URL...), nil otherwise. It never holds the API key
 	// or a URL query.
 	Err error
+	// BodyErr says why the body of an Accepted answer could not be read or
+	// parsed (empty, not JSON, over 1 MiB, cut short); nil otherwise. The
+	// numbers are accepted all the same; Code is then "" and Message the
+	// status text. It never holds the API key or a URL query.
+	BodyErr error
 	// Latency is the time from sending the request to the end of reading the
 	// answer (or to the failure).
 	Latency time.Duration
@@ -93,6 +102,9 @@ func (r Result) String() string {
 	}
 	if r.Err != nil {
 		b.WriteString(" (" + r.Err.Error() + ")")
+	}
+	if r.BodyErr != nil {
+		b.WriteString(" (" + r.BodyErr.Error() + ")")
 	}
 	return b.String()
 }
