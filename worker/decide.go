@@ -3,6 +3,7 @@ package worker
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"strings"
 	"time"
 
@@ -165,6 +166,8 @@ func abortReason(res capapi.Result) string {
 		return fmt.Sprintf("the API refused the key (%s): check the API key and that the account may use the capability check", answer)
 	case res.Class == capapi.Unauthorized:
 		return fmt.Sprintf("the API refused the key (%s): check the API key", answer)
+	case res.StatusCode == http.StatusPaymentRequired:
+		return fmt.Sprintf("the API refused the account (%s): check the account's balance and plan with the provider", answer)
 	case res.StatusCode == 404 || res.StatusCode == 405:
 		return fmt.Sprintf("the API answered %d for the capability-check URL: check the API URL and the SID", res.StatusCode)
 	case res.StatusCode == 0:

@@ -21,6 +21,8 @@ func TestDecide(t *testing.T) {
 	sent := jobstore.Counters{Requests: 1}
 	transient := capapi.Result{Class: capapi.Transient, StatusCode: 503, Err: errors.New("HTTP 503")}
 	unauth := capapi.Result{Class: capapi.Unauthorized, StatusCode: 401, Code: "RBC401", Message: "Unauthorized"}
+	payment := capapi.Result{Class: capapi.Fatal, StatusCode: 402, Code: "BAL", Message: "Insufficient balance",
+		Err: errors.New("HTTP 402 Payment Required from POST x: BAL Insufficient balance: the account cannot use the API")}
 	tests := []struct {
 		name string
 		a    answer
@@ -74,6 +76,12 @@ func TestDecide(t *testing.T) {
 		a:    answer{res: capapi.Result{Class: capapi.Fatal, StatusCode: 404}, r: one, at: at},
 		want: decision{verb: abortJob, calls: sent, reason: abortReason(capapi.Result{StatusCode: 404}), outcome: jobstore.Outcome{
 			Lo: 7, Hi: 8, Status: jobstore.Failed, Attempts: 1, CheckedAt: at}},
+	}, {
+		name: "402 aborts the job naming the account",
+		a:    answer{res: payment, r: batch, at: at},
+		want: decision{verb: abortJob, calls: sent,
+			reason:  "the API refused the account (402 BAL Insufficient balance): check the account's balance and plan with the provider",
+			outcome: jobstore.Outcome{Lo: 10, Hi: 20, Status: jobstore.Failed, Code: "BAL", Attempts: 2, CheckedAt: at}},
 	}, {
 		name: "canceled in flight hands the chunk back",
 		a:    answer{res: capapi.Result{Class: capapi.Accepted}, r: batch, canceled: true},

@@ -10,6 +10,7 @@ import (
 // One Metrics may be shared by several workers of a process.
 type Metrics struct {
 	apiRequests *prometheus.CounterVec // capcheck_api_requests_total{class}
+	unreadBody  prometheus.Counter     // capcheck_api_accepted_unread_body_total
 	apiDuration prometheus.Histogram   // capcheck_api_request_duration_seconds
 	rateWait    prometheus.Histogram   // capcheck_ratelimit_wait_seconds
 	numbers     *prometheus.CounterVec // capcheck_numbers_total{status}
@@ -37,6 +38,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		apiRequests: metric.CounterVec(reg, "capcheck_api_requests_total",
 			"Capability-check API calls sent, by result class (accepted, invalid, unauthorized, rate_limited, transient, fatal).",
 			"class", "accepted", "invalid", "unauthorized", "rate_limited", "transient", "fatal"),
+		unreadBody: metric.Counter(reg, "capcheck_api_accepted_unread_body_total",
+			"API answers 202 whose body could not be read or parsed (empty, not JSON, over 1 MiB, cut short): their numbers are accepted, without the provider's code and message."),
 		apiDuration: metric.Histogram(reg, "capcheck_api_request_duration_seconds",
 			"Latency of capability-check API calls, from sending to the end of the answer.",
 			[]float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}),

@@ -155,6 +155,9 @@ func (cr *chunkRun) send(ctx context.Context, lo *laneOutbox, r jobstore.Range) 
 		cr.calls.Add(1)
 		cr.w.m.apiRequests.WithLabelValues(res.Class.String()).Inc()
 		cr.w.m.apiDuration.Observe(res.Latency.Seconds())
+		if res.BodyErr != nil {
+			cr.w.warnUnreadBody(cr.log, res)
+		}
 		// The call's logger is built only for what is logged: not per call.
 		log := func() *slog.Logger { return cr.log.With("lo", r.Lo, "hi", r.Hi, "attempt", r.Attempts+tries+1) }
 		if cr.log.Enabled(ctx, slog.LevelDebug) {
@@ -187,6 +190,25 @@ func (cr *chunkRun) send(ctx context.Context, lo *laneOutbox, r jobstore.Range) 
 			return decision{}, err
 		}
 	}
+}
+
+// unreadWarnEvery is how often at most a worker logs a 202 whose body it
+// could not read: one such answer usually comes with many (a proxy's page,
+// a change of the API), and the metric counts them all.
+const unreadWarnEvery = 10 * time.Minute
+
+// warnUnreadBody counts a 202 whose body could not be read (its numbers are
+// accepted) and logs it, the first one and then at most once every
+// unreadWarnEvery.
+func (w *Worker) warnUnreadBody(log *slog.Logger, res capapi.Result) {
+	w.m.unreadBody.Inc()
+	n := w.unreadBodies.Add(1)
+	now, last := time.Now().UnixNano(), w.unreadWarnAt.Load()
+	if last != 0 && now-last < int64(unreadWarnEvery) || !w.unreadWarnAt.CompareAndSwap(last, now) {
+		return
+	}
+	log.Warn("API accepted numbers with an unreadable answer: recorded accepted, without the provider's code and message",
+		"cause", res.BodyErr, "unread_answers", n, "next_warning_after", unreadWarnEvery)
 }
 
 // permit waits for the fleet limiter unless the job is aborted, and returns

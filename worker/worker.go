@@ -144,6 +144,10 @@ type Worker struct {
 	// permit while the calls' latency, not the rate, bounds the worker
 	// (lanes.go).
 	calling atomic.Int64
+	// unreadBodies counts the 202s whose body could not be read, and
+	// unreadWarnAt is when one was last logged (Unix ns; see warnUnreadBody).
+	unreadBodies atomic.Int64
+	unreadWarnAt atomic.Int64
 	// permitWaits counts the lanes waiting for a permit: several while the
 	// limiter, not the calls, bounds the worker (lanes.go).
 	permitWaits atomic.Int64
