@@ -139,3 +139,30 @@ func TestWaitAnnounced(t *testing.T) {
 		t.Fatal("Wait did not return after the job was finalized")
 	}
 }
+
+// A job whose record disappears while it is waited for (Redis restarted
+// without persistence, FLUSHALL, expiry) ends the wait with ErrGone: it
+// never finishes, and Wait polled for ever.
+func TestWaitJobGone(t *testing.T) {
+	ctx, s, id := setup(t)
+	reads := make(chan string, 16)
+	done := make(chan error, 1)
+	go func() {
+		_, err := jobstatus.Wait(ctx, s, id, jobstatus.WaitOptions{Poll: 10 * time.Millisecond, Timeout: time.Minute,
+			Progress: func(st *jobstatus.Status) {
+				select {
+				case reads <- st.State:
+				default:
+				}
+			}})
+		done <- err
+	}()
+	<-reads // read once: the job runs
+	if err := s.Expire(ctx, id, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	err := <-done
+	if !errors.Is(err, jobstatus.ErrGone) || !strings.Contains(err.Error(), "enqueue the list again") {
+		t.Fatalf("Wait on a job whose record is gone: err = %v, want ErrGone saying to enqueue again", err)
+	}
+}

@@ -15,6 +15,10 @@ const unreachableFor = 2 * time.Minute
 // ErrTimeout is returned by Wait when its timeout passes first.
 var ErrTimeout = errors.New("timed out waiting for the job")
 
+// ErrGone is returned by Wait when the job's record, read before, is no
+// longer in Redis: it will never finish.
+var ErrGone = errors.New("the job's record is gone from Redis")
+
 // WaitOptions tune Wait.
 type WaitOptions struct {
 	// Poll is how often the job is read besides the announcement of its
@@ -28,7 +32,9 @@ type WaitOptions struct {
 }
 
 // Wait blocks until job id is finished and returns its final status. A job
-// not yet created is waited for too (an enqueue may be about to start). It
+// not yet created is waited for too (an enqueue may be about to start); one
+// whose record was read and is then missing ends the wait with ErrGone (a
+// Redis restarted without persistence, flushed, or the record expired). It
 // learns of the end from the job store's announcement (pub/sub), at once,
 // and also reads the job every Poll.
 func Wait(ctx context.Context, store *jobstore.Store, id string, o WaitOptions) (*Status, error) {
@@ -53,6 +59,7 @@ func Wait(ctx context.Context, store *jobstore.Store, id string, o WaitOptions) 
 		}
 	}()
 	var failingSince time.Time
+	seen := false
 	for {
 		if watch == nil {
 			// Subscribed before the read: an end announced after it is
@@ -66,7 +73,7 @@ func Wait(ctx context.Context, store *jobstore.Store, id string, o WaitOptions) 
 		s, err := Get(ctx, store, id)
 		switch {
 		case err == nil:
-			failingSince = time.Time{}
+			failingSince, seen = time.Time{}, true
 			if o.Progress != nil {
 				o.Progress(s)
 			}
@@ -74,6 +81,10 @@ func Wait(ctx context.Context, store *jobstore.Store, id string, o WaitOptions) 
 				return s, nil
 			}
 		case errors.Is(err, jobstore.ErrNotFound):
+			if seen {
+				return nil, fmt.Errorf("job %s: %w (Redis restarted without persistence, flushed, or the record expired); "+
+					"it will not finish: enqueue the list again", id, ErrGone)
+			}
 		case ctx.Err() != nil:
 		case failingSince.IsZero():
 			// A Redis restart or failover must not end a night's wait.
