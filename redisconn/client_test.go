@@ -470,3 +470,49 @@ func TestDedicatedConnClosedByRedis(t *testing.T) {
 		})
 	}
 }
+
+// An answer that says the settings are wrong is not waited out: Wait
+// returns an ErrConfig at once that says what to fix, without the password.
+// (It retried them for --redis-wait, 5 minutes by default.)
+func TestWaitMisconfigured(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Shared(t)
+	ctx := context.Background()
+	admin := srv.Client(t)
+	user := "u" + redistest.NewPrefix(t)
+	for _, acl := range [][]any{
+		{"ACL", "SETUSER", user, "on", ">s3cret", "~*", "+@all"},
+		{"ACL", "SETUSER", user + "np", "on", ">s3cret", "~*", "-@all", "+hello"},
+	} {
+		if err := admin.Do(ctx, acl...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { admin.Do(ctx, "ACL", "DELUSER", user, user+"np") })
+	host := srv.Addr
+	for _, tc := range []struct{ url, want string }{
+		{"redis://" + user + ":wr0ng-s3cret@" + host + "/0", "refused the user name or password: fix the password in --redis"},
+		{"redis://" + user + "np:s3cret@" + host + "/0", "does not let the user of --redis run what capcheck needs"},
+		{"redis://" + host + "/999", "has no database of the number in --redis"},
+	} {
+		u := mustParse(t, tc.url)
+		start := time.Now()
+		err := u.Wait(ctx, newClient(t, u, Options{}), WaitOptions{Max: 20 * time.Second})
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Wait(%s) = %v, want ErrConfig saying %q", u, err, tc.want)
+			continue
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("Wait(%s) took %s: retried", u, d)
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("Wait(%s) = %v: shows the password", u, err)
+		}
+	}
+	// Waited for: a Redis that is not up yet.
+	g := newGate(t, srv.Addr)
+	u := mustParse(t, "redis://"+g.ln.Addr().String()+"/0")
+	if err := u.Wait(ctx, newClient(t, u, Options{}), WaitOptions{Max: 50 * time.Millisecond}); err == nil || errors.Is(err, ErrConfig) {
+		t.Errorf("Wait on a Redis that does not answer = %v, want an error that is no ErrConfig", err)
+	}
+}

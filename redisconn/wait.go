@@ -22,6 +22,47 @@ const StartupWaitDefault = 5 * time.Minute
 // pingTimeout bounds one readiness check.
 const pingTimeout = 2 * time.Second
 
+// ErrConfig matches (errors.Is) a [URL.Wait] error that waiting cannot
+// fix: Redis answered and refused the URL's credentials, the user's
+// permissions or its database number. Its message says what to fix.
+var ErrConfig = errors.New("Redis refuses the connection's settings")
+
+// configError is an ErrConfig with its message and Redis's answer.
+type configError struct {
+	msg string
+	err error
+}
+
+func (e *configError) Error() string   { return e.msg }
+func (e *configError) Unwrap() []error { return []error{ErrConfig, e.err} }
+
+// misconfigured returns an ErrConfig when err is Redis's answer to settings
+// that are wrong (no retry makes them right), else nil. The answers name no
+// secret; the URL is shown redacted.
+func (r *URL) misconfigured(err error) error {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return nil
+	}
+	msg := rerr.Error()
+	var fix string
+	switch {
+	case strings.HasPrefix(msg, "WRONGPASS"), strings.HasPrefix(msg, "ERR invalid password"):
+		fix = "refused the user name or password: fix the password in --redis (redis://:PASSWORD@HOST:PORT/DB, or redis://USER:PASSWORD@... for an ACL user)"
+	case strings.HasPrefix(msg, "NOAUTH"):
+		fix = "needs a password: give it in --redis (redis://:PASSWORD@HOST:PORT/DB, or redis://USER:PASSWORD@... for an ACL user)"
+	case strings.HasPrefix(msg, "NOPERM"):
+		fix = "does not let the user of --redis run what capcheck needs: grant it in the user's ACL, or use another user"
+	case strings.Contains(msg, "DB index is out of range"):
+		fix = "has no database of the number in --redis: use one below the server's 'databases' setting (16 by default)"
+	case strings.Contains(msg, "without any password configured"), strings.Contains(msg, "but no password is set"):
+		fix = "has no password set, but --redis gives one: remove it from --redis, or set one on the server"
+	default:
+		return nil
+	}
+	return &configError{msg: fmt.Sprintf("Redis at %s %s (Redis said: %v)", r.redacted, fix, err), err: err}
+}
+
 // WaitOptions tune [URL.Wait].
 type WaitOptions struct {
 	// Logger gets what Wait waits for, once at first and every 10s after.
@@ -41,7 +82,9 @@ type WaitOptions struct {
 // one server or the Sentinel master answers PING; every master of a cluster
 // answers and the cluster says its state is ok. Until then it retries with
 // backoff and logs what it waits for. It returns nil once ready, ctx's error
-// when ctx ends, or an error naming the last problem after o.Max.
+// when ctx ends, or an error naming the last problem after o.Max. An answer
+// that says the settings are wrong (a bad password, no permission, no such
+// database) is not waited out: it returns an ErrConfig at once.
 func (r *URL) Wait(ctx context.Context, rdb redis.UniversalClient, o WaitOptions) error {
 	log := o.Logger
 	if log == nil {
@@ -63,6 +106,9 @@ func (r *URL) Wait(ctx context.Context, rdb redis.UniversalClient, o WaitOptions
 		}
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
+		}
+		if cerr := r.misconfigured(err); cerr != nil {
+			return cerr
 		}
 		waited := time.Since(start)
 		if o.Max == 0 {

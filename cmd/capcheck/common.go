@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -34,6 +35,9 @@ func connectRedis(ctx context.Context, cfg *configs.Config, log *slog.Logger) (r
 		rdb.Close()
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("stopped waiting for Redis at %s: %w", u, err)
+		}
+		if errors.Is(err, redisconn.ErrConfig) {
+			return nil, usageErrorf("%v", err) // the message says what to fix
 		}
 		return nil, fmt.Errorf("%w (start it, or point --redis, CAPCHECK_REDIS or redis: in the config file at it; --redis-wait says how long to wait for it)", err)
 	}

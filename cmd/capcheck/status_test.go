@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,5 +71,19 @@ func TestStatusShowsFleetPause(t *testing.T) {
 	}
 	if !regexp.MustCompile(`(?m)^fleet paused after a 429 until `).MatchString(out) {
 		t.Errorf("status without JOB does not show the fleet pause:\n%s", out)
+	}
+}
+
+// A Redis that refuses --redis's settings is a configuration error: exit 2
+// at once with what to fix (it was waited out for --redis-wait, then exit 1).
+func TestRedisMisconfiguredExits2(t *testing.T) {
+	srv := redistest.Shared(t)
+	start := time.Now()
+	code, _, errs := runInProcess(t, nil, "status", "--redis", "redis://"+srv.Addr+"/999", "--redis-wait", "1m")
+	if code != exitUsage || !strings.Contains(errs, "has no database of the number in --redis") {
+		t.Errorf("status on a database out of range: exit %d, stderr %q; want %d saying what to fix", code, errs, exitUsage)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("status took %s: waited", d)
 	}
 }
