@@ -143,6 +143,21 @@ func mkdir(dir string) error {
 	return nil
 }
 
+// CheckWritable creates dir if it is missing and checks that files can be
+// written in it (one is created and removed), so that a writer learns at
+// start, not when a job's files are due, that it cannot write them.
+func CheckWritable(dir string) error {
+	if err := os.MkdirAll(dir, DirMode); err != nil {
+		return err
+	}
+	f, err := createTemp(dir, ".capcheck-write-check.tmp-")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
 // ErrUnsettled is returned when a job still has numbers without a final status.
 var ErrUnsettled = errors.New("job has numbers without a final status")
 

@@ -112,3 +112,34 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// CheckWritable creates a missing folder, leaves nothing in it, and refuses
+// a path that is no folder.
+func TestCheckWritable(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "new", "out")
+	if err := outfiles.CheckWritable(dir); err != nil {
+		t.Fatalf("CheckWritable(a missing folder) = %v", err)
+	}
+	if ents, err := os.ReadDir(dir); err != nil || len(ents) != 0 {
+		t.Errorf("the folder after the check: %v, %v; want it empty", ents, err)
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{file, filepath.Join(file, "out")} {
+		if err := outfiles.CheckWritable(p); err == nil {
+			t.Errorf("CheckWritable(%s) = nil, want an error", p)
+		}
+	}
+	if os.Geteuid() != 0 { // root writes in a read-only folder
+		ro := t.TempDir()
+		if err := os.Chmod(ro, 0o555); err != nil {
+			t.Fatal(err)
+		}
+		if err := outfiles.CheckWritable(ro); err == nil {
+			t.Errorf("CheckWritable(a read-only folder) = nil, want an error")
+		}
+	}
+}

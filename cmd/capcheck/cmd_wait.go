@@ -48,6 +48,9 @@ func waitAction(c *cli.Context, s *session, id string) error {
 	if _, err := s.store.Job(c.Context, id); err != nil {
 		return err // a typo in the ID should not wait for ever
 	}
+	if err := checkOut(s.cfg.Out); err != nil {
+		return err // known now, not once the job is finished
+	}
 	st, err := waitJob(c.Context, s.store, id, c.Duration(flagWaitTimeout), c.App.ErrWriter, s.log)
 	if err != nil {
 		return err
@@ -109,6 +112,16 @@ func waitJob(ctx context.Context, store *jobstore.Store, id string, timeout time
 		return nil, fmt.Errorf("stopped waiting for job %s (it goes on; 'capcheck wait %s' resumes waiting)", id, id)
 	}
 	return st, err
+}
+
+// checkOut checks that the output files can be written under out (creating
+// it if missing): a usage error that says what to fix otherwise.
+func checkOut(out string) error {
+	if err := outfiles.CheckWritable(out); err != nil {
+		return usageErrorf("--out %s is not a folder this process can write files in (%v): "+
+			"point --out, CAPCHECK_OUT or out: in the config file at one, or fix its permissions", out, err)
+	}
+	return nil
 }
 
 // retryHint says how to send a job's failed numbers again on a shared Redis.

@@ -29,6 +29,11 @@ func workerCommand() *cli.Command {
 
 func workerAction(c *cli.Context, s *session) error {
 	oneProc()
+	if s.cfg.OutExplicit { // it writes the jobs' files
+		if err := checkOut(s.cfg.Out); err != nil {
+			return err
+		}
+	}
 	_, stop, err := startWorker(s.cfg, s.rdb, s.store, s.log, !s.cfg.OutExplicit)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/capcheck/capcheck/internal/filetest"
 	"github.com/capcheck/capcheck/internal/redistest"
 	"github.com/capcheck/capcheck/jobstore"
 	"github.com/capcheck/capcheck/ratelimit"
@@ -85,5 +86,39 @@ func TestRedisMisconfiguredExits2(t *testing.T) {
 	}
 	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("status took %s: waited", d)
+	}
+}
+
+// A worker that writes files (--out given) and wait check at start that they
+// can write under --out: exit 2 naming it. The worker started anyway, and its
+// finalize tasks failed for hours.
+func TestOutNotWritableExits2(t *testing.T) {
+	srv := redistest.Shared(t)
+	notDir := filetest.Temp(t, "out", "a file, not a folder\n")
+	id := redistest.NewPrefix(t) // a job that runs: wait would wait
+	if _, _, err := jobstore.New(srv.Client(t)).CreateJob(context.Background(),
+		jobstore.Spec{ID: id, Input: "in.csv", Fingerprint: "fp", ChunkSize: 10}); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"worker", "--api-url", "http://127.0.0.1:1", "--sid", "sid", "--api-key", "k3y", "--callback-profile-id", "p"},
+		{"wait", id},
+	} {
+		args = append(args, "--redis", srv.URL, "--out", notDir)
+		done := make(chan struct{})
+		var code int
+		var errs string
+		go func() {
+			defer close(done)
+			code, _, errs = runInProcess(t, nil, args...)
+		}()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s with --out a file: still running", args[0])
+		}
+		if code != exitUsage || !strings.Contains(errs, "--out "+notDir+" is not a folder this process can write files in") {
+			t.Errorf("%s with --out a file: exit %d, stderr %q; want %d naming --out", args[0], code, errs, exitUsage)
+		}
 	}
 }
