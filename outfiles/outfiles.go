@@ -19,7 +19,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -464,16 +466,57 @@ func writeRejects(ctx context.Context, s *jobstore.Store, j *jobstore.Job, w io.
 
 // createTemp creates a new file named prefix and a random suffix in dir,
 // with FileMode less the umask (os.CreateTemp's files are 0600 whatever the
-// umask). O_EXCL: never a file or a link that is there already.
+// umask). O_EXCL: never a file or a link that is there already. The file is
+// locked (flock) until it is closed: the lock tells a live writer's file
+// from a crashed one's (see removeDeadTemps).
 func createTemp(dir, prefix string) (*os.File, error) {
 	for range 100 {
 		name := filepath.Join(dir, prefix+strconv.FormatUint(rand.Uint64(), 36))
 		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, FileMode)
-		if !errors.Is(err, fs.ErrExist) {
-			return f, err
+		if errors.Is(err, fs.ErrExist) {
+			continue
 		}
+		if err != nil {
+			return nil, err
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			f.Close()
+			os.Remove(name)
+			return nil, fmt.Errorf("locking %s: %w", name, err)
+		}
+		// Removed by removeDeadTemps between the create and the lock?
+		fi, err1 := f.Stat()
+		li, err2 := os.Lstat(name)
+		if err1 == nil && err2 == nil && os.SameFile(fi, li) {
+			return f, nil
+		}
+		f.Close()
 	}
 	return nil, fmt.Errorf("creating a temporary file in %s: too many exist", dir)
+}
+
+// removeDeadTemps removes the temporary files named prefix* in dir that no
+// live writer holds: those a writer killed before its rename left (its lock
+// ended with it). A live writer's are kept, however old.
+func removeDeadTemps(dir, prefix string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), prefix) {
+			continue
+		}
+		name := filepath.Join(dir, e.Name())
+		f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		if err != nil {
+			continue
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			_ = os.Remove(name) // under the lock: no writer can have it
+		}
+		f.Close()
+	}
 }
 
 // Cell returns a CSV cell of free text (an input as it was written, a
@@ -566,16 +609,20 @@ func WriteAtomic(path string, fill func(io.Writer) error) (err error) {
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := f.Close(); err != nil {
+	// Renamed before it is closed: closing ends the lock that keeps
+	// removeDeadTemps away from it.
+	if err := os.Rename(f.Name(), path); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := os.Rename(f.Name(), path); err != nil {
+	if err := f.Close(); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if d, err := os.Open(dir); err == nil { // make the rename durable
 		_ = d.Sync()
 		d.Close()
 	}
+	// What a writer of this file killed before its rename left.
+	removeDeadTemps(dir, "."+base+".tmp-")
 	return nil
 }
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -141,5 +143,79 @@ func TestCheckWritable(t *testing.T) {
 		if err := outfiles.CheckWritable(ro); err == nil {
 			t.Errorf("CheckWritable(a read-only folder) = nil, want an error")
 		}
+	}
+}
+
+// A write removes the temporary files of the same output that writers
+// killed before their rename left, and only those: not a live writer's
+// (locked), not another output's. They stayed for 6 hours.
+func TestWriteAtomicRemovesDeadTemps(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	put := func(name string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("part of a file"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	dead := []string{put(".results.csv.tmp-1a2b"), put(".results.csv.tmp-3c4d")}
+	kept := []string{put(".rejects.csv.tmp-5e6f"), put("results.csv.tmp-not-ours")}
+	live := put(".results.csv.tmp-live")
+	f, err := os.Open(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	kept = append(kept, live)
+
+	if err := outfiles.WriteAtomic(filepath.Join(dir, outfiles.ResultsCSV), func(w io.Writer) error {
+		_, err := io.WriteString(w, "row\n")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range dead {
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: a dead writer's temporary file is still there (%v)", filepath.Base(p), err)
+		}
+	}
+	for _, p := range kept {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("%s: removed (%v); want it kept", filepath.Base(p), err)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, outfiles.ResultsCSV)); err != nil || string(b) != "row\n" {
+		t.Errorf("results.csv = %q, %v", b, err)
+	}
+}
+
+// Writers of one file at once (a worker and a wait sharing --out) never
+// remove each other's temporary file: every write succeeds, none is left.
+func TestWriteAtomicConcurrentWriters(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, outfiles.ResultsCSV)
+	errs := make(chan error, 8*20)
+	for range 8 {
+		go func() {
+			for range 20 {
+				errs <- outfiles.WriteAtomic(path, func(w io.Writer) error {
+					_, err := io.WriteString(w, strings.Repeat("row\n", 1000))
+					return err
+				})
+			}
+		}()
+	}
+	for range 8 * 20 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if ents, err := os.ReadDir(dir); err != nil || len(ents) != 1 {
+		t.Errorf("files left: %v, %v; want results.csv alone", ents, err)
 	}
 }
