@@ -30,8 +30,9 @@ func waitCommand() *cli.Command {
 		Description: "Shows a progress bar with counts and ETA on a terminal, a log line every 10s\n" +
 			"otherwise. Once the job is finished, writes its files under --out on this host, from\n" +
 			"Redis (the workers need no shared disk). Exit code: 0 every number has a final status and none failed; 3 the job\n" +
-			"finished with failed numbers; 1 the job failed (e.g. the API refused the key) or\n" +
-			"--timeout passed; 2 bad usage.",
+			"finished with failed numbers; 1 the job failed (e.g. the API refused the key),\n" +
+			"--timeout passed, or the job's record disappeared from Redis; 2 bad usage or\n" +
+			"configuration (e.g. files cannot be written under --out).",
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: flagWaitTimeout, Usage: "give up (exit 1) after this long; 0 waits for ever",
 				Action: func(_ *cli.Context, d time.Duration) error {
