@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/capcheck/capcheck/capapi"
 	"github.com/capcheck/capcheck/capstore"
 	"github.com/capcheck/capcheck/jobstore"
+	"github.com/capcheck/capcheck/tasks"
 	"github.com/capcheck/capcheck/worker"
 )
 
@@ -137,4 +139,32 @@ func TestAcceptedWithAnUnreadableBody(t *testing.T) {
 	if n := logs.Seen(warning); n != 1 {
 		t.Errorf("warning logged %d times, want once", n)
 	}
+}
+
+// A 202 whose body was still arriving when the run was stopped is
+// accepted: the provider took the numbers, and they are not sent again.
+func TestAcceptedAsTheRunStops(t *testing.T) {
+	b := setup(t, worker.Config{BatchSize: 10, CallsInFlight: 1}, false, 30)
+	ctx, cancel := context.WithCancel(b.ctx)
+	defer cancel()
+	b.api.fn = func(i int, _ []string) capapi.Result {
+		if i > 0 {
+			return capapi.Result{Class: capapi.Accepted, StatusCode: 202, Message: "Accepted"}
+		}
+		cancel()
+		return capapi.Result{Class: capapi.Accepted, StatusCode: 202, BodyErr: context.Canceled}
+	}
+	if err := b.w.ProcessTask(ctx, tasks.NewChunk(tasks.Chunk{Job: b.job, Chunk: 0})); err == nil {
+		t.Fatal("the stopped run returned no error")
+	}
+	first := b.api.calls[0]
+	b.mustRun(t, 0)
+	for _, c := range b.api.calls[1:] {
+		for _, n := range c {
+			if slices.Contains(first, n) {
+				t.Fatalf("%s sent again after its 202 as the run stopped", n)
+			}
+		}
+	}
+	b.wantAccepted(t, 0, 1)
 }

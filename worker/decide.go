@@ -102,7 +102,10 @@ func notSent(r jobstore.Range, tries int, reason string) jobstore.Outcome {
 // decide says what to do with an answer. It is pure: the sender carries it
 // out.
 func decide(a answer, p policy) decision {
-	if a.canceled {
+	if a.canceled && a.res.Class != capapi.Accepted {
+		// The answer is unknown: the chunk is resumed and the call
+		// repeated. A 202 is known whatever befell its body: the provider
+		// took the numbers, and they are not sent again.
 		return decision{verb: handBack}
 	}
 	res, r := a.res, a.r

@@ -84,8 +84,13 @@ func TestDecide(t *testing.T) {
 			outcome: jobstore.Outcome{Lo: 10, Hi: 20, Status: jobstore.Failed, Code: "BAL", Attempts: 2, CheckedAt: at}},
 	}, {
 		name: "canceled in flight hands the chunk back",
-		a:    answer{res: capapi.Result{Class: capapi.Accepted}, r: batch, canceled: true},
+		a:    answer{res: capapi.Result{Class: capapi.Transient}, r: batch, canceled: true},
 		want: decision{verb: handBack},
+	}, {
+		name: "a 202 as the run was canceled is accepted",
+		a:    answer{res: capapi.Result{Class: capapi.Accepted, StatusCode: 202, Message: "Accepted"}, r: batch, canceled: true, at: at},
+		want: decision{verb: settle, calls: sent, outcome: jobstore.Outcome{
+			Lo: 10, Hi: 20, Status: jobstore.Accepted, Message: "Accepted", Attempts: 2, CheckedAt: at}},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -94,7 +94,14 @@ func (cr *chunkRun) settle(ctx context.Context, lo *laneOutbox, t *todo) ([]*tod
 		return nil, err
 	}
 	if d.verb == settle && d.outcome.Status == jobstore.Accepted {
-		if err := cr.registerAwaited(ctx, t.Range); err != nil {
+		actx := ctx
+		if ctx.Err() != nil {
+			// Answered 202 as the run was stopped: recorded all the same.
+			var cancel context.CancelFunc
+			actx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+		}
+		if err := cr.registerAwaited(actx, t.Range); err != nil {
 			return nil, err
 		}
 	}

@@ -17,7 +17,7 @@ func workerCommand() *cli.Command {
 		Description: "A long-running asynq server. Any number of replicas share one Redis, one rate\n" +
 			"limit (--rate is for the whole fleet) and the jobs' state: scale by starting more.\n" +
 			"It retries transient errors, bisects batches refused for an invalid number, pauses\n" +
-			"the fleet on 429, stops a job on 401/403, and writes {out}/{job}/ when the job's last\n" +
+			"the fleet on 429, stops a job on 401/402/403, and writes {out}/{job}/ when the job's last\n" +
 			"chunk is done. SIGTERM or SIGINT drains: calls in flight finish and are recorded,\n" +
 			"the rest goes back to the queue for other replicas, within --shutdown-timeout.\n" +
 			"With --metrics-addr it serves Prometheus metrics on /metrics (docs/metrics.md)\n" +
