@@ -82,8 +82,9 @@ func Wait(ctx context.Context, store *jobstore.Store, id string, o WaitOptions) 
 			}
 		case errors.Is(err, jobstore.ErrNotFound):
 			if seen {
-				return nil, fmt.Errorf("job %s: %w (Redis restarted without persistence, flushed, or the record expired); "+
-					"it will not finish: enqueue the list again", id, ErrGone)
+				return nil, fmt.Errorf("job %s: %w (Redis restarted without persistence, flushed, or the record expired: "+
+					"a finished job's does after the workers' --retention, so look for its files under --out first); "+
+					"if it did not finish, it will not: enqueue the list again", id, ErrGone)
 			}
 		case ctx.Err() != nil:
 		case failingSince.IsZero():

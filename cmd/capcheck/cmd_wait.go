@@ -32,7 +32,7 @@ func waitCommand() *cli.Command {
 			"Redis (the workers need no shared disk). Exit code: 0 every number has a final status and none failed; 3 the job\n" +
 			"finished with failed numbers; 1 the job failed (e.g. the API refused the key),\n" +
 			"--timeout passed, or the job's record disappeared from Redis; 2 bad usage or\n" +
-			"configuration (e.g. files cannot be written under --out).",
+			"configuration.",
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: flagWaitTimeout, Usage: "give up (exit 1) after this long; 0 waits for ever",
 				Action: func(_ *cli.Context, d time.Duration) error {
@@ -50,7 +50,10 @@ func waitAction(c *cli.Context, s *session, id string) error {
 		return err // a typo in the ID should not wait for ever
 	}
 	if err := checkOut(s.cfg.Out); err != nil {
-		return err // known now, not once the job is finished
+		// Said now, not once the job is finished; not an error: a worker
+		// sharing --out (mounted read-only here, say) writes the files.
+		s.log.Warn("wait cannot write under --out: it will need a worker sharing the folder to have written the job's files",
+			"out", s.cfg.Out, "err", err)
 	}
 	st, err := waitJob(c.Context, s.store, id, c.Duration(flagWaitTimeout), c.App.ErrWriter, s.log)
 	if err != nil {
