@@ -33,11 +33,14 @@ func (w *Worker) processChunk(ctx context.Context, t *asynq.Task) error {
 	read := w.startRead(ctx, c)
 	hd, release, err := w.hold(ctx, c)
 	if errors.Is(err, errHeldElsewhere) {
-		// That run settles it; were it to die, its hold lapses and is
-		// taken over.
-		log.Info("chunk held by another run of it: skipped", "retake", c.Retake)
+		// That run may yet end unsettled with nothing left to run it
+		// again (its lease lost: asynq ignores what it returns, and this
+		// is its task re-delivered). Keep the task until the chunk is
+		// settled: it runs again when a hold could have lapsed, without
+		// using a retry.
+		log.Debug("chunk held by another run of it: tried again later", "retake", c.Retake)
 		w.m.chunks.WithLabelValues(chunkStale).Inc()
-		return nil
+		return err
 	}
 	if err != nil {
 		w.m.chunks.WithLabelValues(chunkError).Inc()

@@ -54,7 +54,8 @@
 //
 // Drained and yielded chunks are handed back (ErrHandedBack): asynq does not
 // count that as a failure and re-queues the task at once for another
-// replica.
+// replica. A chunk held by another run is handed back too, to run again
+// once that hold could have lapsed.
 //
 // A chunk task asynq gives up on (retries exhausted) still settles: its
 // pending numbers are recorded failed ("gave up: ...") and the chunk is

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -50,11 +49,16 @@ const (
 	// retakeMax bounds the takeovers of one chunk: one that kills every
 	// worker that runs it is left to asynq's retries, which archive it.
 	retakeMax = 3
+	// heldRetry is when a task that found its chunk held runs again: once
+	// that hold, were its run gone, has lapsed and been claimed.
+	heldRetry = holdTTL + holdEvery
 )
 
 var (
-	// errHeldElsewhere: another live run holds the chunk and will settle it.
-	errHeldElsewhere = errors.New("another run of the chunk holds it")
+	// errHeldElsewhere: another live run holds the chunk. Its task is
+	// handed back (tried again after heldRetry), not dropped: that run may
+	// end unsettled.
+	errHeldElsewhere = fmt.Errorf("another run of the chunk holds it: %w", ErrHandedBack)
 	// errHoldLost stops a run whose hold lapsed and was taken: its task is
 	// handed back, and finds the chunk held by the takeover (or settles it).
 	errHoldLost = fmt.Errorf("the chunk's hold was taken over: %w", ErrHandedBack)

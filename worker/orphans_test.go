@@ -131,7 +131,7 @@ func TestChunkTaskOfAWorkerGoneBeforeItsHoldIsTakenOver(t *testing.T) {
 	}
 	// The stalled run goes on while the takeover holds the chunk.
 	close(unstall)
-	waitUntil(t, "the stalled run skipped", func() bool { return counter(t, b.reg, "capcheck_chunks_total", "stale") == 1 })
+	waitUntil(t, "the stalled run skipped", func() bool { return counter(t, b.reg, "capcheck_chunks_total", "stale") >= 1 })
 	close(goOn)
 	b.waitDone(t, died)
 	if n := len(b.api.Calls()); n != 0 {

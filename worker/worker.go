@@ -379,14 +379,18 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 }
 
 // isFailure tells asynq which errors use up a retry: not a chunk handed
-// back (drained or yielded).
+// back (drained, yielded, or held by another run).
 func (w *Worker) isFailure(err error) bool { return !errors.Is(err, ErrHandedBack) }
 
 // retryDelay is asynq's delay before re-running a task that returned an
-// error: none for a chunk handed back (drained or yielded) or recovered from a dead
-// worker (it has waited for the lease already), else 1s doubling per retry,
-// capped at a minute, with jitter.
+// error: heldRetry for a chunk held by another run, none for a chunk handed
+// back (drained or yielded) or recovered from a dead worker (it has waited
+// for the lease already), else 1s doubling per retry, capped at a minute,
+// with jitter.
 func (w *Worker) retryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	if errors.Is(err, errHeldElsewhere) {
+		return heldRetry
+	}
 	if errors.Is(err, ErrHandedBack) || errors.Is(err, asynq.ErrLeaseExpired) {
 		return 0
 	}
