@@ -467,8 +467,9 @@ func writeRejects(ctx context.Context, s *jobstore.Store, j *jobstore.Job, w io.
 // createTemp creates a new file named prefix and a random suffix in dir,
 // with FileMode less the umask (os.CreateTemp's files are 0600 whatever the
 // umask). O_EXCL: never a file or a link that is there already. The file is
-// locked (flock) until it is closed: the lock tells a live writer's file
-// from a crashed one's (see removeDeadTemps).
+// locked (flock) until it is closed where the file system allows it; where it
+// does not (NFS without lockd, in the server's grace period), it is written
+// unlocked: removeDeadTemps' age floor keeps it safe.
 func createTemp(dir, prefix string) (*os.File, error) {
 	for range 100 {
 		name := filepath.Join(dir, prefix+strconv.FormatUint(rand.Uint64(), 36))
@@ -479,25 +480,22 @@ func createTemp(dir, prefix string) (*os.File, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-			f.Close()
-			os.Remove(name)
-			return nil, fmt.Errorf("locking %s: %w", name, err)
-		}
-		// Removed by removeDeadTemps between the create and the lock?
-		fi, err1 := f.Stat()
-		li, err2 := os.Lstat(name)
-		if err1 == nil && err2 == nil && os.SameFile(fi, li) {
-			return f, nil
-		}
-		f.Close()
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		return f, nil
 	}
 	return nil, fmt.Errorf("creating a temporary file in %s: too many exist", dir)
 }
 
-// removeDeadTemps removes the temporary files named prefix* in dir that no
-// live writer holds: those a writer killed before its rename left (its lock
-// ended with it). A live writer's are kept, however old.
+// deadTempAge is how old a temporary file must be for removeDeadTemps: no
+// write of these files takes that long, and a live writer's file is being
+// written, so its mtime is fresh. Locks alone cannot tell: on NFS mounted
+// nolock or local_lock, flock is per host.
+const deadTempAge = time.Hour
+
+// removeDeadTemps removes the temporary files named prefix* in dir that
+// writers killed before their rename left: only those older than
+// deadTempAge, and of those only ones it can lock (a live writer holds its
+// lock). A lock that fails for any other reason keeps the file.
 func removeDeadTemps(dir, prefix string) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -507,12 +505,19 @@ func removeDeadTemps(dir, prefix string) {
 		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), prefix) {
 			continue
 		}
+		if fi, err := e.Info(); err != nil || time.Since(fi.ModTime()) < deadTempAge {
+			continue
+		}
 		name := filepath.Join(dir, e.Name())
-		f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		// O_RDWR: NFS emulates flock with fcntl write locks. O_NONBLOCK:
+		// a FIFO put in its place does not block.
+		f, err := os.OpenFile(name, os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 		if err != nil {
 			continue
 		}
-		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+		fi, err := f.Stat()
+		if err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) >= deadTempAge &&
+			syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
 			_ = os.Remove(name) // under the lock: no writer can have it
 		}
 		f.Close()

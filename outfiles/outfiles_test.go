@@ -147,21 +147,30 @@ func TestCheckWritable(t *testing.T) {
 }
 
 // A write removes the temporary files of the same output that writers
-// killed before their rename left, and only those: not a live writer's
-// (locked), not another output's. They stayed for 6 hours.
+// killed before their rename left, and only those: older than an hour, not
+// a fresh one (a live writer's whose lock is per host on NFS), not a locked
+// one, not another output's. They stayed for 6 hours.
 func TestWriteAtomicRemovesDeadTemps(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	put := func(name string) string {
+	old := time.Now().Add(-2 * time.Hour)
+	put := func(name string, mtime time.Time) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte("part of a file"), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
 		return p
 	}
-	dead := []string{put(".results.csv.tmp-1a2b"), put(".results.csv.tmp-3c4d")}
-	kept := []string{put(".rejects.csv.tmp-5e6f"), put("results.csv.tmp-not-ours")}
-	live := put(".results.csv.tmp-live")
+	dead := []string{put(".results.csv.tmp-1a2b", old), put(".results.csv.tmp-3c4d", old)}
+	kept := []string{
+		put(".results.csv.tmp-fresh", time.Now().Add(-50*time.Minute)),
+		put(".rejects.csv.tmp-5e6f", old),
+		put("results.csv.tmp-not-ours", old),
+	}
+	live := put(".results.csv.tmp-live", old)
 	f, err := os.Open(live)
 	if err != nil {
 		t.Fatal(err)
