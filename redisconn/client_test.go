@@ -471,9 +471,9 @@ func TestDedicatedConnClosedByRedis(t *testing.T) {
 	}
 }
 
-// An answer that says the settings are wrong is not waited out: Wait
-// returns an ErrConfig at once that says what to fix, without the password.
-// (It retried them for --redis-wait, 5 minutes by default.)
+// An answer that says the settings are wrong is waited out for the grace
+// only: Wait then returns an ErrConfig that says what to fix, without the
+// password. (It retried them for --redis-wait, 5 minutes by default.)
 func TestWaitMisconfigured(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Shared(t)
@@ -497,7 +497,7 @@ func TestWaitMisconfigured(t *testing.T) {
 	} {
 		u := mustParse(t, tc.url)
 		start := time.Now()
-		err := u.Wait(ctx, newClient(t, u, Options{}), WaitOptions{Max: 20 * time.Second})
+		err := u.Wait(ctx, newClient(t, u, Options{}), WaitOptions{Max: 20 * time.Second, configGrace: 200 * time.Millisecond})
 		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Wait(%s) = %v, want ErrConfig saying %q", u, err, tc.want)
 			continue
@@ -514,5 +514,67 @@ func TestWaitMisconfigured(t *testing.T) {
 	u := mustParse(t, "redis://"+g.ln.Addr().String()+"/0")
 	if err := u.Wait(ctx, newClient(t, u, Options{}), WaitOptions{Max: 50 * time.Millisecond}); err == nil || errors.Is(err, ErrConfig) {
 		t.Errorf("Wait on a Redis that does not answer = %v, want an error that is no ErrConfig", err)
+	}
+}
+
+// A password refused while it is being rotated (the new one reached capcheck
+// before Redis) is waited out: Wait connects once Redis takes it, and says
+// meanwhile that Redis refuses the settings.
+func TestWaitRefusedPasswordChanged(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Shared(t)
+	ctx := context.Background()
+	admin := srv.Client(t)
+	user := "u" + redistest.NewPrefix(t)
+	if err := admin.Do(ctx, "ACL", "SETUSER", user, "on", ">0ld-s3cret", "~*", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Do(ctx, "ACL", "DELUSER", user) })
+	u := mustParse(t, "redis://"+user+":n3w-s3cret@"+srv.Addr+"/0")
+	time.AfterFunc(500*time.Millisecond, func() {
+		admin.Do(ctx, "ACL", "SETUSER", user, "resetpass", ">n3w-s3cret")
+	})
+	log, logs := newLogger()
+	o := WaitOptions{Logger: log, Max: 20 * time.Second, configGrace: 10 * time.Second,
+		backoff: func(int) time.Duration { return 50 * time.Millisecond }}
+	if err := u.Wait(ctx, newClient(t, u, Options{}), o); err != nil {
+		t.Fatalf("Wait while the password changes = %v, want nil", err)
+	}
+	if !strings.Contains(logs.String(), "Redis refuses the settings in --redis; waiting in case they are being changed") {
+		t.Errorf("Wait logged %q, want it to say Redis refuses the settings", logs.String())
+	}
+}
+
+// sentinelAnswer is a Redis error answer, as go-redis returns it.
+type sentinelAnswer string
+
+func (e sentinelAnswer) Error() string { return string(e) }
+func (sentinelAnswer) RedisError()     {}
+
+// With Sentinel, go-redis joins every sentinel's error when none answers:
+// that is a configuration error only when every sentinel's is, and it names
+// the sentinels, with the fix for them.
+func TestMisconfiguredSentinels(t *testing.T) {
+	t.Parallel()
+	u := mustParse(t, "redis-sentinel://:s3cret@h1:26379,h2:26379?master=m")
+	allDown := func(errs ...error) error {
+		return u.explain(fmt.Errorf("redis: all sentinels specified in configuration are unreachable: %w", errors.Join(errs...)))
+	}
+	noPass := sentinelAnswer("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	if err := u.misconfigured(allDown(noPass, refused)); err != nil {
+		t.Errorf("one sentinel refusing the password, one restarting: %v, want no configuration error", err)
+	}
+	err := u.misconfigured(allDown(noPass, noPass))
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "The sentinels of ") ||
+		!strings.Contains(err.Error(), "set the master's password on the sentinels as well") {
+		t.Errorf("every sentinel without a password = %v, want an ErrConfig naming the sentinels and the fix", err)
+	}
+	err = u.misconfigured(u.explain(sentinelAnswer("WRONGPASS invalid username-password pair or user is disabled.")))
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "The Redis master of ") {
+		t.Errorf("master refusing the password = %v, want an ErrConfig naming the master", err)
+	}
+	if strings.Contains(fmt.Sprint(err), "s3cret") {
+		t.Errorf("%v: shows the password", err)
 	}
 }

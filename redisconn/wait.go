@@ -22,9 +22,9 @@ const StartupWaitDefault = 5 * time.Minute
 // pingTimeout bounds one readiness check.
 const pingTimeout = 2 * time.Second
 
-// ErrConfig matches (errors.Is) a [URL.Wait] error that waiting cannot
-// fix: Redis answered and refused the URL's credentials, the user's
-// permissions or its database number. Its message says what to fix.
+// ErrConfig matches (errors.Is) a [URL.Wait] error that waiting did not
+// fix: Redis answered, for the grace, and refused the URL's credentials, the
+// user's permissions or its database number. Its message says what to fix.
 var ErrConfig = errors.New("Redis refuses the connection's settings")
 
 // configError is an ErrConfig with its message and Redis's answer.
@@ -36,13 +36,33 @@ type configError struct {
 func (e *configError) Error() string   { return e.msg }
 func (e *configError) Unwrap() []error { return []error{ErrConfig, e.err} }
 
+// ConfigGraceDefault is how long [URL.Wait] waits out an answer that says
+// the settings are wrong before it returns an ErrConfig: such an answer can
+// pass (a password rotated in the pods before in Redis, an ACL user that a
+// hook creates after Redis starts).
+const ConfigGraceDefault = 30 * time.Second
+
 // misconfigured returns an ErrConfig when err is Redis's answer to settings
-// that are wrong (no retry makes them right), else nil. The answers name no
-// secret; the URL is shown redacted.
+// that are wrong, else nil. The answers name no secret; the URL is shown
+// redacted.
 func (r *URL) misconfigured(err error) error {
-	var rerr redis.Error
-	if !errors.As(err, &rerr) {
+	rerr, sentinels := configAnswer(err, false)
+	if rerr == nil {
 		return nil
+	}
+	node := "Redis"
+	if r.kind == Sentinel {
+		node = "The Redis master"
+		if sentinels {
+			node = "The sentinels"
+		}
+	}
+	// verb agrees with node: the sentinels are several.
+	verb := func(one, many string) string {
+		if sentinels {
+			return many
+		}
+		return one
 	}
 	msg := rerr.Error()
 	var fix string
@@ -50,17 +70,71 @@ func (r *URL) misconfigured(err error) error {
 	case strings.HasPrefix(msg, "WRONGPASS"), strings.HasPrefix(msg, "ERR invalid password"):
 		fix = "refused the user name or password: fix the password in --redis (redis://:PASSWORD@HOST:PORT/DB, or redis://USER:PASSWORD@... for an ACL user)"
 	case strings.HasPrefix(msg, "NOAUTH"):
-		fix = "needs a password: give it in --redis (redis://:PASSWORD@HOST:PORT/DB, or redis://USER:PASSWORD@... for an ACL user)"
+		fix = verb("needs", "need") + " a password: give it in --redis (redis://:PASSWORD@HOST:PORT/DB, or redis://USER:PASSWORD@... for an ACL user)"
 	case strings.HasPrefix(msg, "NOPERM"):
-		fix = "does not let the user of --redis run what capcheck needs: grant it in the user's ACL, or use another user"
+		fix = verb("does", "do") + " not let the user of --redis run what capcheck needs: grant it in the user's ACL, or use another user"
 	case strings.Contains(msg, "DB index is out of range"):
 		fix = "has no database of the number in --redis: use one below the server's 'databases' setting (16 by default)"
 	case strings.Contains(msg, "without any password configured"), strings.Contains(msg, "but no password is set"):
 		fix = "has no password set, but --redis gives one: remove it from --redis, or set one on the server"
+		if sentinels {
+			// The URL's password goes to the sentinels and to the master.
+			fix = "have no password set, but --redis gives one (capcheck sends it to the sentinels too): set the master's password on the sentinels as well (requirepass in sentinel.conf), or remove it from --redis if the master has none"
+		}
 	default:
 		return nil
 	}
-	return &configError{msg: fmt.Sprintf("Redis at %s %s (Redis said: %v)", r.redacted, fix, err), err: err}
+	where := " at " + r.redacted
+	if r.kind == Sentinel {
+		where = fmt.Sprintf(" of %s", r.redacted)
+	}
+	return &configError{msg: fmt.Sprintf("%s%s %s (Redis said: %v)", node, where, fix, err), err: err}
+}
+
+// configAnswer returns the Redis answer in err that says the settings are
+// wrong, if any, and whether it came from the sentinels. go-redis joins
+// every sentinel's error when none answers: that is a configuration answer
+// only when each sentinel's is, since sentinels that are merely restarting
+// do not make one misconfigured sentinel a reason to stop.
+func configAnswer(err error, sentinels bool) (redis.Error, bool) {
+	switch e := err.(type) {
+	case nil:
+		return nil, false
+	case redis.Error:
+		if !isConfigAnswer(e.Error()) {
+			return nil, false
+		}
+		return e, sentinels
+	case interface{ Unwrap() []error }:
+		var first redis.Error
+		for _, err := range e.Unwrap() {
+			rerr, _ := configAnswer(err, true)
+			if rerr == nil {
+				return nil, false
+			}
+			if first == nil {
+				first = rerr
+			}
+		}
+		return first, first != nil
+	case interface{ Unwrap() error }:
+		return configAnswer(e.Unwrap(), sentinels)
+	}
+	return nil, false
+}
+
+func isConfigAnswer(msg string) bool {
+	for _, p := range []string{"WRONGPASS", "ERR invalid password", "NOAUTH", "NOPERM"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	for _, s := range []string{"DB index is out of range", "without any password configured", "but no password is set"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // WaitOptions tune [URL.Wait].
@@ -76,6 +150,9 @@ type WaitOptions struct {
 
 	// backoff, when set, replaces Backoff (tests).
 	backoff func(attempt int) time.Duration
+
+	// configGrace, when set, replaces ConfigGraceDefault (tests).
+	configGrace time.Duration
 }
 
 // Wait blocks until the Redis of rdb (a client of [URL.NewClient]) is ready:
@@ -84,7 +161,9 @@ type WaitOptions struct {
 // backoff and logs what it waits for. It returns nil once ready, ctx's error
 // when ctx ends, or an error naming the last problem after o.Max. An answer
 // that says the settings are wrong (a bad password, no permission, no such
-// database) is not waited out: it returns an ErrConfig at once.
+// database) is waited out for ConfigGraceDefault at most (o.Max if shorter),
+// in case the settings are being changed; if it lasts, or is the last answer
+// after o.Max, Wait returns an ErrConfig.
 func (r *URL) Wait(ctx context.Context, rdb redis.UniversalClient, o WaitOptions) error {
 	log := o.Logger
 	if log == nil {
@@ -94,9 +173,18 @@ func (r *URL) Wait(ctx context.Context, rdb redis.UniversalClient, o WaitOptions
 	if backoff == nil {
 		backoff = Backoff
 	}
+	grace := o.configGrace
+	if grace == 0 {
+		grace = ConfigGraceDefault
+	}
+	if o.Max >= 0 {
+		grace = min(grace, o.Max)
+	}
 	start := time.Now()
 	var logged time.Time
+	var refusedSince time.Time // since when every answer said the settings are wrong
 	for attempt := 0; ; attempt++ {
+		tried := time.Now()
 		err := r.ready(ctx, rdb)
 		if err == nil {
 			if attempt > 0 {
@@ -107,10 +195,18 @@ func (r *URL) Wait(ctx context.Context, rdb redis.UniversalClient, o WaitOptions
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
-		if cerr := r.misconfigured(err); cerr != nil {
-			return cerr
+		cerr := r.misconfigured(err)
+		switch {
+		case cerr == nil:
+			refusedSince = time.Time{}
+		case refusedSince.IsZero():
+			refusedSince = tried
+			logged = time.Time{} // say at once that this is no outage
 		}
 		waited := time.Since(start)
+		if cerr != nil && (time.Since(refusedSince) >= grace || o.Max >= 0 && waited >= o.Max) {
+			return cerr
+		}
 		if o.Max == 0 {
 			return fmt.Errorf("Redis at %s does not answer: %w", r.redacted, err)
 		}
@@ -119,8 +215,13 @@ func (r *URL) Wait(ctx context.Context, rdb redis.UniversalClient, o WaitOptions
 		}
 		if time.Since(logged) >= outageLogEvery {
 			logged = time.Now()
-			log.Warn("waiting for Redis", "redis", r.redacted, "topology", r.kind.String(), "err", err,
-				"waited", waited.Round(time.Millisecond))
+			if cerr != nil {
+				log.Warn("Redis refuses the settings in --redis; waiting in case they are being changed",
+					"redis", r.redacted, "err", cerr, "waited", waited.Round(time.Millisecond), "grace", grace)
+			} else {
+				log.Warn("waiting for Redis", "redis", r.redacted, "topology", r.kind.String(), "err", err,
+					"waited", waited.Round(time.Millisecond))
+			}
 		}
 		if sleep.For(ctx, backoff(attempt)) != nil {
 			return context.Cause(ctx)
