@@ -29,7 +29,6 @@ func (w *Worker) processChunk(ctx context.Context, t *asynq.Task) error {
 	}
 	log := w.log.With("job", c.Job, "chunk", c.Chunk)
 	start := time.Now()
-	warmed := w.startWarm(ctx, log)
 	read := w.startRead(ctx, c)
 	hd, release, err := w.hold(ctx, c)
 	if errors.Is(err, errHeldElsewhere) {
@@ -47,6 +46,10 @@ func (w *Worker) processChunk(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("holding chunk %d of job %s: %w", c.Chunk, c.Job, err)
 	}
 	defer release()
+	// The API's connections are warmed once the chunk is this run's: a
+	// run that finds it held returns at once, and is tried again about
+	// every second while another run holds it.
+	warmed := w.startWarm(ctx, log)
 	result, err := w.runChunk(ctx, c, hd, read, warmed, log)
 	if err != nil && !errors.Is(err, ErrHandedBack) && w.draining() && ctx.Err() != nil {
 		// Canceled by Shutdown: hand the chunk back like any drained one.
