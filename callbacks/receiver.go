@@ -163,21 +163,20 @@ func (r *Receiver) admit(req *http.Request) (int, string) {
 		return 0, ""
 	}
 	v := strings.TrimSpace(req.Header.Get(r.cfg.Header))
-	switch {
-	case len(v) > 7 && strings.EqualFold(v[:7], "bearer "):
+	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
 		v = strings.TrimSpace(v[7:])
-	case len(v) > 6 && strings.EqualFold(v[:6], "basic "):
-		// A profile with basic auth: the token is "user:password".
-		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v[6:]))
-		if err != nil {
-			return http.StatusUnauthorized, "malformed basic credentials in header " + r.cfg.Header + " (want the base64 of the token)"
-		}
-		v = string(b)
 	}
 	if v == "" {
 		return http.StatusUnauthorized, "missing token in header " + r.cfg.Header
 	}
-	if subtle.ConstantTimeCompare([]byte(v), []byte(r.cfg.Token)) != 1 {
+	ok := subtle.ConstantTimeCompare([]byte(v), []byte(r.cfg.Token)) == 1
+	if !ok && len(v) > 6 && strings.EqualFold(v[:6], "basic ") {
+		// A profile with basic auth: the token is "user:password" (or the
+		// whole header value, compared above).
+		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v[6:]))
+		ok = err == nil && subtle.ConstantTimeCompare(b, []byte(r.cfg.Token)) == 1
+	}
+	if !ok {
 		return http.StatusUnauthorized, "wrong token in header " + r.cfg.Header
 	}
 	return 0, ""

@@ -137,6 +137,14 @@ func TestBasicAuth(t *testing.T) {
 	if code, got := b.do(t, req{body: body, header: map[string]string{"Authorization": wrong}}); code != http.StatusUnauthorized {
 		t.Fatalf("basic auth, wrong password: %d %s, want 401", code, got)
 	}
+	// A token set to the whole header value, as before basic auth was
+	// read, still matches.
+	t.Run("whole header value", func(t *testing.T) {
+		whole := setup(t, callbacks.Config{Token: basic})
+		if code, got := whole.do(t, req{body: body, header: map[string]string{"Authorization": basic}}); code != http.StatusOK {
+			t.Fatalf("token = the whole Basic header value: %d %s, want 200", code, got)
+		}
+	})
 }
 
 func TestCustomHeaderAndAllow(t *testing.T) {

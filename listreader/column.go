@@ -29,18 +29,26 @@ func looksLikeNumber(line []byte, region string) bool {
 }
 
 // looksLikeMistypedNumber reports whether a first line with no delimiter
-// has the digits of a phone number (7 or more) though it is no valid one
-// ("+91 98765 4321O"): a header names a column, and taking a data record
-// for one would lose it silently. Read as plain text, the line is a record
-// like the others and goes to rejects.csv if it is invalid.
+// has the digits of a phone number (7 or more) and no word (3 letters in a
+// row) though it is no valid number ("+91 98765 4321O"): a header names a
+// column ("msisdn_20241201", "Mobile (as of 01/12/2024)"), and taking a data
+// record for one would lose it silently. Read as plain text, the line is a
+// record like the others and goes to rejects.csv if it is invalid.
 func looksLikeMistypedNumber(line []byte) bool {
-	digits := 0
+	digits, letters := 0, 0
 	for _, c := range line {
 		switch {
 		case c >= '0' && c <= '9':
 			digits++
+			letters = 0
+		case c|0x20 >= 'a' && c|0x20 <= 'z':
+			if letters++; letters >= 3 {
+				return false
+			}
 		case c == ',' || c == ';' || c == '\t' || c == '|':
 			return false
+		default:
+			letters = 0
 		}
 	}
 	return digits >= 7

@@ -137,6 +137,12 @@ func TestReader(t *testing.T) {
 			format: Format{Plain: true},
 		},
 		{
+			name:   "single column with a header with a date",
+			input:  "Mobile (as of 01/12/2024)\n9876543210\n",
+			want:   recs("9876543210", ""),
+			format: commaFormat(0, "Mobile (as of 01/12/2024)"),
+		},
+		{
 			name:   "single column with a header that has a few digits",
 			input:  "phone 2024\n9876543210\n",
 			want:   recs("9876543210", ""),

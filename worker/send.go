@@ -96,10 +96,9 @@ func (cr *chunkRun) settle(ctx context.Context, lo *laneOutbox, t *todo) ([]*tod
 	if d.verb == settle && d.outcome.Status == jobstore.Accepted {
 		actx := ctx
 		if ctx.Err() != nil {
-			// Answered 202 as the run was stopped: recorded all the same.
-			var cancel context.CancelFunc
-			actx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
+			// Answered 202 as the run was stopped: recorded all the same,
+			// until the shutdown's deadline, as the outbox writes.
+			actx = cr.w.halt
 		}
 		if err := cr.registerAwaited(actx, t.Range); err != nil {
 			return nil, err
