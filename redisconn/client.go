@@ -100,8 +100,7 @@ func (r *URL) NewClient(o Options) redis.UniversalClient {
 // dedicated connection (redis.Conn) that broke is not: it stays broken,
 // and every retry fails on it again.
 func Transient(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, redis.ErrClosed) || strings.Contains(err.Error(), badConn) {
+	if err == nil || silent(err) {
 		return false
 	}
 	var ne net.Error

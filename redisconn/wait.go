@@ -57,33 +57,7 @@ func (r *URL) misconfigured(err error) error {
 			node = "The sentinels"
 		}
 	}
-	// verb agrees with node: the sentinels are several.
-	verb := func(one, many string) string {
-		if sentinels {
-			return many
-		}
-		return one
-	}
-	msg := rerr.Error()
-	var fix string
-	switch {
-	case strings.HasPrefix(msg, "WRONGPASS"), strings.HasPrefix(msg, "ERR invalid password"):
-		fix = "refused the user name or password: fix the password in --redis (redis://:PASSWORD@HOST:PORT/DB, or redis://USER:PASSWORD@... for an ACL user)"
-	case strings.HasPrefix(msg, "NOAUTH"):
-		fix = verb("needs", "need") + " a password: give it in --redis (redis://:PASSWORD@HOST:PORT/DB, or redis://USER:PASSWORD@... for an ACL user)"
-	case strings.HasPrefix(msg, "NOPERM"):
-		fix = verb("does", "do") + " not let the user of --redis run what capcheck needs: grant it in the user's ACL, or use another user"
-	case strings.Contains(msg, "DB index is out of range"):
-		fix = "has no database of the number in --redis: use one below the server's 'databases' setting (16 by default)"
-	case strings.Contains(msg, "without any password configured"), strings.Contains(msg, "but no password is set"):
-		fix = "has no password set, but --redis gives one: remove it from --redis, or set one on the server"
-		if sentinels {
-			// The URL's password goes to the sentinels and to the master.
-			fix = "have no password set, but --redis gives one (capcheck sends it to the sentinels too): set the master's password on the sentinels as well (requirepass in sentinel.conf), or remove it from --redis if the master has none"
-		}
-	default:
-		return nil
-	}
+	fix := configFix(rerr.Error(), sentinels)
 	where := " at " + r.redacted
 	if r.kind == Sentinel {
 		where = fmt.Sprintf(" of %s", r.redacted)
@@ -101,7 +75,7 @@ func configAnswer(err error, sentinels bool) (redis.Error, bool) {
 	case nil:
 		return nil, false
 	case redis.Error:
-		if !isConfigAnswer(e.Error()) {
+		if configFix(e.Error(), false) == "" {
 			return nil, false
 		}
 		return e, sentinels
@@ -123,18 +97,33 @@ func configAnswer(err error, sentinels bool) (redis.Error, bool) {
 	return nil, false
 }
 
-func isConfigAnswer(msg string) bool {
-	for _, p := range []string{"WRONGPASS", "ERR invalid password", "NOAUTH", "NOPERM"} {
-		if strings.HasPrefix(msg, p) {
-			return true
+// configFix says what to fix for a Redis answer that says the settings
+// are wrong ("" for any other answer), from the sentinels or not.
+func configFix(msg string, sentinels bool) string {
+	// verb agrees with the node: the sentinels are several.
+	verb := func(one, many string) string {
+		if sentinels {
+			return many
 		}
+		return one
 	}
-	for _, s := range []string{"DB index is out of range", "without any password configured", "but no password is set"} {
-		if strings.Contains(msg, s) {
-			return true
+	switch {
+	case strings.HasPrefix(msg, "WRONGPASS"), strings.HasPrefix(msg, "ERR invalid password"):
+		return "refused the user name or password: fix the password in --redis (redis://:PASSWORD@HOST:PORT/DB, or redis://USER:PASSWORD@... for an ACL user)"
+	case strings.HasPrefix(msg, "NOAUTH"):
+		return verb("needs", "need") + " a password: give it in --redis (redis://:PASSWORD@HOST:PORT/DB, or redis://USER:PASSWORD@... for an ACL user)"
+	case strings.HasPrefix(msg, "NOPERM"):
+		return verb("does", "do") + " not let the user of --redis run what capcheck needs: grant it in the user's ACL, or use another user"
+	case strings.Contains(msg, "DB index is out of range"):
+		return "has no database of the number in --redis: use one below the server's 'databases' setting (16 by default)"
+	case strings.Contains(msg, "without any password configured"), strings.Contains(msg, "but no password is set"):
+		if sentinels {
+			// The URL's password goes to the sentinels and to the master.
+			return "have no password set, but --redis gives one (capcheck sends it to the sentinels too): set the master's password on the sentinels as well (requirepass in sentinel.conf), or remove it from --redis if the master has none"
 		}
+		return "has no password set, but --redis gives one: remove it from --redis, or set one on the server"
 	}
-	return false
+	return ""
 }
 
 // WaitOptions tune [URL.Wait].

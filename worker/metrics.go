@@ -27,7 +27,7 @@ const (
 	chunkDraining = "draining" // handed back on shutdown
 	chunkError    = "error"    // returned an error; asynq retries it
 	chunkGaveUp   = "gave_up"  // asynq gave up; pending numbers recorded failed
-	chunkStale    = "stale"    // job finished or re-driven, or chunk held by another run; skipped
+	chunkStale    = "stale"    // job finished or re-driven (skipped), or chunk held by another run (tried again)
 )
 
 // NewMetrics returns the worker metrics, registered with reg when reg is not

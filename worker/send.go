@@ -94,13 +94,9 @@ func (cr *chunkRun) settle(ctx context.Context, lo *laneOutbox, t *todo) ([]*tod
 		return nil, err
 	}
 	if d.verb == settle && d.outcome.Status == jobstore.Accepted {
-		actx := ctx
-		if ctx.Err() != nil {
-			// Answered 202 as the run was stopped: recorded all the same,
-			// until the shutdown's deadline, as the outbox writes.
-			actx = cr.w.halt
-		}
-		if err := cr.registerAwaited(actx, t.Range); err != nil {
+		// On halt, as the outbox writes: a 202 answered as the run was
+		// stopped is recorded all the same.
+		if err := cr.registerAwaited(cr.w.halt, t.Range); err != nil {
 			return nil, err
 		}
 	}
