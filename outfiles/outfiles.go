@@ -82,7 +82,7 @@ func Export(ctx context.Context, s *jobstore.Store, jobID, outDir string, format
 	if err := mkdir(dir); err != nil {
 		return nil, err
 	}
-	removeStaleTemps(dir)
+	removeDeadTemps(dir, ".") // every output's, as a job's files are written
 	sum := newSummary(j)
 	sum.tally = report.NewTally()
 	name := ResultsCSV
@@ -492,7 +492,7 @@ func createTemp(dir, prefix string) (*os.File, error) {
 // nolock or local_lock, flock is per host.
 const deadTempAge = time.Hour
 
-// removeDeadTemps removes the temporary files named prefix* in dir that
+// removeDeadTemps removes the temporary files (prefix*.tmp-*) in dir that
 // writers killed before their rename left: only those older than
 // deadTempAge, and of those only ones it can lock (a live writer holds its
 // lock). A lock that fails for any other reason keeps the file.
@@ -502,7 +502,7 @@ func removeDeadTemps(dir, prefix string) {
 		return
 	}
 	for _, e := range ents {
-		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), prefix) {
+		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), prefix) || !strings.Contains(e.Name(), ".tmp-") {
 			continue
 		}
 		if fi, err := e.Info(); err != nil || time.Since(fi.ModTime()) < deadTempAge {
@@ -559,20 +559,6 @@ func phoneChars(s string) bool {
 		}
 	}
 	return digit
-}
-
-// staleTempAge is when a temporary file of WriteAtomic is taken for the
-// leftover of a crashed writer: older than any write of a live one.
-const staleTempAge = 6 * time.Hour
-
-// removeStaleTemps removes temporary files that crashed writers left in dir.
-func removeStaleTemps(dir string) {
-	temps, _ := filepath.Glob(filepath.Join(dir, ".*.tmp-*"))
-	for _, t := range temps {
-		if fi, err := os.Stat(t); err == nil && time.Since(fi.ModTime()) > staleTempAge {
-			_ = os.Remove(t)
-		}
-	}
 }
 
 // FileMode and DirMode are the modes output files and folders are created
