@@ -134,12 +134,12 @@ return out`)
 // Duplicate. When Ingest fails, any part of the batch may be recorded;
 // ingesting it again completes it.
 func (s *Store) Ingest(ctx context.Context, cbs []Callback) ([]Result, error) {
-	return s.ingest(ctx, nil, cbs)
+	return s.ingest(ctx, s.evalGroups, cbs)
 }
 
 // ingest is Ingest with its writes on cs's connections (nil: the Store's
 // client).
-func (s *Store) ingest(ctx context.Context, cs *conns, cbs []Callback) ([]Result, error) {
+func (s *Store) ingest(ctx context.Context, eval evalFunc, cbs []Callback) ([]Result, error) {
 	slots := make([]slot, len(cbs))
 	for i, cb := range cbs {
 		if cb.Number == 0 || cb.Number > MaxNumber || cb.Capability < Capable || cb.Capability > Unknown {
@@ -150,7 +150,7 @@ func (s *Store) ingest(ctx context.Context, cs *conns, cbs []Callback) ([]Result
 	gs := s.groups(slots, func(g *group, i int) {
 		g.args = append(g.args, packRecord(cbs[i].Capability, cbs[i].At, 0))
 	})
-	replies, err := cs.eval(ctx, s, ingestScript, gs)
+	replies, err := eval(ctx, ingestScript, gs)
 	if err != nil {
 		return nil, fmt.Errorf("recording callbacks: %w", err)
 	}
@@ -166,7 +166,7 @@ func (s *Store) ingest(ctx context.Context, cs *conns, cbs []Callback) ([]Result
 			}
 		}
 	}
-	firsts, err := s.countAnswers(ctx, cs, answers)
+	firsts, err := s.countAnswers(ctx, eval, answers)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +224,7 @@ func decodeAwait(v string) answer {
 // countAnswers counts answers for their jobs, one script call per job in
 // one pipeline (on cs's connections, nil: the Store's client), and returns
 // jobScript's reply per answer.
-func (s *Store) countAnswers(ctx context.Context, cs *conns, answers []answer) ([]int64, error) {
+func (s *Store) countAnswers(ctx context.Context, eval evalFunc, answers []answer) ([]int64, error) {
 	out := make([]int64, len(answers))
 	if len(answers) == 0 {
 		return out, nil
@@ -262,7 +262,7 @@ func (s *Store) countAnswers(ctx context.Context, cs *conns, answers []answer) (
 		}
 		gs, gOrds = append(gs, g), append(gOrds, o)
 	}
-	replies, err := cs.eval(ctx, s, jobScript, gs)
+	replies, err := eval(ctx, jobScript, gs)
 	if err != nil {
 		return nil, fmt.Errorf("counting callbacks for jobs: %w", err)
 	}

@@ -186,7 +186,7 @@ func (s *Store) Await(ctx context.Context, job string, ord uint32, items []Await
 			}
 		}
 	}
-	_, err = s.countAnswers(ctx, nil, answers)
+	_, err = s.countAnswers(ctx, s.evalGroups, answers)
 	return err
 }
 

@@ -120,7 +120,7 @@ func (s *Store) IngestReplicated(ctx context.Context, cbs []Callback, r Replicat
 		defer close(done)
 		cs := &conns{s: s, by: map[string]*redis.Conn{}, marks: map[string]string{}}
 		defer cs.close()
-		if gres, gerr = s.ingest(ctx, cs, cbs); gerr != nil {
+		if gres, gerr = s.ingest(ctx, cs.eval, cbs); gerr != nil {
 			return
 		}
 		timeout := r.Timeout
@@ -189,11 +189,8 @@ func (s *Store) markKey(key string) string {
 }
 
 // eval is evalGroups on cs's connections: each group on its master's, the
-// masters' pipelines at once. A nil cs is evalGroups.
-func (cs *conns) eval(ctx context.Context, s *Store, script *redis.Script, gs []*group) ([][]any, error) {
-	if cs == nil {
-		return s.evalGroups(ctx, script, gs)
-	}
+// masters' pipelines at once.
+func (cs *conns) eval(ctx context.Context, script *redis.Script, gs []*group) ([][]any, error) {
 	byAddr := map[string][]int{}
 	var addrs []string
 	for i, g := range gs {
@@ -204,7 +201,7 @@ func (cs *conns) eval(ctx context.Context, s *Store, script *redis.Script, gs []
 		if _, ok := byAddr[addr]; !ok {
 			addrs = append(addrs, addr)
 			if _, ok := cs.marks[addr]; !ok {
-				cs.marks[addr] = s.markKey(g.keys[0])
+				cs.marks[addr] = cs.s.markKey(g.keys[0])
 			}
 		}
 		byAddr[addr] = append(byAddr[addr], i)

@@ -104,6 +104,10 @@ func (s *Store) groups(slots []slot, add func(g *group, i int), kinds ...func(ui
 	return out
 }
 
+// evalFunc runs script once per group and returns each group's replies:
+// evalGroups, or a batch's connections' eval (IngestReplicated).
+type evalFunc func(ctx context.Context, script *redis.Script, gs []*group) ([][]any, error)
+
 // evalGroups runs script once per group in one pipeline and returns each
 // call's reply, in groups order. A server that lost its scripts (a restart,
 // a failover) gets them loaded and the calls repeated: every script here
